@@ -60,7 +60,8 @@ MAX_INITIALS_BYTES = 16
 MAX_INITIALS_LETTERS = 4
 MAX_KEY_ID = 0xFFFF
 MAX_TICKET_ID = (1 << 48) - 1
-MAX_MINUTES = 0xFFFFFFFF
+MAX_MINUTES = 4_223_371_679
+"""Unix minutes of 9999-12-31 23:59 UTC (the last minute a datetime can hold; fits in u32)."""
 MAX_TIMESTAMP = 0xFFFFFFFF
 MIN_BIRTH_YEAR = 1900
 MAX_BIRTH_YEAR = 2200
@@ -365,7 +366,7 @@ def _parse_static(data: bytes) -> tuple[StaticRecord, int]:
     offset += initials_len
     signature = data[offset : offset + SIGNATURE_BYTES]
     offset += SIGNATURE_BYTES
-    if valid_until <= valid_from:
+    if valid_until <= valid_from or valid_until > MAX_MINUTES:
         raise _malformed("validity period")
     if device_key[0] not in (2, 3):
         raise _malformed("device key is not a compressed point")
