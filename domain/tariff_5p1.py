@@ -92,7 +92,9 @@ def period_in_force(tariff: Tariff5p1, day: date) -> PricePeriod:
         else:
             break
     if found is None:
-        raise TariffNotInForce(f"tariff {tariff.name!r} has no prices before {tariff.in_force_from}")
+        raise TariffNotInForce(
+            f"tariff {tariff.name!r} has no prices before {tariff.in_force_from}"
+        )
     return found
 
 
@@ -222,7 +224,9 @@ def tariff_5p1_from_dict(data: Mapping[str, Any]) -> Tariff5p1:
         for key in sorted(set(raw) - _PERIOD_KEYS):
             problems.append(f"{where}.{key}: unknown key")
         day = _day(raw.get("effective_from"), f"{where}.effective_from", problems)
-        m_norm = _amount(raw.get("monthly_normal"), f"{where}.monthly_normal", problems, required=True)
+        m_norm = _amount(
+            raw.get("monthly_normal"), f"{where}.monthly_normal", problems, required=True
+        )
         p_norm = _amount(
             raw.get("plus_one_normal"), f"{where}.plus_one_normal", problems, required=True
         )
