@@ -122,7 +122,7 @@ def inspection_method(carrier_type: CarrierType) -> InspectionMethod:
 
 @dataclass(frozen=True)
 class ResidentStatus:
-    """"Karta Krakowska" resident status of a card, as the card registry states it (R-CARD-4).
+    """ "Karta Krakowska" resident status of a card, as the card registry states it (R-CARD-4).
 
     Both ends are inclusive days. `valid_from=None` means "since ever", `valid_until=None` means
     "open-ended" (the registry gives no end date).

@@ -598,9 +598,7 @@ def begin_charge(
     )
 
 
-def on_charge_succeeded(
-    sub: Subscription, month: SubscriptionMonth, today: date
-) -> Decision:
+def on_charge_succeeded(sub: Subscription, month: SubscriptionMonth, today: date) -> Decision:
     """The gateway confirmed payment for `month` (call once per distinct payment).
 
     PAID months: `duplicate` (if this was a *different* payment than the recorded one, refund it).

@@ -76,7 +76,10 @@ TARIFF = make_tariff((D(2020, 1, 1), 8000, 2000))
 # --------------------------------------------------------------------------- R-5P1-1
 
 
-def kk(card_id="c1", until=D(2026, 12, 31), since=None, blocked=False, ct=CarrierType.KK):
+FAR_FUTURE = D(2026, 12, 31)
+
+
+def kk(card_id="c1", until=FAR_FUTURE, since=None, blocked=False, ct=CarrierType.KK):
     return LinkedCard(card_id, ct, ResidentStatus(valid_from=since, valid_until=until), blocked)
 
 
