@@ -1,0 +1,549 @@
+"""The built-in Tpay-style payment sandbox: a separate Litestar (ASGI) app.
+
+It speaks the subset of Tpay's OpenAPI that EKP uses (`/oauth/auth`, `/transactions`,
+`/transactions/{id}/pay`, `/transactions/{id}/refunds`, `GET /transactions/{id}`), hosts the card page
+(the only place a card number is typed), saves card tokens, and sends Tpay-shaped notifications
+(form body + `md5sum`, detached RS256 JWS whose `x5u` points at its own certificate) over real HTTP,
+retried with back-off until acknowledged with `TRUE`.  Its state lives in its own SQLite file, so it
+can be mounted in the EKP process (default) or run on its own host.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from litestar import Litestar, Request, Response, get, post
+from litestar.handlers import asgi
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.template.config import TemplateConfig
+from litestar.types import Receive, Scope, Send
+
+from ..amounts import grosze_to_wire, wire_to_grosze
+from ..signing import legacy_md5sum, sign_detached
+from ..tpay import TpayGateway
+from .cards import TEST_CARDS, CardBehaviour, validate_card_form
+from .delivery import NotificationDeliverer
+from .store import SandboxStore
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+TOKEN_TTL = 7200
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    public_url: str  # where browsers (and x5u fetchers) reach the sandbox, e.g. http://localhost:8000/sandbox-pay
+    db_path: str = "var/sandbox.db"
+    client_id: str = "sandbox"
+    client_secret: str = "sandbox"
+    merchant_id: str = "1010"
+    security_code: str = "sandbox-security-code"
+    backoff_base: float = 5.0  # seconds before the first retry; doubles each time
+    backoff_max: float = 3600.0
+    max_attempts: int = 25
+    delivery_timeout: float = 10.0
+    poll_interval: float = 30.0
+
+
+class _ApiError(Exception):
+    def __init__(self, status_code: int, code: str, message: str = "") -> None:
+        super().__init__(code)
+        self.status_code, self.code, self.message = status_code, code, message
+
+
+def _api_error_response(exc: _ApiError) -> Response[Any]:
+    return Response(
+        {"result": "failed", "errors": [{"errorCode": exc.code, "errorMessage": exc.message}]},
+        status_code=exc.status_code,
+    )
+
+
+def format_pln(grosze: int) -> str:
+    zl, gr = divmod(grosze, 100)
+    return f"{zl:,}".replace(",", "\u00a0") + f",{gr:02d}\u00a0zł"
+
+
+class _StripPrefix:
+    """ASGI wrapper: lets in-process HTTP clients use the sandbox's public URLs (with the mount prefix)."""
+
+    def __init__(self, app: Litestar, prefix: str) -> None:
+        self.app, self.prefix = app, prefix.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if self.prefix and scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
+            rest = path[len(self.prefix) :] or "/"
+            scope = {**scope, "path": rest, "raw_path": rest.encode()}  # type: ignore[assignment]
+        await self.app(scope, receive, send)
+
+
+class Sandbox:
+    """One sandbox instance: its store, signing key, notification deliverer and ASGI `app`."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.public_url = settings.public_url.rstrip("/")
+        self.store = SandboxStore(settings.db_path)
+        self._private_key, self.certificate_pem = self._load_or_create_key()
+        self.deliverer = NotificationDeliverer(
+            self.store,
+            backoff_base=settings.backoff_base,
+            backoff_max=settings.backoff_max,
+            max_attempts=settings.max_attempts,
+            timeout=settings.delivery_timeout,
+            poll_interval=settings.poll_interval,
+        )
+        self._access_tokens: dict[str, float] = {}
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------ lifecycle & wiring
+    @property
+    def x5u(self) -> str:
+        return f"{self.public_url}/x509/notifications-jws.pem"
+
+    async def start(self) -> None:
+        """Start delivering notifications (resumes deliveries left pending by an earlier run)."""
+        self.deliverer.start()
+        self.deliverer.wake()
+
+    async def stop(self) -> None:
+        await self.deliverer.stop()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def count_charges(self, *, token: str | None = None, reference: str | None = None) -> int:
+        """Successful charges (hosted payments and token charges) recorded by the sandbox."""
+        return self.store.count_charges(token=token, reference=reference)
+
+    def asgi_transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that reaches this sandbox in-process at its public URLs."""
+        return httpx.ASGITransport(app=_StripPrefix(self.app, urlsplit(self.public_url).path))
+
+    def gateway(self, notification_url: str, *, in_process: bool = True, timeout: float = 15.0) -> TpayGateway:
+        """A `PaymentGateway` talking to this sandbox exactly as to Tpay (OAuth, JWS, md5sum)."""
+        return TpayGateway(
+            client_id=self.settings.client_id,
+            client_secret=self.settings.client_secret,
+            security_code=self.settings.security_code,
+            merchant_id=self.settings.merchant_id,
+            notification_url=notification_url,
+            api_url=self.public_url,
+            root_cert=self.certificate_pem,
+            x5u_prefix=f"{self.public_url}/x509/",
+            timeout=timeout,
+            transport=self.asgi_transport() if in_process else None,
+        )
+
+    def mount_handler(self, path: str = "/sandbox-pay") -> Any:
+        """A Litestar route handler that mounts this sandbox under `path` in another Litestar app."""
+        app = self.app
+
+        @asgi(path, is_mount=True)
+        async def payment_sandbox(scope: Scope, receive: Receive, send: Send) -> None:
+            await app(scope, receive, send)
+
+        return payment_sandbox
+
+    def _load_or_create_key(self) -> tuple[rsa.RSAPrivateKey, str]:
+        stored = self.store.load_key()
+        if stored is None:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EKP payment sandbox notifications")])
+            now = dt.datetime.now(dt.UTC)
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(name)
+                .issuer_name(name)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=3650))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256())
+            )
+            key_pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
+            stored = self.store.save_key(key_pem, cert.public_bytes(serialization.Encoding.PEM).decode())
+        private_key = serialization.load_pem_private_key(stored[0].encode(), password=None)
+        assert isinstance(private_key, rsa.RSAPrivateKey)
+        return private_key, stored[1]
+
+    # ------------------------------------------------------------------ notifications
+    def _notify(self, tx_id: str, tr_status: str, *, with_card: bool = False) -> None:
+        tx = self.store.transaction(tx_id)
+        if tx is None or not tx["notify_url"]:
+            return
+        amount = grosze_to_wire(tx["amount"])
+        paid = grosze_to_wire(tx["amount"] if tr_status in ("TRUE", "CHARGEBACK") else 0)
+        merchant = self.settings.merchant_id
+        fields = {
+            "id": merchant,
+            "tr_id": tx["title"],
+            "tr_date": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+            "tr_crc": tx["reference"],
+            "tr_amount": amount,
+            "tr_paid": paid,
+            "tr_desc": tx["description"],
+            "tr_status": tr_status,
+            "tr_error": tx["error_code"] or "none",
+            "tr_email": tx["payer_email"],
+            "test_mode": "1",
+            "md5sum": legacy_md5sum(merchant, tx["title"], amount, tx["reference"], self.settings.security_code),
+        }
+        if with_card and tx["card_token"]:
+            card = self.store.card(tx["card_token"])
+            if card is not None:
+                fields |= {
+                    "card_token": card["token"],
+                    "card_brand": card["brand"],
+                    "card_tail": card["last4"],
+                    "token_expiry_date": f"{card['exp_month']:02d}{card['exp_year'] % 100:02d}",
+                }
+        body = urlencode(fields)
+        signature = sign_detached(body.encode(), self._private_key, self.x5u)
+        self.store.add_delivery(tx_id, tx["notify_url"], body, signature, time.time())
+        log.info("sandbox notification queued for %s (%s)", tx["title"], tr_status)
+        if not self.deliverer.running:
+            self.deliverer.start()
+        self.deliverer.wake()
+
+    # ------------------------------------------------------------------ payment outcomes
+    def _pay_hosted(self, tx: dict[str, Any], brand: str, last4: str, exp_month: int, exp_year: int, behaviour: str) -> str:
+        token = None
+        if tx["save_card"]:
+            token = self.store.save_card(brand, last4, exp_month, exp_year, behaviour)
+        if self.store.update_transaction(
+            tx["id"], only_if_status="pending", status="correct", paid_at=time.time(), card_token=token,
+            pending_behaviour=None, error_code=None,
+        ):
+            self.store.record_charge(tx["id"], tx["reference"], token, tx["amount"], True)
+            self._notify(tx["id"], "TRUE", with_card=True)
+        return tx["success_url"]
+
+    def _decline_hosted(self, tx: dict[str, Any], error_code: str) -> str:
+        if self.store.update_transaction(
+            tx["id"], only_if_status="pending", status="declined", error_code=error_code, pending_behaviour=None
+        ):
+            self._notify(tx["id"], "FALSE")
+        return tx["error_url"]
+
+    # ------------------------------------------------------------------ API operations
+    def _check_auth(self, request: Request[Any, Any, Any]) -> None:
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        expires = self._access_tokens.get(token)
+        if expires is None or expires < time.time():
+            raise _ApiError(401, "unauthorized", "missing or expired access token")
+
+    def _issue_token(self, form: dict[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
+        client_id, client_secret = basic or (form.get("client_id", ""), form.get("client_secret", ""))
+        ok = secrets.compare_digest(client_id, self.settings.client_id) and secrets.compare_digest(
+            client_secret, self.settings.client_secret
+        )
+        if not ok:
+            raise _ApiError(401, "invalid_client", "bad client credentials")
+        token = secrets.token_hex(20)
+        now = time.time()
+        self._access_tokens = {t: e for t, e in self._access_tokens.items() if e > now}
+        self._access_tokens[token] = now + TOKEN_TTL
+        return {
+            "issued_at": int(now),
+            "scope": "",
+            "token_type": "Bearer",
+            "expires_in": TOKEN_TTL,
+            "client_id": client_id,
+            "access_token": token,
+        }
+
+    def api_create(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _ApiError(400, "invalid_body", "JSON object expected")
+        try:
+            amount = wire_to_grosze(body.get("amount"))
+        except ValueError as exc:
+            raise _ApiError(400, "invalid_amount", "amount must be a number with at most 2 decimals") from exc
+        if amount <= 0:
+            raise _ApiError(400, "invalid_amount", "amount must be positive")
+        reference = str(body.get("hiddenDescription") or "")
+        description = str(body.get("description") or "")
+        payer = body.get("payer") if isinstance(body.get("payer"), dict) else {}
+        if not reference or not description or not payer.get("email"):
+            raise _ApiError(400, "missing_field", "hiddenDescription, description and payer.email are required")
+        callbacks = body.get("callbacks") if isinstance(body.get("callbacks"), dict) else {}
+        payer_urls = callbacks.get("payerUrls") if isinstance(callbacks.get("payerUrls"), dict) else {}
+        notification = callbacks.get("notification") if isinstance(callbacks.get("notification"), dict) else {}
+        pay = body.get("pay") if isinstance(body.get("pay"), dict) else {}
+        card_data = pay.get("cardPaymentData") if isinstance(pay.get("cardPaymentData"), dict) else {}
+        tx = self.store.create_transaction(
+            {
+                "reference": reference[:255],
+                "kind": "hosted" if payer_urls else "token",
+                "amount": amount,
+                "currency": "PLN",
+                "description": description[:255],
+                "payer_email": str(payer.get("email"))[:255],
+                "payer_name": str(payer.get("name") or "")[:255],
+                "success_url": str(payer_urls.get("success") or ""),
+                "error_url": str(payer_urls.get("error") or ""),
+                "notify_url": str(notification.get("url") or ""),
+                "save_card": bool(card_data.get("save")),
+            }
+        )
+        if tx["amount"] != amount:
+            raise _ApiError(409, "reference_conflict", "hiddenDescription already used for another amount")
+        return self._transaction_json(tx) | {"transactionPaymentUrl": f"{self.public_url}/pay/{tx['id']}"}
+
+    def api_pay(self, tx_id: str, body: Any) -> dict[str, Any]:
+        tx = self._get_tx(tx_id)
+        card_data = body.get("cardPaymentData") if isinstance(body, dict) else None
+        token = str(card_data.get("token") or "") if isinstance(card_data, dict) else ""
+        if not token:
+            raise _ApiError(400, "missing_field", "cardPaymentData.token is required")
+        if tx["status"] != "pending":  # already decided: answer with the first result, never charge again
+            return self._transaction_json(tx)
+        card = self.store.card(token)
+        if card is None:
+            raise _ApiError(400, "invalid_token", "unknown card token")
+        today = dt.date.today()
+        if (card["exp_year"], card["exp_month"]) < (today.year, today.month):
+            error = "card_expired"
+        elif card["behaviour"] == CardBehaviour.RENEWALS_FAIL:
+            error = "declined"
+        else:
+            error = None
+        status = "declined" if error else "correct"
+        if self.store.update_transaction(
+            tx["id"], only_if_status="pending", status=status, error_code=error, card_token=token,
+            paid_at=None if error else time.time(),
+        ):
+            self.store.record_charge(tx["id"], tx["reference"], token, tx["amount"], error is None)
+            self._notify(tx["id"], "FALSE" if error else "TRUE")
+        result = self._transaction_json(self._get_tx(tx_id))
+        return result | ({"errorCode": error} if error else {})
+
+    def api_refund(self, tx_id: str, body: Any) -> dict[str, Any]:
+        tx = self._get_tx(tx_id)
+        if tx["status"] not in ("correct", "refund"):
+            raise _ApiError(400, "not_refundable", "only paid transactions can be refunded")
+        remaining = tx["amount"] - tx["refunded"]
+        raw = body.get("amount") if isinstance(body, dict) else None
+        try:
+            amount = remaining if raw in (None, "") else wire_to_grosze(raw)
+        except ValueError as exc:
+            raise _ApiError(400, "invalid_amount", "bad refund amount") from exc
+        if amount <= 0 or amount > remaining:
+            raise _ApiError(400, "invalid_amount", "refund exceeds what is left to refund")
+        self.store.update_transaction(tx["id"], status="refund", refunded=tx["refunded"] + amount)
+        self._notify(tx["id"], "CHARGEBACK")
+        return {"result": "success", "status": "correct", "transactionId": tx["id"], "amount": float(amount) / 100}
+
+    def _get_tx(self, tx_id: FromPath[str]) -> dict[str, Any]:
+        tx = self.store.transaction(tx_id)
+        if tx is None:
+            raise _ApiError(404, "transaction_not_found", "no such transaction")
+        return tx
+
+    @staticmethod
+    def _transaction_json(tx: dict[str, Any]) -> dict[str, Any]:
+        paid = tx["amount"] if tx["status"] in ("correct", "refund") else 0
+        return {
+            "result": "success",
+            "transactionId": tx["id"],
+            "title": tx["title"],
+            "status": tx["status"],
+            "amount": float(grosze_to_wire(tx["amount"])),
+            "amountPaid": float(grosze_to_wire(paid)),
+            "amountRefunded": float(grosze_to_wire(tx["refunded"])),
+            "currency": tx["currency"],
+            "hiddenDescription": tx["reference"],
+            "description": tx["description"],
+        }
+
+    # ------------------------------------------------------------------ the Litestar app
+    def _build_app(self) -> Litestar:
+        sandbox = self
+
+        def page_context(tx: dict[str, Any], **extra: Any) -> dict[str, Any]:
+            return {
+                "tx": tx,
+                "amount": format_pln(tx["amount"]),
+                "test_cards": TEST_CARDS,
+                "errors": {},
+                "values": {},
+                **extra,
+            }
+
+        @get("/", sync_to_thread=False)
+        def index() -> Template:
+            return Template(template_name="index.html", context={"test_cards": TEST_CARDS})
+
+        @post("/oauth/auth", status_code=200)
+        async def oauth(request: Request[Any, Any, Any]) -> Response[Any]:
+            form = {k: str(v) for k, v in (await request.form()).items()}
+            basic = None
+            header = request.headers.get("authorization", "")
+            if header.lower().startswith("basic "):
+                try:
+                    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                    basic = (user, password)
+                except (ValueError, binascii.Error):
+                    basic = ("", "")
+            try:
+                return Response(sandbox._issue_token(form, basic))
+            except _ApiError as exc:
+                return Response({"error": exc.code}, status_code=401)
+
+        async def api(request: Request[Any, Any, Any], call: Any) -> Response[Any]:
+            try:
+                sandbox._check_auth(request)
+                body = await request.json() if request.method != "GET" else None
+                return Response(call(body), status_code=200)
+            except _ApiError as exc:
+                return _api_error_response(exc)
+            except ValueError:
+                return _api_error_response(_ApiError(400, "invalid_body", "JSON expected"))
+
+        @post("/transactions", status_code=200)
+        async def create_transaction(request: Request[Any, Any, Any]) -> Response[Any]:
+            return await api(request, sandbox.api_create)
+
+        @post("/transactions/{tx_id:str}/pay", status_code=200)
+        async def pay_transaction(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Response[Any]:
+            return await api(request, lambda body: sandbox.api_pay(tx_id, body))
+
+        @post("/transactions/{tx_id:str}/refunds", status_code=200)
+        async def refund_transaction(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Response[Any]:
+            return await api(request, lambda body: sandbox.api_refund(tx_id, body))
+
+        @get("/transactions/{tx_id:str}")
+        async def get_transaction(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Response[Any]:
+            return await api(request, lambda _body: sandbox._transaction_json(sandbox._get_tx(tx_id)))
+
+        @get(["/x509/notifications-jws.pem", "/x509/tpay-jws-root.pem"], sync_to_thread=False)
+        def certificate() -> Response[str]:
+            return Response(sandbox.certificate_pem, media_type="application/x-pem-file")
+
+        @get("/_sandbox/charges", sync_to_thread=False)
+        def charges(token: FromQuery[str | None] = None, reference: FromQuery[str | None] = None) -> dict[str, int]:
+            return {"count": sandbox.count_charges(token=token, reference=reference)}
+
+        @get("/pay/{tx_id:str}", sync_to_thread=False)
+        def pay_page(tx_id: FromPath[str]) -> Response[Any]:
+            tx = sandbox.store.transaction(tx_id)
+            if tx is None:
+                return Template(template_name="message.html", context={"kind": "not_found"}, status_code=404)
+            if tx["status"] != "pending":
+                return Template(template_name="message.html", context={"kind": "done", "tx": tx})
+            if tx["pending_behaviour"]:
+                return Redirect(f"{sandbox.public_url}/3ds/{tx_id}", status_code=303)
+            return Template(template_name="pay.html", context=page_context(tx))
+
+        @post("/pay/{tx_id:str}", status_code=303)
+        async def pay_submit(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Response[Any]:
+            tx = sandbox.store.transaction(tx_id)
+            if tx is None:
+                return Template(template_name="message.html", context={"kind": "not_found"}, status_code=404)
+            if tx["status"] != "pending":
+                return Redirect(tx["success_url"] if tx["status"] == "correct" else tx["error_url"], status_code=303)
+            form = await request.form()
+            if form.get("action") == "cancel":
+                return Redirect(sandbox._decline_hosted(tx, "cancelled"), status_code=303)
+            card, errors = validate_card_form(
+                str(form.get("number", "")), str(form.get("expiry", "")), str(form.get("cvc", "")), dt.date.today()
+            )
+            if card is None:
+                # Re-show the form with messages; the card number and CVC are never echoed back.
+                context = page_context(tx, errors=errors, values={"expiry": str(form.get("expiry", ""))[:7]})
+                return Template(template_name="pay.html", context=context, status_code=422)
+            behaviour = card.card.behaviour
+            if behaviour is CardBehaviour.DECLINED:
+                return Redirect(sandbox._decline_hosted(tx, "declined"), status_code=303)
+            if behaviour is CardBehaviour.REQUIRES_3DS:
+                sandbox.store.update_transaction(
+                    tx_id, only_if_status="pending", pending_brand=card.card.brand, pending_last4=card.last4,
+                    pending_exp_month=card.expiry_month, pending_exp_year=card.expiry_year,
+                    pending_behaviour=behaviour.value,
+                )
+                return Redirect(f"{sandbox.public_url}/3ds/{tx_id}", status_code=303)
+            url = sandbox._pay_hosted(
+                tx, card.card.brand, card.last4, card.expiry_month, card.expiry_year, behaviour.value
+            )
+            return Redirect(url, status_code=303)
+
+        @get("/3ds/{tx_id:str}", sync_to_thread=False)
+        def threeds_page(tx_id: FromPath[str]) -> Template:
+            tx = sandbox.store.transaction(tx_id)
+            if tx is None:
+                return Template(template_name="message.html", context={"kind": "not_found"}, status_code=404)
+            if tx["status"] != "pending" or not tx["pending_behaviour"]:
+                return Template(template_name="message.html", context={"kind": "done", "tx": tx})
+            return Template(template_name="threeds.html", context=page_context(tx))
+
+        @post("/3ds/{tx_id:str}", status_code=303)
+        async def threeds_submit(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Response[Any]:
+            tx = sandbox.store.transaction(tx_id)
+            if tx is None:
+                return Template(template_name="message.html", context={"kind": "not_found"}, status_code=404)
+            if tx["status"] != "pending" or not tx["pending_behaviour"]:
+                return Redirect(tx["success_url"] if tx["status"] == "correct" else tx["error_url"], status_code=303)
+            form = await request.form()
+            if form.get("decision") == "approve":
+                url = sandbox._pay_hosted(
+                    tx, tx["pending_brand"], tx["pending_last4"], tx["pending_exp_month"], tx["pending_exp_year"],
+                    tx["pending_behaviour"],
+                )
+            else:
+                url = sandbox._decline_hosted(tx, "3ds_failed")
+            return Redirect(url, status_code=303)
+
+        return Litestar(
+            route_handlers=[
+                index, oauth, create_transaction, pay_transaction, refund_transaction, get_transaction,
+                certificate, charges, pay_page, pay_submit, threeds_page, threeds_submit,
+            ],
+            template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+            on_startup=[self.start],
+            on_shutdown=[self.stop],
+            openapi_config=None,
+        )
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> SandboxSettings:
+    """Settings for a stand-alone sandbox host, from `EKP_SANDBOX_*` variables."""
+    import os
+
+    env = os.environ if environ is None else environ
+    public_url = env.get("EKP_SANDBOX_PUBLIC_URL", "http://127.0.0.1:8100")
+    return SandboxSettings(
+        public_url=public_url,
+        db_path=env.get("EKP_SANDBOX_DB", "var/sandbox.db"),
+        client_id=env.get("EKP_SANDBOX_CLIENT_ID", "sandbox"),
+        client_secret=env.get("EKP_SANDBOX_CLIENT_SECRET", "sandbox"),
+        merchant_id=env.get("EKP_SANDBOX_MERCHANT_ID", "1010"),
+        security_code=env.get("EKP_SANDBOX_SECURITY_CODE", "sandbox-security-code"),
+        backoff_base=float(env.get("EKP_SANDBOX_BACKOFF_BASE", "5")),
+    )
+
+
+def standalone_app() -> Litestar:
+    """Stand-alone sandbox on its own host: `uvicorn payments.sandbox.app:standalone_app --factory`."""
+    return Sandbox(settings_from_env()).app

@@ -1,0 +1,278 @@
+"""The sandbox's own SQLite store (SQLAlchemy Core, tables prefixed `sandbox_`, created on start).
+
+It holds transactions, saved-card tokens, charges (for counting), notification deliveries and the
+sandbox's signing key, so that a restart resumes pending deliveries with the same certificate.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+transactions = sa.Table(
+    "sandbox_transactions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("title", sa.String(40), nullable=False, unique=True),
+    sa.Column("reference", sa.String(255), nullable=False, unique=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # "hosted" | "token"
+    sa.Column("amount", sa.Integer, nullable=False),  # grosze
+    sa.Column("refunded", sa.Integer, nullable=False, default=0),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("description", sa.String(255), nullable=False),
+    sa.Column("payer_email", sa.String(255), nullable=False),
+    sa.Column("payer_name", sa.String(255), nullable=False),
+    sa.Column("success_url", sa.Text, nullable=False, default=""),
+    sa.Column("error_url", sa.Text, nullable=False, default=""),
+    sa.Column("notify_url", sa.Text, nullable=False, default=""),
+    sa.Column("save_card", sa.Boolean, nullable=False, default=False),
+    sa.Column("status", sa.String(12), nullable=False),  # pending | correct | declined | refund
+    sa.Column("error_code", sa.String(40)),
+    sa.Column("card_token", sa.String(64)),  # token saved by, or charged in, this transaction
+    # Card facts waiting for a 3-D Secure decision (never the number):
+    sa.Column("pending_brand", sa.String(20)),
+    sa.Column("pending_last4", sa.String(4)),
+    sa.Column("pending_exp_month", sa.Integer),
+    sa.Column("pending_exp_year", sa.Integer),
+    sa.Column("pending_behaviour", sa.String(20)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("paid_at", sa.Float),
+)
+
+cards = sa.Table(
+    "sandbox_cards",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("brand", sa.String(20), nullable=False),
+    sa.Column("last4", sa.String(4), nullable=False),
+    sa.Column("exp_month", sa.Integer, nullable=False),
+    sa.Column("exp_year", sa.Integer, nullable=False),
+    sa.Column("behaviour", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+charges = sa.Table(
+    "sandbox_charges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("transaction_id", sa.String(40), nullable=False, index=True),
+    sa.Column("reference", sa.String(255), nullable=False),
+    sa.Column("token", sa.String(64)),
+    sa.Column("amount", sa.Integer, nullable=False),
+    sa.Column("succeeded", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+deliveries = sa.Table(
+    "sandbox_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("transaction_id", sa.String(40), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("given_up", sa.Boolean, nullable=False, default=False),
+    sa.Column("last_error", sa.String(200)),
+)
+
+keys = sa.Table(
+    "sandbox_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("private_key_pem", sa.Text, nullable=False),
+    sa.Column("certificate_pem", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    transaction_id: str
+    url: str
+    body: str
+    signature: str
+    attempts: int
+
+
+def new_id(prefix: str, length: int = 16) -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class SandboxStore:
+    def __init__(self, db_path: str | Path) -> None:
+        path = str(db_path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(f"sqlite:///{path}")
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- keys
+    def load_key(self) -> tuple[str, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(keys.c.private_key_pem, keys.c.certificate_pem).where(keys.c.id == 1)).first()
+        return (row[0], row[1]) if row else None
+
+    def save_key(self, private_key_pem: str, certificate_pem: str) -> tuple[str, str]:
+        with self.engine.begin() as conn:
+            existing = conn.execute(sa.select(keys.c.private_key_pem, keys.c.certificate_pem)).first()
+            if existing:
+                return existing[0], existing[1]
+            conn.execute(keys.insert().values(id=1, private_key_pem=private_key_pem, certificate_pem=certificate_pem))
+        return private_key_pem, certificate_pem
+
+    # -- transactions
+    def transaction(self, tx_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(transactions).where(transactions.c.id == tx_id)).mappings().first()
+        return dict(row) if row else None
+
+    def transaction_by_reference(self, reference: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(transactions).where(transactions.c.reference == reference)).mappings().first()
+        return dict(row) if row else None
+
+    def create_transaction(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Insert, or return the existing transaction with the same reference (idempotent create)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(transactions).where(transactions.c.reference == values["reference"])
+            ).mappings().first()
+            if row:
+                return dict(row)
+            row_values = {
+                "id": new_id("ta_"),
+                "title": new_id("TR-SBX-", 10),
+                "status": "pending",
+                "refunded": 0,
+                "created_at": time.time(),
+                **values,
+            }
+            conn.execute(transactions.insert().values(**row_values))
+        return self.transaction(row_values["id"])  # type: ignore[return-value]
+
+    def update_transaction(self, tx_id: str, *, only_if_status: str | None = None, **values: Any) -> bool:
+        """Update a transaction; with `only_if_status`, only when it is still in that status."""
+        with self.engine.begin() as conn:
+            stmt = transactions.update().where(transactions.c.id == tx_id)
+            if only_if_status is not None:
+                stmt = stmt.where(transactions.c.status == only_if_status)
+            return conn.execute(stmt.values(**values)).rowcount == 1
+
+    # -- cards
+    def save_card(self, brand: str, last4: str, exp_month: int, exp_year: int, behaviour: str) -> str:
+        token = new_id("sbx_tok_", 24)
+        with self.engine.begin() as conn:
+            conn.execute(
+                cards.insert().values(
+                    token=token,
+                    brand=brand,
+                    last4=last4,
+                    exp_month=exp_month,
+                    exp_year=exp_year,
+                    behaviour=behaviour,
+                    created_at=time.time(),
+                )
+            )
+        return token
+
+    def card(self, token: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(cards).where(cards.c.token == token)).mappings().first()
+        return dict(row) if row else None
+
+    # -- charges
+    def record_charge(self, transaction_id: str, reference: str, token: str | None, amount: int, succeeded: bool) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                charges.insert().values(
+                    transaction_id=transaction_id,
+                    reference=reference,
+                    token=token,
+                    amount=amount,
+                    succeeded=succeeded,
+                    created_at=time.time(),
+                )
+            )
+
+    def count_charges(self, *, token: str | None = None, reference: str | None = None, succeeded: bool = True) -> int:
+        stmt = sa.select(sa.func.count()).select_from(charges).where(charges.c.succeeded == succeeded)
+        if token is not None:
+            stmt = stmt.where(charges.c.token == token)
+        if reference is not None:
+            stmt = stmt.where(charges.c.reference == reference)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    # -- deliveries
+    def add_delivery(self, transaction_id: str, url: str, body: str, signature: str, at: float) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                deliveries.insert().values(
+                    transaction_id=transaction_id,
+                    url=url,
+                    body=body,
+                    signature=signature,
+                    attempts=0,
+                    next_attempt_at=at,
+                    given_up=False,
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def due_deliveries(self, now: float, limit: int = 50) -> list[Delivery]:
+        stmt = (
+            sa.select(deliveries)
+            .where(deliveries.c.delivered_at.is_(None), deliveries.c.given_up.is_(False), deliveries.c.next_attempt_at <= now)
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [
+            Delivery(r["id"], r["transaction_id"], r["url"], r["body"], r["signature"], r["attempts"]) for r in rows
+        ]
+
+    def next_delivery_time(self) -> float | None:
+        stmt = sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.delivered_at.is_(None), deliveries.c.given_up.is_(False)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def mark_delivered(self, delivery_id: int, at: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id)
+                .values(delivered_at=at, attempts=deliveries.c.attempts + 1, last_error=None)
+            )
+
+    def mark_failed_attempt(self, delivery_id: int, next_at: float | None, error: str) -> None:
+        values: dict[str, Any] = {"attempts": deliveries.c.attempts + 1, "last_error": error[:200]}
+        if next_at is None:
+            values["given_up"] = True
+        else:
+            values["next_attempt_at"] = next_at
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(**values))
+
+    def deliveries_for(self, transaction_id: str | None = None) -> list[dict[str, Any]]:
+        stmt = sa.select(deliveries).order_by(deliveries.c.id)
+        if transaction_id is not None:
+            stmt = stmt.where(deliveries.c.transaction_id == transaction_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]

@@ -1,0 +1,441 @@
+"""Tpay OpenAPI adapter (https://api.tpay.com).
+
+* OAuth2 client credentials (`POST /oauth/auth`) through Authlib's httpx client; the token is cached
+  and fetched again shortly before it expires (or after a 401).
+* `POST /transactions` with the card group (103) and `cardPaymentData.save`, token charges
+  (`POST /transactions` + `POST /transactions/{id}/pay` with `cardPaymentData.token`),
+  `POST /transactions/{id}/refunds`, `GET /transactions/{id}`.
+* Notifications: the detached JWS in `X-JWS-Signature` (RS256, certificate from `x5u` under Tpay's
+  secure host, chained to Tpay's root) and the legacy `md5sum`.  Answer `TRUE` after accepting.
+
+Nothing here logs card data, CVC or personal data (payer e-mail/name stay out of log records).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+import authlib.deprecate  # noqa: F401  - installs its own warning filter first, so ours below wins
+
+with warnings.catch_warnings():
+    # Authlib 1.9 prefers the `httpx2` fork and warns when it falls back to httpx; httpx is what we have.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=DeprecationWarning)
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+from .amounts import grosze_to_json_number, wire_to_grosze
+from .port import (
+    ChargeResult,
+    CreatedPayment,
+    GatewayError,
+    GatewayTimeout,
+    NotificationRejected,
+    PaymentOutcome,
+    PaymentRequest,
+    PaymentStatus,
+    Refund,
+    RefundResult,
+    RejectReason,
+    SavedCard,
+    TokenCharge,
+    TransactionStatus,
+)
+from .signing import JWS_HEADER, JwsVerifier, legacy_md5sum, md5sum_matches
+
+log = logging.getLogger(__name__)
+
+PRODUCTION_API_URL = "https://api.tpay.com"
+SANDBOX_API_URL = "https://openapi.sandbox.tpay.com"
+PRODUCTION_X5U_PREFIX = "https://secure.tpay.com/x509/"
+SANDBOX_X5U_PREFIX = "https://secure.sandbox.tpay.com/x509/"
+CARD_GROUP_ID = 103
+MAX_CERT_BYTES = 64 * 1024
+
+_STATUS_FROM_API = {
+    "pending": PaymentStatus.PENDING,
+    "correct": PaymentStatus.PAID,
+    "paid": PaymentStatus.PAID,
+    "success": PaymentStatus.PAID,
+    "refund": PaymentStatus.REFUNDED,
+    "refunded": PaymentStatus.REFUNDED,
+    "chargeback": PaymentStatus.CHARGEBACK,
+    "declined": PaymentStatus.FAILED,
+    "error": PaymentStatus.FAILED,
+    "failed": PaymentStatus.FAILED,
+    "failure": PaymentStatus.FAILED,
+    "expired": PaymentStatus.FAILED,
+    "canceled": PaymentStatus.FAILED,
+    "cancelled": PaymentStatus.FAILED,
+}
+
+# Legacy notification `tr_status`.  Tpay reports money going back to the payer (our refund or a
+# card chargeback) as CHARGEBACK; the adapter reports it as REFUNDED (money returned).
+_STATUS_FROM_NOTIFICATION = {
+    "TRUE": PaymentStatus.PAID,
+    "PAID": PaymentStatus.PAID,
+    "FALSE": PaymentStatus.FAILED,
+    "CHARGEBACK": PaymentStatus.REFUNDED,
+}
+
+
+def load_pem_setting(value: str | bytes | None) -> bytes | None:
+    """A PEM given inline (`-----BEGIN ...`) or as a path to a file."""
+    if value is None or value == "" or value == b"":
+        return None
+    if isinstance(value, bytes):
+        return value
+    if "-----BEGIN" in value:
+        return value.encode()
+    return Path(value).read_bytes()
+
+
+def _status_from_api(value: object) -> PaymentStatus:
+    status = _STATUS_FROM_API.get(str(value).lower())
+    if status is None:
+        raise GatewayError("unknown_status", f"unexpected transaction status {value!r}")
+    return status
+
+
+def parse_expiry(value: str) -> tuple[int, int] | None:
+    """Card token expiry as Tpay sends it ("MMYY", also "MM/YY" or "YYYY-MM") -> (month, year)."""
+    text = value.strip().replace("/", "")
+    try:
+        if len(text) == 4 and text.isdigit():
+            month, year = int(text[:2]), 2000 + int(text[2:])
+        elif len(text) == 7 and text[4] == "-":
+            year, month = int(text[:4]), int(text[5:])
+        else:
+            return None
+    except ValueError:
+        return None
+    return (month, year) if 1 <= month <= 12 else None
+
+
+def parse_legacy_notification(
+    body: bytes, *, security_code: str, merchant_id: str | None, currency: str = "PLN"
+) -> PaymentOutcome:
+    """Check the md5sum of a Tpay form notification and turn it into an outcome."""
+    try:
+        fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True).items()}
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise NotificationRejected(RejectReason.MALFORMED_BODY, "not a form body") from exc
+    required = ("id", "tr_id", "tr_amount", "tr_crc", "tr_status", "md5sum")
+    if any(name not in fields for name in required):
+        raise NotificationRejected(RejectReason.MALFORMED_BODY, "missing fields")
+    expected = legacy_md5sum(fields["id"], fields["tr_id"], fields["tr_amount"], fields["tr_crc"], security_code)
+    if not md5sum_matches(expected, fields["md5sum"]):
+        raise NotificationRejected(RejectReason.BAD_CHECKSUM)
+    if merchant_id and fields["id"] != str(merchant_id):
+        raise NotificationRejected(RejectReason.WRONG_MERCHANT)
+    status = _STATUS_FROM_NOTIFICATION.get(fields["tr_status"].upper())
+    if status is None:
+        raise NotificationRejected(RejectReason.MALFORMED_BODY, "unknown tr_status")
+    try:
+        amount = wire_to_grosze(fields["tr_amount"])
+        paid = wire_to_grosze(fields["tr_paid"]) if fields.get("tr_paid") else (amount if status is PaymentStatus.PAID else 0)
+    except ValueError as exc:
+        raise NotificationRejected(RejectReason.MALFORMED_BODY, "bad amount") from exc
+    card = None
+    token = fields.get("card_token", "")
+    if token:
+        expiry = parse_expiry(fields.get("token_expiry_date", ""))
+        if expiry is None:
+            raise NotificationRejected(RejectReason.MALFORMED_BODY, "bad token_expiry_date")
+        tail = fields.get("card_tail", "")
+        card = SavedCard(
+            token=token,
+            brand=fields.get("card_brand", ""),
+            last4=tail[-4:],
+            expiry_month=expiry[0],
+            expiry_year=expiry[1],
+        )
+    error = fields.get("tr_error", "")
+    return PaymentOutcome(
+        status=status,
+        title=fields["tr_id"],
+        reference=fields["tr_crc"],
+        amount=amount,
+        paid_amount=paid,
+        currency=currency,
+        card=card,
+        error_code=None if error in ("", "none") else error,
+        test_mode=fields.get("test_mode", "0") == "1",
+    )
+
+
+class TpayGateway:
+    """`PaymentGateway` backed by Tpay's OpenAPI (or anything speaking it, like our sandbox)."""
+
+    acknowledgement = "TRUE"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        security_code: str,
+        notification_url: str,
+        api_url: str = PRODUCTION_API_URL,
+        merchant_id: str | None = None,
+        root_cert: str | bytes | None = None,
+        root_cert_url: str | None = None,
+        x5u_prefix: str | None = None,
+        timeout: float = 15.0,
+        cert_cache_seconds: float = 3600.0,
+        lang: str = "pl",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not client_id or not client_secret:
+            raise ValueError("Tpay client id and secret are required")
+        if not security_code:
+            raise ValueError("Tpay notification security code (md5) is required")
+        self.api_url = api_url.rstrip("/")
+        self.merchant_id = merchant_id or None
+        self.security_code = security_code
+        self.notification_url = notification_url
+        self.lang = lang
+        if x5u_prefix is None:
+            x5u_prefix = SANDBOX_X5U_PREFIX if self.api_url == SANDBOX_API_URL else PRODUCTION_X5U_PREFIX
+        root_pem = load_pem_setting(root_cert)
+        if root_pem is None and root_cert_url is None:
+            # As in Tpay's own examples: the root is fetched over HTTPS from Tpay's host.  Pinning it with
+            # EKP_TPAY_ROOT_CERT is preferred.
+            root_cert_url = x5u_prefix.rstrip("/") + "/tpay-jws-root.pem"
+        self._timeout = httpx.Timeout(timeout)
+        self._oauth = AsyncOAuth2Client(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_endpoint=f"{self.api_url}/oauth/auth",
+            token_endpoint_auth_method="client_secret_post",
+            grant_type="client_credentials",
+            timeout=self._timeout,
+            transport=transport,
+        )
+        self._plain = httpx.AsyncClient(timeout=self._timeout, transport=transport)
+        self._token_lock = asyncio.Lock()
+        self._verifier = JwsVerifier(
+            allowed_x5u_prefix=x5u_prefix,
+            fetch=self._fetch_certificate,
+            root_pem=root_pem,
+            root_url=root_cert_url,
+            cache_seconds=cert_cache_seconds,
+        )
+        # In-process memory of idempotency keys; the web layer's own records are the durable guard.
+        self._created: OrderedDict[str, CreatedPayment] = OrderedDict()
+        self._charges: OrderedDict[str, ChargeResult] = OrderedDict()
+        self._charge_tx: dict[str, tuple[str, str]] = {}
+        self._charge_locks: dict[str, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ HTTP plumbing
+    async def _fetch_certificate(self, url: str) -> bytes:
+        response = await self._plain.get(url)
+        response.raise_for_status()
+        if len(response.content) > MAX_CERT_BYTES:
+            raise ValueError("certificate response too large")
+        return response.content
+
+    async def _ensure_token(self, *, force: bool = False) -> None:
+        async with self._token_lock:
+            if force or not self._oauth.token:
+                await self._oauth.fetch_token()
+
+    async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = f"{self.api_url}{path}"
+        try:
+            await self._ensure_token()
+            response = await self._oauth.request(method, url, json=payload)
+            if response.status_code == 401:
+                await self._ensure_token(force=True)
+                response = await self._oauth.request(method, url, json=payload)
+        except httpx.TimeoutException as exc:
+            log.warning("tpay %s %s timed out", method, path)
+            raise GatewayTimeout(f"{method} {path} timed out") from exc
+        except httpx.HTTPError as exc:
+            log.warning("tpay %s %s transport error: %s", method, path, type(exc).__name__)
+            raise GatewayError("transport", type(exc).__name__) from exc
+        except OAuthError as exc:
+            raise GatewayError("auth", str(exc.error)) from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code >= 400 or not isinstance(data, dict) or data.get("result") not in (None, "success"):
+            code, message = f"http_{response.status_code}", ""
+            if isinstance(data, dict):
+                errors = data.get("errors") or []
+                if errors and isinstance(errors[0], dict):
+                    code = str(errors[0].get("errorCode") or code)
+                    message = str(errors[0].get("errorMessage") or "")
+            log.warning("tpay %s %s failed: %s", method, path, code)
+            raise GatewayError(code, message, response.status_code)
+        return data
+
+    # ------------------------------------------------------------------ port
+    def _transaction_body(
+        self, *, amount: int, currency: str, description: str, reference: str, email: str, name: str
+    ) -> dict[str, Any]:
+        if currency != "PLN":
+            raise GatewayError("unsupported_currency", "Tpay transactions are in PLN")
+        return {
+            "amount": grosze_to_json_number(amount),
+            "description": description[:128],
+            "hiddenDescription": reference,
+            "lang": self.lang,
+            "payer": {"email": email, "name": name},
+            "callbacks": {"notification": {"url": self.notification_url}},
+        }
+
+    async def create_payment(self, request: PaymentRequest) -> CreatedPayment:
+        known = self._created.get(request.reference)
+        if known is not None:
+            return known
+        body = self._transaction_body(
+            amount=request.amount,
+            currency=request.currency,
+            description=request.description,
+            reference=request.reference,
+            email=request.payer_email,
+            name=request.payer_name,
+        )
+        body["callbacks"]["payerUrls"] = {"success": request.success_url, "error": request.error_url}
+        card_data: dict[str, Any] = {"save": 1} if request.save_card else {}
+        body["pay"] = {"groupId": CARD_GROUP_ID, **({"cardPaymentData": card_data} if card_data else {})}
+        data = await self._call("POST", "/transactions", body)
+        try:
+            created = CreatedPayment(
+                transaction_id=str(data["transactionId"]),
+                title=str(data["title"]),
+                redirect_url=str(data["transactionPaymentUrl"]),
+                reference=request.reference,
+            )
+        except KeyError as exc:
+            raise GatewayError("bad_response", f"missing {exc.args[0]}") from exc
+        log.info("payment created reference=%s title=%s", request.reference, created.title)
+        _remember(self._created, request.reference, created)
+        return created
+
+    async def charge_token(self, charge: TokenCharge) -> ChargeResult:
+        lock = self._charge_locks.setdefault(charge.reference, asyncio.Lock())
+        async with lock:
+            known = self._charges.get(charge.reference)
+            if known is not None:
+                return known
+            tx = self._charge_tx.get(charge.reference)
+            if tx is not None:
+                # An earlier attempt created (and maybe paid) the transaction: never pay it twice.
+                current = await self.get_status(tx[0])
+                if current.status is PaymentStatus.PAID:
+                    result = ChargeResult(PaymentStatus.PAID, tx[0], tx[1], charge.reference, charge.amount)
+                    _remember(self._charges, charge.reference, result)
+                    return result
+            else:
+                body = self._transaction_body(
+                    amount=charge.amount,
+                    currency=charge.currency,
+                    description=charge.description,
+                    reference=charge.reference,
+                    email=charge.payer_email,
+                    name=charge.payer_name,
+                )
+                data = await self._call("POST", "/transactions", body)
+                try:
+                    tx = (str(data["transactionId"]), str(data["title"]))
+                except KeyError as exc:
+                    raise GatewayError("bad_response", f"missing {exc.args[0]}") from exc
+                self._charge_tx[charge.reference] = tx
+            data = await self._call(
+                "POST",
+                f"/transactions/{tx[0]}/pay",
+                {"groupId": CARD_GROUP_ID, "cardPaymentData": {"token": charge.token}},
+            )
+            status = _status_from_api(data.get("status", ""))
+            if status not in (PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.PENDING):
+                raise GatewayError("unexpected_status", f"token charge answered {status.value}")
+            error_code = None
+            if status is PaymentStatus.FAILED:
+                error_code = str(data.get("errorCode") or data.get("status") or "declined")
+            result = ChargeResult(status, tx[0], tx[1], charge.reference, charge.amount, error_code)
+            log.info("token charge reference=%s title=%s status=%s", charge.reference, tx[1], status.value)
+            if status is not PaymentStatus.PENDING:
+                _remember(self._charges, charge.reference, result)
+                self._charge_tx.pop(charge.reference, None)
+            return result
+
+    async def refund(self, refund: Refund) -> RefundResult:
+        body: dict[str, Any] = {}
+        if refund.amount is not None:
+            body["amount"] = grosze_to_json_number(refund.amount)
+        data = await self._call("POST", f"/transactions/{refund.transaction_id}/refunds", body)
+        log.info("refund transaction=%s amount=%s", refund.transaction_id, refund.amount)
+        return RefundResult(refund.transaction_id, refund.amount, str(data.get("status", "correct")))
+
+    async def get_status(self, transaction_id: str) -> TransactionStatus:
+        data = await self._call("GET", f"/transactions/{transaction_id}")
+        try:
+            amount = wire_to_grosze(data["amount"])
+            paid = wire_to_grosze(data.get("amountPaid") or 0)
+            return TransactionStatus(
+                transaction_id=str(data.get("transactionId", transaction_id)),
+                title=str(data["title"]),
+                status=_status_from_api(data["status"]),
+                amount=amount,
+                paid_amount=paid,
+                reference=str(data.get("hiddenDescription") or ""),
+                currency=str(data.get("currency") or "PLN"),
+            )
+        except (KeyError, ValueError) as exc:
+            raise GatewayError("bad_response", "unreadable transaction") from exc
+
+    async def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> PaymentOutcome:
+        signature = _header(headers, JWS_HEADER)
+        try:
+            await self._verifier.verify(body, signature)
+            outcome = parse_legacy_notification(body, security_code=self.security_code, merchant_id=self.merchant_id)
+        except NotificationRejected as exc:
+            log.warning("notification rejected: %s", exc.reason.value)
+            raise
+        log.info("notification accepted title=%s status=%s", outcome.title, outcome.status.value)
+        return outcome
+
+    async def aclose(self) -> None:
+        await self._oauth.aclose()
+        await self._plain.aclose()
+
+    async def __aenter__(self) -> TpayGateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def _remember(store: OrderedDict[str, Any], key: str, value: Any, limit: int = 10_000) -> None:
+    store[key] = value
+    store.move_to_end(key)
+    while len(store) > limit:
+        store.popitem(last=False)
+
+
+__all__ = [
+    "PRODUCTION_API_URL",
+    "SANDBOX_API_URL",
+    "TpayGateway",
+    "load_pem_setting",
+    "parse_legacy_notification",
+]
