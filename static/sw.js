@@ -1,0 +1,42 @@
+// EKP service worker: caches the app shell and pages marked for offline use (e.g. ticket pages).
+const CACHE = "ekp-v1";
+const SHELL = ["/offline", "/static/css/app.css", "/static/js/app.js", "/static/vendor/htmx/htmx.min.js", "/static/icons/icon.svg"];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys().then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k)))).then(() => self.clients.claim())
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET" || new URL(request.url).origin !== location.origin) return;
+  const url = new URL(request.url);
+  if (url.pathname.startsWith("/static/")) {
+    // Static files are versioned by ?v=hash: cache first.
+    event.respondWith(
+      caches.match(request, { ignoreSearch: true }).then((hit) => hit || fetch(request).then((response) => {
+        const copy = response.clone();
+        caches.open(CACHE).then((cache) => cache.put(request, copy));
+        return response;
+      }))
+    );
+    return;
+  }
+  if (request.mode === "navigate") {
+    // Pages: network first; offline, the last copy of an offline-capable page, else the offline page.
+    event.respondWith(
+      fetch(request).then((response) => {
+        if (response.ok && response.headers.get("X-EKP-Offline") === "1") {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(request, copy));
+        }
+        return response;
+      }).catch(() => caches.match(request).then((hit) => hit || caches.match("/offline")))
+    );
+  }
+});

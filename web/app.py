@@ -1,0 +1,205 @@
+"""The Litestar application factory: wires settings, database, sessions, CSRF, pages and jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import CacheControlHeader, MutableScopeHeaders
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.middleware import DefineMiddleware
+from litestar.response import Redirect, Response, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.engine import Engine
+
+from web import i18n, jobs
+from web.controllers import accounts, dev, pages
+from web.db import make_engine
+from web.ratelimit import RateLimiter
+from web.sessions import SessionMiddleware
+from web.settings import PROJECT_ROOT, Settings, load_settings
+from web.store import make_store
+from web.templating import environment
+
+log = logging.getLogger("ekp")
+STATIC_DIR = PROJECT_ROOT / "static"
+NODE_MODULES = PROJECT_ROOT / "node_modules"
+
+CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; media-src 'self' blob:; worker-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; form-action 'self'"
+)
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                headers.setdefault("content-security-policy", CSP)
+                headers.setdefault("x-content-type-options", "nosniff")
+                headers.setdefault("x-frame-options", "DENY")
+                headers.setdefault("referrer-policy", "same-origin")
+                headers.setdefault("permissions-policy", "camera=(self), geolocation=(), microphone=()")
+                headers.setdefault("cross-origin-opener-policy", "same-origin")
+            await send(message)
+
+        await app(scope, receive, send_wrapper if scope["type"] == "http" else send)
+
+    return middleware
+
+
+def language_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            session = scope.get("session") if isinstance(scope.get("session"), dict) else {}
+            cookie = None
+            accept = None
+            for name, value in scope.get("headers", []):
+                if name == b"cookie":
+                    for part in value.decode("latin-1").split(";"):
+                        key, _, val = part.strip().partition("=")
+                        if key == "lang":
+                            cookie = val
+                elif name == b"accept-language":
+                    accept = value.decode("latin-1")
+            default = scope["app"].state.settings.default_language
+            language = i18n.pick_language(session.get("lang") or cookie, accept, default)  # type: ignore[union-attr]
+            i18n.current_language.set(language)
+        await app(scope, receive, send)
+
+    return middleware
+
+
+@lru_cache(maxsize=256)
+def _asset_version(path: str) -> str:
+    for base in (STATIC_DIR,):
+        file = base / path
+        if file.is_file():
+            return hashlib.sha256(file.read_bytes()).hexdigest()[:10]
+    return "0"
+
+
+def static_url(path: str) -> str:
+    return f"/static/{path}?v={_asset_version(path)}"
+
+
+def _error_page(request: Request, status: int, title: str, text: str) -> Response:
+    if request.headers.get("accept", "").startswith("application/json") or request.url.path.startswith("/api/"):
+        return Response({"status": status, "title": title, "detail": text}, status_code=status)
+    return Template(
+        template_name="error.html",
+        context={"status": status, "title": title, "text": text, "user": None, "flashes": [],
+                 "settings": request.app.state.settings},
+        status_code=status,
+    )
+
+
+def not_authorized(request: Request, _: Exception) -> Response:
+    if request.headers.get("hx-request"):
+        return Response(content="", status_code=401, headers={"HX-Redirect": f"/login?next={request.url.path}"})
+    return Redirect(path=f"/login?next={request.url.path}", status_code=303)
+
+
+def forbidden(request: Request, _: Exception) -> Response:
+    return _error_page(request, 403, i18n._("Brak dostępu"), i18n._("Ta strona jest dostępna tylko dla uprawnionych osób."))
+
+
+def not_found(request: Request, _: Exception) -> Response:
+    return _error_page(request, 404, i18n._("Nie ma takiej strony"), i18n._("Sprawdź adres albo wróć na stronę główną."))
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 403 and "CSRF" in str(exc.detail):
+        return _error_page(request, 403, i18n._("Formularz wygasł"),
+                           i18n._("Odśwież stronę i wyślij formularz jeszcze raz."))
+    if exc.status_code >= 500:
+        return server_error(request, exc)
+    return _error_page(request, exc.status_code, i18n._("Nie udało się"), i18n._("Nie można obsłużyć tego żądania."))
+
+
+def server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_page(request, 500, i18n._("Coś poszło nie tak"),
+                       i18n._("Przepraszamy, wystąpił błąd po naszej stronie. Spróbuj ponownie za chwilę."))
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None, *, start_jobs: bool | None = None) -> Litestar:
+    settings = settings or load_settings()
+    engine = engine or make_engine(settings.database_url)
+    store = make_store(settings.redis_url, engine)
+    env = environment()
+    env.globals["static_url"] = static_url
+
+    def on_startup(app: Litestar) -> None:
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.store = store
+        app.state.limiter = RateLimiter(store)
+
+    route_handlers: list[Any] = [
+        pages.router,
+        accounts.router,
+        create_static_files_router(path="/static", directories=[STATIC_DIR],
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
+        create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   name="vendor_htmx"),
+    ]
+    if settings.dev_pages:
+        route_handlers.append(dev.router)
+
+    run_jobs = settings.scheduler if start_jobs is None else start_jobs
+    lifespan = [jobs.scheduler_lifespan] if run_jobs else []
+
+    app = Litestar(
+        route_handlers=route_handlers,
+        on_startup=[on_startup],
+        lifespan=lifespan,
+        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(env)),
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key.hex(),
+            cookie_secure=settings.secure_cookies,
+            cookie_httponly=False,
+            cookie_samesite="lax",
+            exclude=["/api/", "/payments/notify", "/sandbox-pay/"],
+        ),
+        middleware=[
+            security_headers,
+            DefineMiddleware(
+                SessionMiddleware,
+                store=store,
+                hours=settings.session_hours,
+                remember_days=settings.session_days_remember,
+                secure=settings.secure_cookies,
+            ),
+            language_middleware,
+        ],
+        exception_handlers={
+            NotAuthorizedException: not_authorized,
+            PermissionDeniedException: forbidden,
+            NotFoundException: not_found,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.store = store
+    app.state.limiter = RateLimiter(store)
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Entry point for ASGI servers: `uvicorn --factory web.app:app_from_env`."""
+    return create_app()

@@ -1,0 +1,146 @@
+"""`ekp`: the single command line of EKP. Each command prints what it did."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+
+import click
+
+from web.settings import SettingsError, load_settings
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        click.echo("EKP cannot start; fix these settings:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """EKP — Electronic Passenger Account."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default EKP_HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default EKP_PORT or 8000).")
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option("--no-migrate", is_flag=True, help="Do not upgrade the database first.")
+@click.option("--demo/--no-demo", default=None, help="Load demo data first (default: on with the embedded SQLite database).")
+def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo: bool | None) -> None:
+    """Upgrade the database if needed, then serve the app."""
+    import uvicorn
+
+    from web import demo as demo_data
+    from web.migrate import upgrade
+
+    settings = _settings()
+    if not no_migrate:
+        upgrade(settings)
+        click.echo(f"database ready: {_safe_url(settings.database_url)}")
+    if demo if demo is not None else (settings.is_sqlite and not settings.is_production):
+        for line in demo_data.load(settings):
+            click.echo(line)
+    host = host or settings.host
+    port = port or settings.port
+    click.echo(f"EKP on http://{host}:{port}  (payments: {settings.payments}, mail: "
+               f"{'SMTP' if settings.smtp_url else 'outbox at /dev/mail'})")
+    uvicorn.run("web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=True, log_level="info", access_log=False)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def db() -> None:
+    """Database commands."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from web.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings, revision)
+    click.echo(f"database upgraded to {revision}: {_safe_url(settings.database_url)}")
+
+
+@main.group()
+def users() -> None:
+    """Staff and inspector accounts."""
+
+
+@users.command("add")
+@click.option("--role", type=click.Choice(["inspector", "staff", "passenger"]), required=True)
+@click.option("--email", required=True)
+@click.option("--first-name", required=True)
+@click.option("--last-name", required=True)
+@click.option("--password", envvar="EKP_NEW_USER_PASSWORD", default=None,
+              help="Password (or EKP_NEW_USER_PASSWORD; asked for when not given).")
+def users_add(role: str, email: str, first_name: str, last_name: str, password: str | None) -> None:
+    """Create an active account with ROLE (no PESEL needed for staff and inspectors)."""
+    from web.services.people import add_user
+
+    settings = _settings()
+    if password is None:
+        if not sys.stdin.isatty():
+            raise click.UsageError("give --password or EKP_NEW_USER_PASSWORD when not on a terminal")
+        password = getpass.getpass("Password: ")
+    try:
+        user = add_user(settings, role=role, email=email, first_name=first_name, last_name=last_name, password=password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {role} {user.email} (id {user.id})")
+
+
+@main.group()
+def demo() -> None:
+    """Demo data for a first look."""
+
+
+@demo.command("load")
+def demo_load() -> None:
+    """Add demo passengers, staff and an inspector (idempotent)."""
+    from web import demo as demo_data
+    from web.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings)
+    for line in demo_data.load(settings):
+        click.echo(line)
+
+
+@main.group()
+def mail() -> None:
+    """The e-mail outbox."""
+
+
+@mail.command("send")
+def mail_send() -> None:
+    """Deliver due mail from the outbox over EKP_SMTP_URL (for cron)."""
+    import anyio
+
+    from web.db import make_engine
+    from web.mail import SmtpSender, deliver_outbox
+
+    settings = _settings()
+    if not settings.smtp_url:
+        raise click.ClickException("EKP_SMTP_URL is not set; mail stays in the outbox")
+    sent, failed = anyio.run(deliver_outbox, make_engine(settings.database_url), SmtpSender(settings.smtp_url, settings.mail_from))
+    click.echo(f"mail sent: {sent}, failed (will retry): {failed}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,363 @@
+"""Registration, activation, login and logout, password reset, the account page (R-ACC-1..5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+from litestar import Request, Router, get, post
+from litestar.response import Response, Template
+
+from domain.accounts import (
+    LinkState,
+    PasswordPolicy,
+    RegistrationForm,
+    check_registration,
+    email_problem,
+    mask_pesel,
+    normalise_email,
+    password_problems,
+    read_pesel,
+    InvalidPesel,
+)
+from web import clock, i18n
+from web.http import (
+    checked,
+    client_ip,
+    current_user,
+    flash,
+    form_of,
+    in_transaction,
+    login_session,
+    page,
+    redirect,
+    requires_login,
+    safe_next,
+    settings_of,
+)
+from web.i18n import _
+from web.messages import field_errors, message
+from web.models import User
+from web.protect import decrypt_pesel
+from web.services import accounts as service
+
+FORM_FIELDS = ["first_name", "last_name", "pesel", "birth_date", "email", "email_repeat"]
+
+
+def _policy(request: Request) -> PasswordPolicy:
+    return PasswordPolicy(min_length=settings_of(request).password_min_length)
+
+
+def _wait_text(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return i18n.ngettext(
+        "Zbyt wiele prób. Spróbuj ponownie za %(num)s minutę.",
+        "Zbyt wiele prób. Spróbuj ponownie za %(num)s minut.",
+        minutes,
+    )
+
+
+def _too_many(request: Request, template: str, seconds: int, **context: object) -> Response:
+    return page(request, template, status_code=429, limit_message=_wait_text(seconds), **context)  # type: ignore[return-value]
+
+
+@get("/register")
+async def register_page(request: Request) -> Template:
+    return await page(request, "accounts/register.html", values={}, errors={})
+
+
+@post("/register")
+async def register_submit(request: Request) -> Template | Response:
+    form = await form_of(request)
+    ip = client_ip(request)
+    limiter = request.app.state.limiter
+    values = {name: form.get(name, "") for name in FORM_FIELDS}
+    values["no_pesel"] = checked(form, "no_pesel")
+    if wait := await limiter.retry_after("register.ip", ip):
+        return await page(request, "accounts/register.html", status_code=429, values=values, errors={},
+                          limit_message=_wait_text(wait))
+    registration_form = RegistrationForm(
+        first_name=form.get("first_name", ""),
+        last_name=form.get("last_name", ""),
+        pesel=form.get("pesel", ""),
+        no_pesel=checked(form, "no_pesel"),
+        birth_date=form.get("birth_date", ""),
+        email=form.get("email", ""),
+        email_repeat=form.get("email_repeat", ""),
+        password=form.get("password", ""),
+        password_repeat=form.get("password_repeat", ""),
+        accept_terms=checked(form, "accept_terms"),
+        gdpr_seen=checked(form, "gdpr_seen"),
+    )
+    policy = _policy(request)
+    result = check_registration(registration_form, clock.today(), policy)
+    if not result.ok:
+        errors = field_errors(result.errors, min=policy.min_length)
+        return await page(request, "accounts/register.html", status_code=422, values=values, errors=errors)
+    await limiter.hit("register.ip", ip)
+    assert result.registration is not None
+    await in_transaction(request, service.register, settings_of(request), result.registration,
+                         i18n.current_language.get(), ip)
+    request.scope["session"]["registered_email"] = result.registration.email
+    return redirect("/register/done")
+
+
+@post("/register/check")
+async def register_check(request: Request) -> Template:
+    """Inline checks while typing (htmx): PESEL, e-mail, matching e-mails, password rules."""
+    form = await form_of(request)
+    name = request.query_params.get("field", "")
+    errors: list[str] = []
+    if name == "pesel" and form.get("pesel", "").strip():
+        try:
+            info = read_pesel(form["pesel"])
+        except InvalidPesel as exc:
+            errors = [message(exc.code)]
+        else:
+            if info.birth_date > clock.today():
+                errors = [message("pesel.future")]
+    elif name == "email" and form.get("email", "").strip():
+        code = email_problem(form["email"])
+        errors = [message(code)] if code else []
+    elif name == "email_repeat" and form.get("email_repeat", "").strip():
+        if normalise_email(form.get("email", "")) != normalise_email(form["email_repeat"]):
+            errors = [message("email.mismatch")]
+    elif name == "password" and form.get("password"):
+        policy = _policy(request)
+        errors = [message(code, min=policy.min_length) for code in password_problems(form["password"], policy)]
+    elif name == "password_repeat" and form.get("password_repeat"):
+        if form.get("password") != form["password_repeat"]:
+            errors = [message("password.mismatch")]
+    return Template(template_name="partials/field_errors.html", context={"name": name, "field_errors": errors})
+
+
+@get("/register/done")
+async def register_done(request: Request) -> Template:
+    email = request.scope["session"].get("registered_email", "")
+    return await page(request, "accounts/register_done.html", email=email)
+
+
+@get("/activate/{token:str}")
+async def activate(request: Request, token: str) -> Template:
+    check = await in_transaction(request, service.activate, settings_of(request), token, client_ip(request))
+    status = 200 if check.state is LinkState.VALID else 410 if check.state else 404
+    return await page(request, "accounts/activated.html", status_code=status,
+                      state=check.state.value if check.state else "unknown")
+
+
+@post("/activate/resend")
+async def activate_resend(request: Request) -> Template:
+    form = await form_of(request)
+    email = normalise_email(form.get("email", ""))
+    limiter = request.app.state.limiter
+    code = email_problem(email)
+    if code:
+        return await page(request, "accounts/resend.html", status_code=422, email=email,
+                          errors={"email": [message(code)]})
+    if wait := await limiter.retry_after("resend.account", email):
+        return await page(request, "accounts/resend.html", status_code=429, email=email, errors={},
+                          limit_message=_wait_text(wait))
+    await limiter.hit("resend.account", email)
+    await in_transaction(request, service.resend_activation, settings_of(request), email)
+    return await page(request, "accounts/resend.html", email=email, errors={}, sent=True)
+
+
+@get("/activate/resend")
+async def activate_resend_page(request: Request) -> Template:
+    return await page(request, "accounts/resend.html", email="", errors={})
+
+
+@get("/login")
+async def login_page(request: Request) -> Template | Response:
+    if await current_user(request):
+        return redirect("/account")
+    return await page(request, "accounts/login.html", values={}, errors={},
+                      next=safe_next(request.query_params.get("next"), ""))
+
+
+@post("/login")
+async def login_submit(request: Request) -> Template | Response:
+    form = await form_of(request)
+    email = normalise_email(form.get("email", ""))
+    password = form.get("password", "")
+    next_path = safe_next(form.get("next"), "/account")
+    ip = client_ip(request)
+    limiter = request.app.state.limiter
+    values = {"email": email, "remember": checked(form, "remember")}
+    wait = max(await limiter.retry_after("login.ip", ip), await limiter.retry_after("login.account", email))
+    if wait:
+        return await page(request, "accounts/login.html", status_code=429, values=values, errors={},
+                          next=next_path, limit_message=_wait_text(wait))
+    if not email or not password:
+        errors = {}
+        if not email:
+            errors["email"] = [message("email.required")]
+        if not password:
+            errors["password"] = [message("password.required")]
+        return await page(request, "accounts/login.html", status_code=422, values=values, errors=errors, next=next_path)
+    user: User | None = await in_transaction(request, service.authenticate, email, password)
+    if user is None:
+        await limiter.hit("login.ip", ip)
+        await limiter.hit("login.account", email)
+        await in_transaction(request, service.audit, "login.failed", None, ip)
+        return await page(request, "accounts/login.html", status_code=401, values=values,
+                          errors={"form": [message("login.failed")]}, next=next_path)
+    if not user.is_active:
+        return await page(request, "accounts/login.html", status_code=403, values=values,
+                          errors={"form": [message("login.inactive")]}, next=next_path, inactive=True)
+    await limiter.clear("login.account", email)
+    await in_transaction(request, service.audit, "login", user.id, ip)
+    login_session(request, user, checked(form, "remember"))
+    i18n.current_language.set(user.language)
+    flash(request, _("Witaj, %(name)s!", name=user.first_name), "success")
+    return redirect(next_path)
+
+
+@post("/logout")
+async def logout(request: Request) -> Response:
+    request.scope["session"].clear()
+    request.scope["session"]["_flash"] = [{"message": _("Wylogowano."), "category": "info"}]
+    return redirect("/login")
+
+
+@get("/password/forgot")
+async def forgot_page(request: Request) -> Template:
+    return await page(request, "accounts/forgot.html", email="", errors={})
+
+
+@post("/password/forgot")
+async def forgot_submit(request: Request) -> Template:
+    form = await form_of(request)
+    email = normalise_email(form.get("email", ""))
+    ip = client_ip(request)
+    limiter = request.app.state.limiter
+    code = email_problem(email)
+    if code:
+        return await page(request, "accounts/forgot.html", status_code=422, email=email, errors={"email": [message(code)]})
+    wait = max(await limiter.retry_after("reset.ip", ip), await limiter.retry_after("reset.account", email))
+    if wait:
+        return await page(request, "accounts/forgot.html", status_code=429, email=email, errors={},
+                          limit_message=_wait_text(wait))
+    await limiter.hit("reset.ip", ip)
+    await limiter.hit("reset.account", email)
+    await in_transaction(request, service.request_password_reset, settings_of(request), email, ip)
+    return await page(request, "accounts/forgot.html", email=email, errors={}, sent=True)
+
+
+def _token_state(session, settings, token):  # type: ignore[no-untyped-def]
+    return service.check_token(session, settings, token, "reset").state
+
+
+@get("/password/reset/{token:str}")
+async def reset_page(request: Request, token: str) -> Template:
+    state = await in_transaction(request, _token_state, settings_of(request), token)
+    return await page(request, "accounts/reset.html", status_code=200 if state is LinkState.VALID else 410,
+                      token=token, state=state.value if state else "unknown", errors={})
+
+
+@post("/password/reset/{token:str}")
+async def reset_submit(request: Request, token: str) -> Template | Response:
+    form = await form_of(request)
+    password, repeat = form.get("password", ""), form.get("password_repeat", "")
+    policy = _policy(request)
+    errors: dict[str, list[str]] = {}
+    problems = password_problems(password, policy)
+    if problems:
+        errors["password"] = [message(code, min=policy.min_length) for code in problems]
+    if password != repeat:
+        errors["password_repeat"] = [message("password.mismatch")]
+    if errors:
+        return await page(request, "accounts/reset.html", status_code=422, token=token, state="valid", errors=errors)
+    check = await in_transaction(request, service.reset_password, settings_of(request), token, password, client_ip(request))
+    if check.state is not LinkState.VALID:
+        return await page(request, "accounts/reset.html", status_code=410, token=token,
+                          state=check.state.value if check.state else "unknown", errors={})
+    request.scope["session"].clear()
+    flash(request, _("Hasło zostało zmienione. Zaloguj się nowym hasłem."), "success")
+    return redirect("/login")
+
+
+def _account_view(session, settings, user_id):  # type: ignore[no-untyped-def]
+    user = session.get(User, user_id)
+    masked = mask_pesel(decrypt_pesel(settings.pesel_key, user.pesel_encrypted)) if user.pesel_encrypted else None
+    return {"masked_pesel": masked}
+
+
+@get("/account", guards=[requires_login])
+async def account_page(request: Request) -> Template:
+    user = await current_user(request)
+    view = await in_transaction(request, _account_view, settings_of(request), user.id)  # type: ignore[union-attr]
+    return await page(request, "accounts/account.html", errors={}, **view)
+
+
+def _change_password(session, user_id, current, new):  # type: ignore[no-untyped-def]
+    user = session.get(User, user_id)
+    if not service.password_matches(user.password_hash, current):
+        return None
+    service.set_password(session, user, new)
+    service.audit(session, "password.changed", user.id)
+    return user
+
+
+@post("/account/password", guards=[requires_login])
+async def account_password(request: Request) -> Template | Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    policy = _policy(request)
+    current, new, repeat = form.get("current_password", ""), form.get("password", ""), form.get("password_repeat", "")
+    errors: dict[str, list[str]] = {}
+    if not current:
+        errors["current_password"] = [message("password.required")]
+    problems = password_problems(new, policy)
+    if problems:
+        errors["password"] = [message(code, min=policy.min_length) for code in problems]
+    if new != repeat:
+        errors["password_repeat"] = [message("password.mismatch")]
+    if not errors:
+        changed = await in_transaction(request, _change_password, user.id, current, new)  # type: ignore[union-attr]
+        if changed is None:
+            errors["current_password"] = [message("password.wrong")]
+        else:
+            login_session(request, changed, bool(request.scope["session"].get("_remember")))
+            flash(request, _("Hasło zostało zmienione."), "success")
+            return redirect("/account")
+    view = await in_transaction(request, _account_view, settings_of(request), user.id)  # type: ignore[union-attr]
+    return await page(request, "accounts/account.html", status_code=422, errors=errors, **view)
+
+
+def _erase(session, user_id, password, ip):  # type: ignore[no-untyped-def]
+    user = session.get(User, user_id)
+    if not service.password_matches(user.password_hash, password):
+        return False
+    service.erase_account(session, user, ip)
+    return True
+
+
+@post("/account/delete", guards=[requires_login])
+async def account_delete(request: Request) -> Template | Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    errors: dict[str, list[str]] = {}
+    if not checked(form, "confirm"):
+        errors["confirm"] = [message("confirm.required")]
+    if not form.get("delete_password"):
+        errors["delete_password"] = [message("password.required")]
+    if not errors:
+        erased = await in_transaction(request, _erase, user.id, form.get("delete_password", ""), client_ip(request))  # type: ignore[union-attr]
+        if erased:
+            request.scope["session"].clear()
+            request.scope["session"]["_flash"] = [{"message": _("Konto zostało usunięte wraz z danymi osobowymi."), "category": "info"}]
+            return redirect("/")
+        errors["delete_password"] = [message("password.wrong")]
+    view = await in_transaction(request, _account_view, settings_of(request), user.id)  # type: ignore[union-attr]
+    return await page(request, "accounts/account.html", status_code=422, errors=errors, **view)
+
+
+router = Router(
+    path="/",
+    route_handlers=[
+        register_page, register_submit, register_check, register_done, activate, activate_resend,
+        activate_resend_page, login_page, login_submit, logout, forgot_page, forgot_submit, reset_page,
+        reset_submit, account_page, account_password, account_delete,
+    ],
+)

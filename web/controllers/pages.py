@@ -1,0 +1,81 @@
+"""Home, the Terms and GDPR notice, language choice, the PWA's service worker, health check."""
+
+from __future__ import annotations
+
+from litestar import Request, Router, get, post
+from litestar.response import File, Response, Template
+from sqlalchemy import text
+
+from web import i18n
+from web.http import current_user, form_of, in_transaction, page, redirect, safe_next
+from web.templating import TEMPLATES_DIR
+
+STATIC_DIR = TEMPLATES_DIR.parent / "static"
+
+
+@get("/")
+async def home(request: Request) -> Template:
+    return await page(request, "home.html")
+
+
+@get("/terms")
+async def terms(request: Request) -> Template:
+    return await page(request, "legal/terms.html")
+
+
+@get("/privacy")
+async def privacy(request: Request) -> Template:
+    return await page(request, "legal/privacy.html")
+
+
+@get("/offline")
+async def offline(request: Request) -> Template:
+    return await page(request, "offline.html")
+
+
+@post("/language")
+async def set_language(request: Request) -> Response:
+    form = await form_of(request)
+    language = form.get("language", "")
+    target = safe_next(form.get("next"), "/")
+    response = redirect(target)
+    if language in i18n.LANGUAGES:
+        request.scope["session"]["lang"] = language
+        response.set_cookie("lang", language, max_age=365 * 86400, httponly=True, samesite="lax")
+        user = await current_user(request)
+        if user is not None:
+            await in_transaction(request, _save_language, user.id, language)
+    return response
+
+
+def _save_language(session, user_id: int, language: str) -> None:  # type: ignore[no-untyped-def]
+    from web.models import User
+
+    user = session.get(User, user_id)
+    if user is not None:
+        user.language = language
+
+
+@get("/sw.js", include_in_schema=False)
+async def service_worker() -> File:
+    # Served from the root so its scope covers the whole app.
+    return File(path=STATIC_DIR / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+
+
+@get("/manifest.webmanifest", include_in_schema=False)
+async def manifest() -> File:
+    return File(path=STATIC_DIR / "manifest.webmanifest", media_type="application/manifest+json")
+
+
+def _ping(session) -> bool:  # type: ignore[no-untyped-def]
+    session.execute(text("SELECT 1"))
+    return True
+
+
+@get("/healthz", include_in_schema=False)
+async def health(request: Request) -> dict[str, str]:
+    await in_transaction(request, _ping)
+    return {"status": "ok"}
+
+
+router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, health])

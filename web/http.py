@@ -1,0 +1,143 @@
+"""Helpers every controller uses: forms, the current user, running a use case in a transaction, pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.response import Redirect, Template
+from sqlmodel import Session
+
+from web import i18n
+from web.db import transaction
+from web.models import User
+from web.settings import Settings
+
+T = TypeVar("T")
+
+
+def settings_of(request: ASGIConnection) -> Settings:
+    return request.app.state.settings
+
+
+def client_ip(request: ASGIConnection) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {key: value if isinstance(value, str) else "" for key, value in form.items()}
+
+
+def checked(form: dict[str, str], name: str) -> bool:
+    return form.get(name, "") in {"on", "1", "true", "yes"}
+
+
+async def in_transaction(request: ASGIConnection, use_case: Callable[..., T], *args: Any) -> T:
+    """Run `use_case(session, *args)` in a worker thread, in one transaction (commit or roll back)."""
+    engine = request.app.state.engine
+    language = i18n.current_language.get()
+
+    def run() -> T:
+        token = i18n.current_language.set(language)
+        try:
+            with transaction(engine) as session:
+                return use_case(session, *args)
+        finally:
+            i18n.current_language.reset(token)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+def _load_user(session: Session, user_id: int, stamp: str | None) -> User | None:
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    # A password change or reset ends every other session of the account.
+    changed = user.password_changed_at.isoformat() if user.password_changed_at else None
+    if changed != stamp:
+        return None
+    return user
+
+
+async def current_user(request: ASGIConnection) -> User | None:
+    if "user" in request.state:
+        return request.state.user
+    user = None
+    session = request.scope.get("session")
+    if isinstance(session, dict) and isinstance(session.get("uid"), int):
+        user = await in_transaction(request, _load_user, session["uid"], session.get("pwd"))
+        if user is None:
+            session.clear()
+    request.state.user = user
+    return user
+
+
+def login_session(request: Request, user: User, remember: bool) -> None:
+    from web.sessions import SESSION_REMEMBER, SESSION_ROTATE
+
+    session = request.scope["session"]
+    flashes = session.get("_flash", [])
+    session.clear()
+    session.update(
+        {
+            "uid": user.id,
+            "pwd": user.password_changed_at.isoformat() if user.password_changed_at else None,
+            SESSION_ROTATE: True,
+            SESSION_REMEMBER: remember,
+            "lang": user.language,
+            "_flash": flashes,
+        }
+    )
+    request.state.user = user
+
+
+async def requires_login(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    if await current_user(connection) is None:
+        raise NotAuthorizedException()
+
+
+def requires_role(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], Any]:
+    async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        user = await current_user(connection)
+        if user is None:
+            raise NotAuthorizedException()
+        if user.role not in roles:
+            raise PermissionDeniedException()
+
+    return guard
+
+
+def flash(request: ASGIConnection, message: str, category: str = "info") -> None:
+    request.scope["session"].setdefault("_flash", []).append({"message": message, "category": category})
+
+
+def take_flashes(request: ASGIConnection) -> list[dict[str, str]]:
+    session = request.scope.get("session")
+    if not isinstance(session, dict):
+        return []
+    return session.pop("_flash", [])
+
+
+async def page(request: ASGIConnection, template: str, *, status_code: int = 200, **context: Any) -> Template:
+    """Render a full page (or its partial for htmx), with the current user and flashes in the context."""
+    context.setdefault("user", await current_user(request))
+    context["flashes"] = take_flashes(request)
+    context["settings"] = settings_of(request)
+    return Template(template_name=template, context=context, status_code=status_code)
+
+
+def redirect(path: str) -> Redirect:
+    return Redirect(path=path, status_code=303)
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site paths are allowed after login (no open redirects)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default

@@ -1,0 +1,53 @@
+"""Scheduled work. In the embedded default an in-process loop runs it; in production the same
+functions run as `ekp …` commands from cron, safe on many nodes at once (rows are claimed)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from litestar import Litestar
+
+from web.mail import SmtpSender, deliver_outbox
+from web.store import DatabaseStore
+
+log = logging.getLogger("ekp.jobs")
+MAIL_EVERY = 5.0
+PURGE_EVERY = 3600.0
+
+
+async def run_mail(app: Litestar) -> None:
+    settings = app.state.settings
+    if not settings.smtp_url:
+        return  # mail stays in the outbox, shown at /dev/mail
+    sender = SmtpSender(settings.smtp_url, settings.mail_from)
+    while True:
+        try:
+            await deliver_outbox(app.state.engine, sender)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("mail delivery round failed")
+        await anyio.sleep(MAIL_EVERY)
+
+
+async def run_purge(app: Litestar) -> None:
+    store = app.state.store
+    while True:
+        if isinstance(store, DatabaseStore):
+            try:
+                await anyio.to_thread.run_sync(store.purge_expired)
+            except Exception:
+                log.exception("store purge failed")
+        await anyio.sleep(PURGE_EVERY)
+
+
+@asynccontextmanager
+async def scheduler_lifespan(app: Litestar) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_mail, app)
+        tg.start_soon(run_purge, app)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()

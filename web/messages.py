@@ -1,0 +1,48 @@
+"""What each problem code from `domain` says to a person, in Polish (translated by gettext)."""
+
+from __future__ import annotations
+
+from web.i18n import N_, gettext
+
+MESSAGES: dict[str, str] = {
+    "first_name.required": N_("Podaj imię."),
+    "first_name.invalid": N_("Imię może zawierać tylko litery, spacje, apostrof i łącznik (do 80 znaków)."),
+    "last_name.required": N_("Podaj nazwisko."),
+    "last_name.invalid": N_("Nazwisko może zawierać tylko litery, spacje, apostrof i łącznik (do 80 znaków)."),
+    "pesel.required": N_("Podaj numer PESEL albo zaznacz, że go nie masz."),
+    "pesel.format": N_("PESEL to 11 cyfr."),
+    "pesel.checksum": N_("Ten numer PESEL ma błędną cyfrę kontrolną — sprawdź, czy nie ma literówki."),
+    "pesel.date": N_("Ten numer PESEL zawiera nieistniejącą datę urodzenia."),
+    "pesel.future": N_("Ten numer PESEL zawiera datę urodzenia z przyszłości."),
+    "birth_date.required": N_("Podaj datę urodzenia."),
+    "birth_date.invalid": N_("Podaj datę urodzenia w formacie RRRR-MM-DD."),
+    "birth_date.out_of_range": N_("Data urodzenia musi być z przeszłości i nie wcześniejsza niż 1900 r."),
+    "email.required": N_("Podaj adres e-mail."),
+    "email.invalid": N_("To nie wygląda na adres e-mail (np. jan.kowalski@example.pl)."),
+    "email.mismatch": N_("Adresy e-mail nie są takie same."),
+    "password.required": N_("Podaj hasło."),
+    "password.too_short": N_("Hasło musi mieć co najmniej %(min)s znaków."),
+    "password.too_long": N_("Hasło może mieć najwyżej 256 znaków."),
+    "password.no_upper": N_("Hasło musi zawierać wielką literę."),
+    "password.no_digit": N_("Hasło musi zawierać cyfrę."),
+    "password.mismatch": N_("Hasła nie są takie same."),
+    "password.wrong": N_("Obecne hasło jest nieprawidłowe."),
+    "terms.required": N_("Aby założyć konto, zaakceptuj Regulamin EKP."),
+    "gdpr.required": N_("Potwierdź, że zapoznałeś(-aś) się z informacją o przetwarzaniu danych osobowych (RODO)."),
+    "login.failed": N_("Nieprawidłowy e-mail lub hasło."),
+    "login.inactive": N_("Konto nie zostało jeszcze aktywowane. Kliknij link z e-maila albo wyślij go ponownie."),
+    "confirm.required": N_("Zaznacz, że rozumiesz skutki usunięcia konta."),
+}
+
+
+def message(code: str, **variables: object) -> str:
+    """The message for `code` in the current language; `variables` fill its %(name)s places."""
+    text = MESSAGES.get(code)
+    if text is None:
+        return code
+    translated = gettext(text)
+    return translated % variables if "%(" in translated else translated
+
+
+def field_errors(errors: dict[str, list[str]], **variables: object) -> dict[str, list[str]]:
+    return {name: [message(code, **variables) for code in codes] for name, codes in errors.items()}

@@ -1,0 +1,91 @@
+"""Database tables (SQLModel). Changes to these go with an Alembic migration in `migrations/`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from web import clock
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    first_name: str = Field(max_length=80)
+    last_name: str = Field(max_length=80)
+    role: str = Field(default="passenger", max_length=16)  # passenger | inspector | staff
+    password_hash: str = Field(max_length=255)
+    # PESEL is personal data: a keyed hash to match cards, the number itself only encrypted.
+    pesel_hash: Optional[str] = Field(default=None, max_length=64, index=True)
+    pesel_encrypted: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    birth_date: date
+    language: str = Field(default="pl", max_length=2)
+    activated_at: Optional[datetime] = None
+    created_at: datetime = Field(default_factory=clock.now)
+    password_changed_at: Optional[datetime] = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.activated_at is not None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class EmailToken(SQLModel, table=True):
+    """A single-use link sent by e-mail (activation or password reset); only its hash is kept."""
+
+    __tablename__ = "email_tokens"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    purpose: str = Field(max_length=16)  # activate | reset
+    sent_at: datetime = Field(default_factory=clock.now)
+    used_at: Optional[datetime] = None
+
+
+class OutboxMail(SQLModel, table=True):
+    """Mail waits here until delivered, so a request never fails because SMTP is down."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    to_address: str = Field(max_length=254, index=True)
+    subject: str = Field(max_length=255)
+    text_body: str
+    html_body: str
+    created_at: datetime = Field(default_factory=clock.now)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=clock.now, index=True)
+    sent_at: Optional[datetime] = Field(default=None, index=True)
+    last_error: Optional[str] = Field(default=None, max_length=500)
+
+
+class StoreEntry(SQLModel, table=True):
+    """Key/value store for server-side sessions and rate limits when no Redis is configured."""
+
+    __tablename__ = "kv_store"
+
+    key: str = Field(primary_key=True, max_length=255)
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: Optional[datetime] = Field(default=None, index=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when; never holds PESEL, passwords or card numbers."""
+
+    __tablename__ = "audit_events"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=clock.now, index=True)
+    user_id: Optional[int] = Field(default=None, index=True)
+    action: str = Field(max_length=64, index=True)
+    ip: Optional[str] = Field(default=None, max_length=64)
+    detail: str = Field(default="", max_length=500)

@@ -1,0 +1,189 @@
+"""Accounts: register, activate, log in, reset a password, change it, erase the account (R-ACC-1..5)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from domain.accounts import LinkState, Registration, link_state, normalise_email
+from web import clock
+from web.mail import queue_mail
+from web.models import AuditEvent, EmailToken, User
+from web.protect import encrypt_pesel, pesel_hash, token_hash
+from web.settings import Settings
+
+hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+# Verified against when the address is unknown, so a failed login takes as long either way.
+_DUMMY_HASH = hasher.hash("not-a-real-password-0")
+
+
+def hash_password(password: str) -> str:
+    return hasher.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def audit(session: Session, action: str, user_id: int | None = None, ip: str | None = None, detail: str = "") -> None:
+    session.add(AuditEvent(action=action, user_id=user_id, ip=ip, detail=detail[:500]))
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalars(select(User).where(User.email == normalise_email(email))).first()
+
+
+def _issue_token(session: Session, user: User, purpose: str) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(EmailToken(token_hash=token_hash(token), user_id=user.id, purpose=purpose))  # type: ignore[arg-type]
+    return token
+
+
+def _send_activation(session: Session, settings: Settings, user: User) -> None:
+    token = _issue_token(session, user, "activate")
+    queue_mail(
+        session,
+        user.email,
+        "activate",
+        language=user.language,
+        user=user,
+        link=f"{settings.base_url}/activate/{token}",
+        hours=settings.activation_hours,
+    )
+
+
+def register(session: Session, settings: Settings, data: Registration, language: str, ip: str | None) -> None:
+    """Create an inactive account and mail its activation link (R-ACC-3).
+
+    An address that is already registered gets a different mail (a hint to log in or reset the password),
+    and the page says the same either way (R-ACC-4: no user enumeration).
+    """
+    existing = find_user(session, data.email)
+    if existing is not None:
+        queue_mail(session, existing.email, "already_registered", language=existing.language, user=existing,
+                   login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
+        audit(session, "register.duplicate", existing.id, ip)
+        return
+    user = User(
+        email=data.email,
+        first_name=data.first_name,
+        last_name=data.last_name,
+        password_hash=hash_password(data.password),
+        pesel_hash=pesel_hash(settings.pesel_key, data.pesel) if data.pesel else None,
+        pesel_encrypted=encrypt_pesel(settings.pesel_key, data.pesel) if data.pesel else None,
+        birth_date=data.birth_date,
+        language=language,
+    )
+    session.add(user)
+    session.flush()
+    _send_activation(session, settings, user)
+    audit(session, "register", user.id, ip)
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    state: LinkState | None  # None: no such token
+    user: User | None = None
+    token: EmailToken | None = None
+
+
+def check_token(session: Session, settings: Settings, raw_token: str, purpose: str) -> TokenCheck:
+    token = session.scalars(
+        select(EmailToken).where(EmailToken.token_hash == token_hash(raw_token), EmailToken.purpose == purpose)
+    ).first()
+    if token is None:
+        return TokenCheck(None)
+    valid_for = timedelta(hours=settings.activation_hours if purpose == "activate" else settings.reset_hours)
+    user = session.get(User, token.user_id)
+    return TokenCheck(link_state(token.sent_at, token.used_at, clock.now(), valid_for), user, token)
+
+
+def activate(session: Session, settings: Settings, raw_token: str, ip: str | None) -> TokenCheck:
+    """Use an activation link once (R-ACC-3)."""
+    check = check_token(session, settings, raw_token, "activate")
+    if check.state is LinkState.VALID and check.user is not None and check.token is not None:
+        # Guard against a double click racing itself: only one UPDATE marks the token used.
+        now = clock.now()
+        marked = session.execute(
+            EmailToken.__table__.update()  # type: ignore[attr-defined]
+            .where(EmailToken.id == check.token.id, EmailToken.used_at.is_(None))  # type: ignore[union-attr]
+            .values(used_at=now)
+        ).rowcount
+        if marked != 1:
+            return TokenCheck(LinkState.USED, check.user, check.token)
+        if check.user.activated_at is None:
+            check.user.activated_at = now
+        audit(session, "activate", check.user.id, ip)
+    return check
+
+
+def resend_activation(session: Session, settings: Settings, email: str) -> None:
+    """Send a fresh activation link to an inactive account; silently nothing otherwise."""
+    user = find_user(session, email)
+    if user is not None and not user.is_active:
+        _send_activation(session, settings, user)
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    user = find_user(session, email)
+    if user is None:
+        password_matches(_DUMMY_HASH, password)
+        return None
+    if not password_matches(user.password_hash, password):
+        return None
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def request_password_reset(session: Session, settings: Settings, email: str, ip: str | None) -> None:
+    """Mail a reset link if the address has an account; the page says the same either way (R-ACC-4)."""
+    user = find_user(session, email)
+    if user is None:
+        return
+    token = _issue_token(session, user, "reset")
+    queue_mail(session, user.email, "reset", language=user.language, user=user,
+               link=f"{settings.base_url}/password/reset/{token}", hours=settings.reset_hours)
+    audit(session, "reset.request", user.id, ip)
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = clock.now()
+
+
+def reset_password(session: Session, settings: Settings, raw_token: str, password: str, ip: str | None) -> TokenCheck:
+    check = check_token(session, settings, raw_token, "reset")
+    if check.state is LinkState.VALID and check.user is not None and check.token is not None:
+        check.token.used_at = clock.now()
+        set_password(session, check.user, password)
+        # A reset link proves the address, so an account never activated becomes active.
+        if check.user.activated_at is None:
+            check.user.activated_at = clock.now()
+        session.execute(
+            EmailToken.__table__.update()  # type: ignore[attr-defined]
+            .where(EmailToken.user_id == check.user.id, EmailToken.purpose == "reset", EmailToken.used_at.is_(None))  # type: ignore[union-attr]
+            .values(used_at=clock.now())
+        )
+        audit(session, "reset.done", check.user.id, ip)
+    return check
+
+
+def erase_account(session: Session, user: User, ip: str | None) -> None:
+    """GDPR erasure: the account and everything that names the person go; the audit keeps only the id."""
+    session.execute(delete(EmailToken).where(EmailToken.user_id == user.id))  # type: ignore[arg-type]
+    audit(session, "account.erased", user.id, ip)
+    session.delete(user)
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User)) or 0

@@ -1,0 +1,186 @@
+"""Settings read from `EKP_*` environment variables and validated at start-up.
+
+Every bad value is reported with the variable's name and what is expected, all at once.
+Secrets that are not given are generated into `var/` on first run and never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(Exception):
+    """One or more EKP_* variables have bad values."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    var_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = ""
+    redis_url: str = ""
+    smtp_url: str = ""
+    mail_from: str = "EKP <no-reply@ekp.localhost>"
+    payments: str = "sandbox"
+    session_days_remember: int = 30
+    session_hours: int = 12
+    activation_hours: int = 3
+    reset_hours: int = 1
+    password_min_length: int = 8
+    default_language: str = "pl"
+    dev_pages: bool = True
+    scheduler: bool = True
+    secure_cookies: bool = False
+    secret_key: bytes = field(default=b"", repr=False)
+    pesel_key: bytes = field(default=b"", repr=False)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _secret_from_var(var_dir: Path, name: str) -> bytes:
+    """Read `var/<name>`; create it with 32 random bytes (hex) on first run."""
+    path = var_dir / name
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    var_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value.hex())
+    return value
+
+
+def _bool(name: str, raw: str, problems: list[str]) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    problems.append(f"{name}={raw!r}: expected true or false")
+    return False
+
+
+def _int(name: str, raw: str, problems: list[str], low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name}={raw!r}: expected a whole number from {low} to {high}")
+        return low
+    if not low <= value <= high:
+        problems.append(f"{name}={raw!r}: expected a whole number from {low} to {high}")
+    return value
+
+
+def _url(name: str, raw: str, problems: list[str], schemes: set[str]) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        problems.append(f"{name}={raw!r}: expected a URL starting with one of {', '.join(sorted(schemes))}://")
+    return raw
+
+
+def _key(name: str, raw: str, problems: list[str]) -> bytes:
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError:
+        problems.append(f"{name}: expected at least 32 bytes written as hex (64 hex digits)")
+        return b""
+    if len(value) < 32:
+        problems.append(f"{name}: expected at least 32 bytes written as hex (64 hex digits)")
+    return value
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; raise SettingsError listing every bad value."""
+    env = dict(os.environ if environ is None else environ)
+    problems: list[str] = []
+    get = env.get
+
+    mode = get("EKP_ENV", "development")
+    if mode not in {"development", "production", "test"}:
+        problems.append(f"EKP_ENV={mode!r}: expected development, production or test")
+
+    var_dir = Path(get("EKP_VAR_DIR", str(PROJECT_ROOT / "var"))).resolve()
+    port = _int("EKP_PORT", get("EKP_PORT", "8000"), problems, 1, 65535)
+    host = get("EKP_HOST", "127.0.0.1")
+    base_url = _url("EKP_BASE_URL", get("EKP_BASE_URL", f"http://{host}:{port}"), problems, {"http", "https"}).rstrip("/")
+
+    database_url = get("EKP_DATABASE_URL", "")
+    if database_url:
+        if database_url.startswith("postgres://"):
+            database_url = "postgresql://" + database_url[len("postgres://") :]
+        if database_url.startswith("postgresql://"):
+            database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+        _url("EKP_DATABASE_URL", database_url, problems, {"sqlite", "postgresql+psycopg"})
+    else:
+        database_url = f"sqlite:///{var_dir / 'ekp.db'}"
+
+    redis_url = get("EKP_REDIS_URL", "")
+    if redis_url:
+        _url("EKP_REDIS_URL", redis_url, problems, {"redis", "rediss", "unix"})
+    smtp_url = get("EKP_SMTP_URL", "")
+    if smtp_url:
+        _url("EKP_SMTP_URL", smtp_url, problems, {"smtp", "smtps", "smtp+starttls"})
+
+    payments = get("EKP_PAYMENTS", "sandbox")
+    if payments not in {"sandbox", "tpay"}:
+        problems.append(f"EKP_PAYMENTS={payments!r}: expected sandbox or tpay")
+
+    language = get("EKP_LANGUAGE", "pl")
+    if language not in {"pl", "en"}:
+        problems.append(f"EKP_LANGUAGE={language!r}: expected pl or en")
+
+    production = mode == "production"
+    settings_kwargs = dict(
+        env=mode,
+        base_url=base_url,
+        host=host,
+        port=port,
+        var_dir=var_dir,
+        database_url=database_url,
+        redis_url=redis_url,
+        smtp_url=smtp_url,
+        mail_from=get("EKP_MAIL_FROM", "EKP <no-reply@ekp.localhost>"),
+        payments=payments,
+        session_days_remember=_int("EKP_SESSION_DAYS_REMEMBER", get("EKP_SESSION_DAYS_REMEMBER", "30"), problems, 1, 365),
+        session_hours=_int("EKP_SESSION_HOURS", get("EKP_SESSION_HOURS", "12"), problems, 1, 24 * 14),
+        activation_hours=_int("EKP_ACTIVATION_HOURS", get("EKP_ACTIVATION_HOURS", "3"), problems, 1, 72),
+        reset_hours=_int("EKP_RESET_HOURS", get("EKP_RESET_HOURS", "1"), problems, 1, 24),
+        password_min_length=_int("EKP_PASSWORD_MIN_LENGTH", get("EKP_PASSWORD_MIN_LENGTH", "8"), problems, 8, 128),
+        default_language=language,
+        dev_pages=_bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems),
+        scheduler=_bool("EKP_SCHEDULER", get("EKP_SCHEDULER", "true"), problems),
+        secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
+        extra={k: v for k, v in env.items() if k.startswith("EKP_")},
+    )
+    if production and not smtp_url:
+        problems.append("EKP_SMTP_URL: required when EKP_ENV=production (mail would never leave the outbox)")
+    if problems:
+        raise SettingsError(problems)
+
+    secret_key = _key("EKP_SECRET_KEY", get("EKP_SECRET_KEY", ""), problems) if get("EKP_SECRET_KEY") else b""
+    pesel_key = _key("EKP_PESEL_KEY", get("EKP_PESEL_KEY", ""), problems) if get("EKP_PESEL_KEY") else b""
+    if problems:
+        raise SettingsError(problems)
+    secret_key = secret_key or _secret_from_var(var_dir, "secret_key")
+    pesel_key = pesel_key or _secret_from_var(var_dir, "pesel_key")
+    return Settings(secret_key=secret_key, pesel_key=pesel_key, **settings_kwargs)  # type: ignore[arg-type]

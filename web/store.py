@@ -1,0 +1,110 @@
+"""Key/value stores for sessions and rate limits: the database by default, Redis in production."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+from litestar.stores.base import NamespacedStore
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from web import clock
+from web.models import StoreEntry
+
+
+def _seconds(expires_in: int | timedelta | None) -> int | None:
+    if expires_in is None:
+        return None
+    return int(expires_in.total_seconds()) if isinstance(expires_in, timedelta) else int(expires_in)
+
+
+class DatabaseStore(NamespacedStore):
+    """A Litestar store kept in the `kv_store` table, so one SQLite file is all the embedded app needs."""
+
+    def __init__(self, engine: Engine, namespace: str = "ekp") -> None:
+        super().__init__()
+        self.engine = engine
+        self.namespace = namespace
+
+    def with_namespace(self, namespace: str) -> DatabaseStore:
+        return DatabaseStore(self.engine, f"{self.namespace}:{namespace}")
+
+    def _key(self, key: str) -> str:
+        return f"{self.namespace}:{key}"
+
+    def _set(self, key: str, value: bytes, seconds: int | None) -> None:
+        expires_at = clock.now() + timedelta(seconds=seconds) if seconds is not None else None
+        with Session(self.engine) as session:
+            entry = session.get(StoreEntry, key)
+            if entry is None:
+                session.add(StoreEntry(key=key, value=value, expires_at=expires_at))
+            else:
+                entry.value, entry.expires_at = value, expires_at
+            session.commit()
+
+    async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
+        raw = value.encode() if isinstance(value, str) else value
+        await anyio.to_thread.run_sync(self._set, self._key(key), raw, _seconds(expires_in))
+
+    def _get(self, key: str, renew: int | None) -> bytes | None:
+        with Session(self.engine) as session:
+            entry = session.get(StoreEntry, key)
+            if entry is None:
+                return None
+            now = clock.now()
+            if entry.expires_at is not None and entry.expires_at <= now:
+                session.delete(entry)
+                session.commit()
+                return None
+            if renew is not None and entry.expires_at is not None:
+                entry.expires_at = now + timedelta(seconds=renew)
+                session.commit()
+            return entry.value
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        return await anyio.to_thread.run_sync(self._get, self._key(key), _seconds(renew_for))
+
+    def _delete(self, key: str) -> None:
+        with Session(self.engine) as session:
+            session.exec(delete(StoreEntry).where(StoreEntry.key == key))  # type: ignore[call-overload]
+            session.commit()
+
+    async def delete(self, key: str) -> None:
+        await anyio.to_thread.run_sync(self._delete, self._key(key))
+
+    def _delete_all(self) -> None:
+        with Session(self.engine) as session:
+            session.exec(delete(StoreEntry).where(StoreEntry.key.startswith(self.namespace + ":")))  # type: ignore[call-overload,attr-defined]
+            session.commit()
+
+    async def delete_all(self) -> None:
+        await anyio.to_thread.run_sync(self._delete_all)
+
+    async def exists(self, key: str) -> bool:
+        return await self.get(key) is not None
+
+    def _expires_in(self, key: str) -> int | None:
+        with Session(self.engine) as session:
+            row = session.exec(select(StoreEntry.expires_at).where(StoreEntry.key == key)).first()  # type: ignore[call-overload]
+            if row is None or row[0] is None:
+                return None
+            return max(0, int((row[0] - clock.now()).total_seconds()))
+
+    async def expires_in(self, key: str) -> int | None:
+        return await anyio.to_thread.run_sync(self._expires_in, self._key(key))
+
+    def purge_expired(self) -> int:
+        with Session(self.engine) as session:
+            result = session.exec(delete(StoreEntry).where(StoreEntry.expires_at <= clock.now()))  # type: ignore[call-overload,operator]
+            session.commit()
+            return result.rowcount or 0
+
+
+def make_store(redis_url: str, engine: Engine) -> NamespacedStore:
+    if redis_url:
+        from litestar.stores.redis import RedisStore
+
+        return RedisStore.with_client(url=redis_url, namespace="ekp")
+    return DatabaseStore(engine)
