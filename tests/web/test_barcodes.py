@@ -34,21 +34,18 @@ def signed_presentation(fields: tr.TicketFields = FIELDS) -> bytes:
 
 
 def rasterise_svg(svg: str, scale: int = 4) -> bytes:
-    """Draw the SVG's rectangles (all zxing-cpp emits) into a PNG, as a browser would."""
+    """Draw the SVG path's rectangles (all render_aztec_svg emits) into a PNG, as a browser would."""
     view_box = re.search(r'viewBox="0 0 (\d+) (\d+)"', svg)
     assert view_box is not None
     width, height = int(view_box[1]), int(view_box[2])
-    shift = re.search(r'translate\((\d+) (\d+)\)', svg)
-    assert shift is not None
-    dx, dy = int(shift[1]), int(shift[2])
     image = Image.new("L", (width * scale, height * scale), 255)
     pixels = image.load()
-    path = re.search(r'<path d="([^"]+)"', svg)
+    path = re.search(r'<path fill="#000000" d="([^"]+)"', svg)
     assert path is not None
     rects = re.findall(r"M(\d+) (\d+)h(\d+)v(\d+)h-\d+Z", path[1])
     assert "".join(f"M{x} {y}h{w}v{h}h-{w}Z" for x, y, w, h in rects) == path[1]
     for x, y, w, h in rects:
-        x0, y0 = (int(x) + dx) * scale, (int(y) + dy) * scale
+        x0, y0 = int(x) * scale, int(y) * scale
         for px in range(x0, x0 + int(w) * scale):
             for py in range(y0, y0 + int(h) * scale):
                 pixels[px, py] = 0
