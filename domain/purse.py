@@ -16,7 +16,8 @@ Readings of the operator's rules made here (the seed is silent or ambiguous):
   (Polish Civil Code art. 112; 31 Jan + 1 month -> 28/29 Feb).
 - Validator buttons: T 1x..4x = normal / 30 / 50 / 75 % off (5th press starts again at normal);
   B 1x = baggage or animal, 2x = suburban, 3x = short ride (4th press starts again at 1x);
-  S = balance check. A second tap at the holder's boarding stop is a companion (normal fare
+  S = balance check. T before the holder's own tap overrides the card's default fare (the
+  inspector checks the entitlement, as with any ticket). A second tap at the holder's boarding stop is a companion (normal fare
   unless T says otherwise: a personal discount belongs to the holder only).
 - A credit ride takes the whole fare, so the balance goes below zero by the credited part
   (see `domain.ledger`); nothing else may be paid while the balance is below zero.
@@ -25,6 +26,7 @@ Readings of the operator's rules made here (the seed is silent or ambiguous):
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -135,6 +137,15 @@ class CardValidity:
     void_from: date  # first day it is void for good (R-KKM-5, 3 years unused)
     entitlement_lapsed: bool  # R-KKM-6: reduced/free no longer applies
     default_fare: RegisteredFare  # what a plain tap charges today
+
+
+def may_apply_for_personal_card(cards_held: Iterable[PurseCard], now: datetime) -> bool:
+    """R-KKM-1: a passenger holds at most one personal card; a blocked (lost) or void one does
+    not count, so a replacement can be issued."""
+    return not any(
+        card.kind is CardKind.PERSONAL and card_validity(card, now).state not in (CardState.BLOCKED, CardState.VOID)
+        for card in cards_held
+    )
 
 
 def add_months(day: date, months: int) -> date:

@@ -19,6 +19,7 @@ from domain.purse import (
     blocking_effective_at,
     card_validity,
     default_fare,
+    may_apply_for_personal_card,
     forfeit_unused_card,
     operator_liable_for,
     report_loss,
@@ -46,6 +47,16 @@ def test_r_kkm_1_bearer_card_always_normal_fare() -> None:
     assert default_fare(bearer, date(2024, 2, 1)) is RegisteredFare.NORMAL
     with pytest.raises(ValueError):
         PurseCard(number="B-2", kind=CardKind.BEARER, issued_on=date(2024, 1, 1), registered_fare=RegisteredFare.OFF_50)
+
+
+def test_r_kkm_1_only_one_personal_card() -> None:
+    bearer = PurseCard(number="B-1", kind=CardKind.BEARER, issued_on=date(2024, 1, 10))
+    now = at(2024, 5, 6)
+    assert may_apply_for_personal_card([], now)
+    assert may_apply_for_personal_card([bearer], now)
+    assert not may_apply_for_personal_card([bearer, personal()], now)
+    lost = report_loss(personal(), at(2024, 5, 1, 10))
+    assert may_apply_for_personal_card([lost], now)
 
 
 @pytest.mark.parametrize("fare", list(RegisteredFare))
