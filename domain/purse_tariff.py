@@ -306,6 +306,9 @@ def purse_tariff_from_dict(data: Mapping[str, Any]) -> PurseTariff:
     else:
         for index, raw in enumerate(raw_brackets):
             path = f"top_up.bonus[{index}]"
+            if not isinstance(raw, Mapping):
+                reader.problems.append(f"{path}: must be a table with 'from' and 'percent'")
+                continue
             bracket = reader.table(raw, path, _BRACKET_KEYS)
             from_amount = reader.money(bracket, "from", path, positive=False)
             percent = reader.percent(bracket, "percent", path)

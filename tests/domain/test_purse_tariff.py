@@ -74,6 +74,7 @@ def test_loader_accepts_polish_decimal_comma() -> None:
         (lambda d: d["top_up"]["bonus"].reverse(), "strictly ascending"),
         (lambda d: d["top_up"].__setitem__("bonus_at_meter", "yes"), "top_up.bonus_at_meter: must be true or false"),
         (lambda d: d["fares"].__setitem__("short_ride_percent", 0), "fares.short_ride_percent: must be more than 0"),
+        (lambda d: d["top_up"]["bonus"].append(None), "top_up.bonus[4]: must be a table"),
         (lambda d: d.pop("parking"), "parking: missing"),
         (lambda d: d.__setitem__("parking", "1 zł"), "parking: must be a table"),
     ],
