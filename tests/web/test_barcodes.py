@@ -1,12 +1,25 @@
-"""Aztec codes for mobile tickets (R-5P1-8): render with zxing-cpp, read back exactly."""
+"""Aztec codes for mobile tickets (R-5P1-8): render with zxing-cpp, read back exactly.
+
+Also checks that the inspector's JavaScript verifier reaches the same verdicts as the server.
+"""
 
 from __future__ import annotations
 
 import io
+import json
 import re
+import shutil
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -119,3 +132,84 @@ def test_r_5p1_8_render_refuses_impossible_payloads() -> None:
         barcodes.render_aztec_svg(b"\x00" * 5000)
     with pytest.raises(ValueError):
         barcodes.render_aztec_png(b"x", scale=0)
+
+
+# --- the inspector's JavaScript (static/js/ticket-record.js) agrees with the server -------------
+
+JS_MODULE = Path(__file__).resolve().parents[2] / "static" / "js" / "ticket-record.js"
+
+JS_CHECK = """
+import * as tr from "./ticket-record.mjs";
+import { readFileSync } from "node:fs";
+const v = JSON.parse(readFileSync("vectors.json", "utf8"));
+const hex = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
+const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const trust = await tr.loadTrustList(v.trust);
+const verdicts = [];
+for (const c of v.cases) {
+  const r = await tr.verify(hex(c.hex), trust.issuerKeys, new Set(c.revoked), c.now);
+  verdicts.push([r.code, r.ticket ? r.ticket.ticketId : null, r.ticket ? r.ticket.holderInitials : null]);
+}
+const key = await crypto.subtle.importKey(
+  "pkcs8", hex(v.device_pkcs8), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+const signed = await tr.signPresentation(key, hex(v.static), v.ts + 5);
+console.log(JSON.stringify({
+  verdicts,
+  signed: toHex(signed),
+  compressed: toHex(tr.compressPublicKey(hex(v.device_uncompressed))),
+  decompressed: toHex(tr.decompressPublicKey(hex(v.device_compressed))),
+}));
+"""
+
+
+def test_r_5p1_8_javascript_verifier_agrees_with_python(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed; the browser tests cover the JS module")
+    trust_keys = {1: ISSUER.public_key()}
+    static = tr.sign_static(ISSUER, FIELDS)
+    ts = int(NOW.timestamp())
+    genuine = tr.sign_presentation(DEVICE, static, ts)
+    start, end = int(FIELDS.valid_from.timestamp()), int(FIELDS.valid_until.timestamp())
+    cases: list[tuple[bytes, int, list[int]]] = [(genuine, ts, []), (genuine, ts, [987654])]
+    cases += [(genuine, ts + delta, []) for delta in (-91, -90, 90, 91)]
+    cases += [(tr.sign_presentation(DEVICE, static, t), t, []) for t in (start - 1, start, end - 1, end)]
+    cases += [(b"", ts, []), (b"\x02" + genuine[1:], ts, []), (genuine + b"\x00", ts, [])]
+    cases += [(tr.sign_presentation(tr.generate_private_key(), static, ts), ts, [])]
+    for index in range(len(genuine)):
+        tampered = bytearray(genuine)
+        tampered[index] ^= 0xFF if index % 2 else 0x01
+        cases.append((bytes(tampered), ts, []))
+    expected = []
+    for data, now, revoked in cases:
+        verdict = tr.verify(data, trust_keys, set(revoked), datetime.fromtimestamp(now, UTC))
+        ticket = verdict.ticket
+        expected.append([verdict.code, ticket and ticket.ticket_id, ticket and ticket.holder_initials])
+    uncompressed = DEVICE.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    vectors = {
+        "trust": tr.trust_list(trust_keys, [], NOW),
+        "cases": [{"hex": d.hex(), "now": n, "revoked": r} for d, n, r in cases],
+        "static": static.hex(),
+        "ts": ts,
+        "device_pkcs8": DEVICE.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption()).hex(),
+        "device_uncompressed": uncompressed.hex(),
+        "device_compressed": FIELDS.device_public_key.hex(),
+    }
+    (tmp_path / "vectors.json").write_text(json.dumps(vectors))
+    shutil.copy(JS_MODULE, tmp_path / "ticket-record.mjs")
+    (tmp_path / "check.mjs").write_text(JS_CHECK)
+    run = subprocess.run(
+        [node, "check.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["verdicts"] == expected
+    assert {code for code, _, _ in expected} >= {
+        "valid", "malformed", "unsupported_version", "forged", "bad_device_signature",
+        "stale", "revoked", "not_yet_valid", "expired",
+    }
+    assert result["compressed"] == FIELDS.device_public_key.hex()
+    assert result["decompressed"] == uncompressed.hex()
+    js_signed = bytes.fromhex(result["signed"])
+    assert tr.verify(js_signed, trust_keys, set(), NOW).valid
+    assert tr.decode(js_signed).timestamp == ts + 5
