@@ -73,6 +73,12 @@ def ticket_fields(draw: st.DrawFn, max_start: int = tr.MAX_MINUTES - 1) -> tr.Ti
     )
 
 
+def device_for(fields: tr.TicketFields):
+    """The private key behind the record's device public key."""
+    key = fields.device_public_key
+    return next(k for k in DEVICE_KEYS if tr.compressed_device_key(k.public_key()) == key)
+
+
 # --- round trip and size -------------------------------------------------------------------------
 
 
@@ -81,7 +87,7 @@ def ticket_fields(draw: st.DrawFn, max_start: int = tr.MAX_MINUTES - 1) -> tr.Ti
 def test_r_5p1_8_record_round_trips(fields: tr.TicketFields, ts: int) -> None:
     static = tr.sign_static(ISSUER, fields)
     assert tr.decode_static(static).fields == fields
-    device = next(k for k in DEVICE_KEYS if tr.compressed_device_key(k.public_key()) == fields.device_public_key)
+    device = device_for(fields)
     presentation = tr.sign_presentation(device, static, ts)
     decoded = tr.decode(presentation)
     assert decoded.record.fields == fields
@@ -95,7 +101,7 @@ def test_r_5p1_8_record_round_trips(fields: tr.TicketFields, ts: int) -> None:
 @given(fields=ticket_fields(max_start=tr.MAX_TIMESTAMP // 60))  # u32 timestamps end in 2106
 def test_r_5p1_8_signed_record_verifies_inside_its_validity(fields: tr.TicketFields) -> None:
     static = tr.sign_static(ISSUER, fields)
-    device = next(k for k in DEVICE_KEYS if tr.compressed_device_key(k.public_key()) == fields.device_public_key)
+    device = device_for(fields)
     ts = int(fields.valid_from.timestamp())
     presentation = tr.sign_presentation(device, static, ts)
     verdict = tr.verify(presentation, {fields.key_id: ISSUER.public_key()}, set(), fields.valid_from)
@@ -240,6 +246,9 @@ def test_r_5p1_8_forged() -> None:
     swapped = bytearray(PRESENTATION)
     swapped[19:52] = tr.compressed_device_key(OTHER_DEVICE.public_key())
     assert check(bytes(swapped)).reason is Reason.FORGED
+    for junk in (b"\xff" * 64, b"\x00" * 64):  # r, s out of range
+        assert check(PRESENTATION[:63] + junk + PRESENTATION[127:]).reason is Reason.FORGED
+        assert check(PRESENTATION[:131] + junk).reason is Reason.BAD_DEVICE_SIGNATURE
 
 
 def test_r_5p1_8_bad_device_signature() -> None:

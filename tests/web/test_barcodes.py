@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_r_5p1_8_signed_presentation_survives_png_round_trip() -> None:
 
 
 def test_r_5p1_8_largest_presentation_survives_png_round_trip() -> None:
-    widest = tr.TicketFields(**{**FIELDS.__dict__, "product_code": "Z" * 16, "holder_initials": "\U0001d400" * 4})
+    widest = replace(FIELDS, product_code="Z" * 16, holder_initials="\U0001d400" * 4)
     payload = signed_presentation(widest)
     assert len(payload) == 218
     assert barcodes.decode_aztec_image(barcodes.render_aztec_png(payload, scale=3)) == payload
