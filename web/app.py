@@ -21,7 +21,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.engine import Engine
 
 from web import i18n, jobs
-from web.controllers import accounts, dev, pages
+from web.controllers import accounts, cards, dev, pages
 from web.db import make_engine
 from web.ratelimit import RateLimiter
 from web.sessions import SessionMiddleware
@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     route_handlers: list[Any] = [
         pages.router,
         accounts.router,
+        cards.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],

@@ -25,6 +25,7 @@ def _settings():  # type: ignore[no-untyped-def]
 def main() -> None:
     """EKP — Electronic Passenger Account."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command()
@@ -120,6 +121,40 @@ def demo_load() -> None:
     upgrade(settings)
     for line in demo_data.load(settings):
         click.echo(line)
+
+
+@main.group()
+def cards() -> None:
+    """The operator's card registry."""
+
+
+@cards.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+def cards_import(csv_file: str) -> None:
+    """Import or update the card registry from the operator's CSV export (all rows or none)."""
+    from pathlib import Path
+
+    from web.db import make_engine, transaction
+    from web.services.cards import import_registry
+
+    settings = _settings()
+    raw = Path(csv_file).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException("the file is not UTF-8 text; export it as UTF-8 CSV") from None
+    engine = make_engine(settings.database_url)
+    with transaction(engine) as session:
+        report = import_registry(session, settings, text)
+        if not report.ok:
+            session.rollback()
+    if not report.ok:
+        click.echo(f"nothing imported: {len(report.problems)} bad row(s) in {csv_file}", err=True)
+        for problem in report.problems:
+            click.echo(f"  line {problem.line}: {problem.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"cards imported from {csv_file}: {report.added} added, {report.updated} updated, "
+               f"{report.unchanged} unchanged")
 
 
 @main.group()

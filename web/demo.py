@@ -32,3 +32,32 @@ def load(settings: Settings) -> Iterator[str]:
                                password=DEMO_PASSWORD, pesel=pesel, birth_date=born)
             yield f"demo {role} {email} added (password {DEMO_PASSWORD})"
     engine.dispose()
+    yield from load_cards(settings)
+
+
+def demo_registry(today: date) -> str:
+    """Demo cards matching the demo passengers (CSV in the operator's export format)."""
+    year_on = today.replace(year=today.year + 1) if not (today.month == 2 and today.day == 29) else date(today.year + 1, 2, 28)
+    last_year = date(today.year - 1, 1, 1)
+    rows = [
+        "type,client_code,pesel,holder_name,resident_from,resident_until,blocked",
+        f"KKM,100200300,44051401458,Anna Nowak,{last_year},{year_on},no",  # Anna: resident, plastic
+        f"mKK,MK4405140,44051401458,Anna Nowak,{last_year},{year_on},no",  # Anna: resident, mobile
+        "KKM,100200301,44051401458,Anna Nowak,,,no",  # Anna: no resident status
+        "KKM,200300400,02270803624,Jan Kowalski,,,no",  # Jan: no resident status
+        f"KK,200300401,02270803624,Jan Kowalski,{date(today.year - 3, 1, 1)},{date(today.year - 1, 12, 31)},no",  # Jan: expired
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def load_cards(settings: Settings) -> Iterator[str]:
+    from web import clock
+    from web.services.cards import import_registry
+
+    engine = make_engine(settings.database_url)
+    with transaction(engine) as session:
+        report = import_registry(session, settings, demo_registry(clock.today()))
+        yield (f"demo cards: {report.added} added, {report.updated} updated, {report.unchanged} unchanged "
+               "(Anna: KKM 100200300 and mKK MK4405140 with resident status, KKM 100200301 without; "
+               "Jan: KKM 200300400, KK 200300401 expired status)")
+    engine.dispose()

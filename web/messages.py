@@ -32,6 +32,17 @@ MESSAGES: dict[str, str] = {
     "login.failed": N_("Nieprawidłowy e-mail lub hasło."),
     "login.inactive": N_("Konto nie zostało jeszcze aktywowane. Kliknij link z e-maila albo wyślij go ponownie."),
     "confirm.required": N_("Zaznacz, że rozumiesz skutki usunięcia konta."),
+    "carrier_type.required": N_("Wybierz typ karty z listy."),
+    "client_code.required": N_("Wpisz kod klienta wydrukowany na karcie."),
+    "client_code.format": N_("Kod klienta to od 4 do 20 liter lub cyfr — przepisz go dokładnie z karty."),
+    "card.mismatch": N_("Podane dane nie są zgodne z danymi w rejestrze kart. Sprawdź typ karty i kod klienta."),
+    "card.linked_elsewhere": N_("Tej karty nie można dodać, bo jest już przypisana do innego konta. Skontaktuj się z Biurem Obsługi Klienta."),
+    "card.already_yours": N_("Ta karta jest już przypisana do Twojego konta."),
+    "card.blocked": N_("Ta karta jest zablokowana i nie można jej dodać. Skontaktuj się z Biurem Obsługi Klienta."),
+    "card.no_pesel": N_("Twoje konto nie ma numeru PESEL, więc karty nie można przypisać online. Przyjdź z dokumentem tożsamości i kartą do Biura Obsługi Klienta — pracownik przypisze ją do konta."),
+    "card.not_found": N_("Nie ma takiej karty na Twoim koncie."),
+    "card.in_use_by_subscription": N_("Tej karty nie można odłączyć, bo korzysta z niej aktywna subskrypcja biletu 5+1. Najpierw anuluj subskrypcję."),
+    "card.confirm_expired": N_("Potwierdzenie wygasło. Wyszukaj kartę jeszcze raz."),
 }
 
 

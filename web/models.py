@@ -89,3 +89,64 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=64, index=True)
     ip: Optional[str] = Field(default=None, max_length=64)
     detail: str = Field(default="", max_length=500)
+
+
+class Card(SQLModel, table=True):
+    """A city card in the operator's registry (R-CARD-1..4); linked to at most one account."""
+
+    __tablename__ = "cards"
+    __table_args__ = (UniqueConstraint("carrier_type", "client_code", name="uq_cards_type_code"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    carrier_type: str = Field(max_length=8)
+    client_code: str = Field(max_length=20, index=True)
+    holder_name: str = Field(max_length=160)
+    pesel_hash: str = Field(max_length=64, index=True)  # keyed hash; the number itself is never stored
+    resident_from: Optional[date] = None
+    resident_until: Optional[date] = None
+    has_resident_status: bool = False
+    blocked: bool = False
+    account_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    linked_at: Optional[datetime] = None
+    updated_at: datetime = Field(default_factory=clock.now)
+
+
+class Subscription5p1(SQLModel, table=True):
+    """A passenger's 5+1 subscription (R-5P1-4); its months are `SubscriptionMonthRow` rows."""
+
+    __tablename__ = "subscriptions_5p1"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    card_id: int = Field(foreign_key="cards.id", index=True)
+    variant: str = Field(max_length=8)  # normal | reduced
+    first_day: date
+    auto_renew: bool = False
+    status: str = Field(max_length=24, index=True)
+    end_reason: Optional[str] = Field(default=None, max_length=32)
+    ended_on: Optional[date] = None
+    card_token: Optional[str] = Field(default=None, max_length=128)  # the gateway's saved-card token
+    card_brand: Optional[str] = Field(default=None, max_length=32)
+    card_last4: Optional[str] = Field(default=None, max_length=4)
+    card_expiry: Optional[str] = Field(default=None, max_length=7)
+    created_at: datetime = Field(default_factory=clock.now)
+
+
+class SubscriptionMonthRow(SQLModel, table=True):
+    """One monthly ticket of a subscription: planned, charged, paid (and then a ticket)."""
+
+    __tablename__ = "subscription_months"
+    __table_args__ = (UniqueConstraint("subscription_id", "cycle", "month_index", name="uq_subscription_month"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscriptions_5p1.id", index=True, ondelete="CASCADE")
+    cycle: int
+    month_index: int
+    starts_on: date = Field(index=True)
+    ends_on: date
+    price: int  # grosze, fixed when planned
+    state: str = Field(max_length=16, index=True)
+    attempts: int = 0
+    next_attempt_on: Optional[date] = None
+    paid_on: Optional[date] = None
+    updated_at: datetime = Field(default_factory=clock.now)

@@ -1,0 +1,128 @@
+""""Moje karty": the list, adding a card in steps (htmx), unlinking (R-CARD-1..4)."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Request, Router, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Response, Template
+
+from domain.cards import LinkOutcome, client_code_problem
+from domain.carriers import UnknownCarrierType, carrier_choices, carrier_type_from_code
+from web.controllers.accounts import _wait_text
+from web.http import client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
+from web.i18n import _
+from web.messages import message
+from web.services import cards as service
+
+CONFIRM_SECONDS = 600
+passenger = [requires_role("passenger")]
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _go(request: Request, path: str) -> Response:
+    if _is_htmx(request):
+        return Response(content="", status_code=200, headers={"HX-Redirect": path})
+    return redirect(path)
+
+
+@get("/cards", guards=passenger)
+async def cards_page(request: Request) -> Template:
+    user = await current_user(request)
+    cards = await in_transaction(request, service.my_cards, user.id)  # type: ignore[union-attr]
+    return await page(request, "cards/list.html", cards=cards)
+
+
+async def _add_step(request: Request, status: int = 200, **context: object) -> Template:
+    user = await current_user(request)
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    template = "cards/_add_step.html" if _is_htmx(request) else "cards/add.html"
+    return await page(request, template, status_code=status, carriers=carrier_choices(),
+                      no_pesel=user.pesel_hash is None, **context)  # type: ignore[union-attr]
+
+
+@get("/cards/add", guards=passenger)
+async def add_card_page(request: Request) -> Template:
+    return await _add_step(request)
+
+
+@post("/cards/add", guards=passenger)
+async def add_card_check(request: Request) -> Template:
+    user = await current_user(request)
+    assert user is not None
+    form = await form_of(request)
+    values = {"carrier_type": form.get("carrier_type", ""), "client_code": form.get("client_code", "").strip()}
+    errors: dict[str, list[str]] = {}
+    if user.pesel_hash is None:
+        return await _add_step(request, 409, values=values)
+    carrier_type = None
+    try:
+        carrier_type = carrier_type_from_code(values["carrier_type"])
+    except UnknownCarrierType:
+        errors["carrier_type"] = [message("carrier_type.required")]
+    if code := client_code_problem(values["client_code"]):
+        errors["client_code"] = [message(code)]
+    if errors or carrier_type is None:
+        return await _add_step(request, 422, values=values, errors=errors)
+
+    limiter = request.app.state.limiter
+    ip = client_ip(request)
+    wait = max(await limiter.retry_after("link_card.account", str(user.id)), await limiter.retry_after("link_card.ip", ip))
+    if wait:
+        return await _add_step(request, 429, values=values, limit_message=_wait_text(wait))
+    check = await in_transaction(request, service.find_card_to_link, user.id, carrier_type, values["client_code"], ip)
+    if check.outcome is LinkOutcome.MISMATCH:
+        await limiter.hit("link_card.account", str(user.id))
+        await limiter.hit("link_card.ip", ip)
+        return await _add_step(request, 422, values=values, errors={"form": [message("card.mismatch")]})
+    if check.outcome is LinkOutcome.MATCH:
+        request.scope["session"]["link_card"] = {"id": check.card.id, "at": int(time.time())}  # type: ignore[union-attr]
+        template = "cards/_confirm.html" if _is_htmx(request) else "cards/confirm.html"
+        return await page(request, template, card=check.card)
+    return await _add_step(request, 409, values=values, errors={"form": [message(f"card.{check.outcome.value}")]})
+
+
+@post("/cards/add/confirm", guards=passenger)
+async def add_card_confirm(request: Request) -> Template | Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    pending = request.scope["session"].pop("link_card", None)
+    if form.get("answer") != "yes":
+        return _go(request, "/cards")
+    if not pending or time.time() - pending.get("at", 0) > CONFIRM_SECONDS:
+        return await _add_step(request, 410, errors={"form": [message("card.confirm_expired")]})
+    outcome = await in_transaction(request, service.link_card, user.id, pending["id"], client_ip(request))  # type: ignore[union-attr]
+    if outcome is LinkOutcome.MATCH:
+        flash(request, _("Karta została dodana do Twojego konta."), "success")
+        return _go(request, "/cards")
+    return await _add_step(request, 409, errors={"form": [message(f"card.{outcome.value}")]})
+
+
+@get("/cards/{card_id:int}/unlink", guards=passenger)
+async def unlink_page(request: Request, card_id: int) -> Template:
+    user = await current_user(request)
+    card = await in_transaction(request, service.my_card, user.id, card_id)  # type: ignore[union-attr]
+    if card is None:
+        raise NotFoundException()
+    return await page(request, "cards/unlink.html", card=card, errors={})
+
+
+@post("/cards/{card_id:int}/unlink", guards=passenger)
+async def unlink(request: Request, card_id: int) -> Template | Response:
+    user = await current_user(request)
+    problem = await in_transaction(request, service.unlink_card, user.id, card_id, client_ip(request))  # type: ignore[union-attr]
+    if problem == "card.not_found":
+        raise NotFoundException()
+    if problem:
+        card = await in_transaction(request, service.my_card, user.id, card_id)  # type: ignore[union-attr]
+        return await page(request, "cards/unlink.html", status_code=409, card=card, errors={"form": [message(problem)]})
+    flash(request, _("Karta została odłączona od konta."), "success")
+    return redirect("/cards")
+
+
+router = Router(path="/", route_handlers=[cards_page, add_card_page, add_card_check, add_card_confirm, unlink_page, unlink])

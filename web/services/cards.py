@@ -1,0 +1,238 @@
+"""The card registry and "Moje karty": importing the operator's export, linking and unlinking cards."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from domain.cards import (
+    LinkOutcome,
+    RegistryCard,
+    RegistryRow,
+    RowProblem,
+    link_decision,
+    missing_columns,
+    normalise_client_code,
+    read_registry_row,
+)
+from domain.carriers import CarrierType, ResidentStatus, ResidentStatusState, carrier_info, resident_status_on
+from web import clock
+from web.models import Card, User
+from web.protect import pesel_hash
+from web.services.accounts import audit
+from web.settings import Settings
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_registry_csv(text: str) -> tuple[list[RegistryRow], list[RowProblem]]:
+    """Parse the operator's export (comma or semicolon separated, UTF-8 with or without BOM)."""
+    text = text.lstrip("\ufeff")
+    first_line = text.splitlines()[0] if text else ""
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    header = reader.fieldnames or []
+    missing = missing_columns(list(header))
+    if missing:
+        return [], [RowProblem(1, "missing column(s): " + ", ".join(missing))]
+    rows: list[RegistryRow] = []
+    problems: list[RowProblem] = []
+    seen: dict[tuple[CarrierType, str], int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue
+        if None in row:
+            problems.append(RowProblem(line, "more fields than columns in the header"))
+            continue
+        parsed = read_registry_row(line, row)
+        if isinstance(parsed, RowProblem):
+            problems.append(parsed)
+            continue
+        key = (parsed.carrier_type, parsed.client_code)
+        if key in seen:
+            problems.append(RowProblem(line, f"the same card ({key[0].value} {key[1]}) is already on line {seen[key]}"))
+            continue
+        seen[key] = line
+        rows.append(parsed)
+    return rows, problems
+
+
+def import_registry(session: Session, settings: Settings, text: str) -> ImportReport:
+    """Import or update the registry from the export, all rows or none (the caller's transaction)."""
+    rows, problems = read_registry_csv(text)
+    report = ImportReport(problems=problems)
+    if problems:
+        return report
+    for row in rows:
+        values = {
+            "holder_name": row.holder_name,
+            "pesel_hash": pesel_hash(settings.pesel_key, row.pesel),
+            "has_resident_status": row.resident is not None,
+            "resident_from": row.resident.valid_from if row.resident else None,
+            "resident_until": row.resident.valid_until if row.resident else None,
+            "blocked": row.blocked,
+        }
+        card = session.scalars(
+            select(Card).where(Card.carrier_type == row.carrier_type.value, Card.client_code == row.client_code)
+        ).first()
+        if card is None:
+            session.add(Card(carrier_type=row.carrier_type.value, client_code=row.client_code, **values))
+            report.added += 1
+            continue
+        if all(getattr(card, name) == value for name, value in values.items()):
+            report.unchanged += 1
+            continue
+        if card.pesel_hash != values["pesel_hash"] and card.account_id is not None:
+            # The card changed hands in the registry: it no longer belongs to the linked account.
+            card.account_id, card.linked_at = None, None
+        for name, value in values.items():
+            setattr(card, name, value)
+        card.updated_at = clock.now()
+        report.updated += 1
+    session.flush()
+    return report
+
+
+# --- what a passenger sees ------------------------------------------------------------------------
+
+def resident_status(card: Card) -> ResidentStatus | None:
+    if not card.has_resident_status:
+        return None
+    return ResidentStatus(valid_from=card.resident_from, valid_until=card.resident_until)
+
+
+@dataclass(frozen=True)
+class CardView:
+    id: int
+    carrier_type: str
+    carrier_name: str
+    is_mobile: bool
+    client_code: str
+    holder_name: str
+    resident_state: str
+    resident_until: date | None
+    blocked: bool
+
+
+def card_view(card: Card, today: date) -> CardView:
+    info = carrier_info(CarrierType(card.carrier_type))
+    return CardView(
+        id=card.id,  # type: ignore[arg-type]
+        carrier_type=card.carrier_type,
+        carrier_name=info.name_pl,
+        is_mobile=info.is_mobile,
+        client_code=card.client_code,
+        holder_name=card.holder_name,
+        resident_state=resident_status_on(resident_status(card), today).value,
+        resident_until=card.resident_until,
+        blocked=card.blocked,
+    )
+
+
+def cards_of(session: Session, user_id: int) -> list[Card]:
+    return list(session.scalars(select(Card).where(Card.account_id == user_id).order_by(Card.linked_at, Card.id)))  # type: ignore[arg-type]
+
+
+def my_cards(session: Session, user_id: int) -> list[CardView]:
+    today = clock.today()
+    return [card_view(card, today) for card in cards_of(session, user_id)]
+
+
+# --- linking --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinkCheck:
+    outcome: LinkOutcome
+    card: CardView | None = None  # only when type, code and PESEL all match
+
+
+def find_card_to_link(session: Session, user_id: int, carrier_type: CarrierType, client_code: str, ip: str | None) -> LinkCheck:
+    """Step 2 of "Dodaj kartę": check type + client code + the account's PESEL against the registry."""
+    user = session.get(User, user_id)
+    assert user is not None
+    card = session.scalars(
+        select(Card).where(Card.carrier_type == carrier_type.value, Card.client_code == normalise_client_code(client_code))
+    ).first()
+    found = None
+    if card is not None:
+        found = RegistryCard(card.id, carrier_type, card.client_code, card.pesel_hash, card.account_id)  # type: ignore[arg-type]
+    outcome = link_decision(found, account_id=user_id, account_pesel_hash=user.pesel_hash,
+                            blocked=bool(card and card.blocked))
+    # Audit every attempt without the PESEL; the code is kept only when the data matched.
+    detail = f"type={carrier_type.value}" + (f" card={card.id}" if outcome is not LinkOutcome.MISMATCH and card else "")
+    audit(session, f"card.link.{outcome.value}", user_id, ip, detail)
+    view = card_view(card, clock.today()) if card is not None and outcome is not LinkOutcome.MISMATCH else None
+    return LinkCheck(outcome, view)
+
+
+def link_card(session: Session, user_id: int, card_id: int, ip: str | None) -> LinkOutcome:
+    """The passenger said "Tak": link the card, unless someone else got it in the meantime."""
+    user = session.get(User, user_id)
+    card = session.get(Card, card_id)
+    if user is None or card is None:
+        return LinkOutcome.MISMATCH
+    found = RegistryCard(card.id, CarrierType(card.carrier_type), card.client_code, card.pesel_hash, card.account_id)  # type: ignore[arg-type]
+    outcome = link_decision(found, account_id=user_id, account_pesel_hash=user.pesel_hash, blocked=card.blocked)
+    if outcome is not LinkOutcome.MATCH:
+        return outcome
+    # One UPDATE decides a race between two accounts: a card is linked to at most one (R-CARD-3).
+    linked = session.execute(
+        update(Card).where(Card.id == card_id, Card.account_id.is_(None)).values(account_id=user_id, linked_at=clock.now())  # type: ignore[union-attr]
+    ).rowcount
+    if linked != 1:
+        return LinkOutcome.LINKED_ELSEWHERE
+    audit(session, "card.linked", user_id, ip, f"card={card_id}")
+    return LinkOutcome.MATCH
+
+
+class CardInUse(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def why_card_cannot_be_unlinked(session: Session, card: Card) -> str | None:
+    """Reasons a card must stay linked: an active 5+1 subscription uses it."""
+    from web.services.subscriptions import card_has_active_subscription
+
+    if card_has_active_subscription(session, card.id):  # type: ignore[arg-type]
+        return "card.in_use_by_subscription"
+    return None
+
+
+def unlink_card(session: Session, user_id: int, card_id: int, ip: str | None) -> str | None:
+    """Unlink a card of this account; returns a problem code when it cannot be unlinked."""
+    card = session.get(Card, card_id)
+    if card is None or card.account_id != user_id:
+        return "card.not_found"
+    reason = why_card_cannot_be_unlinked(session, card)
+    if reason:
+        return reason
+    card.account_id, card.linked_at = None, None
+    audit(session, "card.unlinked", user_id, ip, f"card={card_id}")
+    return None
+
+
+def my_card(session: Session, user_id: int, card_id: int) -> CardView | None:
+    card = session.get(Card, card_id)
+    if card is None or card.account_id != user_id:
+        return None
+    return card_view(card, clock.today())
