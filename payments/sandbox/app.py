@@ -156,7 +156,7 @@ class Sandbox:
         """A Litestar route handler that mounts this sandbox under `path` in another Litestar app."""
         app = self.app
 
-        @asgi(path, is_mount=True)
+        @asgi(path, is_mount=True, copy_scope=True)
         async def payment_sandbox(scope: Scope, receive: Receive, send: Send) -> None:
             await app(scope, receive, send)
 
