@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict
 
 from litestar import Request, Router, get, post
+from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain.accounts import (
@@ -138,7 +139,7 @@ async def register_done(request: Request) -> Template:
 
 
 @get("/activate/{token:str}")
-async def activate(request: Request, token: str) -> Template:
+async def activate(request: Request, token: FromPath[str]) -> Template:
     check = await in_transaction(request, service.activate, settings_of(request), token, client_ip(request))
     status = 200 if check.state is LinkState.VALID else 410 if check.state else 404
     return await page(request, "accounts/activated.html", status_code=status,
@@ -249,14 +250,14 @@ def _token_state(session, settings, token):  # type: ignore[no-untyped-def]
 
 
 @get("/password/reset/{token:str}")
-async def reset_page(request: Request, token: str) -> Template:
+async def reset_page(request: Request, token: FromPath[str]) -> Template:
     state = await in_transaction(request, _token_state, settings_of(request), token)
     return await page(request, "accounts/reset.html", status_code=200 if state is LinkState.VALID else 410,
                       token=token, state=state.value if state else "unknown", errors={})
 
 
 @post("/password/reset/{token:str}")
-async def reset_submit(request: Request, token: str) -> Template | Response:
+async def reset_submit(request: Request, token: FromPath[str]) -> Template | Response:
     form = await form_of(request)
     password, repeat = form.get("password", ""), form.get("password_repeat", "")
     policy = _policy(request)

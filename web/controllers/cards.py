@@ -6,6 +6,7 @@ import time
 
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain.cards import LinkOutcome, client_code_problem
@@ -104,7 +105,7 @@ async def add_card_confirm(request: Request) -> Template | Response:
 
 
 @get("/cards/{card_id:int}/unlink", guards=passenger)
-async def unlink_page(request: Request, card_id: int) -> Template:
+async def unlink_page(request: Request, card_id: FromPath[int]) -> Template:
     user = await current_user(request)
     card = await in_transaction(request, service.my_card, user.id, card_id)  # type: ignore[union-attr]
     if card is None:
@@ -113,7 +114,7 @@ async def unlink_page(request: Request, card_id: int) -> Template:
 
 
 @post("/cards/{card_id:int}/unlink", guards=passenger)
-async def unlink(request: Request, card_id: int) -> Template | Response:
+async def unlink(request: Request, card_id: FromPath[int]) -> Template | Response:
     user = await current_user(request)
     problem = await in_transaction(request, service.unlink_card, user.id, card_id, client_ip(request))  # type: ignore[union-attr]
     if problem == "card.not_found":

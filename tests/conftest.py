@@ -1,0 +1,543 @@
+"""Shared fixtures for every integration test: a clean database on SQLite *and* PostgreSQL, the app,
+browser-like test clients that handle CSRF, the mail outbox, users, and the controllable clock.
+
+Database: each xdist worker migrates one SQLite file and (with `EKP_TEST_POSTGRES_URL`) one PostgreSQL
+database of its own once, with the real Alembic migrations; before each test every table is emptied.
+Tests that take `db_url` (directly or through `engine`, `settings`, `app`, `client`, `browser`, ...) run
+once per database; the PostgreSQL run carries the `postgres` marker. Without `EKP_TEST_POSTGRES_URL` the
+PostgreSQL run is skipped, unless `CI=true`, where it fails.
+
+Typical use::
+
+    def test_something(browser, users, mails):
+        users.create("ala@example.pl")
+        browser.login("ala@example.pl")
+        page = browser.get("/account")
+        response = browser.submit("/account", {"current_password": ..., ...}, action="/account/password")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
+
+from web import clock as web_clock
+from web.db import make_engine
+from web.migrate import upgrade
+from web.settings import Settings, load_settings
+
+DEFAULT_PASSWORD = "Haslo1234"
+BASE_URL = "http://testserver.local"
+TEST_IP_HEADER = "x-test-client-ip"
+SECRET_KEY_HEX = "11" * 32
+PESEL_KEY_HEX = "22" * 32
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _base_env(var_dir: Path, database_url: str) -> dict[str, str]:
+    return {
+        "EKP_ENV": "test",
+        "EKP_VAR_DIR": str(var_dir),
+        "EKP_DATABASE_URL": database_url,
+        "EKP_BASE_URL": BASE_URL,
+        "EKP_SECRET_KEY": SECRET_KEY_HEX,
+        "EKP_PESEL_KEY": PESEL_KEY_HEX,
+        "EKP_SCHEDULER": "false",
+        "EKP_DEV_PAGES": "true",
+    }
+
+
+@dataclass
+class MigratedDatabase:
+    url: str
+    engine: Engine
+    tables: list[str]
+
+    def empty(self) -> None:
+        """Delete every row of every table (the schema and `alembic_version` stay)."""
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                if self.tables:
+                    names = ", ".join(f'"{name}"' for name in self.tables)
+                    conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                conn.execute(text("PRAGMA foreign_keys=OFF"))
+                for name in self.tables:
+                    conn.execute(text(f'DELETE FROM "{name}"'))
+                if inspect(conn).has_table("sqlite_sequence"):
+                    conn.execute(text("DELETE FROM sqlite_sequence"))
+                conn.execute(text("PRAGMA foreign_keys=ON"))
+
+
+def _migrate(url: str, var_dir: Path) -> MigratedDatabase:
+    upgrade(load_settings(_base_env(var_dir, url)))
+    engine = make_engine(url)
+    tables = [name for name in inspect(engine).get_table_names() if name != "alembic_version"]
+    return MigratedDatabase(url=url, engine=engine, tables=tables)
+
+
+def _postgres_worker_url(base_url: str) -> str:
+    """Create (afresh) this worker's own database next to the one in `EKP_TEST_POSTGRES_URL`."""
+    base = make_url(base_url)
+    name = f"{base.database or 'ekp_test'}_{_worker()}".lower()
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def _databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Per worker: backend name -> MigratedDatabase, created lazily on first use."""
+    created: dict[str, Any] = {}
+
+    def get(backend: str) -> MigratedDatabase:
+        if backend not in created:
+            root = tmp_path_factory.mktemp(f"db-{backend}")
+            if backend == "sqlite":
+                url = f"sqlite:///{root / 'ekp-test.db'}"
+            else:
+                url = _postgres_worker_url(os.environ["EKP_TEST_POSTGRES_URL"])
+            created[backend] = _migrate(url, root / "var")
+        return created[backend]
+
+    yield {"get": get}
+    for database in created.values():
+        database.engine.dispose()
+
+
+def _postgres_available() -> None:
+    if os.environ.get("EKP_TEST_POSTGRES_URL"):
+        return
+    reason = "EKP_TEST_POSTGRES_URL is not set (scripts/test starts a PostgreSQL server and sets it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason + "; on CI the PostgreSQL run must not be skipped", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """'sqlite' or 'postgres'; every test depending on it runs once per database."""
+    if request.param == "postgres":
+        _postgres_available()
+    return request.param
+
+
+@pytest.fixture
+def _database(db_backend: str, _databases: dict[str, Any]) -> MigratedDatabase:
+    database = _databases["get"](db_backend)
+    database.empty()
+    return database
+
+
+@pytest.fixture
+def db_url(_database: MigratedDatabase) -> str:
+    """URL of a migrated, empty database (SQLite file or PostgreSQL)."""
+    return _database.url
+
+
+@pytest.fixture
+def engine(_database: MigratedDatabase) -> Engine:
+    return _database.engine
+
+
+class Db:
+    """Small helpers to look into the database from a test."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+            session.commit()
+
+    def count(self, model: Any, *where: Any) -> int:
+        with Session(self.engine) as session:
+            return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+    def all(self, model: Any, *where: Any) -> list[Any]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(model).where(*where)))
+
+    def one(self, model: Any, *where: Any) -> Any:
+        rows = self.all(model, *where)
+        assert len(rows) == 1, f"expected one {model.__name__}, found {len(rows)}"
+        return rows[0]
+
+    def user(self, email: str) -> Any:
+        from web.models import User
+
+        rows = self.all(User, User.email == email.lower())
+        return rows[0] if rows else None
+
+    def dump(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """Every row of every table, for 'never stored in clear text' checks."""
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        with self.engine.connect() as conn:
+            for name in inspect(conn).get_table_names():
+                for row in conn.execute(text(f'SELECT * FROM "{name}"')):
+                    rows.append((name, tuple(row)))
+        return rows
+
+
+@pytest.fixture
+def db(engine: Engine) -> Db:
+    return Db(engine)
+
+
+# --------------------------------------------------------------------------- clock
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    web_clock.reset()
+    yield
+    web_clock.reset()
+
+
+@pytest.fixture
+def clock() -> Any:
+    """`web.clock`: `clock.travel(timedelta(hours=3))` moves the app's time; reset after each test."""
+    return web_clock
+
+
+# --------------------------------------------------------------------------- settings and app
+
+
+@pytest.fixture
+def settings_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """The EKP_* environment the test app is built from; override this fixture to change settings."""
+    return _base_env(tmp_path / "var", db_url)
+
+
+@pytest.fixture
+def make_settings(settings_env: dict[str, str]) -> Callable[..., Settings]:
+    """`make_settings(EKP_SESSION_HOURS="1")` -> Settings from the test environment plus overrides."""
+
+    def make(**overrides: str) -> Settings:
+        return load_settings({**settings_env, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+def _with_test_client_ip(app: Litestar) -> Litestar:
+    """Let a test client pose as another IP address (header `x-test-client-ip`), for per-IP limits."""
+    inner = app.asgi_handler
+
+    async def handler(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", []):
+                if name == TEST_IP_HEADER.encode():
+                    scope["client"] = (value.decode("latin-1"), 50000)
+        await inner(scope, receive, send)
+
+    app.asgi_handler = handler
+    return app
+
+
+@pytest.fixture
+def make_app(engine: Engine, make_settings: Callable[..., Settings]) -> Callable[..., Litestar]:
+    """`make_app(EKP_PASSWORD_MIN_LENGTH="12")` -> an app on the test database with these overrides."""
+
+    def make(**overrides: str) -> Litestar:
+        from web.app import create_app
+
+        return _with_test_client_ip(create_app(make_settings(**overrides), engine, start_jobs=False))
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Litestar]) -> Litestar:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient]:
+    """Litestar's TestClient on the app (raw: no CSRF help; see `browser`)."""
+    with TestClient(app, base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+_CSRF_INPUT = re.compile(r'<input[^>]*name="_csrf_token"[^>]*>')
+_VALUE = re.compile(r'value="([^"]*)"')
+
+
+def csrf_token_in(html: str) -> str | None:
+    """The CSRF token of the first form on the page (`<input name="_csrf_token" value=...>`)."""
+    match = _CSRF_INPUT.search(html)
+    if not match:
+        return None
+    value = _VALUE.search(match.group(0))
+    return unescape(value.group(1)) if value else None
+
+
+class Browser:
+    """A test client that behaves like one person's browser: cookies, CSRF tokens, its own IP address.
+
+    `get(path)` remembers the page's CSRF token; `post(path, data)` sends it with the form;
+    `submit(page, data, action=...)` opens `page` first (fresh token) and posts the form.
+    """
+
+    def __init__(self, client: TestClient, ip: str | None = None) -> None:
+        self.client = client
+        self.headers = {TEST_IP_HEADER: ip} if ip else {}
+        self.token: str | None = None
+
+    # Plain HTTP -------------------------------------------------------------
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.client.get(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+        token = csrf_token_in(response.text) if "html" in response.headers.get("content-type", "") else None
+        if token:
+            self.token = token
+        return response
+
+    def csrf(self) -> str:
+        """A valid CSRF token for this browser (opens the home page if none is known yet)."""
+        if self.token is None:
+            self.get("/")
+        assert self.token, "no CSRF token found on the page"
+        return self.token
+
+    def post(self, path: str, data: dict[str, Any] | None = None, *, csrf: bool = True, **kwargs: Any) -> httpx.Response:
+        form = dict(data or {})
+        if csrf:
+            form.setdefault("_csrf_token", self.csrf())
+        response = self.client.post(path, data=form, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+        token = csrf_token_in(response.text) if "html" in response.headers.get("content-type", "") else None
+        if token:
+            self.token = token
+        return response
+
+    def htmx(self, path: str, data: dict[str, Any] | None = None) -> httpx.Response:
+        """A POST as htmx sends it: the token in the `x-csrftoken` header, `HX-Request: true`."""
+        return self.client.post(path, data=data or {}, headers={**self.headers, "hx-request": "true", "x-csrftoken": self.csrf()})
+
+    def submit(self, page: str, data: dict[str, Any], *, action: str | None = None, follow: bool = False) -> httpx.Response:
+        """Open `page`, then post `data` to `action` (default: the page itself) with the page's token."""
+        opened = self.get(page)
+        assert opened.status_code < 400, f"GET {page} -> {opened.status_code}"
+        token = csrf_token_in(opened.text)
+        assert token, f"no form with a CSRF token on {page}"
+        return self.post(action or page, {**data, "_csrf_token": token}, follow_redirects=follow)
+
+    # The accounts flow --------------------------------------------------------
+    def login(self, email: str, password: str = DEFAULT_PASSWORD, *, remember: bool = False) -> httpx.Response:
+        data = {"email": email, "password": password}
+        if remember:
+            data["remember"] = "on"
+        response = self.submit("/login", data)
+        assert response.status_code == 303, f"login failed: {response.status_code}\n{response.text[:2000]}"
+        return response
+
+    def logout(self) -> httpx.Response:
+        return self.post("/logout")
+
+    def register(self, **fields: str) -> httpx.Response:
+        return self.submit("/register", registration_form(**fields))
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self.client.cookies
+
+
+@pytest.fixture
+def new_browser(app: Litestar) -> Iterator[Callable[..., Browser]]:
+    """`new_browser(ip="10.0.0.7")` -> another independent browser (own cookies) on the same app."""
+    opened: list[TestClient] = []
+
+    def make(ip: str | None = None) -> Browser:
+        test_client = TestClient(app, base_url=BASE_URL)
+        test_client.__enter__()
+        opened.append(test_client)
+        return Browser(test_client, ip)
+
+    yield make
+    for test_client in opened:
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def browser(client: TestClient) -> Browser:
+    return Browser(client)
+
+
+# --------------------------------------------------------------------------- mail
+
+
+_URL = re.compile(r"https?://[^\s\"'<>]+")
+
+
+@dataclass
+class Mail:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+    def links(self) -> list[str]:
+        found = _URL.findall(self.text) + [unescape(u) for u in _URL.findall(self.html)]
+        return list(dict.fromkeys(found))
+
+    def link(self, containing: str) -> str:
+        """The path (with query) of the link that contains `containing`, as the test client needs it."""
+        for url in self.links():
+            if containing in url:
+                parts = urlsplit(url)
+                return parts.path + (f"?{parts.query}" if parts.query else "")
+        raise AssertionError(f"no link with {containing!r} in mail {self.subject!r}:\n{self.text}")
+
+
+class Outbox:
+    """The mail_outbox table, as the tests read it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def all(self, to: str | None = None) -> list[Mail]:
+        from web.models import OutboxMail
+
+        query = select(OutboxMail).order_by(OutboxMail.id)  # type: ignore[arg-type]
+        if to is not None:
+            query = query.where(OutboxMail.to_address == to.lower())
+        with Session(self.engine) as session:
+            return [Mail(m.to_address, m.subject, m.text_body, m.html_body) for m in session.scalars(query)]
+
+    def to(self, address: str) -> list[Mail]:
+        return self.all(address)
+
+    def last(self, to: str | None = None) -> Mail:
+        found = self.all(to)
+        assert found, f"no mail to {to}" if to else "the outbox is empty"
+        return found[-1]
+
+    def count(self, to: str | None = None) -> int:
+        return len(self.all(to))
+
+
+@pytest.fixture
+def mails(engine: Engine) -> Outbox:
+    return Outbox(engine)
+
+
+# --------------------------------------------------------------------------- people
+
+
+VALID_PESEL = "44051401359"  # born 1944-05-14, male (the usual example)
+
+
+def registration_form(**fields: str) -> dict[str, str]:
+    """A complete, valid registration form; pass fields to change them (value "" leaves one out)."""
+    data = {
+        "first_name": "Anna",
+        "last_name": "Nowak-Wiśniewska",
+        "pesel": VALID_PESEL,
+        "email": "anna@example.pl",
+        "email_repeat": "anna@example.pl",
+        "password": DEFAULT_PASSWORD,
+        "password_repeat": DEFAULT_PASSWORD,
+        "accept_terms": "on",
+        "gdpr_seen": "on",
+    }
+    data.update(fields)
+    if "email" in fields and "email_repeat" not in fields:
+        data["email_repeat"] = fields["email"]
+    if "password" in fields and "password_repeat" not in fields:
+        data["password_repeat"] = fields["password"]
+    return {key: value for key, value in data.items() if value is not None}
+
+
+class Users:
+    """Creates accounts straight in the database (fast, no mail sent); passwords hashed like the app does."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def create(
+        self,
+        email: str = "jan@example.pl",
+        password: str = DEFAULT_PASSWORD,
+        *,
+        first_name: str = "Jan",
+        last_name: str = "Kowalski",
+        pesel: str | None = VALID_PESEL,
+        birth_date: date | None = None,
+        active: bool = True,
+        role: str = "passenger",
+        language: str = "pl",
+    ) -> Any:
+        from domain.accounts import read_pesel
+        from web.db import transaction
+        from web.models import User
+        from web.protect import encrypt_pesel, pesel_hash
+        from web.services import accounts as service
+
+        born = birth_date or (read_pesel(pesel).birth_date if pesel else date(1990, 1, 1))
+        key = self.settings.pesel_key
+        user = User(
+            email=email.lower(),
+            first_name=first_name,
+            last_name=last_name,
+            password_hash=service.hash_password(password),
+            pesel_hash=pesel_hash(key, pesel) if pesel else None,
+            pesel_encrypted=encrypt_pesel(key, pesel) if pesel else None,
+            birth_date=born,
+            language=language,
+            role=role,
+            activated_at=web_clock.now() if active else None,
+        )
+        with transaction(self.engine) as session:
+            session.add(user)
+            session.flush()
+            session.refresh(user)
+            session.expunge(user)
+        return user
+
+
+@pytest.fixture
+def users(engine: Engine, settings: Settings) -> Users:
+    return Users(engine, settings)
+
+
+@pytest.fixture
+def logged_in(browser: Browser, users: Users) -> tuple[Browser, Any]:
+    """A browser logged in as a fresh active passenger `jan@example.pl` (password DEFAULT_PASSWORD)."""
+    user = users.create()
+    browser.login(user.email)
+    return browser, user
