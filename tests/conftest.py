@@ -271,7 +271,22 @@ def _with_test_client_ip(app: Litestar) -> Litestar:
 
 
 @pytest.fixture
-def make_app(engine: Engine, make_settings: Callable[..., Settings]) -> Callable[..., Litestar]:
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with small cost parameters, so tests that log in many times stay quick.
+
+    Still the app's own code path (`web.services.accounts.hasher`); only memory/time costs are lowered.
+    """
+    from argon2 import PasswordHasher
+
+    from web.services import accounts as service
+
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(service, "hasher", fast)
+    monkeypatch.setattr(service, "_DUMMY_HASH", fast.hash("not-a-real-password-0"))
+
+
+@pytest.fixture
+def make_app(engine: Engine, make_settings: Callable[..., Settings], fast_password_hashing: None) -> Callable[..., Litestar]:
     """`make_app(EKP_PASSWORD_MIN_LENGTH="12")` -> an app on the test database with these overrides."""
 
     def make(**overrides: str) -> Litestar:
@@ -531,7 +546,7 @@ class Users:
 
 
 @pytest.fixture
-def users(engine: Engine, settings: Settings) -> Users:
+def users(engine: Engine, settings: Settings, fast_password_hashing: None) -> Users:
     return Users(engine, settings)
 
 
