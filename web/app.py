@@ -21,7 +21,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.engine import Engine
 
 from web import i18n, jobs
-from web.controllers import accounts, cards, dev, pages
+from web.app_state import set_settings
+from web.controllers import accounts, cards, dev, five_plus_one, pages
+from web.controllers import payments as payment_pages
+from web.gateway import SANDBOX_PREFIX, build_payments
 from web.db import make_engine
 from web.ratelimit import RateLimiter
 from web.sessions import SessionMiddleware
@@ -137,6 +140,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     settings = settings or load_settings()
     engine = engine or make_engine(settings.database_url)
     store = make_store(settings.redis_url, engine)
+    set_settings(settings)
+    payments = build_payments(settings)
     env = environment()
     env.globals["static_url"] = static_url
 
@@ -145,11 +150,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         app.state.engine = engine
         app.state.store = store
         app.state.limiter = RateLimiter(store)
+        app.state.payments = payments
+
+    async def start_sandbox(app: Litestar) -> None:
+        if payments.sandbox is not None:
+            await payments.sandbox.start()
+
+    async def stop_payments(app: Litestar) -> None:
+        if payments.sandbox is not None:
+            await payments.sandbox.stop()
+        await payments.gateway.aclose()
 
     route_handlers: list[Any] = [
         pages.router,
         accounts.router,
         cards.router,
+        five_plus_one.router,
+        payment_pages.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],
@@ -158,13 +175,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     ]
     if settings.dev_pages:
         route_handlers.append(dev.router)
+    if payments.sandbox is not None:
+        route_handlers.append(payments.sandbox.mount_handler(SANDBOX_PREFIX))
 
     run_jobs = settings.scheduler if start_jobs is None else start_jobs
     lifespan = [jobs.scheduler_lifespan] if run_jobs else []
 
     app = Litestar(
         route_handlers=route_handlers,
-        on_startup=[on_startup],
+        on_startup=[on_startup, start_sandbox],
+        on_shutdown=[stop_payments],
         lifespan=lifespan,
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(env)),
         csrf_config=CSRFConfig(
@@ -198,6 +218,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     app.state.engine = engine
     app.state.store = store
     app.state.limiter = RateLimiter(store)
+    app.state.payments = payments
     return app
 
 

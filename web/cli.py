@@ -41,6 +41,13 @@ def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo
     from web import demo as demo_data
     from web.migrate import upgrade
 
+    import os
+
+    # The app process reads its settings from the environment: pass the chosen address on.
+    if host:
+        os.environ["EKP_HOST"] = host
+    if port:
+        os.environ["EKP_PORT"] = str(port)
     settings = _settings()
     if not no_migrate:
         upgrade(settings)
@@ -155,6 +162,39 @@ def cards_import(csv_file: str) -> None:
         sys.exit(1)
     click.echo(f"cards imported from {csv_file}: {report.added} added, {report.updated} updated, "
                f"{report.unchanged} unchanged")
+
+
+@main.group()
+def billing() -> None:
+    """Automatic monthly charges (5+1)."""
+
+
+@billing.command("run")
+def billing_run() -> None:
+    """Charge every month that is due now; idempotent, safe to run on many nodes at once."""
+    import anyio
+
+    from web.app_state import set_settings
+    from web.billing import charge_due_months
+    from web.db import make_engine
+    from web.gateway import build_payments
+
+    settings = _settings()
+    set_settings(settings)
+
+    async def run() -> str:
+        payments = build_payments(settings)
+        if payments.sandbox is not None:
+            await payments.sandbox.start()
+        try:
+            report = await charge_due_months(make_engine(settings.database_url), payments.gateway, settings)
+        finally:
+            if payments.sandbox is not None:
+                await payments.sandbox.stop()
+            await payments.gateway.aclose()
+        return str(report)
+
+    click.echo(anyio.run(run))
 
 
 @main.group()

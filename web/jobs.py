@@ -16,6 +16,7 @@ from web.store import DatabaseStore
 log = logging.getLogger("ekp.jobs")
 MAIL_EVERY = 5.0
 PURGE_EVERY = 3600.0
+BILLING_EVERY = 3600.0
 
 
 async def run_mail(app: Litestar) -> None:
@@ -42,11 +43,26 @@ async def run_purge(app: Litestar) -> None:
         await anyio.sleep(PURGE_EVERY)
 
 
+async def run_billing(app: Litestar) -> None:
+    from web.billing import charge_due_months
+
+    await anyio.sleep(5)
+    while True:
+        try:
+            report = await charge_due_months(app.state.engine, app.state.payments.gateway, app.state.settings)
+            if report.charged or report.declined or report.unanswered:
+                log.info("billing: %s", report)
+        except Exception:
+            log.exception("billing run failed")
+        await anyio.sleep(BILLING_EVERY)
+
+
 @asynccontextmanager
 async def scheduler_lifespan(app: Litestar) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_mail, app)
         tg.start_soon(run_purge, app)
+        tg.start_soon(run_billing, app)
         try:
             yield
         finally:

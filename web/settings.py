@@ -172,6 +172,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
         extra={k: v for k, v in env.items() if k.startswith("EKP_")},
     )
+    if payments == "tpay":
+        for name in ("EKP_TPAY_CLIENT_ID", "EKP_TPAY_CLIENT_SECRET", "EKP_TPAY_SECURITY_CODE"):
+            if not get(name):
+                problems.append(f"{name}: required when EKP_PAYMENTS=tpay")
     if production and not smtp_url:
         problems.append("EKP_SMTP_URL: required when EKP_ENV=production (mail would never leave the outbox)")
     if problems:

@@ -32,8 +32,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=lambda s, **kw: i18n.gettext(s, **kw),
-        ngettext=lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw),
+        # Raw look-ups: Jinja's new-style gettext does the %(name)s formatting (and escaping) itself.
+        gettext=lambda s: i18n.catalog(i18n.current_language.get()).gettext(s),
+        ngettext=lambda s, p, n: i18n.catalog(i18n.current_language.get()).ngettext(s, p, n),
         newstyle=True,
     )
     env.filters["pln"] = format_pln

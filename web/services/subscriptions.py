@@ -1,14 +1,39 @@
-"""The 5+1 subscription: buying it, charging months, the "Bilet 5plus1" tab (R-5P1-1..9)."""
+"""The 5+1 subscription: buying it, charging months, the "Bilet 5plus1" tab (R-5P1-1..9).
+
+Decisions come from `domain.five_plus_one`; this module loads rows, calls it, and stores what it
+decided. Months are claimed by compare-and-set on their state, so any number of billing runs may
+run at once on SQLite or PostgreSQL and a month is never charged twice.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timezone
+
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from domain.five_plus_one import SubscriptionStatus
-from web.models import Subscription5p1
+from domain import five_plus_one as rules
+from domain.carriers import CarrierType, LinkedCard
+from domain.five_plus_one import (
+    BillingPolicy,
+    Decision,
+    MonthState,
+    Notice,
+    Subscription,
+    SubscriptionMonth,
+    SubscriptionStatus,
+)
+from domain.tariff_5p1 import TicketVariant
+from web import clock
+from web.mail import queue_mail
+from web.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket, User
+from web.services import payments as payment_records
+from web.services.cards import cards_of, resident_status
+from web.tariffs import tariff_5p1
 
 OPEN_STATUSES = [s.value for s in SubscriptionStatus if s.is_open]
+PURPOSE = "5p1_month"
 
 
 def card_has_active_subscription(session: Session, card_id: int) -> bool:
@@ -19,3 +44,403 @@ def card_has_active_subscription(session: Session, card_id: int) -> bool:
         )
     )
     return bool(count)
+
+
+# --- rows <-> domain ------------------------------------------------------------------------------
+
+def to_domain(row: Subscription5p1) -> Subscription:
+    return Subscription(
+        variant=TicketVariant(row.variant),
+        first_day=row.first_day,
+        auto_renew=row.auto_renew,
+        status=SubscriptionStatus(row.status),
+        end_reason=rules.EndReason(row.end_reason) if row.end_reason else None,
+        ended_on=row.ended_on,
+    )
+
+
+def month_to_domain(row: SubscriptionMonthRow) -> SubscriptionMonth:
+    return SubscriptionMonth(
+        cycle=row.cycle, index=row.month_index, starts_on=row.starts_on, ends_on=row.ends_on, price=row.price,
+        state=MonthState(row.state), attempts=row.attempts, next_attempt_on=row.next_attempt_on, paid_on=row.paid_on,
+    )
+
+
+def months_of(session: Session, subscription_id: int) -> list[SubscriptionMonthRow]:
+    return list(session.scalars(
+        select(SubscriptionMonthRow).where(SubscriptionMonthRow.subscription_id == subscription_id)
+        .order_by(SubscriptionMonthRow.cycle, SubscriptionMonthRow.month_index)  # type: ignore[arg-type]
+    ))
+
+
+def linked_cards(session: Session, user_id: int) -> list[tuple[Card, LinkedCard]]:
+    return [
+        (card, LinkedCard(card.id, CarrierType(card.carrier_type), resident_status(card), card.blocked))
+        for card in cards_of(session, user_id)
+    ]
+
+
+def _store(session: Session, row: Subscription5p1, decision: Decision, rows: list[SubscriptionMonthRow]) -> None:
+    """Persist what a decision changed (subscription fields and changed month rows)."""
+    sub = decision.subscription
+    row.status, row.auto_renew = sub.status.value, sub.auto_renew
+    row.end_reason = sub.end_reason.value if sub.end_reason else None
+    row.ended_on = sub.ended_on
+    by_position = {(r.cycle, r.month_index): r for r in rows}
+    for month in decision.months:
+        target = by_position.get(month.position)
+        if target is None:
+            continue
+        target.state, target.attempts = month.state.value, month.attempts
+        target.next_attempt_on, target.paid_on = month.next_attempt_on, month.paid_on
+        target.updated_at = clock.now()
+
+
+# --- telling the passenger ------------------------------------------------------------------------
+
+def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Notice, ...],  # type: ignore[no-untyped-def]
+            month: SubscriptionMonthRow | None = None) -> None:
+    """Mail the passenger about each notice (R-5P1-9 confirmation with the cycle's schedule)."""
+    user = session.get(User, row.user_id)
+    if user is None:
+        return
+    for notice in notices:
+        schedule = None
+        if month is not None and notice in (Notice.SUBSCRIPTION_STARTED, Notice.CYCLE_RENEWED):
+            plan = rules.cycle_schedule(tariff_5p1(), TicketVariant(row.variant), row.first_day, month.cycle)
+            schedule = [(m.index, m.starts_on, m.ends_on, m.price) for m in plan.months]
+        queue_mail(session, user.email, "five_plus_one", language=user.language, user=user, notice=notice.value,
+                   month=month, schedule=schedule, link=f"{settings.base_url}/5plus1")
+
+
+# --- the tab --------------------------------------------------------------------------------------
+
+@dataclass
+class Tab:
+    eligibility: rules.Eligibility
+    cards: list[Card]
+    eligible_card_ids: set[int]
+    subscription: Subscription5p1 | None
+    months: list[SubscriptionMonthRow]
+    active_ticket: Ticket | None
+    next_ticket: Ticket | None
+    upcoming: rules.UpcomingCharge | None
+    payments: list[Payment]
+    card: Card | None
+    pay_now_month: SubscriptionMonthRow | None
+    cycle_position: tuple[int, int] | None  # (cycle, month n of 6) of the active ticket
+    past: list[Subscription5p1]
+
+
+def current_subscription(session: Session, user_id: int) -> Subscription5p1 | None:
+    return session.scalars(
+        select(Subscription5p1).where(Subscription5p1.user_id == user_id).order_by(Subscription5p1.id.desc())  # type: ignore[union-attr]
+    ).first()
+
+
+def tab(session: Session, user_id: int, policy: BillingPolicy) -> Tab:
+    user = session.get(User, user_id)
+    assert user is not None
+    today = clock.today()
+    pairs = linked_cards(session, user_id)
+    eligibility = rules.check_eligibility(account_has_pesel=user.pesel_hash is not None,
+                                          cards=[lc for _, lc in pairs], today=today)
+    sub_row = current_subscription(session, user_id)
+    months: list[SubscriptionMonthRow] = []
+    active = upcoming = next_ticket = None
+    payments: list[Payment] = []
+    card = pay_now = position = None
+    past: list[Subscription5p1] = []
+    if sub_row is not None:
+        months = months_of(session, sub_row.id)  # type: ignore[arg-type]
+        domain_months = [month_to_domain(m) for m in months]
+        card = session.get(Card, sub_row.card_id)
+        upcoming = rules.upcoming_charge(to_domain(sub_row), domain_months, tariff_5p1(), today, policy)
+        tickets = list(session.scalars(select(Ticket).join(SubscriptionMonthRow, Ticket.subscription_month_id == SubscriptionMonthRow.id)  # type: ignore[arg-type]
+                                       .where(SubscriptionMonthRow.subscription_id == sub_row.id).order_by(Ticket.valid_from)))  # type: ignore[arg-type]
+        active = next((t for t in tickets if t.valid_from <= today <= t.valid_until and t.revoked_at is None), None)
+        next_ticket = next((t for t in tickets if t.valid_from > today and t.revoked_at is None), None)
+        if active is not None:
+            month = next(m for m in months if m.id == active.subscription_month_id)
+            position = (month.cycle, month.month_index)
+        payments = list(session.scalars(
+            select(Payment).where(Payment.purpose == PURPOSE, Payment.subject_id.in_([m.id for m in months]))  # type: ignore[attr-defined]
+            .order_by(Payment.id.desc())  # type: ignore[union-attr]
+        ))
+        if SubscriptionStatus(sub_row.status).is_open:
+            pay_now = next((m for m in months if m.state == MonthState.FAILED.value and m.starts_on >= today), None)
+        past = list(session.scalars(select(Subscription5p1).where(Subscription5p1.user_id == user_id,
+                                                                   Subscription5p1.id != sub_row.id)))
+    return Tab(eligibility, [c for c, _ in pairs], {lc.card_id for lc in eligibility.eligible_cards}, sub_row, months,  # type: ignore[misc]
+               active, next_ticket, upcoming, payments, card, pay_now, position, past)
+
+
+# --- buying ---------------------------------------------------------------------------------------
+
+class PurchaseProblem(Exception):
+    def __init__(self, field: str, code: str):
+        super().__init__(code)
+        self.field, self.code = field, code
+
+
+@dataclass(frozen=True)
+class PaymentToMake:
+    reference: str
+    amount: int
+    description: str
+    payer_email: str
+    payer_name: str
+    subscription_id: int
+
+
+def start_purchase(session: Session, user_id: int, card_id: int, variant: TicketVariant, first_day: date,
+                   auto_renew: bool) -> PaymentToMake:
+    """R-5P1-1..4: check eligibility, enrol, plan month 1 as CHARGING and record its hosted payment."""
+    user = session.get(User, user_id)
+    assert user is not None
+    today = clock.today()
+    if current := current_subscription(session, user_id):
+        if SubscriptionStatus(current.status).is_open:
+            if current.status == SubscriptionStatus.PENDING_FIRST_PAYMENT.value:
+                # An abandoned first payment is replaced by the new purchase.
+                _abandon_pending(session, current)
+            else:
+                raise PurchaseProblem("form", "5p1.already_active")
+    pairs = {card.id: linked for card, linked in linked_cards(session, user_id)}
+    if card_id not in pairs:
+        raise PurchaseProblem("card_id", "5p1.card_required")
+    eligibility = rules.check_eligibility(account_has_pesel=user.pesel_hash is not None, cards=[pairs[card_id]],
+                                          today=today, first_day=first_day)
+    if not eligibility.eligible:
+        raise PurchaseProblem("card_id", f"5p1.{eligibility.reason.value}")  # type: ignore[union-attr]
+    try:
+        sub, month = rules.start_subscription(tariff=tariff_5p1(), variant=variant, first_day=first_day,
+                                              auto_renew=auto_renew, today=today, max_days_ahead=60)
+    except rules.SubscriptionError as exc:
+        raise PurchaseProblem("first_day", f"5p1.{exc.code}") from exc
+    row = Subscription5p1(user_id=user_id, card_id=card_id, variant=sub.variant.value, first_day=sub.first_day,
+                          auto_renew=sub.auto_renew, status=sub.status.value)
+    session.add(row)
+    session.flush()
+    month_row = SubscriptionMonthRow(subscription_id=row.id, cycle=1, month_index=1, starts_on=month.starts_on,  # type: ignore[arg-type]
+                                     ends_on=month.ends_on, price=month.price, state=month.state.value, attempts=1)
+    session.add(month_row)
+    session.flush()
+    reference = rules.attempt_key(row.id, 1, 1, 1)
+    payment_records.create_payment_record(session, reference=reference, purpose=PURPOSE, subject_id=month_row.id,  # type: ignore[arg-type]
+                                          user_id=user_id, kind="hosted", amount=month.price)
+    return PaymentToMake(reference, month.price, _description(row, month_row), user.email, user.full_name, row.id)  # type: ignore[arg-type]
+
+
+def _description(row: Subscription5p1, month: SubscriptionMonthRow) -> str:
+    kind = "normalny" if row.variant == TicketVariant.NORMAL.value else "ulgowy"
+    return f"Bilet 5+1 ({kind}) mies. {month.month_index}/6 {month.starts_on:%d.%m.%Y}-{month.ends_on:%d.%m.%Y}"
+
+
+def _abandon_pending(session: Session, row: Subscription5p1) -> None:
+    months = months_of(session, row.id)  # type: ignore[arg-type]
+    decision = rules.cancel(to_domain(row), [month_to_domain(m) for m in months], clock.today())
+    _store(session, row, decision, months)
+
+
+def start_manual_payment(session: Session, user_id: int, month_id: int) -> PaymentToMake:
+    """ "Zapłać": the passenger pays a failed month (or retries the first payment) on the payment page."""
+    month = session.get(SubscriptionMonthRow, month_id)
+    row = session.get(Subscription5p1, month.subscription_id) if month else None
+    if month is None or row is None or row.user_id != user_id:
+        raise PurchaseProblem("form", "5p1.not_found")
+    user = session.get(User, user_id)
+    try:
+        charging = rules.begin_charge(to_domain(row), month_to_domain(month), clock.today())
+    except rules.SubscriptionError as exc:
+        raise PurchaseProblem("form", "5p1.cannot_pay_now") from exc
+    if not _claim(session, month, charging):
+        raise PurchaseProblem("form", "5p1.cannot_pay_now")
+    reference = rules.attempt_key(row.id, month.cycle, month.month_index, charging.attempts)
+    payment_records.create_payment_record(session, reference=reference, purpose=PURPOSE, subject_id=month.id,  # type: ignore[arg-type]
+                                          user_id=user_id, kind="hosted", amount=month.price)
+    return PaymentToMake(reference, month.price, _description(row, month), user.email, user.full_name, row.id)  # type: ignore[union-attr,arg-type]
+
+
+def _claim(session: Session, month: SubscriptionMonthRow, charging: SubscriptionMonth) -> bool:
+    """Compare-and-set: only one worker moves a month from its current state to CHARGING."""
+    won = session.execute(
+        update(SubscriptionMonthRow)
+        .where(SubscriptionMonthRow.id == month.id, SubscriptionMonthRow.state == month.state,
+               SubscriptionMonthRow.attempts == month.attempts)
+        .values(state=charging.state.value, attempts=charging.attempts, next_attempt_on=None, updated_at=clock.now())
+    ).rowcount
+    if won == 1:
+        session.refresh(month)
+    return won == 1
+
+
+def payment_failed_to_start(session: Session, reference: str) -> None:
+    """The gateway could not even create the payment: the month is FAILED, nothing was charged."""
+    payment_records.apply_outcome(session, payment_records.Outcome(reference=reference, status="failed",
+                                                                   error_code="gateway_unavailable"), "created")
+
+
+# --- outcomes -------------------------------------------------------------------------------------
+
+def _issue_ticket(session: Session, row: Subscription5p1, month: SubscriptionMonthRow) -> Ticket:
+    card = session.get(Card, row.card_id)
+    existing = session.scalars(select(Ticket).where(Ticket.subscription_month_id == month.id)).first()
+    if existing is not None:
+        return existing
+    ticket = Ticket(user_id=row.user_id, card_id=row.card_id, subscription_month_id=month.id, product="5P1",
+                    variant=row.variant, holder_name=card.holder_name if card else "", valid_from=month.starts_on,
+                    valid_until=month.ends_on, price=month.price)
+    session.add(ticket)
+    return ticket
+
+
+def settle_month_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
+    """Apply a paid/failed outcome to the month it was for (called exactly once per payment)."""
+    from web.app_state import current_settings
+
+    month = session.get(SubscriptionMonthRow, payment.subject_id)
+    row = session.get(Subscription5p1, month.subscription_id) if month else None
+    if month is None or row is None:
+        return payment_records.Settled(refund=outcome.status == "paid")
+    today = clock.today()
+    sub, dmonth = to_domain(row), month_to_domain(month)
+    if outcome.status == "paid":
+        if outcome.card_token:
+            row.card_token, row.card_brand = outcome.card_token, outcome.card_brand
+            row.card_last4, row.card_expiry = outcome.card_last4, outcome.card_expiry
+        # A payment for an attempt other than the month's current one still pays the month.
+        if dmonth.state in (MonthState.FAILED, MonthState.DUE):
+            dmonth = replace(dmonth, state=MonthState.CHARGING)
+        decision = rules.on_charge_succeeded(sub, dmonth, today)
+        if decision.duplicate or decision.refund:
+            return payment_records.Settled(refund=True)
+        _store(session, row, decision, [month])
+        if decision.issue_ticket_for is not None:
+            _issue_ticket(session, row, month)
+        _notify(session, current_settings(), row, decision.notices, month)
+        return payment_records.Settled()
+    retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
+    decision = rules.on_charge_failed(sub, dmonth, today, BillingPolicy(), retryable=retryable)
+    if not decision.duplicate:
+        _store(session, row, decision, [month])
+        _notify(session, current_settings(), row, decision.notices, month)
+    return payment_records.Settled()
+
+
+payment_records.HANDLERS[PURPOSE] = settle_month_payment
+
+
+# --- passenger's switches -------------------------------------------------------------------------
+
+def cancel_subscription(session: Session, user_id: int) -> str | None:
+    from web.app_state import current_settings
+
+    row = current_subscription(session, user_id)
+    if row is None or not SubscriptionStatus(row.status).is_open:
+        return "5p1.nothing_to_cancel"
+    months = months_of(session, row.id)  # type: ignore[arg-type]
+    decision = rules.cancel(to_domain(row), [month_to_domain(m) for m in months], clock.today())
+    _store(session, row, decision, months)
+    _notify(session, current_settings(), row, decision.notices)
+    return None
+
+
+def set_auto_renew(session: Session, user_id: int, on: bool) -> str | None:
+    row = current_subscription(session, user_id)
+    if row is None or not SubscriptionStatus(row.status).is_open:
+        return "5p1.nothing_to_change"
+    row.auto_renew = rules.set_auto_renew(to_domain(row), on).auto_renew
+    return None
+
+
+# --- billing --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChargeToMake:
+    reference: str
+    token: str
+    amount: int
+    description: str
+    payer_email: str
+    payer_name: str
+
+
+def prepare_subscription(session: Session, subscription_id: int, policy: BillingPolicy) -> list[ChargeToMake]:
+    """One subscription's daily step: calendar review, plan the next month, claim months due today."""
+    from web.app_state import current_settings
+
+    row = session.get(Subscription5p1, subscription_id)
+    if row is None or not SubscriptionStatus(row.status).is_open:
+        return []
+    today = clock.today()
+    months = months_of(session, subscription_id)
+    decision = rules.review(to_domain(row), [month_to_domain(m) for m in months], today, policy)
+    if decision.months or decision.subscription != to_domain(row):
+        _store(session, row, decision, months)
+        _notify(session, current_settings(), row, decision.notices)
+    if row.status != SubscriptionStatus.ACTIVE.value:
+        return []
+    sub = to_domain(row)
+    planned = rules.plan_next_month(sub, [month_to_domain(m) for m in months], tariff_5p1(), today, policy)
+    if planned is not None:
+        card = session.get(Card, row.card_id)
+        linked = LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked)  # type: ignore[union-attr]
+        if not rules.card_eligible_on(linked, planned.starts_on):
+            cancelled = rules.cancel(sub, [month_to_domain(m) for m in months], today, rules.CancelReason.NOT_ELIGIBLE)
+            _store(session, row, cancelled, months)
+            _notify(session, current_settings(), row, cancelled.notices)
+            return []
+        new_row = SubscriptionMonthRow(subscription_id=subscription_id, cycle=planned.cycle, month_index=planned.index,
+                                       starts_on=planned.starts_on, ends_on=planned.ends_on, price=planned.price,
+                                       state=planned.state.value)
+        session.add(new_row)
+        session.flush()
+        months.append(new_row)
+    charges: list[ChargeToMake] = []
+    if not row.card_token:
+        return charges
+    user = session.get(User, row.user_id)
+    by_position = {(m.cycle, m.month_index): m for m in months}
+    for due in rules.months_due_for_charge(sub, [month_to_domain(m) for m in months], today, policy):
+        month = by_position[due.position]
+        charging = rules.begin_charge(sub, due, today, policy)
+        if not _claim(session, month, charging):
+            continue  # another billing run took it
+        reference = rules.attempt_key(row.id, month.cycle, month.month_index, charging.attempts)
+        payment_records.create_payment_record(session, reference=reference, purpose=PURPOSE, subject_id=month.id,  # type: ignore[arg-type]
+                                              user_id=row.user_id, kind="token", amount=month.price)
+        charges.append(ChargeToMake(reference, row.card_token, month.price, _description(row, month),
+                                    user.email, user.full_name))  # type: ignore[union-attr]
+    return charges
+
+
+def open_subscription_ids(session: Session, after_id: int = 0, limit: int = 1000) -> list[int]:
+    return list(session.scalars(
+        select(Subscription5p1.id).where(Subscription5p1.status.in_(OPEN_STATUSES), Subscription5p1.id > after_id)  # type: ignore[attr-defined,operator]
+        .order_by(Subscription5p1.id).limit(limit)  # type: ignore[arg-type]
+    ))
+
+
+def stuck_token_charges(session: Session, older_than_seconds: int = 300) -> list[ChargeToMake]:
+    """Token charges we sent but never heard back about (timeout, crash): ask again with the same
+    reference; the gateway answers with the first result instead of charging twice."""
+    result = []
+    for payment in payment_records.pending_payments(session, older_than_seconds):
+        if payment.purpose != PURPOSE or payment.kind != "token":
+            continue
+        month = session.get(SubscriptionMonthRow, payment.subject_id)
+        row = session.get(Subscription5p1, month.subscription_id) if month else None
+        user = session.get(User, row.user_id) if row else None
+        if row is None or user is None or not row.card_token:
+            continue
+        result.append(ChargeToMake(payment.reference, row.card_token, payment.amount, _description(row, month),  # type: ignore[arg-type]
+                                   user.email, user.full_name))
+    return result
+
+
+def ticket_validity_utc(day_from: date, day_until: date) -> tuple[datetime, datetime]:
+    """A ticket valid on Warsaw calendar days [from, until] as UTC instants [start, end)."""
+    start = datetime.combine(day_from, time.min, tzinfo=clock.WARSAW).astimezone(timezone.utc)
+    end = datetime.combine(day_until, time.max, tzinfo=clock.WARSAW).astimezone(timezone.utc)
+    return start, end
