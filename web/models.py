@@ -204,3 +204,33 @@ class Ticket(SQLModel, table=True):
     price: int
     revoked_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=clock.now)
+
+
+class TicketDevice(SQLModel, table=True):
+    """A phone a mobile ticket is bound to (at most 2 active per ticket): its public key and signed record."""
+
+    __tablename__ = "ticket_devices"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True, ondelete="CASCADE")
+    user_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    public_key: str = Field(max_length=66, index=True)  # compressed P-256 point, hex
+    label: str = Field(default="", max_length=80)
+    static_record: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    issuer_key_id: int
+    bound_at: datetime = Field(default_factory=clock.now)
+    unbound_at: Optional[datetime] = Field(default=None, index=True)
+
+
+class Inspection(SQLModel, table=True):
+    """One ticket check by an inspector: a scanned code, a terminal request or a card lookup."""
+
+    __tablename__ = "inspections"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    inspector_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    at: datetime = Field(default_factory=clock.now, index=True)
+    method: str = Field(max_length=16)  # scan | terminal | card
+    verdict: str = Field(max_length=24, index=True)  # valid or a domain.ticket_record.Reason value
+    ticket_id: Optional[int] = Field(default=None, index=True)  # as read from the code (may not exist)
+    card_id: Optional[int] = Field(default=None, index=True)
