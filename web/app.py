@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
-
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
@@ -56,10 +54,6 @@ def _wait_text(seconds: int) -> str:
         "Zbyt wiele prób. Spróbuj ponownie za %(num)s minut.",
         minutes,
     )
-
-
-def _too_many(request: Request, template: str, seconds: int, **context: object) -> Response:
-    return page(request, template, status_code=429, limit_message=_wait_text(seconds), **context)  # type: ignore[return-value]
 
 
 @get("/register")

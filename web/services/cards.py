@@ -20,7 +20,7 @@ from domain.cards import (
     normalise_client_code,
     read_registry_row,
 )
-from domain.carriers import CarrierType, ResidentStatus, ResidentStatusState, carrier_info, resident_status_on
+from domain.carriers import CarrierType, ResidentStatus, carrier_info, resident_status_on
 from web import clock
 from web.models import Card, User
 from web.protect import pesel_hash

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -129,12 +130,12 @@ def pending_payments(session: Session, older_than_seconds: int, limit: int = 500
     ))
 
 
-def outcome_from_gateway(outcome: object) -> Outcome:
+def outcome_from_gateway(outcome: Any) -> Outcome:
     """Turn the port's PaymentOutcome/ChargeResult/TransactionStatus into our Outcome."""
     card = getattr(outcome, "card", None)
-    status = getattr(outcome, "status")
+    status = outcome.status
     return Outcome(
-        reference=getattr(outcome, "reference"),
+        reference=outcome.reference,
         status=status.value if hasattr(status, "value") else str(status),
         amount=getattr(outcome, "amount", None),
         currency=getattr(outcome, "currency", "PLN"),
