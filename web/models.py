@@ -234,3 +234,74 @@ class Inspection(SQLModel, table=True):
     verdict: str = Field(max_length=24, index=True)  # valid or a domain.ticket_record.Reason value
     ticket_id: Optional[int] = Field(default=None, index=True)  # as read from the code (may not exist)
     card_id: Optional[int] = Field(default=None, index=True)
+
+
+class PurseCardRow(SQLModel, table=True):
+    """A Kołobrzeg e-purse city card (R-KKM-1..7); its money is the sum of its `PurseLedgerEntry` rows,
+    `balance` is a cache of that sum kept in the same transaction as every entry."""
+
+    __tablename__ = "purse_cards"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    number: str = Field(max_length=20, unique=True, index=True)
+    kind: str = Field(max_length=16)  # domain.purse.CardKind
+    registered_fare: str = Field(default="normal", max_length=16)  # domain.purse.RegisteredFare
+    entitlement_until: Optional[date] = None
+    issued_on: date
+    last_activated_on: Optional[date] = None
+    last_used_on: Optional[date] = None
+    blocked_from: Optional[datetime] = None
+    holder_name: str = Field(default="", max_length=160)
+    pesel_hash: Optional[str] = Field(default=None, max_length=64, index=True)  # personal cards: keyed hash
+    account_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    linked_at: Optional[datetime] = None
+    balance: int = 0  # grosze; cache of the ledger sum
+    boarding_vehicle: Optional[str] = Field(default=None, max_length=32)
+    boarding_stop: Optional[str] = Field(default=None, max_length=32)
+    boarded_at: Optional[datetime] = None
+    updated_at: datetime = Field(default_factory=clock.now)
+
+
+class PurseLedgerEntry(SQLModel, table=True):
+    """One change of an e-purse card's balance (R-MONEY-2): signed grosze, never updated or deleted."""
+
+    __tablename__ = "purse_ledger"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    card_id: int = Field(foreign_key="purse_cards.id", index=True)
+    at: datetime = Field(index=True)
+    kind: str = Field(max_length=20)  # domain.ledger.EntryKind
+    amount: int
+    detail: str = Field(default="", max_length=80)
+    place: str = Field(default="", max_length=120)  # vehicle/stop, meter name, "online"
+    device_id: Optional[int] = Field(default=None, index=True)
+    payment_id: Optional[int] = Field(default=None, index=True)
+    recorded_at: datetime = Field(default_factory=clock.now)
+
+
+class Device(SQLModel, table=True):
+    """A bus validator or parking meter allowed to use the device API (`ekp devices add`)."""
+
+    __tablename__ = "devices"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # validator | parking-meter
+    name: str = Field(max_length=80)
+    secret_hash: str = Field(max_length=64)  # sha256 of the device's high-entropy token
+    active: bool = True
+    simulator: bool = False  # used by the simulators in the PWA
+    created_at: datetime = Field(default_factory=clock.now)
+
+
+class DeviceEvent(SQLModel, table=True):
+    """An event a device sent, with the response it got: a retry or re-upload gets the same answer."""
+
+    __tablename__ = "device_events"
+    __table_args__ = (UniqueConstraint("device_id", "event_id", name="uq_device_event"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", index=True)
+    event_id: str = Field(max_length=64)
+    action: str = Field(max_length=24)
+    response: str  # JSON
+    received_at: datetime = Field(default_factory=clock.now)
