@@ -335,8 +335,9 @@ def csrf_token_in(html: str) -> str | None:
 class Browser:
     """A test client that behaves like one person's browser: cookies, CSRF tokens, its own IP address.
 
-    `get(path)` remembers the page's CSRF token; `post(path, data)` sends it with the form;
-    `submit(page, data, action=...)` opens `page` first (fresh token) and posts the form.
+    `get(path)` remembers the page's CSRF token (and follows redirects unless told not to);
+    `post(path, data)` sends the token with the form and does not follow the redirect, so the test sees
+    the 303; `submit(page, data, action=...)` opens `page` first (fresh token) and posts the form.
     """
 
     def __init__(self, client: TestClient, ip: str | None = None) -> None:
@@ -363,6 +364,7 @@ class Browser:
         form = dict(data or {})
         if csrf:
             form.setdefault("_csrf_token", self.csrf())
+        kwargs.setdefault("follow_redirects", False)
         response = self.client.post(path, data=form, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
         token = csrf_token_in(response.text) if "html" in response.headers.get("content-type", "") else None
         if token:
