@@ -112,7 +112,10 @@ def not_authorized(request: Request, _: Exception) -> Response:
     return Redirect(path=f"/login?next={request.url.path}", status_code=303)
 
 
-def forbidden(request: Request, _: Exception) -> Response:
+def forbidden(request: Request, exc: Exception) -> Response:
+    if "CSRF" in str(getattr(exc, "detail", "")):
+        return _error_page(request, 403, i18n._("Formularz wygasł"),
+                           i18n._("Odśwież stronę i wyślij formularz jeszcze raz."))
     return _error_page(request, 403, i18n._("Brak dostępu"), i18n._("Ta strona jest dostępna tylko dla uprawnionych osób."))
 
 

@@ -212,6 +212,7 @@ def test_csrf_registration_without_token_is_refused_and_writes_nothing(browser, 
     # The error page in the site's look, in Polish.
     assert '<html lang="pl">' in html and 'class="site-header"' in html and "site-footer" in html
     assert "Kod błędu: 403" in page_text(html)
+    assert "Formularz wygasł" in html and "Odśwież stronę i wyślij formularz jeszcze raz." in html
     assert db.count(User) == 0 and db.count(OutboxMail) == 0
 
 
