@@ -1,0 +1,129 @@
+"""Settings from EKP_* variables: defaults, secrets generated into var/, every bad value reported at once."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from web.settings import PROJECT_ROOT, SettingsError, load_settings
+
+
+def test_defaults_run_embedded_on_sqlite(tmp_path):
+    settings = load_settings({"EKP_VAR_DIR": str(tmp_path)})
+    assert settings.env == "development"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'ekp.db'}"
+    assert settings.is_sqlite
+    assert (settings.host, settings.port, settings.base_url) == ("127.0.0.1", 8000, "http://127.0.0.1:8000")
+    assert (settings.activation_hours, settings.reset_hours, settings.password_min_length) == (3, 1, 8)
+    assert settings.default_language == "pl"
+    assert settings.dev_pages and not settings.secure_cookies
+
+
+def test_secrets_are_generated_once_into_var_and_kept_private(tmp_path):
+    first = load_settings({"EKP_VAR_DIR": str(tmp_path)})
+    assert len(first.secret_key) == 32 and len(first.pesel_key) == 32
+    assert first.secret_key != first.pesel_key
+    for name in ("secret_key", "pesel_key"):
+        mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+        assert mode == 0o600, oct(mode)
+    second = load_settings({"EKP_VAR_DIR": str(tmp_path)})
+    assert (second.secret_key, second.pesel_key) == (first.secret_key, first.pesel_key)
+
+
+def test_secrets_from_the_environment_win(tmp_path):
+    settings = load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_SECRET_KEY": "ab" * 32, "EKP_PESEL_KEY": "cd" * 40})
+    assert settings.secret_key == bytes.fromhex("ab" * 32)
+    assert settings.pesel_key == bytes.fromhex("cd" * 40)
+    assert not (tmp_path / "secret_key").exists()
+    assert "abab" not in repr(settings), "secrets are kept out of repr"
+
+
+def test_postgres_urls_are_normalised_to_psycopg(tmp_path):
+    for given in ("postgres://u:p@db/ekp", "postgresql://u:p@db/ekp", "postgresql+psycopg://u:p@db/ekp"):
+        settings = load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_DATABASE_URL": given})
+        assert settings.database_url == "postgresql+psycopg://u:p@db/ekp"
+        assert not settings.is_sqlite
+
+
+def test_production_defaults_are_safe(tmp_path):
+    settings = load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_ENV": "production", "EKP_BASE_URL": "https://ekp.example.pl",
+                              "EKP_SMTP_URL": "smtp+starttls://mail.example.pl:587"})
+    assert settings.is_production
+    assert not settings.dev_pages, "the dev mail page is off in production"
+    assert settings.secure_cookies, "https base URL -> secure cookies"
+
+
+BAD = {
+    "EKP_ENV": "prod",
+    "EKP_PORT": "http",
+    "EKP_BASE_URL": "ftp://example.pl",
+    "EKP_DATABASE_URL": "mysql://db/ekp",
+    "EKP_REDIS_URL": "http://cache",
+    "EKP_SMTP_URL": "mail.example.pl",
+    "EKP_PAYMENTS": "paypal",
+    "EKP_LANGUAGE": "de",
+    "EKP_SESSION_DAYS_REMEMBER": "0",
+    "EKP_SESSION_HOURS": "twelve",
+    "EKP_ACTIVATION_HOURS": "100",
+    "EKP_RESET_HOURS": "-1",
+    "EKP_PASSWORD_MIN_LENGTH": "4",
+    "EKP_DEV_PAGES": "maybe",
+    "EKP_SCHEDULER": "sometimes",
+    "EKP_SECURE_COOKIES": "2",
+    "EKP_SECRET_KEY": "not-hex",
+    "EKP_PESEL_KEY": "abcd",
+}
+
+
+def test_every_bad_value_is_listed_at_once_with_its_variable(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"EKP_VAR_DIR": str(tmp_path), **BAD})
+    problems = caught.value.problems
+    for name in BAD:
+        assert any(problem.startswith(name) for problem in problems), f"{name} not reported in {problems}"
+    assert len(problems) == len(BAD)
+    assert str(caught.value) == "\n".join(problems)
+    assert not (tmp_path / "secret_key").exists(), "nothing generated when the settings are wrong"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("EKP_PORT", "0", "EKP_PORT='0': expected a whole number from 1 to 65535"),
+        ("EKP_PORT", "70000", "EKP_PORT='70000': expected a whole number from 1 to 65535"),
+        ("EKP_ENV", "prod", "EKP_ENV='prod': expected development, production or test"),
+        ("EKP_DEV_PAGES", "maybe", "EKP_DEV_PAGES='maybe': expected true or false"),
+        ("EKP_LANGUAGE", "de", "EKP_LANGUAGE='de': expected pl or en"),
+        ("EKP_SECRET_KEY", "00" * 16, "EKP_SECRET_KEY: expected at least 32 bytes written as hex (64 hex digits)"),
+    ],
+)
+def test_each_problem_says_what_is_expected(tmp_path, name, value, expected):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"EKP_VAR_DIR": str(tmp_path), name: value})
+    assert caught.value.problems == [expected]
+
+
+def test_bad_key_value_is_not_echoed(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_PESEL_KEY": "secret-ish-value"})
+    assert "secret-ish-value" not in str(caught.value)
+
+
+def test_production_needs_smtp(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_ENV": "production"})
+    assert any(problem.startswith("EKP_SMTP_URL: required") for problem in caught.value.problems)
+
+
+def test_cli_refuses_to_start_and_lists_the_problems(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EKP_")}
+    env.update({"EKP_VAR_DIR": str(tmp_path), "EKP_PORT": "abc", "EKP_LANGUAGE": "xx"})
+    result = subprocess.run([sys.executable, "-m", "web.cli", "db", "upgrade"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "EKP_PORT='abc'" in result.stderr and "EKP_LANGUAGE='xx'" in result.stderr
+    assert "Traceback" not in result.stderr
