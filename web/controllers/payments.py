@@ -38,7 +38,7 @@ async def notify(request: Request) -> Response:
     except records.OutcomeRejected as exc:
         log.warning("payment notification not applied: %s", exc.code)
         return Response(content=f"FALSE - {exc.code}", media_type="text/plain", status_code=400)
-    return Response(content=ACKNOWLEDGEMENT, media_type="text/plain")
+    return Response(content=ACKNOWLEDGEMENT, media_type="text/plain", status_code=200)  # Tpay wants 200 + TRUE
 
 
 def _payment_of(session, reference: str, user_id: int):  # type: ignore[no-untyped-def]
