@@ -136,6 +136,31 @@ def test_every_extracted_message_has_an_english_translation(extracted: dict, eng
         )
 
 
+def _formats(text: str) -> str | None:
+    """None if `text % {placeholders}` works (as Jinja's new-style gettext always does), else the error."""
+    try:
+        text % {name: "x" for name in re.findall(r"%\((\w+)\)", text)}
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"{exc} (write a literal % as %%)"
+    return None
+
+
+def test_template_messages_are_valid_format_strings(extracted: dict, english: Catalog) -> None:
+    # Jinja's new-style gettext always applies `%` (even with no variables), and web.messages does so
+    # when a text has %(name)s places: "50%" in a template crashes the page; it must be "50%%".
+    problems = []
+    for key, places in extracted.items():
+        if not (any(place.startswith("templates") for place in places) or "%(" in "".join(_forms(key))):
+            continue
+        entry = english.get(key if isinstance(key, str) else key[0])
+        texts = [*_forms(key), *(_forms(entry.string) if entry is not None else ())]
+        for text in texts:
+            if text and (error := _formats(text)):
+                problems.append(f"  {text!r}: {error}; used at {', '.join(places[:3])}")
+    if problems:
+        pytest.fail("messages that break %-formatting:\n" + "\n".join(problems), pytrace=False)
+
+
 def test_catalog_has_no_fuzzy_entries_and_english_plural_rules(english: Catalog) -> None:
     assert english.num_plurals == 2
     assert english.plural_expr.replace(" ", "") in {"(n!=1)", "n!=1"}
