@@ -60,6 +60,19 @@ def security_headers(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+async def security_headers_on_every_response(message: Message, scope: Scope) -> None:
+    """The same headers as `security_headers`, also on responses no route produced (e.g. the 404 page),
+    which Litestar sends without running the app's middleware."""
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        headers.setdefault("content-security-policy", CSP)
+        headers.setdefault("x-content-type-options", "nosniff")
+        headers.setdefault("x-frame-options", "DENY")
+        headers.setdefault("referrer-policy", "same-origin")
+        headers.setdefault("permissions-policy", "camera=(self), geolocation=(), microphone=()")
+        headers.setdefault("cross-origin-opener-policy", "same-origin")
+
+
 def language_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -207,6 +220,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             ),
             language_middleware,
         ],
+        before_send=[security_headers_on_every_response],
         exception_handlers={
             NotAuthorizedException: not_authorized,
             PermissionDeniedException: forbidden,
