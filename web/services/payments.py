@@ -47,6 +47,9 @@ class Outcome:
 
 # purpose -> function(session, payment, outcome) -> Settled; registered by each business area.
 HANDLERS: dict[str, Callable[[Session, Payment, Outcome], Settled]] = {}
+# purpose -> function(session, payment, outcome): a card saved with a payment whose outcome was already
+# applied from a source that carries no card (the browser's return asks the gateway's status first).
+CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
 
 
 def create_payment_record(session: Session, *, reference: str, purpose: str, subject_id: int, user_id: int | None,
@@ -109,6 +112,8 @@ def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Paym
         ).rowcount
         if won != 1:
             session.refresh(payment)
+            if outcome.card_token and payment.status == PaymentStatus.PAID.value and payment.purpose in CARD_SAVED:
+                CARD_SAVED[payment.purpose](session, payment, outcome)
             return payment, None
         session.refresh(payment)
         settled = HANDLERS[payment.purpose](session, payment, outcome)

@@ -328,7 +328,25 @@ def settle_month_payment(session: Session, payment: Payment, outcome: payment_re
     return payment_records.Settled()
 
 
+def remember_saved_card(session: Session, payment: Payment, outcome: payment_records.Outcome) -> None:
+    """The card token arrived after the payment was settled (return before webhook): keep it for later
+    months, unless a newer paid hosted payment of the same subscription has saved a card since."""
+    month = session.get(SubscriptionMonthRow, payment.subject_id)
+    row = session.get(Subscription5p1, month.subscription_id) if month else None
+    if row is None or not outcome.card_token or row.card_token == outcome.card_token:
+        return
+    newer = session.scalar(
+        select(func.count()).select_from(Payment).join(SubscriptionMonthRow, Payment.subject_id == SubscriptionMonthRow.id)  # type: ignore[arg-type]
+        .where(Payment.purpose == PURPOSE, Payment.kind == "hosted", Payment.status == "paid", Payment.id > payment.id,
+               SubscriptionMonthRow.subscription_id == row.id)
+    )
+    if not newer:
+        row.card_token, row.card_brand = outcome.card_token, outcome.card_brand
+        row.card_last4, row.card_expiry = outcome.card_last4, outcome.card_expiry
+
+
 payment_records.HANDLERS[PURPOSE] = settle_month_payment
+payment_records.CARD_SAVED[PURPOSE] = remember_saved_card
 
 
 # --- passenger's switches -------------------------------------------------------------------------

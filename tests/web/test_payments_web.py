@@ -1,0 +1,546 @@
+"""Payments wired into the web app (issue 4), on SQLite and PostgreSQL, with the embedded sandbox.
+
+The sandbox is the real one mounted at /sandbox-pay; the gateway talks to it exactly as to Tpay (OAuth,
+JSON API, JWS-signed notifications). Its notifications are delivered by its own deliverer (with its
+retries and back-off) to our `/payments/notify`; the only thing the tests change is the deliverer's
+HTTP transport, which reaches the app in-process instead of over a socket and can be switched off to
+play "our server is down" (the e2e tests deliver over real TCP).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from tests.conftest import BASE_URL, Browser, Outbox, Users
+from web import clock
+from web.db import transaction
+from web.models import Card, Payment, PaymentEvent, Subscription5p1, SubscriptionMonthRow, Ticket
+
+GOOD_CARD = "4111 1111 1111 1111"
+DECLINED_CARD = "4000 0000 0000 0002"
+THREE_DS_CARD = "4000 0000 0000 3220"
+RENEWALS_FAIL_CARD = "4000 0000 0000 0341"
+CONFIRMATION_SUBJECT = "Potwierdzenie zakupu biletu 5+1"
+WAIT = 15.0
+
+
+# --------------------------------------------------------------------------- the shop around the sandbox
+
+
+class Webhook(httpx.AsyncBaseTransport):
+    """The sandbox deliverer's way to our webhook: in-process, and switchable off ("server down")."""
+
+    def __init__(self, app: Litestar) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.online = True
+        self.posts = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.online:
+            raise httpx.ConnectError("EKP is not running", request=request)
+        self.posts += 1
+        return await self.inner.handle_async_request(request)
+
+
+@dataclass
+class Purchase:
+    reference: str
+    transaction_id: str
+    pay_path: str
+    return_path: str | None = None
+
+
+class Shop:
+    """The running app with its sandbox, plus the steps a passenger and the operator take."""
+
+    def __init__(self, app: Litestar, client: TestClient, engine: Engine, users: Users) -> None:
+        self.app, self.client, self.engine, self.users = app, client, engine, users
+        self.sandbox = app.state.payments.sandbox
+        self.gateway = app.state.payments.gateway
+        self.webhook = Webhook(app)
+        self.connect_webhook()
+
+    def connect_webhook(self) -> None:
+        deliverer = self.sandbox.deliverer
+        old = deliverer._client
+        deliverer._client = httpx.AsyncClient(transport=self.webhook, base_url=BASE_URL)
+        if old is not None:
+            self.client.blocking_portal.call(old.aclose)
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a coroutine function on the app's event loop (where the gateway's HTTP clients live)."""
+        return self.client.blocking_portal.call(lambda: fn(*args, **kwargs))
+
+    # people and cards -------------------------------------------------------
+    def resident(self, browser: Browser, email: str = "jan@example.pl", *, resident_until: date = date(2099, 12, 31),
+                 resident: bool = True) -> tuple[Any, Card]:
+        user = self.users.create(email)
+        card = add_card(self.engine, user, resident=resident, resident_until=resident_until)
+        browser.login(user.email)
+        return user, card
+
+    # buying -----------------------------------------------------------------
+    def buy(self, browser: Browser, card: Card, first_day: date | None = None, *, variant: str = "normal",
+            auto_renew: bool = False) -> Purchase:
+        first_day = first_day or clock.today()
+        form = {"card_id": str(card.id), "variant": variant, "first_day": first_day.isoformat(), "consent": "on"}
+        if auto_renew:
+            form["auto_renew"] = "on"
+        response = browser.submit("/5plus1", form, action="/5plus1/buy")
+        assert response.status_code == 303, response.text[:3000]
+        pay_path = urlsplit(response.headers["location"]).path
+        assert pay_path.startswith("/sandbox-pay/pay/"), pay_path
+        tx_id = pay_path.rsplit("/", 1)[1]
+        reference = self.sandbox.store.transaction(tx_id)["reference"]
+        return Purchase(reference, tx_id, pay_path)
+
+    def pay(self, browser: Browser, purchase: Purchase, number: str = GOOD_CARD, *, three_ds: str | None = None) -> Purchase:
+        """Type the card on the sandbox page (and answer 3-D Secure); remember where it sends us back."""
+        page = browser.client.get(purchase.pay_path)
+        assert page.status_code == 200 and "Płatność testowa" in page.text
+        response = browser.client.post(purchase.pay_path, data={"number": number, "expiry": "12/30", "cvc": "123",
+                                                                 "action": "pay"}, follow_redirects=False)
+        assert response.status_code == 303, response.text[:2000]
+        location = response.headers["location"]
+        if "/3ds/" in location:
+            assert three_ds in ("approve", "deny"), "this card asks for 3-D Secure"
+            response = browser.client.post(urlsplit(location).path, data={"decision": three_ds}, follow_redirects=False)
+            assert response.status_code == 303
+            location = response.headers["location"]
+        parts = urlsplit(location)
+        purchase.return_path = parts.path + (f"?{parts.query}" if parts.query else "")
+        assert purchase.return_path.startswith(f"/payments/return/{purchase.reference}")
+        return purchase
+
+    def come_back(self, browser: Browser, purchase: Purchase) -> httpx.Response:
+        assert purchase.return_path
+        return browser.get(purchase.return_path)
+
+    # what happened ----------------------------------------------------------
+    def payment(self, reference: str) -> Payment:
+        with transaction(self.engine) as session:
+            payment = session.scalars(select(Payment).where(Payment.reference == reference)).one()
+            session.expunge(payment)
+            return payment
+
+    def wait_applied(self, reference: str, timeout: float = WAIT) -> Payment:
+        deadline = time.monotonic() + timeout
+        while True:
+            payment = self.payment(reference)
+            if payment.applied_at is not None:
+                return payment
+            assert time.monotonic() < deadline, f"payment {reference} was never applied"
+            time.sleep(0.05)
+
+    def wait_delivered(self, transaction_id: str, count: int = 1, timeout: float = WAIT) -> list[dict[str, Any]]:
+        """The sandbox's notifications for a transaction, once `count` of them were acknowledged."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.sandbox.store.deliveries_for(transaction_id)
+            if sum(1 for r in rows if r.get("delivered_at")) >= count:
+                return rows
+            assert time.monotonic() < deadline, f"notification for {transaction_id} not acknowledged: {rows}"
+            time.sleep(0.05)
+
+    def notifications(self, transaction_id: str) -> list[tuple[bytes, str]]:
+        return [(r["body"].encode(), r["signature"]) for r in self.sandbox.store.deliveries_for(transaction_id)]
+
+    def notify(self, body: bytes, signature: str | None) -> httpx.Response:
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        if signature is not None:
+            headers["x-jws-signature"] = signature
+        return self.client.post("/payments/notify", content=body, headers=headers)
+
+    def billing_run(self, settings: Any = None) -> Any:
+        from web.billing import charge_due_months
+
+        return self.run(charge_due_months, self.engine, self.gateway, settings or self.app.state.settings)
+
+
+def add_card(engine: Engine, user: Any, *, resident: bool = True, resident_until: date = date(2099, 12, 31),
+             resident_from: date = date(2020, 1, 1), blocked: bool = False, client_code: str = "100200300") -> Card:
+    """A registry card matching the user's PESEL, already linked to the account."""
+    card = Card(carrier_type="KKM", client_code=client_code, holder_name=f"{user.first_name} {user.last_name}",
+                pesel_hash=user.pesel_hash or "", has_resident_status=resident,
+                resident_from=resident_from if resident else None, resident_until=resident_until if resident else None,
+                blocked=blocked, account_id=user.id, linked_at=clock.now())
+    with transaction(engine) as session:
+        session.add(card)
+        session.flush()
+        session.refresh(card)
+        session.expunge(card)
+    return card
+
+
+def rows(engine: Engine, model: Any, *where: Any) -> list[Any]:
+    with transaction(engine) as session:
+        found = list(session.scalars(select(model).where(*where)))
+        for row in found:
+            session.expunge(row)
+        return found
+
+
+def confirmations(mails: Outbox, to: str) -> int:
+    return sum(1 for mail in mails.to(to) if mail.subject == CONFIRMATION_SUBJECT)
+
+
+@pytest.fixture
+def settings_env(settings_env: dict[str, str]) -> dict[str, str]:
+    # Retry unacknowledged notifications quickly (the sandbox doubles the delay after each attempt).
+    return {**settings_env, "EKP_SANDBOX_BACKOFF": "0.2"}
+
+
+@pytest.fixture
+def shop(app: Litestar, client: TestClient, engine: Engine, users: Users) -> Iterator[Shop]:
+    yield Shop(app, client, engine, users)
+
+
+# --------------------------------------------------------------------------- exactly once
+
+
+def test_same_notification_five_times_concurrently_is_applied_once(shop: Shop, browser: Browser, mails: Outbox, db) -> None:
+    user, card = shop.resident(browser)
+    shop.webhook.online = False  # hold the sandbox's own delivery back: we deliver it ourselves
+    purchase = shop.pay(browser, shop.buy(browser, card))
+    [(body, signature)] = shop.notifications(purchase.transaction_id)
+
+    barrier = threading.Barrier(5)
+    answers: list[httpx.Response] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        answers.append(shop.notify(body, signature))
+
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert [(a.status_code, a.text) for a in answers] == [(200, "TRUE")] * 5  # every copy is acknowledged
+    payment = shop.payment(purchase.reference)
+    assert payment.status == "paid" and payment.applied_at is not None
+    assert db.count(PaymentEvent, PaymentEvent.payment_id == payment.id, PaymentEvent.source == "webhook") == 5
+    assert db.count(Ticket) == 1
+    assert confirmations(mails, user.email) == 1
+    month = db.one(SubscriptionMonthRow)
+    assert month.state == "paid"
+    assert db.one(Subscription5p1).status == "active"
+
+    # The sandbox's own (late) delivery is acknowledged too, and changes nothing.
+    shop.webhook.online = True
+    shop.wait_delivered(purchase.transaction_id)
+    assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
+
+
+def test_webhook_before_return(shop: Shop, browser: Browser, mails: Outbox, db) -> None:
+    user, card = shop.resident(browser)
+    purchase = shop.pay(browser, shop.buy(browser, card))
+    shop.wait_delivered(purchase.transaction_id)
+    payment = shop.wait_applied(purchase.reference)
+    assert payment.status == "paid" and payment.gateway_title and payment.gateway_title.startswith("TR-SBX-")
+
+    page = shop.come_back(browser, purchase)
+    assert page.status_code == 200 and "Płatność przyjęta" in page.text
+    assert payment.gateway_title in page.text
+    sources = [e.source for e in db.all(PaymentEvent, PaymentEvent.payment_id == payment.id)]
+    assert sources == ["created", "webhook"]  # the return found it settled: nothing asked, nothing applied
+    assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
+    sub = db.one(Subscription5p1)
+    assert sub.card_token and sub.card_last4 == "1111"
+
+
+def test_return_before_webhook(shop: Shop, browser: Browser, mails: Outbox, db) -> None:
+    user, card = shop.resident(browser)
+    shop.webhook.online = False
+    purchase = shop.pay(browser, shop.buy(browser, card))
+
+    page = shop.come_back(browser, purchase)  # reconciles with the gateway (GET /transactions/{id})
+    assert page.status_code == 200 and "Płatność przyjęta" in page.text
+    payment = shop.payment(purchase.reference)
+    assert payment.status == "paid"
+    assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
+
+    shop.webhook.online = True  # the webhook arrives afterwards (retried by the sandbox)
+    shop.wait_delivered(purchase.transaction_id)
+    sources = [e.source for e in db.all(PaymentEvent, PaymentEvent.payment_id == payment.id)]
+    assert sources == ["created", "return", "webhook"]
+    assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
+    # The card token came with the webhook (the status query does not carry it): later months can be charged.
+    assert db.one(Subscription5p1).card_token
+    tab = browser.get("/5plus1")
+    assert "Aktywny bilet" in tab.text and payment.gateway_title in tab.text
+
+
+def test_return_while_pending_says_waiting(shop: Shop, browser: Browser, db) -> None:
+    _, card = shop.resident(browser)
+    shop.webhook.online = False
+    purchase = shop.buy(browser, card)  # not paid yet: the passenger came back some other way
+    page = browser.get(f"/payments/return/{purchase.reference}?back=/5plus1")
+    assert page.status_code == 200 and "Czekamy na potwierdzenie" in page.text
+    assert shop.payment(purchase.reference).applied_at is None
+    assert db.count(Ticket) == 0
+
+
+def test_return_page_of_someone_elses_payment_is_not_found(shop: Shop, browser: Browser, new_browser, db) -> None:
+    _, card = shop.resident(browser)
+    purchase = shop.buy(browser, card)
+    other = new_browser()
+    shop.users.create("ola@example.pl")
+    other.login("ola@example.pl")
+    assert other.get(f"/payments/return/{purchase.reference}").status_code == 404
+
+
+# --------------------------------------------------------------------------- bad notifications
+
+
+def _tamper(body: bytes, **changes: str) -> bytes:
+    fields = dict(parse_qsl(body.decode()))
+    fields.update(changes)
+    return urlencode(fields).encode()
+
+
+def test_forged_and_tampered_notifications_are_rejected_and_change_nothing(shop: Shop, browser: Browser, mails: Outbox,
+                                                                            db, caplog: pytest.LogCaptureFixture) -> None:
+    user, card = shop.resident(browser)
+    shop.webhook.online = False
+    purchase = shop.pay(browser, shop.buy(browser, card))
+    [(body, signature)] = shop.notifications(purchase.transaction_id)
+    header, _, sig = signature.split(".")
+
+    cases = {
+        "unsigned": (body, None),
+        "garbage signature": (body, "not-a-jws"),
+        "amount changed": (_tamper(body, tr_amount="0.01", tr_paid="0.01"), signature),
+        "status changed to declined": (_tamper(body, tr_status="FALSE", tr_error="declined"), signature),
+        "signature of another body": (_tamper(body, tr_crc="someone-elses"), signature),
+        "signature bytes altered": (body, f"{header}..{sig[:-4]}AAAA"),
+        "header not ours (alg none)": (body, f"eyJhbGciOiJub25lIn0..{sig}"),
+    }
+    # A notification correctly signed by *another* signer (an attacker's key and certificate).
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from payments.signing import sign_detached
+
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cases["signed with another key, our x5u"] = (body, sign_detached(body, attacker, shop.sandbox.x5u))
+    cases["signed with another key, foreign x5u"] = (body, sign_detached(body, attacker, "https://evil.example/x509/x.pem"))
+    cases["x5u on a lookalike host"] = (body, sign_detached(body, attacker, f"{shop.sandbox.public_url}.evil.example/x509/x.pem"))
+
+    caplog.set_level("WARNING", logger="ekp.payments")
+    for name, (forged_body, forged_signature) in cases.items():
+        answer = shop.notify(forged_body, forged_signature)
+        assert answer.status_code == 400 and answer.text.startswith("FALSE"), name
+    payment = shop.payment(purchase.reference)
+    assert payment.applied_at is None and payment.status == "pending"
+    assert db.count(PaymentEvent, PaymentEvent.payment_id == payment.id) == 1  # only "created"
+    assert db.count(Ticket) == 0 and confirmations(mails, user.email) == 0
+    # Logged without personal or card data.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rejected" in logged
+    assert user.email not in logged and "1111" not in logged and "4111" not in logged
+
+    # The genuine notification still works afterwards.
+    assert shop.notify(body, signature).text == "TRUE"
+    assert shop.payment(purchase.reference).status == "paid"
+    assert db.count(Ticket) == 1
+
+
+def test_wrong_amount_currency_or_unknown_reference_is_rejected(shop: Shop, browser: Browser, db) -> None:
+    """Signed correctly by the gateway, but not what we asked for: the outcome is checked against our record."""
+    from web.services import payments as records
+
+    _, card = shop.resident(browser)
+    shop.webhook.online = False
+    purchase = shop.pay(browser, shop.buy(browser, card))
+    payment = shop.payment(purchase.reference)
+
+    def apply(outcome: records.Outcome) -> str:
+        try:
+            with transaction(shop.engine) as session:
+                records.apply_outcome(session, outcome, "webhook")
+        except records.OutcomeRejected as exc:
+            return exc.code
+        return "applied"
+
+    assert apply(records.Outcome(purchase.reference, "paid", amount=payment.amount + 1)) == "amount_mismatch"
+    assert apply(records.Outcome(purchase.reference, "paid", amount=payment.amount, currency="EUR")) == "currency_mismatch"
+    assert apply(records.Outcome("5p1-999-1-1-1", "paid", amount=payment.amount)) == "unknown_reference"
+    assert shop.payment(purchase.reference).applied_at is None
+    assert db.count(PaymentEvent, PaymentEvent.payment_id == payment.id) == 1
+    assert db.count(Ticket) == 0
+
+    # Over HTTP: a genuinely signed notification whose transaction we never created (unknown reference).
+    from payments.signing import legacy_md5sum, sign_detached
+
+    s = shop.sandbox.settings
+    fields = {"id": s.merchant_id, "tr_id": "TR-SBX-UNKNOWN1", "tr_date": "2026-01-01 10:00:00", "tr_crc": "nobody-knows",
+              "tr_amount": "80.00", "tr_paid": "80.00", "tr_desc": "x", "tr_status": "TRUE", "tr_error": "none",
+              "tr_email": "x@example.pl", "test_mode": "1"}
+    fields["md5sum"] = legacy_md5sum(s.merchant_id, fields["tr_id"], "80.00", fields["tr_crc"], s.security_code)
+    body = urlencode(fields).encode()
+    answer = shop.notify(body, sign_detached(body, shop.sandbox._private_key, shop.sandbox.x5u))
+    assert answer.status_code == 400 and "unknown_reference" in answer.text
+
+    # ... and one for our reference with another amount.
+    fields |= {"tr_crc": purchase.reference, "tr_amount": "1.00", "tr_paid": "1.00"}
+    fields["md5sum"] = legacy_md5sum(s.merchant_id, fields["tr_id"], "1.00", fields["tr_crc"], s.security_code)
+    body = urlencode(fields).encode()
+    answer = shop.notify(body, sign_detached(body, shop.sandbox._private_key, shop.sandbox.x5u))
+    assert answer.status_code == 400 and "amount_mismatch" in answer.text
+    assert shop.payment(purchase.reference).applied_at is None and db.count(Ticket) == 0
+
+
+def test_replayed_notification_changes_nothing(shop: Shop, browser: Browser, mails: Outbox, db) -> None:
+    user, card = shop.resident(browser)
+    purchase = shop.pay(browser, shop.buy(browser, card))
+    shop.wait_delivered(purchase.transaction_id)
+    shop.wait_applied(purchase.reference)
+    [(body, signature)] = shop.notifications(purchase.transaction_id)
+
+    clock.travel(timedelta(days=3))  # replayed days later
+    for _ in range(3):
+        assert shop.notify(body, signature).text == "TRUE"
+    assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
+    month = db.one(SubscriptionMonthRow)
+    assert month.state == "paid" and month.paid_on == clock.today() - timedelta(days=3)
+
+
+def test_declined_then_a_replayed_paid_notification_of_another_attempt_is_not_mixed_up(shop: Shop, browser: Browser, db) -> None:
+    """A declined first payment: the failure is applied once; the tab offers buying again."""
+    user, card = shop.resident(browser)
+    purchase = shop.pay(browser, shop.buy(browser, card), DECLINED_CARD)
+    shop.wait_delivered(purchase.transaction_id)
+    payment = shop.wait_applied(purchase.reference)
+    assert payment.status == "failed"
+    page = shop.come_back(browser, purchase)
+    assert "Płatność nieudana" in page.text
+    [(body, signature)] = shop.notifications(purchase.transaction_id)
+    assert shop.notify(body, signature).text == "TRUE"
+    assert db.count(Ticket) == 0
+    assert db.one(SubscriptionMonthRow).state == "failed"
+    tab = browser.get("/5plus1")
+    assert "Kup bilet 5plus1" in tab.text
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class FlakyGateway:
+    """The real gateway, except that token charges time out *after* the gateway has charged."""
+
+    def __init__(self, inner: Any, failures: int = 1) -> None:
+        self.inner, self.failures = inner, failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def charge_token(self, charge: Any) -> Any:
+        from payments import GatewayTimeout
+
+        result = await self.inner.charge_token(charge)
+        if self.failures > 0:
+            self.failures -= 1
+            raise GatewayTimeout("no answer within 15 s")
+        return result
+
+
+def test_gateway_timeout_during_token_charge_is_asked_again_and_charged_once(shop: Shop, browser: Browser, db) -> None:
+    _, card = shop.resident(browser)
+    first_day = clock.today() + timedelta(days=1)
+    purchase = shop.pay(browser, shop.buy(browser, card, first_day))
+    shop.wait_delivered(purchase.transaction_id)
+    shop.wait_applied(purchase.reference)
+    month1 = db.one(SubscriptionMonthRow)
+
+    # Month 2's charge window opens 3 days before it starts.
+    clock.travel(month1.ends_on + timedelta(days=1) - timedelta(days=3) - clock.today())
+    from web.billing import charge_due_months
+
+    shop.webhook.online = False  # the charge's notification does not reach us either: only re-asking can tell
+    flaky = FlakyGateway(shop.gateway)
+    report = shop.run(charge_due_months, shop.engine, flaky, shop.app.state.settings)
+    assert report.unanswered == 1 and report.charged == 0
+    [token_payment] = db.all(Payment, Payment.kind == "token")
+    assert token_payment.status == "pending" and token_payment.applied_at is None
+    assert shop.sandbox.count_charges(reference=token_payment.reference) == 1  # the gateway did charge
+    month2 = db.one(SubscriptionMonthRow, SubscriptionMonthRow.month_index == 2)
+    assert month2.state == "charging"
+
+    # The next run (after the stuck-charge delay) asks again with the same reference.
+    clock.travel(timedelta(minutes=10))
+    report = shop.billing_run()
+    assert report.charged == 1
+    assert db.count(Payment, Payment.kind == "token") == 1
+    assert shop.sandbox.count_charges(reference=token_payment.reference) == 1  # still one charge
+    assert shop.payment(token_payment.reference).status == "paid"
+    assert db.one(SubscriptionMonthRow, SubscriptionMonthRow.month_index == 2).state == "paid"
+    assert db.count(Ticket) == 2
+
+    # The late notification and further runs on the same day change nothing.
+    shop.webhook.online = True
+    shop.wait_delivered(shop.payment(token_payment.reference).gateway_transaction_id)
+    report = shop.billing_run()
+    assert report.charged == 0
+    assert shop.sandbox.count_charges(token=db.one(Subscription5p1).card_token) == 2  # month 1 (hosted) + month 2
+
+
+def test_server_restart_between_payment_and_notification(make_app: Callable[..., Litestar], engine: Engine, users: Users,
+                                                        mails: Outbox, db) -> None:
+    """Pay while our server is down (the sandbox cannot deliver); a new app on the same database and the same
+    sandbox store resumes the delivery and applies the outcome once."""
+    first = make_app()
+    with TestClient(first, base_url=BASE_URL) as client:
+        shop = Shop(first, client, engine, users)
+        browser = Browser(client)
+        user, card = shop.resident(browser)
+        shop.webhook.online = False
+        purchase = shop.pay(browser, shop.buy(browser, card))
+        cookies = dict(client.cookies)
+    assert shop.payment(purchase.reference).applied_at is None
+
+    second = make_app()  # "restarted": a new process would build exactly this
+    with TestClient(second, base_url=BASE_URL, cookies=cookies) as client:
+        shop2 = Shop(second, client, engine, users)
+        shop2.sandbox.deliverer.wake()
+        shop2.wait_delivered(purchase.transaction_id)
+        payment = shop2.wait_applied(purchase.reference)
+        assert payment.status == "paid"
+        page = Browser(client).get(purchase.return_path)
+        assert "Płatność przyjęta" in page.text
+    assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
+    assert db.one(Subscription5p1).card_token
+
+
+def test_server_restart_and_no_notification_return_reconciles(make_app: Callable[..., Litestar], engine: Engine,
+                                                              users: Users, mails: Outbox, db) -> None:
+    first = make_app()
+    with TestClient(first, base_url=BASE_URL) as client:
+        shop = Shop(first, client, engine, users)
+        browser = Browser(client)
+        user, card = shop.resident(browser)
+        shop.webhook.online = False
+        purchase = shop.pay(browser, shop.buy(browser, card))
+        cookies = dict(client.cookies)
+
+    second = make_app()
+    with TestClient(second, base_url=BASE_URL, cookies=cookies) as client:
+        shop2 = Shop(second, client, engine, users)
+        shop2.webhook.online = False  # the notification never comes
+        page = Browser(client).get(purchase.return_path)
+        assert "Płatność przyjęta" in page.text
+    assert shop.payment(purchase.reference).status == "paid"
+    assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
