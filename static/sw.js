@@ -40,3 +40,27 @@ self.addEventListener("fetch", (event) => {
     );
   }
 });
+
+// Offline tickets and the inspector's scanner: a page asks the worker to keep itself and the
+// scripts, styles and wasm it loaded (those fetched before the worker took control are not cached yet).
+self.addEventListener("message", (event) => {
+  const data = event.data || {};
+  if (data.type !== "ekp-cache" || !Array.isArray(data.urls)) return;
+  const keep = async (cache, raw) => {
+    const url = new URL(raw, location.origin);
+    if (url.origin !== location.origin) return;
+    if (url.pathname.startsWith("/static/")) {
+      if (await cache.match(url.href, { ignoreSearch: true })) return;
+      const response = await fetch(url.href);
+      if (response.ok) await cache.put(url.href, response);
+      return;
+    }
+    const response = await fetch(url.href, { credentials: "same-origin" });
+    if (response.ok && response.headers.get("X-EKP-Offline") === "1") await cache.put(url.href, response);
+  };
+  event.waitUntil(
+    caches.open(CACHE)
+      .then((cache) => Promise.all(data.urls.slice(0, 50).map((u) => keep(cache, u).catch(() => {}))))
+      .then(() => { if (event.source) event.source.postMessage({ type: "ekp-cached" }); })
+  );
+});

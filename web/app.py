@@ -23,6 +23,7 @@ from web import i18n, jobs
 from web.app_state import set_settings
 from web.controllers import accounts, cards, dev, five_plus_one, pages
 from web.controllers import payments as payment_pages
+from web.controllers import inspection, tickets
 from web.gateway import SANDBOX_PREFIX, build_payments
 from web.db import make_engine
 from web.ratelimit import RateLimiter
@@ -182,11 +183,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         cards.router,
         five_plus_one.router,
         payment_pages.router,
+        tickets.router,
+        inspection.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
                                    name="vendor_htmx"),
+        create_static_files_router(path="/static/vendor/zxing", directories=[NODE_MODULES / "zxing-wasm" / "dist"],
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   name="vendor_zxing"),
     ]
     if settings.dev_pages:
         route_handlers.append(dev.router)

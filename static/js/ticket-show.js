@@ -1,0 +1,218 @@
+// "Kontrola biletu": binds the ticket to this phone (non-extractable WebCrypto key in IndexedDB) and
+// shows a device-signed Aztec code, redrawn with a fresh timestamp every REFRESH_SECONDS, offline.
+import { decodeStatic, exportDevicePublicKey, generateDeviceKey, signPresentation } from "./ticket-record.js";
+import { drawAztec } from "./aztec.js";
+
+const DB_NAME = "ekp-tickets";
+const DEVICE_KEY = "device";
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, 1);
+    request.onupgradeneeded = () => {
+      request.result.createObjectStore("keys");
+      request.result.createObjectStore("records", { keyPath: "ticketId" });
+    };
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function idb(db, store, mode, action) {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(store, mode);
+    const request = action(tx.objectStore(store));
+    tx.oncomplete = () => resolve(request.result);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+
+function b64encode(bytes) {
+  let text = "";
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text);
+}
+
+function b64decode(text) {
+  return Uint8Array.from(atob(text), (ch) => ch.charCodeAt(0));
+}
+
+function sameBytes(a, b) {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+const two = (n) => String(n).padStart(2, "0");
+
+class TicketPass {
+  constructor(root) {
+    this.root = root;
+    this.ticketId = Number(root.dataset.ticketId);
+    this.period = Number(root.dataset.refreshSeconds) || 30;
+    this.texts = document.getElementById("pass-texts").dataset;
+    this.status = document.getElementById("pass-status");
+    this.codeBox = document.getElementById("pass-code");
+    this.bindBox = document.getElementById("pass-bind");
+    this.canvas = document.getElementById("aztec");
+    this.clock = document.getElementById("pass-clock");
+    this.countdown = document.getElementById("pass-countdown");
+    this.progress = document.getElementById("pass-progress");
+    this.nextDrawAt = 0;
+    this.drawing = false;
+  }
+
+  say(text) {
+    this.status.textContent = text || "";
+  }
+
+  async start() {
+    if (!window.crypto || !crypto.subtle || !window.indexedDB) {
+      this.say(this.texts.unsupported);
+      return;
+    }
+    this.db = await openDb();
+    this.keyPair = await idb(this.db, "keys", "readonly", (s) => s.get(DEVICE_KEY));
+    const saved = await idb(this.db, "records", "readonly", (s) => s.get(this.ticketId));
+    document.getElementById("bind-button").addEventListener("click", () => this.bind());
+    if (this.keyPair && saved && (await this.recordMatchesKey(saved.record))) {
+      this.record = saved.record;
+      this.show();
+      if (navigator.onLine) this.refreshRecord();
+    } else {
+      this.bindBox.hidden = false;
+      if (!navigator.onLine) this.say(this.texts.offlineBind);
+    }
+    window.addEventListener("offline", () => this.say(this.record ? this.texts.offline : this.texts.offlineBind));
+    window.addEventListener("online", () => this.say(""));
+  }
+
+  async recordMatchesKey(record) {
+    try {
+      const mine = await exportDevicePublicKey(this.keyPair.publicKey);
+      return sameBytes(decodeStatic(record).devicePublicKey, mine);
+    } catch {
+      return false;
+    }
+  }
+
+  async deviceKey() {
+    if (!this.keyPair) {
+      this.keyPair = await generateDeviceKey();
+      await idb(this.db, "keys", "readwrite", (s) => s.put(this.keyPair, DEVICE_KEY));
+    }
+    return b64encode(await exportDevicePublicKey(this.keyPair.publicKey));
+  }
+
+  async post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": this.root.dataset.csrf },
+      body: JSON.stringify(body),
+    });
+  }
+
+  async saveRecord(answer) {
+    this.record = b64decode(answer.record);
+    await idb(this.db, "records", "readwrite", (s) => s.put({ ticketId: this.ticketId, record: this.record, deviceId: answer.device_id, savedAt: Date.now() }));
+  }
+
+  async bind() {
+    const button = document.getElementById("bind-button");
+    button.disabled = true;
+    this.say(this.texts.binding);
+    try {
+      const label = (navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform || "";
+      const response = await this.post(this.root.dataset.bindUrl, { public_key: await this.deviceKey(), label });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        this.say(answer.message || this.texts.error);
+        return;
+      }
+      await this.saveRecord(answer);
+      this.bindBox.hidden = true;
+      this.say(this.texts.bound);
+      this.show();
+    } catch {
+      this.say(navigator.onLine ? this.texts.error : this.texts.offlineBind);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async refreshRecord() {
+    try {
+      const response = await this.post(this.root.dataset.refreshUrl, { public_key: await this.deviceKey() });
+      if (response.status === 410) {
+        await idb(this.db, "records", "readwrite", (s) => s.delete(this.ticketId));
+        this.record = null;
+        this.codeBox.hidden = true;
+        this.bindBox.hidden = false;
+        this.say(this.texts.unbound);
+        return;
+      }
+      if (response.ok) await this.saveRecord(await response.json());
+    } catch {
+      // Offline or the server is unreachable: the saved record keeps working.
+    }
+  }
+
+  show() {
+    this.codeBox.hidden = false;
+    this.warmOfflineCache();
+    if (this.timer) return;
+    this.tick();
+    this.timer = setInterval(() => this.tick(), 250);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.nextDrawAt = 0;
+    });
+  }
+
+  async tick() {
+    const now = Date.now();
+    const d = new Date(now);
+    this.clock.textContent = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+    if (this.record && now >= this.nextDrawAt && !this.drawing) await this.draw(now);
+    const left = Math.max(0, Math.ceil((this.nextDrawAt - now) / 1000));
+    this.countdown.textContent = String(left);
+    this.progress.style.width = `${Math.min(100, (100 * (this.nextDrawAt - now)) / (this.period * 1000))}%`;
+  }
+
+  async draw(now) {
+    this.drawing = true;
+    try {
+      const ts = Math.floor(now / 1000);
+      const bytes = await signPresentation(this.keyPair, this.record, ts);
+      await drawAztec(this.canvas, bytes);
+      this.canvas.dataset.timestamp = String(ts);
+      this.nextDrawAt = (ts + this.period) * 1000;
+    } catch (error) {
+      this.say(this.texts.error);
+      this.nextDrawAt = now + 5000;
+      console.warn("drawing the ticket code failed", error);
+    } finally {
+      this.drawing = false;
+    }
+  }
+
+  /** Ask the service worker to keep this page and every script, style and wasm it loaded. */
+  warmOfflineCache() {
+    if (!("serviceWorker" in navigator)) return;
+    const urls = [location.pathname];
+    for (const entry of performance.getEntriesByType("resource")) {
+      const url = new URL(entry.name);
+      if (url.origin === location.origin && url.pathname.startsWith("/static/")) urls.push(url.pathname + url.search);
+    }
+    navigator.serviceWorker.ready.then((registration) => {
+      if (registration.active) registration.active.postMessage({ type: "ekp-cache", urls });
+    }).catch(() => {});
+  }
+}
+
+const root = document.getElementById("ticket-show");
+if (root && root.dataset.mobile === "yes") {
+  new TicketPass(root).start().catch((error) => {
+    document.getElementById("pass-status").textContent = document.getElementById("pass-texts").dataset.error;
+    console.warn(error);
+  });
+}

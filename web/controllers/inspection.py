@@ -1,0 +1,197 @@
+"""The inspector's side: the offline scanner page, the trust list it caches, card look-up for
+plastic carriers, the verification endpoint for handheld terminals and the inspection log."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Request, Router, get, post
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.response import Response, Template
+
+from domain import ticket_record as tr
+from web import clock
+from web.controllers.tickets import OFFLINE_HEADERS, product_name, state_text
+from web.http import current_user, in_transaction, page, requires_role, settings_of
+from web.i18n import _
+from web.services import tickets as service
+
+inspector = [requires_role("inspector")]
+MAX_CODE_BASE64 = 1024
+MAX_LOGGED_SCANS = 200
+
+
+def reason_texts() -> dict[str, str]:
+    """Verdict code -> what the inspector reads on the full-screen verdict."""
+    return {
+        "valid": _("Bilet ważny"),
+        "expired": _("Bilet wygasł"),
+        "not_yet_valid": _("Bilet jeszcze nie obowiązuje"),
+        "revoked": _("Bilet unieważniony"),
+        "forged": _("Kod podrobiony: zły podpis wydawcy"),
+        "bad_device_signature": _("Kod z innego telefonu: zły podpis urządzenia"),
+        "stale": _("Kod nieaktualny (zrzut ekranu?)"),
+        "unknown_key": _("Nieznany klucz wydawcy: odśwież listę kluczy"),
+        "malformed": _("To nie jest kod biletu EKP"),
+        "unsupported_version": _("Nieobsługiwana wersja kodu: zaktualizuj aplikację"),
+    }
+
+
+def scanner_texts() -> dict[str, object]:
+    """Everything the offline scanner (static/js/inspect.js) shows, in the page's language."""
+    reasons = reason_texts()
+    reasons.update({"no_ticket": _("Brak ważnego biletu"), "card_not_found": _("Nie ma takiej karty")})
+    return {
+        "reasons": reasons,
+        "products": {"5P1-N": product_name("5P1-N"), "5P1-U": product_name("5P1-U")},
+        "valid": _("WAŻNY"),
+        "invalid": _("NIEWAŻNY"),
+        "labels": {"initials": _("Inicjały"), "birth_year": _("Rok urodzenia"), "product": _("Bilet"),
+                   "validity": _("Ważny"), "ticket": _("Nr biletu"), "presented": _("Kod z godziny")},
+        "trust_age": _("Lista kluczy i unieważnień z: {when}"),
+        "trust_old": _("Lista ma ponad 24 godziny: połącz się z internetem, aby ją odświeżyć."),
+        "no_trust": _("Brak listy kluczy w tym telefonie: połącz się z internetem i odśwież stronę."),
+        "camera_error": _("Nie udało się włączyć aparatu. Zezwól stronie na użycie aparatu."),
+        "scanning": _("Szukam kodu…"),
+        "stopped": _("Aparat wyłączony."),
+    }
+
+
+def verdict_json(checked: service.CheckedCode) -> dict[str, object]:
+    verdict = checked.verdict
+    texts = reason_texts()
+    body: dict[str, object] = {
+        "valid": verdict.valid,
+        "code": verdict.code,
+        "reason": verdict.reason.value if verdict.reason else None,
+        "message": texts.get(verdict.code, verdict.code),
+        "ticket": None,
+        "presented_at": verdict.presented_at.isoformat() if verdict.presented_at else None,
+        "inspection_id": checked.inspection_id,
+    }
+    fields = verdict.ticket
+    if fields is not None:
+        last_day = (clock.to_local(fields.valid_until) - timedelta(minutes=1)).date()
+        body["ticket"] = {
+            "ticket_id": fields.ticket_id,
+            "product_code": fields.product_code,
+            "product_name": product_name(fields.product_code),
+            "holder_initials": fields.holder_initials,
+            "holder_name": checked.holder_name,
+            "birth_year": fields.birth_year,
+            "valid_from": fields.valid_from.isoformat(),
+            "valid_until": fields.valid_until.isoformat(),
+            "first_day": clock.to_local(fields.valid_from).date().isoformat(),
+            "last_day": last_day.isoformat(),
+            "issuer_key_id": fields.key_id,
+        }
+    return body
+
+
+def _api_unauthorized(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, PermissionDeniedException):
+        return Response({"status": 403, "detail": _("Tylko dla kontrolerów.")}, status_code=403)
+    return Response({"status": 401, "detail": _("Zaloguj się jako kontroler.")}, status_code=401)
+
+
+def _json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return None
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+
+
+@get("/inspect", guards=inspector)
+async def inspect_page(request: Request) -> Template:
+    user = await current_user(request)
+    recent = await in_transaction(request, service.recent_inspections, user.id)  # type: ignore[union-attr]
+    response = await page(request, "inspection/scan.html", texts=scanner_texts(), recent=recent,
+                          methods={"scan": _("skan"), "terminal": _("terminal"), "card": _("karta")},
+                          freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS)
+    response.headers.update(OFFLINE_HEADERS)
+    return response
+
+
+@get("/inspect/card", guards=inspector)
+async def card_lookup(request: Request) -> Template:
+    user = await current_user(request)
+    client_code = (request.query_params.get("client_code") or "").strip()
+    results = None
+    error = None
+    if client_code:
+        if not client_code.isalnum() or len(client_code) > 20:
+            error = _("Kod klienta składa się z cyfr i liter (do 20 znaków).")
+        else:
+            results = await in_transaction(request, service.look_up_card, user.id, client_code, clock.today())  # type: ignore[union-attr]
+    return await page(request, "inspection/card.html", client_code=client_code, results=results, error=error,
+                      state_text=state_text, product_name=product_name, status_code=422 if error else 200)
+
+
+@get("/api/inspection/trust-list", guards=inspector)
+async def trust_list(request: Request) -> Response:
+    keys = service.issuer_keys(settings_of(request).var_dir)
+    document = await in_transaction(request, service.trust_list_document, keys, clock.now())
+    return Response(document, headers={"Cache-Control": "no-store"})
+
+
+@post("/api/inspection/verify", guards=inspector, status_code=200)
+async def verify_code(request: Request) -> Response:
+    """JSON {"code": base64 of the scanned Aztec bytes} -> the verdict (and an inspection log entry)."""
+    if not _is_json(request):
+        return Response({"status": 415, "detail": _("Wyślij JSON (application/json).")}, status_code=415)
+    body = _json_body(await request.body())
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or not code or len(code) > MAX_CODE_BASE64:
+        return Response({"status": 400, "detail": _("Brak pola code (base64) albo jest za długie.")}, status_code=400)
+    try:
+        raw = base64.b64decode(code.replace("-", "+").replace("_", "/") + "=" * (-len(code) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return Response({"status": 400, "detail": _("Pole code nie jest poprawnym base64.")}, status_code=400)
+    user = await current_user(request)
+    keys = service.issuer_keys(settings_of(request).var_dir)
+    checked = await in_transaction(request, service.check_code, keys, user.id, raw, clock.now(), "terminal")  # type: ignore[union-attr]
+    return Response(verdict_json(checked), headers={"Cache-Control": "no-store"})
+
+
+@post("/api/inspection/log", guards=inspector, status_code=200)
+async def log_scans(request: Request) -> Response:
+    """The scanner app reports verdicts it reached offline: {"scans": [{"code", "ticket_id", "at"}]}."""
+    if not _is_json(request):
+        return Response({"status": 415, "detail": _("Wyślij JSON (application/json).")}, status_code=415)
+    body = _json_body(await request.body())
+    items = body.get("scans") if isinstance(body, dict) else None
+    if not isinstance(items, list) or len(items) > MAX_LOGGED_SCANS:
+        return Response({"status": 400, "detail": _("Nieprawidłowa lista skanów.")}, status_code=400)
+    scans: list[tuple[str, int | None, datetime]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        verdict, ticket_id, at = item.get("code"), item.get("ticket_id"), item.get("at")
+        if not isinstance(verdict, str) or isinstance(at, bool) or not isinstance(at, int | float):
+            continue
+        if ticket_id is not None and (isinstance(ticket_id, bool) or not isinstance(ticket_id, int)
+                                      or not 0 < ticket_id < 2**31):
+            ticket_id = None
+        try:
+            moment = datetime.fromtimestamp(at, UTC)
+        except (OverflowError, ValueError, OSError):
+            continue
+        scans.append((verdict, ticket_id, moment))
+    user = await current_user(request)
+    count = await in_transaction(request, service.record_scans, user.id, scans, clock.now())  # type: ignore[union-attr]
+    return Response({"logged": count})
+
+
+api_router = Router(path="/", route_handlers=[trust_list, verify_code, log_scans],
+                    exception_handlers={NotAuthorizedException: _api_unauthorized,
+                                        PermissionDeniedException: _api_unauthorized})
+pages_router = Router(path="/", route_handlers=[inspect_page, card_lookup])
+router = Router(path="/", route_handlers=[pages_router, api_router])

@@ -1,0 +1,147 @@
+""""Bilety" and "Kontrola biletu": the passenger's tickets, binding a mobile ticket to this phone,
+and the page that draws the device-signed Aztec code offline (R-5P1-8, docs/ticket-record.md)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from litestar import Request, Router, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Response, Template
+
+from domain import ticket_record as tr
+from web import clock
+from web.http import client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role, safe_next, settings_of
+from web.i18n import _
+from web.services import tickets as service
+
+passenger = [requires_role("passenger")]
+OFFLINE_HEADERS = {"X-EKP-Offline": "1", "Cache-Control": "no-store"}
+
+
+def problem_text(code: str) -> str:
+    texts = {
+        "ticket.not_found": _("Nie ma takiego biletu na Twoim koncie."),
+        "ticket.not_mobile": _("Ten bilet jest na karcie plastikowej: kontroler sprawdza go po numerze karty."),
+        "ticket.ended": _("Ten bilet już nie obowiązuje."),
+        "ticket.device_limit": _("Bilet jest już przypisany do 2 telefonów. Odłącz jeden z nich, aby przypisać ten."),
+        "ticket.bad_key": _("Telefon wysłał nieprawidłowy klucz. Odśwież stronę i spróbuj ponownie."),
+        "ticket.bad_request": _("Nieprawidłowe żądanie."),
+        "ticket.unbound": _("Ten telefon nie jest już przypisany do biletu."),
+    }
+    return texts.get(code, _("Nie udało się."))
+
+
+def state_text(state: str) -> str:
+    return {"valid": _("ważny"), "upcoming": _("jeszcze nie obowiązuje"), "expired": _("wygasł"),
+            "revoked": _("unieważniony")}.get(state, state)
+
+
+def product_name(code: str) -> str:
+    return {"5P1-N": _("Bilet 5plus1 normalny"), "5P1-U": _("Bilet 5plus1 ulgowy")}.get(code, code)
+
+
+def _problem(code: str, status: int) -> Response:
+    return Response({"error": code, "message": problem_text(code)}, status_code=status)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _key_from(body: bytes) -> tuple[bytes, str] | None:
+    try:
+        data = json.loads(body or b"null")
+        text = data["public_key"]
+        label = data.get("label", "")
+        if not isinstance(text, str) or not isinstance(label, str):
+            return None
+        raw = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return None
+    return raw, label
+
+
+def _device_json(device: Any, ticket_id: int) -> dict[str, object]:
+    return {"device_id": device.id, "ticket_id": ticket_id, "issuer_key_id": device.issuer_key_id,
+            "record": _b64(device.static_record)}
+
+
+@get("/tickets", guards=passenger)
+async def tickets_page(request: Request) -> Template:
+    user = await current_user(request)
+    views = await in_transaction(request, service.my_tickets, user.id, clock.today())  # type: ignore[union-attr]
+    return await page(request, "tickets/list.html", tickets=views, state_text=state_text, product_name=product_name,
+                      max_devices=service.MAX_DEVICES)
+
+
+@get("/tickets/{ticket_id:int}/show", guards=passenger)
+async def show_ticket(request: Request, ticket_id: FromPath[int]) -> Template:
+    user = await current_user(request)
+    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())  # type: ignore[union-attr]
+    if view is None:
+        raise NotFoundException()
+    response = await page(request, "tickets/show.html", view=view, state_text=state_text, product_name=product_name,
+                          refresh_seconds=tr.REFRESH_SECONDS, freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS,
+                          max_devices=service.MAX_DEVICES)
+    if view.is_mobile:
+        response.headers.update(OFFLINE_HEADERS)
+    return response
+
+
+@post("/tickets/{ticket_id:int}/devices", guards=passenger, status_code=201)
+async def bind_device(request: Request, ticket_id: FromPath[int]) -> Response:
+    """JSON {public_key: base64 of the 33- or 65-byte P-256 point, label} -> the signed static record."""
+    user = await current_user(request)
+    parsed = _key_from(await request.body())
+    if parsed is None:
+        return _problem("ticket.bad_request", 400)
+    keys = service.issuer_keys(settings_of(request).var_dir)
+    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], parsed[1], keys,  # type: ignore[union-attr]
+                                  clock.today(), client_ip(request))
+    if result.problem:
+        status = {"ticket.not_found": 404, "ticket.bad_key": 400, "ticket.device_limit": 409}.get(result.problem, 409)
+        return _problem(result.problem, status)
+    return Response(_device_json(result.device, ticket_id), status_code=201)
+
+
+@post("/tickets/{ticket_id:int}/devices/refresh", guards=passenger, status_code=200)
+async def refresh_record(request: Request, ticket_id: FromPath[int]) -> Response:
+    """A bound phone, when online, fetches a freshly signed record; 410 when it was unbound meanwhile."""
+    user = await current_user(request)
+    parsed = _key_from(await request.body())
+    if parsed is None:
+        return _problem("ticket.bad_request", 400)
+    try:
+        key_hex = tr.compressed_device_key(parsed[0]).hex()
+    except ValueError:
+        return _problem("ticket.bad_key", 400)
+    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())  # type: ignore[union-attr]
+    if view is None:
+        return _problem("ticket.not_found", 404)
+    if not any(d.public_key == key_hex for d in view.devices):
+        return _problem("ticket.unbound", 410)
+    keys = service.issuer_keys(settings_of(request).var_dir)
+    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], "", keys,  # type: ignore[union-attr]
+                                  clock.today(), client_ip(request))
+    if result.problem:
+        return _problem(result.problem, 410 if result.problem == "ticket.ended" else 409)
+    return Response(_device_json(result.device, ticket_id), status_code=200)
+
+
+@post("/tickets/devices/{device_id:int}/unbind", guards=passenger)
+async def unbind_device(request: Request, device_id: FromPath[int]) -> Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    device = await in_transaction(request, service.unbind_device, user.id, device_id, client_ip(request))  # type: ignore[union-attr]
+    if device is None:
+        raise NotFoundException()
+    flash(request, _("Telefon został odłączony od biletu."), "success")
+    return redirect(safe_next(form.get("next"), "/tickets"))
+
+
+router = Router(path="/", route_handlers=[tickets_page, show_ticket, bind_device, refresh_record, unbind_device])
