@@ -23,6 +23,7 @@ from web import i18n, jobs
 from web.app_state import set_settings
 from web.controllers import accounts, cards, dev, five_plus_one, pages
 from web.controllers import payments as payment_pages
+from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
 from web.gateway import SANDBOX_PREFIX, build_payments
 from web.db import make_engine
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         cards.router,
         five_plus_one.router,
         payment_pages.router,
+        devices.router, purse_pages.router, simulators.router,
         tickets.router,
         inspection.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],

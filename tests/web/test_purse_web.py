@@ -1,0 +1,386 @@
+"""The e-purse card through the web layer, on SQLite and PostgreSQL: the device API (auth, idempotent
+replay, offline batches, every display, ZŁA KARTA, credit ride and its repayment, parking), the
+passenger's "Portmonetka" (linking, online top-up with the bonus brackets, loss report) and the
+simulators. After every money movement the cached balance equals the ledger sum (R-MONEY-2)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import VALID_PESEL, page_text
+from web import clock as web_clock
+from web.db import transaction
+from web.models import DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry
+from web.protect import pesel_hash
+from web.services import payments as records
+from web.services import purse as service
+from domain.purse import CardKind, RegisteredFare
+
+NBSP = "\u00a0"
+
+
+def zl(text: str) -> str:
+    """As devices get it in JSON (page_text() turns the no-break space into a space)."""
+    return text.replace(" zł", f"{NBSP}zł")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def devices(engine) -> dict[str, str]:
+    with transaction(engine) as session:
+        _v, validator = service.add_device(session, "validator", "Kasownik testowy")
+        _m, meter = service.add_device(session, "parking-meter", "Parkometr Rynek")
+    return {"validator": validator, "meter": meter}
+
+
+def make_card(engine, settings, number: str, *, kind: CardKind = CardKind.PERSONAL, balance: int = 0,
+              fare: RegisteredFare = RegisteredFare.NORMAL, pesel: str | None = VALID_PESEL) -> int:
+    with transaction(engine) as session:
+        row = service.issue_card(session, number=number, kind=kind, issued_on=web_clock.today(),
+                                 holder_name="Jan Kowalski" if kind is CardKind.PERSONAL else "",
+                                 pesel_hash=pesel_hash(settings.pesel_key, pesel) if pesel and kind is CardKind.PERSONAL else None,
+                                 registered_fare=fare if kind is CardKind.PERSONAL else RegisteredFare.NORMAL)
+        card_id = row.id
+        if balance:
+            service.top_up_at_service_point(session, number, balance)
+    return card_id  # type: ignore[return-value]
+
+
+def assert_balance_is_ledger_sum(engine) -> None:
+    with transaction(engine) as session:
+        for row in session.scalars(select(PurseCardRow)):
+            assert row.balance == service.ledger_sum(session, row.id), row.number  # type: ignore[arg-type]
+
+
+def balance_of(engine, number: str) -> int:
+    with transaction(engine) as session:
+        return session.scalars(select(PurseCardRow.balance).where(PurseCardRow.number == number)).one()
+
+
+def tap_body(number: str | None, *, t: int = 0, b: int = 0, s: bool = False, at: datetime | None = None,
+             vehicle: str = "BUS-7", stop: str = "Dworzec", event_id: str | None = None) -> dict[str, Any]:
+    return {"event_id": event_id or uuid.uuid4().hex, "at": (at or web_clock.now()).isoformat(),
+            "card_number": number, "vehicle_id": vehicle, "stop_id": stop, "buttons": {"t": t, "b": b, "s": s}}
+
+
+def tap(client, credential: str, number: str | None, **kw: Any):
+    return client.post("/api/devices/validator/taps", json=tap_body(number, **kw),
+                       headers={"Authorization": f"Bearer {credential}"})
+
+
+def meter(client, credential: str, action: str, body: dict[str, Any]):
+    return client.post(f"/api/devices/meter/{action}", json=body, headers={"Authorization": f"Bearer {credential}"})
+
+
+# --------------------------------------------------------------------------- device API: auth and schema
+
+
+def test_device_api_needs_the_devices_own_credential(client, devices, engine, settings):
+    make_card(engine, settings, "1001", balance=1000)
+    missing = client.post("/api/devices/validator/taps", json=tap_body("1001"))
+    assert missing.status_code == 401
+    assert missing.json()["detail"].startswith("Urządzenie nie jest zarejestrowane")
+    device_id = devices["validator"].split(".")[0]
+    for credential in (f"{device_id}.wrong-token", devices["meter"], "garbage", f"999.{devices['validator'].split('.')[1]}"):
+        assert tap(client, credential, "1001").status_code == 401
+    assert tap(client, devices["validator"], "1001").status_code == 200
+    assert balance_of(engine, "1001") == 1000 - 280
+
+
+def test_device_errors_are_json_in_polish(client, devices):
+    bad = client.post("/api/devices/validator/taps", json={"event_id": "x"},
+                      headers={"Authorization": f"Bearer {devices['validator']}"})
+    assert bad.status_code == 400
+    assert bad.json()["detail"] == "Nieprawidłowe dane zdarzenia."
+    empty = client.post("/api/devices/validator/taps", json={**tap_body("1"), "event_id": "  "},
+                        headers={"Authorization": f"Bearer {devices['validator']}"})
+    assert empty.status_code == 422 and empty.json()["code"] == "purse.device.invalid"
+
+
+def test_device_api_is_in_the_openapi_schema(client):
+    schema = client.get("/schema/openapi.json").json()
+    for path in ("/api/devices/validator/taps", "/api/devices/validator/batch", "/api/devices/meter/insert",
+                 "/api/devices/meter/quote", "/api/devices/meter/accept", "/api/devices/meter/top-up",
+                 "/api/devices/meter/cancel"):
+        assert path in schema["paths"], path
+
+
+# --------------------------------------------------------------------------- validator displays
+
+
+def test_r_val_1_tap_charges_the_registered_fare_and_shows_amount_and_balance(client, devices, engine, settings):
+    make_card(engine, settings, "2001", balance=1000, fare=RegisteredFare.OFF_50)
+    body = tap(client, devices["validator"], "2001").json()
+    assert body["accepted"] and body["code"] == "charged" and body["signal"] == "short_beep"
+    assert (body["amount"], body["balance"]) == (140, 860)
+    assert body["display"] == ["POBRANO OPŁATĘ", zl("Pobrano: 1,40 zł"), zl("Saldo: 8,60 zł")]
+    assert_balance_is_ledger_sum(engine)
+
+
+def test_r_val_1_free_ride_is_recorded_at_zero(client, devices, engine, settings, db):
+    make_card(engine, settings, "2002", fare=RegisteredFare.FREE)
+    body = tap(client, devices["validator"], "2002").json()
+    assert body["code"] == "free_ride" and body["amount"] == 0 and body["message"] == "PRZEJAZD BEZPŁATNY"
+    [entry] = db.all(PurseLedgerEntry)
+    assert (entry.kind, entry.amount, entry.place) == ("fare", 0, "BUS-7 / Dworzec")
+
+
+@pytest.mark.parametrize(("buttons", "amount"), [
+    ({"t": 1}, 280), ({"t": 2}, 200), ({"t": 3}, 140), ({"t": 4}, 70), ({"t": 5}, 280),
+    ({"b": 2}, 340), ({"b": 2, "t": 3}, 170), ({"b": 3}, 140), ({"b": 3, "t": 4}, 35),
+])
+def test_r_val_3_buttons_choose_the_fare(client, devices, engine, settings, buttons, amount):
+    make_card(engine, settings, "2003", balance=2000)
+    body = tap(client, devices["validator"], "2003", **buttons).json()
+    assert body["accepted"] and body["amount"] == amount and body["balance"] == 2000 - amount
+
+
+def test_r_val_2_s_shows_the_balance_without_charging(client, devices, engine, settings, db):
+    make_card(engine, settings, "2004", balance=1234)
+    body = tap(client, devices["validator"], "2004", s=True).json()
+    assert body["code"] == "balance" and body["balance"] == 1234 and body["amount"] is None
+    assert body["display"] == ["STAN KONTA", zl("Saldo: 12,34 zł")]
+    assert db.count(PurseLedgerEntry, PurseLedgerEntry.kind != "topup") == 0
+
+
+def test_r_val_4_companion_and_baggage_only_after_the_holders_fare_at_that_stop(client, devices, engine, settings):
+    make_card(engine, settings, "2005", balance=2000, fare=RegisteredFare.OFF_75)
+    first = tap(client, devices["validator"], "2005", b=1).json()
+    assert not first["accepted"] and first["message"] == "NAJPIERW SKASUJ PRZEJAZD POSIADACZA"
+    assert tap(client, devices["validator"], "2005").json()["amount"] == 70
+    companion = tap(client, devices["validator"], "2005").json()
+    assert companion["accepted"] and companion["amount"] == 280  # a companion pays the normal fare
+    baggage = tap(client, devices["validator"], "2005", b=1).json()
+    assert baggage["accepted"] and baggage["amount"] == 280
+    elsewhere = tap(client, devices["validator"], "2005", b=1, stop="Ratusz").json()
+    assert not elsewhere["accepted"]
+    assert balance_of(engine, "2005") == 2000 - 70 - 280 - 280
+    assert_balance_is_ledger_sum(engine)
+
+
+def test_r_park_1_a_foreign_card_is_zla_karta_on_both_devices(client, devices):
+    body = tap(client, devices["validator"], None).json()
+    assert body == {**body, "accepted": False, "code": "wrong_card", "message": "ZŁA KARTA", "signal": "error"}
+    unknown = tap(client, devices["validator"], "99999").json()
+    assert unknown["message"] == "ZŁA KARTA"
+    inserted = meter(client, devices["meter"], "insert", {"at": web_clock.now().isoformat(), "card_number": None}).json()
+    assert inserted["display"] == ["ZŁA KARTA"] and inserted["card_returned"]
+
+
+# --------------------------------------------------------------------------- idempotency and batches
+
+
+def test_the_same_event_twice_is_booked_once_with_the_same_response(client, devices, engine, settings, db):
+    make_card(engine, settings, "3001", balance=1000)
+    body = tap_body("3001")
+    headers = {"Authorization": f"Bearer {devices['validator']}"}
+    first = client.post("/api/devices/validator/taps", json=body, headers=headers)
+    again = client.post("/api/devices/validator/taps", json=body, headers=headers)
+    assert first.json() == again.json()
+    assert (first.headers["idempotent-replay"], again.headers["idempotent-replay"]) == ("false", "true")
+    assert db.count(PurseLedgerEntry, PurseLedgerEntry.kind == "fare") == 1
+    assert db.count(DeviceEvent) == 1
+    assert balance_of(engine, "3001") == 720
+
+
+def test_offline_batch_is_applied_in_order_and_can_be_uploaded_again(client, devices, engine, settings, db):
+    make_card(engine, settings, "3002", balance=1000)
+    start = web_clock.now() - timedelta(hours=2)
+    taps = [tap_body("3002", at=start),  # the holder
+            tap_body("3002", at=start + timedelta(seconds=5)),  # a companion at the same stop
+            tap_body("3002", at=start + timedelta(minutes=30), stop="Ratusz", s=True),
+            tap_body(None, at=start + timedelta(minutes=31))]
+    headers = {"Authorization": f"Bearer {devices['validator']}"}
+    results = client.post("/api/devices/validator/batch", json={"taps": taps}, headers=headers).json()["results"]
+    assert [r["code"] for r in results] == ["charged", "charged", "balance", "wrong_card"]
+    assert [r["balance"] for r in results[:3]] == [720, 440, 440]
+    assert [e.kind for e in db.all(PurseLedgerEntry)] == ["topup", "fare", "companion"]
+    again = client.post("/api/devices/validator/batch", json={"taps": taps}, headers=headers).json()["results"]
+    assert all(r["replayed"] for r in again)
+    assert [{k: v for k, v in r.items() if k != "replayed"} for r in again] == \
+        [{k: v for k, v in r.items() if k != "replayed"} for r in results]
+    assert balance_of(engine, "3002") == 440
+    assert_balance_is_ledger_sum(engine)
+
+
+# --------------------------------------------------------------------------- credit ride (R-VAL-5, R-TOP-4)
+
+
+def test_r_val_5_credit_ride_then_r_top_4_repaid_from_the_meter_top_up(client, devices, engine, settings, db):
+    make_card(engine, settings, "4001", kind=CardKind.BEARER, balance=500)
+    assert tap(client, devices["validator"], "4001").json()["balance"] == 220
+    credit = tap(client, devices["validator"], "4001", vehicle="BUS-9").json()
+    assert credit["code"] == "credit_ride" and credit["amount"] == 280 and credit["balance"] == -60
+    refused = tap(client, devices["validator"], "4001", vehicle="BUS-10").json()
+    assert not refused["accepted"] and refused["message"] == "NIESPŁACONY KREDYT — DOŁADUJ KARTĘ"
+    at = web_clock.now().isoformat()
+    inserted = meter(client, devices["meter"], "insert", {"at": at, "card_number": "4001"}).json()
+    assert inserted["card"]["credit_outstanding"] == 60
+    receipt = meter(client, devices["meter"], "top-up",
+                    {"event_id": "m-1", "at": at, "card_number": "4001", "coins": [200, 100, 1000]}).json()
+    assert receipt["accepted"] and receipt["payment"] == 300 and receipt["credit_repaid"] == 60
+    assert receipt["coins_returned"] == 1000  # a 10 zł coin is not accepted
+    assert receipt["balance"] == 240 and receipt["bonus"] == 0
+    assert [e.kind for e in db.all(PurseLedgerEntry)][-2:] == ["credit_repayment", "topup"]
+    assert_balance_is_ledger_sum(engine)
+
+
+def test_r_top_2_meter_minimum_and_cancel_return_the_coins(client, devices, engine, settings):
+    make_card(engine, settings, "4002", balance=500)
+    at = web_clock.now().isoformat()
+    low = meter(client, devices["meter"], "top-up", {"event_id": "m-2", "at": at, "card_number": "4002", "coins": [100, 50, 20, 20]}).json()
+    assert not low["accepted"] and low["message"] == "ZA NISKA KWOTA DOŁADOWANIA" and low["coins_returned"] == 190
+    cancelled = meter(client, devices["meter"], "cancel", {"coins": [200, 50]}).json()
+    assert cancelled["coins_returned"] == 250 and cancelled["card_returned"]
+    assert balance_of(engine, "4002") == 500
+
+
+# --------------------------------------------------------------------------- parking (R-PARK-2, R-PARK-3)
+
+
+def test_r_park_2_3_plus_quotes_to_the_minute_and_accept_prints_the_ticket(client, devices, engine, settings, db):
+    make_card(engine, settings, "5001", balance=1000)
+    inserted_at = datetime(2026, 7, 1, 10, 7, 42, tzinfo=web_clock.WARSAW)
+    quote = meter(client, devices["meter"], "quote", {"at": inserted_at.isoformat(), "card_number": "5001", "presses": 3}).json()
+    assert (quote["fee"], quote["minutes"], quote["paid_until"]) == (200, 60, "2026-07-01T11:07+02:00")
+    assert quote["display"] == [zl("OPŁATA: 2,00 zł"), "OPŁACONO ZA: 60 min (11:07)"]
+    body = {"event_id": "p-1", "at": inserted_at.isoformat(), "card_number": "5001", "presses": 3}
+    ticket = meter(client, devices["meter"], "accept", body).json()
+    assert ticket["accepted"] and ticket["balance"] == 800
+    assert "Ważny do: 2026-07-01 11:07" in ticket["ticket"]
+    assert meter(client, devices["meter"], "accept", body).json() == ticket
+    [parking] = db.all(PurseLedgerEntry, PurseLedgerEntry.kind == "parking")
+    assert parking.amount == -200 and parking.place == "Parkometr Rynek"
+    nothing = meter(client, devices["meter"], "accept", {**body, "event_id": "p-2", "presses": 0}).json()
+    assert not nothing["accepted"] and nothing["code"] == "nothing_selected"
+    too_much = meter(client, devices["meter"], "quote", {"at": inserted_at.isoformat(), "card_number": "5001", "presses": 40}).json()
+    assert too_much["code"] == "insufficient_funds" and too_much["fee"] <= 800
+
+
+# --------------------------------------------------------------------------- passenger
+
+
+@pytest.fixture
+def passenger(browser, users, engine, settings):
+    user = users.create()
+    card_id = make_card(engine, settings, "7001", balance=1000)
+    browser.login(user.email)
+    linked = browser.submit("/purse", {"number": "7001"}, action="/purse/link")
+    assert linked.status_code == 303, linked.text[:1500]
+    return browser, card_id
+
+
+def test_linking_needs_the_accounts_pesel(browser, users, engine, settings):
+    users.create()
+    make_card(engine, settings, "7002", pesel="02270803624")
+    browser.login("jan@example.pl")
+    refused = browser.submit("/purse", {"number": "7002"}, action="/purse/link")
+    assert refused.status_code == 422
+    assert "zarejestrowanej na Twój PESEL" in page_text(refused.text)
+
+
+def test_portmonetka_shows_balance_credit_and_history_with_places(passenger, client, devices, engine):
+    browser, _card_id = passenger
+    tap(client, devices["validator"], "7001", vehicle="BUS-3", stop="Plac Ratuszowy")
+    tap(client, devices["validator"], "7001", vehicle="BUS-4", stop="Dworzec")
+    tap(client, devices["validator"], "7001", vehicle="BUS-5", stop="Port")
+    text = page_text(browser.get("/purse").text)
+    assert "Portmonetka" in text and "7001" in text
+    assert "Przejazd (miejska, normalny)" in text and "BUS-3 / Plac Ratuszowy" in text
+    assert "Doładowanie" in text
+
+
+def test_credit_outstanding_is_shown(passenger, client, devices, engine):
+    browser, _card_id = passenger
+    for vehicle in ("A", "B", "C", "D"):
+        tap(client, devices["validator"], "7001", vehicle=vehicle)
+    assert balance_of(engine, "7001") == 1000 - 3 * 280 - 280
+    text = page_text(browser.get("/purse").text)
+    assert "Kredyt do spłaty 1,20 zł" in text
+
+
+@pytest.mark.parametrize(("amount", "bonus"), [
+    ("20,00", "0,00"), ("20,01", "1,00"), ("50,00", "2,50"), ("50,01", "5,00"), ("100,00", "10,00"), ("100,01", "15,00"),
+])
+def test_r_top_3_online_bonus_shown_before_paying(passenger, amount, bonus):
+    browser, card_id = passenger
+    shown = browser.submit("/purse", {"amount": amount, "action": "quote"}, action=f"/purse/{card_id}/top-up")
+    assert shown.status_code == 200
+    assert f"Premia: {bonus} zł" in page_text(shown.text)
+
+
+def test_r_top_1_online_minimum(passenger):
+    browser, card_id = passenger
+    low = browser.submit("/purse", {"amount": "4,99", "action": "quote"}, action=f"/purse/{card_id}/top-up")
+    assert low.status_code == 422 and "Najmniejsza kwota doładowania to 5,00 zł." in page_text(low.text)
+    assert browser.submit("/purse", {"amount": "5,00", "action": "quote"}, action=f"/purse/{card_id}/top-up").status_code == 200
+
+
+def test_online_top_up_books_payment_and_bonus_once_on_confirmation(passenger, engine, db):
+    browser, card_id = passenger
+    sent = browser.submit("/purse", {"amount": "50,01", "action": "pay"}, action=f"/purse/{card_id}/top-up")
+    assert sent.status_code == 303 and "/sandbox-pay/" in sent.headers["location"]
+    payment = db.one(Payment, Payment.purpose == "purse_topup")
+    assert payment.amount == 5001 and payment.subject_id == card_id
+    assert balance_of(engine, "7001") == 1000  # nothing before the confirmation
+    outcome = records.Outcome(reference=payment.reference, status="paid", amount=5001)
+    for _ in range(2):
+        with transaction(engine) as session:
+            records.apply_outcome(session, outcome, "webhook")
+    assert balance_of(engine, "7001") == 1000 + 5001 + 500
+    assert sorted(e.kind for e in db.all(PurseLedgerEntry, PurseLedgerEntry.payment_id == payment.id)) == ["bonus", "topup"]
+    text = page_text(browser.get("/purse").text)
+    assert "Premia za doładowanie" in text and "+5,00 zł" in text
+    assert_balance_is_ledger_sum(engine)
+
+
+def test_r_kkm_7_loss_report_blocks_from_8_next_day(passenger, client, devices, engine, clock):
+    browser, card_id = passenger
+    reported = web_clock.to_local(web_clock.now())
+    done = browser.submit("/purse", {"confirm": "on"}, action=f"/purse/{card_id}/loss")
+    assert done.status_code == 303
+    with transaction(engine) as session:
+        row = session.get(PurseCardRow, card_id)
+        blocked_from = web_clock.to_local(row.blocked_from)
+    assert blocked_from.date() == reported.date() + timedelta(days=1) and (blocked_from.hour, blocked_from.minute) == (8, 0)
+    before = tap(client, devices["validator"], "7001", at=blocked_from - timedelta(minutes=1)).json()
+    assert before["accepted"]
+    after = tap(client, devices["validator"], "7001", at=blocked_from, vehicle="BUS-2").json()
+    assert not after["accepted"] and after["message"] == "KARTA ZABLOKOWANA"
+    text = page_text(browser.get("/purse").text)
+    assert "zgłoszona jako utracona" in text or "zablokowana" in text
+
+
+def test_loss_report_needs_confirmation(passenger, db):
+    browser, card_id = passenger
+    refused = browser.submit("/purse", {}, action=f"/purse/{card_id}/loss")
+    assert refused.status_code == 422
+    assert db.one(PurseCardRow).blocked_from is None
+
+
+# --------------------------------------------------------------------------- simulators
+
+
+def test_simulators_for_staff_only_with_a_working_credential(browser, users, client, engine, settings):
+    users.create("pasazer@example.pl")
+    browser.login("pasazer@example.pl")
+    assert browser.get("/simulators/validator").status_code == 403
+    browser.logout()
+    users.create("bok@example.pl", role="staff", pesel=None)
+    browser.login("bok@example.pl")
+    page = browser.get("/simulators/validator")
+    assert page.status_code == 200 and "Symulator kasownika" in page.text
+    assert 'src="/static/js/validator-sim.js' in page.text and "<script>" not in page.text
+    credential = page.text.split('data-credential="')[1].split('"')[0]
+    assert browser.get("/simulators/validator").text.count(credential) == 1  # stable across visits
+    make_card(engine, settings, "8001", balance=500)
+    assert tap(client, credential, "8001").json()["balance"] == 220
+    meter_page = browser.get("/simulators/meter")
+    assert meter_page.status_code == 200 and "AKCEPTUJ" in meter_page.text and "DOŁADUJ" in meter_page.text

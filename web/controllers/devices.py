@@ -1,0 +1,232 @@
+"""The device API (JSON): bus validators and parking meters of the Kołobrzeg e-purse card.
+
+Every request carries `Authorization: Bearer <device_id>.<token>` (from `ekp devices add`). Every
+event that moves money carries a device-generated `event_id` and the device's time `at`: sending the
+same event again (a retry, a re-uploaded offline batch) returns the stored response and books nothing
+(the response then has the header `Idempotent-Replay: true`). Responses carry exactly what the
+device's display shows; errors are JSON with a Polish `detail`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from litestar import Request, Response, Router, post
+from litestar.exceptions import ValidationException
+from litestar.params import JSONBody
+from sqlalchemy.exc import IntegrityError
+
+from web import clock
+from web.http import in_transaction
+from web.i18n import _
+from web.messages import message
+from web.services import purse as service
+
+MAX_BATCH = 500
+
+
+@dataclass
+class Buttons:
+    """Buttons pressed before the tap: T (fare level, 1..4 presses), B (1 baggage/animal, 2 suburban,
+    3 short ride), S (balance check)."""
+
+    t: int = 0
+    b: int = 0
+    s: bool = False
+
+
+@dataclass
+class TapIn:
+    event_id: str
+    at: datetime
+    vehicle_id: str
+    stop_id: str
+    card_number: str | None = None  # None: a card that is not a Kołobrzeg city card
+    buttons: Buttons = field(default_factory=Buttons)
+
+
+@dataclass
+class TapBatchIn:
+    taps: list[TapIn]
+
+
+@dataclass
+class MeterCardIn:
+    at: datetime  # when the card went into the meter
+    card_number: str | None = None
+
+
+@dataclass
+class MeterQuoteIn:
+    at: datetime
+    presses: int
+    card_number: str | None = None
+
+
+@dataclass
+class MeterAcceptIn:
+    event_id: str
+    at: datetime
+    presses: int
+    card_number: str | None = None
+
+
+@dataclass
+class MeterTopUpIn:
+    event_id: str
+    at: datetime
+    coins: list[int]  # grosze, in the order inserted
+    card_number: str | None = None
+
+
+@dataclass
+class MeterCancelIn:
+    coins: list[int] = field(default_factory=list)
+
+
+class DeviceProblem(Exception):
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status, self.code = status, code
+
+
+def _problem(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DeviceProblem):
+        status, code = exc.status, exc.code
+    else:
+        status, code = 400, "purse.device.invalid"
+    title = _("Brak dostępu") if status == 401 else _("Nieprawidłowe żądanie")
+    headers = {"WWW-Authenticate": 'Bearer realm="ekp-devices"'} if status == 401 else {}
+    return Response({"status": status, "title": title, "detail": message(code), "code": code},
+                    status_code=status, headers=headers)
+
+
+def _credential(request: Request) -> str:
+    scheme, _sep, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise DeviceProblem(401, "purse.device.unauthorized")
+    return value.strip()
+
+
+def _text(value: str | None, limit: int, *, required: bool = True) -> str | None:
+    if value is None or not value.strip():
+        if required:
+            raise DeviceProblem(422, "purse.device.invalid")
+        return None
+    value = value.strip()
+    if len(value) > limit:
+        raise DeviceProblem(422, "purse.device.invalid")
+    return value
+
+
+def _moment(value: datetime) -> datetime:
+    """The device's time, aware (a device without a zone reports Kołobrzeg local time)."""
+    return value.replace(tzinfo=clock.WARSAW) if value.tzinfo is None else value
+
+
+def _coins(coins: list[int]) -> list[int]:
+    if len(coins) > 2000 or any(c < 0 or c > 100_000 for c in coins):
+        raise DeviceProblem(422, "purse.device.invalid")
+    return coins
+
+
+async def _run(request: Request, kind: str, use_case: Any, *args: Any) -> tuple[dict[str, Any], bool]:
+    """Authenticate the device and run `use_case(session, device, *args)` in one transaction; a
+    concurrent duplicate of the same event (unique key) is answered from the stored response."""
+    credential = _credential(request)
+
+    def run(session: Any) -> tuple[dict[str, Any], bool]:
+        device = service.authenticate_device(session, credential, kind)
+        if device is None:
+            raise DeviceProblem(401, "purse.device.unauthorized")
+        result = use_case(session, device, *args)
+        return result if isinstance(result, tuple) else (result, False)
+
+    try:
+        return await in_transaction(request, run)
+    except IntegrityError:
+        return await in_transaction(request, run)
+
+
+def _answer(result: tuple[dict[str, Any], bool]) -> Response:
+    body, replayed = result
+    return Response(body, status_code=200, headers={"Idempotent-Replay": "true" if replayed else "false"})
+
+
+def _tap(tap: TapIn) -> service.Tap:
+    return service.Tap(
+        event_id=_text(tap.event_id, 64),  # type: ignore[arg-type]
+        at=_moment(tap.at),
+        card_number=_text(tap.card_number, 20, required=False),
+        vehicle_id=_text(tap.vehicle_id, 32),  # type: ignore[arg-type]
+        stop_id=_text(tap.stop_id, 32),  # type: ignore[arg-type]
+        t=max(0, min(tap.buttons.t, 1000)), b=max(0, min(tap.buttons.b, 1000)), s=tap.buttons.s,
+    )
+
+
+@post("/validator/taps", status_code=200, summary="A card tapped on a bus validator")
+async def validator_tap(request: Request, data: JSONBody[TapIn]) -> Response:
+    """Charges the fare chosen by the buttons (or shows the balance for S); the response is the display:
+    `message`, `amount` and `balance` in grosze (with `*_text` in złoty), `display` lines and `signal`."""
+    tap = _tap(data)
+    return _answer(await _run(request, "validator", service.validator_tap, tap))
+
+
+@post("/validator/batch", status_code=200, summary="Taps buffered while the validator was offline")
+async def validator_batch(request: Request, data: JSONBody[TapBatchIn]) -> Response:
+    """Applied one by one in the order sent; every tap is idempotent by its `event_id`, so a batch
+    can be uploaded again safely. Returns `results` in the same order."""
+    if not data.taps or len(data.taps) > MAX_BATCH:
+        raise DeviceProblem(422, "purse.device.invalid")
+    taps = [_tap(tap) for tap in data.taps]
+    results = []
+    for tap in taps:
+        body, replayed = await _run(request, "validator", service.validator_tap, tap)
+        results.append({**body, "replayed": replayed})
+    return Response({"results": results}, status_code=200)
+
+
+@post("/meter/insert", status_code=200, summary="A card inserted into a parking meter")
+async def meter_insert(request: Request, data: JSONBody[MeterCardIn]) -> Response:
+    """R-PARK-1: the card's content, or "ZŁA KARTA" for any other card (nothing is charged)."""
+    number, at = _text(data.card_number, 20, required=False), _moment(data.at)
+    return _answer(await _run(request, "parking-meter", lambda s, _d: service.meter_insert(s, number, at)))
+
+
+@post("/meter/quote", status_code=200, summary='The fee after "+" pressed n times')
+async def meter_quote(request: Request, data: JSONBody[MeterQuoteIn]) -> Response:
+    """R-PARK-2: OPŁATA and OPŁACONO ZA (to the minute); a "+" beyond the balance is refused."""
+    number, at, presses = _text(data.card_number, 20, required=False), _moment(data.at), max(0, min(data.presses, 500))
+    return _answer(await _run(request, "parking-meter", lambda s, _d: service.meter_quote(s, number, at, presses)))
+
+
+@post("/meter/accept", status_code=200, summary="AKCEPTUJ: print the parking ticket")
+async def meter_accept(request: Request, data: JSONBody[MeterAcceptIn]) -> Response:
+    """R-PARK-3: deducts the fee and returns the ticket lines; idempotent by `event_id`."""
+    args = (_text(data.event_id, 64), _text(data.card_number, 20, required=False), _moment(data.at),
+            max(0, min(data.presses, 500)))
+    return _answer(await _run(request, "parking-meter", service.meter_accept, *args))
+
+
+@post("/meter/top-up", status_code=200, summary="DOŁADUJ, coins, AKCEPTUJ: top up the card")
+async def meter_top_up(request: Request, data: JSONBody[MeterTopUpIn]) -> Response:
+    """R-TOP-2..4: coins 0.10–5 zł, 2–200 zł, credit repaid first, bonus for personal cards; returns the
+    receipt lines; idempotent by `event_id`."""
+    args = (_text(data.event_id, 64), _text(data.card_number, 20, required=False), _moment(data.at), _coins(data.coins))
+    return _answer(await _run(request, "parking-meter", service.meter_top_up, *args))
+
+
+@post("/meter/cancel", status_code=200, summary="ANULUJ: return the card and the coins")
+async def meter_cancel(request: Request, data: JSONBody[MeterCancelIn]) -> Response:
+    coins = _coins(data.coins)
+    return _answer(await _run(request, "parking-meter", lambda _s, _d: service.meter_cancel(coins)))
+
+
+router = Router(
+    path="/api/devices",
+    route_handlers=[validator_tap, validator_batch, meter_insert, meter_quote, meter_accept, meter_top_up, meter_cancel],
+    exception_handlers={DeviceProblem: _problem, ValidationException: _problem},
+    tags=["devices"],
+)

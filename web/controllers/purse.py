@@ -1,0 +1,139 @@
+""""Portmonetka": the passenger's Kołobrzeg e-purse cards — balance, outstanding credit, history,
+linking a card, online top-up through the payments port (bonus shown before paying, booked on
+confirmation) and the loss report (R-KKM-7)."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Router, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Response, Template
+
+from domain.money import MoneyFormatError, format_pln, parse_pln
+from payments import GatewayError, GatewayTimeout, PaymentRequest
+from web.http import checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role, settings_of
+from web.messages import message
+from web.services import purse as service
+from web.services.payments import record_gateway_ids
+
+log = logging.getLogger("ekp.purse")
+passenger = [requires_role("passenger")]
+
+
+async def _purse_page(request: Request, status: int = 200, **context: object) -> Template:
+    user = await current_user(request)
+    cards = await in_transaction(request, service.my_purse_cards, user.id)  # type: ignore[union-attr]
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    context.setdefault("quote", None)
+    context.setdefault("quote_card", None)
+    tariff = service.purse_tariff()
+    return await page(request, "purse/index.html", status_code=status, cards=cards, pln=format_pln,
+                      minimum=tariff.top_up.service_point_minimum, brackets=tariff.top_up.bonus_brackets,
+                      no_pesel=user.pesel_hash is None, **context)  # type: ignore[union-attr]
+
+
+@get("/purse", guards=passenger)
+async def purse_page(request: Request) -> Template:
+    return await _purse_page(request)
+
+
+@post("/purse/link", guards=passenger)
+async def link(request: Request) -> Template | Response:
+    user = await current_user(request)
+    assert user is not None
+    form = await form_of(request)
+    number = form.get("number", "").strip()
+    if not number:
+        return await _purse_page(request, 422, errors={"number": [message("purse.number.required")]}, values={"number": number})
+    limiter = request.app.state.limiter
+    ip = client_ip(request)
+    wait = max(await limiter.retry_after("link_card.account", str(user.id)), await limiter.retry_after("link_card.ip", ip))
+    if wait:
+        from web.controllers.accounts import _wait_text
+
+        return await _purse_page(request, 429, errors={"number": [_wait_text(wait)]}, values={"number": number})
+    outcome = await in_transaction(request, service.link_purse_card, user.id, number, ip)
+    if outcome == "purse.linked":
+        flash(request, message(outcome), "success")
+        return redirect("/purse")
+    if outcome == "purse.mismatch":
+        await limiter.hit("link_card.account", str(user.id))
+        await limiter.hit("link_card.ip", ip)
+    return await _purse_page(request, 409 if outcome != "purse.mismatch" else 422,
+                             errors={"number": [message(outcome)]}, values={"number": number})
+
+
+def _amount_problem(raw: str) -> tuple[int | None, str | None]:
+    try:
+        amount = parse_pln(raw.strip())
+    except MoneyFormatError:
+        return None, "purse.amount.required"
+    if amount <= 0:
+        return None, "purse.amount.required"
+    return amount, None
+
+
+def _problem_text(code: str) -> str:
+    if code == "purse.below_minimum":
+        return message("purse.top_up_minimum", min=format_pln(service.purse_tariff().top_up.service_point_minimum))
+    return message(code)
+
+
+@post("/purse/{card_id:int}/top-up", guards=passenger)
+async def top_up(request: Request, card_id: FromPath[int]) -> Template | Response:
+    """`action=quote` shows the bonus and the balance after; `action=pay` goes to the payment page."""
+    user = await current_user(request)
+    form = await form_of(request)
+    raw = form.get("amount", "")
+    values = {"amount": raw, "card_id": card_id}
+    amount, problem = _amount_problem(raw)
+    if problem is None:
+        try:
+            quote = await in_transaction(request, service.quote_online_top_up, user.id, card_id, amount)  # type: ignore[union-attr]
+        except service.TopUpProblem as exc:
+            problem = exc.code
+    if problem is not None:
+        return await _purse_page(request, 422, errors={f"amount-{card_id}": [_problem_text(problem)]}, values=values)
+    if form.get("action") != "pay":
+        return await _purse_page(request, quote=quote, quote_card=card_id, values=values)
+    to_pay = await in_transaction(request, service.start_online_top_up, user.id, card_id, amount)  # type: ignore[union-attr]
+    return await _send_to_payment_page(request, to_pay)
+
+
+async def _send_to_payment_page(request: Request, to_pay: service.TopUpToPay) -> Response:
+    settings = settings_of(request)
+    back = f"{settings.base_url}/payments/return/{to_pay.reference}?back=/purse"
+    try:
+        created = await request.app.state.payments.gateway.create_payment(PaymentRequest(
+            amount=to_pay.amount, description=to_pay.description, payer_email=to_pay.payer_email,
+            payer_name=to_pay.payer_name, reference=to_pay.reference, success_url=back, error_url=back,
+            save_card=False))
+    except (GatewayError, GatewayTimeout) as exc:
+        log.warning("payment %s could not be created: %s", to_pay.reference, type(exc).__name__)
+        await in_transaction(request, service.top_up_failed_to_start, to_pay.reference)
+        flash(request, message("purse.gateway_unavailable"), "error")
+        return redirect("/purse")
+    await in_transaction(request, record_gateway_ids, to_pay.reference, created.transaction_id, created.title,
+                         created.redirect_url)
+    return Redirect(path=created.redirect_url, status_code=303)
+
+
+@post("/purse/{card_id:int}/loss", guards=passenger)
+async def report_loss(request: Request, card_id: FromPath[int]) -> Template | Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    if not checked(form, "confirm"):
+        return await _purse_page(request, 422, errors={f"loss-{card_id}": [message("purse.loss_confirm_required")]})
+    code, blocked_from = await in_transaction(request, service.report_card_loss, user.id, card_id, client_ip(request))  # type: ignore[union-attr]
+    if code != "purse.loss_reported":
+        return await _purse_page(request, 409, errors={f"loss-{card_id}": [message(code)]})
+    text = message(code)
+    if blocked_from is not None:
+        text += " " + message("purse.blocked_from", at=f"{blocked_from:%d.%m.%Y %H:%M}")
+    flash(request, text, "success")
+    return redirect("/purse")
+
+
+router = Router(path="/", route_handlers=[purse_page, link, top_up, report_loss])

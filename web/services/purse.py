@@ -1,0 +1,676 @@
+"""The Kołobrzeg e-purse card on one ledger: devices (validators, parking meters) and their events,
+online top-ups, linking a card to an account, loss reports.
+
+Every money-moving transaction follows the same order, on SQLite and PostgreSQL alike:
+1. lock the card row with an UPDATE on it (a row lock on PostgreSQL; on SQLite the UPDATE is the
+   first statement of the transaction, so it takes the database's write lock before anything is read);
+2. look for the device event (a retry or re-upload gets the stored response and changes nothing);
+3. read the card and its balance, let `domain.purse` decide;
+4. append the ledger entries and move the cached balance by their sum, in the same transaction.
+
+Device times are the device's clock (what happened when, e.g. taps buffered offline); the rules get
+them as Kołobrzeg local time. Stored times are aware UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tomllib
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from domain import purse as rules
+from domain.ledger import LedgerEntry, outstanding_credit
+from domain.money import Grosze, format_pln
+from domain.purse_tariff import PurseTariff, purse_tariff_from_dict
+from web import clock
+from web.messages import message
+from web.models import Device, DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry, User
+from web.services import payments as payment_records
+from web.settings import PROJECT_ROOT
+
+PURPOSE = "purse_topup"
+DEVICE_KINDS = ("validator", "parking-meter")
+ONLINE_TOP_UP_MAXIMUM: Grosze = 200_000  # a technical ceiling for one online payment (2 000 zł)
+
+
+# --------------------------------------------------------------------------- tariff
+
+
+@lru_cache(maxsize=4)
+def _tariff(path: str) -> PurseTariff:
+    return purse_tariff_from_dict(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def purse_tariff() -> PurseTariff:
+    """The operator's price list (`tariffs/kolobrzeg-purse.toml`, or the file in EKP_TARIFF_PURSE)."""
+    return _tariff(os.environ.get("EKP_TARIFF_PURSE", str(PROJECT_ROOT / "tariffs" / "kolobrzeg-purse.toml")))
+
+
+def pln(amount: Grosze | None) -> str | None:
+    return None if amount is None else format_pln(amount)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def _secret_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_device(session: Session, kind: str, name: str) -> tuple[Device, str]:
+    """Register a device; returns it and its credential `<id>.<token>` (shown once, only the hash is kept)."""
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"device kind must be one of {', '.join(DEVICE_KINDS)}")
+    token = secrets.token_urlsafe(32)
+    device = Device(kind=kind, name=name.strip()[:80] or kind, secret_hash=_secret_hash(token))
+    session.add(device)
+    session.flush()
+    return device, f"{device.id}.{token}"
+
+
+def authenticate_device(session: Session, credential: str, kind: str) -> Device | None:
+    """The active device of `kind` whose credential this is, or None."""
+    device_id, _, token = credential.partition(".")
+    if not device_id.isdigit() or not token or len(device_id) > 12:
+        return None
+    device = session.get(Device, int(device_id))
+    if device is None or not device.active or device.kind != kind:
+        return None
+    if not hmac.compare_digest(device.secret_hash, _secret_hash(token)):
+        return None
+    return device
+
+
+def _simulator_token(secret_key: bytes, device_id: int) -> str:
+    return hmac.new(secret_key, f"ekp:simulator:{device_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def simulator_credential(session: Session, secret_key: bytes, kind: str) -> str:
+    """The credential of the simulator device of `kind` (created on first use). Its token is derived
+    from the server's secret key, so the server can hand it to staff without storing it."""
+    device = session.scalars(
+        select(Device).where(Device.kind == kind, Device.simulator.is_(True), Device.active.is_(True))  # type: ignore[attr-defined]
+        .order_by(Device.id)  # type: ignore[arg-type]
+    ).first()
+    if device is None:
+        name = "Symulator kasownika" if kind == "validator" else "Symulator parkometru"
+        device = Device(kind=kind, name=name, secret_hash="", simulator=True)
+        session.add(device)
+        session.flush()
+    token = _simulator_token(secret_key, device.id)  # type: ignore[arg-type]
+    if device.secret_hash != _secret_hash(token):  # e.g. the secret key was rotated
+        device.secret_hash = _secret_hash(token)
+    return f"{device.id}.{token}"
+
+
+def _replayed(session: Session, device_id: int, event_id: str) -> dict[str, Any] | None:
+    stored = session.scalars(
+        select(DeviceEvent.response).where(DeviceEvent.device_id == device_id, DeviceEvent.event_id == event_id)
+    ).first()
+    return json.loads(stored) if stored is not None else None
+
+
+def _remember(session: Session, device_id: int, event_id: str, action: str, response: dict[str, Any]) -> None:
+    session.add(DeviceEvent(device_id=device_id, event_id=event_id, action=action,
+                            response=json.dumps(response, ensure_ascii=False, sort_keys=True)))
+    session.flush()
+
+
+# --------------------------------------------------------------------------- cards and the ledger
+
+
+def card_of(row: PurseCardRow) -> rules.PurseCard:
+    return rules.PurseCard(
+        number=row.number,
+        kind=rules.CardKind(row.kind),
+        issued_on=row.issued_on,
+        registered_fare=rules.RegisteredFare(row.registered_fare),
+        entitlement_until=row.entitlement_until,
+        last_activated_on=row.last_activated_on,
+        last_used_on=row.last_used_on,
+        blocked_from=row.blocked_from,
+    )
+
+
+def lock_card(session: Session, number: str) -> PurseCardRow | None:
+    """Lock the card row (UPDATE first, see the module docstring), then read it afresh."""
+    locked = session.execute(
+        update(PurseCardRow).where(PurseCardRow.number == number)  # type: ignore[arg-type]
+        .values(balance=PurseCardRow.balance).execution_options(synchronize_session=False)
+    ).rowcount
+    if locked != 1:
+        return None
+    return session.scalars(
+        select(PurseCardRow).where(PurseCardRow.number == number).execution_options(populate_existing=True)
+    ).one()
+
+
+def _book(session: Session, row: PurseCardRow, entries: tuple[LedgerEntry, ...] | list[LedgerEntry], *, at: datetime,
+          place: str = "", device_id: int | None = None, payment_id: int | None = None) -> Grosze:
+    """Append `entries` to the card's ledger and move the cached balance by their sum (the caller holds the lock)."""
+    moved = 0
+    for entry in entries:
+        session.add(PurseLedgerEntry(card_id=row.id, at=at, kind=entry.kind.value, amount=entry.amount,  # type: ignore[arg-type]
+                                     detail=entry.detail[:80], place=place[:120], device_id=device_id,
+                                     payment_id=payment_id))
+        moved += entry.amount
+    row.balance += moved
+    row.updated_at = clock.now()
+    session.add(row)
+    session.flush()
+    return row.balance
+
+
+def ledger_sum(session: Session, card_id: int) -> Grosze:
+    return int(session.scalar(select(func.coalesce(func.sum(PurseLedgerEntry.amount), 0))
+                              .where(PurseLedgerEntry.card_id == card_id)) or 0)
+
+
+def issue_card(session: Session, *, number: str, kind: rules.CardKind, issued_on: date, holder_name: str = "",
+               pesel_hash: str | None = None, registered_fare: rules.RegisteredFare = rules.RegisteredFare.NORMAL,
+               entitlement_until: date | None = None) -> PurseCardRow:
+    """A new card in the registry (as the service point issues it), with an empty purse."""
+    card = rules.PurseCard(number=number, kind=kind, issued_on=issued_on, registered_fare=registered_fare,
+                           entitlement_until=entitlement_until, last_activated_on=issued_on)
+    row = PurseCardRow(number=card.number, kind=card.kind.value, registered_fare=card.registered_fare.value,
+                       entitlement_until=card.entitlement_until, issued_on=card.issued_on,
+                       last_activated_on=card.last_activated_on, holder_name=holder_name, pesel_hash=pesel_hash)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def top_up_at_service_point(session: Session, number: str, payment: Grosze, *, place: str = "BOK") -> rules.TopUpReceipt:
+    """R-TOP-1 at a desk (also revives a lapsed card, R-KKM-5). Raises `rules.PurseRefused`."""
+    row = lock_card(session, number)
+    if row is None:
+        raise rules.PurseRefused(rules.Refusal.WRONG_CARD)
+    now = clock.now()
+    receipt = rules.top_up_at_service_point(card_of(row), balance=row.balance, payment=payment,
+                                            now=clock.to_local(now), tariff=purse_tariff())
+    if receipt.renews_activation:
+        row.last_activated_on = clock.to_local(now).date()
+    _book(session, row, receipt.entries, at=now, place=place)
+    return receipt
+
+
+def _mark_used(row: PurseCardRow, local_day: date) -> None:
+    if row.last_used_on is None or row.last_used_on < local_day:
+        row.last_used_on = local_day
+
+
+# --------------------------------------------------------------------------- what devices show
+
+
+def _text(code: str) -> str:
+    return message(f"purse.{code}")
+
+
+def _display(code: str, *, amount: Grosze | None = None, balance: Grosze | None = None,
+             labels: tuple[str, str] = ("purse.label.charged", "purse.label.balance")) -> list[str]:
+    lines = [_text(code)]
+    if amount is not None:
+        lines.append(f"{message(labels[0])}: {format_pln(amount)}")
+    if balance is not None:
+        lines.append(f"{message(labels[1])}: {format_pln(balance)}")
+    return lines
+
+
+def _card_content(row: PurseCardRow, now_local: datetime) -> dict[str, Any]:
+    validity = rules.card_validity(card_of(row), now_local)
+    return {
+        "number": row.number,
+        "kind": row.kind,
+        "balance": row.balance,
+        "balance_text": format_pln(row.balance),
+        "credit_outstanding": outstanding_credit(row.balance),
+        "valid_through": validity.valid_through.isoformat(),
+        "default_fare": validity.default_fare.value,
+    }
+
+
+# --------------------------------------------------------------------------- the validator
+
+
+@dataclass(frozen=True)
+class Tap:
+    event_id: str
+    at: datetime  # device time, aware
+    card_number: str | None  # None: not a city card
+    vehicle_id: str
+    stop_id: str
+    t: int = 0
+    b: int = 0
+    s: bool = False
+
+
+def panel_for(t: int, b: int, s: bool) -> rules.ValidatorPanel:
+    """The panel after T pressed `t` times, B `b` times and S (R-VAL-2, R-VAL-3)."""
+    panel = rules.ValidatorPanel()
+    for _ in range(max(0, t)):
+        panel = panel.press_t()
+    for _ in range(max(0, b)):
+        panel = panel.press_b()
+    return panel.press_s() if s else panel
+
+
+def _tap_response(event_id: str, decision: rules.TapDecision) -> dict[str, Any]:
+    display = decision.display
+    code = display.message.value
+    return {
+        "event_id": event_id,
+        "accepted": decision.accepted,
+        "code": code,
+        "message": _text(code),
+        "amount": display.amount,
+        "balance": display.balance,
+        "amount_text": pln(display.amount),
+        "balance_text": pln(display.balance),
+        "display": _display(code, amount=display.amount, balance=display.balance),
+        "signal": decision.signal.value,
+    }
+
+
+def validator_tap(session: Session, device: Device, tap: Tap) -> tuple[dict[str, Any], bool]:
+    """One tap on a validator; returns (what the display shows, whether it is a replay)."""
+    row = lock_card(session, tap.card_number) if tap.card_number else None
+    if (stored := _replayed(session, device.id, tap.event_id)) is not None:  # type: ignore[arg-type]
+        return stored, True
+    at_local = clock.to_local(tap.at)
+    card = card_of(row) if row is not None else None
+    boarding = None
+    if row is not None and row.boarded_at is not None and row.boarding_vehicle and row.boarding_stop:
+        boarding = rules.Boarding(row.number, row.boarding_vehicle, row.boarding_stop, clock.to_local(row.boarded_at))
+    decision = rules.tap(card, balance=row.balance if row else 0, panel=panel_for(tap.t, tap.b, tap.s),
+                         vehicle_id=tap.vehicle_id, stop_id=tap.stop_id, now=at_local, boarding=boarding,
+                         tariff=purse_tariff())
+    if row is not None and decision.accepted:
+        if decision.entries:
+            _book(session, row, decision.entries, at=tap.at, place=f"{tap.vehicle_id} / {tap.stop_id}",
+                  device_id=device.id)
+        if decision.card_used:
+            _mark_used(row, at_local.date())
+        if decision.boarding is not None and decision.boarding != boarding:
+            row.boarding_vehicle, row.boarding_stop = decision.boarding.vehicle_id, decision.boarding.stop_id
+            row.boarded_at = decision.boarding.boarded_at
+        session.add(row)
+    response = _tap_response(tap.event_id, decision)
+    _remember(session, device.id, tap.event_id, "tap", response)  # type: ignore[arg-type]
+    return response, False
+
+
+# --------------------------------------------------------------------------- the parking meter
+
+
+def _returned(code: str, coins_returned: Grosze = 0) -> dict[str, Any]:
+    return {"accepted": False, "code": code, "message": _text(code), "display": [_text(code)],
+            "coins_returned": coins_returned, "coins_returned_text": format_pln(coins_returned), "card_returned": True}
+
+
+def _session_for(row: PurseCardRow | None, at: datetime) -> rules.MeterSession | rules.CardReturned:
+    card = card_of(row) if row is not None else None
+    return rules.insert_card(card, balance=row.balance if row else 0, now=clock.to_local(at), tariff=purse_tariff())
+
+
+def _find_card(session: Session, number: str | None) -> PurseCardRow | None:
+    if not number:
+        return None
+    return session.scalars(select(PurseCardRow).where(PurseCardRow.number == number)).first()
+
+
+def meter_insert(session: Session, card_number: str | None, at: datetime) -> dict[str, Any]:
+    """R-PARK-1: the card's content, or "ZŁA KARTA" (the card comes back)."""
+    row = _find_card(session, card_number)
+    meter = _session_for(row, at)
+    if isinstance(meter, rules.CardReturned):
+        return _returned(meter.refusal.value if meter.refusal else "wrong_card")
+    assert row is not None
+    content = _card_content(row, clock.to_local(at))
+    lines = [_text("card_content"), f"{message('purse.label.balance')}: {content['balance_text']}"]
+    if content["credit_outstanding"]:
+        lines.append(f"{message('purse.label.credit')}: {format_pln(content['credit_outstanding'])}")
+    return {"accepted": True, "code": "card_content", "message": _text("card_content"), "card": content, "display": lines}
+
+
+def _plus(meter: rules.MeterSession, presses: int) -> rules.MeterSession:
+    for _ in range(max(0, presses)):
+        meter = rules.press_plus(meter)
+        if meter.notice is not None:
+            break
+    return meter
+
+
+def _quote_response(meter: rules.MeterSession) -> dict[str, Any]:
+    paid_until = clock.to_local(meter.paid_until)
+    lines = [f"{message('purse.label.fee')}: {format_pln(meter.fee)}",
+             f"{message('purse.label.paid_for')}: {meter.minutes_paid} min ({paid_until:%H:%M})"]
+    if meter.notice is not None:
+        lines.insert(0, _text(meter.notice.value))
+    return {
+        "accepted": meter.notice is None,
+        "code": meter.notice.value if meter.notice else "quote",
+        "message": _text(meter.notice.value) if meter.notice else None,
+        "presses": meter.presses,
+        "fee": meter.fee,
+        "fee_text": format_pln(meter.fee),
+        "minutes": meter.minutes_paid,
+        "paid_until": paid_until.isoformat(timespec="minutes"),
+        "display": lines,
+    }
+
+
+def meter_quote(session: Session, card_number: str | None, inserted_at: datetime, presses: int) -> dict[str, Any]:
+    """R-PARK-2: OPŁATA and OPŁACONO ZA after "+" pressed `presses` times (never beyond the balance)."""
+    row = _find_card(session, card_number)
+    meter = _session_for(row, inserted_at)
+    if isinstance(meter, rules.CardReturned):
+        return _returned(meter.refusal.value if meter.refusal else "wrong_card")
+    return _quote_response(_plus(meter, presses))
+
+
+def meter_accept(session: Session, device: Device, event_id: str, card_number: str | None, inserted_at: datetime,
+                 presses: int) -> tuple[dict[str, Any], bool]:
+    """R-PARK-3: AKCEPTUJ prints the parking ticket and deducts the fee."""
+    row = lock_card(session, card_number) if card_number else None
+    if (stored := _replayed(session, device.id, event_id)) is not None:  # type: ignore[arg-type]
+        return stored, True
+    meter = _session_for(row, inserted_at)
+    if isinstance(meter, rules.CardReturned):
+        response = _returned(meter.refusal.value if meter.refusal else "wrong_card")
+    else:
+        meter = _plus(meter, presses)
+        outcome = rules.accept(meter)
+        if isinstance(outcome, rules.ParkingTicket):
+            assert row is not None
+            balance = _book(session, row, outcome.entries, at=inserted_at, place=device.name, device_id=device.id)
+            _mark_used(row, clock.to_local(inserted_at).date())
+            start, until = clock.to_local(outcome.started_at), clock.to_local(outcome.paid_until)
+            response = {
+                "accepted": True, "code": "parking_ticket", "message": _text("parking_ticket"),
+                "fee": outcome.fee, "fee_text": format_pln(outcome.fee), "minutes": outcome.minutes,
+                "paid_until": until.isoformat(timespec="minutes"), "balance": balance, "balance_text": format_pln(balance),
+                "display": [_text("parking_ticket"), _text("take_ticket")],
+                "ticket": [message("purse.ticket.title"), device.name,
+                           f"{message('purse.label.card')}: {row.number}",
+                           f"{message('purse.ticket.from')}: {start:%Y-%m-%d %H:%M}",
+                           f"{message('purse.ticket.until')}: {until:%Y-%m-%d %H:%M}",
+                           f"{message('purse.label.fee')}: {format_pln(outcome.fee)}",
+                           f"{message('purse.label.balance')}: {format_pln(balance)}"],
+                "card_returned": True,
+            }
+        else:
+            notice = outcome.notice.value if isinstance(outcome, rules.MeterSession) and outcome.notice else "nothing_selected"
+            response = {**_quote_response(outcome if isinstance(outcome, rules.MeterSession) else meter),
+                        "accepted": False, "code": notice, "message": _text(notice)}
+    _remember(session, device.id, event_id, "park", response)  # type: ignore[arg-type]
+    return response, False
+
+
+def meter_top_up(session: Session, device: Device, event_id: str, card_number: str | None, inserted_at: datetime,
+                 coins: list[int]) -> tuple[dict[str, Any], bool]:
+    """R-TOP-2: DOŁADUJ, the coins, AKCEPTUJ: book the top-up (repaying a credit first, R-TOP-4) and print a receipt."""
+    row = lock_card(session, card_number) if card_number else None
+    if (stored := _replayed(session, device.id, event_id)) is not None:  # type: ignore[arg-type]
+        return stored, True
+    meter = _session_for(row, inserted_at)
+    paid_in = sum(c for c in coins if c > 0)
+    if isinstance(meter, rules.CardReturned):
+        response = _returned(meter.refusal.value if meter.refusal else "wrong_card", paid_in)
+    else:
+        meter = rules.press_top_up(meter)
+        refused: list[int] = []
+        for coin in coins:
+            after = rules.insert_coin(meter, coin)
+            if after.notice is not None:
+                refused.append(coin)
+            meter = replace(after, notice=None)
+        outcome = rules.accept(meter)
+        if isinstance(outcome, rules.TopUpReceipt):
+            assert row is not None
+            balance = _book(session, row, outcome.entries, at=inserted_at, place=device.name, device_id=device.id)
+            at_local = clock.to_local(inserted_at)
+            receipt = [message("purse.receipt.title"), device.name, f"{message('purse.label.card')}: {row.number}",
+                       f"{at_local:%Y-%m-%d %H:%M}", f"{message('purse.label.paid_in')}: {format_pln(outcome.payment)}"]
+            if outcome.credit_repaid:
+                receipt.append(f"{message('purse.label.credit_repaid')}: {format_pln(outcome.credit_repaid)}")
+            if outcome.bonus:
+                receipt.append(f"{message('purse.label.bonus')}: {format_pln(outcome.bonus)}")
+            receipt.append(f"{message('purse.label.balance')}: {format_pln(balance)}")
+            response = {
+                "accepted": True, "code": "top_up_receipt", "message": _text("top_up_receipt"),
+                "payment": outcome.payment, "payment_text": format_pln(outcome.payment), "bonus": outcome.bonus,
+                "bonus_text": format_pln(outcome.bonus), "credit_repaid": outcome.credit_repaid,
+                "balance": balance, "balance_text": format_pln(balance), "coins_returned": sum(refused),
+                "coins_returned_text": format_pln(sum(refused)),
+                "display": [_text("top_up_receipt"), _text("take_ticket")], "receipt": receipt, "card_returned": True,
+            }
+        else:
+            notice = outcome.notice.value if isinstance(outcome, rules.MeterSession) and outcome.notice else "below_minimum"
+            response = {**_returned(notice, paid_in), "payment": 0}
+    _remember(session, device.id, event_id, "top_up", response)  # type: ignore[arg-type]
+    return response, False
+
+
+def meter_cancel(coins: list[int]) -> dict[str, Any]:
+    """ANULUJ: the card and every coin come back; nothing is charged."""
+    returned = sum(c for c in coins if c > 0)
+    return {"accepted": True, "code": "cancelled", "message": _text("cancelled"), "display": [_text("cancelled")],
+            "coins_returned": returned, "coins_returned_text": format_pln(returned), "card_returned": True}
+
+
+# --------------------------------------------------------------------------- the passenger
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime  # local
+    kind: str
+    label: str
+    amount: Grosze
+    place: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PurseView:
+    id: int
+    number: str
+    kind: str
+    holder_name: str
+    balance: Grosze
+    credit: Grosze
+    state: str
+    state_text: str
+    valid_through: date
+    default_fare: str
+    blocked_from: datetime | None  # local
+    history: list[HistoryLine] = field(default_factory=list)
+
+
+_FARE_DETAIL_ZONES = {"city": "purse.zone.city", "suburban": "purse.zone.suburban", "short": "purse.zone.short"}
+
+
+def _detail_text(kind: str, detail: str) -> str:
+    zone, _, fare = detail.partition(":")
+    if zone in _FARE_DETAIL_ZONES and fare:
+        return f"{message(_FARE_DETAIL_ZONES[zone])}, {message('purse.fare.' + fare)}"
+    if detail == "baggage":
+        return message("purse.fare.baggage")
+    if detail.endswith("min") and detail[:-3].isdigit():
+        return f"{detail[:-3]} min"
+    return ""
+
+
+def purse_view(session: Session, row: PurseCardRow, history_limit: int = 50) -> PurseView:
+    now_local = clock.to_local(clock.now())
+    card = card_of(row)
+    validity = rules.card_validity(card, now_local)
+    entries = session.scalars(
+        select(PurseLedgerEntry).where(PurseLedgerEntry.card_id == row.id)
+        .order_by(PurseLedgerEntry.at.desc(), PurseLedgerEntry.id.desc()).limit(history_limit)  # type: ignore[attr-defined]
+    ).all()
+    state = validity.state.value
+    if row.blocked_from is not None and validity.state is not rules.CardState.BLOCKED:
+        state = "blocking"  # reported, blocked from 08:00 next day (R-KKM-7)
+    history = [HistoryLine(at=clock.to_local(e.at), kind=e.kind, label=message(f"purse.entry.{e.kind}"), amount=e.amount,
+                           place=e.place, detail=_detail_text(e.kind, e.detail)) for e in entries]
+    return PurseView(
+        id=row.id, number=row.number, kind=row.kind, holder_name=row.holder_name, balance=row.balance,  # type: ignore[arg-type]
+        credit=outstanding_credit(row.balance), state=state, state_text=message(f"purse.state.{state}"),
+        valid_through=validity.valid_through, default_fare=validity.default_fare.value,
+        blocked_from=clock.to_local(row.blocked_from) if row.blocked_from else None, history=history,
+    )
+
+
+def my_purse_cards(session: Session, user_id: int) -> list[PurseView]:
+    rows = session.scalars(select(PurseCardRow).where(PurseCardRow.account_id == user_id)
+                           .order_by(PurseCardRow.linked_at, PurseCardRow.id)).all()  # type: ignore[arg-type]
+    return [purse_view(session, row) for row in rows]
+
+
+def _my_card(session: Session, user_id: int, card_id: int) -> PurseCardRow | None:
+    row = session.get(PurseCardRow, card_id)
+    return row if row is not None and row.account_id == user_id else None
+
+
+def link_purse_card(session: Session, user_id: int, number: str, ip: str | None) -> str:
+    """Link a personal e-purse card whose registered PESEL is the account's; returns an outcome code
+    (`purse.linked` on success, else the reason)."""
+    from web.services.accounts import audit
+
+    user = session.get(User, user_id)
+    assert user is not None
+    if user.pesel_hash is None:
+        return "purse.no_pesel"
+    number = "".join(number.split())
+    row = session.scalars(select(PurseCardRow).where(PurseCardRow.number == number)).first()
+    if row is None or row.kind != rules.CardKind.PERSONAL.value or not row.pesel_hash \
+            or not hmac.compare_digest(row.pesel_hash, user.pesel_hash):
+        audit(session, "purse.link.mismatch", user_id, ip, "")
+        return "purse.mismatch"
+    if row.account_id == user_id:
+        return "purse.already_yours"
+    linked = session.execute(
+        update(PurseCardRow).where(PurseCardRow.id == row.id, PurseCardRow.account_id.is_(None))  # type: ignore[union-attr]
+        .values(account_id=user_id, linked_at=clock.now()).execution_options(synchronize_session=False)
+    ).rowcount
+    if linked != 1:
+        return "purse.linked_elsewhere"
+    audit(session, "purse.linked", user_id, ip, f"purse_card={row.id}")
+    return "purse.linked"
+
+
+def report_card_loss(session: Session, user_id: int, card_id: int, ip: str | None) -> tuple[str, datetime | None]:
+    """R-KKM-7 from the account: the card is blocked from 08:00 the next day. Returns (code, blocked_from local)."""
+    from web.services.accounts import audit
+
+    row = _my_card(session, user_id, card_id)
+    if row is None:
+        return "purse.not_found", None
+    row = lock_card(session, row.number)
+    assert row is not None
+    now = clock.now()
+    try:
+        card = rules.report_loss(card_of(row), clock.to_local(now))
+    except rules.PurseRefused as exc:
+        return f"purse.{exc.reason.value}", None
+    row.blocked_from = card.blocked_from
+    row.updated_at = now
+    session.add(row)
+    audit(session, "purse.loss_reported", user_id, ip, f"purse_card={row.id}")
+    return "purse.loss_reported", clock.to_local(card.blocked_from) if card.blocked_from else None
+
+
+# --------------------------------------------------------------------------- online top-up
+
+
+@dataclass(frozen=True)
+class TopUpQuote:
+    payment: Grosze
+    bonus: Grosze
+    credit_repaid: Grosze
+    balance_after: Grosze
+
+
+class TopUpProblem(Exception):
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def quote_online_top_up(session: Session, user_id: int, card_id: int, payment: Grosze) -> TopUpQuote:
+    """What a top-up of `payment` would bring (R-TOP-1 minimum, R-TOP-3 bonus, R-TOP-4 repayment).
+    Raises `TopUpProblem`."""
+    row = _my_card(session, user_id, card_id)
+    if row is None:
+        raise TopUpProblem("purse.not_found")
+    if payment > ONLINE_TOP_UP_MAXIMUM:
+        raise TopUpProblem("purse.top_up_too_much")
+    try:
+        receipt = rules.top_up_at_service_point(card_of(row), balance=row.balance, payment=payment,
+                                                now=clock.to_local(clock.now()), tariff=purse_tariff())
+    except rules.PurseRefused as exc:
+        raise TopUpProblem(f"purse.{exc.reason.value}") from exc
+    return TopUpQuote(receipt.payment, receipt.bonus, receipt.credit_repaid, receipt.balance_after)
+
+
+@dataclass(frozen=True)
+class TopUpToPay:
+    reference: str
+    amount: Grosze
+    description: str
+    payer_email: str
+    payer_name: str
+
+
+def start_online_top_up(session: Session, user_id: int, card_id: int, payment: Grosze) -> TopUpToPay:
+    """Check the amount and record the hosted payment (purpose `purse_topup`, subject: the card)."""
+    quote_online_top_up(session, user_id, card_id, payment)
+    user = session.get(User, user_id)
+    row = session.get(PurseCardRow, card_id)
+    assert user is not None and row is not None
+    reference = f"purse-{card_id}-{uuid.uuid4().hex[:20]}"
+    payment_records.create_payment_record(session, reference=reference, purpose=PURPOSE, subject_id=card_id,
+                                          user_id=user_id, kind="hosted", amount=payment)
+    return TopUpToPay(reference, payment, f"Doładowanie karty KKM {row.number}", user.email, user.full_name)
+
+
+def top_up_failed_to_start(session: Session, reference: str) -> None:
+    payment_records.apply_outcome(session, payment_records.Outcome(reference=reference, status="failed",
+                                                                   error_code="gateway_unavailable"), "created")
+
+
+def settle_top_up_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
+    """Applied exactly once per payment: a paid top-up is booked with its bonus; if the card can no
+    longer take it (blocked, void), the money goes back."""
+    if outcome.status != "paid":
+        return payment_records.Settled()
+    row = session.get(PurseCardRow, payment.subject_id)
+    if row is None:
+        return payment_records.Settled(refund=True)
+    row = lock_card(session, row.number)
+    assert row is not None
+    now = clock.now()
+    try:
+        receipt = rules.top_up_at_service_point(card_of(row), balance=row.balance, payment=payment.amount,
+                                                now=clock.to_local(now), tariff=purse_tariff())
+    except rules.PurseRefused:
+        return payment_records.Settled(refund=True)
+    _book(session, row, receipt.entries, at=now, place="online", payment_id=payment.id)
+    return payment_records.Settled()
+
+
+payment_records.HANDLERS[PURPOSE] = settle_top_up_payment
+
