@@ -217,5 +217,28 @@ def mail_send() -> None:
     click.echo(f"mail sent: {sent}, failed (will retry): {failed}")
 
 
+@main.group()
+def devices() -> None:
+    """Bus validators and parking meters of the e-purse card (the device API)."""
+
+
+@devices.command("add")
+@click.option("--kind", type=click.Choice(["validator", "parking-meter"]), required=True)
+@click.option("--name", required=True, help="Where it is, e.g. the bus number or the meter's street.")
+def devices_add(kind: str, name: str) -> None:
+    """Register a device; prints its id and its secret once (only a hash of the secret is kept)."""
+    from web.db import make_engine, transaction
+    from web.services.purse import add_device
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    with transaction(engine) as session:
+        device, credential = add_device(session, kind, name)
+    engine.dispose()
+    click.echo(f"added {kind} {device.name!r} (id {device.id})")
+    click.echo(f"credential (shown once): {credential}")
+    click.echo(f"the device sends: Authorization: Bearer {credential}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

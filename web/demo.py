@@ -33,6 +33,7 @@ def load(settings: Settings) -> Iterator[str]:
             yield f"demo {role} {email} added (password {DEMO_PASSWORD})"
     engine.dispose()
     yield from load_cards(settings)
+    yield from load_purse_cards(settings)
 
 
 def demo_registry(today: date) -> str:
@@ -60,4 +61,45 @@ def load_cards(settings: Settings) -> Iterator[str]:
         yield (f"demo cards: {report.added} added, {report.updated} updated, {report.unchanged} unchanged "
                "(Anna: KKM 100200300 and mKK MK4405140 with resident status, KKM 100200301 without; "
                "Jan: KKM 200300400, KK 200300401 expired status)")
+    engine.dispose()
+
+
+DEMO_PURSE_CARDS = [
+    # number, kind, registered fare, holder, PESEL, opening balance (grosze)
+    ("70010001", "personal", "normal", "Anna Nowak", "44051401458", 5000),
+    ("70010002", "personal", "off_50", "Jan Kowalski", "02270803624", 2000),
+    ("70019999", "bearer", "normal", "", None, 1000),
+]
+
+
+def load_purse_cards(settings: Settings) -> Iterator[str]:
+    """E-purse cards for the demo passengers (linked to their accounts), a demo validator and a meter."""
+    from sqlalchemy import select
+
+    from domain.purse import CardKind, RegisteredFare
+    from web import clock
+    from web.models import Device, PurseCardRow
+    from web.protect import pesel_hash
+    from web.services import purse
+
+    engine = make_engine(settings.database_url)
+    with transaction(engine) as session:
+        for number, kind, fare, holder, pesel, balance in DEMO_PURSE_CARDS:
+            if session.scalars(select(PurseCardRow).where(PurseCardRow.number == number)).first() is not None:
+                yield f"demo e-purse card {number}: already there"
+                continue
+            row = purse.issue_card(session, number=number, kind=CardKind(kind), issued_on=clock.today(), holder_name=holder,
+                                   pesel_hash=pesel_hash(settings.pesel_key, pesel) if pesel else None,
+                                   registered_fare=RegisteredFare(fare))
+            purse.top_up_at_service_point(session, number, balance)
+            owner = find_user(session, "anna@demo.ekp" if pesel == "44051401458" else "jan@demo.ekp") if pesel else None
+            if owner is not None:
+                row.account_id, row.linked_at = owner.id, clock.now()
+            yield f"demo e-purse card {number} ({kind}, {fare}) added with {balance / 100:.2f} zł"
+        for kind, name in (("validator", "Demo: kasownik BUS-101"), ("parking-meter", "Demo: parkometr ul. Ratuszowa")):
+            if session.scalars(select(Device).where(Device.name == name)).first() is not None:
+                yield f"demo {kind} {name!r}: already there (its secret was shown when it was added)"
+                continue
+            device, credential = purse.add_device(session, kind, name)
+            yield f"demo {kind} {name!r} added; credential (shown once): {credential}"
     engine.dispose()
