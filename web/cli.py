@@ -197,6 +197,36 @@ def billing_run() -> None:
     click.echo(anyio.run(run))
 
 
+@main.group("payments")
+def payments_group() -> None:
+    """Payments at the gateway."""
+
+
+@payments_group.command("reconcile")
+@click.option("--older-than", default=600, show_default=True, help="Seconds a payment must have been pending.")
+def payments_reconcile(older_than: int) -> None:
+    """Ask the gateway about payments left pending and apply what it says (idempotent)."""
+    import anyio
+
+    from web.app_state import set_settings
+    from web.db import make_engine
+    from web.gateway import build_payments
+    from web.reconcile import reconcile_pending_payments
+
+    settings = _settings()
+    set_settings(settings)
+
+    async def run() -> str:
+        payments = build_payments(settings)
+        try:
+            return str(await reconcile_pending_payments(make_engine(settings.database_url), payments.gateway,
+                                                        older_than_seconds=older_than))
+        finally:
+            await payments.gateway.aclose()
+
+    click.echo(anyio.run(run))
+
+
 @main.group()
 def mail() -> None:
     """The e-mail outbox."""

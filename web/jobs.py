@@ -45,6 +45,7 @@ async def run_purge(app: Litestar) -> None:
 
 async def run_billing(app: Litestar) -> None:
     from web.billing import charge_due_months
+    from web.reconcile import reconcile_pending_payments
 
     await anyio.sleep(5)
     while True:
@@ -52,6 +53,9 @@ async def run_billing(app: Litestar) -> None:
             report = await charge_due_months(app.state.engine, app.state.payments.gateway, app.state.settings)
             if report.charged or report.declined or report.unanswered:
                 log.info("billing: %s", report)
+            reconciled = await reconcile_pending_payments(app.state.engine, app.state.payments.gateway)
+            if reconciled.asked:
+                log.info("reconciliation: %s", reconciled)
         except Exception:
             log.exception("billing run failed")
         await anyio.sleep(BILLING_EVERY)
