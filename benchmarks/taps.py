@@ -1,0 +1,148 @@
+"""Validator taps per second through the device API over loopback, with p50/p99 latency.
+
+Starts EKP with uvicorn (1 worker, in a subprocess) on a fresh SQLite database in a temporary
+directory, and on PostgreSQL too when EKP_TEST_POSTGRES_URL is set (a fresh database next to it).
+Registers one validator per client and N e-purse cards, then drives `POST /api/devices/validator/taps`
+with C concurrent keep-alive clients (asyncio + httpx) for a fixed time. Each client taps cards in
+turn, so taps on one card also contend for its row lock.
+
+Run: uv run python benchmarks/taps.py [--concurrency 16] [--duration 10] [--cards 64]
+Target (issue 7): at least 1,000 taps/s with p99 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare(env: dict[str, str], cards: int, clients: int) -> list[str]:
+    from domain.purse import CardKind
+    from web import clock
+    from web.db import make_engine, transaction
+    from web.migrate import upgrade
+    from web.services import purse
+    from web.settings import load_settings
+
+    settings = load_settings(env)
+    upgrade(settings)
+    engine = make_engine(settings.database_url)
+    with transaction(engine) as session:
+        for i in range(cards):
+            purse.issue_card(session, number=f"9{i:07d}", kind=CardKind.BEARER, issued_on=clock.today())
+            purse.top_up_at_service_point(session, f"9{i:07d}", 10_000_000)
+        credentials = [purse.add_device(session, "validator", f"bench {i}")[1] for i in range(clients)]
+    engine.dispose()
+    return credentials
+
+
+def postgres_url(base: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base)
+    name = f"{url.database or 'ekp'}_bench_taps"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def drive(base: str, credentials: list[str], cards: int, duration: float) -> tuple[int, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+
+    async def client(index: int) -> None:
+        nonlocal errors
+        headers = {"Authorization": f"Bearer {credentials[index]}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+            n = 0
+            while time.perf_counter() < stop_at:
+                body = {"event_id": uuid.uuid4().hex, "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+                        "card_number": f"9{(index + n * len(credentials)) % cards:07d}", "vehicle_id": f"B{index}-{n}",
+                        "stop_id": "S", "buttons": {"t": 0, "b": 0, "s": False}}
+                started = time.perf_counter()
+                response = await http.post("/api/devices/validator/taps", json=body)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200 or not response.json().get("accepted"):
+                    errors += 1
+                n += 1
+
+    await asyncio.gather(*(client(i) for i in range(len(credentials))))
+    return len(latencies), latencies, errors
+
+
+def run(label: str, database_url: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("EKP_")},
+               "EKP_ENV": "test", "EKP_VAR_DIR": tmp, "EKP_DATABASE_URL": database_url,
+               "EKP_BASE_URL": f"http://127.0.0.1:{port}", "EKP_SECRET_KEY": "33" * 32, "EKP_PESEL_KEY": "44" * 32,
+               "EKP_SCHEDULER": "false"}
+        credentials = prepare(env, args.cards, args.concurrency)
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "web.app:app_from_env", "--host",
+                                   "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                                  cwd=ROOT, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"{label}: the server did not start")
+                time.sleep(0.2)
+            asyncio.run(drive(f"http://127.0.0.1:{port}", credentials, args.cards, 1.0))  # warm-up
+            count, latencies, errors = asyncio.run(drive(f"http://127.0.0.1:{port}", credentials, args.cards, args.duration))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    print(f"{label:<10} {count / args.duration:>9.0f} {p50:>9.1f} {p99:>9.1f} {errors:>7d}  ({count} taps, "
+          f"{args.concurrency} clients, {args.cards} cards, {args.duration:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--cards", type=int, default=64)
+    args = parser.parse_args()
+    print(f"{'database':<10} {'taps/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        run("sqlite", f"sqlite:///{tmp}/bench.db", args)
+    if os.environ.get("EKP_TEST_POSTGRES_URL"):
+        run("postgresql", postgres_url(os.environ["EKP_TEST_POSTGRES_URL"]), args)
+    else:
+        print("postgresql: skipped (set EKP_TEST_POSTGRES_URL)")
+
+
+if __name__ == "__main__":
+    main()
