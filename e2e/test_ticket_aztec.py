@@ -108,7 +108,8 @@ def screenshot_code(page: Page) -> bytes:
     return payload
 
 
-def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(page: Page, live_server: Any) -> None:
+def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(page: Page, live_server: Any,
+                                                                                axe: Any) -> None:
     email = make_account(live_server, "passenger")
     ticket_id = make_mobile_ticket(live_server, email)
     log_in(page, email)
@@ -126,6 +127,7 @@ def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(
     assert re.fullmatch(r"\d\d:\d\d:\d\d", clock_before)
     wait_until(page, f"() => document.getElementById('pass-clock').textContent !== '{clock_before}'")
 
+    axe(page, "Kontrola biletu")
     payload = screenshot_code(page)
     now = datetime.now(UTC)
     verdict = tr.verify(payload, issuer_keys(live_server), frozenset(), now)
@@ -176,28 +178,22 @@ def y4m_from_png(png: bytes, path: Path, width: int = 640, height: int = 480, fr
 
 
 @pytest.fixture
-def camera_browser() -> Iterator[Any]:
-    """Launch Chromium with a fake camera playing a given file: camera_browser(path) -> Browser."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
+def camera_browser(browser: Any) -> Iterator[Any]:
+    """camera_browser(video) -> another Chromium (same Playwright) whose fake camera plays `video`."""
     launched: list[Any] = []
 
     def launch(video: Path) -> Any:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        other = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=[
             *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={video}"])
-        launched.append(browser)
-        return browser
+        launched.append(other)
+        return other
 
     try:
         yield launch
     finally:
-        for browser in launched:
-            browser.close()
-        playwright.stop()
+        for other in launched:
+            other.close()
 
 
 def scan_with_camera(camera_browser: Any, live_server: Any, inspector_email: str, video: Path) -> Page:
