@@ -23,7 +23,9 @@ current_language: ContextVar[str] = ContextVar("current_language", default=DEFAU
 @lru_cache(maxsize=None)
 def catalog(language: str) -> _gettext.NullTranslations:
     po_path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    if language == DEFAULT_LANGUAGE or not po_path.exists():
+    # The Polish catalog holds only plurals: message ids are Polish, but Polish has three plural
+    # forms ("1 minutę", "2 minuty", "5 minut") where a gettext source string has two.
+    if not po_path.exists():
         return _gettext.NullTranslations()
     with po_path.open("rb") as fh:
         parsed = read_po(fh, locale=language)

@@ -57,7 +57,9 @@ def _wait_text(seconds: int) -> str:
 
 
 @get("/register")
-async def register_page(request: Request) -> Template:
+async def register_page(request: Request) -> Template | Response:
+    if await current_user(request):
+        return redirect("/account")
     return await page(request, "accounts/register.html", values={}, errors={})
 
 
