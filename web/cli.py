@@ -151,10 +151,13 @@ def cards_import(csv_file: str) -> None:
     except UnicodeDecodeError:
         raise click.ClickException("the file is not UTF-8 text; export it as UTF-8 CSV") from None
     engine = make_engine(settings.database_url)
-    with transaction(engine) as session:
-        report = import_registry(session, settings, text)
-        if not report.ok:
-            session.rollback()
+    try:
+        with transaction(engine) as session:
+            report = import_registry(session, settings, text)
+            if not report.ok:
+                session.rollback()
+    finally:
+        engine.dispose()
     if not report.ok:
         click.echo(f"nothing imported: {len(report.problems)} bad row(s) in {csv_file}", err=True)
         for problem in report.problems:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
@@ -12,6 +10,7 @@ from litestar.response import Response, Template
 from domain.cards import LinkOutcome, client_code_problem
 from domain.carriers import UnknownCarrierType, carrier_choices, carrier_type_from_code
 from web.controllers.accounts import _wait_text
+from web import clock
 from web.http import client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
 from web.i18n import _
 from web.messages import message
@@ -42,7 +41,10 @@ async def _add_step(request: Request, status: int = 200, **context: object) -> T
     user = await current_user(request)
     context.setdefault("errors", {})
     context.setdefault("values", {})
-    template = "cards/_add_step.html" if _is_htmx(request) else "cards/add.html"
+    template = "cards/add.html"
+    if _is_htmx(request):
+        # htmx 2 swaps only 2xx/3xx answers by default: a refusal sent with 4xx would never be shown.
+        template, status = "cards/_add_step.html", 200
     return await page(request, template, status_code=status, carriers=carrier_choices(),
                       no_pesel=user.pesel_hash is None, **context)  # type: ignore[union-attr]
 
@@ -82,7 +84,7 @@ async def add_card_check(request: Request) -> Template:
         await limiter.hit("link_card.ip", ip)
         return await _add_step(request, 422, values=values, errors={"form": [message("card.mismatch")]})
     if check.outcome is LinkOutcome.MATCH:
-        request.scope["session"]["link_card"] = {"id": check.card.id, "at": int(time.time())}  # type: ignore[union-attr]
+        request.scope["session"]["link_card"] = {"id": check.card.id, "at": int(clock.now().timestamp())}  # type: ignore[union-attr]
         template = "cards/_confirm.html" if _is_htmx(request) else "cards/confirm.html"
         return await page(request, template, card=check.card)
     return await _add_step(request, 409, values=values, errors={"form": [message(f"card.{check.outcome.value}")]})
@@ -95,7 +97,7 @@ async def add_card_confirm(request: Request) -> Template | Response:
     pending = request.scope["session"].pop("link_card", None)
     if form.get("answer") != "yes":
         return _go(request, "/cards")
-    if not pending or time.time() - pending.get("at", 0) > CONFIRM_SECONDS:
+    if not pending or clock.now().timestamp() - pending.get("at", 0) > CONFIRM_SECONDS:
         return await _add_step(request, 410, errors={"form": [message("card.confirm_expired")]})
     outcome = await in_transaction(request, service.link_card, user.id, pending["id"], client_ip(request))  # type: ignore[union-attr]
     if outcome is LinkOutcome.MATCH:
