@@ -98,3 +98,16 @@ def test_empty_file() -> None:
 
 def test_header_only_is_an_empty_registry_export() -> None:
     assert read_registry_csv("type,client_code,pesel,holder_name\n") == ([], [])
+
+
+def test_demo_registry_is_a_valid_export_matching_the_demo_passengers() -> None:
+    from web.demo import DEMO_PEOPLE, demo_registry
+
+    pesels = {person[4] for person in DEMO_PEOPLE if person[4]}
+    for today in [date(2025, 6, 1), date(2024, 2, 29), date(2025, 12, 31), date(2026, 1, 1)]:
+        rows, problems = read_registry_csv(demo_registry(today))
+        assert problems == [], today
+        assert {r.pesel for r in rows} == pesels
+        resident = [r for r in rows if r.resident]
+        assert resident and all(r.resident.valid_until and r.resident.valid_until >= today for r in resident
+                                if r.resident.valid_from and r.resident.valid_from <= today and r.holder_name == "Anna Nowak")
