@@ -51,14 +51,6 @@ PESEL_KEY_HEX = "22" * 32
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Litestar 2.2x deprecates styles that still work in every 2.x (we pin <3): path parameters declared
-    # as `name: int` instead of `FromPath[int]`, `data` without a body marker, ... Controllers should move
-    # to the new style, but one such warning must not turn every integration test into an error under
-    # `filterwarnings = error`. Only Litestar's own deprecation category is let through.
-    config.addinivalue_line("filterwarnings", "ignore::litestar.exceptions.LitestarDeprecationWarning")
-
-
 # --------------------------------------------------------------------------- databases
 
 

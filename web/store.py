@@ -49,6 +49,18 @@ class DatabaseStore(NamespacedStore):
         await anyio.to_thread.run_sync(self._set, self._key(key), raw, _seconds(expires_in))
 
     def _get(self, key: str, renew: int | None) -> bytes | None:
+        if renew is None:
+            # The hot path (a session read on every request): one plain SELECT, no ORM unit of work.
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(StoreEntry.value, StoreEntry.expires_at).where(StoreEntry.key == key)  # type: ignore[call-overload]
+                ).first()
+            if row is None:
+                return None
+            if row[1] is not None and row[1] <= clock.now():
+                self._delete(key)
+                return None
+            return row[0]
         with Session(self.engine) as session:
             entry = session.get(StoreEntry, key)
             if entry is None:

@@ -6,6 +6,7 @@ import logging
 from datetime import date, timedelta
 
 from litestar import Request, Router, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
 from domain import five_plus_one as rules
@@ -112,7 +113,7 @@ async def _send_to_payment_page(request: Request, to_pay: service.PaymentToMake,
 
 
 @post("/5plus1/pay/{month_id:int}", guards=passenger)
-async def pay_now(request: Request, month_id: int) -> Response:
+async def pay_now(request: Request, month_id: FromPath[int]) -> Response:
     """ "Zapłać": pay a month whose automatic charge failed (always with the card saved again)."""
     user = await current_user(request)
     try:

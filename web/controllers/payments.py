@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from litestar import Request, Router, get, post
+from litestar.params import FromPath
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 
@@ -64,7 +65,7 @@ async def _reconcile_one(request: Request, reference: str, user_id: int):  # typ
 
 
 @get("/payments/return/{reference:str}", guards=[requires_login])
-async def payment_return(request: Request, reference: str) -> Template:
+async def payment_return(request: Request, reference: FromPath[str]) -> Template:
     """Where the payer lands after the payment page; the webhook may come before or after."""
     user = await current_user(request)
     payment = await _reconcile_one(request, reference, user.id)  # type: ignore[union-attr]
