@@ -44,30 +44,21 @@ CSP = (
 )
 
 
-def security_headers(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                headers.setdefault("content-security-policy", CSP)
-                headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("x-frame-options", "DENY")
-                headers.setdefault("referrer-policy", "same-origin")
-                headers.setdefault("permissions-policy", "camera=(self), geolocation=(), microphone=()")
-                headers.setdefault("cross-origin-opener-policy", "same-origin")
-            await send(message)
-
-        await app(scope, receive, send_wrapper if scope["type"] == "http" else send)
-
-    return middleware
+# The sandbox payment page stands for another host (the payment operator's): its own look, inline styles.
+SANDBOX_CSP = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
+    "base-uri 'self'; form-action 'self'"
+)
 
 
-async def security_headers_on_every_response(message: Message, scope: Scope) -> None:
-    """The same headers as `security_headers`, also on responses no route produced (e.g. the 404 page),
-    which Litestar sends without running the app's middleware."""
+async def security_headers(message: Message, scope: Scope) -> None:
+    """Security headers on every response, also those no route produced (e.g. the 404 page), which
+    Litestar sends without running the app's middleware."""
     if message["type"] == "http.response.start":
         headers = MutableScopeHeaders.from_message(message)
-        headers.setdefault("content-security-policy", CSP)
+        raw = scope.get("raw_path") or scope.get("path", "").encode()
+        sandbox = raw.startswith(SANDBOX_PREFIX.encode() + b"/")
+        headers.setdefault("content-security-policy", SANDBOX_CSP if sandbox else CSP)
         headers.setdefault("x-content-type-options", "nosniff")
         headers.setdefault("x-frame-options", "DENY")
         headers.setdefault("referrer-policy", "same-origin")
@@ -218,7 +209,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             exclude=["/api/", "/payments/notify", "/sandbox-pay/"],
         ),
         middleware=[
-            security_headers,
             DefineMiddleware(
                 SessionMiddleware,
                 store=store,
@@ -228,7 +218,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             ),
             language_middleware,
         ],
-        before_send=[security_headers_on_every_response],
+        before_send=[security_headers],
         exception_handlers={
             NotAuthorizedException: not_authorized,
             PermissionDeniedException: forbidden,

@@ -67,6 +67,13 @@ async def manifest() -> File:
     return File(path=STATIC_DIR / "manifest.webmanifest", media_type="application/manifest+json")
 
 
+@get("/favicon.ico", include_in_schema=False)
+async def favicon() -> File:
+    # Browsers ask for /favicon.ico on every page without a <link rel=icon> (e.g. the payment sandbox).
+    return File(path=STATIC_DIR / "icons" / "icon-192.png", media_type="image/png",
+                headers={"Cache-Control": "public, max-age=604800"})
+
+
 def _ping(session) -> bool:  # type: ignore[no-untyped-def]
     session.execute(text("SELECT 1"))
     return True
@@ -78,4 +85,4 @@ async def health(request: Request) -> dict[str, str]:
     return {"status": "ok"}
 
 
-router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, health])
+router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, favicon, health])
