@@ -1,5 +1,5 @@
 // EKP service worker: caches the app shell and pages marked for offline use (e.g. ticket pages).
-const CACHE = "ekp-v1";
+const CACHE = "ekp-v2";  // bump when vendor files (unversioned URLs) change
 const SHELL = ["/offline", "/static/css/app.css", "/static/js/app.js", "/static/vendor/htmx/htmx.min.js", "/static/icons/icon.svg"];
 
 self.addEventListener("install", (event) => {
@@ -17,13 +17,16 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET" || new URL(request.url).origin !== location.origin) return;
   const url = new URL(request.url);
   if (url.pathname.startsWith("/static/")) {
-    // Static files are versioned by ?v=hash: cache first.
+    // Static files are versioned by ?v=hash: the exact URL from the cache, else the network (a new
+    // version has a new URL); offline, any cached version of the file rather than nothing.
     event.respondWith(
-      caches.match(request, { ignoreSearch: true }).then((hit) => hit || fetch(request).then((response) => {
-        const copy = response.clone();
-        caches.open(CACHE).then((cache) => cache.put(request, copy));
+      caches.match(request).then((hit) => hit || fetch(request).then((response) => {
+        if (response.ok) {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(request, copy));
+        }
         return response;
-      }))
+      }).catch(() => caches.match(request, { ignoreSearch: true })))
     );
     return;
   }
@@ -50,7 +53,7 @@ self.addEventListener("message", (event) => {
     const url = new URL(raw, location.origin);
     if (url.origin !== location.origin) return;
     if (url.pathname.startsWith("/static/")) {
-      if (await cache.match(url.href, { ignoreSearch: true })) return;
+      if (await cache.match(url.href)) return;
       const response = await fetch(url.href);
       if (response.ok) await cache.put(url.href, response);
       return;
