@@ -7,13 +7,13 @@ from datetime import date, timedelta
 
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
-from litestar.response import Redirect, Response, Template
+from litestar.response import Response, Template
 
 from domain import five_plus_one as rules
 from domain.tariff_5p1 import TicketVariant
-from payments import GatewayError, GatewayTimeout, PaymentRequest
 from web import clock
 from web.billing import billing_policy
+from web.controllers.payments import send_to_payment_page
 from web.http import checked, current_user, flash, form_of, in_transaction, page, redirect, requires_role, settings_of
 from web.i18n import _
 from web.messages import message
@@ -89,27 +89,8 @@ async def buy(request: Request) -> Template | Response:
                                       checked(form, "auto_renew"))
     except service.PurchaseProblem as exc:
         return await _tab(request, 409, errors={exc.field: [message(exc.code)]}, values=values)
-    return await _send_to_payment_page(request, to_pay, save_card=True)
-
-
-async def _send_to_payment_page(request: Request, to_pay: service.PaymentToMake, *, save_card: bool) -> Response:
-    settings = settings_of(request)
-    back = f"{settings.base_url}/payments/return/{to_pay.reference}?back=/5plus1"
-    try:
-        created = await request.app.state.payments.gateway.create_payment(PaymentRequest(
-            amount=to_pay.amount, description=to_pay.description, payer_email=to_pay.payer_email,
-            payer_name=to_pay.payer_name, reference=to_pay.reference, success_url=back, error_url=back,
-            save_card=save_card))
-    except (GatewayError, GatewayTimeout) as exc:
-        log.warning("payment %s could not be created: %s", to_pay.reference, type(exc).__name__)
-        await in_transaction(request, service.payment_failed_to_start, to_pay.reference)
-        flash(request, message("5p1.gateway_unavailable"), "error")
-        return redirect("/5plus1")
-    from web.services.payments import record_gateway_ids
-
-    await in_transaction(request, record_gateway_ids, to_pay.reference, created.transaction_id, created.title,
-                         created.redirect_url)
-    return Redirect(path=created.redirect_url, status_code=303)
+    return await send_to_payment_page(request, to_pay, back="/5plus1", save_card=True,
+                                     unavailable_message=message("5p1.gateway_unavailable"))
 
 
 @post("/5plus1/pay/{month_id:int}", guards=passenger)
@@ -121,7 +102,8 @@ async def pay_now(request: Request, month_id: FromPath[int]) -> Response:
     except service.PurchaseProblem as exc:
         flash(request, message(exc.code), "error")
         return redirect("/5plus1")
-    return await _send_to_payment_page(request, to_pay, save_card=True)
+    return await send_to_payment_page(request, to_pay, back="/5plus1", save_card=True,
+                                     unavailable_message=message("5p1.gateway_unavailable"))
 
 
 @post("/5plus1/cancel", guards=passenger)

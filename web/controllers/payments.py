@@ -9,8 +9,10 @@ from litestar.params import FromPath
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 
-from payments import ACKNOWLEDGEMENT, GatewayError, GatewayTimeout, NotificationRejected, Refund
-from web.http import current_user, in_transaction, page, requires_login
+from litestar.response import Redirect
+
+from payments import ACKNOWLEDGEMENT, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest, Refund
+from web.http import current_user, flash, in_transaction, page, redirect, requires_login, settings_of
 from web.services import payments as records
 
 log = logging.getLogger("ekp.payments")
@@ -24,6 +26,28 @@ async def settle(request: Request, outcome: records.Outcome, source: str) -> Non
             await request.app.state.payments.gateway.refund(Refund(payment.gateway_transaction_id, reason="EKP"))
         except (GatewayError, GatewayTimeout):
             log.warning("refund of payment %s failed; reconciliation will report it", payment.id)
+
+
+async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, *, back: str, save_card: bool,
+                               unavailable_message: str) -> Response:
+    """Create the hosted payment recorded as `to_pay` and send the payer to the operator's page; the
+    payer comes back to /payments/return/<reference>, then to `back`. If the gateway cannot even
+    create it, the payment is failed (nothing was charged) and the payer is told on `back`."""
+    settings = settings_of(request)
+    return_url = f"{settings.base_url}/payments/return/{to_pay.reference}?back={back}"
+    try:
+        created = await request.app.state.payments.gateway.create_payment(PaymentRequest(
+            amount=to_pay.amount, description=to_pay.description, payer_email=to_pay.payer_email,
+            payer_name=to_pay.payer_name, reference=to_pay.reference, success_url=return_url,
+            error_url=return_url, save_card=save_card))
+    except (GatewayError, GatewayTimeout) as exc:
+        log.warning("payment %s could not be created: %s", to_pay.reference, type(exc).__name__)
+        await in_transaction(request, records.payment_failed_to_start, to_pay.reference)
+        flash(request, unavailable_message, "error")
+        return redirect(back)
+    await in_transaction(request, records.record_gateway_ids, to_pay.reference, created.transaction_id, created.title,
+                         created.redirect_url)
+    return Redirect(path=created.redirect_url, status_code=303)
 
 
 @post("/payments/notify", include_in_schema=False)

@@ -8,14 +8,13 @@ import logging
 
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
-from litestar.response import Redirect, Response, Template
+from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, format_pln, parse_pln
-from payments import GatewayError, GatewayTimeout, PaymentRequest
-from web.http import checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role, settings_of
+from web.http import checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
 from web.messages import message
 from web.services import purse as service
-from web.services.payments import record_gateway_ids
+from web.controllers.payments import send_to_payment_page
 
 log = logging.getLogger("ekp.purse")
 passenger = [requires_role("passenger")]
@@ -99,25 +98,8 @@ async def top_up(request: Request, card_id: FromPath[int]) -> Template | Respons
     if form.get("action") != "pay":
         return await _purse_page(request, quote=quote, quote_card=card_id, values=values)
     to_pay = await in_transaction(request, service.start_online_top_up, user.id, card_id, amount)  # type: ignore[union-attr]
-    return await _send_to_payment_page(request, to_pay)
-
-
-async def _send_to_payment_page(request: Request, to_pay: service.TopUpToPay) -> Response:
-    settings = settings_of(request)
-    back = f"{settings.base_url}/payments/return/{to_pay.reference}?back=/purse"
-    try:
-        created = await request.app.state.payments.gateway.create_payment(PaymentRequest(
-            amount=to_pay.amount, description=to_pay.description, payer_email=to_pay.payer_email,
-            payer_name=to_pay.payer_name, reference=to_pay.reference, success_url=back, error_url=back,
-            save_card=False))
-    except (GatewayError, GatewayTimeout) as exc:
-        log.warning("payment %s could not be created: %s", to_pay.reference, type(exc).__name__)
-        await in_transaction(request, service.top_up_failed_to_start, to_pay.reference)
-        flash(request, message("purse.gateway_unavailable"), "error")
-        return redirect("/purse")
-    await in_transaction(request, record_gateway_ids, to_pay.reference, created.transaction_id, created.title,
-                         created.redirect_url)
-    return Redirect(path=created.redirect_url, status_code=303)
+    return await send_to_payment_page(request, to_pay, back="/purse", save_card=False,
+                                     unavailable_message=message("purse.gateway_unavailable"))
 
 
 @post("/purse/{card_id:int}/loss", guards=passenger)

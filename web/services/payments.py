@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -45,8 +45,19 @@ class Outcome:
     error_code: str | None = None
 
 
+class HostedPayment(Protocol):
+    """A payment recorded on our side, ready to be created at the gateway's hosted page."""
+
+    reference: str
+    amount: int
+    description: str
+    payer_email: str
+    payer_name: str
+
+
 # purpose -> function(session, payment, outcome) -> Settled; registered by each business area.
 HANDLERS: dict[str, Callable[[Session, Payment, Outcome], Settled]] = {}
+
 # purpose -> function(session, payment, outcome): a card saved with a payment whose outcome was already
 # applied from a source that carries no card (the browser's return asks the gateway's status first).
 CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
@@ -122,6 +133,11 @@ def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Paym
         session.execute(update(Payment).where(Payment.id == payment.id).values(status=outcome.status, updated_at=clock.now()))
         session.refresh(payment)
     return payment, None
+
+
+def payment_failed_to_start(session: Session, reference: str) -> None:
+    """The gateway could not even create the payment: it failed, nothing was charged."""
+    apply_outcome(session, Outcome(reference=reference, status="failed", error_code="gateway_unavailable"), "created")
 
 
 def pending_payments(session: Session, older_than_seconds: int, limit: int = 500) -> list[Payment]:

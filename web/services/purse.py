@@ -647,11 +647,6 @@ def start_online_top_up(session: Session, user_id: int, card_id: int, payment: G
     return TopUpToPay(reference, payment, f"Doładowanie karty KKM {row.number}", user.email, user.full_name)
 
 
-def top_up_failed_to_start(session: Session, reference: str) -> None:
-    payment_records.apply_outcome(session, payment_records.Outcome(reference=reference, status="failed",
-                                                                   error_code="gateway_unavailable"), "created")
-
-
 def settle_top_up_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
     """Applied exactly once per payment: a paid top-up is booked with its bonus; if the card can no
     longer take it (blocked, void), the money goes back."""

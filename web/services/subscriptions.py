@@ -275,12 +275,6 @@ def _claim(session: Session, month: SubscriptionMonthRow, charging: Subscription
     return won == 1
 
 
-def payment_failed_to_start(session: Session, reference: str) -> None:
-    """The gateway could not even create the payment: the month is FAILED, nothing was charged."""
-    payment_records.apply_outcome(session, payment_records.Outcome(reference=reference, status="failed",
-                                                                   error_code="gateway_unavailable"), "created")
-
-
 # --- outcomes -------------------------------------------------------------------------------------
 
 def _issue_ticket(session: Session, row: Subscription5p1, month: SubscriptionMonthRow) -> Ticket:
