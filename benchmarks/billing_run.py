@@ -1,0 +1,221 @@
+"""How fast `charge_due_months` charges due 5+1 months against the in-process payment sandbox.
+
+Seeds N active subscriptions whose month 2 is due today (month 1 paid, a saved sandbox card token each),
+by direct inserts, then times one billing run: months/s and peak memory (tracemalloc of the run, and
+the process's max RSS). Runs on SQLite and, when EKP_TEST_POSTGRES_URL (or --postgres URL) is given,
+on PostgreSQL (in a throwaway database next to the given one).
+
+Run: uv run python benchmarks/billing_run.py [--counts 1000 10000 100000] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import calendar
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from payments.sandbox import Sandbox, SandboxSettings  # noqa: E402
+from payments.sandbox import store as sandbox_tables  # noqa: E402
+from web import clock  # noqa: E402
+from web.models import Card, Subscription5p1, SubscriptionMonthRow, User  # noqa: E402
+
+MONTHLY = 8000
+CHUNK = 5000
+
+
+def _month_before(day: date) -> date:
+    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def seed_due_months(engine: sa.Engine, sandbox_store: Any, count: int, *, today: date | None = None,
+                    starts_in_days: int = 2, behaviour: str = "succeeds", email_prefix: str = "bench") -> list[int]:
+    """`count` ACTIVE subscriptions (own user, resident card, saved sandbox token), month 1 PAID and
+    month 2 DUE starting `starts_in_days` from `today`: each has exactly one month to charge today.
+    Returns the subscription ids."""
+    today = today or clock.today()
+    month2_start = today + timedelta(days=starts_in_days)
+    first_day = _month_before(month2_start)
+    now = clock.now()
+    ids: list[int] = []
+    with engine.begin() as conn:
+        base = conn.execute(sa.select(sa.func.coalesce(sa.func.max(User.id), 0))).scalar_one()  # type: ignore[arg-type]
+    for start in range(0, count, CHUNK):
+        n = min(CHUNK, count - start)
+        numbers = range(base + start + 1, base + start + n + 1)
+        tokens = [f"sbx_tok_bench{i:012d}" for i in numbers]
+        with sandbox_store.engine.begin() as conn:
+            conn.execute(sa.insert(sandbox_tables.cards), [
+                {"token": t, "brand": "Visa", "last4": "1111", "exp_month": 12, "exp_year": today.year + 4,
+                 "behaviour": behaviour, "created_at": time.time()} for t in tokens])
+        with engine.begin() as conn:
+            conn.execute(sa.insert(User.__table__), [  # type: ignore[attr-defined]
+                {"id": i, "email": f"{email_prefix}{i}@example.pl", "first_name": "Jan", "last_name": f"Testowy{i}",
+                 "role": "passenger", "password_hash": "x", "pesel_hash": f"{i:064d}", "birth_date": date(1980, 1, 1),
+                 "language": "pl", "activated_at": now, "created_at": now} for i in numbers])
+            conn.execute(sa.insert(Card.__table__), [  # type: ignore[attr-defined]
+                {"id": i, "carrier_type": "KKM", "client_code": f"9{i:08d}", "holder_name": f"Jan Testowy{i}",
+                 "pesel_hash": f"{i:064d}", "resident_from": date(2020, 1, 1), "resident_until": date(2099, 12, 31),
+                 "has_resident_status": True, "blocked": False, "account_id": i, "linked_at": now, "updated_at": now}
+                for i in numbers])
+            conn.execute(sa.insert(Subscription5p1.__table__), [  # type: ignore[attr-defined]
+                {"id": i, "user_id": i, "card_id": i, "variant": "normal", "first_day": first_day, "auto_renew": True,
+                 "status": "active", "card_token": t, "card_brand": "Visa", "card_last4": "1111",
+                 "card_expiry": f"12/{today.year + 4}", "created_at": now} for i, t in zip(numbers, tokens)])
+            conn.execute(sa.insert(SubscriptionMonthRow.__table__), [  # type: ignore[attr-defined]
+                row for i in numbers for row in (
+                    {"subscription_id": i, "cycle": 1, "month_index": 1, "starts_on": first_day,
+                     "ends_on": month2_start - timedelta(days=1), "price": MONTHLY, "state": "paid", "attempts": 1,
+                     "next_attempt_on": None, "paid_on": first_day, "updated_at": now},
+                    {"subscription_id": i, "cycle": 1, "month_index": 2, "starts_on": month2_start,
+                     "ends_on": month2_start + timedelta(days=29), "price": MONTHLY, "state": "due", "attempts": 0,
+                     "next_attempt_on": None, "paid_on": None, "updated_at": now},
+                )])
+        ids.extend(numbers)
+    if engine.dialect.name == "postgresql":  # explicit ids were inserted: move the sequences past them
+        with engine.begin() as conn:
+            for table in ("users", "cards", "subscriptions_5p1"):
+                conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
+    return ids
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+class InstantGateway:
+    """Answers every token charge at once with PAID: isolates our side (planning, claiming, recording,
+    tickets, mail) from the gateway's. Counts charges per reference like the sandbox does."""
+
+    def __init__(self) -> None:
+        self.charges: dict[str, int] = {}
+
+    async def charge_token(self, charge: Any) -> Any:
+        from payments import ChargeResult, PaymentStatus
+
+        self.charges[charge.reference] = self.charges.get(charge.reference, 0) + 1
+        return ChargeResult(PaymentStatus.PAID, f"ta_{charge.reference}", f"TR-{len(self.charges)}", charge.reference,
+                            charge.amount)
+
+    def count_charges(self) -> int:
+        return sum(self.charges.values())
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _prepare_database(kind: str, workdir: Path, postgres_url: str | None) -> str:
+    from web.migrate import upgrade
+    from web.settings import load_settings
+
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / 'ekp-bench.db'}"
+    else:
+        from sqlalchemy.engine import make_url
+
+        assert postgres_url
+        base = make_url(postgres_url)
+        name = f"{base.database or 'ekp'}_billing_bench"
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = base.set(database=name).render_as_string(hide_password=False)
+    upgrade(load_settings(_env(workdir, url)))
+    return url
+
+
+def _env(workdir: Path, url: str) -> dict[str, str]:
+    return {"EKP_ENV": "test", "EKP_VAR_DIR": str(workdir / "var"), "EKP_DATABASE_URL": url,
+            "EKP_BASE_URL": "http://bench.local", "EKP_SECRET_KEY": "11" * 32, "EKP_PESEL_KEY": "22" * 32,
+            "EKP_SCHEDULER": "false"}
+
+
+def run_once(kind: str, count: int, postgres_url: str | None, concurrency: int, gateway_kind: str = "sandbox") -> dict[str, Any]:
+    from web.app_state import set_settings
+    from web.billing import charge_due_months
+    from web.db import make_engine
+    from web.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="ekp-billing-bench-") as tmp:
+        workdir = Path(tmp)
+        url = _prepare_database(kind, workdir, postgres_url)
+        settings = load_settings(_env(workdir, url))
+        set_settings(settings)
+        engine = make_engine(url)
+        # No notification URL: the sandbox answers token charges synchronously and queues no webhooks,
+        # so the run measures our side plus the gateway round trip, not a delivery loop.
+        # The sandbox stands in for Tpay's servers: its own SQLite file (a commit per API call, fsynced)
+        # goes to tmpfs when there is one, so the run measures our side rather than the sandbox's disk.
+        sandbox_dir = Path(tempfile.mkdtemp(prefix="ekp-sandbox-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+        sandbox = Sandbox(SandboxSettings(public_url="http://bench.local/sandbox-pay", db_path=str(sandbox_dir / "sandbox.db")))
+        t0 = time.perf_counter()
+        seed_due_months(engine, sandbox.store, count)
+        seeded = time.perf_counter() - t0
+
+        instant = InstantGateway() if gateway_kind == "instant" else None
+
+        async def charge() -> Any:
+            gateway = instant if instant is not None else sandbox.gateway(notification_url="")
+            try:
+                return await charge_due_months(engine, gateway, settings, concurrency=concurrency)
+            finally:
+                await gateway.aclose()
+
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        report = asyncio.run(charge())
+        elapsed = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        charged = instant.count_charges() if instant is not None else sandbox.count_charges()
+        with engine.connect() as conn:
+            paid = conn.execute(sa.text("SELECT COUNT(*) FROM subscription_months WHERE month_index = 2 AND state = 'paid'")).scalar_one()
+        engine.dispose()
+        sandbox.close()
+        shutil.rmtree(sandbox_dir, ignore_errors=True)
+        assert report.charged == count == charged == paid, (report, charged, paid)
+        return {"db": kind, "gateway": gateway_kind, "months": count, "seconds": elapsed, "rate": count / elapsed, "seed_s": seeded,
+                "peak_mib": peak / 2**20, "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--postgres", default=os.environ.get("EKP_TEST_POSTGRES_URL"))
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--gateway", choices=["sandbox", "instant", "both"], default="sandbox",
+                        help="sandbox: the in-process Tpay-style sandbox; instant: a stub that answers PAID at once")
+    args = parser.parse_args(argv)
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    if "postgres" in kinds and not args.postgres:
+        print("PostgreSQL skipped: set EKP_TEST_POSTGRES_URL or pass --postgres URL")
+        kinds.remove("postgres")
+    gateways = ["sandbox", "instant"] if args.gateway == "both" else [args.gateway]
+    print(f"{'db':9} {'gateway':8} {'months':>8} {'seconds':>9} {'months/s':>9} {'peak MiB':>9} {'max RSS MiB':>12} {'seed s':>7}")
+    for kind in kinds:
+        for gateway in gateways:
+            for count in args.counts:
+                r = run_once(kind, count, args.postgres, args.concurrency, gateway)
+                print(f"{r['db']:9} {r['gateway']:8} {r['months']:>8} {r['seconds']:>9.2f} {r['rate']:>9.0f} {r['peak_mib']:>9.1f} "
+                      f"{r['maxrss_mib']:>12.0f} {r['seed_s']:>7.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
