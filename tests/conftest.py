@@ -225,6 +225,16 @@ def _reset_clock() -> Iterator[None]:
     web_clock.reset()
 
 
+@pytest.fixture(autouse=True)
+def _forget_cached_users() -> Iterator[None]:
+    """Tables are emptied between tests and ids start again at 1: no user may outlive its test."""
+    from web import http
+
+    http._user_cache.clear()
+    yield
+    http._user_cache.clear()
+
+
 @pytest.fixture
 def clock() -> Any:
     """`web.clock`: `clock.travel(timedelta(hours=3))` moves the app's time; reset after each test."""

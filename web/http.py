@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -65,13 +66,35 @@ def _load_user(session: Session, user_id: int, stamp: str | None) -> User | None
     return user
 
 
+# Users just loaded, per process, for a moment: a page view that follows another within USER_CACHE_SECONDS
+# skips one database round trip. Treat cached users as read-only. A password change, reset or erasure
+# forgets the user here at once; other processes notice within USER_CACHE_SECONDS.
+USER_CACHE_SECONDS = 2.0
+_user_cache: dict[tuple[int, str | None], tuple[float, User]] = {}
+
+
+def forget_user(user_id: int) -> None:
+    for key in [k for k in _user_cache if k[0] == user_id]:
+        _user_cache.pop(key, None)
+
+
 async def current_user(request: ASGIConnection) -> User | None:
     if "user" in request.state:
         return request.state.user
     user = None
     session = request.scope.get("session")
     if isinstance(session, dict) and isinstance(session.get("uid"), int):
-        user = await in_transaction(request, _load_user, session["uid"], session.get("pwd"))
+        key = (session["uid"], session.get("pwd"))
+        cached = _user_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            user = cached[1]
+        else:
+            user = await in_transaction(request, _load_user, *key)
+            if user is not None:
+                if len(_user_cache) > 10_000:
+                    _user_cache.clear()
+                _user_cache[key] = (now + USER_CACHE_SECONDS, user)
         if user is None:
             session.clear()
     request.state.user = user

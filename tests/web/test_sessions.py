@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.conftest import set_cookie_headers
+from tests.conftest import DEFAULT_PASSWORD, set_cookie_headers
 from web.models import StoreEntry
 
 
@@ -80,3 +80,17 @@ def test_deleted_account_session_is_gone(logged_in, db):
     with transaction(db.engine) as session:
         session.delete(session.get(User, user.id))
     assert browser.get("/account", follow_redirects=False).status_code == 303
+
+
+def test_password_change_ends_other_sessions_at_once_despite_the_user_cache(browser, new_browser, users):
+    """The short per-process user cache must not keep a session alive after a password change."""
+    users.create("cache@example.pl")
+    browser.login("cache@example.pl")
+    other = new_browser()
+    other.login("cache@example.pl")
+    assert other.get("/account").status_code == 200  # cached now
+    changed = browser.submit("/account", {"current_password": DEFAULT_PASSWORD, "password": "NoweHaslo1", "password_repeat": "NoweHaslo1"},
+                   action="/account/password")
+    assert changed.status_code == 303, changed.text[:2000]
+    response = other.get("/account", follow_redirects=False)
+    assert response.status_code in (302, 303) and "/login" in response.headers["location"]

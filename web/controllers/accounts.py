@@ -25,6 +25,7 @@ from web.http import (
     client_ip,
     current_user,
     flash,
+    forget_user,
     form_of,
     in_transaction,
     login_session,
@@ -269,21 +270,23 @@ async def reset_submit(request: Request, token: FromPath[str]) -> Template | Res
     if check.state is not LinkState.VALID:
         return await page(request, "accounts/reset.html", status_code=410, token=token,
                           state=check.state.value if check.state else "unknown", errors={})
+    if check.user is not None:
+        forget_user(check.user.id)  # type: ignore[arg-type]
     request.scope["session"].clear()
     flash(request, _("Hasło zostało zmienione. Zaloguj się nowym hasłem."), "success")
     return redirect("/login")
 
 
-def _account_view(session, settings, user_id):  # type: ignore[no-untyped-def]
-    user = session.get(User, user_id)
-    masked = mask_pesel(decrypt_pesel(settings.pesel_key, user.pesel_encrypted)) if user.pesel_encrypted else None
-    return {"masked_pesel": masked}
+def _account_view(request: Request, user: User) -> dict[str, str | None]:
+    """What the account page shows beyond the user row (already loaded for this request)."""
+    key = settings_of(request).pesel_key
+    return {"masked_pesel": mask_pesel(decrypt_pesel(key, user.pesel_encrypted)) if user.pesel_encrypted else None}
 
 
 @get("/account", guards=[requires_login])
 async def account_page(request: Request) -> Template:
     user = await current_user(request)
-    view = await in_transaction(request, _account_view, settings_of(request), user.id)  # type: ignore[union-attr]
+    view = _account_view(request, user)  # type: ignore[arg-type]
     return await page(request, "accounts/account.html", errors={}, **view)
 
 
@@ -315,10 +318,11 @@ async def account_password(request: Request) -> Template | Response:
         if changed is None:
             errors["current_password"] = [message("password.wrong")]
         else:
+            forget_user(changed.id)
             login_session(request, changed, bool(request.scope["session"].get("_remember")))
             flash(request, _("Hasło zostało zmienione."), "success")
             return redirect("/account")
-    view = await in_transaction(request, _account_view, settings_of(request), user.id)  # type: ignore[union-attr]
+    view = _account_view(request, user)  # type: ignore[arg-type]
     return await page(request, "accounts/account.html", status_code=422, errors=errors, **view)
 
 
@@ -342,11 +346,12 @@ async def account_delete(request: Request) -> Template | Response:
     if not errors:
         erased = await in_transaction(request, _erase, user.id, form.get("delete_password", ""), client_ip(request))  # type: ignore[union-attr]
         if erased:
+            forget_user(user.id)  # type: ignore[union-attr]
             request.scope["session"].clear()
             request.scope["session"]["_flash"] = [{"message": _("Konto zostało usunięte wraz z danymi osobowymi."), "category": "info"}]
             return redirect("/")
         errors["delete_password"] = [message("password.wrong")]
-    view = await in_transaction(request, _account_view, settings_of(request), user.id)  # type: ignore[union-attr]
+    view = _account_view(request, user)  # type: ignore[arg-type]
     return await page(request, "accounts/account.html", status_code=422, errors=errors, **view)
 
 
