@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from web import i18n, jobs
 from web.app_state import set_settings
-from web.controllers import accounts, cards, dev, five_plus_one, pages
+from web.controllers import accounts, cards, desk, dev, five_plus_one, pages
 from web.controllers import payments as payment_pages
 from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
@@ -173,6 +173,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         pages.router,
         accounts.router,
         cards.router,
+        desk.router,
         five_plus_one.router,
         payment_pages.router,
         devices.router, purse_pages.router, simulators.router,

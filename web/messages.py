@@ -161,4 +161,14 @@ MESSAGES.update({
 })
 MESSAGES.update({
     "purse.blocked_from": N_("Karta będzie zablokowana od %(at)s; środki na niej przeniesiemy na nową kartę w Punkcie Obsługi Klienta."),
+    "desk.no_such_card": N_("Nie ma karty o tym numerze."),
+    "desk.no_such_account": N_("Nie ma konta pasażera z tym adresem e-mail."),
+    "desk.amount_format": N_("Podaj kwotę w złotych, np. 20 albo 20,50."),
+    "desk.identity_required": N_("Potwierdź, że sprawdzono dokument tożsamości (lub numer klienta, imię, nazwisko i PESEL przy zgłoszeniu telefonicznym)."),
+    "desk.new_number_format": N_("Numer nowej karty to od 4 do 20 cyfr."),
+    "desk.new_number_taken": N_("Karta o tym numerze już istnieje."),
+    "desk.already_yours": N_("Ta karta jest już przypisana do tego konta."),
+    "desk.linked_elsewhere": N_("Ta karta jest przypisana do innego konta. Najpierw trzeba ją odłączyć od tamtego konta."),
+    "purse.not_blocked": N_("Saldo można przenieść dopiero, gdy karta jest zablokowana (od 08:00 dnia następnego po zgłoszeniu utraty)."),
+    "purse.same_card": N_("Nowa karta musi mieć inny numer."),
 })

@@ -1,0 +1,125 @@
+"""The customer-service desk for staff (BOK/POK): e-purse cards and linking cards after an ID check."""
+
+from __future__ import annotations
+
+from litestar import Request, Router, get, post
+from litestar.params import FromPath
+from litestar.response import Response, Template
+
+from domain.cards import LinkOutcome, client_code_problem
+from domain.carriers import UnknownCarrierType, carrier_choices, carrier_type_from_code
+from domain.money import MoneyFormatError, parse_pln
+from web.http import checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
+from web.i18n import _
+from web.messages import message
+from web.services import desk as service
+from web.services.purse import purse_tariff
+
+staff = [requires_role("staff")]
+
+
+async def _desk(request: Request, status: int = 200, **context: object) -> Template:
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    return await page(request, "desk/index.html", status_code=status, carriers=carrier_choices(), **context)
+
+
+async def _card_page(request: Request, number: str, status: int = 200, **context: object) -> Template:
+    card = await in_transaction(request, service.find_purse_card, number)
+    if card is None:
+        return await _desk(request, 404, errors={"number": [message("desk.no_such_card")]}, values={"number": number})
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    return await page(request, "desk/purse.html", status_code=status, card=card,
+                      minimum=purse_tariff().top_up.service_point_minimum, **context)
+
+
+@get("/desk", guards=staff)
+async def desk(request: Request) -> Template | Response:
+    number = request.query_params.get("number", "").strip()
+    if number:
+        return await _card_page(request, number)
+    return await _desk(request)
+
+
+@get("/desk/purse/{number:str}", guards=staff)
+async def purse_card(request: Request, number: FromPath[str]) -> Template:
+    return await _card_page(request, number)
+
+
+@post("/desk/purse/{number:str}/top-up", guards=staff)
+async def top_up(request: Request, number: FromPath[str]) -> Template:
+    user = await current_user(request)
+    form = await form_of(request)
+    try:
+        amount = parse_pln(form.get("amount", ""))
+    except MoneyFormatError:
+        return await _card_page(request, number, 422, errors={"amount": [message("desk.amount_format")]},
+                                values={"amount": form.get("amount", "")})
+    try:
+        receipt = await in_transaction(request, service.cash_top_up, user.id, number, amount, client_ip(request))  # type: ignore[union-attr]
+    except service.DeskProblem as exc:
+        return await _card_page(request, number, 422, errors={"amount": [message(exc.code)]},
+                                values={"amount": form.get("amount", "")})
+    return await _card_page(request, number, receipt=receipt)
+
+
+@post("/desk/purse/{number:str}/loss", guards=staff)
+async def report_loss(request: Request, number: FromPath[str]) -> Template | Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    if not checked(form, "identity_checked"):
+        return await _card_page(request, number, 422, errors={"identity_checked": [message("desk.identity_required")]})
+    try:
+        blocked_from = await in_transaction(request, service.report_loss, user.id, number, client_ip(request))  # type: ignore[union-attr]
+    except service.DeskProblem as exc:
+        return await _card_page(request, number, 422, errors={"loss": [message(exc.code)]})
+    flash(request, _("Zgłoszono utratę karty. Karta zostanie zablokowana %(at)s.", at=blocked_from.strftime("%d.%m.%Y %H:%M")), "success")
+    return redirect(f"/desk/purse/{number}")
+
+
+@post("/desk/purse/{number:str}/replace", guards=staff)
+async def replace(request: Request, number: FromPath[str]) -> Template | Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    new_number = form.get("new_number", "")
+    try:
+        new_card = await in_transaction(request, service.replace_card, user.id, number, new_number, client_ip(request))  # type: ignore[union-attr]
+    except service.DeskProblem as exc:
+        return await _card_page(request, number, 422, errors={"new_number": [message(exc.code)]},
+                                values={"new_number": new_number})
+    flash(request, _("Wydano nową kartę %(number)s; przeniesiono saldo.", number=new_card.number), "success")
+    return redirect(f"/desk/purse/{new_card.number}")
+
+
+@post("/desk/link-card", guards=staff)
+async def link_card(request: Request) -> Template | Response:
+    user = await current_user(request)
+    form = await form_of(request)
+    values = {k: form.get(k, "").strip() for k in ("email", "carrier_type", "client_code")}
+    errors: dict[str, list[str]] = {}
+    carrier_type = None
+    try:
+        carrier_type = carrier_type_from_code(values["carrier_type"])
+    except UnknownCarrierType:
+        errors["carrier_type"] = [message("carrier_type.required")]
+    if code := client_code_problem(values["client_code"]):
+        errors["client_code"] = [message(code)]
+    if not values["email"]:
+        errors["email"] = [message("email.required")]
+    if not checked(form, "identity_checked"):
+        errors["identity_checked"] = [message("desk.identity_required")]
+    if errors or carrier_type is None:
+        return await _desk(request, 422, errors=errors, values=values)
+    try:
+        outcome, _account, card = await in_transaction(request, service.link_card_for, user.id, values["email"],  # type: ignore[union-attr]
+                                                       carrier_type, values["client_code"], client_ip(request))
+    except service.DeskProblem as exc:
+        return await _desk(request, 422, errors={"form": [message(exc.code)]}, values=values)
+    if outcome is not LinkOutcome.MATCH:
+        return await _desk(request, 409, errors={"form": [message(f"desk.{outcome.value}")]}, values=values)
+    flash(request, _("Karta %(code)s została przypisana do konta %(email)s.", code=card.client_code, email=values["email"]), "success")
+    return redirect("/desk")
+
+
+router = Router(path="/", route_handlers=[desk, purse_card, top_up, report_loss, replace, link_card])
