@@ -12,7 +12,7 @@ over N rounds (median, p95, min, max in milliseconds):
 The first call (loading and compiling the wasm) is reported separately. Server-side throughput of
 signing and verifying records is in benchmarks/ticket_records.py (run it with --records here too).
 
-Run: uv run python benchmarks/aztec_browser.py [--draws 200] [--records]
+Run: .venv/bin/python benchmarks/aztec_browser.py [--draws 200] [--records]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ against a fast server, so the table shows how busy it was (client CPU). `asyncio
 keep-alive HTTP/1.1 client on asyncio streams, about ten times lighter; `wrk` uses wrk(1) when it
 is installed (`apt-get install wrk`). Only 127.0.0.1 is ever targeted.
 
-Run: uv run python benchmarks/http_load.py [--concurrency 32] [--duration 10] [--repeats 3] [--tool httpx|asyncio|wrk]
+Run: .venv/bin/python benchmarks/http_load.py [--concurrency 32] [--duration 10] [--repeats 3] [--tool httpx|asyncio|wrk]
 """
 
 from __future__ import annotations

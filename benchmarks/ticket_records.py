@@ -1,6 +1,6 @@
 """Throughput of the mobile-ticket record and its Aztec code (median of several runs).
 
-Run: uv run python benchmarks/ticket_records.py [--runs 5] [--seconds 0.5]
+Run: .venv/bin/python benchmarks/ticket_records.py [--runs 5] [--seconds 0.5]
 """
 
 from __future__ import annotations
