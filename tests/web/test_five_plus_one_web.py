@@ -423,3 +423,18 @@ def test_r_5p1_6_two_ekp_billing_run_processes_charge_each_month_once(db_backend
     assert store.count_charges() == count
     assert db.count(Ticket) == count
     store.close()
+
+
+def test_r_5p1_9_confirmation_on_screen_and_by_mail_and_the_ticket_on_the_tab(shop: Shop, browser: Browser, mails: Outbox,
+                                                                                db) -> None:
+    user, card = shop.resident(browser)
+    purchase = bought(shop, browser, card, clock.today())  # valid from today
+    screen = page_text(shop.come_back(browser, purchase).text)
+    assert "Płatność przyjęta" in screen
+    mail = mails.last(user.email)
+    assert mail.subject == CONFIRMATION_SUBJECT
+    assert "Pierwszy miesiąc jest opłacony" in mail.text and "/5plus1" in mail.text
+    assert "<table" in mail.html  # the schedule, in the HTML part too
+    tab = page_text(browser.get("/5plus1").text)
+    assert "Aktywny bilet" in tab and "miesiąc 1 z 6" in tab
+    assert db.count(Ticket) == 1
