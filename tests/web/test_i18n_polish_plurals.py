@@ -25,3 +25,12 @@ def test_polish_catalog_leaves_singular_messages_alone():
         assert i18n.gettext("Moje karty") == "Moje karty"
     finally:
         i18n.current_language.reset(token)
+
+
+@pytest.mark.parametrize(("n", "text"), [(1, "1 godzinę"), (3, "3 godziny"), (5, "5 godzin"), (24, "24 godziny"), (72, "72 godziny")])
+def test_polish_plural_forms_of_link_validity(n, text):
+    token = i18n.current_language.set("pl")
+    try:
+        assert i18n.ngettext("%(num)s godzinę", "%(num)s godzin", n) == text
+    finally:
+        i18n.current_language.reset(token)
