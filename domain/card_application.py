@@ -250,7 +250,9 @@ def may_apply_for(kind: CardKind, cards_held: Iterable[PurseCard], now: datetime
 # --------------------------------------------------------------------------- R-KKM-2 deposit
 
 
-def deposit_due(kind: CardKind, entitlement: Entitlement = Entitlement.NONE, *, deposit: Grosze = CARD_DEPOSIT) -> Grosze:
+def deposit_due(
+    kind: CardKind, entitlement: Entitlement = Entitlement.NONE, *, deposit: Grosze = CARD_DEPOSIT
+) -> Grosze:
     """The deposit paid with the application: 12 zł, none for people entitled to free rides."""
     if kind is CardKind.BEARER and entitlement is not Entitlement.NONE:
         raise ValueError("a bearer card always rides at the normal fare")
