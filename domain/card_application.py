@@ -8,10 +8,9 @@ Readings of the operator's rules made here (the seed is silent or ambiguous):
 - "15 business days of the application": counted from the day after the application date
   (Civil Code art. 111 §2), so the card is due on the 15th business day after it. Business days
   are Monday..Friday that are not statutory public holidays (`polish_public_holidays`).
-- Collection: RULES.md/the brief count the 30 calendar days from the day the card is *ready*
-  (`collect_by(ready_on)`); the Polish seed says "30 dni kalendarzowych od daty złożenia
-  wniosku" (from the application date). Pass the application date to `collect_by` to apply the
-  seed's reading. A deadline whose last day falls on a Saturday, Sunday or public holiday ends on
+- Collection: the 30 calendar days run from the application date, as the Polish seed says
+  twice ("30 dni kalendarzowych od daty złożenia wniosku"); RULES.md does not say from when.
+  A deadline whose last day falls on a Saturday, Sunday or public holiday ends on
   the next business day (Civil Code art. 115): the service points are closed then.
 - Electronic photo "min. 320x240": at least 320 px on the long side and 240 px on the short side
   (a portrait 240×320 photo qualifies; the printed photo is 2.5 × 3 cm, i.e. portrait).
@@ -419,16 +418,18 @@ def ready_by(application_date: date, *, business_days: int = ISSUE_BUSINESS_DAYS
     return add_business_days(application_date, business_days)
 
 
-def collect_by(ready_on: date, *, calendar_days: int = COLLECTION_CALENDAR_DAYS) -> date:
-    """The last day to collect a card ready on `ready_on`: 30 calendar days later, moved to the
-    next business day when that is a weekend day or a holiday (Civil Code art. 115) (R-KKM-4)."""
-    return next_business_day(ready_on + timedelta(days=calendar_days))
+def collect_by(applied_on: date, *, calendar_days: int = COLLECTION_CALENDAR_DAYS) -> date:
+    """The last day to collect a card applied for on `applied_on` (R-KKM-4): the operator's rules count
+    the 30 calendar days from the date of the application ("30 dni kalendarzowych od daty złożenia
+    wniosku"), moved to the next business day when that is a weekend day or a holiday (Civil Code
+    art. 115). The card is ready within 15 business days (`ready_by`), so about a week is left."""
+    return next_business_day(applied_on + timedelta(days=calendar_days))
 
 
-def uncollected(ready_on: date, *, collected_on: date | None, today: date) -> bool:
+def uncollected(applied_on: date, *, collected_on: date | None, today: date) -> bool:
     """Whether the card is invalidated and its deposit forfeited for not being collected in time
     (R-KKM-4): the collection deadline has passed by `today` without it being collected by then."""
-    deadline = collect_by(ready_on)
+    deadline = collect_by(applied_on)
     if collected_on is not None and collected_on <= deadline and collected_on <= today:
         return False
     return today > deadline

@@ -360,13 +360,13 @@ def test_r_kkm_4_christmas_and_new_year_2025() -> None:
 
 
 def test_r_kkm_4_collect_within_30_calendar_days() -> None:
-    ready_on = date(2026, 4, 14)
-    assert collect_by(ready_on) == date(2026, 5, 14)  # a Thursday: the 30th day itself
-    assert not uncollected(ready_on, collected_on=None, today=date(2026, 5, 14))
-    assert uncollected(ready_on, collected_on=None, today=date(2026, 5, 15))
-    assert not uncollected(ready_on, collected_on=date(2026, 5, 14), today=date(2026, 9, 1))
-    assert uncollected(ready_on, collected_on=date(2026, 5, 15), today=date(2026, 9, 1))  # too late
-    assert not uncollected(ready_on, collected_on=date(2026, 6, 1), today=date(2026, 5, 1))  # not due yet
+    applied_on = date(2026, 4, 14)
+    assert collect_by(applied_on) == date(2026, 5, 14)  # a Thursday: the 30th day itself
+    assert not uncollected(applied_on, collected_on=None, today=date(2026, 5, 14))
+    assert uncollected(applied_on, collected_on=None, today=date(2026, 5, 15))
+    assert not uncollected(applied_on, collected_on=date(2026, 5, 14), today=date(2026, 9, 1))
+    assert uncollected(applied_on, collected_on=date(2026, 5, 15), today=date(2026, 9, 1))  # too late
+    assert not uncollected(applied_on, collected_on=date(2026, 6, 1), today=date(2026, 5, 1))  # not due yet
 
 
 def test_r_kkm_4_collection_deadline_on_a_closed_day_moves_to_next_business_day() -> None:
@@ -377,8 +377,8 @@ def test_r_kkm_4_collection_deadline_on_a_closed_day_moves_to_next_business_day(
 
 
 def test_r_kkm_4_uncollected_card_forfeits_the_deposit() -> None:
-    ready_on = date(2026, 4, 14)
-    assert uncollected(ready_on, collected_on=None, today=date(2026, 5, 15))
+    applied_on = date(2026, 4, 14)
+    assert uncollected(applied_on, collected_on=None, today=date(2026, 5, 15))
     assert deposit_refund(CardEnd.NOT_COLLECTED, deposit_paid=CARD_DEPOSIT) == 0
 
 
@@ -393,7 +393,7 @@ def test_r_kkm_4_ready_by_is_a_business_day_15_business_days_on(applied: date) -
 
 @given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31)))
 def test_r_kkm_4_collect_by_is_a_business_day_at_least_30_days_on(ready_on: date) -> None:
-    deadline = collect_by(ready_on)
+    deadline = collect_by(applied_on)
     assert is_business_day(deadline)
     assert 30 <= (deadline - ready_on).days <= 30 + 5  # longest closed run: 24..26 Dec + weekend
 
