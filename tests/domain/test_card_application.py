@@ -392,10 +392,10 @@ def test_r_kkm_4_ready_by_is_a_business_day_15_business_days_on(applied: date) -
 
 
 @given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31)))
-def test_r_kkm_4_collect_by_is_a_business_day_at_least_30_days_on(ready_on: date) -> None:
+def test_r_kkm_4_collect_by_is_a_business_day_at_least_30_days_on(applied_on: date) -> None:
     deadline = collect_by(applied_on)
     assert is_business_day(deadline)
-    assert 30 <= (deadline - ready_on).days <= 30 + 5  # longest closed run: 24..26 Dec + weekend
+    assert 30 <= (deadline - applied_on).days <= 30 + 5  # longest closed run: 24..26 Dec + weekend
 
 
 @given(st.integers(min_value=1900, max_value=2200))
