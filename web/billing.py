@@ -2,6 +2,11 @@
 
 Safe to run on many nodes at once: each month is claimed by compare-and-set before its charge, the
 gateway gets an idempotency key per attempt, and outcomes are applied once (web.services.payments).
+
+Subscriptions are taken in batches: one transaction (and one worker-thread hop) reviews a batch,
+claims its due months and records their payments; the charges then go to the gateway concurrently;
+one more transaction applies the batch's answers. A crash anywhere leaves claimed months CHARGING
+with a pending payment, which the next run asks the gateway about again with the same reference.
 """
 
 from __future__ import annotations
@@ -11,15 +16,18 @@ from dataclasses import dataclass
 
 import anyio
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from domain.five_plus_one import BillingPolicy
-from payments import GatewayError, GatewayTimeout, PaymentGateway, TokenCharge
+from payments import ChargeResult, GatewayError, GatewayTimeout, PaymentGateway, TokenCharge
 from web.db import transaction
 from web.services import payments as records
 from web.services import subscriptions
 from web.settings import Settings
 
 log = logging.getLogger("ekp.billing")
+
+CONFLICT_RETRIES = 3  # a batch that collided with another billing run is read again this many times
 
 
 def billing_policy(settings: Settings) -> BillingPolicy:
@@ -47,40 +55,89 @@ def _in_tx(engine: Engine, fn, *args):  # type: ignore[no-untyped-def]
         return fn(session, *args)
 
 
-async def _charge(engine: Engine, gateway: PaymentGateway, charge: subscriptions.ChargeToMake, report: BillingReport) -> None:
+def _claim_batch(engine: Engine, ids: list[int], policy: BillingPolicy) -> list[subscriptions.ChargeToMake]:
+    """Review a batch of subscriptions and claim what is due, in one transaction.
+
+    Another run working on the same rows at the same moment can make the transaction fail (a month it
+    planned first, a deadlock, a busy database): nothing of it was kept, so the batch is read again and
+    the compare-and-set skips what the other run took. After repeated collisions, one by one."""
+    for _ in range(CONFLICT_RETRIES):
+        try:
+            return _in_tx(engine, subscriptions.prepare_subscriptions, ids, policy)
+        except (IntegrityError, OperationalError) as exc:
+            log.info("billing batch after id %s collided with another run (%s); reading it again", ids[0], type(exc).__name__)
+    charges: list[subscriptions.ChargeToMake] = []
+    for sub_id in ids:
+        charges.extend(_in_tx(engine, subscriptions.prepare_subscription, sub_id, policy))
+    return charges
+
+
+def _apply_batch(engine: Engine, outcomes: list[records.Outcome]) -> None:
+    """Apply a batch of gateway answers in one transaction; if that fails, each in its own (as a
+    webhook would), so one bad answer cannot hold back the others. Unapplied answers leave their
+    payment pending: the next run asks again."""
     try:
-        result = await gateway.charge_token(TokenCharge(
+        applied = _in_tx(engine, records.apply_outcomes, outcomes, "charge")
+    except Exception:  # noqa: BLE001 - the batch failed as a whole; retried one by one below
+        log.exception("applying %d charge outcomes together failed; applying them one by one", len(outcomes))
+        applied = []
+        for outcome in outcomes:
+            try:
+                applied.extend(_in_tx(engine, records.apply_outcomes, [outcome], "charge"))
+            except Exception:  # noqa: BLE001 - stays pending; the next run asks the gateway again
+                log.exception("charge %s: outcome not applied; the next run asks again", outcome.reference)
+    for result in applied:
+        if result.rejected:
+            log.error("charge %s: outcome refused (%s)", result.outcome.reference, result.rejected)
+
+
+async def _ask_gateway(gateway: PaymentGateway, charge: subscriptions.ChargeToMake) -> ChargeResult | None:
+    try:
+        return await gateway.charge_token(TokenCharge(
             token=charge.token, amount=charge.amount, description=charge.description, reference=charge.reference,
             payer_email=charge.payer_email, payer_name=charge.payer_name))
     except (GatewayTimeout, GatewayError) as exc:
         # Unknown outcome: the payment stays pending and the month CHARGING; the next run asks again
         # with the same reference, which the gateway answers without charging twice.
         log.warning("charge %s: no answer from the gateway (%s)", charge.reference, type(exc).__name__)
-        report.unanswered += 1
+        return None
+
+
+async def _charge_all(engine: Engine, gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
+                      limiter: anyio.CapacityLimiter, report: BillingReport) -> None:
+    """Send a batch's charges concurrently, then apply their answers together."""
+    if not charges:
         return
-    outcome = records.outcome_from_gateway(result)
-    await anyio.to_thread.run_sync(_in_tx, engine, records.apply_outcome, outcome, "charge")
-    if result.paid:
-        report.charged += 1
-    else:
-        report.declined += 1
+    results: list[ChargeResult | None] = [None] * len(charges)
+
+    async def ask(i: int, charge: subscriptions.ChargeToMake) -> None:
+        async with limiter:
+            results[i] = await _ask_gateway(gateway, charge)
+
+    async with anyio.create_task_group() as tg:
+        for i, charge in enumerate(charges):
+            tg.start_soon(ask, i, charge)
+    answered = [r for r in results if r is not None]
+    report.unanswered += len(results) - len(answered)
+    if answered:
+        await anyio.to_thread.run_sync(_apply_batch, engine, [records.outcome_from_gateway(r) for r in answered])
+    for result in answered:
+        if result.paid:
+            report.charged += 1
+        else:
+            report.declined += 1
 
 
 async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: Settings, *,
-                            batch: int = 500, concurrency: int = 8) -> BillingReport:
+                            batch: int = 200, concurrency: int = 8) -> BillingReport:
     """Review every open subscription, plan and charge what is due today (R-5P1-4..6)."""
     policy = billing_policy(settings)
     report = BillingReport()
     limiter = anyio.CapacityLimiter(concurrency)
 
-    async def charge_limited(charge: subscriptions.ChargeToMake) -> None:
-        async with limiter:
-            await _charge(engine, gateway, charge, report)
-
     stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
-    async with anyio.create_task_group() as tg:
-        for charge in stuck:
-            tg.start_soon(charge_limited, charge)
+    for start in range(0, len(stuck), batch):
+        await _charge_all(engine, gateway, stuck[start:start + batch], limiter, report)
 
     after = 0
     while True:
@@ -88,10 +145,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
         if not ids:
             break
         after = ids[-1]
-        async with anyio.create_task_group() as tg:
-            for sub_id in ids:
-                report.subscriptions += 1
-                charges = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.prepare_subscription, sub_id, policy)
-                for charge in charges:
-                    tg.start_soon(charge_limited, charge)
+        report.subscriptions += len(ids)
+        charges = await anyio.to_thread.run_sync(_claim_batch, engine, ids, policy)
+        await _charge_all(engine, gateway, charges, limiter, report)
     return report

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from payments import PaymentStatus
@@ -63,6 +64,13 @@ HANDLERS: dict[str, Callable[[Session, Payment, Outcome], Settled]] = {}
 CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
 
 
+# purpose -> function(session, [(payment, outcome), ...]) -> [Settled, ...]: the same as the purpose's
+# HANDLERS entry for many payments at once (rows loaded in a few queries); used by `apply_outcomes`.
+BATCH_HANDLERS: dict[str, Callable[[Session, list[tuple[Payment, Outcome]]], list[Settled]]] = {}
+
+IN_CHUNK = 500  # ids or references per IN (...) list
+
+
 def create_payment_record(session: Session, *, reference: str, purpose: str, subject_id: int, user_id: int | None,
                           kind: str, amount: int) -> Payment:
     payment = Payment(reference=reference, purpose=purpose, subject_id=subject_id, user_id=user_id, kind=kind, amount=amount)
@@ -70,6 +78,36 @@ def create_payment_record(session: Session, *, reference: str, purpose: str, sub
     session.flush()
     session.add(PaymentEvent(payment_id=payment.id, source="created", status="pending", detail=kind))  # type: ignore[arg-type]
     return payment
+
+
+@dataclass(frozen=True)
+class PaymentToRecord:
+    reference: str
+    purpose: str
+    subject_id: int
+    user_id: int | None
+    kind: str
+    amount: int
+
+
+def create_payment_records(session: Session, wanted: list[PaymentToRecord]) -> dict[str, int]:
+    """`create_payment_record` for many payments: two INSERTs in all. Returns reference -> payment id."""
+    if not wanted:
+        return {}
+    now = clock.now()
+    table, events = Payment.__table__, PaymentEvent.__table__  # type: ignore[attr-defined]
+    ids: dict[str, int] = {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start:start + IN_CHUNK]
+        rows = session.execute(insert(table).returning(table.c.id, table.c.reference, sort_by_parameter_order=True), [
+            {"reference": w.reference, "purpose": w.purpose, "subject_id": w.subject_id, "user_id": w.user_id,
+             "kind": w.kind, "amount": w.amount, "currency": "PLN", "status": PaymentStatus.PENDING.value,
+             "created_at": now, "updated_at": now} for w in chunk]).all()
+        ids.update({reference: payment_id for payment_id, reference in rows})
+        session.execute(insert(events), [
+            {"payment_id": ids[w.reference], "at": now, "source": "created", "status": "pending", "detail": w.kind}
+            for w in chunk])
+    return ids
 
 
 def record_gateway_ids(session: Session, reference: str, transaction_id: str, title: str, redirect_url: str | None) -> None:
@@ -133,6 +171,92 @@ def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Paym
         session.execute(update(Payment).where(Payment.id == payment.id).values(status=outcome.status, updated_at=clock.now()))
         session.refresh(payment)
     return payment, None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One outcome of `apply_outcomes`: what `apply_outcome` would have returned, or why it was refused."""
+
+    outcome: Outcome
+    payment: Payment | None
+    settled: Settled | None = None
+    rejected: str | None = None  # an OutcomeRejected code
+
+
+def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> list[Applied]:
+    """`apply_outcome` for many outcomes in one transaction, in the input's order of results.
+
+    Same rule: a terminal outcome changes the business only if its conditional UPDATE (`applied_at IS
+    NULL`) wins, here one set-based UPDATE … RETURNING per status; the winners are settled by the
+    purpose's batch handler. Outcomes with no batch handler, non-terminal ones and repeated references
+    go through `apply_outcome` one by one. A refused outcome is returned with its code, not raised.
+    """
+    references = [o.reference for o in outcomes]
+    if len(set(references)) != len(references):
+        return [_apply_one(session, o, source) for o in outcomes]
+    payments: dict[str, Payment] = {}
+    for start in range(0, len(references), IN_CHUNK):
+        chunk = references[start:start + IN_CHUNK]
+        payments.update((p.reference, p) for p in session.scalars(select(Payment).where(Payment.reference.in_(chunk))))  # type: ignore[attr-defined]
+    results: dict[str, Applied] = {}
+    terminal: list[tuple[Payment, Outcome]] = []
+    events = []
+    for outcome in outcomes:
+        payment = payments.get(outcome.reference)
+        if payment is None or outcome.status not in TERMINAL or payment.purpose not in BATCH_HANDLERS:
+            results[outcome.reference] = _apply_one(session, outcome, source)
+            continue
+        if outcome.amount is not None and outcome.amount != payment.amount:
+            log.warning("payment %s: amount differs from our record; ignored", payment.id)
+            results[outcome.reference] = Applied(outcome, payment, rejected="amount_mismatch")
+            continue
+        if outcome.currency.upper() != payment.currency:
+            log.warning("payment %s: currency differs from our record; ignored", payment.id)
+            results[outcome.reference] = Applied(outcome, payment, rejected="currency_mismatch")
+            continue
+        events.append({"payment_id": payment.id, "at": clock.now(), "source": source, "status": outcome.status,
+                       "detail": (outcome.error_code or "")[:300]})
+        if outcome.title and not payment.gateway_title:
+            payment.gateway_title = outcome.title
+        if outcome.transaction_id and not payment.gateway_transaction_id:
+            payment.gateway_transaction_id = outcome.transaction_id
+        terminal.append((payment, outcome))
+    if events:
+        session.execute(insert(PaymentEvent.__table__), events)  # type: ignore[attr-defined]
+    session.flush()
+    table = Payment.__table__  # type: ignore[attr-defined]
+    won: dict[int, object] = {}  # payment id -> its applied_at
+    for status in sorted(TERMINAL):
+        ids = [p.id for p, o in terminal if o.status == status]
+        for start in range(0, len(ids), IN_CHUNK):
+            now = clock.now()
+            won.update((payment_id, now) for payment_id in session.scalars(
+                update(table).where(table.c.id.in_(ids[start:start + IN_CHUNK]), table.c.applied_at.is_(None))
+                .values(status=status, applied_at=now, updated_at=now).returning(table.c.id)))
+    winners: dict[str, list[tuple[Payment, Outcome]]] = {}
+    for payment, outcome in terminal:
+        if payment.id not in won:
+            session.refresh(payment)
+            if outcome.card_token and payment.status == PaymentStatus.PAID.value and payment.purpose in CARD_SAVED:
+                CARD_SAVED[payment.purpose](session, payment, outcome)
+            results[outcome.reference] = Applied(outcome, payment)
+            continue
+        set_committed_value(payment, "status", outcome.status)
+        set_committed_value(payment, "applied_at", won[payment.id])  # type: ignore[index]
+        set_committed_value(payment, "updated_at", won[payment.id])  # type: ignore[index]
+        winners.setdefault(payment.purpose, []).append((payment, outcome))
+    for purpose, pairs in winners.items():
+        for (payment, outcome), settled in zip(pairs, BATCH_HANDLERS[purpose](session, pairs), strict=True):
+            results[outcome.reference] = Applied(outcome, payment, settled)
+    return [results[r] for r in references]
+
+
+def _apply_one(session: Session, outcome: Outcome, source: str) -> Applied:
+    try:
+        payment, settled = apply_outcome(session, outcome, source)
+    except OutcomeRejected as exc:
+        return Applied(outcome, None, rejected=exc.code)
+    return Applied(outcome, payment, settled)
 
 
 def payment_failed_to_start(session: Session, reference: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timezone
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from domain import five_plus_one as rules
@@ -277,15 +278,22 @@ def _claim(session: Session, month: SubscriptionMonthRow, charging: Subscription
 
 # --- outcomes -------------------------------------------------------------------------------------
 
-def _issue_ticket(session: Session, row: Subscription5p1, month: SubscriptionMonthRow) -> Ticket:
+def _issue_ticket(session: Session, row: Subscription5p1, month: SubscriptionMonthRow,
+                  tickets: dict[int, Ticket] | None = None) -> Ticket:
+    """The month's ticket, issued once. `tickets`: the batch's tickets by month id, already loaded."""
     card = session.get(Card, row.card_id)
-    existing = session.scalars(select(Ticket).where(Ticket.subscription_month_id == month.id)).first()
+    if tickets is None:
+        existing = session.scalars(select(Ticket).where(Ticket.subscription_month_id == month.id)).first()
+    else:
+        existing = tickets.get(month.id)  # type: ignore[arg-type]
     if existing is not None:
         return existing
     ticket = Ticket(user_id=row.user_id, card_id=row.card_id, subscription_month_id=month.id, product="5P1",
                     variant=row.variant, holder_name=card.holder_name if card else "", valid_from=month.starts_on,
                     valid_until=month.ends_on, price=month.price)
     session.add(ticket)
+    if tickets is not None:
+        tickets[month.id] = ticket  # type: ignore[index]
     return ticket
 
 
@@ -295,9 +303,44 @@ def settle_month_payment(session: Session, payment: Payment, outcome: payment_re
 
     month = session.get(SubscriptionMonthRow, payment.subject_id)
     row = session.get(Subscription5p1, month.subscription_id) if month else None
+    return _settle(session, current_settings(), clock.today(), outcome, month, row, None)
+
+
+def settle_month_payments(session: Session, pairs: list[tuple[Payment, payment_records.Outcome]]) -> list[payment_records.Settled]:
+    """`settle_month_payment` for a batch of payments: months, subscriptions, cards, passengers and
+    tickets loaded in one query each, then each payment settled in order by the same rules."""
+    from web.app_state import current_settings
+
+    month_ids = sorted({p.subject_id for p, _ in pairs})
+    months = {m.id: m for m in _load_in(session, SubscriptionMonthRow, SubscriptionMonthRow.id, month_ids)}
+    rows = {r.id: r for r in _load_in(session, Subscription5p1, Subscription5p1.id,
+                                      sorted({m.subscription_id for m in months.values()}))}
+    _load_in(session, Card, Card.id, sorted({r.card_id for r in rows.values()}))
+    _load_in(session, User, User.id, sorted({r.user_id for r in rows.values()}))
+    tickets: dict[int, Ticket] = {t.subscription_month_id: t for t in _load_in(  # type: ignore[misc]
+        session, Ticket, Ticket.subscription_month_id, month_ids)}
+    settings, today = current_settings(), clock.today()
+    settled = []
+    for payment, outcome in pairs:
+        month = months.get(payment.subject_id)
+        row = rows.get(month.subscription_id) if month else None
+        settled.append(_settle(session, settings, today, outcome, month, row, tickets))
+    return settled
+
+
+def _load_in(session: Session, model, column, ids: list) -> list:  # type: ignore[no-untyped-def]
+    """Rows of `model` whose `column` is in `ids`, a few IN (...) queries; they stay in the session."""
+    found: list = []
+    for start in range(0, len(ids), payment_records.IN_CHUNK):
+        found.extend(session.scalars(select(model).where(column.in_(ids[start:start + payment_records.IN_CHUNK]))))
+    return found
+
+
+def _settle(session: Session, settings, today: date, outcome: payment_records.Outcome,  # type: ignore[no-untyped-def]
+            month: SubscriptionMonthRow | None, row: Subscription5p1 | None,
+            tickets: dict[int, Ticket] | None) -> payment_records.Settled:
     if month is None or row is None:
         return payment_records.Settled(refund=outcome.status == "paid")
-    today = clock.today()
     sub, dmonth = to_domain(row), month_to_domain(month)
     if outcome.status == "paid":
         if outcome.card_token:
@@ -311,14 +354,14 @@ def settle_month_payment(session: Session, payment: Payment, outcome: payment_re
             return payment_records.Settled(refund=True)
         _store(session, row, decision, [month])
         if decision.issue_ticket_for is not None:
-            _issue_ticket(session, row, month)
-        _notify(session, current_settings(), row, decision.notices, month)
+            _issue_ticket(session, row, month, tickets)
+        _notify(session, settings, row, decision.notices, month)
         return payment_records.Settled()
     retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
     decision = rules.on_charge_failed(sub, dmonth, today, BillingPolicy(), retryable=retryable)
     if not decision.duplicate:
         _store(session, row, decision, [month])
-        _notify(session, current_settings(), row, decision.notices, month)
+        _notify(session, settings, row, decision.notices, month)
     return payment_records.Settled()
 
 
@@ -340,6 +383,7 @@ def remember_saved_card(session: Session, payment: Payment, outcome: payment_rec
 
 
 payment_records.HANDLERS[PURPOSE] = settle_month_payment
+payment_records.BATCH_HANDLERS[PURPOSE] = settle_month_payments
 payment_records.CARD_SAVED[PURPOSE] = remember_saved_card
 
 
@@ -380,51 +424,107 @@ class ChargeToMake:
 
 def prepare_subscription(session: Session, subscription_id: int, policy: BillingPolicy) -> list[ChargeToMake]:
     """One subscription's daily step: calendar review, plan the next month, claim months due today."""
+    return prepare_subscriptions(session, [subscription_id], policy)
+
+
+def prepare_subscriptions(session: Session, subscription_ids: list[int], policy: BillingPolicy) -> list[ChargeToMake]:
+    """A batch of subscriptions' daily step, in one transaction: calendar review, plan the next month,
+    claim the months due today and record their token payments.
+
+    Rows are loaded in one query per table; the domain decides each subscription as before. Months are
+    claimed by compare-and-set in one UPDATE … RETURNING per (state, attempts) group: only the months
+    returned were moved to CHARGING by this run, and only they get a payment record and a charge.
+    """
     from web.app_state import current_settings
 
-    row = session.get(Subscription5p1, subscription_id)
-    if row is None or not SubscriptionStatus(row.status).is_open:
+    settings, today = current_settings(), clock.today()
+    ids = sorted(subscription_ids)
+    rows = [r for r in _load_in(session, Subscription5p1, Subscription5p1.id, ids) if SubscriptionStatus(r.status).is_open]
+    if not rows:
         return []
-    today = clock.today()
-    months = months_of(session, subscription_id)
+    rows.sort(key=lambda r: r.id)
+    months_by_sub: dict[int, list[SubscriptionMonthRow]] = {r.id: [] for r in rows}  # type: ignore[misc]
+    for month in sorted(_load_in(session, SubscriptionMonthRow, SubscriptionMonthRow.subscription_id, list(months_by_sub)),
+                        key=lambda m: (m.subscription_id, m.cycle, m.month_index)):
+        months_by_sub[month.subscription_id].append(month)
+    _load_in(session, Card, Card.id, sorted({r.card_id for r in rows}))
+    _load_in(session, User, User.id, sorted({r.user_id for r in rows}))
+    to_claim: list[tuple[Subscription5p1, SubscriptionMonthRow, SubscriptionMonth]] = []
+    for row in rows:
+        to_claim.extend(_review_and_plan(session, settings, row, months_by_sub[row.id], today, policy))  # type: ignore[index]
+    session.flush()  # planned months get their ids; reviewed rows are written before the claims
+    won = _claim_many(session, [(month, charging) for _, month, charging in to_claim])
+    claimed = [(row, month, charging) for row, month, charging in to_claim if month.id in won]
+    wanted = [payment_records.PaymentToRecord(
+        reference=rules.attempt_key(row.id, month.cycle, month.month_index, charging.attempts), purpose=PURPOSE,
+        subject_id=month.id, user_id=row.user_id, kind="token", amount=month.price)  # type: ignore[arg-type]
+        for row, month, charging in claimed]
+    payment_records.create_payment_records(session, wanted)
+    charges = []
+    for (row, month, _), payment in zip(claimed, wanted, strict=True):
+        user = session.get(User, row.user_id)
+        charges.append(ChargeToMake(payment.reference, row.card_token, month.price, _description(row, month),  # type: ignore[arg-type]
+                                    user.email, user.full_name))  # type: ignore[union-attr]
+    return charges
+
+
+def _review_and_plan(session: Session, settings, row: Subscription5p1, months: list[SubscriptionMonthRow],  # type: ignore[no-untyped-def]
+                     today: date, policy: BillingPolicy) -> list[tuple[Subscription5p1, SubscriptionMonthRow, SubscriptionMonth]]:
+    """One subscription (rows already loaded): review, plan the next month (added to `months`), and the
+    months to claim for charging today with the state each moves to."""
     decision = rules.review(to_domain(row), [month_to_domain(m) for m in months], today, policy)
     if decision.months or decision.subscription != to_domain(row):
         _store(session, row, decision, months)
-        _notify(session, current_settings(), row, decision.notices)
+        _notify(session, settings, row, decision.notices)
     if row.status != SubscriptionStatus.ACTIVE.value:
         return []
     sub = to_domain(row)
     planned = rules.plan_next_month(sub, [month_to_domain(m) for m in months], tariff_5p1(), today, policy)
     if planned is not None:
         card = session.get(Card, row.card_id)
-        linked = LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked)  # type: ignore[union-attr]
+        linked = LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked)  # type: ignore[union-attr,arg-type]
         if not rules.card_eligible_on(linked, planned.starts_on):
             cancelled = rules.cancel(sub, [month_to_domain(m) for m in months], today, rules.CancelReason.NOT_ELIGIBLE)
             _store(session, row, cancelled, months)
-            _notify(session, current_settings(), row, cancelled.notices)
+            _notify(session, settings, row, cancelled.notices)
             return []
-        new_row = SubscriptionMonthRow(subscription_id=subscription_id, cycle=planned.cycle, month_index=planned.index,
+        new_row = SubscriptionMonthRow(subscription_id=row.id, cycle=planned.cycle, month_index=planned.index,  # type: ignore[arg-type]
                                        starts_on=planned.starts_on, ends_on=planned.ends_on, price=planned.price,
                                        state=planned.state.value)
         session.add(new_row)
-        session.flush()
         months.append(new_row)
-    charges: list[ChargeToMake] = []
     if not row.card_token:
-        return charges
-    user = session.get(User, row.user_id)
+        return []
     by_position = {(m.cycle, m.month_index): m for m in months}
-    for due in rules.months_due_for_charge(sub, [month_to_domain(m) for m in months], today, policy):
-        month = by_position[due.position]
-        charging = rules.begin_charge(sub, due, today, policy)
-        if not _claim(session, month, charging):
-            continue  # another billing run took it
-        reference = rules.attempt_key(row.id, month.cycle, month.month_index, charging.attempts)
-        payment_records.create_payment_record(session, reference=reference, purpose=PURPOSE, subject_id=month.id,  # type: ignore[arg-type]
-                                              user_id=row.user_id, kind="token", amount=month.price)
-        charges.append(ChargeToMake(reference, row.card_token, month.price, _description(row, month),
-                                    user.email, user.full_name))  # type: ignore[union-attr]
-    return charges
+    return [(row, by_position[due.position], rules.begin_charge(sub, due, today, policy))
+            for due in rules.months_due_for_charge(sub, [month_to_domain(m) for m in months], today, policy)]
+
+
+def _claim_many(session: Session, wanted: list[tuple[SubscriptionMonthRow, SubscriptionMonth]]) -> set[int]:
+    """Compare-and-set for many months: one UPDATE … RETURNING per group of months in the same (state,
+    attempts) moving to the same charging state. Returns the ids this run won; the others were taken
+    (or changed) by another billing run meanwhile."""
+    table = SubscriptionMonthRow.__table__  # type: ignore[attr-defined]
+    groups: dict[tuple[str, int, str, int], list[SubscriptionMonthRow]] = {}
+    for month, charging in wanted:
+        groups.setdefault((month.state, month.attempts, charging.state.value, charging.attempts), []).append(month)
+    won: set[int] = set()
+    for (state, attempts, new_state, new_attempts), months in groups.items():
+        ids = sorted(m.id for m in months)  # type: ignore[type-var]
+        for start in range(0, len(ids), payment_records.IN_CHUNK):
+            now = clock.now()
+            winners = set(session.scalars(
+                update(table).where(table.c.id.in_(ids[start:start + payment_records.IN_CHUNK]), table.c.state == state,
+                                    table.c.attempts == attempts)
+                .values(state=new_state, attempts=new_attempts, next_attempt_on=None, updated_at=now)
+                .returning(table.c.id)))
+            for month in months:
+                if month.id in winners:
+                    for column, value in (("state", new_state), ("attempts", new_attempts), ("next_attempt_on", None),
+                                          ("updated_at", now)):
+                        set_committed_value(month, column, value)
+            won |= winners
+    return won
 
 
 def open_subscription_ids(session: Session, after_id: int = 0, limit: int = 1000) -> list[int]:
