@@ -19,15 +19,18 @@ import hmac
 import json
 import os
 import secrets
+import threading
+import time
 import tomllib
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from domain import purse as rules
@@ -93,6 +96,75 @@ def authenticate_device(session: Session, credential: str, kind: str) -> Device 
     return device
 
 
+# Credentials that authenticated a moment ago, per process: (sha256 of the credential, kind) -> (valid until
+# on the monotonic clock, device id, device name). A hit only spares the look-up before the transaction; every
+# validator tap still checks, in its own transaction, that the device is active, of its kind and holds this
+# secret (see `validator_tap`), so a disabled device or a rotated secret is refused at once in every process.
+DEVICE_CACHE_SECONDS = 30.0
+_ACTIVE_DEVICE = (
+    select(Device.__table__.c.id, Device.__table__.c.name, Device.__table__.c.secret_hash)  # type: ignore[attr-defined]
+    .where(Device.__table__.c.id == bindparam("device_id"), Device.__table__.c.kind == bindparam("kind"),  # type: ignore[attr-defined]
+           Device.__table__.c.active.is_(True))  # type: ignore[attr-defined]
+)
+_device_cache: dict[tuple[str, str], tuple[float, int, str]] = {}
+_device_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class KnownDevice:
+    """A device that presented a valid credential (what the device API needs of it)."""
+
+    id: int
+    name: str
+    kind: str
+    secret_hash: str  # sha256 of the token it presented
+
+
+class DeviceRefused(Exception):
+    """The device is no longer allowed (disabled, or its secret changed) since it was authenticated."""
+
+
+def forget_device(device_id: int) -> None:
+    """Drop a device's cached credentials in this process (call when it is disabled or its secret changes)."""
+    with _device_cache_lock:
+        for key in [k for k, v in _device_cache.items() if v[1] == device_id]:
+            _device_cache.pop(key, None)
+
+
+def disable_device(session: Session, device_id: int) -> bool:
+    """Take a device out of service: from this transaction on, every request with its credential is refused."""
+    disabled = session.execute(
+        update(Device).where(Device.id == device_id, Device.active.is_(True))  # type: ignore[arg-type,attr-defined]
+        .values(active=False).execution_options(synchronize_session=False)
+    ).rowcount
+    forget_device(device_id)
+    return disabled == 1
+
+
+def known_device(conn: Connection | Session, credential: str, kind: str) -> KnownDevice | None:
+    """`authenticate_device` for the hot path: answered from the per-process cache when the same credential
+    authenticated within DEVICE_CACHE_SECONDS, else from the database. The caller must confirm the device in
+    its transaction (`validator_tap` does)."""
+    device_id, _, token = credential.partition(".")
+    if not device_id.isdigit() or not token or len(device_id) > 12:
+        return None
+    token_hash = _secret_hash(token)
+    key = (hashlib.sha256(credential.encode()).hexdigest(), kind)
+    now = time.monotonic()
+    cached = _device_cache.get(key)
+    if cached is not None and cached[0] > now and cached[1] == int(device_id):
+        return KnownDevice(cached[1], cached[2], kind, token_hash)
+    found = (conn.connection() if isinstance(conn, Session) else conn).execute(
+        _ACTIVE_DEVICE, {"device_id": int(device_id), "kind": kind}).first()
+    if found is None or not hmac.compare_digest(found.secret_hash, token_hash):
+        return None
+    with _device_cache_lock:
+        if len(_device_cache) > 10_000:
+            _device_cache.clear()
+        _device_cache[key] = (now + DEVICE_CACHE_SECONDS, found.id, found.name)
+    return KnownDevice(found.id, found.name, kind, token_hash)
+
+
 def _simulator_token(secret_key: bytes, device_id: int) -> str:
     return hmac.new(secret_key, f"ekp:simulator:{device_id}".encode(), hashlib.sha256).hexdigest()
 
@@ -112,6 +184,7 @@ def simulator_credential(session: Session, secret_key: bytes, kind: str) -> str:
     token = _simulator_token(secret_key, device.id)  # type: ignore[arg-type]
     if device.secret_hash != _secret_hash(token):  # e.g. the secret key was rotated
         device.secret_hash = _secret_hash(token)
+        forget_device(device.id)  # type: ignore[arg-type]
     return f"{device.id}.{token}"
 
 
@@ -283,31 +356,98 @@ def _tap_response(event_id: str, decision: rules.TapDecision) -> dict[str, Any]:
     }
 
 
-def validator_tap(session: Session, device: Device, tap: Tap) -> tuple[dict[str, Any], bool]:
-    """One tap on a validator; returns (what the display shows, whether it is a replay)."""
-    row = lock_card(session, tap.card_number) if tap.card_number else None
-    if (stored := _replayed(session, device.id, tap.event_id)) is not None:  # type: ignore[arg-type]
-        return stored, True
+_CARDS = PurseCardRow.__table__  # type: ignore[attr-defined]
+_LEDGER = PurseLedgerEntry.__table__  # type: ignore[attr-defined]
+_DEVICES = Device.__table__  # type: ignore[attr-defined]
+_EVENTS = DeviceEvent.__table__  # type: ignore[attr-defined]
+
+# Core statements of the validator tap (compiled once, cached by SQLAlchemy): about five round trips a tap.
+# 1. lock the card row and read it in one statement (an UPDATE first, see the module docstring)
+_LOCK_AND_READ_CARD = (
+    update(_CARDS).where(_CARDS.c.number == bindparam("card_number")).values(balance=_CARDS.c.balance)
+    .returning(_CARDS.c.id, _CARDS.c.number, _CARDS.c.kind, _CARDS.c.registered_fare, _CARDS.c.entitlement_until,
+               _CARDS.c.issued_on, _CARDS.c.last_activated_on, _CARDS.c.last_used_on, _CARDS.c.blocked_from,
+               _CARDS.c.balance, _CARDS.c.boarding_vehicle, _CARDS.c.boarding_stop, _CARDS.c.boarded_at)
+)
+# 2. the device is still active, of its kind, with this secret; and the stored response if the event is a replay
+_DEVICE_AND_EVENT = (
+    select(select(_EVENTS.c.response)
+           .where(_EVENTS.c.device_id == _DEVICES.c.id, _EVENTS.c.event_id == bindparam("event_id"))
+           .scalar_subquery())
+    .where(_DEVICES.c.id == bindparam("device_id"), _DEVICES.c.kind == bindparam("kind"),
+           _DEVICES.c.active.is_(True), _DEVICES.c.secret_hash == bindparam("secret_hash"))
+)
+# 3. the ledger entries, 4. the card (balance moved by their sum), 5. the response remembered
+_INSERT_LEDGER = insert(_LEDGER)
+_UPDATE_CARD = update(_CARDS).where(_CARDS.c.id == bindparam("card_id")).values(
+    balance=_CARDS.c.balance + bindparam("moved"), updated_at=bindparam("now"), last_used_on=bindparam("used_on"),
+    boarding_vehicle=bindparam("vehicle"), boarding_stop=bindparam("stop"), boarded_at=bindparam("boarded"),
+)
+_INSERT_EVENT = insert(_EVENTS)
+
+
+def _card_of_row(row: Any) -> rules.PurseCard:
+    return rules.PurseCard(
+        number=row.number, kind=rules.CardKind(row.kind), issued_on=row.issued_on,
+        registered_fare=rules.RegisteredFare(row.registered_fare), entitlement_until=row.entitlement_until,
+        last_activated_on=row.last_activated_on, last_used_on=row.last_used_on, blocked_from=row.blocked_from,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def validator_tap(session: Session, device: Device | KnownDevice, tap: Tap) -> tuple[dict[str, Any], bool]:
+    """One tap on a validator; returns (what the display shows, whether it is a replay). Raises
+    `DeviceRefused` when the device is no longer active or its secret changed (checked in this transaction)."""
+    return tap_on_validator(session.connection(), device, tap)
+
+
+def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -> tuple[dict[str, Any], bool]:
+    """`validator_tap` on a connection inside a transaction, with Core statements (the hot path of the device API)."""
+    row = conn.execute(_LOCK_AND_READ_CARD, {"card_number": tap.card_number}).first() if tap.card_number else None
+    checked = conn.execute(_DEVICE_AND_EVENT, {"event_id": tap.event_id, "device_id": device.id, "kind": device.kind,
+                                               "secret_hash": device.secret_hash}).first()
+    if checked is None:
+        forget_device(device.id)  # type: ignore[arg-type]
+        raise DeviceRefused(device.id)
+    if checked[0] is not None:
+        return json.loads(checked[0]), True
     at_local = clock.to_local(tap.at)
-    card = card_of(row) if row is not None else None
+    card = _card_of_row(row) if row is not None else None
     boarding = None
     if row is not None and row.boarded_at is not None and row.boarding_vehicle and row.boarding_stop:
         boarding = rules.Boarding(row.number, row.boarding_vehicle, row.boarding_stop, clock.to_local(row.boarded_at))
     decision = rules.tap(card, balance=row.balance if row else 0, panel=panel_for(tap.t, tap.b, tap.s),
                          vehicle_id=tap.vehicle_id, stop_id=tap.stop_id, now=at_local, boarding=boarding,
                          tariff=purse_tariff())
+    now = clock.now()
     if row is not None and decision.accepted:
-        if decision.entries:
-            _book(session, row, decision.entries, at=tap.at, place=f"{tap.vehicle_id} / {tap.stop_id}",
-                  device_id=device.id)
-        if decision.card_used:
-            _mark_used(row, at_local.date())
+        moved = sum(entry.amount for entry in decision.entries)
+        used_on = row.last_used_on
+        if decision.card_used and (used_on is None or used_on < at_local.date()):
+            used_on = at_local.date()
+        vehicle, stop, boarded = row.boarding_vehicle, row.boarding_stop, row.boarded_at
         if decision.boarding is not None and decision.boarding != boarding:
-            row.boarding_vehicle, row.boarding_stop = decision.boarding.vehicle_id, decision.boarding.stop_id
-            row.boarded_at = decision.boarding.boarded_at
-        session.add(row)
+            vehicle, stop = decision.boarding.vehicle_id, decision.boarding.stop_id
+            boarded = _utc(decision.boarding.boarded_at)
+        if decision.entries:
+            place = f"{tap.vehicle_id} / {tap.stop_id}"[:120]
+            conn.execute(_INSERT_LEDGER, [
+                {"card_id": row.id, "at": tap.at, "kind": entry.kind.value, "amount": entry.amount,
+                 "detail": entry.detail[:80], "place": place, "device_id": device.id, "payment_id": None,
+                 "recorded_at": now}
+                for entry in decision.entries
+            ])
+        if decision.entries or used_on != row.last_used_on or boarded is not row.boarded_at:
+            # one UPDATE for the balance (moved by the entries' sum) and the card's other fields
+            conn.execute(_UPDATE_CARD, {"card_id": row.id, "moved": moved, "now": now, "used_on": used_on,
+                                        "vehicle": vehicle, "stop": stop, "boarded": boarded})
     response = _tap_response(tap.event_id, decision)
-    _remember(session, device.id, tap.event_id, "tap", response)  # type: ignore[arg-type]
+    conn.execute(_INSERT_EVENT, {"device_id": device.id, "event_id": tap.event_id, "action": "tap",
+                                 "response": json.dumps(response, ensure_ascii=False, sort_keys=True),
+                                 "received_at": now})
     return response, False
 
 
