@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -70,7 +71,14 @@ def postgres_url(base: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-async def drive(base: str, credentials: list[str], cards: int, duration: float) -> tuple[int, list[float], int]:
+def tap_body(index: int, n: int, clients: int, cards: int) -> dict:
+    return {"event_id": uuid.uuid4().hex, "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            "card_number": f"9{(index + n * clients) % cards:07d}", "vehicle_id": f"B{index}-{n}",
+            "stop_id": "S", "buttons": {"t": 0, "b": 0, "s": False}}
+
+
+async def drive_httpx(base: str, credentials: list[str], cards: int, duration: float) -> tuple[int, list[float], int]:
+    """The load with httpx.AsyncClient (about a millisecond of client CPU per request)."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + duration
@@ -81,9 +89,7 @@ async def drive(base: str, credentials: list[str], cards: int, duration: float) 
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
             n = 0
             while time.perf_counter() < stop_at:
-                body = {"event_id": uuid.uuid4().hex, "at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-                        "card_number": f"9{(index + n * len(credentials)) % cards:07d}", "vehicle_id": f"B{index}-{n}",
-                        "stop_id": "S", "buttons": {"t": 0, "b": 0, "s": False}}
+                body = tap_body(index, n, len(credentials), cards)
                 started = time.perf_counter()
                 response = await http.post("/api/devices/validator/taps", json=body)
                 latencies.append(time.perf_counter() - started)
@@ -95,6 +101,57 @@ async def drive(base: str, credentials: list[str], cards: int, duration: float) 
     return len(latencies), latencies, errors
 
 
+async def drive_raw(base: str, credentials: list[str], cards: int, duration: float) -> tuple[int, list[float], int]:
+    """The same load over plain asyncio streams: one keep-alive HTTP/1.1 connection per client, the request
+    written as bytes and the response read by its Content-Length, so the load generator (which shares the
+    machine's cores with the server) spends far less CPU per request than httpx."""
+    host, port = base.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+
+    async def client(index: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        head = (f"POST /api/devices/validator/taps HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {credentials[index]}\r\nContent-Type: application/json\r\n")
+        n = 0
+        try:
+            while time.perf_counter() < stop_at:
+                payload = json.dumps(tap_body(index, n, len(credentials), cards)).encode()
+                started = time.perf_counter()
+                writer.write(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if status_line.split()[1:2] != [b"200"] or not json.loads(body).get("accepted"):
+                    errors += 1
+                n += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(i) for i in range(len(credentials))))
+    return len(latencies), latencies, errors
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (uvicorn's workers), from Linux /proc; 0.0 elsewhere."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            if stat.parent.name == str(pid) or fields[1] == str(pid):
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def run(label: str, database_url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -104,7 +161,8 @@ def run(label: str, database_url: str, args: argparse.Namespace) -> None:
                "EKP_SCHEDULER": "false"}
         credentials = prepare(env, args.cards, args.concurrency)
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "web.app:app_from_env", "--host",
-                                   "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                                   "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+                                   "--workers", str(args.workers)],
                                   cwd=ROOT, env=env)
         try:
             deadline = time.monotonic() + 60
@@ -117,16 +175,22 @@ def run(label: str, database_url: str, args: argparse.Namespace) -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit(f"{label}: the server did not start")
                 time.sleep(0.2)
+            drive = drive_httpx if args.httpx else drive_raw
             asyncio.run(drive(f"http://127.0.0.1:{port}", credentials, args.cards, 1.0))  # warm-up
+            server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
             count, latencies, errors = asyncio.run(drive(f"http://127.0.0.1:{port}", credentials, args.cards, args.duration))
+            server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - own_cpu
         finally:
             server.terminate()
             server.wait(timeout=30)
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    per_tap = 1000 / max(count, 1)
     print(f"{label:<10} {count / args.duration:>9.0f} {p50:>9.1f} {p99:>9.1f} {errors:>7d}  ({count} taps, "
-          f"{args.concurrency} clients, {args.cards} cards, {args.duration:.0f} s)")
+          f"{args.concurrency} clients, {args.cards} cards, {args.duration:.0f} s, {args.workers} worker(s); CPU ms/tap: "
+          f"server {server_cpu * per_tap:.2f}, load generator {own_cpu * per_tap:.2f}; load avg "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
 def main() -> None:
@@ -134,6 +198,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--cards", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--httpx", action="store_true", help="drive the load with httpx (more client CPU per request)")
     args = parser.parse_args()
     print(f"{'database':<10} {'taps/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
     with tempfile.TemporaryDirectory() as tmp:
