@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import calendar
+import logging
 import os
 import resource
 import shutil
@@ -203,6 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gateway", choices=["sandbox", "instant", "both"], default="sandbox",
                         help="sandbox: the in-process Tpay-style sandbox; instant: a stub that answers PAID at once")
     args = parser.parse_args(argv)
+    # One INFO line per HTTP call to the sandbox would cost more than the charge it reports.
+    for name in ("httpx", "payments.tpay", "payments.sandbox"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     if "postgres" in kinds and not args.postgres:
         print("PostgreSQL skipped: set EKP_TEST_POSTGRES_URL or pass --postgres URL")

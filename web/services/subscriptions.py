@@ -315,8 +315,9 @@ def settle_month_payments(session: Session, pairs: list[tuple[Payment, payment_r
     months = {m.id: m for m in _load_in(session, SubscriptionMonthRow, SubscriptionMonthRow.id, month_ids)}
     rows = {r.id: r for r in _load_in(session, Subscription5p1, Subscription5p1.id,
                                       sorted({m.subscription_id for m in months.values()}))}
-    _load_in(session, Card, Card.id, sorted({r.card_id for r in rows.values()}))
-    _load_in(session, User, User.id, sorted({r.user_id for r in rows.values()}))
+    # Held here: the session's identity map keeps rows only while someone references them.
+    loaded = (_load_in(session, Card, Card.id, sorted({r.card_id for r in rows.values()})),
+              _load_in(session, User, User.id, sorted({r.user_id for r in rows.values()})))
     tickets: dict[int, Ticket] = {t.subscription_month_id: t for t in _load_in(  # type: ignore[misc]
         session, Ticket, Ticket.subscription_month_id, month_ids)}
     settings, today = current_settings(), clock.today()
@@ -325,11 +326,13 @@ def settle_month_payments(session: Session, pairs: list[tuple[Payment, payment_r
         month = months.get(payment.subject_id)
         row = rows.get(month.subscription_id) if month else None
         settled.append(_settle(session, settings, today, outcome, month, row, tickets))
+    del loaded
     return settled
 
 
 def _load_in(session: Session, model, column, ids: list) -> list:  # type: ignore[no-untyped-def]
-    """Rows of `model` whose `column` is in `ids`, a few IN (...) queries; they stay in the session."""
+    """Rows of `model` whose `column` is in `ids`, a few IN (...) queries; `session.get` finds them
+    without a query for as long as the caller holds the list."""
     found: list = []
     for start in range(0, len(ids), payment_records.IN_CHUNK):
         found.extend(session.scalars(select(model).where(column.in_(ids[start:start + payment_records.IN_CHUNK]))))
@@ -447,8 +450,9 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     for month in sorted(_load_in(session, SubscriptionMonthRow, SubscriptionMonthRow.subscription_id, list(months_by_sub)),
                         key=lambda m: (m.subscription_id, m.cycle, m.month_index)):
         months_by_sub[month.subscription_id].append(month)
-    _load_in(session, Card, Card.id, sorted({r.card_id for r in rows}))
-    _load_in(session, User, User.id, sorted({r.user_id for r in rows}))
+    # Held here: the session's identity map keeps rows only while someone references them.
+    loaded = (_load_in(session, Card, Card.id, sorted({r.card_id for r in rows})),
+              _load_in(session, User, User.id, sorted({r.user_id for r in rows})))
     to_claim: list[tuple[Subscription5p1, SubscriptionMonthRow, SubscriptionMonth]] = []
     for row in rows:
         to_claim.extend(_review_and_plan(session, settings, row, months_by_sub[row.id], today, policy))  # type: ignore[index]
@@ -465,6 +469,7 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
         user = session.get(User, row.user_id)
         charges.append(ChargeToMake(payment.reference, row.card_token, month.price, _description(row, month),  # type: ignore[arg-type]
                                     user.email, user.full_name))  # type: ignore[union-attr]
+    del loaded
     return charges
 
 
