@@ -9,8 +9,6 @@ device's display shows; errors are JSON with a Polish `detail`.
 
 from __future__ import annotations
 
-import threading
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +20,6 @@ from litestar.params import JSONBody
 from sqlalchemy.exc import IntegrityError
 
 from web import clock, i18n
-from web.db import transaction
 from web.http import in_transaction
 from web.i18n import _
 from web.messages import message
@@ -154,43 +151,19 @@ async def _run(request: Request, kind: str, use_case: Any, *args: Any) -> tuple[
         return await in_transaction(request, run)
 
 
-# On SQLite only one transaction writes at a time. Taps of this process queue here for that turn instead of
-# in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and gave taps a p99 above a second.
-_sqlite_writer = threading.Lock()
-
-
-def _writer_turn(engine: Any) -> Any:
-    return _sqlite_writer if engine.dialect.name == "sqlite" else nullcontext()
-
-
 async def _run_taps(request: Request, taps: list[service.Tap]) -> list[tuple[dict[str, Any], bool]]:
-    """Validator taps in one worker-thread hop, each in its own transaction, in the order given: the device
-    is authenticated (a per-process cache spares the look-up; the tap's transaction confirms it), then
-    `service.validator_tap` locks the card, answers a replay from the stored response or books the tap."""
+    """Validator taps in one worker-thread hop, each in its own transaction, in the order given
+    (`service.tap_with_credential`)."""
     credential = _credential(request)
     engine = request.app.state.engine
     language = i18n.current_language.get()
 
-    def tap_once(tap: service.Tap) -> tuple[dict[str, Any], bool]:
-        with _writer_turn(engine), transaction(engine) as session:
-            device = service.known_device(session, credential, "validator")
-            if device is None:
-                raise DeviceProblem(401, "purse.device.unauthorized")
-            try:
-                return service.validator_tap(session, device, tap)
-            except service.DeviceRefused:
-                raise DeviceProblem(401, "purse.device.unauthorized") from None
-
     def run() -> list[tuple[dict[str, Any], bool]]:
         token = i18n.current_language.set(language)
         try:
-            results = []
-            for tap in taps:
-                try:
-                    results.append(tap_once(tap))
-                except IntegrityError:  # the same event booked concurrently: answered from its stored response
-                    results.append(tap_once(tap))
-            return results
+            return [service.tap_with_credential(engine, credential, tap) for tap in taps]
+        except service.DeviceRefused:
+            raise DeviceProblem(401, "purse.device.unauthorized") from None
         finally:
             i18n.current_language.reset(token)
 
