@@ -8,6 +8,11 @@ Every money-moving transaction follows the same order, on SQLite and PostgreSQL 
 3. read the card and its balance, let `domain.purse` decide;
 4. append the ledger entries and move the cached balance by their sum, in the same transaction.
 
+Validator taps, the device API's hot path (`tap_with_credential`), do the same in one transaction with Core
+statements: the card is locked and read by one `UPDATE … RETURNING`, one SELECT confirms the device (active, its
+kind, its secret) and looks for the event, then the ledger rows, one UPDATE of the card and the remembered
+response are written. Credentials are cached per process only to skip the look-up before the transaction.
+
 Device times are the device's clock (what happened when, e.g. taps buffered offline); the rules get
 them as Kołobrzeg local time. Stored times are aware UTC.
 """
@@ -26,7 +31,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -402,10 +407,6 @@ def _card_of_row(row: Any) -> rules.PurseCard:
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
 # On SQLite one transaction writes at a time. Taps queue for that turn here, on a lock per process and a
 # `flock` on a file next to the database across worker processes, instead of in SQLite's busy handler, which
 # polls in sleeps growing to 100 ms (that gave taps a p99 above a second). Other writers keep the busy handler.
@@ -485,7 +486,7 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
         vehicle, stop, boarded = row.boarding_vehicle, row.boarding_stop, row.boarded_at
         if decision.boarding is not None and decision.boarding != boarding:
             vehicle, stop = decision.boarding.vehicle_id, decision.boarding.stop_id
-            boarded = _utc(decision.boarding.boarded_at)
+            boarded = decision.boarding.boarded_at
         if decision.entries:
             place = f"{tap.vehicle_id} / {tap.stop_id}"[:120]
             conn.execute(_INSERT_LEDGER, [
