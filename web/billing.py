@@ -23,19 +23,12 @@ from payments import ChargeResult, GatewayError, GatewayTimeout, PaymentGateway,
 from web.db import transaction
 from web.services import payments as records
 from web.services import subscriptions
+from web.services.subscriptions import billing_policy  # noqa: F401  (re-exported: where the policy is read)
 from web.settings import Settings
 
 log = logging.getLogger("ekp.billing")
 
 CONFLICT_RETRIES = 3  # a batch that collided with another billing run is read again this many times
-
-
-def billing_policy(settings: Settings) -> BillingPolicy:
-    extra = settings.extra
-    return BillingPolicy(
-        charge_days_before=int(extra.get("EKP_CHARGE_DAYS_BEFORE", "3")),
-        retry_every_days=int(extra.get("EKP_RETRY_EVERY_DAYS", "1")),
-    )
 
 
 @dataclass

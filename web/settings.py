@@ -172,6 +172,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
         extra={k: v for k, v in env.items() if k.startswith("EKP_")},
     )
+    for name, default, high in (("EKP_CHARGE_DAYS_BEFORE", "3", 28), ("EKP_RETRY_EVERY_DAYS", "1", 14)):
+        _int(name, get(name, default), problems, 1, high)
     if payments == "tpay":
         for name in ("EKP_TPAY_CLIENT_ID", "EKP_TPAY_CLIENT_SECRET", "EKP_TPAY_SECURITY_CODE"):
             if not get(name):

@@ -127,3 +127,18 @@ def test_cli_refuses_to_start_and_lists_the_problems(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "EKP_PORT='abc'" in result.stderr and "EKP_LANGUAGE='xx'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_billing_timing_comes_from_settings_and_is_validated(make_settings):
+    from web.services.subscriptions import billing_policy
+    from web.settings import SettingsError
+
+    policy = billing_policy(make_settings(EKP_CHARGE_DAYS_BEFORE="5", EKP_RETRY_EVERY_DAYS="2"))
+    assert (policy.charge_days_before, policy.retry_every_days) == (5, 2)
+    try:
+        make_settings(EKP_CHARGE_DAYS_BEFORE="0", EKP_RETRY_EVERY_DAYS="x")
+    except SettingsError as exc:
+        assert any("EKP_CHARGE_DAYS_BEFORE" in p for p in exc.problems)
+        assert any("EKP_RETRY_EVERY_DAYS" in p for p in exc.problems)
+    else:
+        raise AssertionError("bad billing timing accepted")

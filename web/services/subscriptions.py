@@ -37,6 +37,15 @@ OPEN_STATUSES = [s.value for s in SubscriptionStatus if s.is_open]
 PURPOSE = "5p1_month"
 
 
+def billing_policy(settings) -> BillingPolicy:  # type: ignore[no-untyped-def]
+    """When months are charged and retried (EKP_CHARGE_DAYS_BEFORE, EKP_RETRY_EVERY_DAYS; validated at start-up)."""
+    extra = settings.extra
+    return BillingPolicy(
+        charge_days_before=int(extra.get("EKP_CHARGE_DAYS_BEFORE", "3")),
+        retry_every_days=int(extra.get("EKP_RETRY_EVERY_DAYS", "1")),
+    )
+
+
 def card_has_active_subscription(session: Session, card_id: int) -> bool:
     """An open subscription (paying or waiting for its first payment) keeps its card linked."""
     count = session.scalar(
@@ -361,7 +370,7 @@ def _settle(session: Session, settings, today: date, outcome: payment_records.Ou
         _notify(session, settings, row, decision.notices, month)
         return payment_records.Settled()
     retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
-    decision = rules.on_charge_failed(sub, dmonth, today, BillingPolicy(), retryable=retryable)
+    decision = rules.on_charge_failed(sub, dmonth, today, billing_policy(settings), retryable=retryable)
     if not decision.duplicate:
         _store(session, row, decision, [month])
         _notify(session, settings, row, decision.notices, month)
