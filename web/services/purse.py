@@ -478,8 +478,9 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
                          vehicle_id=tap.vehicle_id, stop_id=tap.stop_id, now=at_local, boarding=boarding,
                          tariff=purse_tariff())
     now = clock.now()
+    ledger: list[dict[str, Any]] = []
+    card: dict[str, Any] | None = None
     if row is not None and decision.accepted:
-        moved = sum(entry.amount for entry in decision.entries)
         used_on = row.last_used_on
         if decision.card_used and (used_on is None or used_on < at_local.date()):
             used_on = at_local.date()
@@ -487,23 +488,55 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
         if decision.boarding is not None and decision.boarding != boarding:
             vehicle, stop = decision.boarding.vehicle_id, decision.boarding.stop_id
             boarded = decision.boarding.boarded_at
-        if decision.entries:
-            place = f"{tap.vehicle_id} / {tap.stop_id}"[:120]
-            conn.execute(_INSERT_LEDGER, [
-                {"card_id": row.id, "at": tap.at, "kind": entry.kind.value, "amount": entry.amount,
-                 "detail": entry.detail[:80], "place": place, "device_id": device.id, "payment_id": None,
-                 "recorded_at": now}
-                for entry in decision.entries
-            ])
-        if decision.entries or used_on != row.last_used_on or boarded is not row.boarded_at:
+        place = f"{tap.vehicle_id} / {tap.stop_id}"[:120]
+        ledger = [{"card_id": row.id, "at": tap.at, "kind": entry.kind.value, "amount": entry.amount,
+                   "detail": entry.detail[:80], "place": place, "device_id": device.id, "payment_id": None,
+                   "recorded_at": now} for entry in decision.entries]
+        if ledger or used_on != row.last_used_on or boarded is not row.boarded_at:
             # one UPDATE for the balance (moved by the entries' sum) and the card's other fields
-            conn.execute(_UPDATE_CARD, {"card_id": row.id, "moved": moved, "now": now, "used_on": used_on,
-                                        "vehicle": vehicle, "stop": stop, "boarded": boarded})
+            card = {"card_id": row.id, "moved": sum(entry.amount for entry in decision.entries), "now": now,
+                    "used_on": used_on, "vehicle": vehicle, "stop": stop, "boarded": boarded}
     response = _tap_response(tap.event_id, decision)
-    conn.execute(_INSERT_EVENT, {"device_id": device.id, "event_id": tap.event_id, "action": "tap",
-                                 "response": json.dumps(response, ensure_ascii=False, sort_keys=True),
-                                 "received_at": now})
+    event = {"device_id": device.id, "event_id": tap.event_id, "action": "tap",
+             "response": json.dumps(response, ensure_ascii=False, sort_keys=True), "received_at": now}
+    if conn.dialect.name == "postgresql":
+        _write_tap_at_once(conn, ledger, card, event)
+    else:
+        if ledger:
+            conn.execute(_INSERT_LEDGER, ledger)
+        if card is not None:
+            conn.execute(_UPDATE_CARD, card)
+        conn.execute(_INSERT_EVENT, event)
     return response, False
+
+
+@lru_cache(maxsize=4)
+def _tap_writes(entry: bool, card: bool) -> Any:
+    """PostgreSQL: a ledger row, the card's UPDATE and the remembered response in one statement (data-modifying
+    CTEs run once and to completion whether or not the main statement reads them): one round trip, not three."""
+    statement = insert(_EVENTS).values({name: bindparam(f"e_{name}") for name in
+                                        ("device_id", "event_id", "action", "response", "received_at")})
+    if entry:
+        statement = statement.add_cte(insert(_LEDGER).values({name: bindparam(f"l_{name}") for name in _LEDGER_COLUMNS})
+                                      .cte("ledger"))
+    if card:
+        statement = statement.add_cte(_UPDATE_CARD.cte("card"))
+    return statement
+
+
+_LEDGER_COLUMNS = ("card_id", "at", "kind", "amount", "detail", "place", "device_id", "payment_id", "recorded_at")
+
+
+def _write_tap_at_once(conn: Connection, ledger: list[dict[str, Any]], card: dict[str, Any] | None,
+                       event: dict[str, Any]) -> None:
+    params = {f"e_{name}": value for name, value in event.items()}
+    if len(ledger) > 1:  # several entries (rare): their own INSERT (a multi-row VALUES is not a cached statement)
+        conn.execute(_INSERT_LEDGER, ledger)
+    elif ledger:
+        params.update({f"l_{name}": value for name, value in ledger[0].items()})
+    if card is not None:
+        params.update(card)
+    conn.execute(_tap_writes(len(ledger) == 1, card is not None), params)
 
 
 # --------------------------------------------------------------------------- the parking meter
