@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 import anyio
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -89,11 +89,21 @@ def _claim_due(engine: Engine, limit: int) -> list[OutboxMail]:
             query = query.with_for_update(skip_locked=True)
         mails = list(session.scalars(query))
         # Push the next attempt forward before sending, so another worker does not pick it up meanwhile.
+        # Compare-and-set on the attempt count: where rows cannot be locked (SQLite), two workers that
+        # read the same mail still send it once.
+        claimed = []
         for mail in mails:
-            mail.attempts += 1
-            mail.next_attempt_at = clock.now() + _retry_delay(mail.attempts)
+            won = session.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id == mail.id, OutboxMail.attempts == mail.attempts, OutboxMail.sent_at.is_(None))  # type: ignore[union-attr]
+                .values(attempts=mail.attempts + 1, next_attempt_at=clock.now() + _retry_delay(mail.attempts + 1))
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if won == 1:
+                mail.attempts += 1
+                claimed.append(mail)
         session.commit()
-        return mails
+        return claimed
 
 
 def _record(engine: Engine, mail_id: int, error: str | None) -> None:

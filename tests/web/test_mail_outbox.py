@@ -1,0 +1,61 @@
+"""The mail outbox (SQLite and PostgreSQL): delivery, retry with back-off while SMTP is down, and no
+mail sent twice when two workers deliver at once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import aiosmtplib
+from sqlalchemy import select
+
+from web import clock
+from web.db import transaction
+from web.mail import _claim_due, deliver_outbox, queue_mail
+from web.models import OutboxMail, User
+
+
+class FakeSmtp:
+    def __init__(self, fail: int = 0) -> None:
+        self.sent: list[str] = []
+        self.fail = fail
+
+    async def send(self, mail: OutboxMail) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise aiosmtplib.SMTPConnectError("down")
+        self.sent.append(mail.to_address)
+
+
+def _queue(engine, users) -> None:  # type: ignore[no-untyped-def]
+    users.create("poczta@example.pl")
+    with transaction(engine) as session:
+        user = session.scalars(select(User)).one()
+        queue_mail(session, user.email, "activate", user=user, link="http://x/activate/abc", hours=3)
+
+
+def test_mail_is_delivered_once(engine, users, db):
+    _queue(engine, users)
+    smtp = FakeSmtp()
+    assert asyncio.run(deliver_outbox(engine, smtp)) == (1, 0)
+    assert asyncio.run(deliver_outbox(engine, smtp)) == (0, 0)
+    assert smtp.sent == ["poczta@example.pl"]
+    assert db.one(OutboxMail).sent_at is not None
+
+
+def test_mail_is_retried_with_back_off_while_smtp_is_down(engine, users, db):
+    _queue(engine, users)
+    smtp = FakeSmtp(fail=1)
+    assert asyncio.run(deliver_outbox(engine, smtp)) == (0, 1)
+    assert asyncio.run(deliver_outbox(engine, smtp)) == (0, 0)  # not due yet
+    clock.travel(timedelta(minutes=1))
+    assert asyncio.run(deliver_outbox(engine, smtp)) == (1, 0)
+    mail = db.one(OutboxMail)
+    assert mail.attempts == 2 and mail.sent_at is not None
+
+
+def test_a_claimed_mail_is_not_claimed_again_by_another_worker(engine, users):
+    _queue(engine, users)
+    first = _claim_due(engine, 10)
+    second = _claim_due(engine, 10)
+    assert len(first) + len(second) == 1
