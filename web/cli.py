@@ -273,5 +273,22 @@ def devices_add(kind: str, name: str) -> None:
     click.echo(f"the device sends: Authorization: Bearer {credential}")
 
 
+@devices.command("disable")
+@click.argument("device_id", type=int)
+def devices_disable(device_id: int) -> None:
+    """Take a device out of service (lost, stolen, replaced): its credential is refused from now on."""
+    from web.db import make_engine, transaction
+    from web.services.purse import disable_device
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    with transaction(engine) as session:
+        disabled = disable_device(session, device_id)
+    engine.dispose()
+    if not disabled:
+        raise click.ClickException(f"no active device with id {device_id}")
+    click.echo(f"device {device_id} disabled; its credential is refused from now on")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -40,7 +40,8 @@ class SessionMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path", "").startswith("/static/"):
+        # Static files and the device API (validators, meters) have no use for a browser session.
+        if scope["type"] != "http" or scope.get("path", "").startswith(("/static/", "/api/devices/")):
             await self.app(scope, receive, send)
             return
         session_id = self._cookie_id(scope)

@@ -384,3 +384,20 @@ def test_simulators_for_staff_only_with_a_working_credential(browser, users, cli
     assert tap(client, credential, "8001").json()["balance"] == 220
     meter_page = browser.get("/simulators/meter")
     assert meter_page.status_code == 200 and "AKCEPTUJ" in meter_page.text and "DOŁADUJ" in meter_page.text
+
+
+def test_a_disabled_device_is_refused_on_its_next_tap(client, engine, settings, devices, settings_env, monkeypatch):
+    """`ekp devices disable ID`: the credential is refused at once, even though it was cached a moment ago."""
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    make_card(engine, settings, "70030001", balance=1000)
+    assert tap(client, devices["validator"], "70030001").status_code == 200  # the credential is now cached
+    for key, value in settings_env.items():
+        monkeypatch.setenv(key, value)
+    device_id = devices["validator"].split(".")[0]
+    result = CliRunner().invoke(main, ["devices", "disable", device_id])
+    assert result.exit_code == 0, result.output
+    assert tap(client, devices["validator"], "70030001").status_code == 401
+    assert CliRunner().invoke(main, ["devices", "disable", device_id]).exit_code != 0
