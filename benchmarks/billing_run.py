@@ -5,7 +5,7 @@ by direct inserts, then times one billing run: months/s and peak memory (tracema
 the process's max RSS). Runs on SQLite and, when EKP_TEST_POSTGRES_URL (or --postgres URL) is given,
 on PostgreSQL (in a throwaway database next to the given one).
 
-Run: uv run python benchmarks/billing_run.py [--counts 1000 10000 100000] [--postgres URL]
+Run: .venv/bin/python benchmarks/billing_run.py [--counts 1000 10000 100000] [--postgres URL]
      [--gateway sandbox|instant|both] [--db sqlite|postgres|both]
 
 Measured 2026-11-21 on the shared 2-core dev box (load average 4-9 from other work, so +-30 %):

@@ -10,7 +10,7 @@ The load generator runs on the same machine and shares its cores with the server
 lean asyncio HTTP/1.1 client (about 0.1-0.2 ms of CPU per request; --httpx uses httpx, about 1 ms). Each
 line reports the CPU both sides spent per tap and the load average, so a busy machine shows in the numbers.
 
-Run: uv run python benchmarks/taps.py [--concurrency 16] [--duration 10] [--cards 64] [--workers 1] [--httpx]
+Run: .venv/bin/python benchmarks/taps.py [--concurrency 16] [--duration 10] [--cards 64] [--workers 1] [--httpx]
 Target (issue 7): at least 1,000 taps/s with p99 under 50 ms.
 """
 
