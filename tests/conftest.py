@@ -90,7 +90,12 @@ class MigratedDatabase:
                     conn.execute(text(f'DELETE FROM "{name}"'))
                 if inspect(conn).has_table("sqlite_sequence"):
                     conn.execute(text("DELETE FROM sqlite_sequence"))
+        if self.engine.dialect.name == "sqlite":
+            # Outside the transaction: inside one, SQLite ignores the pragma and the pooled connection
+            # would go on without foreign keys, hiding ON DELETE behaviour from the tests.
+            with self.engine.connect() as conn:
                 conn.execute(text("PRAGMA foreign_keys=ON"))
+                assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
 def _migrate(url: str, var_dir: Path) -> MigratedDatabase:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
 from domain.accounts import LinkState, Registration, link_state, normalise_email
@@ -179,8 +179,22 @@ def reset_password(session: Session, settings: Settings, raw_token: str, passwor
 
 
 def erase_account(session: Session, user: User, ip: str | None) -> None:
-    """GDPR erasure: the account and everything that names the person go; the audit keeps only the id."""
+    """GDPR erasure: the account and everything that names the person go; the audit keeps only the id.
+
+    5+1 subscriptions go with their months, so nothing more is ever charged (R-5P1-7); tickets already
+    paid stay valid on the card, and payments stay as the operator's accounting records — both without
+    the link to the account. Cards are unlinked (the registry is the operator's). Mail to the address,
+    sent or not, is deleted from the outbox."""
+    from web.models import OutboxMail, Subscription5p1, SubscriptionMonthRow, Ticket
+
+    subscription_ids = select(Subscription5p1.id).where(Subscription5p1.user_id == user.id)
+    month_ids = select(SubscriptionMonthRow.id).where(SubscriptionMonthRow.subscription_id.in_(subscription_ids))  # type: ignore[attr-defined]
+    session.execute(update(Ticket).where(Ticket.subscription_month_id.in_(month_ids))  # type: ignore[union-attr]
+                    .values(subscription_month_id=None, user_id=None))
+    session.execute(delete(SubscriptionMonthRow).where(SubscriptionMonthRow.subscription_id.in_(subscription_ids)))  # type: ignore[attr-defined]
+    session.execute(delete(Subscription5p1).where(Subscription5p1.user_id == user.id))  # type: ignore[arg-type]
     session.execute(delete(EmailToken).where(EmailToken.user_id == user.id))  # type: ignore[arg-type]
+    session.execute(delete(OutboxMail).where(OutboxMail.to_address == user.email))  # type: ignore[arg-type]
     audit(session, "account.erased", user.id, ip)
     session.delete(user)
 
