@@ -55,13 +55,17 @@ async def in_transaction(request: ASGIConnection, use_case: Callable[..., T], *a
     return await anyio.to_thread.run_sync(run)
 
 
+def session_stamp(user: User) -> str:
+    """What a session remembers of its account besides the id: when the account was created (an id
+    freed by an erased account and given to a new one never opens the old sessions) and when its
+    password last changed (a change or reset ends every other session)."""
+    changed = user.password_changed_at.isoformat() if user.password_changed_at else "-"
+    return f"{user.created_at.isoformat()}|{changed}"
+
+
 def _load_user(session: Session, user_id: int, stamp: str | None) -> User | None:
     user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        return None
-    # A password change or reset ends every other session of the account.
-    changed = user.password_changed_at.isoformat() if user.password_changed_at else None
-    if changed != stamp:
+    if user is None or not user.is_active or session_stamp(user) != stamp:
         return None
     return user
 
@@ -110,7 +114,7 @@ def login_session(request: Request, user: User, remember: bool) -> None:
     session.update(
         {
             "uid": user.id,
-            "pwd": user.password_changed_at.isoformat() if user.password_changed_at else None,
+            "pwd": session_stamp(user),
             SESSION_ROTATE: True,
             SESSION_REMEMBER: remember,
             "lang": user.language,

@@ -45,3 +45,17 @@ def test_erasing_an_account_with_a_paid_subscription(browser, users, engine, db)
         assert session.scalars(select(Subscription5p1)).first() is None  # nothing more is charged
         assert session.scalars(select(SubscriptionMonthRow)).first() is None
         assert session.scalars(select(OutboxMail).where(OutboxMail.to_address == "rodo@example.pl")).first() is None
+
+
+def test_an_erased_accounts_other_sessions_never_open_a_new_account_with_the_same_id(browser, new_browser, users, db):
+    users.create("stary@example.pl")
+    browser.login("stary@example.pl")
+    phone = new_browser()
+    phone.login("stary@example.pl")
+    old_id = db.user("stary@example.pl").id
+    erased = browser.submit("/account", {"delete_password": DEFAULT_PASSWORD, "confirm": "on"}, action="/account/delete")
+    assert erased.status_code == 303
+    users.create("nowy@example.pl", first_name="Nowy")
+    new_id = db.user("nowy@example.pl").id
+    response = phone.get("/account", follow_redirects=False)
+    assert response.status_code == 303 and "/login" in response.headers["location"], (old_id, new_id)
