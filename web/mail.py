@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from web import clock, i18n
-from web.models import OutboxMail
+from web.models import EmailToken, OutboxMail
 from web.templating import environment
 
 log = logging.getLogger("ekp.mail")
@@ -114,6 +114,10 @@ def _record(engine: Engine, mail_id: int, error: str | None) -> None:
         if error is None:
             mail.sent_at = clock.now()
             mail.last_error = None
+            if mail.email_token_id is not None:
+                # "valid for 3 hours from sending": from when the mail really left, not when it was queued.
+                session.execute(update(EmailToken).where(EmailToken.id == mail.email_token_id, EmailToken.used_at.is_(None))  # type: ignore[union-attr]
+                                .values(sent_at=mail.sent_at))
         else:
             mail.last_error = error[:500]
         session.commit()

@@ -66,6 +66,8 @@ class OutboxMail(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=clock.now, index=True)
     sent_at: Optional[datetime] = Field(default=None, index=True)
     last_error: Optional[str] = Field(default=None, max_length=500)
+    # The single-use link this mail carries: its validity counts from delivery (R-ACC-3).
+    email_token_id: Optional[int] = Field(default=None, foreign_key="email_tokens.id", ondelete="SET NULL")
 
 
 class StoreEntry(SQLModel, table=True):

@@ -59,3 +59,18 @@ def test_a_claimed_mail_is_not_claimed_again_by_another_worker(engine, users):
     first = _claim_due(engine, 10)
     second = _claim_due(engine, 10)
     assert len(first) + len(second) == 1
+
+
+def test_r_acc_3_link_validity_counts_from_delivery_not_from_queueing(browser, engine, db):
+    """SMTP down for 2 hours: the 3-hour window starts when the activation mail really leaves."""
+    from tests.conftest import registration_form
+    from web.models import EmailToken
+
+    browser.register(**registration_form(email="opozniony@example.pl"))
+    clock.travel(timedelta(hours=2))
+    assert asyncio.run(deliver_outbox(engine, FakeSmtp())) == (1, 0)
+    token = db.one(EmailToken)
+    assert token.sent_at >= clock.now() - timedelta(minutes=1)
+    link = db.one(OutboxMail).text_body.split("/activate/")[1].split()[0]
+    clock.travel(timedelta(hours=2, minutes=59))
+    assert browser.get(f"/activate/{link}").status_code == 200  # 4 h 59 min after queueing, still valid

@@ -42,15 +42,17 @@ def find_user(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email == normalise_email(email))).first()
 
 
-def _issue_token(session: Session, user: User, purpose: str) -> str:
+def _issue_token(session: Session, user: User, purpose: str) -> tuple[str, EmailToken]:
     token = secrets.token_urlsafe(32)
-    session.add(EmailToken(token_hash=token_hash(token), user_id=user.id, purpose=purpose))  # type: ignore[arg-type]
-    return token
+    row = EmailToken(token_hash=token_hash(token), user_id=user.id, purpose=purpose)  # type: ignore[arg-type]
+    session.add(row)
+    session.flush()
+    return token, row
 
 
 def _send_activation(session: Session, settings: Settings, user: User) -> None:
-    token = _issue_token(session, user, "activate")
-    queue_mail(
+    token, row = _issue_token(session, user, "activate")
+    mail = queue_mail(
         session,
         user.email,
         "activate",
@@ -59,6 +61,7 @@ def _send_activation(session: Session, settings: Settings, user: User) -> None:
         link=f"{settings.base_url}/activate/{token}",
         hours=settings.activation_hours,
     )
+    mail.email_token_id = row.id  # the link's hours count from delivery (R-ACC-3)
 
 
 def register(session: Session, settings: Settings, data: Registration, language: str, ip: str | None) -> None:
@@ -150,9 +153,10 @@ def request_password_reset(session: Session, settings: Settings, email: str, ip:
     user = find_user(session, email)
     if user is None:
         return
-    token = _issue_token(session, user, "reset")
-    queue_mail(session, user.email, "reset", language=user.language, user=user,
-               link=f"{settings.base_url}/password/reset/{token}", hours=settings.reset_hours)
+    token, row = _issue_token(session, user, "reset")
+    mail = queue_mail(session, user.email, "reset", language=user.language, user=user,
+                      link=f"{settings.base_url}/password/reset/{token}", hours=settings.reset_hours)
+    mail.email_token_id = row.id
     audit(session, "reset.request", user.id, ip)
 
 
