@@ -61,7 +61,11 @@ def _claim_batch(engine: Engine, ids: list[int], policy: BillingPolicy) -> list[
             log.info("billing batch after id %s collided with another run (%s); reading it again", ids[0], type(exc).__name__)
     charges: list[subscriptions.ChargeToMake] = []
     for sub_id in ids:
-        charges.extend(_in_tx(engine, subscriptions.prepare_subscription, sub_id, policy))
+        try:
+            charges.extend(_in_tx(engine, subscriptions.prepare_subscription, sub_id, policy))
+        except (IntegrityError, OperationalError) as exc:
+            # Still colliding: the other run has it in hand, or the next run will.
+            log.info("billing subscription %s left to the other run (%s)", sub_id, type(exc).__name__)
     return charges
 
 
@@ -93,6 +97,9 @@ async def _ask_gateway(gateway: PaymentGateway, charge: subscriptions.ChargeToMa
         # Unknown outcome: the payment stays pending and the month CHARGING; the next run asks again
         # with the same reference, which the gateway answers without charging twice.
         log.warning("charge %s: no answer from the gateway (%s)", charge.reference, type(exc).__name__)
+        return None
+    except Exception:  # noqa: BLE001 - one broken answer must not stop the run; same recovery as above
+        log.exception("charge %s: the gateway call failed unexpectedly; the next run asks again", charge.reference)
         return None
 
 

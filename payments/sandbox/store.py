@@ -109,12 +109,31 @@ def new_id(prefix: str, length: int = 16) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+def _serialise_writers(engine: sa.Engine) -> None:
+    """Several processes may share the sandbox file (e.g. two `ekp billing run` at once). SQLite's
+    default deferred transactions fail at once with "database is locked" when two of them try to turn a
+    read into a write; taking the write lock when each transaction begins makes them wait their turn."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below issues BEGIN itself
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class SandboxStore:
     def __init__(self, db_path: str | Path) -> None:
         path = str(db_path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(f"sqlite:///{path}")
+        self.engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+        _serialise_writers(self.engine)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
