@@ -500,6 +500,22 @@ def _price(
     return price_for_month(tariff, sub.variant, index, starts_on)
 
 
+def _month_after_last_paid(
+    sub: Subscription, months: Sequence[SubscriptionMonth]
+) -> tuple[int, int, date, date] | None:
+    """(cycle, index, first day, last day) of the month that follows the latest one, when that one is
+    PAID and another follows it (not after month 6 without auto-renewal)."""
+    last = _last(months)
+    if last is None or last.state is not MonthState.PAID:
+        return None
+    position = _next_position(sub, last)
+    if position is None:
+        return None
+    cycle, index = position
+    starts_on, ends_on = month_period(sub.first_day, cycle, index)
+    return cycle, index, starts_on, ends_on
+
+
 def plan_next_month(
     sub: Subscription,
     months: Sequence[SubscriptionMonth],
@@ -515,14 +531,10 @@ def plan_next_month(
     """
     if sub.status is not SubscriptionStatus.ACTIVE:
         return None
-    last = _last(months)
-    if last is None or last.state is not MonthState.PAID:
+    following = _month_after_last_paid(sub, months)
+    if following is None:
         return None
-    position = _next_position(sub, last)
-    if position is None:
-        return None
-    cycle, index = position
-    starts_on, ends_on = month_period(sub.first_day, cycle, index)
+    cycle, index, starts_on, ends_on = following
     if today < starts_on - timedelta(days=policy.charge_days_before):
         return None
     return SubscriptionMonth(
@@ -826,14 +838,10 @@ def upcoming_charge(
                 month.ends_on,
                 month.price,
             )
-    last = _last(months)
-    if last is None or last.state is not MonthState.PAID:
+    following = _month_after_last_paid(sub, months)
+    if following is None:
         return None
-    position = _next_position(sub, last)
-    if position is None:
-        return None
-    cycle, index = position
-    starts_on, ends_on = month_period(sub.first_day, cycle, index)
+    cycle, index, starts_on, ends_on = following
     return UpcomingCharge(
         cycle,
         index,
