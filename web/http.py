@@ -17,6 +17,7 @@ from sqlmodel import Session
 from web import i18n
 from web.db import transaction
 from web.models import User
+from web.sessions import SESSION_REMEMBER, SESSION_ROTATE
 from web.settings import Settings
 
 T = TypeVar("T")
@@ -106,8 +107,6 @@ async def current_user(request: ASGIConnection) -> User | None:
 
 
 def login_session(request: Request, user: User, remember: bool) -> None:
-    from web.sessions import SESSION_REMEMBER, SESSION_ROTATE
-
     session = request.scope["session"]
     flashes = session.get("_flash", [])
     session.clear()

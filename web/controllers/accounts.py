@@ -40,6 +40,7 @@ from web.messages import field_errors, message
 from web.models import User
 from web.protect import decrypt_pesel
 from web.services import accounts as service
+from web.sessions import SESSION_REMEMBER
 
 FORM_FIELDS = ["first_name", "last_name", "pesel", "birth_date", "email", "email_repeat"]
 
@@ -319,7 +320,7 @@ async def account_password(request: Request) -> Template | Response:
             errors["current_password"] = [message("password.wrong")]
         else:
             forget_user(changed.id)
-            login_session(request, changed, bool(request.scope["session"].get("_remember")))
+            login_session(request, changed, bool(request.scope["session"].get(SESSION_REMEMBER)))
             flash(request, _("Hasło zostało zmienione."), "success")
             return redirect("/account")
     view = _account_view(request, user)  # type: ignore[arg-type]
