@@ -105,6 +105,23 @@ def _status_from_api(value: object) -> PaymentStatus:
     return status
 
 
+def charge_result(data: dict[str, Any], charge: TokenCharge, tx: tuple[str, str] | None = None) -> ChargeResult:
+    """A token charge's answer (a Tpay transaction object) as a `ChargeResult`; `tx`: (id, title) when
+    known from an earlier call, else read from the answer."""
+    status = _status_from_api(data.get("status", ""))
+    if status not in (PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.PENDING):
+        raise GatewayError("unexpected_status", f"token charge answered {status.value}")
+    if tx is None:
+        try:
+            tx = (str(data["transactionId"]), str(data["title"]))
+        except KeyError as exc:
+            raise GatewayError("bad_response", f"missing {exc.args[0]}") from exc
+    error_code = None
+    if status is PaymentStatus.FAILED:
+        error_code = str(data.get("errorCode") or data.get("status") or "declined")
+    return ChargeResult(status, tx[0], tx[1], charge.reference, charge.amount, error_code)
+
+
 def parse_expiry(value: str) -> tuple[int, int] | None:
     """Card token expiry as Tpay sends it ("MMYY", also "MM/YY" or "YYYY-MM") -> (month, year)."""
     text = value.strip().replace("/", "")
@@ -233,7 +250,7 @@ class TpayGateway:
         self._created: OrderedDict[str, CreatedPayment] = OrderedDict()
         self._charges: OrderedDict[str, ChargeResult] = OrderedDict()
         self._charge_tx: dict[str, tuple[str, str]] = {}
-        self._charge_locks: dict[str, asyncio.Lock] = {}
+        self._charge_locks: dict[str, list[Any]] = {}  # reference -> [lock, users]
 
     # ------------------------------------------------------------------ HTTP plumbing
     async def _fetch_certificate(self, url: str) -> bytes:
@@ -324,51 +341,56 @@ class TpayGateway:
         return created
 
     async def charge_token(self, charge: TokenCharge) -> ChargeResult:
-        lock = self._charge_locks.setdefault(charge.reference, asyncio.Lock())
-        async with lock:
-            known = self._charges.get(charge.reference)
-            if known is not None:
-                return known
-            tx = self._charge_tx.get(charge.reference)
-            if tx is not None:
-                # An earlier attempt created (and maybe paid) the transaction: never pay it twice.
-                current = await self.get_status(tx[0])
-                if current.status is PaymentStatus.PAID:
-                    result = ChargeResult(PaymentStatus.PAID, tx[0], tx[1], charge.reference, charge.amount)
-                    _remember(self._charges, charge.reference, result)
-                    return result
-            else:
-                body = self._transaction_body(
-                    amount=charge.amount,
-                    currency=charge.currency,
-                    description=charge.description,
-                    reference=charge.reference,
-                    email=charge.payer_email,
-                    name=charge.payer_name,
-                )
-                data = await self._call("POST", "/transactions", body)
-                try:
-                    tx = (str(data["transactionId"]), str(data["title"]))
-                except KeyError as exc:
-                    raise GatewayError("bad_response", f"missing {exc.args[0]}") from exc
-                self._charge_tx[charge.reference] = tx
-            data = await self._call(
-                "POST",
-                f"/transactions/{tx[0]}/pay",
-                {"groupId": CARD_GROUP_ID, "cardPaymentData": {"token": charge.token}},
-            )
-            status = _status_from_api(data.get("status", ""))
-            if status not in (PaymentStatus.PAID, PaymentStatus.FAILED, PaymentStatus.PENDING):
-                raise GatewayError("unexpected_status", f"token charge answered {status.value}")
-            error_code = None
-            if status is PaymentStatus.FAILED:
-                error_code = str(data.get("errorCode") or data.get("status") or "declined")
-            result = ChargeResult(status, tx[0], tx[1], charge.reference, charge.amount, error_code)
-            log.info("token charge reference=%s title=%s status=%s", charge.reference, tx[1], status.value)
-            if status is not PaymentStatus.PENDING:
+        entry = self._charge_locks.get(charge.reference)
+        if entry is None:
+            entry = self._charge_locks[charge.reference] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                return await self._charge_token_once(charge)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:  # nobody holds or waits for it: a run of 100,000 charges keeps no locks
+                self._charge_locks.pop(charge.reference, None)
+
+    async def _charge_token_once(self, charge: TokenCharge) -> ChargeResult:
+        known = self._charges.get(charge.reference)
+        if known is not None:
+            return known
+        tx = self._charge_tx.get(charge.reference)
+        if tx is not None:
+            # An earlier attempt created (and maybe paid) the transaction: never pay it twice.
+            current = await self.get_status(tx[0])
+            if current.status is PaymentStatus.PAID:
+                result = ChargeResult(PaymentStatus.PAID, tx[0], tx[1], charge.reference, charge.amount)
                 _remember(self._charges, charge.reference, result)
-                self._charge_tx.pop(charge.reference, None)
-            return result
+                return result
+        else:
+            body = self._transaction_body(
+                amount=charge.amount,
+                currency=charge.currency,
+                description=charge.description,
+                reference=charge.reference,
+                email=charge.payer_email,
+                name=charge.payer_name,
+            )
+            data = await self._call("POST", "/transactions", body)
+            try:
+                tx = (str(data["transactionId"]), str(data["title"]))
+            except KeyError as exc:
+                raise GatewayError("bad_response", f"missing {exc.args[0]}") from exc
+            self._charge_tx[charge.reference] = tx
+        data = await self._call(
+            "POST",
+            f"/transactions/{tx[0]}/pay",
+            {"groupId": CARD_GROUP_ID, "cardPaymentData": {"token": charge.token}},
+        )
+        result = charge_result(data, charge, tx)
+        log.info("token charge reference=%s title=%s status=%s", charge.reference, tx[1], result.status.value)
+        if result.status is not PaymentStatus.PENDING:
+            _remember(self._charges, charge.reference, result)
+            self._charge_tx.pop(charge.reference, None)
+        return result
 
     async def refund(self, refund: Refund) -> RefundResult:
         body: dict[str, Any] = {}

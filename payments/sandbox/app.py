@@ -15,6 +15,7 @@ import binascii
 import datetime as dt
 import logging
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from sqlalchemy import exc as sa_exc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -36,7 +38,8 @@ from litestar.types import Receive, Scope, Send
 
 from ..amounts import grosze_to_wire, wire_to_grosze
 from ..signing import legacy_md5sum, sign_detached
-from ..tpay import TpayGateway
+from ..port import ChargeResult, GatewayError, GatewayTimeout, TokenCharge
+from ..tpay import CARD_GROUP_ID, TpayGateway, charge_result
 from .cards import TEST_CARDS, CardBehaviour, validate_card_form
 from .delivery import NotificationDeliverer
 from .store import SandboxStore
@@ -62,10 +65,22 @@ class SandboxSettings:
     poll_interval: float = 30.0
 
 
+def _decline_reason(card: dict[str, Any], today: dt.date) -> str | None:
+    """Why a token charge on this saved card is declined (None: it is paid)."""
+    if (card["exp_year"], card["exp_month"]) < (today.year, today.month):
+        return "card_expired"
+    if card["behaviour"] == CardBehaviour.RENEWALS_FAIL:
+        return "declined"
+    return None
+
+
 class _ApiError(Exception):
     def __init__(self, status_code: int, code: str, message: str = "") -> None:
         super().__init__(code)
         self.status_code, self.code, self.message = status_code, code, message
+
+
+SandboxApiError = _ApiError  # what `Sandbox.direct_call` raises
 
 
 def _api_error_response(exc: _ApiError) -> Response[Any]:
@@ -138,7 +153,22 @@ class Sandbox:
         return httpx.ASGITransport(app=_StripPrefix(self.app, urlsplit(self.public_url).path))
 
     def gateway(self, notification_url: str, *, in_process: bool = True, timeout: float = 15.0) -> TpayGateway:
-        """A `PaymentGateway` talking to this sandbox exactly as to Tpay (OAuth, JWS, md5sum)."""
+        """A `PaymentGateway` talking to this sandbox as to Tpay (OAuth, JWS, md5sum). In the same
+        process (`in_process`), token charges skip HTTP: see `SandboxGateway`."""
+        if in_process:
+            return SandboxGateway(
+                self,
+                client_id=self.settings.client_id,
+                client_secret=self.settings.client_secret,
+                security_code=self.settings.security_code,
+                merchant_id=self.settings.merchant_id,
+                notification_url=notification_url,
+                api_url=self.public_url,
+                root_cert=self.certificate_pem,
+                x5u_prefix=f"{self.public_url}/x509/",
+                timeout=timeout,
+                transport=self.asgi_transport(),
+            )
         return TpayGateway(
             client_id=self.settings.client_id,
             client_secret=self.settings.client_secret,
@@ -149,7 +179,6 @@ class Sandbox:
             root_cert=self.certificate_pem,
             x5u_prefix=f"{self.public_url}/x509/",
             timeout=timeout,
-            transport=self.asgi_transport() if in_process else None,
         )
 
     def mount_handler(self, path: str = "/sandbox-pay") -> Any:
@@ -293,24 +322,58 @@ class Sandbox:
         notification = callbacks.get("notification") if isinstance(callbacks.get("notification"), dict) else {}
         pay = body.get("pay") if isinstance(body.get("pay"), dict) else {}
         card_data = pay.get("cardPaymentData") if isinstance(pay.get("cardPaymentData"), dict) else {}
-        tx = self.store.create_transaction(
-            {
-                "reference": reference[:255],
-                "kind": "hosted" if payer_urls else "token",
-                "amount": amount,
-                "currency": "PLN",
-                "description": description[:255],
-                "payer_email": str(payer.get("email"))[:255],
-                "payer_name": str(payer.get("name") or "")[:255],
-                "success_url": str(payer_urls.get("success") or ""),
-                "error_url": str(payer_urls.get("error") or ""),
-                "notify_url": str(notification.get("url") or ""),
-                "save_card": bool(card_data.get("save")),
-            }
-        )
+        values = {
+            "reference": reference[:255],
+            "kind": "hosted" if payer_urls else "token",
+            "amount": amount,
+            "currency": "PLN",
+            "description": description[:255],
+            "payer_email": str(payer.get("email"))[:255],
+            "payer_name": str(payer.get("name") or "")[:255],
+            "success_url": str(payer_urls.get("success") or ""),
+            "error_url": str(payer_urls.get("error") or ""),
+            "notify_url": str(notification.get("url") or ""),
+            "save_card": bool(card_data.get("save")),
+        }
+        token = str(card_data.get("token") or "")
+        if token and not payer_urls:
+            return self._create_and_charge(values, token)
+        tx = self.store.create_transaction(values)
         if tx["amount"] != amount:
             raise _ApiError(409, "reference_conflict", "hiddenDescription already used for another amount")
         return self._transaction_json(tx) | {"transactionPaymentUrl": f"{self.public_url}/pay/{tx['id']}"}
+
+    def _create_and_charge(self, values: dict[str, Any], token: str) -> dict[str, Any]:
+        """`POST /transactions` with `pay.cardPaymentData.token`: create the transaction and charge the
+        saved card in one call (and one store transaction). Idempotent per reference like the two-call
+        way: a reference already decided answers with its first result and charges nothing."""
+        today = dt.date.today()
+
+        def decide(card: dict[str, Any] | None) -> str | None:
+            if card is None:
+                raise _ApiError(400, "invalid_token", "unknown card token")
+            return _decline_reason(card, today)
+
+        tx, charged = self.store.charge_saved_card(values, token, decide)
+        if tx["amount"] != values["amount"]:
+            raise _ApiError(409, "reference_conflict", "hiddenDescription already used for another amount")
+        if charged and tx["notify_url"]:
+            self._notify(tx["id"], "FALSE" if tx["error_code"] else "TRUE")
+        result = self._transaction_json(tx)
+        return result | ({"errorCode": tx["error_code"]} if tx["status"] == "declined" and tx["error_code"] else {})
+
+    def direct_call(self, client_id: str, client_secret: str, path: str, body: Any) -> dict[str, Any]:
+        """The API in the same process, without HTTP: what `SandboxGateway` calls for token charges.
+        Authenticated by the client credentials on each call (no access-token round trip); answers and
+        errors are those of the HTTP API (`SandboxApiError` carries the HTTP status and error code)."""
+        ok = secrets.compare_digest(client_id, self.settings.client_id) and secrets.compare_digest(
+            client_secret, self.settings.client_secret
+        )
+        if not ok:
+            raise _ApiError(401, "invalid_client", "bad client credentials")
+        if path != "/transactions":
+            raise _ApiError(404, "not_found", "only POST /transactions is offered in-process")
+        return self.api_create(body)
 
     def api_pay(self, tx_id: str, body: Any) -> dict[str, Any]:
         tx = self._get_tx(tx_id)
@@ -323,13 +386,7 @@ class Sandbox:
         card = self.store.card(token)
         if card is None:
             raise _ApiError(400, "invalid_token", "unknown card token")
-        today = dt.date.today()
-        if (card["exp_year"], card["exp_month"]) < (today.year, today.month):
-            error = "card_expired"
-        elif card["behaviour"] == CardBehaviour.RENEWALS_FAIL:
-            error = "declined"
-        else:
-            error = None
+        error = _decline_reason(card, dt.date.today())
         status = "declined" if error else "correct"
         if self.store.update_transaction(
             tx["id"], only_if_status="pending", status=status, error_code=error, card_token=token,
@@ -525,6 +582,37 @@ class Sandbox:
             on_shutdown=[self.stop],
             openapi_config=None,
         )
+
+
+class SandboxGateway(TpayGateway):
+    """The Tpay adapter for the sandbox embedded in this process.
+
+    Hosted payments, refunds, statuses and notifications go over HTTP (through the ASGI transport, so
+    OAuth, JSON and JWS are exercised as with Tpay). A token charge is one authenticated in-process call
+    of the sandbox's `POST /transactions` with `pay.cardPaymentData.token` (create and charge at once),
+    which the sandbox commits in one store transaction before answering: no OAuth round trip, no HTTP
+    encoding, two ASGI requests fewer. Idempotency is the sandbox's (per reference, durable), so no
+    in-memory memo of answers is needed here; declines come back as FAILED with the sandbox's code.
+    """
+
+    def __init__(self, sandbox: Sandbox, *, client_id: str, client_secret: str, **options: Any) -> None:
+        super().__init__(client_id=client_id, client_secret=client_secret, **options)
+        self._sandbox, self._credentials = sandbox, (client_id, client_secret)
+
+    async def charge_token(self, charge: TokenCharge) -> ChargeResult:
+        body = self._transaction_body(
+            amount=charge.amount, currency=charge.currency, description=charge.description,
+            reference=charge.reference, email=charge.payer_email, name=charge.payer_name,
+        )
+        body["pay"] = {"groupId": CARD_GROUP_ID, "cardPaymentData": {"token": charge.token}}
+        try:
+            data = self._sandbox.direct_call(*self._credentials, "/transactions", body)
+        except _ApiError as exc:
+            log.warning("sandbox token charge failed: %s", exc.code)
+            raise GatewayError(exc.code, exc.message, exc.status_code) from exc
+        except (sa_exc.OperationalError, sqlite3.OperationalError) as exc:  # store busy or unavailable: nothing was kept
+            raise GatewayTimeout("sandbox store unavailable") from exc
+        return charge_result(data, charge)
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> SandboxSettings:

@@ -10,6 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -127,6 +128,17 @@ def _serialise_writers(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_TX_COLUMNS = ", ".join(c.name for c in transactions.columns)
+_CARD_COLUMNS = ", ".join(c.name for c in cards.columns)
+
+
+def _fetch_one(cursor: Any, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    row = cursor.execute(sql, params).fetchone()
+    if row is None:
+        return None
+    return dict(zip((d[0] for d in cursor.description), row, strict=True))
+
+
 class SandboxStore:
     def __init__(self, db_path: str | Path) -> None:
         path = str(db_path)
@@ -190,6 +202,56 @@ class SandboxStore:
             if only_if_status is not None:
                 stmt = stmt.where(transactions.c.status == only_if_status)
             return conn.execute(stmt.values(**values)).rowcount == 1
+
+    def charge_saved_card(
+        self, values: dict[str, Any], token: str, decide: Callable[[dict[str, Any] | None], str | None]
+    ) -> tuple[dict[str, Any], bool]:
+        """A token charge in one write transaction: find the transaction with `values["reference"]` (or
+        create it), and if it is still pending, charge `token`: `decide(card)` returns the decline code
+        (None: paid; it may raise to refuse the call, which keeps nothing). The charge and its record are
+        committed before this returns, so an answered charge is durable, and the same reference never
+        charges twice (the reference is unique; the write lock is taken at BEGIN, so two processes take
+        turns). Returns (the transaction, whether this call charged it).
+
+        Raw DB-API statements: this is the sandbox's hot path (a monthly billing run makes one per month)."""
+        fairy = self.engine.raw_connection()
+        try:
+            cur = fairy.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                tx = _fetch_one(cur, f"SELECT {_TX_COLUMNS} FROM sandbox_transactions WHERE reference = ?", (values["reference"],))
+                if tx is not None and tx["status"] != "pending":
+                    cur.execute("ROLLBACK")
+                    return tx, False
+                card = _fetch_one(cur, f"SELECT {_CARD_COLUMNS} FROM sandbox_cards WHERE token = ?", (token,))
+                error = decide(card)
+                now = time.time()
+                decided = {"status": "declined" if error else "correct", "error_code": error, "card_token": token,
+                           "paid_at": None if error else now}
+                if tx is None:
+                    tx = {"id": new_id("ta_"), "title": new_id("TR-SBX-", 10), "refunded": 0, "created_at": now,
+                          "success_url": "", "error_url": "", "notify_url": "", "save_card": False,
+                          "pending_brand": None, "pending_last4": None, "pending_exp_month": None,
+                          "pending_exp_year": None, "pending_behaviour": None, **values, **decided}
+                    columns = _TX_COLUMNS.split(", ")
+                    cur.execute(f"INSERT INTO sandbox_transactions ({_TX_COLUMNS}) VALUES ({', '.join('?' * len(columns))})",
+                                [tx[c] for c in columns])
+                else:  # created earlier (e.g. by `POST /transactions` alone) and never paid
+                    tx = {**tx, **decided}
+                    cur.execute("UPDATE sandbox_transactions SET status = ?, error_code = ?, card_token = ?, paid_at = ? "
+                                "WHERE id = ? AND status = 'pending'",
+                                (decided["status"], error, token, decided["paid_at"], tx["id"]))
+                cur.execute("INSERT INTO sandbox_charges (transaction_id, reference, token, amount, succeeded, created_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (tx["id"], tx["reference"], token, tx["amount"], error is None, now))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        finally:
+            fairy.close()
+        return tx, True
 
     # -- cards
     def save_card(self, brand: str, last4: str, exp_month: int, exp_year: int, behaviour: str) -> str:

@@ -288,3 +288,58 @@ async def test_embedded_sandbox_mounted_in_main_app(tmp_path: Path) -> None:
         assert pem.text == sandbox.certificate_pem
     await sandbox.stop()
     sandbox.close()
+
+
+@pytest.mark.anyio
+async def test_embedded_token_charge_is_one_in_process_call_idempotent_declined_and_notified(tmp_path: Path, receiver) -> None:
+    """The embedded sandbox's gateway charges saved cards without HTTP, and still behaves like Tpay:
+    one charge per reference (also across gateways), declines with the sandbox's code, unknown tokens
+    refused, and a signed notification to our webhook."""
+    from payments import GatewayError
+    from payments.sandbox.app import SandboxGateway
+
+    rec, rec_url = receiver
+    sandbox = Sandbox(SandboxSettings(public_url="http://testserver.local/sandbox-pay", db_path=str(tmp_path / "s.db"),
+                                      backoff_base=BACKOFF, poll_interval=0.2))
+    good = sandbox.store.save_card("Visa", "1111", 12, 2039, "succeeds")
+    failing = sandbox.store.save_card("Visa", "0341", 12, 2039, "renewals_fail")
+    try:
+        async with make_gateway("sandbox", sandbox=sandbox, notification_url=f"{rec_url}/notify") as gateway:
+            assert isinstance(gateway, SandboxGateway)
+            first = await gateway.charge_token(renewal(good, "renewal-7"))
+            declined = await gateway.charge_token(renewal(failing, "renewal-8"))
+            with pytest.raises(GatewayError) as refused:
+                await gateway.charge_token(renewal("sbx_tok_unknown", "renewal-9"))
+        async with sandbox.gateway(notification_url=f"{rec_url}/notify") as other:  # e.g. a second billing run
+            again = await other.charge_token(renewal(good, "renewal-7"))
+        assert first.status is PaymentStatus.PAID and again == first
+        assert declined.status is PaymentStatus.FAILED and declined.error_code == "declined"
+        assert refused.value.code == "invalid_token"
+        assert sandbox.count_charges(reference="renewal-7") == 1 and sandbox.count_charges() == 1
+        assert sandbox.store.transaction_by_reference("renewal-9") is None  # a refused call keeps nothing
+        await anyio.to_thread.run_sync(lambda: wait_for(lambda: len(rec.received) >= 2))
+        async with sandbox.gateway(notification_url=f"{rec_url}/notify") as verifier:
+            outcomes = {o.reference: o for o in [await verifier.parse_notification(b, h) for b, h in rec.received]}
+        assert outcomes["renewal-7"].status is PaymentStatus.PAID and outcomes["renewal-7"].title == first.title
+        assert outcomes["renewal-8"].status is PaymentStatus.FAILED
+    finally:
+        await sandbox.stop()
+        sandbox.close()
+
+
+@pytest.mark.anyio
+async def test_token_charge_in_one_http_call_then_the_two_call_way_answers_the_first_result(running: Running) -> None:
+    """`POST /transactions` with `pay.cardPaymentData.token` creates and charges at once; the adapter's
+    two-call way with the same reference then gets the first answer and charges nothing more."""
+    token = running.sandbox.store.save_card("Visa", "1111", 12, 2039, "succeeds")
+    body = {"amount": 45.0, "description": "Odnowienie", "hiddenDescription": "renewal-10",
+            "payer": {"email": "anna@example.com", "name": "Anna Nowak"},
+            "pay": {"groupId": 103, "cardPaymentData": {"token": token}}}
+    auth = httpx.post(f"{running.url}/oauth/auth", data={"client_id": "sandbox", "client_secret": "sandbox"}).json()
+    answer = httpx.post(f"{running.url}/transactions", json=body,
+                        headers={"Authorization": f"Bearer {auth['access_token']}"}).json()
+    assert answer["status"] == "correct" and answer["hiddenDescription"] == "renewal-10"
+    async with running.gateway() as gateway:
+        result = await gateway.charge_token(renewal(token, "renewal-10"))
+    assert result.status is PaymentStatus.PAID and result.transaction_id == answer["transactionId"]
+    assert running.sandbox.count_charges(reference="renewal-10") == 1
