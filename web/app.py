@@ -9,7 +9,6 @@ from typing import Any
 
 from litestar import Litestar, Request
 from litestar.config.csrf import CSRFConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader, MutableScopeHeaders
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
@@ -31,7 +30,7 @@ from web.ratelimit import RateLimiter
 from web.sessions import SessionMiddleware
 from web.settings import PROJECT_ROOT, Settings, load_settings
 from web.store import make_store
-from web.templating import environment
+from web.templating import PageTemplates, environment
 
 log = logging.getLogger("ekp")
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -201,7 +200,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         on_startup=[on_startup, start_sandbox],
         on_shutdown=[stop_payments],
         lifespan=lifespan,
-        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(env)),
+        template_config=TemplateConfig(engine=PageTemplates.from_environment(env)),
         csrf_config=CSRFConfig(
             secret=settings.secret_key.hex(),
             cookie_secure=settings.secure_cookies,

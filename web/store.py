@@ -27,6 +27,14 @@ class DatabaseStore(NamespacedStore):
         super().__init__()
         self.engine = engine
         self.namespace = namespace
+        dialect = engine.dialect
+        column = StoreEntry.__table__.c.expires_at  # type: ignore[attr-defined]
+        placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._read_sql = f"SELECT value, expires_at FROM kv_store WHERE key = {placeholder}"
+        self._read_expiry = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        # SQLite reads are answered from the file without waiting for writers (WAL), in microseconds:
+        # cheaper than sending them to a worker thread. Other databases are a network round trip away.
+        self._read_inline = dialect.name == "sqlite"
 
     def with_namespace(self, namespace: str) -> DatabaseStore:
         return DatabaseStore(self.engine, f"{self.namespace}:{namespace}")
@@ -48,19 +56,27 @@ class DatabaseStore(NamespacedStore):
         raw = value.encode() if isinstance(value, str) else value
         await anyio.to_thread.run_sync(self._set, self._key(key), raw, _seconds(expires_in))
 
+    def _read(self, key: str) -> bytes | None:
+        """The hot path (a session read on every request): one SELECT on a pooled DBAPI connection.
+        Building an SQLAlchemy statement and result for it cost ten times more than the query."""
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(self._read_sql, (key,))
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        expires_at = self._read_expiry(row[1]) if self._read_expiry is not None else row[1]
+        if expires_at is not None and expires_at <= clock.now():
+            return None  # gone; the scheduler's purge_expired deletes the row (no write on this path)
+        return bytes(row[0])
+
     def _get(self, key: str, renew: int | None) -> bytes | None:
         if renew is None:
-            # The hot path (a session read on every request): one plain SELECT, no ORM unit of work.
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(StoreEntry.value, StoreEntry.expires_at).where(StoreEntry.key == key)  # type: ignore[call-overload]
-                ).first()
-            if row is None:
-                return None
-            if row[1] is not None and row[1] <= clock.now():
-                self._delete(key)
-                return None
-            return row[0]
+            return self._read(key)
         with Session(self.engine) as session:
             entry = session.get(StoreEntry, key)
             if entry is None:
@@ -76,6 +92,8 @@ class DatabaseStore(NamespacedStore):
             return entry.value
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        if renew_for is None and self._read_inline:
+            return self._read(self._key(key))
         return await anyio.to_thread.run_sync(self._get, self._key(key), _seconds(renew_for))
 
     def _delete(self, key: str) -> None:
