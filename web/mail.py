@@ -1,20 +1,25 @@
 """E-mail through an outbox: a request only writes a row; delivery happens after, with retries.
 
 With `EKP_SMTP_URL` unset the mail stays in the outbox and the dev-only page `/dev/mail` shows it.
+Mail is rendered when queued (`queue_mail`), or when read for delivery or display (`deferred_mail`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from typing import Any
+
 import aiosmtplib
 import anyio
-from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from web import clock, i18n
@@ -25,8 +30,8 @@ log = logging.getLogger("ekp.mail")
 MAX_ATTEMPTS = 12
 
 
-def queue_mail(session: Session, to: str, template: str, language: str = "pl", **context: object) -> OutboxMail:
-    """Render `templates/mail/<template>.{txt,html}` in `language` and put it in the outbox."""
+def _render(template: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject, text and HTML of `templates/mail/<template>.*` in `language`."""
     env = environment()
     token = i18n.current_language.set(language)
     try:
@@ -35,9 +40,73 @@ def queue_mail(session: Session, to: str, template: str, language: str = "pl", *
         html = env.get_template(f"mail/{template}.html").render(subject=subject, **context)
     finally:
         i18n.current_language.reset(token)
+    return subject, text, html
+
+
+def queue_mail(session: Session, to: str, template: str, language: str = "pl", **context: object) -> OutboxMail:
+    """Render `templates/mail/<template>.{txt,html}` in `language` and put it in the outbox."""
+    subject, text, html = _render(template, language, context)
     mail = OutboxMail(to_address=to, subject=subject, text_body=text, html_body=html)
     session.add(mail)
     return mail
+
+
+# --- mail rendered when it is read -----------------------------------------------------------------
+#
+# A billing run queues a confirmation per month; rendering three templates for each inside its
+# transaction cost more than the rest of the month's work. A deferred mail is an outbox row with the
+# template's name, the language and a JSON context (plain values: dicts, lists, str, int, dates), and
+# empty subject and bodies; loading the row (the SMTP sender, /dev/mail, the tests' outbox) renders it
+# (web.models registers the load hook). Templates read the context's dicts as objects: `user.first_name`.
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    raise TypeError(f"not JSON serialisable in a mail context: {type(value).__name__}")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if "$date" in obj:
+            return date.fromisoformat(obj["$date"])
+        if "$datetime" in obj:
+            return datetime.fromisoformat(obj["$datetime"])
+    return obj
+
+
+def deferred_mail(to: str, template: str, language: str = "pl", **context: Any) -> dict[str, Any]:
+    """A `mail_outbox` row for `queue_deferred_mails`: rendered when read, not now."""
+    now = clock.now()
+    return {"to_address": to, "subject": "", "text_body": "", "html_body": "", "created_at": now, "attempts": 0,
+            "next_attempt_at": now, "template": template, "language": language,
+            "context": json.dumps(context, default=_encode, separators=(",", ":"), ensure_ascii=False)}
+
+
+def queue_deferred_mails(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Put `deferred_mail` rows in the outbox: one INSERT."""
+    if rows:
+        session.execute(insert(OutboxMail.__table__), rows)  # type: ignore[attr-defined]
+
+
+def render_deferred(mail: OutboxMail) -> None:
+    """Fill a deferred mail's subject and bodies (not written back: the row stays as queued)."""
+    context = json.loads(mail.context or "{}", object_hook=_decode)
+    subject, text, html = _render(mail.template, mail.language or "pl", context)  # type: ignore[arg-type]
+    for name, value in (("subject", subject), ("text_body", text), ("html_body", html)):
+        set_committed_value(mail, name, value)
+
+
+def render_pending_rows(connection: Connection) -> None:
+    """Write the rendered subject and bodies into every deferred row (before a downgrade to 0006)."""
+    table = OutboxMail.__table__  # type: ignore[attr-defined]
+    rows = connection.execute(select(table.c.id, table.c.template, table.c.language, table.c.context)
+                              .where(table.c.template.is_not(None), table.c.text_body == "")).all()
+    for mail_id, template, language, context in rows:
+        subject, text, html = _render(template, language or "pl", json.loads(context or "{}", object_hook=_decode))
+        connection.execute(update(table).where(table.c.id == mail_id)
+                           .values(subject=subject[:255], text_body=text, html_body=html))
 
 
 def _retry_delay(attempts: int) -> timedelta:

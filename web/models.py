@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, LargeBinary, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from web import clock
@@ -68,6 +68,19 @@ class OutboxMail(SQLModel, table=True):
     last_error: Optional[str] = Field(default=None, max_length=500)
     # The single-use link this mail carries: its validity counts from delivery (R-ACC-3).
     email_token_id: Optional[int] = Field(default=None, foreign_key="email_tokens.id", ondelete="SET NULL")
+    # A mail queued unrendered (web.mail.deferred_mail): its templates, language and context (JSON);
+    # subject and bodies stay empty in the row and are rendered whenever the row is loaded.
+    template: Optional[str] = Field(default=None, max_length=64)
+    language: Optional[str] = Field(default=None, max_length=8)
+    context: Optional[str] = None
+
+
+@event.listens_for(OutboxMail, "load")
+def _render_deferred_mail(mail: OutboxMail, _context: object) -> None:
+    if mail.template is not None and not mail.text_body:
+        from web.mail import render_deferred
+
+        render_deferred(mail)
 
 
 class StoreEntry(SQLModel, table=True):

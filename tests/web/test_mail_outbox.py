@@ -74,3 +74,43 @@ def test_r_acc_3_link_validity_counts_from_delivery_not_from_queueing(browser, e
     link = db.one(OutboxMail).text_body.split("/activate/")[1].split()[0]
     clock.travel(timedelta(hours=2, minutes=59))
     assert browser.get(f"/activate/{link}").status_code == 200  # 4 h 59 min after queueing, still valid
+
+
+class KeepingSmtp(FakeSmtp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mails: list[tuple[str, str, str]] = []
+
+    async def send(self, mail: OutboxMail) -> None:
+        self.mails.append((mail.subject, mail.text_body, mail.html_body))
+        await super().send(mail)
+
+
+def test_deferred_mail_is_rendered_when_delivered_and_in_the_dev_outbox(engine, db, browser):
+    """A billing run queues its mails unrendered (template, language, JSON context); the SMTP sender and
+    /dev/mail render them, in the mail's language, with its dates."""
+    from datetime import date
+
+    from web.mail import deferred_mail, queue_deferred_mails
+
+    month = {"starts_on": date(2026, 12, 3), "ends_on": date(2027, 1, 1), "price": 8000}
+    with transaction(engine) as session:
+        queue_deferred_mails(session, [
+            deferred_mail("jan@example.pl", "five_plus_one", "pl", user={"first_name": "Jan"}, notice="month_paid",
+                          month=month, schedule=None, link="http://x/5plus1"),
+            deferred_mail("ann@example.pl", "five_plus_one", "en", user={"first_name": "Ann"}, notice="month_paid",
+                          month=month, schedule=[(2, date(2026, 12, 3), date(2027, 1, 1), 8000)], link="http://x/5plus1"),
+        ])
+    stored = db.all(OutboxMail)
+    assert [m.template for m in stored] == ["five_plus_one", "five_plus_one"]
+    smtp = KeepingSmtp()
+    assert asyncio.run(deliver_outbox(engine, smtp)) == (2, 0)
+    (subject, text, html), (subject_en, text_en, _) = smtp.mails
+    assert subject == "Kolejny bilet 5+1 opłacony" and "Dzień dobry, Jan!" in text
+    assert "03.12.2026 – 01.01.2027, 80,00" in text and "80,00" in html and "Harmonogram" not in text
+    assert subject_en != subject and "Ann" in text_en and "  2. 03.12.2026 – 01.01.2027" in text_en
+    page = browser.get("/dev/mail")
+    assert page.status_code == 200 and "Dzień dobry, Jan!" in page.text
+    assert "Dzień dobry, Jan!" in browser.get(f"/dev/mail/{stored[0].id}").text
+    with engine.connect() as conn:  # the row itself stays as queued
+        assert conn.execute(select(OutboxMail.__table__.c.text_body)).scalars().all() == ["", ""]
