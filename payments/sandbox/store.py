@@ -105,9 +105,12 @@ class Delivery:
     attempts: int
 
 
+_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 letters: a random byte's low 5 bits pick one, unbiased
+_BYTE_TO_LETTER = bytes(ord(_ID_ALPHABET[b & 31]) for b in range(256))
+
+
 def new_id(prefix: str, length: int = 16) -> str:
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+    return prefix + secrets.token_bytes(length).translate(_BYTE_TO_LETTER).decode("ascii")
 
 
 def _serialise_writers(engine: sa.Engine) -> None:

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 
 from payments import PaymentStatus
@@ -65,8 +64,9 @@ CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
 
 
 # purpose -> function(session, [(payment, outcome), ...]) -> [Settled, ...]: the same as the purpose's
-# HANDLERS entry for many payments at once (rows loaded in a few queries); used by `apply_outcomes`.
-BATCH_HANDLERS: dict[str, Callable[[Session, list[tuple[Payment, Outcome]]], list[Settled]]] = {}
+# HANDLERS entry for many payments at once; used by `apply_outcomes`, which passes each payment as a
+# Core row (id, reference, purpose, subject_id, user_id, kind, amount, currency, gateway ids).
+BATCH_HANDLERS: dict[str, Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]] = {}
 
 IN_CHUNK = 500  # ids or references per IN (...) list
 
@@ -178,7 +178,7 @@ class Applied:
     """One outcome of `apply_outcomes`: what `apply_outcome` would have returned, or why it was refused."""
 
     outcome: Outcome
-    payment: Payment | None
+    payment: Any  # the Payment, or its Core row when the batch handler settled it; None if unknown
     settled: Settled | None = None
     rejected: str | None = None  # an OutcomeRejected code
 
@@ -188,19 +188,26 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
 
     Same rule: a terminal outcome changes the business only if its conditional UPDATE (`applied_at IS
     NULL`) wins, here one set-based UPDATE … RETURNING per status; the winners are settled by the
-    purpose's batch handler. Outcomes with no batch handler, non-terminal ones and repeated references
-    go through `apply_outcome` one by one. A refused outcome is returned with its code, not raised.
+    purpose's batch handler, which gets the payments as Core rows. The batch path reads and writes with
+    SQLAlchemy Core (one SELECT, one INSERT of events, one executemany for the gateway's ids, one UPDATE
+    per status). Outcomes with no batch handler, non-terminal ones and repeated references go through
+    `apply_outcome` one by one. A refused outcome is returned with its code, not raised.
     """
     references = [o.reference for o in outcomes]
     if len(set(references)) != len(references):
         return [_apply_one(session, o, source) for o in outcomes]
-    payments: dict[str, Payment] = {}
+    table = Payment.__table__  # type: ignore[attr-defined]
+    payments: dict[str, Any] = {}
     for start in range(0, len(references), IN_CHUNK):
         chunk = references[start:start + IN_CHUNK]
-        payments.update((p.reference, p) for p in session.scalars(select(Payment).where(Payment.reference.in_(chunk))))  # type: ignore[attr-defined]
+        payments.update((p.reference, p) for p in session.execute(
+            select(table.c.id, table.c.reference, table.c.purpose, table.c.subject_id, table.c.user_id, table.c.kind,
+                   table.c.amount, table.c.currency, table.c.gateway_title, table.c.gateway_transaction_id)
+            .where(table.c.reference.in_(chunk))))
     results: dict[str, Applied] = {}
-    terminal: list[tuple[Payment, Outcome]] = []
-    events = []
+    terminal: list[tuple[Any, Outcome]] = []
+    events, gateway_ids = [], []
+    now = clock.now()
     for outcome in outcomes:
         payment = payments.get(outcome.reference)
         if payment is None or outcome.status not in TERMINAL or payment.purpose not in BATCH_HANDLERS:
@@ -208,43 +215,43 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
             continue
         if outcome.amount is not None and outcome.amount != payment.amount:
             log.warning("payment %s: amount differs from our record; ignored", payment.id)
-            results[outcome.reference] = Applied(outcome, payment, rejected="amount_mismatch")
+            results[outcome.reference] = Applied(outcome, None, rejected="amount_mismatch")
             continue
         if outcome.currency.upper() != payment.currency:
             log.warning("payment %s: currency differs from our record; ignored", payment.id)
-            results[outcome.reference] = Applied(outcome, payment, rejected="currency_mismatch")
+            results[outcome.reference] = Applied(outcome, None, rejected="currency_mismatch")
             continue
-        events.append({"payment_id": payment.id, "at": clock.now(), "source": source, "status": outcome.status,
+        events.append({"payment_id": payment.id, "at": now, "source": source, "status": outcome.status,
                        "detail": (outcome.error_code or "")[:300]})
-        if outcome.title and not payment.gateway_title:
-            payment.gateway_title = outcome.title
-        if outcome.transaction_id and not payment.gateway_transaction_id:
-            payment.gateway_transaction_id = outcome.transaction_id
+        title = payment.gateway_title or outcome.title
+        transaction_id = payment.gateway_transaction_id or outcome.transaction_id
+        if (title, transaction_id) != (payment.gateway_title, payment.gateway_transaction_id):
+            gateway_ids.append({"b_id": payment.id, "gateway_title": title, "gateway_transaction_id": transaction_id})
         terminal.append((payment, outcome))
+    session.flush()  # whatever `_apply_one` changed is written before the set-based statements below
     if events:
         session.execute(insert(PaymentEvent.__table__), events)  # type: ignore[attr-defined]
-    session.flush()
-    table = Payment.__table__  # type: ignore[attr-defined]
-    won: dict[int, object] = {}  # payment id -> its applied_at
+    if gateway_ids:
+        session.execute(update(table).where(table.c.id == bindparam("b_id")), gateway_ids)
+    won: set[int] = set()
     for status in sorted(TERMINAL):
         ids = [p.id for p, o in terminal if o.status == status]
         for start in range(0, len(ids), IN_CHUNK):
-            now = clock.now()
-            won.update((payment_id, now) for payment_id in session.scalars(
+            won.update(session.scalars(
                 update(table).where(table.c.id.in_(ids[start:start + IN_CHUNK]), table.c.applied_at.is_(None))
                 .values(status=status, applied_at=now, updated_at=now).returning(table.c.id)))
-    winners: dict[str, list[tuple[Payment, Outcome]]] = {}
+    winners: dict[str, list[tuple[Any, Outcome]]] = {}
     for payment, outcome in terminal:
-        if payment.id not in won:
-            session.refresh(payment)
-            if outcome.card_token and payment.status == PaymentStatus.PAID.value and payment.purpose in CARD_SAVED:
-                CARD_SAVED[payment.purpose](session, payment, outcome)
-            results[outcome.reference] = Applied(outcome, payment)
+        if payment.id in won:
+            winners.setdefault(payment.purpose, []).append((payment, outcome))
             continue
-        set_committed_value(payment, "status", outcome.status)
-        set_committed_value(payment, "applied_at", won[payment.id])  # type: ignore[index]
-        set_committed_value(payment, "updated_at", won[payment.id])  # type: ignore[index]
-        winners.setdefault(payment.purpose, []).append((payment, outcome))
+        # Applied before (another run, the webhook): nothing new, except a card saved with it.
+        record = session.get(Payment, payment.id)
+        if (record is not None and outcome.card_token and record.status == PaymentStatus.PAID.value
+                and record.purpose in CARD_SAVED):
+            CARD_SAVED[record.purpose](session, record, outcome)
+        results[outcome.reference] = Applied(outcome, record)
+    session.flush()  # the handlers below write with Core: nothing of the ORM's may be left to write after them
     for purpose, pairs in winners.items():
         for (payment, outcome), settled in zip(pairs, BATCH_HANDLERS[purpose](session, pairs), strict=True):
             results[outcome.reference] = Applied(outcome, payment, settled)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timezone
+from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel import Session
 
 from domain import five_plus_one as rules
@@ -27,7 +27,7 @@ from domain.five_plus_one import (
 )
 from domain.tariff_5p1 import TicketVariant
 from web import clock
-from web.mail import queue_mail
+from web.mail import deferred_mail, queue_deferred_mails
 from web.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket, User
 from web.services import payments as payment_records
 from web.services.cards import cards_of, resident_status
@@ -112,15 +112,26 @@ def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Not
             month: SubscriptionMonthRow | None = None) -> None:
     """Mail the passenger about each notice (R-5P1-9 confirmation with the cycle's schedule)."""
     user = session.get(User, row.user_id)
-    if user is None:
+    if user is None or not notices:
         return
+    queue_deferred_mails(session, _mails(settings, user.email, user.language, user.first_name, row.variant, row.first_day,
+                                         notices, month))
+
+
+def _mails(settings, email: str, language: str, first_name: str, variant: str, first_day: date,  # type: ignore[no-untyped-def]
+           notices: tuple[Notice, ...], month) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The outbox rows telling a passenger about `notices`, rendered when delivered (web.mail.deferred_mail).
+    `month`: the month the notices are about (anything with cycle, starts_on, ends_on, price) or None."""
+    rows = []
     for notice in notices:
         schedule = None
         if month is not None and notice in (Notice.SUBSCRIPTION_STARTED, Notice.CYCLE_RENEWED):
-            plan = rules.cycle_schedule(tariff_5p1(), TicketVariant(row.variant), row.first_day, month.cycle)
+            plan = rules.cycle_schedule(tariff_5p1(), TicketVariant(variant), first_day, month.cycle)
             schedule = [(m.index, m.starts_on, m.ends_on, m.price) for m in plan.months]
-        queue_mail(session, user.email, "five_plus_one", language=user.language, user=user, notice=notice.value,
-                   month=month, schedule=schedule, link=f"{settings.base_url}/5plus1")
+        about = None if month is None else {"starts_on": month.starts_on, "ends_on": month.ends_on, "price": month.price}
+        rows.append(deferred_mail(email, "five_plus_one", language, user={"first_name": first_name}, notice=notice.value,
+                                  month=about, schedule=schedule, link=f"{settings.base_url}/5plus1"))
+    return rows
 
 
 # --- the tab --------------------------------------------------------------------------------------
@@ -243,8 +254,12 @@ def start_purchase(session: Session, user_id: int, card_id: int, variant: Ticket
 
 
 def _description(row: Subscription5p1, month: SubscriptionMonthRow) -> str:
-    kind = "normalny" if row.variant == TicketVariant.NORMAL.value else "ulgowy"
-    return f"Bilet 5+1 ({kind}) mies. {month.month_index}/6 {month.starts_on:%d.%m.%Y}-{month.ends_on:%d.%m.%Y}"
+    return _describe(row.variant, month.month_index, month.starts_on, month.ends_on)
+
+
+def _describe(variant: str, index: int, starts_on: date, ends_on: date) -> str:
+    kind = "normalny" if variant == TicketVariant.NORMAL.value else "ulgowy"
+    return f"Bilet 5+1 ({kind}) mies. {index}/6 {starts_on:%d.%m.%Y}-{ends_on:%d.%m.%Y}"
 
 
 def _abandon_pending(session: Session, row: Subscription5p1) -> None:
@@ -315,36 +330,100 @@ def settle_month_payment(session: Session, payment: Payment, outcome: payment_re
     return _settle(session, current_settings(), clock.today(), outcome, month, row, None)
 
 
-def settle_month_payments(session: Session, pairs: list[tuple[Payment, payment_records.Outcome]]) -> list[payment_records.Settled]:
-    """`settle_month_payment` for a batch of payments: months, subscriptions, cards, passengers and
-    tickets loaded in one query each, then each payment settled in order by the same rules."""
+def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_records.Outcome]]) -> list[payment_records.Settled]:
+    """`settle_month_payment` for a batch of payments (rows with at least `subject_id`), with SQLAlchemy
+    Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
+    each payment decided in order by the same domain rules as one at a time (a later payment of the
+    same subscription sees what an earlier one changed), then the changes written in a few statements:
+    one executemany UPDATE for the months, one for the subscriptions that changed, one INSERT for the
+    tickets and one for the mails (rendered when delivered)."""
     from web.app_state import current_settings
 
+    settings, today, now = current_settings(), clock.today(), clock.now()
+    policy = billing_policy(settings)
+    m_t, s_t = SubscriptionMonthRow.__table__, Subscription5p1.__table__  # type: ignore[attr-defined]
+    c_t, u_t, t_t = Card.__table__, User.__table__, Ticket.__table__  # type: ignore[attr-defined]
     month_ids = sorted({p.subject_id for p, _ in pairs})
-    months = {m.id: m for m in _load_in(session, SubscriptionMonthRow, SubscriptionMonthRow.id, month_ids)}
-    rows = {r.id: r for r in _load_in(session, Subscription5p1, Subscription5p1.id,
-                                      sorted({m.subscription_id for m in months.values()}))}
-    # Held here: the session's identity map keeps rows only while someone references them.
-    loaded = (_load_in(session, Card, Card.id, sorted({r.card_id for r in rows.values()})),
-              _load_in(session, User, User.id, sorted({r.user_id for r in rows.values()})))
-    tickets: dict[int, Ticket] = {t.subscription_month_id: t for t in _load_in(  # type: ignore[misc]
-        session, Ticket, Ticket.subscription_month_id, month_ids)}
-    settings, today = current_settings(), clock.today()
+    months = {r.id: r for r in _rows_in(session, select(m_t), m_t.c.id, month_ids)}
+    subs = {r.id: r for r in _rows_in(session, select(s_t), s_t.c.id, sorted({m.subscription_id for m in months.values()}))}
+    holders = dict(_rows_in(session, select(c_t.c.id, c_t.c.holder_name), c_t.c.id, sorted({r.card_id for r in subs.values()})))
+    users = {r.id: r for r in _rows_in(session, select(u_t.c.id, u_t.c.email, u_t.c.language, u_t.c.first_name), u_t.c.id,
+                                       sorted({r.user_id for r in subs.values()}))}
+    ticketed = {r[0] for r in _rows_in(session, select(t_t.c.subscription_month_id), t_t.c.subscription_month_id, month_ids)}
+    # The state as decided so far in this batch, by id: domain objects and the saved card's columns.
+    sub_now = {i: to_domain(r) for i, r in subs.items()}
+    card_now = {i: (r.card_token, r.card_brand, r.card_last4, r.card_expiry) for i, r in subs.items()}
+    month_now = {i: month_to_domain(r) for i, r in months.items()}
+    tickets: list[dict] = []
+    mails: list[dict] = []
     settled = []
     for payment, outcome in pairs:
         month = months.get(payment.subject_id)
-        row = rows.get(month.subscription_id) if month else None
-        settled.append(_settle(session, settings, today, outcome, month, row, tickets))
-    del loaded
+        row = subs.get(month.subscription_id) if month is not None else None
+        if month is None or row is None:
+            settled.append(payment_records.Settled(refund=outcome.status == "paid"))
+            continue
+        sub, dmonth = sub_now[row.id], month_now[month.id]
+        if outcome.status == "paid":
+            if outcome.card_token:
+                card_now[row.id] = (outcome.card_token, outcome.card_brand, outcome.card_last4, outcome.card_expiry)
+            # A payment for an attempt other than the month's current one still pays the month.
+            if dmonth.state in (MonthState.FAILED, MonthState.DUE):
+                dmonth = replace(dmonth, state=MonthState.CHARGING)
+            decision = rules.on_charge_succeeded(sub, dmonth, today)
+            if decision.duplicate or decision.refund:
+                settled.append(payment_records.Settled(refund=True))
+                continue
+            if decision.issue_ticket_for is not None and month.id not in ticketed:
+                ticketed.add(month.id)
+                tickets.append({"user_id": row.user_id, "card_id": row.card_id, "subscription_month_id": month.id,
+                                "product": "5P1", "variant": row.variant, "holder_name": holders.get(row.card_id) or "",
+                                "valid_from": month.starts_on, "valid_until": month.ends_on, "price": month.price,
+                                "revoked_at": None, "created_at": now})
+        else:
+            retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
+            decision = rules.on_charge_failed(sub, dmonth, today, policy, retryable=retryable)
+            if decision.duplicate:
+                settled.append(payment_records.Settled())
+                continue
+        sub_now[row.id] = decision.subscription
+        for changed in decision.months:
+            if changed.position == dmonth.position:
+                month_now[month.id] = changed
+        user = users.get(row.user_id)
+        if user is not None and decision.notices:
+            mails.extend(_mails(settings, user.email, user.language, user.first_name, row.variant, row.first_day,
+                                decision.notices, month))
+        settled.append(payment_records.Settled())
+    _write_months(session, [(i, m) for i, m in month_now.items() if m != month_to_domain(months[i])], now)
+    sub_changes = [(i, sub_now[i], card_now[i]) for i, r in subs.items()
+                   if sub_now[i] != to_domain(r) or card_now[i] != (r.card_token, r.card_brand, r.card_last4, r.card_expiry)]
+    if sub_changes:
+        session.execute(update(s_t).where(s_t.c.id == bindparam("b_id")), [
+            {"b_id": i, "status": sub.status.value, "auto_renew": sub.auto_renew,
+             "end_reason": sub.end_reason.value if sub.end_reason else None, "ended_on": sub.ended_on,
+             "card_token": card[0], "card_brand": card[1], "card_last4": card[2], "card_expiry": card[3]}
+            for i, sub, card in sub_changes])
+    if tickets:
+        session.execute(insert(t_t), tickets)
+    queue_deferred_mails(session, mails)
     return settled
 
 
-def _load_in(session: Session, model, column, ids: list) -> list:  # type: ignore[no-untyped-def]
-    """Rows of `model` whose `column` is in `ids`, a few IN (...) queries; `session.get` finds them
-    without a query for as long as the caller holds the list."""
+def _write_months(session: Session, changed: list[tuple[int, SubscriptionMonth]], now: datetime) -> None:
+    """One executemany UPDATE for months whose state, attempts or dates a decision changed."""
+    if changed:
+        m_t = SubscriptionMonthRow.__table__  # type: ignore[attr-defined]
+        session.execute(update(m_t).where(m_t.c.id == bindparam("b_id")), [
+            {"b_id": i, "state": m.state.value, "attempts": m.attempts, "next_attempt_on": m.next_attempt_on,
+             "paid_on": m.paid_on, "updated_at": now} for i, m in changed])
+
+
+def _rows_in(session: Session, query, column, ids: list) -> list:  # type: ignore[no-untyped-def]
+    """Core rows of `query` whose `column` is in `ids`, a few IN (...) queries."""
     found: list = []
     for start in range(0, len(ids), payment_records.IN_CHUNK):
-        found.extend(session.scalars(select(model).where(column.in_(ids[start:start + payment_records.IN_CHUNK]))))
+        found.extend(session.execute(query.where(column.in_(ids[start:start + payment_records.IN_CHUNK]))).all())
     return found
 
 
@@ -443,42 +522,89 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     """A batch of subscriptions' daily step, in one transaction: calendar review, plan the next month,
     claim the months due today and record their token payments.
 
-    Rows are loaded in one query per table; the domain decides each subscription as before. Months are
-    claimed by compare-and-set in one UPDATE … RETURNING per (state, attempts) group: only the months
-    returned were moved to CHARGING by this run, and only they get a payment record and a charge.
+    Rows are read with SQLAlchemy Core, one query per table; the domain decides each subscription as
+    before. A subscription whose review changes something, or whose next month cannot be planned on its
+    card, goes through the ORM path (`_review_and_plan`); the usual ones (nothing to review, maybe a
+    month to plan, a month due) cost one row in a few set-based statements: the planned months in one
+    INSERT … RETURNING, the claims in one UPDATE … RETURNING per (state, attempts) group - only the
+    months returned were moved to CHARGING by this run, and only they get a payment record and a charge.
     """
     from web.app_state import current_settings
 
     settings, today = current_settings(), clock.today()
-    ids = sorted(subscription_ids)
-    rows = [r for r in _load_in(session, Subscription5p1, Subscription5p1.id, ids) if SubscriptionStatus(r.status).is_open]
+    s_t, m_t = Subscription5p1.__table__, SubscriptionMonthRow.__table__  # type: ignore[attr-defined]
+    c_t, u_t = Card.__table__, User.__table__  # type: ignore[attr-defined]
+    rows = sorted((r for r in _rows_in(session, select(s_t.c.id, s_t.c.user_id, s_t.c.card_id, s_t.c.variant, s_t.c.first_day,
+                                                             s_t.c.auto_renew, s_t.c.status, s_t.c.end_reason, s_t.c.ended_on,
+                                                             s_t.c.card_token),
+                                       s_t.c.id, sorted(subscription_ids)) if r.status in OPEN_STATUSES), key=lambda r: r.id)
     if not rows:
         return []
-    rows.sort(key=lambda r: r.id)
-    months_by_sub: dict[int, list[SubscriptionMonthRow]] = {r.id: [] for r in rows}  # type: ignore[misc]
-    for month in sorted(_load_in(session, SubscriptionMonthRow, SubscriptionMonthRow.subscription_id, list(months_by_sub)),
-                        key=lambda m: (m.subscription_id, m.cycle, m.month_index)):
-        months_by_sub[month.subscription_id].append(month)
-    # Held here: the session's identity map keeps rows only while someone references them.
-    loaded = (_load_in(session, Card, Card.id, sorted({r.card_id for r in rows})),
-              _load_in(session, User, User.id, sorted({r.user_id for r in rows})))
-    to_claim: list[tuple[Subscription5p1, SubscriptionMonthRow, SubscriptionMonth]] = []
+    months_by_sub: dict[int, list[tuple[int, SubscriptionMonth]]] = {r.id: [] for r in rows}
+    for m in _rows_in(session, select(m_t.c.id, m_t.c.subscription_id, m_t.c.cycle, m_t.c.month_index, m_t.c.starts_on,
+                                      m_t.c.ends_on, m_t.c.price, m_t.c.state, m_t.c.attempts, m_t.c.next_attempt_on,
+                                      m_t.c.paid_on), m_t.c.subscription_id, list(months_by_sub)):
+        months_by_sub[m.subscription_id].append((m.id, month_to_domain(m)))
+    cards = {c.id: c for c in _rows_in(session, select(c_t.c.id, c_t.c.carrier_type, c_t.c.has_resident_status,
+                                                         c_t.c.resident_from, c_t.c.resident_until, c_t.c.blocked),
+                                       c_t.c.id, sorted({r.card_id for r in rows}))}
+    users = {u.id: u for u in _rows_in(session, select(u_t.c.id, u_t.c.email, u_t.c.first_name, u_t.c.last_name),
+                                       u_t.c.id, sorted({r.user_id for r in rows}))}
+    # (subscription row, month id or None while planned, the month as the domain sees it, its charging state)
+    to_claim: list[tuple[Any, int | None, SubscriptionMonth, SubscriptionMonth]] = []
+    planned_rows: list[dict] = []
     for row in rows:
-        to_claim.extend(_review_and_plan(session, settings, row, months_by_sub[row.id], today, policy))  # type: ignore[index]
-    session.flush()  # planned months get their ids; reviewed rows are written before the claims
-    won = _claim_many(session, [(month, charging) for _, month, charging in to_claim])
-    claimed = [(row, month, charging) for row, month, charging in to_claim if month.id in won]
+        sub = to_domain(row)
+        known = sorted(months_by_sub[row.id], key=lambda pair: pair[1].position)
+        months = [m for _, m in known]
+        decision = rules.review(sub, months, today, policy)
+        planned = None
+        if not decision.months and decision.subscription == sub and sub.status is SubscriptionStatus.ACTIVE:
+            planned = rules.plan_next_month(sub, months, tariff_5p1(), today, policy)
+            card = cards.get(row.card_id)
+            if planned is None or (card is not None and rules.card_eligible_on(
+                    LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked),
+                    planned.starts_on)):
+                # The usual case, without the ORM: nothing to review; maybe a month to plan; what is due.
+                ids = {m.position: i for i, m in known}
+                if planned is not None:
+                    months = [*months, planned]
+                    planned_rows.append({"subscription_id": row.id, "cycle": planned.cycle, "month_index": planned.index,
+                                         "starts_on": planned.starts_on, "ends_on": planned.ends_on, "price": planned.price,
+                                         "state": planned.state.value, "attempts": planned.attempts,
+                                         "next_attempt_on": planned.next_attempt_on, "paid_on": planned.paid_on,
+                                         "updated_at": clock.now()})
+                if row.card_token:
+                    to_claim.extend((row, ids.get(due.position), due, rules.begin_charge(sub, due, today, policy))
+                                    for due in rules.months_due_for_charge(sub, months, today, policy))
+                continue
+        if decision.months or decision.subscription != sub or sub.status is SubscriptionStatus.ACTIVE:
+            # Something to store or tell, or a card no longer eligible: the ORM path, as one at a time.
+            orm_row = session.get(Subscription5p1, row.id)
+            for _, month, charging in _review_and_plan(session, settings, orm_row, months_of(session, row.id), today, policy):  # type: ignore[arg-type]
+                session.flush()
+                to_claim.append((row, month.id, month_to_domain(month), charging))
+    if planned_rows:
+        session.flush()
+        new_ids = {(r.subscription_id, r.cycle, r.month_index): r.id for r in session.execute(
+            insert(m_t).returning(m_t.c.id, m_t.c.subscription_id, m_t.c.cycle, m_t.c.month_index, sort_by_parameter_order=True),
+            planned_rows)}
+        to_claim = [(row, month_id if month_id is not None else new_ids[(row.id, *month.position)], month, charging)
+                    for row, month_id, month, charging in to_claim]
+    session.flush()  # reviewed rows are written before the claims
+    won = _claim_many(session, [(month_id, month, charging) for _, month_id, month, charging in to_claim])
+    claimed = [(row, month_id, month, charging) for row, month_id, month, charging in to_claim if month_id in won]
     wanted = [payment_records.PaymentToRecord(
-        reference=rules.attempt_key(row.id, month.cycle, month.month_index, charging.attempts), purpose=PURPOSE,
-        subject_id=month.id, user_id=row.user_id, kind="token", amount=month.price)  # type: ignore[arg-type]
-        for row, month, charging in claimed]
+        reference=rules.attempt_key(row.id, month.cycle, month.index, charging.attempts), purpose=PURPOSE,
+        subject_id=month_id, user_id=row.user_id, kind="token", amount=month.price)
+        for row, month_id, month, charging in claimed]
     payment_records.create_payment_records(session, wanted)
     charges = []
-    for (row, month, _), payment in zip(claimed, wanted, strict=True):
-        user = session.get(User, row.user_id)
-        charges.append(ChargeToMake(payment.reference, row.card_token, month.price, _description(row, month),  # type: ignore[arg-type]
-                                    user.email, user.full_name))  # type: ignore[union-attr]
-    del loaded
+    for (row, _, month, _), payment in zip(claimed, wanted, strict=True):
+        user = users[row.user_id]
+        charges.append(ChargeToMake(payment.reference, row.card_token, month.price,
+                                    _describe(row.variant, month.index, month.starts_on, month.ends_on),
+                                    user.email, f"{user.first_name} {user.last_name}"))
     return charges
 
 
@@ -514,30 +640,23 @@ def _review_and_plan(session: Session, settings, row: Subscription5p1, months: l
             for due in rules.months_due_for_charge(sub, [month_to_domain(m) for m in months], today, policy)]
 
 
-def _claim_many(session: Session, wanted: list[tuple[SubscriptionMonthRow, SubscriptionMonth]]) -> set[int]:
-    """Compare-and-set for many months: one UPDATE … RETURNING per group of months in the same (state,
-    attempts) moving to the same charging state. Returns the ids this run won; the others were taken
-    (or changed) by another billing run meanwhile."""
+def _claim_many(session: Session, wanted: list[tuple[int, SubscriptionMonth, SubscriptionMonth]]) -> set[int]:
+    """Compare-and-set for many months (id, as read, charging state): one UPDATE … RETURNING per group
+    of months in the same (state, attempts) moving to the same charging state. Returns the ids this run
+    won; the others were taken (or changed) by another billing run meanwhile."""
     table = SubscriptionMonthRow.__table__  # type: ignore[attr-defined]
-    groups: dict[tuple[str, int, str, int], list[SubscriptionMonthRow]] = {}
-    for month, charging in wanted:
-        groups.setdefault((month.state, month.attempts, charging.state.value, charging.attempts), []).append(month)
+    groups: dict[tuple[str, int, str, int], list[int]] = {}
+    for month_id, month, charging in wanted:
+        groups.setdefault((month.state.value, month.attempts, charging.state.value, charging.attempts), []).append(month_id)
     won: set[int] = set()
-    for (state, attempts, new_state, new_attempts), months in groups.items():
-        ids = sorted(m.id for m in months)  # type: ignore[type-var]
+    for (state, attempts, new_state, new_attempts), month_ids in groups.items():
+        ids = sorted(month_ids)
         for start in range(0, len(ids), payment_records.IN_CHUNK):
-            now = clock.now()
-            winners = set(session.scalars(
+            won.update(session.scalars(
                 update(table).where(table.c.id.in_(ids[start:start + payment_records.IN_CHUNK]), table.c.state == state,
                                     table.c.attempts == attempts)
-                .values(state=new_state, attempts=new_attempts, next_attempt_on=None, updated_at=now)
+                .values(state=new_state, attempts=new_attempts, next_attempt_on=None, updated_at=clock.now())
                 .returning(table.c.id)))
-            for month in months:
-                if month.id in winners:
-                    for column, value in (("state", new_state), ("attempts", new_attempts), ("next_attempt_on", None),
-                                          ("updated_at", now)):
-                        set_committed_value(month, column, value)
-            won |= winners
     return won
 
 
