@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from functools import lru_cache
 from typing import Any
 
 from litestar import Litestar, Request
+from markupsafe import Markup, escape
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import CacheControlHeader, MutableScopeHeaders
+from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
 from litestar.response import Redirect, Response, Template
@@ -50,19 +52,32 @@ SANDBOX_CSP = (
 )
 
 
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value.encode()) for name, value in headers.items()]
+
+
+_SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "permissions-policy": "camera=(self), geolocation=(), microphone=()",
+    "cross-origin-opener-policy": "same-origin",
+}
+PAGE_HEADERS = _encoded({"content-security-policy": CSP, **_SECURITY_HEADERS})
+SANDBOX_HEADERS = _encoded({"content-security-policy": SANDBOX_CSP, **_SECURITY_HEADERS})
+
+
 async def security_headers(message: Message, scope: Scope) -> None:
     """Security headers on every response, also those no route produced (e.g. the 404 page), which
-    Litestar sends without running the app's middleware."""
+    Litestar sends without running the app's middleware. A header the response set itself stays."""
     if message["type"] == "http.response.start":
-        headers = MutableScopeHeaders.from_message(message)
         raw = scope.get("raw_path") or scope.get("path", "").encode()
-        sandbox = raw.startswith(SANDBOX_PREFIX.encode() + b"/")
-        headers.setdefault("content-security-policy", SANDBOX_CSP if sandbox else CSP)
-        headers.setdefault("x-content-type-options", "nosniff")
-        headers.setdefault("x-frame-options", "DENY")
-        headers.setdefault("referrer-policy", "same-origin")
-        headers.setdefault("permissions-policy", "camera=(self), geolocation=(), microphone=()")
-        headers.setdefault("cross-origin-opener-policy", "same-origin")
+        wanted = SANDBOX_HEADERS if raw.startswith(SANDBOX_PREFIX.encode() + b"/") else PAGE_HEADERS
+        headers = message.setdefault("headers", [])
+        if not isinstance(headers, list):
+            headers = message["headers"] = list(headers)
+        present = {name.lower() for name, _ in headers}
+        headers.extend(header for header in wanted if header[0] not in present)
 
 
 def language_middleware(app: ASGIApp) -> ASGIApp:
@@ -88,16 +103,11 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
 
 
 @lru_cache(maxsize=256)
-def _asset_version(path: str) -> str:
-    for base in (STATIC_DIR,):
-        file = base / path
-        if file.is_file():
-            return hashlib.sha256(file.read_bytes()).hexdigest()[:10]
-    return "0"
-
-
-def static_url(path: str) -> str:
-    return f"/static/{path}?v={_asset_version(path)}"
+def static_url(path: str) -> Markup:
+    """The URL of a file under static/, with its content's hash, so browsers may cache it for a year."""
+    file = STATIC_DIR / path
+    version = hashlib.sha256(file.read_bytes()).hexdigest()[:10] if file.is_file() else "0"
+    return Markup(escape(f"/static/{path}?v={version}"))
 
 
 def _error_page(request: Request, status: int, title: str, text: str) -> Response:
@@ -236,6 +246,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     return app
 
 
+def _freeze_startup_heap(app: Litestar) -> None:
+    """Move everything built at start-up (modules, SQLAlchemy's metadata, compiled templates, routes) out of
+    the garbage collector's sight. Otherwise every full collection walks it again: measured 46 ms, a
+    pause every visitor at that moment waits through."""
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env() -> Litestar:
-    """Entry point for ASGI servers: `uvicorn --factory web.app:app_from_env`."""
-    return create_app()
+    """Entry point for ASGI servers (`uvicorn --factory web.app:app_from_env`, `ekp run`); a served
+    process, unlike the many apps tests build, also freezes its start-up heap."""
+    app = create_app()
+    app.on_startup.append(_freeze_startup_heap)
+    return app
