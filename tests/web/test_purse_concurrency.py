@@ -91,3 +91,32 @@ def test_r_money_2_sixteen_concurrent_clients_tap_one_card_exactly(live_app, eng
     with transaction(engine) as session:
         row = service.lock_card(session, "9001")
         assert row is not None and row.balance == final and service.ledger_sum(session, row.id) == final  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_one_event_sent_by_sixteen_connections_at_once_is_booked_once(live_app, engine, db_backend):
+    """A validator's retries racing each other: the card lock makes them wait for the first, the event's unique
+    key sends every other one to the stored response (the replay check reads the snapshot taken before the lock)."""
+    with transaction(engine) as session:
+        service.issue_card(session, number="9002", kind=CardKind.BEARER, issued_on=web_clock.today())
+        service.top_up_at_service_point(session, "9002", START_BALANCE)
+        credential = service.add_device(session, "validator", "Kasownik")[1]
+    body = {"event_id": uuid.uuid4().hex, "at": web_clock.now().isoformat(), "card_number": "9002",
+            "vehicle_id": "BUS-1", "stop_id": "Dworzec", "buttons": {"t": 0, "b": 0, "s": False}}
+    start = threading.Barrier(CLIENTS)
+
+    def send(_index: int) -> tuple[int, dict, str]:
+        with httpx.Client(base_url=live_app, timeout=30, headers={"Authorization": f"Bearer {credential}"}) as http:
+            start.wait()
+            response = http.post("/api/devices/validator/taps", json=body)
+            return response.status_code, response.json(), response.headers["idempotent-replay"]
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers = list(pool.map(send, range(CLIENTS)))
+    assert {status for status, _a, _r in answers} == {200}
+    assert all(answer == answers[0][1] for _s, answer, _r in answers)
+    assert sorted(replayed for _s, _a, replayed in answers) == ["false"] + ["true"] * (CLIENTS - 1)
+    with transaction(engine) as session:
+        row = service.lock_card(session, "9002")
+        assert row is not None and row.balance == START_BALANCE - FARE
+        assert service.ledger_sum(session, row.id) == START_BALANCE - FARE  # type: ignore[arg-type]

@@ -9,9 +9,13 @@ Every money-moving transaction follows the same order, on SQLite and PostgreSQL 
 4. append the ledger entries and move the cached balance by their sum, in the same transaction.
 
 Validator taps, the device API's hot path (`tap_with_credential`), do the same in one transaction with Core
-statements: the card is locked and read by one `UPDATE … RETURNING`, one SELECT confirms the device (active, its
-kind, its secret) and looks for the event, then the ledger rows, one UPDATE of the card and the remembered
-response are written. Credentials are cached per process only to skip the look-up before the transaction.
+statements: one `UPDATE … RETURNING` locks and reads the card and, in subqueries of its RETURNING, confirms the
+device (active, its kind, its secret) and looks for the event; then the ledger rows, one UPDATE of the card and the
+remembered response are written (on PostgreSQL in one statement). On PostgreSQL the subqueries read the statement's
+snapshot, taken before the row lock was granted: a duplicate of the event racing its original then books nothing
+either, because the remembered response's unique key (device, event id) fails its transaction and the retry
+answers from the stored response. Credentials are cached per process only to skip the look-up before the
+transaction.
 
 Device times are the device's clock (what happened when, e.g. taps buffered offline); the rules get
 them as Kołobrzeg local time. Stored times are aware UTC.
@@ -374,22 +378,25 @@ _LEDGER = PurseLedgerEntry.__table__  # type: ignore[attr-defined]
 _DEVICES = Device.__table__  # type: ignore[attr-defined]
 _EVENTS = DeviceEvent.__table__  # type: ignore[attr-defined]
 
-# Core statements of the validator tap (compiled once, cached by SQLAlchemy): about five round trips a tap.
-# 1. lock the card row and read it in one statement (an UPDATE first, see the module docstring)
+# Core statements of the validator tap (compiled once, cached by SQLAlchemy).
+# 2. the device is still active, of its kind, with this secret; and the stored response if the event is a replay
+_REPLAY = (select(_EVENTS.c.response)
+           .where(_EVENTS.c.device_id == bindparam("device_id"), _EVENTS.c.event_id == bindparam("event_id"))
+           .scalar_subquery())
+_DEVICE_OK = (select(_DEVICES.c.id)
+              .where(_DEVICES.c.id == bindparam("device_id"), _DEVICES.c.kind == bindparam("device_kind"),
+                     _DEVICES.c.active.is_(True), _DEVICES.c.secret_hash == bindparam("device_secret"))
+              .scalar_subquery())
+# 1+2. lock the card row and read it (an UPDATE first, see the module docstring), the device check and the replay
+# with it, in one statement; a tap without a known card does 2. alone (_DEVICE_AND_EVENT)
 _LOCK_AND_READ_CARD = (
     update(_CARDS).where(_CARDS.c.number == bindparam("card_number")).values(balance=_CARDS.c.balance)
     .returning(_CARDS.c.id, _CARDS.c.number, _CARDS.c.kind, _CARDS.c.registered_fare, _CARDS.c.entitlement_until,
                _CARDS.c.issued_on, _CARDS.c.last_activated_on, _CARDS.c.last_used_on, _CARDS.c.blocked_from,
-               _CARDS.c.balance, _CARDS.c.boarding_vehicle, _CARDS.c.boarding_stop, _CARDS.c.boarded_at)
+               _CARDS.c.balance, _CARDS.c.boarding_vehicle, _CARDS.c.boarding_stop, _CARDS.c.boarded_at,
+               _DEVICE_OK.label("device_ok"), _REPLAY.label("replay"))
 )
-# 2. the device is still active, of its kind, with this secret; and the stored response if the event is a replay
-_DEVICE_AND_EVENT = (
-    select(select(_EVENTS.c.response)
-           .where(_EVENTS.c.device_id == _DEVICES.c.id, _EVENTS.c.event_id == bindparam("event_id"))
-           .scalar_subquery())
-    .where(_DEVICES.c.id == bindparam("device_id"), _DEVICES.c.kind == bindparam("kind"),
-           _DEVICES.c.active.is_(True), _DEVICES.c.secret_hash == bindparam("secret_hash"))
-)
+_DEVICE_AND_EVENT = select(_DEVICE_OK.label("device_ok"), _REPLAY.label("replay"))
 # 3. the ledger entries, 4. the card (balance moved by their sum), 5. the response remembered
 _INSERT_LEDGER = insert(_LEDGER)
 _UPDATE_CARD = update(_CARDS).where(_CARDS.c.id == bindparam("card_id")).values(
@@ -461,14 +468,15 @@ def validator_tap(session: Session, device: Device | KnownDevice, tap: Tap) -> t
 
 def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -> tuple[dict[str, Any], bool]:
     """`validator_tap` on a connection inside a transaction, with Core statements (the hot path of the device API)."""
-    row = conn.execute(_LOCK_AND_READ_CARD, {"card_number": tap.card_number}).first() if tap.card_number else None
-    checked = conn.execute(_DEVICE_AND_EVENT, {"event_id": tap.event_id, "device_id": device.id, "kind": device.kind,
-                                               "secret_hash": device.secret_hash}).first()
-    if checked is None:
+    params = {"event_id": tap.event_id, "device_id": device.id, "device_kind": device.kind,
+              "device_secret": device.secret_hash}
+    row = conn.execute(_LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}).first() if tap.card_number else None
+    checked = row if row is not None else conn.execute(_DEVICE_AND_EVENT, params).first()
+    if checked is None or checked.device_ok is None:
         forget_device(device.id)  # type: ignore[arg-type]
         raise DeviceRefused(device.id)
-    if checked[0] is not None:
-        return json.loads(checked[0]), True
+    if checked.replay is not None:
+        return json.loads(checked.replay), True
     at_local = clock.to_local(tap.at)
     card = _card_of_row(row) if row is not None else None
     boarding = None
