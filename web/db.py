@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
+
+
+# A pooled server connection that sat idle this long is pinged before it is handed out (a dead one is replaced,
+# and every connection pooled before it too). Connections in steady use are not: pinging each checkout cost a
+# round trip per transaction. A connection that died while in use (the server restarted) fails the statement,
+# and SQLAlchemy then discards the whole pool; an idempotent caller may retry once (`is_lost_connection`).
+PING_AFTER_IDLE_SECONDS = 5.0
+RECYCLE_AFTER_SECONDS = 3600
 
 
 def make_engine(url: str) -> Engine:
@@ -28,7 +38,28 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=20, max_overflow=20, pool_recycle=RECYCLE_AFTER_SECONDS)
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool replaces this connection and those pooled before it
+            raise InvalidatePoolError(f"pooled connection did not answer a ping: {exc}") from exc
+
+    return engine
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """The database connection broke under a statement (SQLAlchemy has already discarded it)."""
+    return bool(getattr(exc, "connection_invalidated", False))
 
 
 @contextmanager

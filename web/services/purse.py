@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - not POSIX: the per-process lock alone
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from domain import purse as rules
@@ -55,6 +55,7 @@ from domain.ledger import LedgerEntry, outstanding_credit
 from domain.money import Grosze, format_pln
 from domain.purse_tariff import PurseTariff, purse_tariff_from_dict
 from web import clock
+from web.db import is_lost_connection
 from web.messages import message
 from web.models import Device, DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry, User
 from web.services import payments as payment_records
@@ -446,7 +447,9 @@ def tap_with_credential(engine: Engine, credential: str, tap: Tap) -> tuple[dict
     """A validator tap as the device API receives it, in one transaction: authenticate the credential (cached
     per process, confirmed in the transaction), lock the card, answer a replay or book the tap. Raises
     `DeviceRefused` when the credential is not an active validator's. A concurrent duplicate of the event
-    (the unique key) is answered from the stored response."""
+    (the unique key) is answered from the stored response. A database connection lost under the tap (e.g. the
+    server restarted) is retried once on a new one: the event id makes the retry safe even if the lost
+    transaction committed."""
     for attempt in (1, 2):
         try:
             with writer_turn(engine), engine.begin() as conn:
@@ -456,6 +459,9 @@ def tap_with_credential(engine: Engine, credential: str, tap: Tap) -> tuple[dict
                 return tap_on_validator(conn, device, tap)
         except IntegrityError:
             if attempt == 2:
+                raise
+        except DBAPIError as exc:
+            if attempt == 2 or not is_lost_connection(exc):
                 raise
     raise AssertionError("unreachable")
 

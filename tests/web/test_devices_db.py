@@ -1,0 +1,72 @@
+"""The device API's database connections on PostgreSQL: pooled connections are not pinged on every checkout
+(a round trip per tap), so a connection that died in the pool is caught by a ping after idling, or, under a tap,
+by one retry on a new connection (safe: the event id books a tap once)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from domain.purse import CardKind
+from web import clock as web_clock
+from web import db as web_db
+from web.db import make_engine, transaction
+from web.services import purse as service
+
+POSTGRES_ONLY = pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                                        indirect=True)
+
+
+def _backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(engine, pid: int) -> None:
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        conn.commit()
+        deadline = time.monotonic() + 10
+        while conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar_one():
+            assert time.monotonic() < deadline, "the backend did not exit"
+            time.sleep(0.05)
+            conn.commit()
+
+
+@POSTGRES_ONLY
+def test_a_pooled_connection_is_pinged_only_after_idling_and_replaced_when_dead(engine, db_url, db_backend, monkeypatch):
+    pool_engine = make_engine(db_url)
+    try:
+        pid = _backend_pid(pool_engine)
+        assert _backend_pid(pool_engine) == pid  # the same pooled connection, handed out again
+        _terminate(engine, pid)
+        monkeypatch.setattr(web_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        assert _backend_pid(pool_engine) != pid  # the ping found it dead: a new connection
+    finally:
+        pool_engine.dispose()
+
+
+@POSTGRES_ONLY
+def test_a_tap_whose_connection_died_in_the_pool_is_retried_and_booked_once(engine, db_url, db_backend, monkeypatch):
+    with transaction(engine) as session:
+        service.issue_card(session, number="9003", kind=CardKind.BEARER, issued_on=web_clock.today())
+        service.top_up_at_service_point(session, "9003", 10_000)
+        credential = service.add_device(session, "validator", "Kasownik")[1]
+    monkeypatch.setattr(web_db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    pool_engine = make_engine(db_url)
+    try:
+        _terminate(engine, _backend_pid(pool_engine))
+        tap = service.Tap(event_id=uuid.uuid4().hex, at=web_clock.now(), card_number="9003", vehicle_id="BUS-1",
+                          stop_id="Dworzec")
+        answer, replayed = service.tap_with_credential(pool_engine, credential, tap)
+        assert answer["accepted"] and not replayed
+        assert service.tap_with_credential(pool_engine, credential, tap) == (answer, True)
+    finally:
+        pool_engine.dispose()
+    with transaction(engine) as session:
+        row = service.lock_card(session, "9003")
+        assert row is not None and row.balance == answer["balance"] == 10_000 - answer["amount"]
+        assert service.ledger_sum(session, row.id) == row.balance  # type: ignore[arg-type]
