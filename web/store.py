@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import anyio
@@ -34,7 +35,10 @@ class DatabaseStore(NamespacedStore):
         self._read_expiry = column.type.dialect_impl(dialect).result_processor(dialect, None)
         # SQLite reads are answered from the file without waiting for writers (WAL), in microseconds:
         # cheaper than sending them to a worker thread. Other databases are a network round trip away.
-        self._read_inline = dialect.name == "sqlite"
+        # Each thread reading inline (the event loop's) has its own connection, outside the engine's pool,
+        # so it never waits for a pooled connection that worker threads hold.
+        self._read_inline = dialect.name == "sqlite" and (engine.url.database or ":memory:") != ":memory:"
+        self._inline = threading.local()
 
     def with_namespace(self, namespace: str) -> DatabaseStore:
         return DatabaseStore(self.engine, f"{self.namespace}:{namespace}")
@@ -56,17 +60,36 @@ class DatabaseStore(NamespacedStore):
         raw = value.encode() if isinstance(value, str) else value
         await anyio.to_thread.run_sync(self._set, self._key(key), raw, _seconds(expires_in))
 
-    def _read(self, key: str) -> bytes | None:
-        """The hot path (a session read on every request): one SELECT on a pooled DBAPI connection.
-        Building an SQLAlchemy statement and result for it cost ten times more than the query."""
-        conn = self.engine.raw_connection()
+    def _inline_connection(self):  # type: ignore[no-untyped-def]
+        conn = getattr(self._inline, "conn", None)
+        if conn is None:
+            dialect = self.engine.dialect
+            args, kwargs = dialect.create_connect_args(self.engine.url)
+            conn = dialect.loaded_dbapi.connect(*args, **kwargs)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA query_only=ON")
+            self._inline.conn = conn
+        return conn
+
+    def _fetch(self, conn, key: str):  # type: ignore[no-untyped-def]
+        cursor = conn.cursor()
         try:
-            cursor = conn.cursor()
             cursor.execute(self._read_sql, (key,))
-            row = cursor.fetchone()
-            cursor.close()
+            return cursor.fetchone()
         finally:
-            conn.close()
+            cursor.close()
+
+    def _read(self, key: str, inline: bool = False) -> bytes | None:
+        """The hot path (a session read on every request): one SELECT on a DBAPI connection. Building an
+        SQLAlchemy statement and result for it cost ten times more than the query."""
+        if inline:
+            row = self._fetch(self._inline_connection(), key)
+        else:
+            conn = self.engine.raw_connection()
+            try:
+                row = self._fetch(conn, key)
+            finally:
+                conn.close()
         if row is None:
             return None
         expires_at = self._read_expiry(row[1]) if self._read_expiry is not None else row[1]
@@ -93,7 +116,7 @@ class DatabaseStore(NamespacedStore):
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         if renew_for is None and self._read_inline:
-            return self._read(self._key(key))
+            return self._read(self._key(key), inline=True)
         return await anyio.to_thread.run_sync(self._get, self._key(key), _seconds(renew_for))
 
     def _delete(self, key: str) -> None:
