@@ -5,7 +5,7 @@ gateway gets an idempotency key per attempt, and outcomes are applied once (web.
 
 Subscriptions are taken in batches: one transaction (and one worker-thread hop) reviews a batch,
 claims its due months and records their payments; the charges then go to the gateway concurrently;
-one more transaction applies the batch's answers. A crash anywhere leaves claimed months CHARGING
+one more transaction applies the batch's answers (on PostgreSQL while the next batch is claimed). A crash anywhere leaves claimed months CHARGING
 with a pending payment, which the next run asks the gateway about again with the same reference.
 """
 
@@ -103,11 +103,9 @@ async def _ask_gateway(gateway: PaymentGateway, charge: subscriptions.ChargeToMa
         return None
 
 
-async def _charge_all(engine: Engine, gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
-                      limiter: anyio.CapacityLimiter, report: BillingReport) -> None:
-    """Send a batch's charges concurrently, then apply their answers together."""
-    if not charges:
-        return
+async def _ask_all(gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
+                   limiter: anyio.CapacityLimiter, report: BillingReport) -> list[ChargeResult]:
+    """Send a batch's charges concurrently; the answers received (the others stay pending)."""
     results: list[ChargeResult | None] = [None] * len(charges)
 
     async def ask(i: int, charge: subscriptions.ChargeToMake) -> None:
@@ -119,6 +117,10 @@ async def _charge_all(engine: Engine, gateway: PaymentGateway, charges: list[sub
             tg.start_soon(ask, i, charge)
     answered = [r for r in results if r is not None]
     report.unanswered += len(results) - len(answered)
+    return answered
+
+
+async def _apply_answers(engine: Engine, answered: list[ChargeResult], report: BillingReport) -> None:
     if answered:
         await anyio.to_thread.run_sync(_apply_batch, engine, [records.outcome_from_gateway(r) for r in answered])
     for result in answered:
@@ -130,22 +132,48 @@ async def _charge_all(engine: Engine, gateway: PaymentGateway, charges: list[sub
 
 async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: Settings, *,
                             batch: int = 200, concurrency: int = 8) -> BillingReport:
-    """Review every open subscription, plan and charge what is due today (R-5P1-4..6)."""
+    """Review every open subscription, plan and charge what is due today (R-5P1-4..6).
+
+    On PostgreSQL a batch's answers are applied (in a worker thread, on its own connection) while the
+    next batch is claimed and charged, so the database's round trips overlap our work; at most one
+    batch is being applied at a time, so memory stays that of two batches however many are due. On
+    SQLite, with one writer at a time, the batches take turns."""
     policy = billing_policy(settings)
     report = BillingReport()
     limiter = anyio.CapacityLimiter(concurrency)
+    overlap = engine.dialect.name == "postgresql"
 
-    stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
-    for start in range(0, len(stuck), batch):
-        await _charge_all(engine, gateway, stuck[start:start + batch], limiter, report)
+    async with anyio.create_task_group() as tg:
+        applying: anyio.Event | None = None
 
-    after = 0
-    while True:
-        ids = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.open_subscription_ids, after, batch)
-        if not ids:
-            break
-        after = ids[-1]
-        report.subscriptions += len(ids)
-        charges = await anyio.to_thread.run_sync(_claim_batch, engine, ids, policy)
-        await _charge_all(engine, gateway, charges, limiter, report)
+        async def apply_in_background(answered: list[ChargeResult], done: anyio.Event) -> None:
+            try:
+                await _apply_answers(engine, answered, report)
+            finally:
+                done.set()
+
+        async def apply(answered: list[ChargeResult]) -> None:
+            nonlocal applying
+            if applying is not None:
+                await applying.wait()
+            if overlap:
+                applying = anyio.Event()
+                tg.start_soon(apply_in_background, answered, applying)
+            else:
+                await _apply_answers(engine, answered, report)
+
+        stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
+        for start in range(0, len(stuck), batch):
+            await apply(await _ask_all(gateway, stuck[start:start + batch], limiter, report))
+
+        after = 0
+        while True:
+            ids = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.open_subscription_ids, after, batch)
+            if not ids:
+                break
+            after = ids[-1]
+            report.subscriptions += len(ids)
+            charges = await anyio.to_thread.run_sync(_claim_batch, engine, ids, policy)
+            if charges:
+                await apply(await _ask_all(gateway, charges, limiter, report))
     return report

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ARRAY, any_, bindparam, insert, literal, select, update
 from sqlmodel import Session
 
 from payments import PaymentStatus
@@ -69,6 +69,14 @@ CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
 BATCH_HANDLERS: dict[str, Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]] = {}
 
 IN_CHUNK = 500  # ids or references per IN (...) list
+
+
+def one_of(session: Session, column: Any, values: list[Any]) -> Any:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one parameter instead of one per value
+    (psycopg parses a query with hundreds of parameters each time it is sent)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(values), ARRAY(column.type)))
+    return column.in_(values)
 
 
 def create_payment_record(session: Session, *, reference: str, purpose: str, subject_id: int, user_id: int | None,
@@ -203,7 +211,7 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
         payments.update((p.reference, p) for p in session.execute(
             select(table.c.id, table.c.reference, table.c.purpose, table.c.subject_id, table.c.user_id, table.c.kind,
                    table.c.amount, table.c.currency, table.c.gateway_title, table.c.gateway_transaction_id)
-            .where(table.c.reference.in_(chunk))))
+            .where(one_of(session, table.c.reference, chunk))))
     results: dict[str, Applied] = {}
     terminal: list[tuple[Any, Outcome]] = []
     events, gateway_ids = [], []
@@ -238,7 +246,7 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
         ids = [p.id for p, o in terminal if o.status == status]
         for start in range(0, len(ids), IN_CHUNK):
             won.update(session.scalars(
-                update(table).where(table.c.id.in_(ids[start:start + IN_CHUNK]), table.c.applied_at.is_(None))
+                update(table).where(one_of(session, table.c.id, ids[start:start + IN_CHUNK]), table.c.applied_at.is_(None))
                 .values(status=status, applied_at=now, updated_at=now).returning(table.c.id)))
     winners: dict[str, list[tuple[Any, Outcome]]] = {}
     for payment, outcome in terminal:

@@ -423,7 +423,8 @@ def _rows_in(session: Session, query, column, ids: list) -> list:  # type: ignor
     """Core rows of `query` whose `column` is in `ids`, a few IN (...) queries."""
     found: list = []
     for start in range(0, len(ids), payment_records.IN_CHUNK):
-        found.extend(session.execute(query.where(column.in_(ids[start:start + payment_records.IN_CHUNK]))).all())
+        found.extend(session.execute(query.where(
+            payment_records.one_of(session, column, ids[start:start + payment_records.IN_CHUNK]))).all())
     return found
 
 
@@ -653,7 +654,8 @@ def _claim_many(session: Session, wanted: list[tuple[int, SubscriptionMonth, Sub
         ids = sorted(month_ids)
         for start in range(0, len(ids), payment_records.IN_CHUNK):
             won.update(session.scalars(
-                update(table).where(table.c.id.in_(ids[start:start + payment_records.IN_CHUNK]), table.c.state == state,
+                update(table).where(payment_records.one_of(session, table.c.id, ids[start:start + payment_records.IN_CHUNK]),
+                                    table.c.state == state,
                                     table.c.attempts == attempts)
                 .values(state=new_state, attempts=new_attempts, next_attempt_on=None, updated_at=clock.now())
                 .returning(table.c.id)))
