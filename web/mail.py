@@ -91,9 +91,15 @@ def queue_deferred_mails(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def render_deferred(mail: OutboxMail) -> None:
-    """Fill a deferred mail's subject and bodies (not written back: the row stays as queued)."""
-    context = json.loads(mail.context or "{}", object_hook=_decode)
-    subject, text, html = _render(mail.template, mail.language or "pl", context)  # type: ignore[arg-type]
+    """Fill a deferred mail's subject and bodies (not written back: the row stays as queued). A mail that
+    cannot be rendered keeps them empty (logged); `deliver_outbox` then counts a failed attempt for it
+    instead of sending an empty mail, and the other mails go on."""
+    try:
+        context = json.loads(mail.context or "{}", object_hook=_decode)
+        subject, text, html = _render(mail.template, mail.language or "pl", context)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - one broken mail must not stop loading the others
+        log.exception("mail %s: template %s could not be rendered", mail.id, mail.template)
+        return
     for name, value in (("subject", subject), ("text_body", text), ("html_body", html)):
         set_committed_value(mail, name, value)
 
@@ -197,6 +203,10 @@ async def deliver_outbox(engine: Engine, sender: SmtpSender, limit: int = 50) ->
     mails = await anyio.to_thread.run_sync(_claim_due, engine, limit)
     sent = failed = 0
     for mail in mails:
+        if mail.template is not None and not mail.text_body:
+            failed += 1
+            await anyio.to_thread.run_sync(_record, engine, mail.id, f"template {mail.template} could not be rendered")
+            continue
         try:
             await sender.send(mail)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

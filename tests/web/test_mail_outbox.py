@@ -114,3 +114,17 @@ def test_deferred_mail_is_rendered_when_delivered_and_in_the_dev_outbox(engine, 
     assert "Dzień dobry, Jan!" in browser.get(f"/dev/mail/{stored[0].id}").text
     with engine.connect() as conn:  # the row itself stays as queued
         assert conn.execute(select(OutboxMail.__table__.c.text_body)).scalars().all() == ["", ""]
+
+
+def test_a_deferred_mail_that_cannot_be_rendered_is_not_sent_empty_and_does_not_hold_back_others(engine, db):
+    from web.mail import deferred_mail, queue_deferred_mails
+
+    with transaction(engine) as session:
+        queue_deferred_mails(session, [deferred_mail("a@example.pl", "no_such_template", "pl"),
+                                       deferred_mail("b@example.pl", "five_plus_one", "pl", user={"first_name": "B"},
+                                                     notice="month_paid", month=None, schedule=None, link="http://x")])
+    smtp = FakeSmtp()
+    assert asyncio.run(deliver_outbox(engine, smtp)) == (1, 1)
+    assert smtp.sent == ["b@example.pl"]
+    broken = db.one(OutboxMail, OutboxMail.to_address == "a@example.pl")
+    assert broken.sent_at is None and "no_such_template" in broken.last_error
