@@ -8,12 +8,13 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from domain.purse import CardKind
 from web import clock as web_clock
 from web import db as web_db
 from web.db import make_engine, transaction
+from web.models import Device
 from web.services import purse as service
 
 POSTGRES_ONLY = pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)],
@@ -70,3 +71,48 @@ def test_a_tap_whose_connection_died_in_the_pool_is_retried_and_booked_once(engi
         row = service.lock_card(session, "9003")
         assert row is not None and row.balance == answer["balance"] == 10_000 - answer["amount"]
         assert service.ledger_sum(session, row.id) == row.balance  # type: ignore[arg-type]
+
+
+SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+
+
+def _bearer_card_and_validator(engine, number: str) -> str:
+    with transaction(engine) as session:
+        service.issue_card(session, number=number, kind=CardKind.BEARER, issued_on=web_clock.today())
+        service.top_up_at_service_point(session, number, 10_000)
+        return service.add_device(session, "validator", "Kasownik")[1]
+
+
+def _tap(number: str) -> service.Tap:
+    return service.Tap(event_id=uuid.uuid4().hex, at=web_clock.now(), card_number=number, vehicle_id="BUS-1",
+                       stop_id="Dworzec")
+
+
+@SQLITE_ONLY
+def test_sqlite_tap_on_the_event_loop_never_waits_for_another_writer(engine, db_backend):
+    credential = _bearer_card_and_validator(engine, "9004")
+    tap = _tap("9004")
+    with engine.connect() as other:  # a page's transaction (or another process) holds SQLite's write lock
+        other.exec_driver_sql("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert service.tap_if_free(engine, credential, tap) is None  # handed over to a worker thread instead
+        assert time.monotonic() - started < 1.0
+        other.rollback()
+    with service.writer_turn(engine):  # another tap's worker thread holds the writer turn
+        assert service.tap_if_free(engine, credential, tap) is None
+    answer, replayed = service.tap_if_free(engine, credential, tap)  # type: ignore[misc]
+    assert answer["accepted"] and not replayed
+    assert service.tap_with_credential(engine, credential, tap) == (answer, True)
+    with transaction(engine) as session:
+        row = service.lock_card(session, "9004")
+        assert row is not None and row.balance == 10_000 - answer["amount"] == service.ledger_sum(session, row.id)  # type: ignore[arg-type]
+
+
+@SQLITE_ONLY
+def test_sqlite_tap_on_the_event_loop_refuses_a_disabled_device(engine, db_backend):
+    credential = _bearer_card_and_validator(engine, "9005")
+    assert service.tap_if_free(engine, credential, _tap("9005")) is not None  # now cached in this process
+    with engine.begin() as conn:  # `ekp devices disable` in another process: this one's cache still has it
+        conn.execute(update(Device).where(Device.id == int(credential.partition(".")[0])).values(active=False))  # type: ignore[arg-type]
+    with pytest.raises(service.DeviceRefused):
+        service.tap_if_free(engine, credential, _tap("9005"))
