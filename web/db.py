@@ -51,6 +51,7 @@ def make_engine(url: str) -> Engine:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
+            dbapi_conn.rollback()  # hand it out idle, as the pool keeps it (the ping began a transaction)
         except Exception as exc:  # the pool replaces this connection and those pooled before it
             raise InvalidatePoolError(f"pooled connection did not answer a ping: {exc}") from exc
 
