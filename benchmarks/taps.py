@@ -10,7 +10,8 @@ The load generator runs on the same machine and shares its cores with the server
 lean asyncio HTTP/1.1 client (about 0.1-0.2 ms of CPU per request; --httpx uses httpx, about 1 ms). Each
 line reports the CPU both sides spent per tap and the load average, so a busy machine shows in the numbers.
 
-Run: .venv/bin/python benchmarks/taps.py [--concurrency 16] [--duration 10] [--cards 64] [--workers 1] [--httpx]
+Run: .venv/bin/python benchmarks/taps.py [--concurrency 16] [--duration 10] [--cards 64] [--workers 1] [--repeats 1]
+                                         [--httpx]
 Target (issue 7): at least 1,000 taps/s with p99 under 50 ms.
 """
 
@@ -156,7 +157,27 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def backend_cpu_seconds(database: str) -> float:
+    """CPU time of the PostgreSQL backends serving `database` (their process title names it), from Linux /proc;
+    the server's shared processes (WAL writer, checkpointer) are not included."""
+    total = 0.0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").split()
+            if title[:1] == ["postgres:"] and database in title[1:3]:
+                fields = (proc / "stat").read_text().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def run(label: str, database_url: str, args: argparse.Namespace) -> None:
+    """One server on a fresh database, `args.repeats` measured windows of `args.duration` seconds; a line per
+    window and one of medians."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(database_url).database if database_url.startswith("postgresql") else None
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("EKP_")},
@@ -168,6 +189,7 @@ def run(label: str, database_url: str, args: argparse.Namespace) -> None:
                                    "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
                                    "--workers", str(args.workers)],
                                   cwd=ROOT, env=env)
+        rows: list[dict[str, float]] = []
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -181,20 +203,34 @@ def run(label: str, database_url: str, args: argparse.Namespace) -> None:
                 time.sleep(0.2)
             drive = drive_httpx if args.httpx else drive_raw
             asyncio.run(drive(f"http://127.0.0.1:{port}", credentials, args.cards, 1.0))  # warm-up
-            server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
-            count, latencies, errors = asyncio.run(drive(f"http://127.0.0.1:{port}", credentials, args.cards, args.duration))
-            server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - own_cpu
+            for _ in range(args.repeats):
+                server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
+                db_cpu = backend_cpu_seconds(database) if database else 0.0
+                count, latencies, errors = asyncio.run(drive(f"http://127.0.0.1:{port}", credentials, args.cards,
+                                                             args.duration))
+                server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - own_cpu
+                db_cpu = backend_cpu_seconds(database) - db_cpu if database else 0.0
+                latencies.sort()
+                per_tap = 1000 / max(count, 1)
+                rows.append({"rate": count / args.duration, "p50": statistics.median(latencies) * 1000,
+                             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+                             "errors": errors, "count": count, "server": server_cpu * per_tap,
+                             "db": db_cpu * per_tap, "client": own_cpu * per_tap, "load": os.getloadavg()[0]})
+                report(label, rows[-1], args, database is not None)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    per_tap = 1000 / max(count, 1)
-    print(f"{label:<10} {count / args.duration:>9.0f} {p50:>9.1f} {p99:>9.1f} {errors:>7d}  ({count} taps, "
-          f"{args.concurrency} clients, {args.cards} cards, {args.duration:.0f} s, {args.workers} worker(s); CPU ms/tap: "
-          f"server {server_cpu * per_tap:.2f}, load generator {own_cpu * per_tap:.2f}; load avg "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    if len(rows) > 1:
+        median = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+        report(f"{label} med", median, args, database is not None)
+
+
+def report(label: str, row: dict[str, float], args: argparse.Namespace, has_db: bool) -> None:
+    db = f", PostgreSQL backends {row['db']:.2f}" if has_db else ""
+    print(f"{label:<14} {row['rate']:>7.0f} {row['p50']:>7.1f} {row['p99']:>7.1f} {row['errors']:>6.0f}  ({row['count']:.0f} "
+          f"taps, {args.concurrency} clients, {args.cards} cards, {args.duration:.0f} s, {args.workers} worker(s); "
+          f"CPU ms/tap: server {row['server']:.2f}{db}, load generator {row['client']:.2f}; load avg "
+          f"{row['load']:.1f} on {os.cpu_count()} CPUs)", flush=True)
 
 
 def main() -> None:
@@ -203,9 +239,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--cards", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--repeats", type=int, default=1, help="measured windows per database (and their medians)")
     parser.add_argument("--httpx", action="store_true", help="drive the load with httpx (more client CPU per request)")
     args = parser.parse_args()
-    print(f"{'database':<10} {'taps/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
+    print(f"{'database':<14} {'taps/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         run("sqlite", f"sqlite:///{tmp}/bench.db", args)
     if os.environ.get("EKP_TEST_POSTGRES_URL"):
