@@ -5,8 +5,9 @@ gateway gets an idempotency key per attempt, and outcomes are applied once (web.
 
 Subscriptions are taken in batches: one transaction (and one worker-thread hop) reviews a batch,
 claims its due months and records their payments; the charges then go to the gateway concurrently;
-one more transaction applies the batch's answers (on PostgreSQL while the next batch is claimed). A crash anywhere leaves claimed months CHARGING
-with a pending payment, which the next run asks the gateway about again with the same reference.
+one more transaction applies the batch's answers (on PostgreSQL while the next batch is claimed: the
+batches' subscriptions are disjoint). A crash anywhere leaves claimed months CHARGING with a pending
+payment, which the next run asks the gateway about again with the same reference.
 """
 
 from __future__ import annotations
@@ -165,6 +166,9 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
         stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
         for start in range(0, len(stuck), batch):
             await apply(await _ask_all(gateway, stuck[start:start + batch], limiter, report))
+        if applying is not None:
+            # Stuck charges belong to any subscription: their answers are in before any is reviewed.
+            await applying.wait()
 
         after = 0
         while True:
