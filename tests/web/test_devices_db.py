@@ -65,11 +65,19 @@ def test_a_tap_whose_connection_died_in_the_pool_is_retried_and_booked_once(engi
         answer, replayed = service.tap_with_credential(pool_engine, credential, tap)
         assert answer["accepted"] and not replayed
         assert service.tap_with_credential(pool_engine, credential, tap) == (answer, True)
+        # again with the credential cached: the first statement is then the card's, on the driver's cursor
+        pool_engine.dispose()  # from here on one pooled connection
+        assert service.tap_with_credential(pool_engine, credential, tap) == (answer, True)
+        _terminate(engine, _backend_pid(pool_engine))
+        second = service.Tap(event_id=uuid.uuid4().hex, at=web_clock.now(), card_number="9003", vehicle_id="BUS-2",
+                             stop_id="Dworzec")
+        again, replayed = service.tap_with_credential(pool_engine, credential, second)
+        assert again["accepted"] and not replayed
     finally:
         pool_engine.dispose()
     with transaction(engine) as session:
         row = service.lock_card(session, "9003")
-        assert row is not None and row.balance == answer["balance"] == 10_000 - answer["amount"]
+        assert row is not None and row.balance == again["balance"] == 10_000 - answer["amount"] - again["amount"]
         assert service.ledger_sum(session, row.id) == row.balance  # type: ignore[arg-type]
 
 

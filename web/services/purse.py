@@ -33,6 +33,7 @@ import threading
 import time
 import tomllib
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -46,7 +47,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: the per-process lock alone
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import Select, bindparam, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
@@ -540,7 +541,7 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
     """`validator_tap` on a connection inside a transaction, with Core statements (the hot path of the device API)."""
     params = {"event_id": tap.event_id, "device_id": device.id, "device_kind": device.kind,
               "device_secret": device.secret_hash}
-    row = conn.execute(_LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}).first() if tap.card_number else None
+    row = _first(conn, _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}) if tap.card_number else None
     checked = row if row is not None else conn.execute(_DEVICE_AND_EVENT, params).first()
     if checked is None or checked.device_ok is None:
         forget_device(device.id)  # type: ignore[arg-type]
@@ -614,7 +615,69 @@ def _write_tap_at_once(conn: Connection, ledger: list[dict[str, Any]], card: dic
         params.update({f"l_{name}": value for name, value in ledger[0].items()})
     if card is not None:
         params.update(card)
-    conn.execute(_tap_writes(len(ledger) == 1, card is not None), params)
+    _on_driver(conn, _tap_writes(len(ledger) == 1, card is not None), params)
+
+
+# PostgreSQL: the tap's two statements (lock and read, write) run on the driver's cursor, as SQL compiled once from
+# the Core statements above, with the same type conversions SQLAlchemy would apply (the columns' bind and result
+# processors, looked up once). That skips SQLAlchemy's per-execution work (result metadata, parameter processing,
+# cursor wrapping), about a third of a tap's CPU in the service on PostgreSQL. Driver errors are raised as
+# SQLAlchemy's (IntegrityError for a racing duplicate event; a lost connection is invalidated, as SQLAlchemy does).
+@dataclass(frozen=True)
+class _DriverStatement:
+    sql: str
+    binds: tuple[tuple[str, Any], ...]  # (parameter, bind processor) for the parameters that have one
+    row: Any  # a namedtuple class of the returned columns, or None
+    results: tuple[tuple[int, Any], ...]  # (column index, result processor) for the columns that have one
+
+
+@lru_cache(maxsize=16)
+def _driver_statement(statement: Any, dialect: Any) -> _DriverStatement:
+    compiled = statement.compile(dialect=dialect)
+    binds = tuple((key, proc) for key, bind in compiled.binds.items() if (proc := bind.type.bind_processor(dialect)))
+    described = statement.column_descriptions if isinstance(statement, Select) else statement.returning_column_descriptions
+    columns = [(d["name"], d["type"]) for d in described]
+    results = tuple((i, proc) for i, (_name, type_) in enumerate(columns)
+                    if (proc := type_.result_processor(dialect, None)))
+    row = namedtuple("Row", [name for name, _type in columns]) if columns else None  # type: ignore[misc]
+    return _DriverStatement(compiled.string, binds, row, results)
+
+
+def _on_driver(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+    """Run `statement` on the driver's cursor of `conn` (PostgreSQL) and return its first row, or None."""
+    compiled = _driver_statement(statement, conn.dialect)
+    if compiled.binds:
+        params = dict(params)
+        for key, proc in compiled.binds:
+            params[key] = proc(params[key])
+    dbapi_conn = conn.connection.dbapi_connection
+    cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.sql, params)
+        found = cursor.fetchone() if compiled.row is not None else None
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
+        if lost:
+            conn.invalidate(exc)
+            conn.engine.pool.dispose()  # the server went away: the idle connections went with it
+        raise DBAPIError.instance(compiled.sql, params, exc, conn.dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost, dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
+    if found is None:
+        return None
+    if compiled.results:
+        found = list(found)
+        for index, proc in compiled.results:
+            found[index] = proc(found[index])
+    return compiled.row._make(found)
+
+
+def _first(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+    """The first row of `statement`: on the driver's cursor on PostgreSQL (`_on_driver`), else through SQLAlchemy."""
+    if conn.dialect.name == "postgresql":
+        return _on_driver(conn, statement, params)
+    return conn.execute(statement, params).first()
 
 
 # --------------------------------------------------------------------------- the parking meter
