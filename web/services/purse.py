@@ -541,7 +541,7 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
     """`validator_tap` on a connection inside a transaction, with Core statements (the hot path of the device API)."""
     params = {"event_id": tap.event_id, "device_id": device.id, "device_kind": device.kind,
               "device_secret": device.secret_hash}
-    row = _first(conn, _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}) if tap.card_number else None
+    row = _on_driver(conn, _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}) if tap.card_number else None
     checked = row if row is not None else conn.execute(_DEVICE_AND_EVENT, params).first()
     if checked is None or checked.device_ok is None:
         forget_device(device.id)  # type: ignore[arg-type]
@@ -581,11 +581,11 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
     if conn.dialect.name == "postgresql":
         _write_tap_at_once(conn, ledger, card, event)
     else:
-        if ledger:
-            conn.execute(_INSERT_LEDGER, ledger)
+        for entry in ledger:
+            _on_driver(conn, _INSERT_LEDGER, entry, _LEDGER_COLUMNS)
         if card is not None:
-            conn.execute(_UPDATE_CARD, card)
-        conn.execute(_INSERT_EVENT, event)
+            _on_driver(conn, _UPDATE_CARD, card)
+        _on_driver(conn, _INSERT_EVENT, event, _EVENT_COLUMNS)
     return response, False
 
 
@@ -604,6 +604,7 @@ def _tap_writes(entry: bool, card: bool) -> Any:
 
 
 _LEDGER_COLUMNS = ("card_id", "at", "kind", "amount", "detail", "place", "device_id", "payment_id", "recorded_at")
+_EVENT_COLUMNS = ("device_id", "event_id", "action", "response", "received_at")
 
 
 def _write_tap_at_once(conn: Connection, ledger: list[dict[str, Any]], card: dict[str, Any] | None,
@@ -618,10 +619,10 @@ def _write_tap_at_once(conn: Connection, ledger: list[dict[str, Any]], card: dic
     _on_driver(conn, _tap_writes(len(ledger) == 1, card is not None), params)
 
 
-# PostgreSQL: the tap's two statements (lock and read, write) run on the driver's cursor, as SQL compiled once from
-# the Core statements above, with the same type conversions SQLAlchemy would apply (the columns' bind and result
-# processors, looked up once). That skips SQLAlchemy's per-execution work (result metadata, parameter processing,
-# cursor wrapping), about a third of a tap's CPU in the service on PostgreSQL. Driver errors are raised as
+# The tap's statements (on PostgreSQL two: lock and read, write; on SQLite four) run on the driver's cursor, as SQL
+# compiled once from the Core statements above, with the same type conversions SQLAlchemy would apply (the columns'
+# bind and result processors, looked up once). That skips SQLAlchemy's per-execution work (result metadata,
+# parameter processing, cursor wrapping), about a third of a tap's CPU in the service. Driver errors are raised as
 # SQLAlchemy's (IntegrityError for a racing duplicate event; a lost connection is invalidated, as SQLAlchemy does).
 @dataclass(frozen=True)
 class _DriverStatement:
@@ -629,23 +630,28 @@ class _DriverStatement:
     binds: tuple[tuple[str, Any], ...]  # (parameter, bind processor) for the parameters that have one
     row: Any  # a namedtuple class of the returned columns, or None
     results: tuple[tuple[int, Any], ...]  # (column index, result processor) for the columns that have one
+    positions: tuple[str, ...] | None  # the parameters in order, for a driver with positional parameters (SQLite)
 
 
-@lru_cache(maxsize=16)
-def _driver_statement(statement: Any, dialect: Any) -> _DriverStatement:
-    compiled = statement.compile(dialect=dialect)
-    binds = tuple((key, proc) for key, bind in compiled.binds.items() if (proc := bind.type.bind_processor(dialect)))
+@lru_cache(maxsize=32)
+def _driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] | None) -> _DriverStatement:
+    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+    binds = tuple((key, proc) for key, bind in compiled.binds.items()
+                  if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)))
     described = statement.column_descriptions if isinstance(statement, Select) else statement.returning_column_descriptions
     columns = [(d["name"], d["type"]) for d in described]
     results = tuple((i, proc) for i, (_name, type_) in enumerate(columns)
-                    if (proc := type_.result_processor(dialect, None)))
+                    if (proc := type_.dialect_impl(dialect).result_processor(dialect, None)))
     row = namedtuple("Row", [name for name, _type in columns]) if columns else None  # type: ignore[misc]
-    return _DriverStatement(compiled.string, binds, row, results)
+    positions = tuple(compiled.positiontup) if dialect.positional else None
+    return _DriverStatement(compiled.string, binds, row, results, positions)
 
 
-def _on_driver(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
-    """Run `statement` on the driver's cursor of `conn` (PostgreSQL) and return its first row, or None."""
-    compiled = _driver_statement(statement, conn.dialect)
+def _on_driver(conn: Connection, statement: Any, params: dict[str, Any], column_keys: tuple[str, ...] | None = None
+               ) -> Any:
+    """Run `statement` on the driver's cursor of `conn` and return its first row, or None. An INSERT without
+    `.values()` takes `column_keys`, the columns it is given (as SQLAlchemy compiles it for the parameters)."""
+    compiled = _driver_statement(statement, conn.dialect, column_keys)
     if compiled.binds:
         params = dict(params)
         for key, proc in compiled.binds:
@@ -653,7 +659,7 @@ def _on_driver(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
     dbapi_conn = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(compiled.sql, params)
+        cursor.execute(compiled.sql, params if compiled.positions is None else [params[key] for key in compiled.positions])
         found = cursor.fetchone() if compiled.row is not None else None
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
@@ -673,11 +679,6 @@ def _on_driver(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
     return compiled.row._make(found)
 
 
-def _first(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
-    """The first row of `statement`: on the driver's cursor on PostgreSQL (`_on_driver`), else through SQLAlchemy."""
-    if conn.dialect.name == "postgresql":
-        return _on_driver(conn, statement, params)
-    return conn.execute(statement, params).first()
 
 
 # --------------------------------------------------------------------------- the parking meter
