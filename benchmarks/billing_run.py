@@ -26,7 +26,8 @@ box, load average 3-6 from other work (so +-30 %), 2026-11-22, untraced, batch 2
     postgres  sandbox 100000:         -                    1,131 months/s  724 us
     sqlite    instant   2000:     567 months/s  1,470 us   2,350 months/s  408 us
     postgres  instant   2000:     459 months/s  1,580 us   1,330 months/s  526 us
-    traced peak: 2.2-4.2 MiB at 2,000 and at 20,000 months (before: 6-7 MiB at 2,000 and 10,000): flat.
+    traced peak: 2.2-4.2 MiB at 2,000 and at 20,000 months, 3.2 MiB at 100,000 (SQLite); before: 6-7 MiB
+    at 2,000 and 10,000. Flat.
 
 What changed (where the time went before, per month):
   * the sandbox, ~4.5 ms: the Tpay adapter's two HTTP calls (create, pay) through httpx's ASGI transport
