@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -225,6 +226,110 @@ def run(label: str, database_url: str, args: argparse.Namespace) -> None:
         report(f"{label} med", median, args, database is not None)
 
 
+def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
+    """--breakdown: where a tap's CPU goes, measured inside this process (no HTTP server, no sockets), each layer
+    `args.repeats` times, medians. The load generator's own work (building the request) is measured apart and
+    taken off every layer."""
+    import contextlib
+    import logging
+    from datetime import UTC, datetime
+
+    from web.app import create_app
+    from web.services import purse
+    from web.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("EKP_")},
+               "EKP_ENV": "test", "EKP_VAR_DIR": tmp, "EKP_DATABASE_URL": database_url,
+               "EKP_BASE_URL": "http://127.0.0.1:9", "EKP_SECRET_KEY": "33" * 32, "EKP_PESEL_KEY": "44" * 32,
+               "EKP_SCHEDULER": "false"}
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        credentials = prepare(env, args.cards, args.concurrency)
+        app = create_app(load_settings(env))
+        engine = app.state.engine
+        clients, taps = len(credentials), 100 * len(credentials)
+        counter = iter(range(10**9))
+
+        def request(index: int) -> bytes:
+            return json.dumps(tap_body(index, next(counter), clients, args.cards)).encode()
+
+        def service_tap(index: int) -> None:
+            body = json.loads(request(index))
+            tap = purse.Tap(body["event_id"], datetime.now(UTC), body["card_number"], body["vehicle_id"], body["stop_id"])
+            if purse.tap_if_free(engine, credentials[index], tap) is None:
+                purse.tap_with_credential(engine, credentials[index], tap)
+
+        async def asgi_tap(index: int) -> None:
+            payload = request(index)
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                     "scheme": "http", "path": "/api/devices/validator/taps", "raw_path": b"/api/devices/validator/taps",
+                     "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
+                     "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {credentials[index]}".encode()),
+                                 (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+                     "state": {}}
+            sent: list[dict] = []
+
+            async def receive() -> dict:
+                return {"type": "http.request", "body": payload, "more_body": False}
+
+            async def send(message: dict) -> None:
+                sent.append(message)
+
+            await app(scope, receive, send)
+            if sent[0]["status"] != 200:
+                raise SystemExit(f"{label}: tap answered {sent[0]['status']}: {sent[1].get('body')!r}")
+
+        async def concurrently() -> None:
+            async def client(index: int) -> None:
+                for _ in range(taps // clients):
+                    await asgi_tap(index)
+            await asyncio.gather(*(client(i) for i in range(clients)))
+
+        def cpu_per_tap(work: Any) -> float:
+            started = time.process_time()
+            work()
+            return (time.process_time() - started) * 1000 / taps
+
+        try:
+            import uvloop
+            run_async: Any = uvloop.run
+        except ImportError:
+            run_async = asyncio.run
+        constant = ({"event_id": "-", "accepted": True, "code": "ok", "message": "-", "amount": 0, "balance": 0,
+                     "amount_text": "0,00 zł", "balance_text": "0,00 zł", "display": ["-"], "signal": "ok"}, False)
+
+        @contextlib.contextmanager
+        def service_answers_constant() -> Any:
+            saved = purse.tap_if_free, purse.tap_with_credential
+            purse.tap_if_free = lambda *_a: constant  # type: ignore[assignment]
+            purse.tap_with_credential = lambda *_a: constant  # type: ignore[assignment]
+            try:
+                yield
+            finally:
+                purse.tap_if_free, purse.tap_with_credential = saved
+
+        def framework_only() -> None:
+            with service_answers_constant():
+                run_async(concurrently())
+
+        layers: dict[str, list[float]] = {"request": [], "service": [], "framework": [], "app": []}
+        run_async(concurrently())  # warm-up
+        for _ in range(args.repeats):
+            layers["request"].append(cpu_per_tap(lambda: [request(i % clients) for i in range(taps)]))
+            layers["service"].append(cpu_per_tap(lambda: [service_tap(i % clients) for i in range(taps)]))
+            layers["framework"].append(cpu_per_tap(framework_only))
+            layers["app"].append(cpu_per_tap(lambda: run_async(concurrently())))
+        engine.dispose()
+    median = {name: statistics.median(values) for name, values in layers.items()}
+    service = median["service"] - median["request"]
+    framework = median["framework"] - median["request"]
+    whole = median["app"] - median["request"]
+    print(f"{label:<14} CPU ms/tap in process, medians of {args.repeats}: service (the tap's transaction) {service:.2f}; "
+          f"Litestar with the service answering a constant {framework:.2f}; the whole app, {clients} concurrent "
+          f"callers {whole:.2f} (of which handing taps to worker threads and back {whole - service - framework:.2f})",
+          flush=True)
+
+
 def report(label: str, row: dict[str, float], args: argparse.Namespace, has_db: bool) -> None:
     db = f", PostgreSQL backends {row['db']:.2f}" if has_db else ""
     print(f"{label:<14} {row['rate']:>7.0f} {row['p50']:>7.1f} {row['p99']:>7.1f} {row['errors']:>6.0f}  ({row['count']:.0f} "
@@ -241,7 +346,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--repeats", type=int, default=1, help="measured windows per database (and their medians)")
     parser.add_argument("--httpx", action="store_true", help="drive the load with httpx (more client CPU per request)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead: CPU per tap of the service, the framework and the whole app, in this process")
     args = parser.parse_args()
+    if args.breakdown:
+        with tempfile.TemporaryDirectory() as tmp:
+            breakdown("sqlite", f"sqlite:///{tmp}/bench.db", args)
+        if os.environ.get("EKP_TEST_POSTGRES_URL"):
+            breakdown("postgresql", postgres_url(os.environ["EKP_TEST_POSTGRES_URL"]), args)
+        return
     print(f"{'database':<14} {'taps/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         run("sqlite", f"sqlite:///{tmp}/bench.db", args)
