@@ -79,23 +79,30 @@ class MigratedDatabase:
 
     def empty(self) -> None:
         """Delete every row of every table (the schema and `alembic_version` stay)."""
-        with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
                 if self.tables:
                     names = ", ".join(f'"{name}"' for name in self.tables)
                     conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            else:
-                conn.execute(text("PRAGMA foreign_keys=OFF"))
+            return
+        # SQLite: foreign keys are a setting of each connection, and SQLite ignores the pragma inside a
+        # transaction. Switch them off and on again on the one connection that deletes: switching them on
+        # on whichever connection the pool hands out next once left another pooled connection without
+        # them, and a later test on it saw no ON DELETE behaviour (an erased user's card stayed linked).
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+            try:
                 for name in self.tables:
                     conn.execute(text(f'DELETE FROM "{name}"'))
                 if inspect(conn).has_table("sqlite_sequence"):
                     conn.execute(text("DELETE FROM sqlite_sequence"))
-        if self.engine.dialect.name == "sqlite":
-            # Outside the transaction: inside one, SQLite ignores the pragma and the pooled connection
-            # would go on without foreign keys, hiding ON DELETE behaviour from the tests.
-            with self.engine.connect() as conn:
-                conn.execute(text("PRAGMA foreign_keys=ON"))
-                assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def _migrate(url: str, var_dir: Path) -> MigratedDatabase:
