@@ -76,9 +76,12 @@ def _tariff(path: str) -> PurseTariff:
     return purse_tariff_from_dict(tomllib.loads(Path(path).read_text(encoding="utf-8")))
 
 
+_DEFAULT_TARIFF = str(PROJECT_ROOT / "tariffs" / "kolobrzeg-purse.toml")
+
+
 def purse_tariff() -> PurseTariff:
     """The operator's price list (`tariffs/kolobrzeg-purse.toml`, or the file in EKP_TARIFF_PURSE)."""
-    return _tariff(os.environ.get("EKP_TARIFF_PURSE", str(PROJECT_ROOT / "tariffs" / "kolobrzeg-purse.toml")))
+    return _tariff(os.environ.get("EKP_TARIFF_PURSE", _DEFAULT_TARIFF))
 
 
 def pln(amount: Grosze | None) -> str | None:
