@@ -12,7 +12,30 @@ line reports the CPU both sides spent per tap and the load average, so a busy ma
 
 Run: .venv/bin/python benchmarks/taps.py [--concurrency 16] [--duration 10] [--cards 64] [--workers 1] [--repeats 1]
                                          [--httpx]
+     .venv/bin/python benchmarks/taps.py --breakdown [--repeats 3]   # CPU per tap by layer, in this process
 Target (issue 7): at least 1,000 taps/s with p99 under 50 ms.
+
+Where a tap's CPU goes (shared 2-core machine, load average 2-3 from other work, 16 clients, 1 worker; medians;
+`--breakdown` measures the first three rows in process, the HTTP run the last ones):
+
+                                                  SQLite            PostgreSQL
+    the tap's transaction (service)               0.27-0.29 ms      0.36-0.42 ms   (before: 0.47-0.54 / 0.72)
+    Litestar: routing, middleware, JSON in/out    0.08-0.10 ms      0.09 ms
+    hand-over to a worker thread and back,        0.08-0.10 ms      0.60 ms        (runs on the event loop on
+      GIL hand-offs under 16 concurrent taps                                        SQLite when no one else writes)
+    whole app in process                          0.43-0.49 ms      1.04-1.15 ms   (before: 1.03-1.13 / 1.60-1.74)
+    server over HTTP (+ uvicorn, httptools,       0.56-0.66 ms      0.88-1.37 ms   (before: 1.20-1.43 / 1.85-1.97)
+      socket system calls)
+    PostgreSQL backends                                   -         0.27-0.48 ms   (before: 0.48-0.53)
+    load generator                                0.12-0.13 ms      0.10-0.13 ms
+
+SQLite meets the target with room (about 1,400-1,600 taps/s, p99 23-28 ms; before 670-780, p99 43-44). PostgreSQL
+is at the edge: 680-1,090 taps/s depending on what else runs (medians of 3-5 windows 797-941), p99 33-42 ms (before
+490-520, p99 55-59). The three processes of a PostgreSQL tap (server, backend, load generator) need about 1.5 ms of
+CPU between them, so two shared cores give roughly 1,000-1,300 taps/s at best; the largest single item left is
+the worker-thread hand-over with sixteen threads taking turns on the GIL around every round trip (four per tap:
+BEGIN, lock and read, write, COMMIT). Going further means an asynchronous driver connection on the event loop
+for taps (no threads), not more work in the transaction itself.
 """
 
 from __future__ import annotations
