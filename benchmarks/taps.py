@@ -35,7 +35,8 @@ is at the edge: 680-1,090 taps/s depending on what else runs (medians of 3-5 win
 CPU between them, so two shared cores give roughly 1,000-1,300 taps/s at best; the largest single item left is
 the worker-thread hand-over with sixteen threads taking turns on the GIL around every round trip (four per tap:
 BEGIN, lock and read, write, COMMIT). Going further means an asynchronous driver connection on the event loop
-for taps (no threads), not more work in the transaction itself.
+for taps (no threads), not more work in the transaction itself. (The PostgreSQL measured is scripts/test-postgres's,
+with fsync and synchronous_commit off: durable commits add a WAL flush to each tap's latency, not CPU.)
 """
 
 from __future__ import annotations
