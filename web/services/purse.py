@@ -34,7 +34,7 @@ import time
 import tomllib
 import uuid
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -164,28 +164,56 @@ def disable_device(session: Session, device_id: int) -> bool:
     return disabled == 1
 
 
-def known_device(conn: Connection | Session, credential: str, kind: str) -> KnownDevice | None:
-    """`authenticate_device` for the hot path: answered from the per-process cache when the same credential
-    authenticated within DEVICE_CACHE_SECONDS, else from the database. The caller must confirm the device in
-    its transaction (`validator_tap` does)."""
+def _credential_key(credential: str) -> tuple[int, str, tuple[str, str]] | None:
+    """(device id, sha256 of the token, cache key) of a well-formed credential `<id>.<token>`, else None."""
     device_id, _, token = credential.partition(".")
     if not device_id.isdigit() or not token or len(device_id) > 12:
         return None
-    token_hash = _secret_hash(token)
-    key = (hashlib.sha256(credential.encode()).hexdigest(), kind)
-    now = time.monotonic()
-    cached = _device_cache.get(key)
-    if cached is not None and cached[0] > now and cached[1] == int(device_id):
+    return int(device_id), _secret_hash(token), (hashlib.sha256(credential.encode()).hexdigest(), "")
+
+
+def cached_device(credential: str, kind: str) -> KnownDevice | None:
+    """The device this credential authenticated as within DEVICE_CACHE_SECONDS (this process), else None."""
+    parts = _credential_key(credential)
+    if parts is None:
+        return None
+    device_id, token_hash, (digest, _) = parts
+    cached = _device_cache.get((digest, kind))
+    if cached is not None and cached[0] > time.monotonic() and cached[1] == device_id:
         return KnownDevice(cached[1], cached[2], kind, token_hash)
-    found = (conn.connection() if isinstance(conn, Session) else conn).execute(
-        _ACTIVE_DEVICE, {"device_id": int(device_id), "kind": kind}).first()
-    if found is None or not hmac.compare_digest(found.secret_hash, token_hash):
+    return None
+
+
+def device_lookup(credential: str, kind: str) -> tuple[Any, dict[str, Any]] | None:
+    """The statement and parameters that find the credential's active device (None: malformed credential)."""
+    parts = _credential_key(credential)
+    return None if parts is None else (_ACTIVE_DEVICE, {"device_id": parts[0], "kind": kind})
+
+
+def remember_device(credential: str, kind: str, found: Any) -> KnownDevice | None:
+    """The device of `device_lookup`'s row if the credential's secret matches it (then cached), else None."""
+    parts = _credential_key(credential)
+    if parts is None or found is None or not hmac.compare_digest(found.secret_hash, parts[1]):
         return None
     with _device_cache_lock:
         if len(_device_cache) > 10_000:
             _device_cache.clear()
-        _device_cache[key] = (now + DEVICE_CACHE_SECONDS, found.id, found.name)
-    return KnownDevice(found.id, found.name, kind, token_hash)
+        _device_cache[(parts[2][0], kind)] = (time.monotonic() + DEVICE_CACHE_SECONDS, found.id, found.name)
+    return KnownDevice(found.id, found.name, kind, parts[1])
+
+
+def known_device(conn: Connection | Session, credential: str, kind: str) -> KnownDevice | None:
+    """`authenticate_device` for the hot path: answered from the per-process cache when the same credential
+    authenticated within DEVICE_CACHE_SECONDS, else from the database. The caller must confirm the device in
+    its transaction (`validator_tap` does)."""
+    device = cached_device(credential, kind)
+    if device is not None:
+        return device
+    lookup = device_lookup(credential, kind)
+    if lookup is None:
+        return None
+    found = (conn.connection() if isinstance(conn, Session) else conn).execute(*lookup).first()
+    return remember_device(credential, kind, found)
 
 
 def _simulator_token(secret_key: bytes, device_id: int) -> str:
@@ -542,10 +570,28 @@ def validator_tap(session: Session, device: Device | KnownDevice, tap: Tap) -> t
 
 def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -> tuple[dict[str, Any], bool]:
     """`validator_tap` on a connection inside a transaction, with Core statements (the hot path of the device API)."""
+    steps = tap_steps(conn.dialect.name, device, tap)
+    row = None
+    try:
+        while True:
+            statement, params, column_keys = steps.send(row)
+            row = _on_driver(conn, statement, params, column_keys)
+    except StopIteration as done:
+        return done.value
+
+
+# A tap's statements, for any way of running them: `tap_steps` yields (statement, parameters, column keys) and
+# is sent each statement's first row (or None); it returns (the display, whether it is a replay). The same steps
+# run on a pooled connection in a worker thread (`tap_on_validator`) and, on PostgreSQL, on an asynchronous
+# connection on the event loop (web.services.taps_on_loop).
+TapStep = tuple[Any, dict[str, Any], tuple[str, ...] | None]
+
+
+def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Generator[TapStep, Any, tuple[dict[str, Any], bool]]:
     params = {"event_id": tap.event_id, "device_id": device.id, "device_kind": device.kind,
               "device_secret": device.secret_hash}
-    row = _on_driver(conn, _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}) if tap.card_number else None
-    checked = row if row is not None else conn.execute(_DEVICE_AND_EVENT, params).first()
+    row = (yield _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}, None) if tap.card_number else None
+    checked = row if row is not None else (yield _DEVICE_AND_EVENT, params, None)
     if checked is None or checked.device_ok is None:
         forget_device(device.id)  # type: ignore[arg-type]
         raise DeviceRefused(device.id)
@@ -561,7 +607,7 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
                          tariff=purse_tariff())
     now = clock.now()
     ledger: list[dict[str, Any]] = []
-    card: dict[str, Any] | None = None
+    card_change: dict[str, Any] | None = None
     if row is not None and decision.accepted:
         used_on = row.last_used_on
         if decision.card_used and (used_on is None or used_on < at_local.date()):
@@ -576,19 +622,29 @@ def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -
                    "recorded_at": now} for entry in decision.entries]
         if ledger or used_on != row.last_used_on or boarded is not row.boarded_at:
             # one UPDATE for the balance (moved by the entries' sum) and the card's other fields
-            card = {"card_id": row.id, "moved": sum(entry.amount for entry in decision.entries), "now": now,
-                    "used_on": used_on, "vehicle": vehicle, "stop": stop, "boarded": boarded}
+            card_change = {"card_id": row.id, "moved": sum(entry.amount for entry in decision.entries), "now": now,
+                           "used_on": used_on, "vehicle": vehicle, "stop": stop, "boarded": boarded}
     response = _tap_response(tap.event_id, decision)
     event = {"device_id": device.id, "event_id": tap.event_id, "action": "tap",
              "response": json.dumps(response, ensure_ascii=False, sort_keys=True), "received_at": now}
-    if conn.dialect.name == "postgresql":
-        _write_tap_at_once(conn, ledger, card, event)
+    if dialect_name == "postgresql":
+        # a ledger row, the card's UPDATE and the remembered response in one statement (several entries, rare:
+        # each its own INSERT first)
+        params = {f"e_{name}": value for name, value in event.items()}
+        if len(ledger) > 1:
+            for entry in ledger:
+                yield _INSERT_LEDGER, entry, _LEDGER_COLUMNS
+        elif ledger:
+            params.update({f"l_{name}": value for name, value in ledger[0].items()})
+        if card_change is not None:
+            params.update(card_change)
+        yield _tap_writes(len(ledger) == 1, card_change is not None), params, None
     else:
         for entry in ledger:
-            _on_driver(conn, _INSERT_LEDGER, entry, _LEDGER_COLUMNS)
-        if card is not None:
-            _on_driver(conn, _UPDATE_CARD, card)
-        _on_driver(conn, _INSERT_EVENT, event, _EVENT_COLUMNS)
+            yield _INSERT_LEDGER, entry, _LEDGER_COLUMNS
+        if card_change is not None:
+            yield _UPDATE_CARD, card_change, None
+        yield _INSERT_EVENT, event, _EVENT_COLUMNS
     return response, False
 
 
@@ -608,18 +664,6 @@ def _tap_writes(entry: bool, card: bool) -> Any:
 
 _LEDGER_COLUMNS = ("card_id", "at", "kind", "amount", "detail", "place", "device_id", "payment_id", "recorded_at")
 _EVENT_COLUMNS = ("device_id", "event_id", "action", "response", "received_at")
-
-
-def _write_tap_at_once(conn: Connection, ledger: list[dict[str, Any]], card: dict[str, Any] | None,
-                       event: dict[str, Any]) -> None:
-    params = {f"e_{name}": value for name, value in event.items()}
-    if len(ledger) > 1:  # several entries (rare): their own INSERT (a multi-row VALUES is not a cached statement)
-        conn.execute(_INSERT_LEDGER, ledger)
-    elif ledger:
-        params.update({f"l_{name}": value for name, value in ledger[0].items()})
-    if card is not None:
-        params.update(card)
-    _on_driver(conn, _tap_writes(len(ledger) == 1, card is not None), params)
 
 
 # The tap's statements (on PostgreSQL two: lock and read, write; on SQLite four) run on the driver's cursor, as SQL
