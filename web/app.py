@@ -173,7 +173,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         if payments.sandbox is not None:
             await payments.sandbox.start()
 
-    async def stop_payments(app: Litestar) -> None:
+    async def shut_down(app: Litestar) -> None:
+        tap_connections = getattr(app.state, "tap_connections", None)
+        if tap_connections is not None:
+            await tap_connections.close()
         if payments.sandbox is not None:
             await payments.sandbox.stop()
         await payments.gateway.aclose()
@@ -208,7 +211,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     app = Litestar(
         route_handlers=route_handlers,
         on_startup=[on_startup, start_sandbox],
-        on_shutdown=[stop_payments],
+        on_shutdown=[shut_down],
         lifespan=lifespan,
         template_config=TemplateConfig(engine=PageTemplates.from_environment(env)),
         csrf_config=CSRFConfig(

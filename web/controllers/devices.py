@@ -24,6 +24,7 @@ from web.http import in_transaction
 from web.i18n import _
 from web.messages import message
 from web.services import purse as service
+from web.services import taps_on_loop
 
 MAX_BATCH = 500
 
@@ -151,12 +152,27 @@ async def _run(request: Request, kind: str, use_case: Any, *args: Any) -> tuple[
         return await in_transaction(request, run)
 
 
+def _tap_connections(request: Request) -> taps_on_loop.TapConnections:
+    """The app's pool of asynchronous connections for taps (PostgreSQL), made on first use; closed at shutdown."""
+    pool = getattr(request.app.state, "tap_connections", None)
+    if pool is None:
+        pool = request.app.state.tap_connections = taps_on_loop.TapConnections(request.app.state.engine)
+    return pool
+
+
 async def _run_taps(request: Request, taps: list[service.Tap]) -> list[tuple[dict[str, Any], bool]]:
-    """Validator taps in one worker-thread hop, each in its own transaction, in the order given
-    (`service.tap_with_credential`). A single tap on SQLite runs on the event loop when no other writer is at
-    work (`service.tap_if_free`, which never waits)."""
+    """Validator taps, each in its own transaction, in the order given. On PostgreSQL on the event loop with
+    asynchronous connections (`taps_on_loop`); on SQLite a single tap runs on the event loop when no other
+    writer is at work (`service.tap_if_free`, which never waits), else the taps go to a worker thread in one
+    hop (`service.tap_with_credential`)."""
     credential = _credential(request)
     engine = request.app.state.engine
+    if engine.dialect.name == "postgresql":
+        pool = _tap_connections(request)
+        try:
+            return [await taps_on_loop.tap_with_credential(pool, credential, tap) for tap in taps]
+        except service.DeviceRefused:
+            raise DeviceProblem(401, "purse.device.unauthorized") from None
     if len(taps) == 1:
         try:
             done = service.tap_if_free(engine, credential, taps[0])

@@ -681,7 +681,7 @@ class _DriverStatement:
 
 
 @lru_cache(maxsize=32)
-def _driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] | None) -> _DriverStatement:
+def driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] | None) -> _DriverStatement:
     compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
     binds = tuple((key, proc) for key, bind in compiled.binds.items()
                   if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)))
@@ -698,7 +698,7 @@ def _on_driver(conn: Connection, statement: Any, params: dict[str, Any], column_
                ) -> Any:
     """Run `statement` on the driver's cursor of `conn` and return its first row, or None. An INSERT without
     `.values()` takes `column_keys`, the columns it is given (as SQLAlchemy compiles it for the parameters)."""
-    compiled = _driver_statement(statement, conn.dialect, column_keys)
+    compiled = driver_statement(statement, conn.dialect, column_keys)
     if compiled.binds:
         params = dict(params)
         for key, proc in compiled.binds:
