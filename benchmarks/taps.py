@@ -16,27 +16,25 @@ Run: .venv/bin/python benchmarks/taps.py [--concurrency 16] [--duration 10] [--c
 Target (issue 7): at least 1,000 taps/s with p99 under 50 ms.
 
 Where a tap's CPU goes (shared 2-core machine, load average 2-3 from other work, 16 clients, 1 worker; medians;
-`--breakdown` measures the first three rows in process, the HTTP run the last ones):
+`--breakdown` measures the first four rows in process, the HTTP run the last ones). PostgreSQL taps run on the
+event loop on asynchronous psycopg connections (web/services/taps_on_loop.py); SQLite taps on the event loop
+when no other writer is at work, else in a worker thread:
 
                                                   SQLite            PostgreSQL
-    the tap's transaction (service)               0.27-0.29 ms      0.36-0.42 ms   (before: 0.47-0.54 / 0.72)
+    the tap's transaction (service)               0.27-0.37 ms      0.40 ms        (before: 0.47-0.54 / 0.72)
     Litestar: routing, middleware, JSON in/out    0.08-0.10 ms      0.09 ms
-    hand-over to a worker thread and back,        0.08-0.10 ms      0.60 ms        (runs on the event loop on
-      GIL hand-offs under 16 concurrent taps                                        SQLite when no one else writes)
-    whole app in process                          0.43-0.49 ms      1.04-1.15 ms   (before: 1.03-1.13 / 1.60-1.74)
-    server over HTTP (+ uvicorn, httptools,       0.56-0.66 ms      0.88-1.37 ms   (before: 1.20-1.43 / 1.85-1.97)
+    running sixteen at once (worker threads /     0.08-0.18 ms      ~0.01 ms       (PostgreSQL in worker threads,
+      the event loop's interleaving)                                                earlier: 0.60 ms)
+    whole app in process                          0.43-0.64 ms      0.50 ms        (before: 1.03-1.13 / 1.60-1.74)
+    server over HTTP (+ uvicorn, httptools,       0.56-0.74 ms      0.61-0.68 ms   (before: 1.20-1.43 / 1.85-1.97)
       socket system calls)
-    PostgreSQL backends                                   -         0.27-0.48 ms   (before: 0.48-0.53)
-    load generator                                0.12-0.13 ms      0.10-0.13 ms
+    PostgreSQL backends                                   -         0.29-0.35 ms   (before: 0.48-0.53)
+    load generator                                0.12-0.15 ms      0.12-0.14 ms
 
-SQLite meets the target with room (about 1,400-1,600 taps/s, p99 23-28 ms; before 670-780, p99 43-44). PostgreSQL
-is at the edge: 680-1,090 taps/s depending on what else runs (medians of 3-5 windows 797-941), p99 33-42 ms (before
-490-520, p99 55-59). The three processes of a PostgreSQL tap (server, backend, load generator) need about 1.5 ms of
-CPU between them, so two shared cores give roughly 1,000-1,300 taps/s at best; the largest single item left is
-the worker-thread hand-over with sixteen threads taking turns on the GIL around every round trip (four per tap:
-BEGIN, lock and read, write, COMMIT). Going further means an asynchronous driver connection on the event loop
-for taps (no threads), not more work in the transaction itself. (The PostgreSQL measured is scripts/test-postgres's,
-with fsync and synchronous_commit off: durable commits add a WAL flush to each tap's latency, not CPU.)
+Both databases meet the target: in one run (--duration 4 --repeats 3, load average 2.0-2.4) SQLite 1,311 taps/s
+(p99 29.5 ms) and PostgreSQL 1,474 taps/s (p99 16.8 ms); before this work 670-780 (p99 43-44 ms) and 490-520
+(p99 55-59 ms). (The PostgreSQL measured is scripts/test-postgres's, with fsync and synchronous_commit off: durable
+commits add a WAL flush to each tap's latency, not CPU.)
 """
 
 from __future__ import annotations
@@ -259,7 +257,7 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
     from datetime import UTC, datetime
 
     from web.app import create_app
-    from web.services import purse
+    from web.services import purse, taps_on_loop
     from web.settings import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -277,11 +275,29 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
         def request(index: int) -> bytes:
             return json.dumps(tap_body(index, next(counter), clients, args.cards)).encode()
 
-        def service_tap(index: int) -> None:
+        def tap_of(index: int) -> purse.Tap:
             body = json.loads(request(index))
-            tap = purse.Tap(body["event_id"], datetime.now(UTC), body["card_number"], body["vehicle_id"], body["stop_id"])
+            return purse.Tap(body["event_id"], datetime.now(UTC), body["card_number"], body["vehicle_id"], body["stop_id"])
+
+        def service_tap(index: int) -> None:
+            tap = tap_of(index)
             if purse.tap_if_free(engine, credentials[index], tap) is None:
                 purse.tap_with_credential(engine, credentials[index], tap)
+
+        async def service_taps_on_loop(count: int) -> None:  # PostgreSQL: the app's path, one tap after another
+            pool = taps_on_loop.TapConnections(engine)
+            try:
+                for i in range(count):
+                    await taps_on_loop.tap_with_credential(pool, credentials[i % clients], tap_of(i % clients))
+            finally:
+                await pool.close()
+
+        def service_layer() -> None:
+            if engine.dialect.name == "postgresql":
+                run_async(service_taps_on_loop(taps))
+            else:
+                for i in range(taps):
+                    service_tap(i % clients)
 
         async def asgi_tap(index: int) -> None:
             payload = request(index)
@@ -324,13 +340,18 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
 
         @contextlib.contextmanager
         def service_answers_constant() -> Any:
-            saved = purse.tap_if_free, purse.tap_with_credential
+            saved = purse.tap_if_free, purse.tap_with_credential, taps_on_loop.tap_with_credential
+
+            async def constant_on_loop(*_a: Any) -> Any:
+                return constant
+
             purse.tap_if_free = lambda *_a: constant  # type: ignore[assignment]
             purse.tap_with_credential = lambda *_a: constant  # type: ignore[assignment]
+            taps_on_loop.tap_with_credential = constant_on_loop  # type: ignore[assignment]
             try:
                 yield
             finally:
-                purse.tap_if_free, purse.tap_with_credential = saved
+                purse.tap_if_free, purse.tap_with_credential, taps_on_loop.tap_with_credential = saved
 
         def framework_only() -> None:
             with service_answers_constant():
@@ -340,7 +361,7 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
         run_async(concurrently())  # warm-up
         for _ in range(args.repeats):
             layers["request"].append(cpu_per_tap(lambda: [request(i % clients) for i in range(taps)]))
-            layers["service"].append(cpu_per_tap(lambda: [service_tap(i % clients) for i in range(taps)]))
+            layers["service"].append(cpu_per_tap(service_layer))
             layers["framework"].append(cpu_per_tap(framework_only))
             layers["app"].append(cpu_per_tap(lambda: run_async(concurrently())))
         engine.dispose()
@@ -350,7 +371,8 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
     whole = median["app"] - median["request"]
     print(f"{label:<14} CPU ms/tap in process, medians of {args.repeats}: service (the tap's transaction) {service:.2f}; "
           f"Litestar with the service answering a constant {framework:.2f}; the whole app, {clients} concurrent "
-          f"callers {whole:.2f} (of which handing taps to worker threads and back {whole - service - framework:.2f})",
+          f"callers {whole:.2f} (the rest, {whole - service - framework:.2f}: running sixteen at once - worker threads "
+          f"on SQLite when another writer is busy, the event loop's interleaving on PostgreSQL)",
           flush=True)
 
 

@@ -155,9 +155,10 @@ async def _run(request: Request, kind: str, use_case: Any, *args: Any) -> tuple[
 def _tap_connections(request: Request) -> taps_on_loop.TapConnections:
     """The app's pool of asynchronous connections for taps (PostgreSQL), made on first use; closed at shutdown."""
     pool = getattr(request.app.state, "tap_connections", None)
-    if pool is None:
-        pool = request.app.state.tap_connections = taps_on_loop.TapConnections(request.app.state.engine)
-    return pool
+    fresh = taps_on_loop.TapConnections(request.app.state.engine) if pool is None else pool.for_this_loop()
+    if fresh is not pool:
+        request.app.state.tap_connections = fresh
+    return fresh
 
 
 async def _run_taps(request: Request, taps: list[service.Tap]) -> list[tuple[dict[str, Any], bool]]:

@@ -28,15 +28,29 @@ POOL_SIZE = 8  # connections at most; a tap holds one for its four round trips
 
 
 class TapConnections:
-    """A small pool of asynchronous psycopg connections to the engine's database, for one event loop."""
+    """A small pool of asynchronous psycopg connections to the engine's database, for the event loop it was
+    made on (`for_this_loop` makes another for another loop)."""
 
     def __init__(self, engine: Engine, size: int = POOL_SIZE) -> None:
         url = engine.url.set(drivername="postgresql")
+        self.engine, self.size = engine, size
         self.conninfo = url.render_as_string(hide_password=False)
         self.dialect = engine.dialect
+        self.loop = asyncio.get_running_loop()
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(size)
         self._closed = False
+
+    def for_this_loop(self) -> TapConnections:
+        """This pool, or a new one if the running loop is another (an app served again, e.g. in tests); the old
+        pool's idle connections are closed at once (their loop may be gone)."""
+        if self.loop is asyncio.get_running_loop():
+            return self
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.pgconn.finish()
+        return TapConnections(self.engine, self.size)
 
     async def _take(self) -> psycopg.AsyncConnection[Any]:
         while self._idle:
