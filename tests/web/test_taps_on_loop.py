@@ -129,3 +129,27 @@ def test_one_event_sent_at_once_on_many_connections_is_booked_once(engine, db_ba
     assert sum(1 for _, replayed in answers if not replayed) == 1
     balance, ledger = _balance(engine, "9104")
     assert balance == ledger == 10_000 - answers[0][0]["amount"]
+
+
+def test_an_app_served_again_on_another_loop_gets_a_new_pool(engine, db_backend):
+    credential = _card_and_validator(engine, "9105")
+
+    async def first_loop() -> taps_on_loop.TapConnections:
+        pool = taps_on_loop.TapConnections(engine)
+        await taps_on_loop.tap_with_credential(pool, credential, _tap("9105"))
+        return pool
+
+    old = asyncio.run(first_loop())
+    [idle] = old._idle
+
+    async def second_loop() -> dict:
+        pool = old.for_this_loop()
+        assert pool is not old and pool.for_this_loop() is pool
+        try:
+            answer, _ = await taps_on_loop.tap_with_credential(pool, credential, _tap("9105"))
+            return answer
+        finally:
+            await pool.close()
+
+    assert asyncio.run(second_loop())["accepted"]
+    assert idle.closed and not old._idle
