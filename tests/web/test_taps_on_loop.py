@@ -11,27 +11,15 @@ import uuid
 import pytest
 from sqlalchemy import text, update
 
-from domain.purse import CardKind
 from web import clock as web_clock
 from web.db import transaction
 from web.models import Device
 from web.services import purse as service
 from web.services import taps_on_loop
+from tests.web.test_devices_db import _bearer_card_and_validator as _card_and_validator, _tap
 
 pytestmark = pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                      indirect=True)
-
-
-def _card_and_validator(engine, number: str) -> str:
-    with transaction(engine) as session:
-        service.issue_card(session, number=number, kind=CardKind.BEARER, issued_on=web_clock.today())
-        service.top_up_at_service_point(session, number, 10_000)
-        return service.add_device(session, "validator", "Kasownik")[1]
-
-
-def _tap(number: str) -> service.Tap:
-    return service.Tap(event_id=uuid.uuid4().hex, at=web_clock.now(), card_number=number, vehicle_id="BUS-1",
-                       stop_id="Dworzec")
 
 
 def _balance(engine, number: str) -> tuple[int, int]:

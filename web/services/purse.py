@@ -672,16 +672,34 @@ _EVENT_COLUMNS = ("device_id", "event_id", "action", "response", "received_at")
 # parameter processing, cursor wrapping), about a third of a tap's CPU in the service. Driver errors are raised as
 # SQLAlchemy's (IntegrityError for a racing duplicate event; a lost connection is invalidated, as SQLAlchemy does).
 @dataclass(frozen=True)
-class _DriverStatement:
+class DriverStatement:
     sql: str
     binds: tuple[tuple[str, Any], ...]  # (parameter, bind processor) for the parameters that have one
     row: Any  # a namedtuple class of the returned columns, or None
     results: tuple[tuple[int, Any], ...]  # (column index, result processor) for the columns that have one
     positions: tuple[str, ...] | None  # the parameters in order, for a driver with positional parameters (SQLite)
 
+    def parameters(self, params: dict[str, Any]) -> dict[str, Any] | list[Any]:
+        """What the driver's `execute` takes for `params`, converted as SQLAlchemy would."""
+        if self.binds:
+            params = dict(params)
+            for key, process in self.binds:
+                params[key] = process(params[key])
+        return params if self.positions is None else [params[key] for key in self.positions]
+
+    def first_row(self, found: Any) -> Any:
+        """The driver's row (or None) as a named row with SQLAlchemy's conversions."""
+        if found is None:
+            return None
+        if self.results:
+            found = list(found)
+            for index, process in self.results:
+                found[index] = process(found[index])
+        return self.row._make(found)
+
 
 @lru_cache(maxsize=32)
-def driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] | None) -> _DriverStatement:
+def driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] | None) -> DriverStatement:
     compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
     binds = tuple((key, proc) for key, bind in compiled.binds.items()
                   if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)))
@@ -691,7 +709,7 @@ def driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] 
                     if (proc := type_.dialect_impl(dialect).result_processor(dialect, None)))
     row = namedtuple("Row", [name for name, _type in columns]) if columns else None  # type: ignore[misc]
     positions = tuple(compiled.positiontup) if dialect.positional else None
-    return _DriverStatement(compiled.string, binds, row, results, positions)
+    return DriverStatement(compiled.string, binds, row, results, positions)
 
 
 def _on_driver(conn: Connection, statement: Any, params: dict[str, Any], column_keys: tuple[str, ...] | None = None
@@ -699,31 +717,22 @@ def _on_driver(conn: Connection, statement: Any, params: dict[str, Any], column_
     """Run `statement` on the driver's cursor of `conn` and return its first row, or None. An INSERT without
     `.values()` takes `column_keys`, the columns it is given (as SQLAlchemy compiles it for the parameters)."""
     compiled = driver_statement(statement, conn.dialect, column_keys)
-    if compiled.binds:
-        params = dict(params)
-        for key, proc in compiled.binds:
-            params[key] = proc(params[key])
+    arguments = compiled.parameters(params)
     dbapi_conn = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(compiled.sql, params if compiled.positions is None else [params[key] for key in compiled.positions])
+        cursor.execute(compiled.sql, arguments)
         found = cursor.fetchone() if compiled.row is not None else None
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
         if lost:
             conn.invalidate(exc)
             conn.engine.pool.dispose()  # the server went away: the idle connections went with it
-        raise DBAPIError.instance(compiled.sql, params, exc, conn.dialect.loaded_dbapi.Error,
+        raise DBAPIError.instance(compiled.sql, arguments, exc, conn.dialect.loaded_dbapi.Error,
                                   connection_invalidated=lost, dialect=conn.dialect) from exc
     finally:
         cursor.close()
-    if found is None:
-        return None
-    if compiled.results:
-        found = list(found)
-        for index, proc in compiled.results:
-            found[index] = proc(found[index])
-    return compiled.row._make(found)
+    return compiled.first_row(found)
 
 
 

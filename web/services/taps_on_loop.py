@@ -95,20 +95,10 @@ class TapConnections:
 async def _first_row(conn: psycopg.AsyncConnection[Any], dialect: Any, step: purse.TapStep) -> Any:
     statement, params, column_keys = step
     compiled = driver_statement(statement, dialect, column_keys)
-    if compiled.binds:
-        params = dict(params)
-        for key, process in compiled.binds:
-            params[key] = process(params[key])
     async with conn.cursor() as cursor:
-        await cursor.execute(compiled.sql, params)
+        await cursor.execute(compiled.sql, compiled.parameters(params))
         found = await cursor.fetchone() if compiled.row is not None else None
-    if found is None:
-        return None
-    if compiled.results:
-        found = list(found)
-        for index, process in compiled.results:
-            found[index] = process(found[index])
-    return compiled.row._make(found)
+    return compiled.first_row(found)
 
 
 async def _tap(pool: TapConnections, credential: str, tap: Tap) -> tuple[dict[str, Any], bool]:
