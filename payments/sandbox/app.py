@@ -155,21 +155,7 @@ class Sandbox:
     def gateway(self, notification_url: str, *, in_process: bool = True, timeout: float = 15.0) -> TpayGateway:
         """A `PaymentGateway` talking to this sandbox as to Tpay (OAuth, JWS, md5sum). In the same
         process (`in_process`), token charges skip HTTP: see `SandboxGateway`."""
-        if in_process:
-            return SandboxGateway(
-                self,
-                client_id=self.settings.client_id,
-                client_secret=self.settings.client_secret,
-                security_code=self.settings.security_code,
-                merchant_id=self.settings.merchant_id,
-                notification_url=notification_url,
-                api_url=self.public_url,
-                root_cert=self.certificate_pem,
-                x5u_prefix=f"{self.public_url}/x509/",
-                timeout=timeout,
-                transport=self.asgi_transport(),
-            )
-        return TpayGateway(
+        options: dict[str, Any] = dict(
             client_id=self.settings.client_id,
             client_secret=self.settings.client_secret,
             security_code=self.settings.security_code,
@@ -180,6 +166,9 @@ class Sandbox:
             x5u_prefix=f"{self.public_url}/x509/",
             timeout=timeout,
         )
+        if in_process:
+            return SandboxGateway(self, transport=self.asgi_transport(), **options)
+        return TpayGateway(**options)
 
     def mount_handler(self, path: str = "/sandbox-pay") -> Any:
         """A Litestar route handler that mounts this sandbox under `path` in another Litestar app."""

@@ -108,13 +108,13 @@ def add_device(session: Session, kind: str, name: str) -> tuple[Device, str]:
 
 def authenticate_device(session: Session, credential: str, kind: str) -> Device | None:
     """The active device of `kind` whose credential this is, or None."""
-    device_id, _, token = credential.partition(".")
-    if not device_id.isdigit() or not token or len(device_id) > 12:
+    parts = _credential_key(credential)
+    if parts is None:
         return None
-    device = session.get(Device, int(device_id))
+    device = session.get(Device, parts[0])
     if device is None or not device.active or device.kind != kind:
         return None
-    if not hmac.compare_digest(device.secret_hash, _secret_hash(token)):
+    if not hmac.compare_digest(device.secret_hash, parts[1]):
         return None
     return device
 
@@ -164,12 +164,12 @@ def disable_device(session: Session, device_id: int) -> bool:
     return disabled == 1
 
 
-def _credential_key(credential: str) -> tuple[int, str, tuple[str, str]] | None:
-    """(device id, sha256 of the token, cache key) of a well-formed credential `<id>.<token>`, else None."""
+def _credential_key(credential: str) -> tuple[int, str, str] | None:
+    """(device id, sha256 of the token, sha256 of the whole credential) of a well-formed `<id>.<token>`, else None."""
     device_id, _, token = credential.partition(".")
     if not device_id.isdigit() or not token or len(device_id) > 12:
         return None
-    return int(device_id), _secret_hash(token), (hashlib.sha256(credential.encode()).hexdigest(), "")
+    return int(device_id), _secret_hash(token), hashlib.sha256(credential.encode()).hexdigest()
 
 
 def cached_device(credential: str, kind: str) -> KnownDevice | None:
@@ -177,7 +177,7 @@ def cached_device(credential: str, kind: str) -> KnownDevice | None:
     parts = _credential_key(credential)
     if parts is None:
         return None
-    device_id, token_hash, (digest, _) = parts
+    device_id, token_hash, digest = parts
     cached = _device_cache.get((digest, kind))
     if cached is not None and cached[0] > time.monotonic() and cached[1] == device_id:
         return KnownDevice(cached[1], cached[2], kind, token_hash)
@@ -198,7 +198,7 @@ def remember_device(credential: str, kind: str, found: Any) -> KnownDevice | Non
     with _device_cache_lock:
         if len(_device_cache) > 10_000:
             _device_cache.clear()
-        _device_cache[(parts[2][0], kind)] = (time.monotonic() + DEVICE_CACHE_SECONDS, found.id, found.name)
+        _device_cache[(parts[2], kind)] = (time.monotonic() + DEVICE_CACHE_SECONDS, found.id, found.name)
     return KnownDevice(found.id, found.name, kind, parts[1])
 
 
