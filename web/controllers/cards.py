@@ -8,7 +8,7 @@ from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain.cards import LinkOutcome, client_code_problem
-from domain.carriers import UnknownCarrierType, carrier_choices, carrier_type_from_code
+from domain.carriers import CarrierType, UnknownCarrierType, carrier_choices, carrier_type_from_code
 from web.controllers.accounts import _wait_text
 from web import clock
 from web.http import client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
@@ -54,15 +54,9 @@ async def add_card_page(request: Request) -> Template:
     return await _add_step(request)
 
 
-@post("/cards/add", guards=passenger)
-async def add_card_check(request: Request) -> Template:
-    user = await current_user(request)
-    assert user is not None
-    form = await form_of(request)
-    values = {"carrier_type": form.get("carrier_type", ""), "client_code": form.get("client_code", "").strip()}
+def card_fields(values: dict[str, str]) -> tuple[CarrierType | None, dict[str, list[str]]]:
+    """The carrier type and client code typed in a card form: the type, and the errors next to each field."""
     errors: dict[str, list[str]] = {}
-    if user.pesel_hash is None:
-        return await _add_step(request, 409, values=values)
     carrier_type = None
     try:
         carrier_type = carrier_type_from_code(values["carrier_type"])
@@ -70,6 +64,18 @@ async def add_card_check(request: Request) -> Template:
         errors["carrier_type"] = [message("carrier_type.required")]
     if code := client_code_problem(values["client_code"]):
         errors["client_code"] = [message(code)]
+    return carrier_type, errors
+
+
+@post("/cards/add", guards=passenger)
+async def add_card_check(request: Request) -> Template:
+    user = await current_user(request)
+    assert user is not None
+    form = await form_of(request)
+    values = {"carrier_type": form.get("carrier_type", ""), "client_code": form.get("client_code", "").strip()}
+    if user.pesel_hash is None:
+        return await _add_step(request, 409, values=values)
+    carrier_type, errors = card_fields(values)
     if errors or carrier_type is None:
         return await _add_step(request, 422, values=values, errors=errors)
 

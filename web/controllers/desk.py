@@ -6,9 +6,10 @@ from litestar import Request, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from domain.cards import LinkOutcome, client_code_problem
-from domain.carriers import UnknownCarrierType, carrier_choices, carrier_type_from_code
+from domain.cards import LinkOutcome
+from domain.carriers import carrier_choices
 from domain.money import MoneyFormatError, parse_pln
+from web.controllers.cards import card_fields
 from web.http import checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
 from web.i18n import _
 from web.messages import message
@@ -97,14 +98,7 @@ async def link_card(request: Request) -> Template | Response:
     user = await current_user(request)
     form = await form_of(request)
     values = {k: form.get(k, "").strip() for k in ("email", "carrier_type", "client_code")}
-    errors: dict[str, list[str]] = {}
-    carrier_type = None
-    try:
-        carrier_type = carrier_type_from_code(values["carrier_type"])
-    except UnknownCarrierType:
-        errors["carrier_type"] = [message("carrier_type.required")]
-    if code := client_code_problem(values["client_code"]):
-        errors["client_code"] = [message(code)]
+    carrier_type, errors = card_fields(values)
     if not values["email"]:
         errors["email"] = [message("email.required")]
     if not checked(form, "identity_checked"):
