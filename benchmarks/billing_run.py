@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import calendar
 import logging
 import os
 import resource
@@ -77,7 +76,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,69 +84,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from payments.sandbox import Sandbox, SandboxSettings  # noqa: E402
-from payments.sandbox import store as sandbox_tables  # noqa: E402
-from web import clock  # noqa: E402
-from web.models import Card, Subscription5p1, SubscriptionMonthRow, User  # noqa: E402
-
-MONTHLY = 8000
-CHUNK = 5000
-
-
-def _month_before(day: date) -> date:
-    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def seed_due_months(engine: sa.Engine, sandbox_store: Any, count: int, *, today: date | None = None,
-                    starts_in_days: int = 2, behaviour: str = "succeeds", email_prefix: str = "bench") -> list[int]:
-    """`count` ACTIVE subscriptions (own user, resident card, saved sandbox token), month 1 PAID and
-    month 2 DUE starting `starts_in_days` from `today`: each has exactly one month to charge today.
-    Returns the subscription ids."""
-    today = today or clock.today()
-    month2_start = today + timedelta(days=starts_in_days)
-    first_day = _month_before(month2_start)
-    now = clock.now()
-    ids: list[int] = []
-    with engine.begin() as conn:
-        base = conn.execute(sa.select(sa.func.coalesce(sa.func.max(User.id), 0))).scalar_one()  # type: ignore[arg-type]
-    for start in range(0, count, CHUNK):
-        n = min(CHUNK, count - start)
-        numbers = range(base + start + 1, base + start + n + 1)
-        tokens = [f"sbx_tok_bench{i:012d}" for i in numbers]
-        with sandbox_store.engine.begin() as conn:
-            conn.execute(sa.insert(sandbox_tables.cards), [
-                {"token": t, "brand": "Visa", "last4": "1111", "exp_month": 12, "exp_year": today.year + 4,
-                 "behaviour": behaviour, "created_at": time.time()} for t in tokens])
-        with engine.begin() as conn:
-            conn.execute(sa.insert(User.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "email": f"{email_prefix}{i}@example.pl", "first_name": "Jan", "last_name": f"Testowy{i}",
-                 "role": "passenger", "password_hash": "x", "pesel_hash": f"{i:064d}", "birth_date": date(1980, 1, 1),
-                 "language": "pl", "activated_at": now, "created_at": now} for i in numbers])
-            conn.execute(sa.insert(Card.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "carrier_type": "KKM", "client_code": f"9{i:08d}", "holder_name": f"Jan Testowy{i}",
-                 "pesel_hash": f"{i:064d}", "resident_from": date(2020, 1, 1), "resident_until": date(2099, 12, 31),
-                 "has_resident_status": True, "blocked": False, "account_id": i, "linked_at": now, "updated_at": now}
-                for i in numbers])
-            conn.execute(sa.insert(Subscription5p1.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "user_id": i, "card_id": i, "variant": "normal", "first_day": first_day, "auto_renew": True,
-                 "status": "active", "card_token": t, "card_brand": "Visa", "card_last4": "1111",
-                 "card_expiry": f"12/{today.year + 4}", "created_at": now} for i, t in zip(numbers, tokens)])
-            conn.execute(sa.insert(SubscriptionMonthRow.__table__), [  # type: ignore[attr-defined]
-                row for i in numbers for row in (
-                    {"subscription_id": i, "cycle": 1, "month_index": 1, "starts_on": first_day,
-                     "ends_on": month2_start - timedelta(days=1), "price": MONTHLY, "state": "paid", "attempts": 1,
-                     "next_attempt_on": None, "paid_on": first_day, "updated_at": now},
-                    {"subscription_id": i, "cycle": 1, "month_index": 2, "starts_on": month2_start,
-                     "ends_on": month2_start + timedelta(days=29), "price": MONTHLY, "state": "due", "attempts": 0,
-                     "next_attempt_on": None, "paid_on": None, "updated_at": now},
-                )])
-        ids.extend(numbers)
-    if engine.dialect.name == "postgresql":  # explicit ids were inserted: move the sequences past them
-        with engine.begin() as conn:
-            for table in ("users", "cards", "subscriptions_5p1"):
-                conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                     f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
-    return ids
+from tests.support.seeds import seed_due_months  # noqa: E402  (months built by the domain's rules)
 
 
 # --------------------------------------------------------------------------- the benchmark

@@ -26,6 +26,8 @@ import httpx
 import pytest
 
 from e2e.helpers import MailBox, assert_accessible, free_port, start_smtp
+from tests.support import pin_clock_from_environment
+from web import clock as web_clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("EKP_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -87,6 +89,8 @@ def _server_env(var_dir: Path, port: int, smtp_port: int) -> dict[str, str]:
         EKP_PAYMENTS="sandbox",
         PYTHONUNBUFFERED="1",
     )
+    if web_clock.is_pinned():  # the server's clock is the tests' (EKP_TEST_TODAY)
+        env[web_clock.PIN_VARIABLE] = web_clock.pin_text()
     return env
 
 
@@ -175,6 +179,8 @@ def console_errors() -> list[str]:
 @pytest.fixture
 def page(browser, live_server: LiveServer, console_errors: list[str]) -> Iterator[object]:  # type: ignore[no-untyped-def]
     context = browser.new_context(base_url=live_server.url, **PHONE)
+    if web_clock.is_pinned():  # the page's Date is the server's: from the pinned moment, running on
+        context.clock.install(time=web_clock.now())
     context.set_default_timeout(15_000)
     tab = context.new_page()
     documents: set[str] = set()
@@ -216,6 +222,10 @@ def wait_for_mail(live_server: LiveServer) -> Callable[..., EmailMessage]:
 @pytest.fixture
 def axe() -> Callable[..., None]:
     return assert_accessible
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    pin_clock_from_environment()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

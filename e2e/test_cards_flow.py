@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.helpers import assert_no_horizontal_scroll, link_from_mail, make_pesel
+from web import clock as web_clock
 
 pytestmark = pytest.mark.e2e
 
@@ -49,11 +50,11 @@ def test_r_card_add_wrong_code_then_right_code_confirm_list_unlink(page: Page, l
     email = f"karty-{tag}@example.pl"
     pesel = make_pesel(date(1987, 6, 15), female=True)
     code = f"7{int(tag, 16) % 10**8:08d}"  # this test's own card, whatever else the registry holds
-    until = date.today() + timedelta(days=400)
+    until = web_clock.today() + timedelta(days=400)
     registry = tmp_path / "rejestr.csv"
     registry.write_text(
         "type;client_code;pesel;holder_name;resident_from;resident_until;blocked\n"
-        f"KKM;{code};{pesel};Katarzyna Mazur;{date.today() - timedelta(days=10)};{until.strftime('%d.%m.%Y')};nie\n",
+        f"KKM;{code};{pesel};Katarzyna Mazur;{web_clock.today() - timedelta(days=10)};{until.strftime('%d.%m.%Y')};nie\n",
         encoding="utf-8",
     )
     assert "1 added" in live_server.cli("cards", "import", str(registry))

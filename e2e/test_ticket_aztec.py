@@ -129,7 +129,7 @@ def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(
 
     axe(page, "Kontrola biletu")
     payload = screenshot_code(page)
-    now = datetime.now(UTC)
+    now = clock.now()
     verdict = tr.verify(payload, issuer_keys(live_server), frozenset(), now)
     assert verdict.valid, verdict.code
     assert verdict.ticket is not None
@@ -152,7 +152,7 @@ def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(
         expect(page.get_by_role("heading", level=1)).to_have_text("Kontrola biletu")
         offline_ts = wait_for_new_code(page)
         offline_payload = screenshot_code(page)
-        offline_verdict = tr.verify(offline_payload, issuer_keys(live_server), frozenset(), datetime.now(UTC))
+        offline_verdict = tr.verify(offline_payload, issuer_keys(live_server), frozenset(), clock.now())
         assert offline_verdict.valid, offline_verdict.code
         assert tr.decode(offline_payload).timestamp == offline_ts >= first_ts
         # Same record, new device signature: the static part is unchanged.
@@ -199,6 +199,8 @@ def camera_browser(browser: Any) -> Iterator[Any]:
 def scan_with_camera(camera_browser: Any, live_server: Any, inspector_email: str, video: Path) -> Page:
     browser = camera_browser(video)
     context = browser.new_context(base_url=live_server.url, permissions=["camera"], **PHONE)
+    if clock.is_pinned():
+        context.clock.install(time=clock.now())
     context.set_default_timeout(20_000)
     page = context.new_page()
     errors: list[str] = []
@@ -234,7 +236,7 @@ def test_r_5p1_8_inspector_scans_a_code_from_the_camera_offline(camera_browser: 
     passenger = make_account(live_server, "passenger")
     inspector = make_account(live_server, "inspector")
     ticket_id = make_mobile_ticket(live_server, passenger)
-    code = signed_code(live_server, ticket_id, datetime.now(UTC))
+    code = signed_code(live_server, ticket_id, clock.now())
     video = y4m_from_png(barcodes.render_aztec_png(code, scale=1), tmp_path / "valid.y4m")
     page = scan_with_camera(camera_browser, live_server, inspector, video)
     verdict = page.locator("#verdict")
@@ -252,7 +254,7 @@ def test_r_5p1_8_inspector_sees_a_stale_screenshot_in_red(camera_browser: Any, l
     passenger = make_account(live_server, "passenger")
     inspector = make_account(live_server, "inspector")
     ticket_id = make_mobile_ticket(live_server, passenger)
-    old = datetime.now(UTC) - timedelta(seconds=tr.DEFAULT_FRESHNESS_SECONDS + 60)
+    old = clock.now() - timedelta(seconds=tr.DEFAULT_FRESHNESS_SECONDS + 60)
     video = y4m_from_png(barcodes.render_aztec_png(signed_code(live_server, ticket_id, old), scale=1), tmp_path / "stale.y4m")
     page = scan_with_camera(camera_browser, live_server, inspector, video)
     expect(page.locator("#verdict")).to_have_attribute("data-code", "stale")

@@ -37,6 +37,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
+from tests.support import pin_clock_from_environment
 from web import clock as web_clock
 from web.db import make_engine
 from web.migrate import upgrade
@@ -49,6 +50,10 @@ SECRET_KEY_HEX = "11" * 32
 PESEL_KEY_HEX = "22" * 32
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    pin_clock_from_environment()
 
 
 # --------------------------------------------------------------------------- databases

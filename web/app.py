@@ -20,7 +20,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.engine import Engine
 
-from web import i18n, jobs
+from web import clock, i18n, jobs
 from web.app_state import set_settings
 from web.controllers import accounts, cards, desk, dev, five_plus_one, pages
 from web.controllers import payments as payment_pages
@@ -260,6 +260,8 @@ def _freeze_startup_heap(app: Litestar) -> None:
 def app_from_env() -> Litestar:
     """Entry point for ASGI servers (`uvicorn --factory web.app:app_from_env`, `ekp run`); a served
     process, unlike the many apps tests build, also freezes its start-up heap."""
-    app = create_app()
+    settings = load_settings()
+    clock.start_at(settings.test_clock)
+    app = create_app(settings)
     app.on_startup.append(_freeze_startup_heap)
     return app

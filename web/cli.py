@@ -8,17 +8,20 @@ import sys
 
 import click
 
+from web import clock
 from web.settings import SettingsError, load_settings
 
 
 def _settings():  # type: ignore[no-untyped-def]
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         click.echo("EKP cannot start; fix these settings:", err=True)
         for problem in exc.problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(2)
+    clock.start_at(settings.test_clock)
+    return settings
 
 
 @click.group()

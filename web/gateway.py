@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payments import PaymentGateway, make_gateway
+from web import clock
 from web.settings import Settings
 
 SANDBOX_PREFIX = "/sandbox-pay"
@@ -28,6 +29,7 @@ def build_payments(settings: Settings) -> Payments:
             public_url=f"{settings.base_url}{SANDBOX_PREFIX}",
             db_path=extra.get("EKP_SANDBOX_DB", str(settings.var_dir / "sandbox.db")),
             backoff_base=float(extra.get("EKP_SANDBOX_BACKOFF", "5")),
+            today=clock.today,
         ))
         return Payments(make_gateway("sandbox", sandbox=sandbox, notification_url=notify_url), sandbox)
     options: dict[str, Any] = {

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from typing import Any
 
 from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.stores.base import Store
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from web import clock
 
 COOKIE = "ekp_session"
 SESSION_ROTATE = "_rotate"
@@ -68,7 +69,7 @@ class SessionMiddleware:
         if not isinstance(data, dict):
             data = {}
         rotate = bool(data.pop(SESSION_ROTATE, False))
-        now = int(time.time())
+        now = int(clock.now().timestamp())
         if not data:
             if session_id:
                 await self.store.delete(f"session:{session_id}")

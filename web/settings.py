@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from web import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +47,7 @@ class Settings:
     dev_pages: bool = True
     scheduler: bool = True
     secure_cookies: bool = False
+    test_clock: datetime | None = None  # EKP_TEST_TODAY: the clock starts at this moment (never in production)
     secret_key: bytes = field(default=b"", repr=False)
     pesel_key: bytes = field(default=b"", repr=False)
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
@@ -150,6 +154,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         problems.append(f"EKP_LANGUAGE={language!r}: expected pl or en")
 
     production = mode == "production"
+    test_clock = None
+    if get(clock.PIN_VARIABLE):
+        if production:
+            problems.append(f"{clock.PIN_VARIABLE}: a test setting, refused when EKP_ENV=production")
+        else:
+            try:
+                test_clock = clock.parse_pin(get(clock.PIN_VARIABLE, ""))
+            except ValueError:
+                problems.append(f"{clock.PIN_VARIABLE}={get(clock.PIN_VARIABLE)!r}: expected YYYY-MM-DD or "
+                                "YYYY-MM-DDTHH:MM (Warsaw time)")
     settings_kwargs = dict(
         env=mode,
         base_url=base_url,
@@ -170,6 +184,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         dev_pages=_bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems),
         scheduler=_bool("EKP_SCHEDULER", get("EKP_SCHEDULER", "true"), problems),
         secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
+        test_clock=test_clock,
         extra={k: v for k, v in env.items() if k.startswith("EKP_")},
     )
     for name, default, high in (("EKP_CHARGE_DAYS_BEFORE", "3", 28), ("EKP_RETRY_EVERY_DAYS", "1", 14)):

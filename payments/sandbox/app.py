@@ -17,6 +17,7 @@ import logging
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ class SandboxSettings:
     max_attempts: int = 25
     delivery_timeout: float = 10.0
     poll_interval: float = 30.0
+    today: Callable[[], dt.date] = dt.date.today  # the calendar card expiry is checked against (tests pin it)
 
 
 def _decline_reason(card: dict[str, Any], today: dt.date) -> str | None:
@@ -336,7 +338,7 @@ class Sandbox:
         """`POST /transactions` with `pay.cardPaymentData.token`: create the transaction and charge the
         saved card in one call (and one store transaction). Idempotent per reference like the two-call
         way: a reference already decided answers with its first result and charges nothing."""
-        today = dt.date.today()
+        today = self.settings.today()
 
         def decide(card: dict[str, Any] | None) -> str | None:
             if card is None:
@@ -375,7 +377,7 @@ class Sandbox:
         card = self.store.card(token)
         if card is None:
             raise _ApiError(400, "invalid_token", "unknown card token")
-        error = _decline_reason(card, dt.date.today())
+        error = _decline_reason(card, self.settings.today())
         status = "declined" if error else "correct"
         if self.store.update_transaction(
             tx["id"], only_if_status="pending", status=status, error_code=error, card_token=token,
@@ -514,7 +516,7 @@ class Sandbox:
             if form.get("action") == "cancel":
                 return Redirect(sandbox._decline_hosted(tx, "cancelled"), status_code=303)
             card, errors = validate_card_form(
-                str(form.get("number", "")), str(form.get("expiry", "")), str(form.get("cvc", "")), dt.date.today()
+                str(form.get("number", "")), str(form.get("expiry", "")), str(form.get("cvc", "")), sandbox.settings.today()
             )
             if card is None:
                 # Re-show the form with messages; the card number and CVC are never echoed back.

@@ -23,10 +23,11 @@ from tests.conftest import (
     registration_form,
     with_check_digit,
 )
+from web import clock
 from web.models import AuditEvent, OutboxMail, User
 
 
-FUTURE_PESEL = make_pesel(date.today() + timedelta(days=400))
+FUTURE_PESEL = make_pesel(clock.today() + timedelta(days=400))
 IMPOSSIBLE_DATE_PESEL = with_check_digit("0002290000")  # 29 Feb 1900
 
 

@@ -1,31 +1,28 @@
 """Billing runs over many subscriptions at once (the batch path: Core statements, mails queued unrendered,
 on PostgreSQL a batch applied while the next is charged), on SQLite and PostgreSQL, against the embedded
-sandbox. Subscriptions are seeded by `benchmarks.billing_run.seed_due_months` (month 1 paid, month 2 due)."""
+sandbox. Subscriptions are seeded by `tests.support.seeds.seed_due_months` (the months before the due one
+paid, one month due; every date from the domain's month rule)."""
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
 
+from domain.five_plus_one import month_period
 from tests.conftest import Outbox
-from tests.web.test_payments_web import Shop, settings_env, shop  # noqa: F401  (fixtures)
+from tests.support.seeds import seed_due_months
+from tests.support.shop import Shop, settings_env, shop  # noqa: F401  (fixtures)
 from web import clock
 from web.billing import charge_due_months
 from web.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PAID_SUBJECT = "Kolejny bilet 5+1 opłacony"
 FAILED_SUBJECT = "Nie udało się pobrać opłaty za bilet 5+1"
 
 
 def _seed(shop: Shop, count: int, **options: Any) -> list[int]:
-    sys.path.insert(0, str(PROJECT_ROOT))
-    from benchmarks.billing_run import seed_due_months
-
     return seed_due_months(shop.engine, shop.sandbox.store, count, **options)
 
 
@@ -39,47 +36,59 @@ def _month(db: Any, sub_id: int, index: int) -> SubscriptionMonthRow:
                   SubscriptionMonthRow.month_index == index)
 
 
+def _due(db: Any, sub_id: int) -> SubscriptionMonthRow:
+    return db.one(SubscriptionMonthRow, SubscriptionMonthRow.subscription_id == sub_id,
+                  SubscriptionMonthRow.state == "due")
+
+
 def test_r_5p1_6_batches_mixing_paid_declined_and_no_longer_eligible_cards(shop: Shop, db, mails: Outbox) -> None:
     paying = _seed(shop, 9)
     declining = _seed(shop, 3, behaviour="renewals_fail", email_prefix="odmowa")
-    month2_start = _month(db, paying[0], 2).starts_on
+    due = _due(db, paying[0])  # month 2, or month 3 on the few days no month 2 starts in the charge window
+    first_day = db.one(Subscription5p1, Subscription5p1.id == paying[0]).first_day
+    assert (due.starts_on, due.ends_on) == month_period(first_day, 1, due.month_index)
 
     report = _run(shop)
     assert (report.charged, report.declined, report.unanswered) == (9, 3, 0)
     assert shop.sandbox.count_charges() == 9 and db.count(Ticket) == 9 and db.count(Payment) == 12
     for sub_id in paying:
-        assert _month(db, sub_id, 2).state == "paid"
+        assert _month(db, sub_id, due.month_index).state == "paid"
+    retry_on = clock.today() + timedelta(days=1)  # EKP_RETRY_EVERY_DAYS, while still before the month starts
     for sub_id in declining:
-        month = _month(db, sub_id, 2)
-        assert month.state == "failed" and month.next_attempt_on == clock.today() + timedelta(days=1)
+        month = _month(db, sub_id, due.month_index)
+        assert month.state == "failed" and month.next_attempt_on == (retry_on if retry_on < due.starts_on else None)
     paid_mail = mails.last(f"bench{paying[0]}@example.pl")
     assert paid_mail.subject == PAID_SUBJECT
-    assert f"{month2_start:%d.%m.%Y} – {month2_start + timedelta(days=29):%d.%m.%Y}, 80,00" in paid_mail.text
+    assert f"{due.starts_on:%d.%m.%Y} – {due.ends_on:%d.%m.%Y}, 80,00" in paid_mail.text
     assert mails.last(f"odmowa{declining[0]}@example.pl").subject == FAILED_SUBJECT
 
     again = _run(shop)  # the same day: nothing is due any more, nothing is charged twice
     assert (again.charged, again.declined) == (0, 0)
     assert shop.sandbox.count_charges() == 9 and db.count(Payment) == 12
 
-    # Month 3's window: one card's resident status ends before month 3, another card is blocked.
-    month3_start = month2_start + timedelta(days=30)
+    # The next month's window: one card's resident status ends before that month, another card is blocked.
+    months_before = due.month_index
+    next_start, next_end = month_period(first_day, 1, due.month_index + 1)
+    assert next_start == due.ends_on + timedelta(days=1)
     lapsed, blocked = paying[0], paying[1]
     with shop.engine.begin() as conn:
         conn.execute(update(Card.__table__).where(Card.__table__.c.id == lapsed)
-                     .values(resident_until=month3_start - timedelta(days=1)))
+                     .values(resident_until=next_start - timedelta(days=1)))
         conn.execute(update(Card.__table__).where(Card.__table__.c.id == blocked).values(blocked=True))
-    clock.travel(timedelta(days=(month3_start - timedelta(days=3) - clock.today()).days))
+    charge_days_before = int(shop.app.state.settings.extra.get("EKP_CHARGE_DAYS_BEFORE", "3"))
+    clock.travel(timedelta(days=(next_start - timedelta(days=charge_days_before) - clock.today()).days))
 
     report = _run(shop)
     assert report.charged == 7 and report.declined == 0
     assert shop.sandbox.count_charges() == 16 and db.count(Ticket) == 16
     for sub_id in paying[2:]:
-        assert _month(db, sub_id, 3).state == "paid"
+        month = _month(db, sub_id, due.month_index + 1)
+        assert month.state == "paid" and (month.starts_on, month.ends_on) == (next_start, next_end)
     for sub_id in (lapsed, blocked):
         sub = db.one(Subscription5p1, Subscription5p1.id == sub_id)
         assert (sub.status, sub.end_reason) == ("cancelled", "not_eligible")
-        assert db.count(SubscriptionMonthRow, SubscriptionMonthRow.subscription_id == sub_id) == 2
-    for sub_id in declining:  # month 2 started unpaid: the cycle is broken, nothing more is charged
+        assert db.count(SubscriptionMonthRow, SubscriptionMonthRow.subscription_id == sub_id) == months_before
+    for sub_id in declining:  # the due month started unpaid: the cycle is broken, nothing more is charged
         sub = db.one(Subscription5p1, Subscription5p1.id == sub_id)
         assert (sub.status, sub.end_reason) == ("broken", "month_not_paid")
         assert mails.last(f"odmowa{sub_id}@example.pl").subject == "Cykl biletu 5+1 został przerwany"
@@ -94,5 +103,6 @@ def test_r_5p1_6_many_batches_each_month_charged_and_applied_once(shop: Shop, db
     assert report.subscriptions == 23 and report.charged == 23
     assert shop.sandbox.count_charges() == 23 and db.count(Ticket) == 23 and db.count(Payment) == 23
     assert db.count(Payment, Payment.applied_at.is_not(None)) == 23  # type: ignore[union-attr]
-    assert all(_month(db, i, 2).state == "paid" for i in ids)
+    assert all(db.count(SubscriptionMonthRow, SubscriptionMonthRow.subscription_id == i,
+                        SubscriptionMonthRow.state != "paid") == 0 for i in ids)
     assert _run(shop).charged == 0  # a second run the same day finds nothing due

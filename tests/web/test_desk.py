@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from domain.purse import CardKind
 from tests.conftest import page_text
-from tests.web.test_purse_web import assert_balance_is_ledger_sum, balance_of, make_card
+from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card
 from web.db import transaction
 from web.models import AuditEvent, Card, PurseCardRow
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text, update
 
 from domain.purse import CardKind
+from tests.support.purse import bearer_card_and_validator, validator_tap
 from web import clock as web_clock
 from web import db as web_db
 from web.db import make_engine, transaction
@@ -84,22 +85,10 @@ def test_a_tap_whose_connection_died_in_the_pool_is_retried_and_booked_once(engi
 SQLITE_ONLY = pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 
 
-def _bearer_card_and_validator(engine, number: str) -> str:
-    with transaction(engine) as session:
-        service.issue_card(session, number=number, kind=CardKind.BEARER, issued_on=web_clock.today())
-        service.top_up_at_service_point(session, number, 10_000)
-        return service.add_device(session, "validator", "Kasownik")[1]
-
-
-def _tap(number: str) -> service.Tap:
-    return service.Tap(event_id=uuid.uuid4().hex, at=web_clock.now(), card_number=number, vehicle_id="BUS-1",
-                       stop_id="Dworzec")
-
-
 @SQLITE_ONLY
 def test_sqlite_tap_on_the_event_loop_never_waits_for_another_writer(engine, db_backend):
-    credential = _bearer_card_and_validator(engine, "9004")
-    tap = _tap("9004")
+    credential = bearer_card_and_validator(engine, "9004")
+    tap = validator_tap("9004")
     with engine.connect() as other:  # a page's transaction (or another process) holds SQLite's write lock
         other.exec_driver_sql("BEGIN IMMEDIATE")
         started = time.monotonic()
@@ -118,9 +107,9 @@ def test_sqlite_tap_on_the_event_loop_never_waits_for_another_writer(engine, db_
 
 @SQLITE_ONLY
 def test_sqlite_tap_on_the_event_loop_refuses_a_disabled_device(engine, db_backend):
-    credential = _bearer_card_and_validator(engine, "9005")
-    assert service.tap_if_free(engine, credential, _tap("9005")) is not None  # now cached in this process
+    credential = bearer_card_and_validator(engine, "9005")
+    assert service.tap_if_free(engine, credential, validator_tap("9005")) is not None  # now cached in this process
     with engine.begin() as conn:  # `ekp devices disable` in another process: this one's cache still has it
         conn.execute(update(Device).where(Device.id == int(credential.partition(".")[0])).values(active=False))  # type: ignore[arg-type]
     with pytest.raises(service.DeviceRefused):
-        service.tap_if_free(engine, credential, _tap("9005"))
+        service.tap_if_free(engine, credential, validator_tap("9005"))

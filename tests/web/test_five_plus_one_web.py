@@ -20,10 +20,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.conftest import Browser, Outbox, page_text
-from tests.web.test_payments_web import (  # noqa: F401  (fixtures)
+from tests.support.seeds import seed_due_months
+from tests.support.shop import (  # noqa: F401  (fixtures)
     CONFIRMATION_SUBJECT,
     GOOD_CARD,
     RENEWALS_FAIL_CARD,
+    Purchase,
     Shop,
     add_card,
     settings_env,
@@ -286,8 +288,6 @@ def test_r_5p1_6_pay_now_saves_the_cycle(shop: Shop, browser: Browser, db) -> No
     assert response.status_code == 303
     pay_path = response.headers["location"].split("testserver.local", 1)[-1]
     tx_id = pay_path.rsplit("/", 1)[1]
-    from tests.web.test_payments_web import Purchase
-
     purchase = Purchase(shop.sandbox.store.transaction(tx_id)["reference"], tx_id, pay_path)
     shop.pay(browser, purchase, GOOD_CARD)
     shop.wait_delivered(tx_id)
@@ -358,15 +358,13 @@ def test_r_5p1_2_price_change_applies_to_months_charged_after_it(shop: Shop, bro
 
 
 def _seed(shop_or_store: Any, engine: Engine, count: int) -> list[int]:
-    sys.path.insert(0, str(PROJECT_ROOT))
-    from benchmarks.billing_run import seed_due_months
-
     return seed_due_months(engine, shop_or_store, count)
 
 
 def test_r_5p1_6_two_billing_runs_at_once_charge_each_month_once(shop: Shop, engine: Engine, db) -> None:
     count = 40
     _seed(shop.sandbox.store, engine, count)
+    months_each = db.count(SubscriptionMonthRow) // count  # the paid ones and the due one
     settings = shop.app.state.settings
     from web.billing import charge_due_months
 
@@ -398,7 +396,7 @@ def test_r_5p1_6_two_billing_runs_at_once_charge_each_month_once(shop: Shop, eng
     assert db.count(Payment) == count  # one payment record per month: nothing claimed twice
     assert shop.sandbox.count_charges() == count
     assert db.count(Ticket) == count
-    assert db.count(SubscriptionMonthRow, SubscriptionMonthRow.state == "paid") == 2 * count
+    assert db.count(SubscriptionMonthRow, SubscriptionMonthRow.state == "paid") == months_each * count
 
 
 @pytest.mark.postgres
@@ -412,7 +410,8 @@ def test_r_5p1_6_two_ekp_billing_run_processes_charge_each_month_once(db_backend
     store = SandboxStore(var_dir / "sandbox.db")
     count = 60
     _seed(store, engine, count)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EKP_")}, **settings_env, "EKP_PAYMENTS": "sandbox"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("EKP_")}, **settings_env, "EKP_PAYMENTS": "sandbox",
+           clock.PIN_VARIABLE: clock.pin_text()}  # the processes' clock is the test's
     processes = [subprocess.Popen([sys.executable, "-m", "web.cli", "billing", "run"], cwd=PROJECT_ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in processes]

@@ -5,18 +5,15 @@ simulators. After every money movement the cached balance equals the ledger sum 
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from tests.conftest import VALID_PESEL, page_text
+from tests.conftest import page_text
+from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card, meter, tap, tap_body
 from web import clock as web_clock
 from web.db import transaction
 from web.models import DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry
-from web.protect import pesel_hash
 from web.services import payments as records
 from web.services import purse as service
 from domain.purse import CardKind, RegisteredFare
@@ -38,45 +35,6 @@ def devices(engine) -> dict[str, str]:
         _v, validator = service.add_device(session, "validator", "Kasownik testowy")
         _m, meter = service.add_device(session, "parking-meter", "Parkometr Rynek")
     return {"validator": validator, "meter": meter}
-
-
-def make_card(engine, settings, number: str, *, kind: CardKind = CardKind.PERSONAL, balance: int = 0,
-              fare: RegisteredFare = RegisteredFare.NORMAL, pesel: str | None = VALID_PESEL) -> int:
-    with transaction(engine) as session:
-        row = service.issue_card(session, number=number, kind=kind, issued_on=web_clock.today(),
-                                 holder_name="Jan Kowalski" if kind is CardKind.PERSONAL else "",
-                                 pesel_hash=pesel_hash(settings.pesel_key, pesel) if pesel and kind is CardKind.PERSONAL else None,
-                                 registered_fare=fare if kind is CardKind.PERSONAL else RegisteredFare.NORMAL)
-        card_id = row.id
-        if balance:
-            service.top_up_at_service_point(session, number, balance)
-    return card_id  # type: ignore[return-value]
-
-
-def assert_balance_is_ledger_sum(engine) -> None:
-    with transaction(engine) as session:
-        for row in session.scalars(select(PurseCardRow)):
-            assert row.balance == service.ledger_sum(session, row.id), row.number  # type: ignore[arg-type]
-
-
-def balance_of(engine, number: str) -> int:
-    with transaction(engine) as session:
-        return session.scalars(select(PurseCardRow.balance).where(PurseCardRow.number == number)).one()
-
-
-def tap_body(number: str | None, *, t: int = 0, b: int = 0, s: bool = False, at: datetime | None = None,
-             vehicle: str = "BUS-7", stop: str = "Dworzec", event_id: str | None = None) -> dict[str, Any]:
-    return {"event_id": event_id or uuid.uuid4().hex, "at": (at or web_clock.now()).isoformat(),
-            "card_number": number, "vehicle_id": vehicle, "stop_id": stop, "buttons": {"t": t, "b": b, "s": s}}
-
-
-def tap(client, credential: str, number: str | None, **kw: Any):
-    return client.post("/api/devices/validator/taps", json=tap_body(number, **kw),
-                       headers={"Authorization": f"Bearer {credential}"})
-
-
-def meter(client, credential: str, action: str, body: dict[str, Any]):
-    return client.post(f"/api/devices/meter/{action}", json=body, headers={"Authorization": f"Bearer {credential}"})
 
 
 # --------------------------------------------------------------------------- device API: auth and schema

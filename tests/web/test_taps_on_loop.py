@@ -16,7 +16,7 @@ from web.db import transaction
 from web.models import Device
 from web.services import purse as service
 from web.services import taps_on_loop
-from tests.web.test_devices_db import _bearer_card_and_validator as _card_and_validator, _tap
+from tests.support.purse import bearer_card_and_validator as _card_and_validator, validator_tap as _tap
 
 pytestmark = pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                      indirect=True)
