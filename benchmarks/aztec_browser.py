@@ -24,12 +24,14 @@ import os
 import statistics
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 from domain import ticket_record as tr
+from domain.five_plus_one import month_end
+from web import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("EKP_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -105,14 +107,17 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 def _presentation() -> tuple[bytes, bytes, dict[str, str]]:
     issuer, device = tr.generate_private_key(), tr.generate_private_key()
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    # A 5+1 month that started two days ago, its dates from the domain's month rule, as Warsaw days.
+    first_day = clock.today() - timedelta(days=2)
+    last_day = month_end(first_day, 0)
     fields = tr.TicketFields(
         key_id=1, ticket_id=123456789, product_code="5P1-N",
-        valid_from=today - timedelta(days=2), valid_until=today + timedelta(days=28),
+        valid_from=datetime.combine(first_day, time.min, tzinfo=clock.WARSAW).astimezone(UTC),
+        valid_until=datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=clock.WARSAW).astimezone(UTC),
         holder_initials="ŁŻ", birth_year=1990, device_public_key=tr.compressed_device_key(device.public_key()),
     )
     static = tr.sign_static(issuer, fields)
-    return tr.sign_presentation(device, static, int(datetime.now(UTC).timestamp())), static, tr.issuer_jwk(1, issuer.public_key())
+    return tr.sign_presentation(device, static, int(clock.now().timestamp())), static, tr.issuer_jwk(1, issuer.public_key())
 
 
 def _row(name: str, values: list[float]) -> str:

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from e2e.helpers import MailBox, assert_accessible, free_port, start_smtp
-from tests.support import pin_clock_from_environment
+from tests.support import DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
 from web import clock as web_clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -225,10 +225,12 @@ def axe() -> Callable[..., None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", DATES_MARKER)
     pin_clock_from_environment()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_date_sensitive(items, config.rootpath)
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:

@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
-from tests.support import pin_clock_from_environment
+from tests.support import DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
 from web import clock as web_clock
 from web.db import make_engine
 from web.migrate import upgrade
@@ -53,7 +53,12 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", DATES_MARKER)
     pin_clock_from_environment()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_date_sensitive(items, config.rootpath)
 
 
 # --------------------------------------------------------------------------- databases

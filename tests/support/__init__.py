@@ -5,8 +5,12 @@ Tests import from here, never from each other or from `benchmarks/`."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from web import clock
+
+
+DATES_MARKER = "dates: date-sensitive: run again at each pinned date of the CI date matrix (tests/support DATE_SENSITIVE)"
 
 
 def pin_clock_from_environment() -> None:
@@ -15,3 +19,38 @@ def pin_clock_from_environment() -> None:
     text = os.environ.get(clock.PIN_VARIABLE, "").strip()
     if text:
         clock.start_at(clock.parse_pin(text))
+
+
+# The date-sensitive tests: run again by `scripts/test` at each date of DATE_MATRIX (marker `dates`). A module is
+# here when what it checks depends on the calendar day the app thinks it is; pure `domain/` tests take the day as an
+# argument and cover month ends, leap days and clock changes themselves, so they run once.
+DATE_SENSITIVE = {
+    "tests/web/test_billing_batches.py": "5+1 billing runs, retries, eligibility at the next month",
+    "tests/web/test_five_plus_one_web.py": "5+1 schedules, renewals, retries, broken cycles, cancellation, prices",
+    "tests/web/test_payments_web.py": "payments and reconciliation after time passes",
+    "tests/web/test_accounts.py": "activation and reset links, login throttling windows",
+    "tests/web/test_accounts_registration.py": "activation links, PESEL birth dates against today",
+    "tests/web/test_accounts_limits.py": "rate-limit windows",
+    "tests/web/test_sessions.py": "session lifetimes",
+    "tests/web/test_purse_web.py": "loss report blocking at 08:00 next day, parking time to the minute, taps",
+    "tests/web/test_desk.py": "loss reports and replacement cards at the desk",
+    "tests/web/test_tickets_web.py": "ticket validity and expiry, code freshness",
+    "tests/web/test_erasure.py": "tickets and months around erasure",
+    "tests/web/test_cards.py": "resident status from/until today",
+    "tests/web/test_clock.py": "the pinned clock itself",
+    "e2e/test_five_plus_one_flow.py": "buying 5+1 from a chosen first day, in the browser",
+    "e2e/test_ticket_aztec.py": "ticket codes signed by the page's clock and verified by the server's",
+}
+DATE_MATRIX = ("2027-01-30", "2028-02-28", "2028-02-29", "2027-12-30", "2027-03-27", "2027-10-30")
+
+
+def mark_date_sensitive(items: list[Any], rootdir: Any) -> None:
+    import pytest
+
+    for item in items:
+        try:
+            relative = item.path.relative_to(rootdir).as_posix()
+        except ValueError:
+            continue
+        if relative in DATE_SENSITIVE:
+            item.add_marker(pytest.mark.dates)
