@@ -188,7 +188,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         desk.router,
         five_plus_one.router,
         payment_pages.router,
-        devices.router, purse_pages.router, simulators.router,
+        devices.router, purse_pages.router,
         tickets.router,
         inspection.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
@@ -202,6 +202,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     ]
     if settings.dev_pages:
         route_handlers.append(dev.router)
+        route_handlers.append(simulators.router)  # staff only; never a device credential in a page
     if payments.sandbox is not None:
         route_handlers.append(payments.sandbox.mount_handler(SANDBOX_PREFIX))
 

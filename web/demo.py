@@ -73,7 +73,8 @@ DEMO_PURSE_CARDS = [
 
 
 def load_purse_cards(settings: Settings) -> Iterator[str]:
-    """E-purse cards for the demo passengers (linked to their accounts), a demo validator and a meter."""
+    """E-purse cards for the demo passengers (linked to their accounts; marked demo: the simulators act on
+    these only), a demo validator and a meter."""
     from sqlalchemy import select
 
     from domain.purse import CardKind, RegisteredFare
@@ -90,7 +91,7 @@ def load_purse_cards(settings: Settings) -> Iterator[str]:
                 continue
             row = purse.issue_card(session, number=number, kind=CardKind(kind), issued_on=clock.today(), holder_name=holder,
                                    pesel_hash=pesel_hash(settings.pesel_key, pesel) if pesel else None,
-                                   registered_fare=RegisteredFare(fare))
+                                   registered_fare=RegisteredFare(fare), demo=True)
             purse.top_up_at_service_point(session, number, balance)
             owner = find_user(session, "anna@demo.ekp" if pesel == "44051401458" else "jan@demo.ekp") if pesel else None
             if owner is not None:

@@ -172,3 +172,8 @@ MESSAGES.update({
     "purse.not_blocked": N_("Saldo można przenieść dopiero, gdy karta jest zablokowana (od 08:00 dnia następnego po zgłoszeniu utraty)."),
     "purse.same_card": N_("Nowa karta musi mieć inny numer."),
 })
+MESSAGES.update({
+    "simulator.title": N_("Symulator"),
+    "simulator.real_card": N_("Symulator działa tylko na kartach demonstracyjnych."),
+    "simulator.disabled": N_("Symulator wyłączony: jego urządzenie wycofano z użycia (ekp devices disable)."),
+})

@@ -271,6 +271,7 @@ class PurseCardRow(SQLModel, table=True):
     account_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
     linked_at: Optional[datetime] = None
     balance: int = 0  # grosze; cache of the ledger sum
+    demo: bool = False  # issued by `ekp demo load`: the only cards the simulators may act on
     boarding_vehicle: Optional[str] = Field(default=None, max_length=32)
     boarding_stop: Optional[str] = Field(default=None, max_length=32)
     boarded_at: Optional[datetime] = None
@@ -304,7 +305,7 @@ class Device(SQLModel, table=True):
     name: str = Field(max_length=80)
     secret_hash: str = Field(max_length=64)  # sha256 of the device's high-entropy token
     active: bool = True
-    simulator: bool = False  # used by the simulators in the PWA
+    simulator: bool = False  # the simulators' device (no credential: the device API refuses it)
     created_at: datetime = Field(default_factory=clock.now)
 
 

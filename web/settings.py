@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from domain.trust import announces_test_money, sandbox_refusal
 from web import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,7 @@ class Settings:
     smtp_url: str = ""
     mail_from: str = "EKP <no-reply@ekp.localhost>"
     payments: str = "sandbox"
+    sandbox_in_production: bool = False  # EKP_ALLOW_SANDBOX_IN_PRODUCTION: the explicit opt-in (R-PAY-5)
     session_days_remember: int = 30
     session_hours: int = 12
     activation_hours: int = 3
@@ -49,12 +51,18 @@ class Settings:
     secure_cookies: bool = False
     test_clock: datetime | None = None  # EKP_TEST_TODAY: the clock starts at this moment (never in production)
     secret_key: bytes = field(default=b"", repr=False)
+    sandbox_key: bytes = field(default=b"", repr=False)  # the embedded sandbox's credentials derive from it
     pesel_key: bytes = field(default=b"", repr=False)
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def announces_test_money(self) -> bool:
+        """R-PAY-5: a production instance running the sandbox says so on every page."""
+        return announces_test_money(self.env, self.payments)
 
     @property
     def is_sqlite(self) -> bool:
@@ -68,9 +76,18 @@ def _secret_from_var(var_dir: Path, name: str) -> bytes:
         return bytes.fromhex(path.read_text().strip())
     var_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value.hex())
+    # Written whole under a temporary name, then linked into place: processes starting at once (workers)
+    # never read a half-written file, and the first link wins.
+    draft = var_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value.hex())
+        os.link(draft, path)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    finally:
+        draft.unlink(missing_ok=True)
     return value
 
 
@@ -154,6 +171,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         problems.append(f"EKP_LANGUAGE={language!r}: expected pl or en")
 
     production = mode == "production"
+    sandbox_in_production = _bool("EKP_ALLOW_SANDBOX_IN_PRODUCTION", get("EKP_ALLOW_SANDBOX_IN_PRODUCTION", "false"),
+                                  problems)
+    if payments == "sandbox" and sandbox_refusal(mode, payments, sandbox_in_production):
+        problems.append("EKP_PAYMENTS: production takes real payments only; set EKP_PAYMENTS=tpay with EKP_TPAY_* "
+                        "(see docs/payments.md), or, to run the test-money sandbox anyway, "
+                        "EKP_ALLOW_SANDBOX_IN_PRODUCTION=true (every page then says payments are not real)")
     test_clock = None
     if get(clock.PIN_VARIABLE):
         if production:
@@ -175,6 +198,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         smtp_url=smtp_url,
         mail_from=get("EKP_MAIL_FROM", "EKP <no-reply@ekp.localhost>"),
         payments=payments,
+        sandbox_in_production=sandbox_in_production,
         session_days_remember=_int("EKP_SESSION_DAYS_REMEMBER", get("EKP_SESSION_DAYS_REMEMBER", "30"), problems, 1, 365),
         session_hours=_int("EKP_SESSION_HOURS", get("EKP_SESSION_HOURS", "12"), problems, 1, 24 * 14),
         activation_hours=_int("EKP_ACTIVATION_HOURS", get("EKP_ACTIVATION_HOURS", "3"), problems, 1, 72),
@@ -202,4 +226,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise SettingsError(problems)
     secret_key = secret_key or _secret_from_var(var_dir, "secret_key")
     pesel_key = pesel_key or _secret_from_var(var_dir, "pesel_key")
-    return Settings(secret_key=secret_key, pesel_key=pesel_key, **settings_kwargs)  # type: ignore[arg-type]
+    sandbox_key = _secret_from_var(var_dir, "sandbox_key") if payments == "sandbox" else b""
+    return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, **settings_kwargs)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.exceptions import TemplateNotFound
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
@@ -33,6 +33,14 @@ def _local_datetime(value: datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
 
 def _local_date(value: date | None) -> str:
     return "" if value is None else value.strftime("%d.%m.%Y")
+
+
+@pass_context
+def _announces_test_money(context) -> bool:  # type: ignore[no-untyped-def]
+    """R-PAY-5: whether this page must say that payments are not real (the app serving it runs the sandbox
+    in production). Read from the request's app, so apps with other settings in one process differ."""
+    settings = getattr(getattr(getattr(context.get("request"), "app", None), "state", None), "settings", None)
+    return bool(getattr(settings, "announces_test_money", False))
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +63,7 @@ def environment() -> Environment:
     env.filters["local_date"] = _local_date
     env.globals["languages"] = i18n.LANGUAGES
     env.globals["current_language"] = lambda: i18n.current_language.get()
+    env.globals["announces_test_money"] = _announces_test_money
     return env
 
 

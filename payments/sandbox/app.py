@@ -65,6 +65,39 @@ class SandboxSettings:
     delivery_timeout: float = 10.0
     poll_interval: float = 30.0
     today: Callable[[], dt.date] = dt.date.today  # the calendar card expiry is checked against (tests pin it)
+    # The merchant's URL: notification and payer return URLs must lie under it (empty: any http(s) URL, for a
+    # sandbox serving several test merchants). Otherwise the sandbox posts signed notifications wherever a
+    # caller asks (server-side request forgery) and sends payers anywhere (open redirect).
+    callback_base: str = ""
+
+
+def url_under(url: str, base: str) -> bool:
+    """Whether `url` is `base` or below it: same scheme, host and port, no user info, a path under base's
+    path (on a segment boundary). Not a string prefix: `http://app.example@evil.example` and
+    `http://app.example.evil.example` start like `http://app.example` and lie elsewhere."""
+    try:
+        target, root = urlsplit(url), urlsplit(base)
+        target_port, root_port = target.port, root.port
+    except ValueError:
+        return False
+    if target.scheme not in ("http", "https") or target.scheme != root.scheme.lower():
+        return False
+    if "@" in target.netloc or not target.hostname or target.hostname != (root.hostname or "").lower():
+        return False
+    default = 443 if target.scheme == "https" else 80
+    if (target_port or default) != (root_port or default):
+        return False
+    root_path = root.path.rstrip("/")
+    return not root_path or target.path == root_path or target.path.startswith(root_path + "/")
+
+
+def _allowed_callback(url: str, base: str) -> bool:
+    if len(url) > 2000:
+        return False
+    if not base:
+        scheme = urlsplit(url).scheme
+        return scheme in ("http", "https")
+    return url_under(url, base)
 
 
 def _decline_reason(card: dict[str, Any], today: dt.date) -> str | None:
@@ -313,6 +346,9 @@ class Sandbox:
         notification = callbacks.get("notification") if isinstance(callbacks.get("notification"), dict) else {}
         pay = body.get("pay") if isinstance(body.get("pay"), dict) else {}
         card_data = pay.get("cardPaymentData") if isinstance(pay.get("cardPaymentData"), dict) else {}
+        for url in (payer_urls.get("success"), payer_urls.get("error"), notification.get("url")):
+            if url and not _allowed_callback(str(url), self.settings.callback_base):
+                raise _ApiError(400, "invalid_url", "notification and return URLs must lie under the merchant's URL")
         values = {
             "reference": reference[:255],
             "kind": "hosted" if payer_urls else "token",
@@ -620,6 +656,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> SandboxSettings:
         merchant_id=env.get("EKP_SANDBOX_MERCHANT_ID", "1010"),
         security_code=env.get("EKP_SANDBOX_SECURITY_CODE", "sandbox-security-code"),
         backoff_base=float(env.get("EKP_SANDBOX_BACKOFF_BASE", "5")),
+        callback_base=env.get("EKP_SANDBOX_CALLBACK_BASE", env.get("EKP_BASE_URL", "http://127.0.0.1:8000")),
     )
 
 

@@ -1,4 +1,5 @@
-// Parking meter simulator: insert a card, "+", AKCEPTUJ, ANULUJ, DOŁADUJ and coins, through the device API.
+// Parking meter simulator: insert a card, "+", AKCEPTUJ, ANULUJ, DOŁADUJ and coins. The app acts as the simulator
+// device on the server (demo cards only); the page holds no device credential, only the session's CSRF token.
 "use strict";
 
 (function () {
@@ -39,9 +40,10 @@
     };
     const call = async (path, body) => {
       try {
-        const response = await fetch("/api/devices/meter/" + path, {
+        const response = await fetch("/simulators/meter/" + path, {
           method: "POST",
-          headers: { "Content-Type": "application/json", Authorization: "Bearer " + root.dataset.credential },
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": root.dataset.csrf },
           body: JSON.stringify(body),
         });
         const data = await response.json();

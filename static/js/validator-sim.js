@@ -1,4 +1,5 @@
-// Bus validator simulator: B, T and S buttons, a tap, and the display, through the device API.
+// Bus validator simulator: B, T and S buttons, a tap, and the display. The app acts as the simulator device on
+// the server (demo cards only); the page holds no device credential, only the session's CSRF token.
 "use strict";
 
 (function () {
@@ -55,9 +56,10 @@
       state.t = 0; state.b = 0; state.s = false;
       describe();
       try {
-        const response = await fetch("/api/devices/validator/taps", {
+        const response = await fetch("/simulators/validator/tap", {
           method: "POST",
-          headers: { "Content-Type": "application/json", Authorization: "Bearer " + root.dataset.credential },
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": root.dataset.csrf },
           body: JSON.stringify(body),
         });
         const data = await response.json();

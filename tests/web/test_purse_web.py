@@ -323,25 +323,8 @@ def test_loss_report_needs_confirmation(passenger, db):
     assert db.one(PurseCardRow).blocked_from is None
 
 
-# --------------------------------------------------------------------------- simulators
-
-
-def test_simulators_for_staff_only_with_a_working_credential(browser, users, client, engine, settings):
-    users.create("pasazer@example.pl")
-    browser.login("pasazer@example.pl")
-    assert browser.get("/simulators/validator").status_code == 403
-    browser.logout()
-    users.create("bok@example.pl", role="staff", pesel=None)
-    browser.login("bok@example.pl")
-    page = browser.get("/simulators/validator")
-    assert page.status_code == 200 and "Symulator kasownika" in page.text
-    assert 'src="/static/js/validator-sim.js' in page.text and "<script>" not in page.text
-    credential = page.text.split('data-credential="')[1].split('"')[0]
-    assert browser.get("/simulators/validator").text.count(credential) == 1  # stable across visits
-    make_card(engine, settings, "8001", balance=500)
-    assert tap(client, credential, "8001").json()["balance"] == 220
-    meter_page = browser.get("/simulators/meter")
-    assert meter_page.status_code == 200 and "AKCEPTUJ" in meter_page.text and "DOŁADUJ" in meter_page.text
+# --------------------------------------------------------------------------- disabling a device
+# (the simulators and their trust boundary: tests/web/test_simulators.py)
 
 
 def test_a_disabled_device_is_refused_on_its_next_tap(client, engine, settings, devices, settings_env, monkeypatch):

@@ -87,7 +87,7 @@ def replace_card(session: Session, staff_id: int, old_number: str, new_number: s
     new = purse.issue_card(session, number=new_number, kind=rules.CardKind(old.kind), issued_on=today,
                            holder_name=old.holder_name, pesel_hash=old.pesel_hash,
                            registered_fare=rules.RegisteredFare(old.registered_fare),
-                           entitlement_until=old.entitlement_until)
+                           entitlement_until=old.entitlement_until, demo=old.demo)  # demo money stays on demo cards
     try:
         moved = rules.transfer_balance(purse.card_of(old), old_balance=old.balance, new_card=purse.card_of(new),
                                        new_balance=new.balance, now=clock.to_local(now))

@@ -107,12 +107,13 @@ def add_device(session: Session, kind: str, name: str) -> tuple[Device, str]:
 
 
 def authenticate_device(session: Session, credential: str, kind: str) -> Device | None:
-    """The active device of `kind` whose credential this is, or None."""
+    """The active device of `kind` whose credential this is, or None. Never a simulator device: its
+    credential is no one's to present (the simulators act server-side, see web.services.simulators)."""
     parts = _credential_key(credential)
     if parts is None:
         return None
     device = session.get(Device, parts[0])
-    if device is None or not device.active or device.kind != kind:
+    if device is None or not device.active or device.kind != kind or device.simulator:
         return None
     if not hmac.compare_digest(device.secret_hash, parts[1]):
         return None
@@ -127,7 +128,7 @@ DEVICE_CACHE_SECONDS = 30.0
 _ACTIVE_DEVICE = (
     select(Device.__table__.c.id, Device.__table__.c.name, Device.__table__.c.secret_hash)  # type: ignore[attr-defined]
     .where(Device.__table__.c.id == bindparam("device_id"), Device.__table__.c.kind == bindparam("kind"),  # type: ignore[attr-defined]
-           Device.__table__.c.active.is_(True))  # type: ignore[attr-defined]
+           Device.__table__.c.active.is_(True), Device.__table__.c.simulator.is_(False))  # type: ignore[attr-defined]
 )
 _device_cache: dict[tuple[str, str], tuple[float, int, str]] = {}
 _device_cache_lock = threading.Lock()
@@ -216,27 +217,24 @@ def known_device(conn: Connection | Session, credential: str, kind: str) -> Know
     return remember_device(credential, kind, found)
 
 
-def _simulator_token(secret_key: bytes, device_id: int) -> str:
-    return hmac.new(secret_key, f"ekp:simulator:{device_id}".encode(), hashlib.sha256).hexdigest()
+SIMULATOR_NAMES = {"validator": "Symulator kasownika", "parking-meter": "Symulator parkometru"}
 
 
-def simulator_credential(session: Session, secret_key: bytes, kind: str) -> str:
-    """The credential of the simulator device of `kind` (created on first use). Its token is derived
-    from the server's secret key, so the server can hand it to staff without storing it."""
+def simulator_device(session: Session, kind: str) -> Device | None:
+    """The simulators' device of `kind`, made on first use; None once it was disabled (`ekp devices disable`):
+    a disabled simulator is never made again. It has no credential anyone knows (the hash of a random token
+    that is thrown away) and the device API refuses simulator devices anyway; the simulator pages act as it
+    on the server."""
     device = session.scalars(
-        select(Device).where(Device.kind == kind, Device.simulator.is_(True), Device.active.is_(True))  # type: ignore[attr-defined]
+        select(Device).where(Device.kind == kind, Device.simulator.is_(True))  # type: ignore[attr-defined]
         .order_by(Device.id)  # type: ignore[arg-type]
     ).first()
     if device is None:
-        name = "Symulator kasownika" if kind == "validator" else "Symulator parkometru"
-        device = Device(kind=kind, name=name, secret_hash="", simulator=True)
+        device = Device(kind=kind, name=SIMULATOR_NAMES[kind], simulator=True,
+                        secret_hash=_secret_hash(secrets.token_urlsafe(32)))
         session.add(device)
         session.flush()
-    token = _simulator_token(secret_key, device.id)  # type: ignore[arg-type]
-    if device.secret_hash != _secret_hash(token):  # e.g. the secret key was rotated
-        device.secret_hash = _secret_hash(token)
-        forget_device(device.id)  # type: ignore[arg-type]
-    return f"{device.id}.{token}"
+    return device if device.active else None
 
 
 def _replayed(session: Session, device_id: int, event_id: str) -> dict[str, Any] | None:
@@ -304,13 +302,15 @@ def ledger_sum(session: Session, card_id: int) -> Grosze:
 
 def issue_card(session: Session, *, number: str, kind: rules.CardKind, issued_on: date, holder_name: str = "",
                pesel_hash: str | None = None, registered_fare: rules.RegisteredFare = rules.RegisteredFare.NORMAL,
-               entitlement_until: date | None = None) -> PurseCardRow:
-    """A new card in the registry (as the service point issues it), with an empty purse."""
+               entitlement_until: date | None = None, demo: bool = False) -> PurseCardRow:
+    """A new card in the registry (as the service point issues it), with an empty purse. A `demo` card
+    (`ekp demo load`) is one the simulators may act on; its replacement is a demo card too."""
     card = rules.PurseCard(number=number, kind=kind, issued_on=issued_on, registered_fare=registered_fare,
                            entitlement_until=entitlement_until, last_activated_on=issued_on)
     row = PurseCardRow(number=card.number, kind=card.kind.value, registered_fare=card.registered_fare.value,
                        entitlement_until=card.entitlement_until, issued_on=card.issued_on,
-                       last_activated_on=card.last_activated_on, holder_name=holder_name, pesel_hash=pesel_hash)
+                       last_activated_on=card.last_activated_on, holder_name=holder_name, pesel_hash=pesel_hash,
+                       demo=demo)
     session.add(row)
     session.flush()
     return row
@@ -419,7 +419,8 @@ _REPLAY = (select(_EVENTS.c.response)
            .scalar_subquery())
 _DEVICE_OK = (select(_DEVICES.c.id)
               .where(_DEVICES.c.id == bindparam("device_id"), _DEVICES.c.kind == bindparam("device_kind"),
-                     _DEVICES.c.active.is_(True), _DEVICES.c.secret_hash == bindparam("device_secret"))
+                     _DEVICES.c.active.is_(True), _DEVICES.c.secret_hash == bindparam("device_secret"),
+                     _DEVICES.c.simulator == bindparam("device_simulator"))
               .scalar_subquery())
 # 1+2. lock the card row and read it (an UPDATE first, see the module docstring), the device check and the replay
 # with it, in one statement; a tap without a known card does 2. alone (_DEVICE_AND_EVENT)
@@ -589,7 +590,7 @@ TapStep = tuple[Any, dict[str, Any], tuple[str, ...] | None]
 
 def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Generator[TapStep, Any, tuple[dict[str, Any], bool]]:
     params = {"event_id": tap.event_id, "device_id": device.id, "device_kind": device.kind,
-              "device_secret": device.secret_hash}
+              "device_secret": device.secret_hash, "device_simulator": bool(getattr(device, "simulator", False))}
     row = (yield _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}, None) if tap.card_number else None
     checked = row if row is not None else (yield _DEVICE_AND_EVENT, params, None)
     if checked is None or checked.device_ok is None:
