@@ -51,7 +51,7 @@ def test_postgres_urls_are_normalised_to_psycopg(tmp_path):
 
 def test_production_defaults_are_safe(tmp_path):
     settings = load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_ENV": "production", "EKP_BASE_URL": "https://ekp.example.pl",
-                              "EKP_SMTP_URL": "smtp+starttls://mail.example.pl:587"})
+                              "EKP_SMTP_URL": "smtp+starttls://mail.example.pl:587", "EKP_TICKET_KEYS": "1:" + "11" * 32})
     assert settings.is_production
     assert not settings.dev_pages, "the dev mail page is off in production"
     assert settings.secure_cookies, "https base URL -> secure cookies"
