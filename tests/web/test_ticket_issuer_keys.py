@@ -199,3 +199,16 @@ def passenger_and_inspector(make_app: Any, users: Any) -> Iterator[Any]:
     yield make
     for client in reversed(opened):
         client.__exit__(None, None, None)
+
+
+def test_r_tkt_3_ekp_tickets_new_key_prints_an_entry_the_settings_accept(make_settings: Any) -> None:
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    result = CliRunner().invoke(main, ["tickets", "new-key", "--id", "3"], catch_exceptions=False)
+    assert result.exit_code == 0
+    entry = result.output.strip()
+    assert entry.startswith("3:") and len(entry) == 2 + 64
+    assert make_settings(EKP_TICKET_KEYS=entry).ticket_keys[0][0] == 3
+    assert CliRunner().invoke(main, ["tickets", "new-key", "--id", "70000"]).exit_code != 0
