@@ -93,6 +93,18 @@ class Reason(StrEnum):
     EXPIRED = "expired"
 
 
+class Revocation(StrEnum):
+    """Why a ticket, or one phone's record of it, is revoked (R-TKT-1, R-TKT-4); the verdict names it."""
+
+    DEVICE_UNBOUND = "device_unbound"
+    """The passenger unbound this phone: its record no longer verifies (the ticket on other phones does)."""
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    CHARGEBACK = "chargeback"
+    CARD_BLOCKED = "card_blocked"
+    OTHER = "other"
+
+
 class RecordError(ValueError):
     """Bytes that are not a ticket record; ``reason`` is MALFORMED or UNSUPPORTED_VERSION."""
 
@@ -165,6 +177,8 @@ class Verdict:
     reason: Reason | None
     ticket: TicketFields | None = None
     presented_at: datetime | None = None
+    revocation: Revocation | None = None
+    """With reason REVOKED: why (the phone was unbound, the ticket cancelled, refunded, ...)."""
 
     @property
     def code(self) -> str:
@@ -418,18 +432,28 @@ def decode(data: bytes) -> Presentation:
 # --- verification --------------------------------------------------------------------------------
 
 
+def _revocation(value: object) -> Revocation:
+    try:
+        return Revocation(str(value))
+    except ValueError:
+        return Revocation.OTHER
+
+
 def verify(
     presentation_bytes: bytes,
     issuer_keys: Mapping[int, ec.EllipticCurvePublicKey],
-    revoked: Collection[int],
+    revoked: Collection[int] | Mapping[int, str],
     now: datetime,
     freshness_seconds: int = DEFAULT_FRESHNESS_SECONDS,
+    revoked_devices: Collection[tuple[int, bytes]] = (),
 ) -> Verdict:
     """Check a scanned presentation, in the order documented in docs/ticket-record.md.
 
     1 structure and version, 2 issuer key id, 3 issuer signature, 4 device signature,
-    5 freshness of the timestamp (|now - ts| <= freshness_seconds), 6 revocation list,
-    7 validity period (valid_from <= now < valid_until). The first failing step is the reason.
+    5 freshness of the timestamp (|now - ts| <= freshness_seconds), 6 revocation list: the ticket id
+    (``revoked``: ids, or id -> Revocation value) or the pair (ticket id, 33-byte device key) of a phone
+    that was unbound (``revoked_devices``), 7 validity period (valid_from <= now < valid_until).
+    The first failing step is the reason; a REVOKED verdict names why in ``revocation``.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -457,7 +481,12 @@ def verify(
     if abs(now_seconds - presentation.timestamp) > freshness_seconds:
         return refuse(Reason.STALE)
     if fields.ticket_id in revoked:
-        return refuse(Reason.REVOKED)
+        why = revoked[fields.ticket_id] if isinstance(revoked, Mapping) else Revocation.OTHER
+        return Verdict(valid=False, reason=Reason.REVOKED, ticket=fields, presented_at=presented_at,
+                       revocation=_revocation(why))
+    if (fields.ticket_id, fields.device_public_key) in revoked_devices:
+        return Verdict(valid=False, reason=Reason.REVOKED, ticket=fields, presented_at=presented_at,
+                       revocation=Revocation.DEVICE_UNBOUND)
     if now < fields.valid_from:
         return refuse(Reason.NOT_YET_VALID)
     if now >= fields.valid_until:
@@ -509,42 +538,94 @@ def public_key_from_jwk(jwk: Mapping[str, str]) -> tuple[int, ec.EllipticCurvePu
 
 def trust_list(
     issuer_keys: Mapping[int, ec.EllipticCurvePublicKey],
-    revoked: Iterable[int],
+    revoked: Iterable[int] | Mapping[int, str],
     generated_at: datetime,
+    revoked_devices: Iterable[tuple[int, bytes]] = (),
 ) -> dict[str, object]:
-    """The JSON document inspector devices cache (see docs/ticket-record.md, "Trust list")."""
+    """The JSON document inspector devices cache (see docs/ticket-record.md, "Trust list").
+
+    ``revoked``: ticket ids, or ticket id -> Revocation value (the reason the verdict names);
+    ``revoked_devices``: (ticket id, 33-byte device key) of phones unbound from a ticket (R-TKT-1).
+    """
     if generated_at.tzinfo is None or generated_at.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware")
+    reasons = {int(tid): _revocation(why).value for tid, why in revoked.items()} if isinstance(revoked, Mapping) else {}
+    ids = sorted(set(reasons) if isinstance(revoked, Mapping) else {int(tid) for tid in revoked})
+    devices = sorted({(int(tid), bytes(key)) for tid, key in revoked_devices})
     return {
         "format": "ekp-ticket-trust/1",
         "generated_at": int(generated_at.timestamp()),
         "freshness_seconds": DEFAULT_FRESHNESS_SECONDS,
         "issuer_keys": [issuer_jwk(kid, issuer_keys[kid]) for kid in sorted(issuer_keys)],
-        "revoked": sorted(set(revoked)),
+        "revoked": ids,
+        "revocation_reasons": {str(tid): reasons[tid] for tid in ids if tid in reasons},
+        "revoked_devices": [{"ticket_id": tid, "device_key": _b64url(key)} for tid, key in devices],
     }
 
 
-def parse_trust_list(
-    document: Mapping[str, object],
-) -> tuple[dict[int, ec.EllipticCurvePublicKey], frozenset[int], datetime]:
-    """Inverse of ``trust_list``: (issuer keys, revoked ticket ids, generated at)."""
+@dataclass(frozen=True)
+class TrustList:
+    """A parsed trust list, ready for ``verify``:
+    ``verify(code, t.issuer_keys, t.revoked, now, t.freshness_seconds, t.revoked_devices)``."""
+
+    issuer_keys: dict[int, ec.EllipticCurvePublicKey]
+    revoked: dict[int, Revocation]
+    revoked_devices: frozenset[tuple[int, bytes]]
+    generated_at: datetime
+    freshness_seconds: int
+
+
+def _ticket_id(item: object) -> int:
+    if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= MAX_TICKET_ID:
+        raise ValueError("revoked entries must be ticket ids")
+    return item
+
+
+def read_trust_list(document: Mapping[str, object]) -> TrustList:
+    """Inverse of ``trust_list``. Raises ValueError on a document that is not one.
+
+    ``revocation_reasons`` and ``revoked_devices`` may be missing (lists written before they existed);
+    an unknown reason reads as ``other``.
+    """
     if document.get("format") != "ekp-ticket-trust/1":
         raise ValueError("unknown trust list format")
     keys: dict[int, ec.EllipticCurvePublicKey] = {}
     raw_keys = document.get("issuer_keys")
     raw_revoked = document.get("revoked")
     generated = document.get("generated_at")
+    raw_reasons = document.get("revocation_reasons", {})
+    raw_devices = document.get("revoked_devices", [])
+    freshness = document.get("freshness_seconds", DEFAULT_FRESHNESS_SECONDS)
     if not isinstance(raw_keys, list) or not isinstance(raw_revoked, list):
         raise ValueError("issuer_keys and revoked must be lists")
+    if not isinstance(raw_reasons, dict) or not isinstance(raw_devices, list):
+        raise ValueError("revocation_reasons must be an object and revoked_devices a list")
     if isinstance(generated, bool) or not isinstance(generated, int):
         raise ValueError("generated_at must be Unix seconds")
+    if isinstance(freshness, bool) or not isinstance(freshness, int) or not 0 < freshness <= 3600:
+        raise ValueError("freshness_seconds must be 1-3600")
     for jwk in raw_keys:
         key_id, key = public_key_from_jwk(jwk)
         keys[key_id] = key
-    revoked: set[int] = set()
-    for item in raw_revoked:
-        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= MAX_TICKET_ID:
-            raise ValueError("revoked entries must be ticket ids")
-        revoked.add(item)
-    return keys, frozenset(revoked), datetime.fromtimestamp(generated, UTC)
+    revoked = {_ticket_id(item): _revocation(raw_reasons.get(str(item))) for item in raw_revoked}
+    devices: set[tuple[int, bytes]] = set()
+    for entry in raw_devices:
+        if not isinstance(entry, dict) or not isinstance(entry.get("device_key"), str):
+            raise ValueError("revoked_devices entries are {ticket_id, device_key}")
+        try:
+            key = _b64url_decode(entry["device_key"])
+        except (ValueError, TypeError) as exc:
+            raise ValueError("device_key must be base64url") from exc
+        if len(key) != DEVICE_KEY_BYTES or key[0] not in (2, 3):
+            raise ValueError("device_key must be a 33-byte compressed point")
+        devices.add((_ticket_id(entry.get("ticket_id")), key))
+    return TrustList(issuer_keys=keys, revoked=revoked, revoked_devices=frozenset(devices),
+                     generated_at=datetime.fromtimestamp(generated, UTC), freshness_seconds=freshness)
 
+
+def parse_trust_list(
+    document: Mapping[str, object],
+) -> tuple[dict[int, ec.EllipticCurvePublicKey], frozenset[int], datetime]:
+    """(issuer keys, revoked ticket ids, generated at) of a trust list; see ``read_trust_list``."""
+    parsed = read_trust_list(document)
+    return parsed.issuer_keys, frozenset(parsed.revoked), parsed.generated_at

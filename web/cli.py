@@ -293,5 +293,25 @@ def devices_disable(device_id: int) -> None:
     click.echo(f"device {device_id} disabled; its credential is refused from now on")
 
 
+@main.group()
+def tickets() -> None:
+    """Mobile tickets: the issuer keys every node shares (EKP_TICKET_KEYS)."""
+
+
+@tickets.command("new-key")
+@click.option("--id", "key_id", type=click.IntRange(0, 0xFFFF), required=True,
+              help="The new key's id (0-65535), different from every key still in EKP_TICKET_KEYS.")
+def tickets_new_key(key_id: int) -> None:
+    """Print a new issuer key as an EKP_TICKET_KEYS entry `<id>:<64 hex digits>` (keep it secret).
+
+    Rotation: append the entry to EKP_TICKET_KEYS on every node (it verifies), then move it to the
+    front (it signs); drop the old entry once the tickets it signed have expired (40 days).
+    """
+    from domain import ticket_record as tr
+
+    key = tr.generate_private_key()
+    click.echo(f"{key_id}:{key.private_numbers().private_value:064x}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

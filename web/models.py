@@ -218,6 +218,7 @@ class Ticket(SQLModel, table=True):
     valid_until: date = Field(index=True)
     price: int
     revoked_at: Optional[datetime] = None
+    revoked_reason: Optional[str] = Field(default=None, max_length=24)  # a domain.ticket_record.Revocation value
     created_at: datetime = Field(default_factory=clock.now)
 
 

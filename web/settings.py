@@ -53,6 +53,9 @@ class Settings:
     secret_key: bytes = field(default=b"", repr=False)
     sandbox_key: bytes = field(default=b"", repr=False)  # the embedded sandbox's credentials derive from it
     pesel_key: bytes = field(default=b"", repr=False)
+    ticket_keys: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    """EKP_TICKET_KEYS: (key id, P-256 private scalar), the first signs tickets, all verify (R-TKT-3);
+    empty: keys generated into var/ (not in production)."""
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
 
     @property
@@ -128,6 +131,29 @@ def _key(name: str, raw: str, problems: list[str]) -> bytes:
     if len(value) < 32:
         problems.append(f"{name}: expected at least 32 bytes written as hex (64 hex digits)")
     return value
+
+
+TICKET_KEYS_FORMAT = ("expected <key id>:<64 hex digits>[,<key id>:<64 hex digits>...]: key ids 0-65535, "
+                      "each a P-256 private key; the first signs, every one verifies (`ekp tickets new-key`)")
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _ticket_keys(raw: str, problems: list[str]) -> tuple[tuple[int, int], ...]:
+    """Parse EKP_TICKET_KEYS; a problem never repeats the secret."""
+    keys: list[tuple[int, int]] = []
+    entries = [entry.strip() for entry in raw.split(",")]
+    for number, entry in enumerate(entries, start=1):
+        key_id, _, secret = entry.partition(":")
+        key_id, secret = key_id.strip(), secret.strip()
+        scalar = int(secret, 16) if len(secret) == 64 and all(c in "0123456789abcdefABCDEF" for c in secret) else 0
+        if not key_id.isdigit() or not 0 <= int(key_id) <= 0xFFFF or not 0 < scalar < _P256_ORDER:
+            problems.append(f"EKP_TICKET_KEYS: entry {number} is not valid; {TICKET_KEYS_FORMAT}")
+            return ()
+        if any(int(key_id) == known for known, _ in keys):
+            problems.append(f"EKP_TICKET_KEYS: key id {int(key_id)} is given twice; {TICKET_KEYS_FORMAT}")
+            return ()
+        keys.append((int(key_id), scalar))
+    return tuple(keys)
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -219,6 +245,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                 problems.append(f"{name}: required when EKP_PAYMENTS=tpay")
     if production and not smtp_url:
         problems.append("EKP_SMTP_URL: required when EKP_ENV=production (mail would never leave the outbox)")
+    ticket_keys = _ticket_keys(get("EKP_TICKET_KEYS", ""), problems) if get("EKP_TICKET_KEYS", "").strip() else ()
+    if production and not get("EKP_TICKET_KEYS", "").strip():
+        problems.append("EKP_TICKET_KEYS: required when EKP_ENV=production (every node must sign and verify tickets "
+                        f"with the same keys); {TICKET_KEYS_FORMAT}")
 
     secret_key = _key("EKP_SECRET_KEY", get("EKP_SECRET_KEY", ""), problems) if get("EKP_SECRET_KEY") else b""
     pesel_key = _key("EKP_PESEL_KEY", get("EKP_PESEL_KEY", ""), problems) if get("EKP_PESEL_KEY") else b""
@@ -227,4 +257,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     secret_key = secret_key or _secret_from_var(var_dir, "secret_key")
     pesel_key = pesel_key or _secret_from_var(var_dir, "pesel_key")
     sandbox_key = _secret_from_var(var_dir, "sandbox_key") if payments == "sandbox" else b""
-    return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, **settings_kwargs)  # type: ignore[arg-type]
+    return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, ticket_keys=ticket_keys,  # type: ignore[arg-type]
+                    **settings_kwargs)

@@ -1,6 +1,7 @@
 // The inspector's scanner: camera -> zxing-wasm reader -> offline verification with the cached
-// trust list (issuer keys + revoked tickets) -> a full-screen verdict. Verdicts are logged to the
-// server when online (queued in localStorage while offline).
+// trust list (issuer keys, revoked tickets with the reason, phones unbound from a ticket) -> a
+// full-screen verdict. Verdicts are logged to the server when online (queued in localStorage while
+// offline).
 import { DEFAULT_FRESHNESS_SECONDS, loadTrustList, verify } from "./ticket-record.js";
 import { prepareZXingModule, readBarcodes } from "/static/vendor/zxing/es/reader/index.js";
 
@@ -120,7 +121,10 @@ function showVerdict(result) {
   verdictBox.className = `verdict ${result.valid ? "verdict-valid" : "verdict-invalid"}`;
   verdictBox.dataset.code = result.code;
   el("verdict-title").textContent = result.valid ? texts.valid : texts.invalid;
-  el("verdict-reason").textContent = texts.reasons[result.code] || result.code;
+  let reason = texts.reasons[result.code] || result.code;
+  if (result.revocation) reason += `: ${texts.revocations[result.revocation] || result.revocation}`;
+  el("verdict-reason").textContent = reason;
+  verdictBox.dataset.revocation = result.revocation || "";
   const list = el("verdict-details");
   list.replaceChildren();
   const t = result.ticket;
@@ -144,7 +148,7 @@ async function check(bytes) {
     return;
   }
   const result = await verify(bytes, trust.issuerKeys, trust.revoked, Date.now() / 1000,
-    trust.freshnessSeconds || DEFAULT_FRESHNESS_SECONDS);
+    trust.freshnessSeconds || DEFAULT_FRESHNESS_SECONDS, trust.revokedDevices);
   showVerdict(result);
   logVerdict(result);
 }

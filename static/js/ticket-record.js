@@ -24,6 +24,16 @@ export const REASONS = Object.freeze({
   EXPIRED: "expired",
 });
 
+export const REVOCATIONS = Object.freeze({
+  DEVICE_UNBOUND: "device_unbound",
+  CANCELLED: "cancelled",
+  REFUNDED: "refunded",
+  CHARGEBACK: "chargeback",
+  CARD_BLOCKED: "card_blocked",
+  OTHER: "other",
+});
+const KNOWN_REVOCATIONS = new Set(Object.values(REVOCATIONS));
+
 const SIGNATURE_BYTES = 64;
 const DEVICE_KEY_BYTES = 33;
 const TIMESTAMP_BYTES = 4;
@@ -303,9 +313,23 @@ function lookupIssuerKey(issuerKeys, keyId) {
 
 function isRevoked(revoked, ticketId) {
   if (!revoked) return false;
-  if (revoked instanceof Set) return revoked.has(ticketId);
+  if (revoked instanceof Set || revoked instanceof Map) return revoked.has(ticketId);
   if (Array.isArray(revoked)) return revoked.includes(ticketId);
-  throw new TypeError("revoked must be a Set or an array of ticket ids");
+  throw new TypeError("revoked must be a Set, a Map or an array of ticket ids");
+}
+
+function revocationOf(revoked, ticketId) {
+  const why = revoked instanceof Map ? revoked.get(ticketId) : undefined;
+  return KNOWN_REVOCATIONS.has(why) ? why : REVOCATIONS.OTHER;
+}
+
+function toHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The key of a revoked phone in a revokedDevices Set: "<ticket id>:<hex of the 33-byte device key>". */
+export function deviceRevocationKey(ticketId, devicePublicKey) {
+  return `${ticketId}:${toHex(toBytes(devicePublicKey))}`;
 }
 
 function ticketFields(record) {
@@ -321,8 +345,8 @@ function ticketFields(record) {
   };
 }
 
-function verdict(valid, reason, ticket = null, presentedAt = null) {
-  return { valid, reason, code: valid ? "valid" : reason, ticket, presentedAt };
+function verdict(valid, reason, ticket = null, presentedAt = null, revocation = null) {
+  return { valid, reason, code: valid ? "valid" : reason, ticket, presentedAt, revocation };
 }
 
 /**
@@ -331,11 +355,15 @@ function verdict(valid, reason, ticket = null, presentedAt = null) {
  * (|now - ts| <= freshness), revocation, validity period (validFrom <= now < validUntil).
  *
  * issuerKeys: Map or object from key id to CryptoKey (verify) or P-256 JWK.
- * revoked: Set (or array) of ticket ids (numbers). nowSeconds: Unix seconds (Date.now() / 1000).
- * Returns {valid, reason, code, ticket, presentedAt}; ticket is set once the issuer signature
- * has been checked (so an expired or revoked ticket still shows what it is), else null.
+ * revoked: Map (ticket id -> revocation reason), Set or array of ticket ids (numbers).
+ * nowSeconds: Unix seconds (Date.now() / 1000).
+ * revokedDevices: Set of deviceRevocationKey(ticketId, deviceKey) of phones unbound from a ticket.
+ * Returns {valid, reason, code, ticket, presentedAt, revocation}; ticket is set once the issuer
+ * signature has been checked (so an expired or revoked ticket still shows what it is), else null;
+ * revocation names why a revoked code is revoked (device_unbound, cancelled, refunded, ...).
  */
-export async function verify(bytes, issuerKeys, revoked, nowSeconds, freshness = DEFAULT_FRESHNESS_SECONDS) {
+export async function verify(bytes, issuerKeys, revoked, nowSeconds, freshness = DEFAULT_FRESHNESS_SECONDS,
+  revokedDevices = null) {
   if (typeof nowSeconds !== "number" || !Number.isFinite(nowSeconds)) {
     throw new TypeError("nowSeconds must be a finite number of Unix seconds");
   }
@@ -375,15 +403,26 @@ export async function verify(bytes, issuerKeys, revoked, nowSeconds, freshness =
   }
   if (!deviceOk) return refuse(REASONS.BAD_DEVICE_SIGNATURE);
   if (Math.abs(now - timestamp) > freshness) return refuse(REASONS.STALE);
-  if (isRevoked(revoked, record.ticketId)) return refuse(REASONS.REVOKED);
+  if (isRevoked(revoked, record.ticketId)) {
+    return verdict(false, REASONS.REVOKED, ticket, timestamp, revocationOf(revoked, record.ticketId));
+  }
+  if (revokedDevices && revokedDevices.has(deviceRevocationKey(record.ticketId, record.devicePublicKey))) {
+    return verdict(false, REASONS.REVOKED, ticket, timestamp, REVOCATIONS.DEVICE_UNBOUND);
+  }
   if (now < record.validFrom) return refuse(REASONS.NOT_YET_VALID);
   if (now >= record.validUntil) return refuse(REASONS.EXPIRED);
   return verdict(true, null, ticket, timestamp);
 }
 
+function fromBase64Url(text) {
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
 /**
  * Turn the server's trust list (GET JSON, cache it for offline use) into verify() arguments:
- * {issuerKeys: Map<number, CryptoKey>, revoked: Set<number>, generatedAt, freshnessSeconds}.
+ * {issuerKeys: Map<number, CryptoKey>, revoked: Map<number, reason>, revokedDevices: Set<string>,
+ * generatedAt, freshnessSeconds}.
  */
 export async function loadTrustList(document) {
   if (!document || document.format !== TRUST_LIST_FORMAT) throw new TypeError("unknown trust list format");
@@ -396,14 +435,31 @@ export async function loadTrustList(document) {
     if (!Number.isInteger(keyId) || keyId < 0 || keyId > MAX_KEY_ID) throw new TypeError("bad kid");
     issuerKeys.set(keyId, await importIssuerJwk(jwk));
   }
-  const revoked = new Set();
+  const reasons = document.revocation_reasons ?? {};
+  const devices = document.revoked_devices ?? [];
+  if (typeof reasons !== "object" || Array.isArray(reasons) || !Array.isArray(devices)) {
+    throw new TypeError("revocation_reasons must be an object and revoked_devices an array");
+  }
+  const revoked = new Map();
   for (const id of document.revoked) {
     if (!Number.isInteger(id) || id < 0 || id > MAX_TICKET_ID) throw new TypeError("bad revoked ticket id");
-    revoked.add(id);
+    const why = reasons[String(id)];
+    revoked.set(id, KNOWN_REVOCATIONS.has(why) ? why : REVOCATIONS.OTHER);
+  }
+  const revokedDevices = new Set();
+  for (const entry of devices) {
+    const id = entry && entry.ticket_id;
+    if (!Number.isInteger(id) || id < 0 || id > MAX_TICKET_ID || typeof entry.device_key !== "string") {
+      throw new TypeError("bad revoked device");
+    }
+    const key = fromBase64Url(entry.device_key);
+    if (key.length !== DEVICE_KEY_BYTES || (key[0] !== 2 && key[0] !== 3)) throw new TypeError("bad revoked device key");
+    revokedDevices.add(deviceRevocationKey(id, key));
   }
   return {
     issuerKeys,
     revoked,
+    revokedDevices,
     generatedAt: document.generated_at,
     freshnessSeconds: Number.isInteger(document.freshness_seconds)
       ? document.freshness_seconds

@@ -53,7 +53,7 @@ def test_production_defaults_are_safe(tmp_path):
     settings = load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_ENV": "production", "EKP_BASE_URL": "https://ekp.example.pl",
                               "EKP_SMTP_URL": "smtp+starttls://mail.example.pl:587", "EKP_PAYMENTS": "tpay",
                               "EKP_TPAY_CLIENT_ID": "id", "EKP_TPAY_CLIENT_SECRET": "secret",
-                              "EKP_TPAY_SECURITY_CODE": "code"})
+                              "EKP_TPAY_SECURITY_CODE": "code", "EKP_TICKET_KEYS": "1:" + "11" * 32})
     assert settings.is_production
     assert not settings.announces_test_money
     assert not settings.dev_pages, "the dev mail page is off in production"

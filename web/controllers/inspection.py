@@ -41,12 +41,32 @@ def reason_texts() -> dict[str, str]:
     }
 
 
+def revocation_texts() -> dict[str, str]:
+    """Why a ticket (or this phone's code of it) is revoked (R-TKT-1, R-TKT-4), after "Bilet unieważniony: "."""
+    return {
+        "device_unbound": _("telefon odłączony od biletu (kod z telefonu, który już nie jest przypisany)"),
+        "cancelled": _("bilet anulowany"),
+        "refunded": _("zwrot płatności za bilet"),
+        "chargeback": _("płatność za bilet cofnięta przez bank (chargeback)"),
+        "card_blocked": _("karta zablokowana"),
+        "other": _("unieważniony przez operatora"),
+    }
+
+
+def verdict_message(code: str, revocation: str | None) -> str:
+    text = reason_texts().get(code, code)
+    if code == "revoked" and revocation:
+        text = f"{text}: {revocation_texts().get(revocation, revocation)}"
+    return text
+
+
 def scanner_texts() -> dict[str, object]:
     """Everything the offline scanner (static/js/inspect.js) shows, in the page's language."""
     reasons = reason_texts()
     reasons.update({"no_ticket": _("Brak ważnego biletu"), "card_not_found": _("Nie ma takiej karty")})
     return {
         "reasons": reasons,
+        "revocations": revocation_texts(),
         "products": {"5P1-N": product_name("5P1-N"), "5P1-U": product_name("5P1-U")},
         "valid": _("WAŻNY"),
         "invalid": _("NIEWAŻNY"),
@@ -63,12 +83,13 @@ def scanner_texts() -> dict[str, object]:
 
 def verdict_json(checked: service.CheckedCode) -> dict[str, object]:
     verdict = checked.verdict
-    texts = reason_texts()
+    revocation = verdict.revocation.value if verdict.revocation else None
     body: dict[str, object] = {
         "valid": verdict.valid,
         "code": verdict.code,
         "reason": verdict.reason.value if verdict.reason else None,
-        "message": texts.get(verdict.code, verdict.code),
+        "revocation": revocation,
+        "message": verdict_message(verdict.code, revocation),
         "ticket": None,
         "presented_at": verdict.presented_at.isoformat() if verdict.presented_at else None,
         "inspection_id": checked.inspection_id,
@@ -137,7 +158,7 @@ async def card_lookup(request: Request) -> Template:
 
 @get("/api/inspection/trust-list", guards=inspector)
 async def trust_list(request: Request) -> Response:
-    keys = service.issuer_keys(settings_of(request).var_dir)
+    keys = service.issuer_keys_for(settings_of(request))
     document = await in_transaction(request, service.trust_list_document, keys, clock.now())
     return Response(document, headers={"Cache-Control": "no-store"})
 
@@ -156,7 +177,7 @@ async def verify_code(request: Request) -> Response:
     except (ValueError, binascii.Error):
         return Response({"status": 400, "detail": _("Pole code nie jest poprawnym base64.")}, status_code=400)
     user = await current_user(request)
-    keys = service.issuer_keys(settings_of(request).var_dir)
+    keys = service.issuer_keys_for(settings_of(request))
     checked = await in_transaction(request, service.check_code, keys, user.id, raw, clock.now(), "terminal")  # type: ignore[union-attr]
     return Response(verdict_json(checked), headers={"Cache-Control": "no-store"})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, Router, get, post
@@ -13,6 +14,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
+from domain import ticket_phones
 from domain import ticket_record as tr
 from web import clock
 from web.http import client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role, safe_next, settings_of
@@ -29,6 +31,7 @@ def problem_text(code: str) -> str:
         "ticket.not_mobile": _("Ten bilet jest na karcie plastikowej: kontroler sprawdza go po numerze karty."),
         "ticket.ended": _("Ten bilet już nie obowiązuje."),
         "ticket.device_limit": _("Bilet jest już przypisany do 2 telefonów. Odłącz jeden z nich, aby przypisać ten."),
+        "ticket.change_limit": _("Telefon można zmienić najwyżej 2 razy w ciągu 30 dni."),
         "ticket.bad_key": _("Telefon wysłał nieprawidłowy klucz. Odśwież stronę i spróbuj ponownie."),
         "ticket.bad_request": _("Nieprawidłowe żądanie."),
         "ticket.unbound": _("Ten telefon nie jest już przypisany do biletu."),
@@ -45,8 +48,21 @@ def product_name(code: str) -> str:
     return {"5P1-N": _("Bilet 5plus1 normalny"), "5P1-U": _("Bilet 5plus1 ulgowy")}.get(code, code)
 
 
-def _problem(code: str, status: int) -> Response:
-    return Response({"error": code, "message": problem_text(code)}, status_code=status)
+def change_limit_text(next_change_at: datetime | None) -> str:
+    """The refusal of a change of phone over the limit (R-TKT-1), with the moment it opens again."""
+    text = problem_text("ticket.change_limit")
+    if next_change_at is None:
+        return text
+    when = clock.to_local(next_change_at).strftime("%d.%m.%Y %H:%M")
+    return text + " " + _("Następna zmiana będzie możliwa od %(when)s.", when=when)
+
+
+def _problem(code: str, status: int, next_change_at: datetime | None = None) -> Response:
+    message = change_limit_text(next_change_at) if code == "ticket.change_limit" else problem_text(code)
+    body: dict[str, object] = {"error": code, "message": message}
+    if code == "ticket.change_limit":
+        body["next_change_at"] = next_change_at.isoformat() if next_change_at else None
+    return Response(body, status_code=status)
 
 
 def _b64(data: bytes) -> str:
@@ -76,7 +92,7 @@ async def tickets_page(request: Request) -> Template:
     user = await current_user(request)
     views = await in_transaction(request, service.my_tickets, user.id, clock.today())  # type: ignore[union-attr]
     return await page(request, "tickets/list.html", tickets=views, state_text=state_text, product_name=product_name,
-                      max_devices=service.MAX_DEVICES)
+                      max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS)
 
 
 @get("/tickets/{ticket_id:int}/show", guards=passenger)
@@ -87,7 +103,7 @@ async def show_ticket(request: Request, ticket_id: FromPath[int]) -> Template:
         raise NotFoundException()
     response = await page(request, "tickets/show.html", view=view, state_text=state_text, product_name=product_name,
                           refresh_seconds=tr.REFRESH_SECONDS, freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS,
-                          max_devices=service.MAX_DEVICES)
+                          max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS)
     if view.is_mobile:
         response.headers.update(OFFLINE_HEADERS)
     return response
@@ -100,12 +116,12 @@ async def bind_device(request: Request, ticket_id: FromPath[int]) -> Response:
     parsed = _key_from(await request.body())
     if parsed is None:
         return _problem("ticket.bad_request", 400)
-    keys = service.issuer_keys(settings_of(request).var_dir)
+    keys = service.issuer_keys_for(settings_of(request))
     result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], parsed[1], keys,  # type: ignore[union-attr]
                                   clock.today(), client_ip(request))
     if result.problem:
         status = {"ticket.not_found": 404, "ticket.bad_key": 400, "ticket.device_limit": 409}.get(result.problem, 409)
-        return _problem(result.problem, status)
+        return _problem(result.problem, status, result.next_change_at)
     return Response(_device_json(result.device, ticket_id), status_code=201)
 
 
@@ -125,7 +141,7 @@ async def refresh_record(request: Request, ticket_id: FromPath[int]) -> Response
         return _problem("ticket.not_found", 404)
     if not any(d.public_key == key_hex for d in view.devices):
         return _problem("ticket.unbound", 410)
-    keys = service.issuer_keys(settings_of(request).var_dir)
+    keys = service.issuer_keys_for(settings_of(request))
     result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], "", keys,  # type: ignore[union-attr]
                                   clock.today(), client_ip(request))
     if result.problem:

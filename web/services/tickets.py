@@ -1,12 +1,17 @@
-"""Mobile tickets on the phone and their inspection (R-5P1-8; docs/ticket-record.md).
+"""Mobile tickets on the phone and their inspection (R-5P1-8, R-TKT-1..4; docs/ticket-record.md).
 
-* The issuer keys live in ``var/`` (``ticket_issuer_key_<id>.pem``, generated on first use with
-  key id 1). Every key file found is published in the trust list; the highest id signs, so a key is
-  rotated by adding ``ticket_issuer_key_2.pem`` and removing the old file once its records expired.
-* A ticket on a mobile carrier is bound to at most ``MAX_DEVICES`` phones: each phone sends the
-  public half of a non-extractable WebCrypto key and gets back a static record naming it.
-* Inspectors verify presentations offline in JavaScript with the trust list (issuer keys + revoked
-  ticket ids), or online through the terminal endpoint; every check lands in ``inspections``.
+* The issuer keys (R-TKT-3) are a provided secret shared by every node, ``EKP_TICKET_KEYS``
+  (``<id>:<hex>,...``; the first signs, all verify; required in production). Without it (development,
+  tests) they live in ``var/`` (``ticket_issuer_key_<id>.pem``, generated on first use with key id 1;
+  the highest id signs). Every key is published in the trust list; an old key stays listed until the
+  tickets it signed have expired, then it is removed.
+* A ticket on a mobile carrier is held by at most ``MAX_DEVICES`` phones (R-TKT-1): each phone sends
+  the public half of a non-extractable WebCrypto key and gets back a static record naming it. A phone
+  that is unbound is revoked for that ticket by (ticket id, device key); changes of phone are limited
+  (``domain.ticket_phones``).
+* Inspectors verify presentations offline in JavaScript with the trust list (issuer keys, revoked
+  tickets with the reason, revoked phones), or online through the terminal endpoint; every check lands
+  in ``inspections``. ``revoke_ticket`` revokes a ticket for a reason (R-TKT-4).
 """
 
 from __future__ import annotations
@@ -20,15 +25,18 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import or_
+from sqlalchemy import exists, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from domain import ticket_phones
 from domain import ticket_record as tr
 from domain.carriers import UnknownCarrierType, carrier_type_from_code, display_name, is_mobile
 from web import clock
 from web.models import AuditEvent, Card, Inspection, Ticket, TicketDevice, User
+from web.settings import Settings
 
-MAX_DEVICES = 2
+MAX_DEVICES = ticket_phones.MAX_PHONES
 """A ticket may be bound to at most this many phones at a time (like Kraków's official app)."""
 
 FIRST_ISSUER_KEY_ID = 1
@@ -97,6 +105,27 @@ def issuer_keys(var_dir: Path) -> IssuerKeys:
         return keys
 
 
+_env_keys_cache: dict[tuple[tuple[int, int], ...], IssuerKeys] = {}
+
+
+def _keys_from_settings(ticket_keys: tuple[tuple[int, int], ...]) -> IssuerKeys:
+    with _keys_lock:
+        cached = _env_keys_cache.get(ticket_keys)
+        if cached is None:
+            private = {kid: ec.derive_private_key(scalar, ec.SECP256R1()) for kid, scalar in ticket_keys}
+            signing_id = ticket_keys[0][0]
+            cached = IssuerKeys(signing_id, private[signing_id], {kid: k.public_key() for kid, k in private.items()})
+            _env_keys_cache[ticket_keys] = cached
+        return cached
+
+
+def issuer_keys_for(settings: Settings) -> IssuerKeys:
+    """The issuer keys of this deployment: EKP_TICKET_KEYS when given (every node the same), else var/."""
+    if settings.ticket_keys:
+        return _keys_from_settings(settings.ticket_keys)
+    return issuer_keys(settings.var_dir)
+
+
 # --- what a ticket looks like in the record and on the page ----------------------------------------
 
 
@@ -142,6 +171,8 @@ class TicketView:
     is_mobile: bool
     state: str
     devices: list[TicketDevice]
+    changes: ticket_phones.PhoneChanges | None = None
+    """Changes of phone used in the last 30 days (R-TKT-1); None for a plastic carrier."""
 
     @property
     def can_bind(self) -> bool:
@@ -162,6 +193,21 @@ def _carrier_name(card: Card) -> str:
         return card.carrier_type
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _bound_times(session: Session, ticket_ids: Iterable[int]) -> dict[int, list[datetime]]:
+    """When each phone was ever bound to these tickets (ended bindings included)."""
+    ids = list(ticket_ids)
+    found: dict[int, list[datetime]] = {tid: [] for tid in ids}
+    if ids:
+        for ticket_id, bound_at in session.exec(select(TicketDevice.ticket_id, TicketDevice.bound_at)
+                                                .where(col(TicketDevice.ticket_id).in_(ids))):
+            found[ticket_id].append(_utc(bound_at))
+    return found
+
+
 def _active_devices(session: Session, ticket_ids: Iterable[int]) -> dict[int, list[TicketDevice]]:
     ids = list(ticket_ids)
     found: dict[int, list[TicketDevice]] = {tid: [] for tid in ids}
@@ -175,10 +221,13 @@ def _active_devices(session: Session, ticket_ids: Iterable[int]) -> dict[int, li
     return found
 
 
-def _view(ticket: Ticket, card: Card, devices: list[TicketDevice], today: date) -> TicketView:
+def _view(ticket: Ticket, card: Card, devices: list[TicketDevice], today: date,
+          bound: list[datetime] | None = None) -> TicketView:
+    mobile = _is_mobile(card)
+    changes = ticket_phones.phone_changes(bound, clock.now()) if mobile and bound is not None else None
     return TicketView(ticket=ticket, product_code=product_code(ticket), carrier_type=card.carrier_type,
-                      carrier_name=_carrier_name(card), client_code=card.client_code, is_mobile=_is_mobile(card),
-                      state=ticket_state(ticket, today, card.blocked), devices=devices)
+                      carrier_name=_carrier_name(card), client_code=card.client_code, is_mobile=mobile,
+                      state=ticket_state(ticket, today, card.blocked), devices=devices, changes=changes)
 
 
 def my_tickets(session: Session, user_id: int, today: date, past_days: int = 31) -> list[TicketView]:
@@ -186,8 +235,11 @@ def my_tickets(session: Session, user_id: int, today: date, past_days: int = 31)
     rows = session.exec(select(Ticket, Card).join(Card, col(Ticket.card_id) == col(Card.id))
                         .where(Ticket.user_id == user_id, Ticket.valid_until >= today - timedelta(days=past_days))
                         .order_by(col(Ticket.valid_from), col(Ticket.id))).all()
-    devices = _active_devices(session, [t.id for t, _ in rows if t.id is not None])
-    return [_view(ticket, card, devices.get(ticket.id, []), today) for ticket, card in rows]  # type: ignore[arg-type]
+    ids = [t.id for t, _ in rows if t.id is not None]
+    devices = _active_devices(session, ids)
+    bound = _bound_times(session, ids)
+    return [_view(ticket, card, devices.get(ticket.id, []), today, bound.get(ticket.id, []))  # type: ignore[arg-type]
+            for ticket, card in rows]
 
 
 def my_ticket(session: Session, user_id: int, ticket_id: int, today: date) -> TicketView | None:
@@ -197,7 +249,8 @@ def my_ticket(session: Session, user_id: int, ticket_id: int, today: date) -> Ti
     card = session.get(Card, ticket.card_id)
     if card is None:
         return None
-    return _view(ticket, card, _active_devices(session, [ticket_id])[ticket_id], today)
+    return _view(ticket, card, _active_devices(session, [ticket_id])[ticket_id], today,
+                 _bound_times(session, [ticket_id])[ticket_id])
 
 
 # --- binding a ticket to a phone -------------------------------------------------------------------
@@ -206,7 +259,9 @@ def my_ticket(session: Session, user_id: int, ticket_id: int, today: date) -> Ti
 @dataclass
 class BindResult:
     device: TicketDevice | None = None
-    problem: str | None = None  # ticket.not_found | ticket.not_mobile | ticket.ended | ticket.device_limit | ticket.bad_key
+    problem: str | None = None
+    """ticket.not_found | ticket.not_mobile | ticket.ended | ticket.device_limit | ticket.change_limit | ticket.bad_key"""
+    next_change_at: datetime | None = None  # with ticket.change_limit: when a change of phone is possible again
 
 
 def sign_ticket_record(ticket: Ticket, birth_year: int | None, device_key: bytes, keys: IssuerKeys) -> bytes:
@@ -253,11 +308,15 @@ def bind_device(session: Session, user_id: int, ticket_id: int, public_key: byte
         existing.issuer_key_id = keys.signing_id
         session.add(existing)
         return BindResult(device=existing)
-    if len(devices) >= MAX_DEVICES:
-        return BindResult(problem="ticket.device_limit")
+    now = clock.now()
+    bound = _bound_times(session, [ticket_id])[ticket_id]
+    refusal = ticket_phones.new_phone_refusal(len(devices), bound, now)
+    if refusal is not None:
+        return BindResult(problem=f"ticket.{refusal}",
+                          next_change_at=ticket_phones.phone_changes(bound, now).next_change_at)
     device = TicketDevice(ticket_id=ticket_id, user_id=user_id, public_key=device_key.hex(),
                           label=label.strip()[:80], static_record=record, issuer_key_id=keys.signing_id,
-                          bound_at=clock.now())
+                          bound_at=now)
     session.add(device)
     session.add(AuditEvent(user_id=user_id, action="ticket.bind_device", ip=ip, detail=f"ticket {ticket_id}"))
     session.flush()
@@ -286,16 +345,69 @@ def my_devices(session: Session, user_id: int, today: date) -> list[tuple[Ticket
 # --- trust list, verification, inspections ------------------------------------------------------------
 
 
+def revoke_ticket(session: Session, ticket_id: int, reason: str, ip: str | None = None) -> bool:
+    """Revoke a ticket for ``reason`` (a ``domain.ticket_record.Revocation`` value other than
+    ``device_unbound``: cancelled, refunded, chargeback, card_blocked, other). Every inspector refuses
+    it once synced, and the verdict names the reason (R-TKT-4).
+
+    Idempotent: True when this call revoked it; False when there is no such ticket or it was already
+    revoked (the first reason stays). Raises ValueError for an unknown reason. Runs in the caller's
+    transaction; a stable entry point for other use cases (payment reversals, card blocking).
+    """
+    try:
+        why = tr.Revocation(reason)
+    except ValueError:
+        raise ValueError(f"unknown revocation reason {reason!r}") from None
+    if why is tr.Revocation.DEVICE_UNBOUND:
+        raise ValueError("a phone is unbound with unbind_device, not by revoking the ticket")
+    revoked = session.execute(update(Ticket).where(col(Ticket.id) == ticket_id, col(Ticket.revoked_at).is_(None))
+                           .values(revoked_at=clock.now(), revoked_reason=why.value)).rowcount  # type: ignore[attr-defined]
+    if revoked:
+        session.add(AuditEvent(action="ticket.revoke", ip=ip, detail=f"ticket {ticket_id}: {why.value}"))
+    return bool(revoked)
+
+
+def _revocation_of(ticket: Ticket, card_blocked: bool) -> str:
+    if ticket.revoked_at is not None:
+        return ticket.revoked_reason or tr.Revocation.OTHER.value
+    return tr.Revocation.CARD_BLOCKED.value if card_blocked else ""
+
+
+def revocations(session: Session, today: date, ticket_id: int | None = None) -> dict[int, str]:
+    """Tickets still within validity (+ a day) that were revoked or sit on a blocked card -> the reason."""
+    query = (select(Ticket, Card.blocked).join(Card, col(Ticket.card_id) == col(Card.id))
+             .where(Ticket.valid_until >= today - timedelta(days=REVOKED_KEEP_DAYS),
+                    or_(col(Ticket.revoked_at).is_not(None), col(Card.blocked).is_(True))))
+    if ticket_id is not None:
+        query = query.where(Ticket.id == ticket_id)
+    return {int(ticket.id): _revocation_of(ticket, bool(blocked))  # type: ignore[arg-type]
+            for ticket, blocked in session.exec(query).all()}
+
+
 def revoked_ticket_ids(session: Session, today: date) -> list[int]:
     """Tickets still within validity (+ a day) that were revoked or sit on a blocked card."""
-    rows = session.exec(select(Ticket.id).join(Card, col(Ticket.card_id) == col(Card.id))
-                        .where(Ticket.valid_until >= today - timedelta(days=REVOKED_KEEP_DAYS),
-                               or_(col(Ticket.revoked_at).is_not(None), col(Card.blocked).is_(True)))).all()
-    return sorted(int(tid) for tid in rows if tid is not None)
+    return sorted(revocations(session, today))
+
+
+def revoked_devices(session: Session, today: date, ticket_id: int | None = None) -> set[tuple[int, bytes]]:
+    """(ticket id, device key) of phones unbound from tickets still within validity (+ a day) and not
+    bound to them again since (R-TKT-1): their records no longer verify."""
+    ended = aliased(TicketDevice)
+    bound_again = select(TicketDevice.id).where(col(TicketDevice.ticket_id) == ended.ticket_id,
+                                                col(TicketDevice.public_key) == ended.public_key,
+                                                col(TicketDevice.unbound_at).is_(None))
+    query = (select(ended.ticket_id, ended.public_key).join(Ticket, col(Ticket.id) == ended.ticket_id)
+             .where(col(ended.unbound_at).is_not(None),
+                    Ticket.valid_until >= today - timedelta(days=REVOKED_KEEP_DAYS),
+                    ~exists(bound_again)))
+    if ticket_id is not None:
+        query = query.where(ended.ticket_id == ticket_id)
+    return {(int(tid), bytes.fromhex(key)) for tid, key in session.exec(query).all()}
 
 
 def trust_list_document(session: Session, keys: IssuerKeys, now: datetime) -> dict[str, object]:
-    return tr.trust_list(keys.public, revoked_ticket_ids(session, clock.to_local(now).date()), now)
+    today = clock.to_local(now).date()
+    return tr.trust_list(keys.public, revocations(session, today), now, revoked_devices(session, today))
 
 
 @dataclass
@@ -316,9 +428,18 @@ def _log(session: Session, inspector_id: int | None, method: str, verdict: str, 
 
 def check_code(session: Session, keys: IssuerKeys, inspector_id: int | None, code: bytes, now: datetime,
                method: str = "terminal") -> CheckedCode:
-    """Verify a presentation against the current keys and revocation list, and log the inspection."""
-    revoked = revoked_ticket_ids(session, clock.to_local(now).date())
-    verdict = tr.verify(code, keys.public, frozenset(revoked), now)
+    """Verify a presentation against the current keys, revocations and unbound phones; log the inspection."""
+    today = clock.to_local(now).date()
+    revoked: dict[int, str] = {}
+    unbound: set[tuple[int, bytes]] = set()
+    try:
+        claimed = tr.decode(code).record.fields.ticket_id  # only this ticket's revocations matter
+    except tr.RecordError:
+        claimed = None
+    if claimed is not None and 0 < claimed < 2**31:  # ticket ids are 32-bit in the database
+        revoked = revocations(session, today, claimed)
+        unbound = revoked_devices(session, today, claimed)
+    verdict = tr.verify(code, keys.public, revoked, now, revoked_devices=unbound)
     ticket_id = verdict.ticket.ticket_id if verdict.ticket is not None else None
     holder = None
     if ticket_id is not None:
