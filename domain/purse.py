@@ -97,6 +97,8 @@ class Refusal(StrEnum):
     NOT_BLOCKED = "not_blocked"  # a transfer needs the lost card blocked first (R-KKM-7)
     SAME_CARD = "same_card"  # the replacement card gets a new number (R-KKM-7)
     NOT_VOID = "not_void"  # funds are forfeited only after 3 years unused
+    DESK_MAXIMUM = "desk_maximum"  # R-TOP-5: above the desk's ceiling for one cash top-up
+    CONFIRMATION_NEEDED = "confirmation_needed"  # R-TOP-5: above the threshold, confirm the amount again
 
 
 class PurseRefused(Exception):
@@ -627,6 +629,41 @@ def top_up_at_service_point(
     if payment < tariff.top_up.service_point_minimum:
         raise PurseRefused(Refusal.BELOW_MINIMUM)
     return _top_up(card, balance, payment, TopUpChannel.SERVICE_POINT, tariff)
+
+
+@dataclass(frozen=True)
+class DeskCashLimits:
+    """R-TOP-5: one cash top-up at the desk is refused above `maximum`; above `confirm_above` it needs a
+    second confirmation of the same amount (defaults: 1 000 zł and 200 zł, EKP_DESK_TOPUP_MAX and
+    EKP_DESK_TOPUP_CONFIRM_ABOVE)."""
+
+    maximum: Grosze = 100_000
+    confirm_above: Grosze = 20_000
+
+    def __post_init__(self) -> None:
+        if self.maximum <= 0 or not 0 <= self.confirm_above <= self.maximum:
+            raise ValueError("desk limits: 0 <= confirm_above <= maximum, maximum above 0")
+
+
+def top_up_at_desk(
+    card: PurseCard | None,
+    *,
+    balance: Grosze,
+    payment: Grosze,
+    now: datetime,
+    limits: DeskCashLimits,
+    confirmed_amount: Grosze | None,
+    tariff: PurseTariff = DEFAULT_PURSE_TARIFF,
+) -> TopUpReceipt:
+    """R-TOP-5 then R-TOP-1: cash at the desk. Above the ceiling refused (`DESK_MAXIMUM`); above the
+    threshold booked only when `confirmed_amount` (what the second confirmation named) is this very
+    amount, else `CONFIRMATION_NEEDED`. Raises `PurseRefused`; nothing is booked when it does."""
+    if payment > limits.maximum:
+        raise PurseRefused(Refusal.DESK_MAXIMUM)
+    receipt = top_up_at_service_point(card, balance=balance, payment=payment, now=now, tariff=tariff)
+    if payment > limits.confirm_above and confirmed_amount != payment:
+        raise PurseRefused(Refusal.CONFIRMATION_NEEDED)
+    return receipt
 
 
 # --------------------------------------------------------------------------- parking meter

@@ -282,13 +282,15 @@ def lock_card(session: Session, number: str) -> PurseCardRow | None:
 
 
 def _book(session: Session, row: PurseCardRow, entries: tuple[LedgerEntry, ...] | list[LedgerEntry], *, at: datetime,
-          place: str = "", device_id: int | None = None, payment_id: int | None = None) -> Grosze:
-    """Append `entries` to the card's ledger and move the cached balance by their sum (the caller holds the lock)."""
+          place: str = "", device_id: int | None = None, payment_id: int | None = None,
+          staff_id: int | None = None) -> Grosze:
+    """Append `entries` to the card's ledger and move the cached balance by their sum (the caller holds the lock).
+    `staff_id` names the staff member of a desk action (R-TOP-5)."""
     moved = 0
     for entry in entries:
         session.add(PurseLedgerEntry(card_id=row.id, at=at, kind=entry.kind.value, amount=entry.amount,  # type: ignore[arg-type]
                                      detail=entry.detail[:80], place=place[:120], device_id=device_id,
-                                     payment_id=payment_id))
+                                     payment_id=payment_id, staff_id=staff_id))
         moved += entry.amount
     row.balance += moved
     row.updated_at = clock.now()
