@@ -782,8 +782,11 @@ def _plus(meter: rules.MeterSession, presses: int) -> rules.MeterSession:
 
 def _quote_response(meter: rules.MeterSession) -> dict[str, Any]:
     paid_until = clock.to_local(meter.paid_until)
+    # R-PARK-4: the end time; with the day when the time bought runs on into a later paid day
+    ends = (f"{paid_until:%H:%M}" if paid_until.date() == clock.to_local(meter.started_at).date()
+            else f"{message('purse.label.until')} {paid_until:%d.%m %H:%M}")
     lines = [f"{message('purse.label.fee')}: {format_pln(meter.fee)}",
-             f"{message('purse.label.paid_for')}: {meter.minutes_paid} min ({paid_until:%H:%M})"]
+             f"{message('purse.label.paid_for')}: {meter.minutes_paid} min ({ends})"]
     if meter.notice is not None:
         lines.insert(0, _text(meter.notice.value))
     return {
