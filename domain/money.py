@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal
 
 Grosze = int
 
@@ -22,18 +23,23 @@ def percent_of(amount: Grosze, percent: int | str | Decimal) -> Grosze:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+# A plain decimal in złoty: digits, then optionally "." or "," and one or two digits. No sign, exponent,
+# nan/inf, thousands separators or non-ASCII digits; a trailing "zł" is allowed.
+_PLAIN_PLN = re.compile(r"([0-9]{1,9})(?:[.,]([0-9]{1,2}))?", re.ASCII)
+
+
 def parse_pln(text: str) -> Grosze:
-    """Parse what a person types as złoty ("12", "12,5", "12.50", "12 zł") into grosze."""
-    cleaned = text.strip().lower().removesuffix("zł").strip().replace(" ", "").replace(",", ".")
-    if not cleaned or cleaned.count(".") > 1:
+    """Parse what a person types as złoty ("12", "12,5", "12.50", "12 zł") into grosze (R-TOP-5).
+
+    Only plain decimals with at most two places and at most 9 digits of złoty are amounts; anything else
+    ("1e7", "nan", "inf", "-5", "+5", "1 000", "12.345") raises `MoneyFormatError`.
+    """
+    cleaned = text.strip().lower().removesuffix("zł").strip()
+    match = _PLAIN_PLN.fullmatch(cleaned)
+    if match is None:
         raise MoneyFormatError(text)
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation as exc:
-        raise MoneyFormatError(text) from exc
-    if value.as_tuple().exponent < -2 or not value.is_finite():  # type: ignore[operator]
-        raise MoneyFormatError(text)
-    return int(value * 100)
+    zl, gr = match.group(1), match.group(2) or ""
+    return int(zl) * 100 + int(gr.ljust(2, "0"))
 
 
 def format_pln(amount: Grosze, *, symbol: bool = True) -> str:

@@ -42,6 +42,7 @@ from domain.ledger import (
     ToppedUp,
     entries_for,
 )
+from domain import parking_hours
 from domain.money import Grosze
 from domain.purse_tariff import DEFAULT_PURSE_TARIFF, Discount, PurseTariff
 
@@ -88,6 +89,8 @@ class Refusal(StrEnum):
     CREDIT_OUTSTANDING = "credit_outstanding"  # too little money and a credit ride unpaid (R-VAL-5)
     HOLDER_FARE_FIRST = "holder_fare_first"  # companion/baggage before the holder's fare here (R-VAL-4)
     NOTHING_SELECTED = "nothing_selected"  # AKCEPTUJ before any "+" or coin
+    FREE_PARKING = "free_parking"  # R-PARK-4: outside the zone's paid hours, nothing to pay
+    LONGEST_STAY = "longest_stay"  # R-PARK-4: one more "+" would go beyond the longest stay
     BELOW_MINIMUM = "below_minimum"  # R-TOP-1 / R-TOP-2
     ABOVE_MAXIMUM = "above_maximum"  # R-TOP-2
     COIN_NOT_ACCEPTED = "coin_not_accepted"  # R-TOP-2: 10 gr .. 5 zł coins only
@@ -97,6 +100,8 @@ class Refusal(StrEnum):
     NOT_BLOCKED = "not_blocked"  # a transfer needs the lost card blocked first (R-KKM-7)
     SAME_CARD = "same_card"  # the replacement card gets a new number (R-KKM-7)
     NOT_VOID = "not_void"  # funds are forfeited only after 3 years unused
+    DESK_MAXIMUM = "desk_maximum"  # R-TOP-5: above the desk's ceiling for one cash top-up
+    CONFIRMATION_NEEDED = "confirmation_needed"  # R-TOP-5: above the threshold, confirm the amount again
 
 
 class PurseRefused(Exception):
@@ -629,6 +634,41 @@ def top_up_at_service_point(
     return _top_up(card, balance, payment, TopUpChannel.SERVICE_POINT, tariff)
 
 
+@dataclass(frozen=True)
+class DeskCashLimits:
+    """R-TOP-5: one cash top-up at the desk is refused above `maximum`; above `confirm_above` it needs a
+    second confirmation of the same amount (defaults: 1 000 zł and 200 zł, EKP_DESK_TOPUP_MAX and
+    EKP_DESK_TOPUP_CONFIRM_ABOVE)."""
+
+    maximum: Grosze = 100_000
+    confirm_above: Grosze = 20_000
+
+    def __post_init__(self) -> None:
+        if self.maximum <= 0 or not 0 <= self.confirm_above <= self.maximum:
+            raise ValueError("desk limits: 0 <= confirm_above <= maximum, maximum above 0")
+
+
+def top_up_at_desk(
+    card: PurseCard | None,
+    *,
+    balance: Grosze,
+    payment: Grosze,
+    now: datetime,
+    limits: DeskCashLimits,
+    confirmed_amount: Grosze | None,
+    tariff: PurseTariff = DEFAULT_PURSE_TARIFF,
+) -> TopUpReceipt:
+    """R-TOP-5 then R-TOP-1: cash at the desk. Above the ceiling refused (`DESK_MAXIMUM`); above the
+    threshold booked only when `confirmed_amount` (what the second confirmation named) is this very
+    amount, else `CONFIRMATION_NEEDED`. Raises `PurseRefused`; nothing is booked when it does."""
+    if payment > limits.maximum:
+        raise PurseRefused(Refusal.DESK_MAXIMUM)
+    receipt = top_up_at_service_point(card, balance=balance, payment=payment, now=now, tariff=tariff)
+    if payment > limits.confirm_above and confirmed_amount != payment:
+        raise PurseRefused(Refusal.CONFIRMATION_NEEDED)
+    return receipt
+
+
 # --------------------------------------------------------------------------- parking meter
 
 
@@ -661,10 +701,20 @@ class MeterSession:
         return self.tariff.parking.minutes(self.presses)
 
     @property
+    def parking_start(self) -> datetime:
+        """The minute the card went in: parking is sold from it, to the minute."""
+        return self.started_at.replace(second=0, microsecond=0)
+
+    @property
     def paid_until(self) -> datetime:
-        """The OPŁACONO ZA end time, to the minute (counted from the minute the card went in)."""
-        start = self.started_at.replace(second=0, microsecond=0)
-        return start + timedelta(minutes=self.minutes_paid)
+        """The OPŁACONO ZA end time, to the minute: the time bought runs only through the zone's paid
+        hours (R-PARK-4), e.g. 1 h bought at 17:30 on a Friday ends at 08:30 on Monday."""
+        return parking_hours.paid_until(self.parking_start, self.minutes_paid, self.tariff.parking)
+
+    @property
+    def parking_is_paid(self) -> bool:
+        """R-PARK-4: whether the zone is paid now (outside its paid hours the meter sells nothing)."""
+        return parking_hours.is_paid_at(self.parking_start, self.tariff.parking)
 
     @property
     def coins_inserted(self) -> Grosze:
@@ -703,9 +753,14 @@ def insert_card(
 
 
 def press_plus(session: MeterSession) -> MeterSession:
-    """R-PARK-2: first "+" = minimum fee, each next one unit; never beyond the balance."""
+    """R-PARK-2: first "+" = minimum fee, each next one unit; never beyond the balance. R-PARK-4: never
+    outside the zone's paid hours, never beyond its longest stay."""
     if session.mode is MeterMode.TOP_UP:
         return replace(session, notice=Refusal.TOP_UP_MODE)
+    if not session.parking_is_paid:  # R-PARK-4: nothing is sold outside the paid hours
+        return replace(session, notice=Refusal.FREE_PARKING)
+    if session.tariff.parking.minutes(session.presses + 1) > session.tariff.parking.longest_stay_minutes:
+        return replace(session, notice=Refusal.LONGEST_STAY)  # R-PARK-4
     next_fee = session.tariff.parking.fee(session.presses + 1)
     if next_fee > session.balance:
         notice = Refusal.CREDIT_OUTSTANDING if session.balance < 0 else Refusal.INSUFFICIENT_FUNDS
@@ -739,8 +794,12 @@ def accept(session: MeterSession) -> ParkingTicket | TopUpReceipt | MeterSession
         return _top_up(
             session.card, session.balance, session.coins_inserted, TopUpChannel.PARKING_METER, session.tariff
         )
+    if not session.parking_is_paid:  # R-PARK-4, also for a session not built by "+" presses
+        return replace(session, presses=0, notice=Refusal.FREE_PARKING)
     if session.presses == 0:
         return replace(session, notice=Refusal.NOTHING_SELECTED)
+    if session.minutes_paid > session.tariff.parking.longest_stay_minutes:
+        return replace(session, notice=Refusal.LONGEST_STAY)
     fee = session.fee
     entries = tuple(
         entries_for(ParkingPaid(fee, detail=f"{session.minutes_paid}min"), current_balance=session.balance)

@@ -11,6 +11,9 @@ decimal strings ("12.5").
 Defaults where neither the seed nor RULES.md gives a value (documented, configurable):
 - parking: the minimum fee (1 zł) buys 30 minutes and each unit (0.50 zł) 15 minutes more,
   i.e. 2 zł per hour; the seed fixes only the fees, not the minutes.
+- parking hours (R-PARK-4): paid Monday to Friday 08:00-18:00, at most 3 hours of paid time per ticket,
+  no free dates (public holidays are listed by the operator in `free_dates`; weekends are free). Each of
+  these may be left out of a tariff file, then these defaults apply.
 - baggage/animal: one flat fare (the normal city fare), on city and suburban lines alike.
 - bonus at a parking meter: RULES.md R-TOP-3 gives the bonus for personal cards without naming a
   channel, so it applies at meters too (`bonus_at_meter = true`); the seed lists it under
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -66,15 +70,27 @@ class FareTable:
         return (self.normal, self.off_30, self.off_50, self.off_75)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 @dataclass(frozen=True)
 class ParkingTariff:
     """R-PARK-2: the first "+" costs `minimum_fee` and buys `minimum_minutes`; each next "+"
-    costs `unit_fee` and buys `unit_minutes` more."""
+    costs `unit_fee` and buys `unit_minutes` more.
+
+    R-PARK-4: parking is paid on `paid_weekdays` (Monday = 0) that are not in `free_dates`, from
+    `paid_from` to `paid_until` (minutes after local midnight, 1440 = midnight at the day's end), and one
+    ticket buys at most `longest_stay_minutes` of paid time (`domain.parking_hours`)."""
 
     minimum_fee: Grosze = 100
     minimum_minutes: int = 30
     unit_fee: Grosze = 50
     unit_minutes: int = 15
+    paid_weekdays: frozenset[int] = frozenset(range(5))
+    paid_from: int = 8 * 60
+    paid_until: int = 18 * 60
+    longest_stay_minutes: int = 180
+    free_dates: frozenset[date] = frozenset()
 
     def fee(self, presses: int) -> Grosze:
         if presses <= 0:
@@ -154,7 +170,10 @@ DEFAULT_PURSE_TARIFF = PurseTariff()
 _TOP_KEYS = {"fares", "parking", "top_up"}
 _FARES_KEYS = {"city", "suburban", "short_ride_percent", "baggage", "no_ticket_surcharge"}
 _TABLE_KEYS = {"normal", "off_30", "off_50", "off_75"}
-_PARKING_KEYS = {"minimum_fee", "minimum_minutes", "unit_fee", "unit_minutes"}
+_PARKING_KEYS = {"minimum_fee", "minimum_minutes", "unit_fee", "unit_minutes", "paid_days", "paid_hours",
+                 "longest_stay_minutes", "free_dates"}
+# R-PARK-4 settings a tariff may leave out (defaults: Mon-Fri 08:00-18:00, 3 h, no free dates).
+_PARKING_OPTIONAL = {"paid_days", "paid_hours", "longest_stay_minutes", "free_dates"}
 _TOP_UP_KEYS = {
     "service_point_minimum",
     "meter_minimum",
@@ -172,7 +191,7 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[str] = []
 
-    def table(self, data: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
+    def table(self, data: Any, path: str, allowed: set[str], optional: set[str] = set()) -> Mapping[str, Any]:  # noqa: B006
         if data is None:  # the missing table was already reported by its parent
             return {}
         if not isinstance(data, Mapping):
@@ -180,7 +199,7 @@ class _Reader:
             return {}
         for key in sorted(set(data) - allowed, key=str):
             self.problems.append(f"{_join(path, str(key))}: unknown setting")
-        for key in sorted(allowed - set(data)):
+        for key in sorted(allowed - optional - set(data)):
             self.problems.append(f"{_join(path, key)}: missing")
         return data
 
@@ -270,12 +289,13 @@ def purse_tariff_from_dict(data: Mapping[str, Any]) -> PurseTariff:
     baggage = reader.money(fares, "baggage", "fares")
     surcharge = reader.money(fares, "no_ticket_surcharge", "fares")
 
-    parking_data = reader.table(top.get("parking"), "parking", _PARKING_KEYS)
+    parking_data = reader.table(top.get("parking"), "parking", _PARKING_KEYS, _PARKING_OPTIONAL)
     parking = ParkingTariff(
         minimum_fee=reader.money(parking_data, "minimum_fee", "parking"),
         minimum_minutes=reader.minutes(parking_data, "minimum_minutes", "parking"),
         unit_fee=reader.money(parking_data, "unit_fee", "parking"),
         unit_minutes=reader.minutes(parking_data, "unit_minutes", "parking"),
+        **_paid_hours(reader, parking_data),
     )
 
     top_up_data = reader.table(top.get("top_up"), "top_up", _TOP_UP_KEYS)
@@ -351,3 +371,60 @@ def _coin_value(reader: _Reader, value: Any, where: str) -> Grosze:
     if amount <= 0:
         reader.problems.append(f"{where}: must be more than 0 zł, got {value!r}")
     return amount
+
+
+_DEFAULT_PARKING = ParkingTariff()
+
+
+def _clock_minutes(text: Any) -> int | None:
+    """"08:00" -> 480, "24:00" -> 1440; None for anything else."""
+    if not isinstance(text, str) or len(text) != 5 or text[2] != ":" or not (text[:2] + text[3:]).isdigit():
+        return None
+    hours, minutes = int(text[:2]), int(text[3:])
+    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+        return None
+    return hours * 60 + minutes
+
+
+def _paid_hours(reader: _Reader, data: Mapping[str, Any]) -> dict[str, Any]:
+    """R-PARK-4 settings of [parking] (each optional, see `ParkingTariff` for the defaults)."""
+    found: dict[str, Any] = {}
+    if "paid_days" in data:
+        days = data["paid_days"]
+        if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days) or len(set(days)) != len(days):
+            reader.problems.append(f"parking.paid_days: must be a list of different days from {', '.join(WEEKDAYS)}, "
+                                   f"got {days!r}")
+        else:
+            found["paid_weekdays"] = frozenset(WEEKDAYS.index(d) for d in days)
+    if "paid_hours" in data:
+        hours = data["paid_hours"]
+        bounds = [_clock_minutes(h) for h in hours] if isinstance(hours, list) and len(hours) == 2 else [None]
+        if None in bounds or bounds[0] >= bounds[1] or bounds[0] >= 1440:  # type: ignore[operator]
+            reader.problems.append(f'parking.paid_hours: must be ["HH:MM", "HH:MM"], the end after the start '
+                                   f'(at most "24:00"), got {hours!r}')
+        else:
+            found["paid_from"], found["paid_until"] = bounds
+    if "longest_stay_minutes" in data:
+        found["longest_stay_minutes"] = reader.minutes(data, "longest_stay_minutes", "parking")
+    if "free_dates" in data:
+        raw = data["free_dates"]
+        dates: set[date] = set()
+        if not isinstance(raw, list):
+            reader.problems.append("parking.free_dates: must be a list of dates such as 2027-11-11")
+        else:
+            for index, value in enumerate(raw):
+                if type(value) is date:  # a bare TOML date
+                    dates.add(value)
+                    continue
+                try:
+                    dates.add(date.fromisoformat(value))  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    reader.problems.append(f"parking.free_dates[{index}]: must be a date such as 2027-11-11, got {value!r}")
+        found["free_dates"] = frozenset(dates)
+    longest = found.get("longest_stay_minutes", _DEFAULT_PARKING.longest_stay_minutes)
+    minimum = data.get("minimum_minutes")
+    if longest and isinstance(minimum, int) and not isinstance(minimum, bool) and 0 < longest < minimum:
+        reader.problems.append("parking.longest_stay_minutes: must not be shorter than minimum_minutes")
+    if found.get("longest_stay_minutes") == 0:  # reported above
+        del found["longest_stay_minutes"]
+    return found

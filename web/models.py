@@ -293,6 +293,7 @@ class PurseLedgerEntry(SQLModel, table=True):
     place: str = Field(default="", max_length=120)  # vehicle/stop, meter name, "online"
     device_id: Optional[int] = Field(default=None, index=True)
     payment_id: Optional[int] = Field(default=None, index=True)
+    staff_id: Optional[int] = Field(default=None, index=True)  # the staff member of a desk action (R-TOP-5)
     recorded_at: datetime = Field(default_factory=clock.now)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from domain.trust import announces_test_money, sandbox_refusal
+from domain.money import MoneyFormatError, parse_pln
 from web import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,8 @@ class Settings:
     dev_pages: bool = True
     scheduler: bool = True
     secure_cookies: bool = False
+    desk_topup_max: int = 100_000  # grosze: EKP_DESK_TOPUP_MAX (R-TOP-5)
+    desk_topup_confirm_above: int = 20_000  # grosze: EKP_DESK_TOPUP_CONFIRM_ABOVE (R-TOP-5)
     test_clock: datetime | None = None  # EKP_TEST_TODAY: the clock starts at this moment (never in production)
     secret_key: bytes = field(default=b"", repr=False)
     sandbox_key: bytes = field(default=b"", repr=False)  # the embedded sandbox's credentials derive from it
@@ -154,6 +157,17 @@ def _ticket_keys(raw: str, problems: list[str]) -> tuple[tuple[int, int], ...]:
             return ()
         keys.append((int(key_id), scalar))
     return tuple(keys)
+def _zloty(name: str, raw: str, problems: list[str], high: int) -> int:
+    """An amount in złoty ("1000", "200,50") as grosze, above 0 and at most `high` grosze."""
+    try:
+        value = parse_pln(raw)
+    except MoneyFormatError:
+        value = -1
+    if not 0 < value <= high:
+        problems.append(f"{name}={raw!r}: expected an amount in złoty such as 1000 or 200,50 "
+                        f"(above 0, at most {high // 100})")
+        return 1
+    return value
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -213,6 +227,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             except ValueError:
                 problems.append(f"{clock.PIN_VARIABLE}={get(clock.PIN_VARIABLE)!r}: expected YYYY-MM-DD or "
                                 "YYYY-MM-DDTHH:MM (Warsaw time)")
+    desk_max = _zloty("EKP_DESK_TOPUP_MAX", get("EKP_DESK_TOPUP_MAX", "1000"), problems, 10_000_000)
+    desk_confirm = _zloty("EKP_DESK_TOPUP_CONFIRM_ABOVE", get("EKP_DESK_TOPUP_CONFIRM_ABOVE", "200"), problems,
+                          10_000_000)
+    if desk_confirm > desk_max:
+        problems.append("EKP_DESK_TOPUP_CONFIRM_ABOVE: expected at most EKP_DESK_TOPUP_MAX")
     settings_kwargs = dict(
         env=mode,
         base_url=base_url,
@@ -234,6 +253,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         dev_pages=_bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems),
         scheduler=_bool("EKP_SCHEDULER", get("EKP_SCHEDULER", "true"), problems),
         secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
+        desk_topup_max=desk_max,
+        desk_topup_confirm_above=desk_confirm,
         test_clock=test_clock,
         extra={k: v for k, v in env.items() if k.startswith("EKP_")},
     )

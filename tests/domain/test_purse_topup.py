@@ -104,3 +104,73 @@ def test_r_top_4_top_up_smaller_than_credit_leaves_rest_outstanding() -> None:
     receipt = top_up_at_service_point(PERSONAL, balance=-340, payment=200, now=NOW, tariff=tariff)
     assert receipt.credit_repaid == 200 and receipt.balance_after == -140
     assert [(e.kind, e.amount) for e in receipt.entries] == [(EntryKind.CREDIT_REPAYMENT, 200)]
+
+
+# --------------------------------------------------------------------------- R-TOP-5 cash at the desk
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from domain.money import MoneyFormatError, parse_pln  # noqa: E402
+from domain.purse import DeskCashLimits, top_up_at_desk  # noqa: E402
+
+DESK = DeskCashLimits(maximum=100_000, confirm_above=20_000)
+
+
+@pytest.mark.parametrize(("text", "grosze"), [("12", 1200), ("12.5", 1250), ("12,50", 1250), (" 7,05 ", 705),
+                                              ("0", 0), ("20 zł", 2000), ("999999999,99", 99_999_999_999)])
+def test_r_top_5_plain_decimals_with_at_most_two_places(text: str, grosze: int) -> None:
+    assert parse_pln(text) == grosze
+
+
+@pytest.mark.parametrize("text", ["1e7", "1E-2", "nan", "NaN", "sNaN", "inf", "Infinity", "-5", "+5", "1 000",
+                                  "1.000,00", "1,000.00", "12.345", "12,", ",5", ".5", "0x10", "١٢", "１２", "1_000",
+                                  "", " ", "zł", "1234567890", "12.5.0", "--1"])
+def test_r_top_5_anything_else_is_not_an_amount(text: str) -> None:
+    with pytest.raises(MoneyFormatError):
+        parse_pln(text)
+
+
+@given(st.text(max_size=30))
+def test_r_top_5_parse_never_crashes_and_only_yields_bounded_grosze(text: str) -> None:
+    try:
+        amount = parse_pln(text)
+    except MoneyFormatError:
+        return
+    assert isinstance(amount, int) and 0 <= amount < 10**11
+
+
+@given(st.integers(min_value=0, max_value=10**11 - 1))
+def test_r_top_5_every_amount_reads_back_from_its_text(grosze: int) -> None:
+    zl, gr = divmod(grosze, 100)
+    assert parse_pln(f"{zl},{gr:02d}") == parse_pln(f"{zl}.{gr:02d}") == grosze
+
+
+def test_r_top_5_above_the_ceiling_refused_even_when_confirmed() -> None:
+    with pytest.raises(PurseRefused) as caught:
+        top_up_at_desk(PERSONAL, balance=0, payment=100_001, now=NOW, limits=DESK, confirmed_amount=100_001)
+    assert caught.value.reason is Refusal.DESK_MAXIMUM
+    receipt = top_up_at_desk(BEARER, balance=0, payment=100_000, now=NOW, limits=DESK, confirmed_amount=100_000)
+    assert receipt.payment == 100_000
+
+
+def test_r_top_5_above_the_threshold_needs_the_same_amount_confirmed() -> None:
+    assert top_up_at_desk(BEARER, balance=0, payment=20_000, now=NOW, limits=DESK, confirmed_amount=None).payment == 20_000
+    for confirmed in (None, 20_000, 20_002):
+        with pytest.raises(PurseRefused) as caught:
+            top_up_at_desk(BEARER, balance=0, payment=20_001, now=NOW, limits=DESK, confirmed_amount=confirmed)
+        assert caught.value.reason is Refusal.CONFIRMATION_NEEDED
+    assert top_up_at_desk(BEARER, balance=0, payment=20_001, now=NOW, limits=DESK, confirmed_amount=20_001).payment == 20_001
+
+
+def test_r_top_5_card_and_minimum_are_checked_before_asking_for_confirmation() -> None:
+    blocked = report_loss(PERSONAL, datetime(2024, 7, 1, 12))
+    with pytest.raises(PurseRefused) as caught:
+        top_up_at_desk(blocked, balance=0, payment=50_000, now=NOW, limits=DESK, confirmed_amount=None)
+    assert caught.value.reason is Refusal.BLOCKED
+
+
+def test_r_top_5_limits_must_make_sense() -> None:
+    for maximum, confirm_above in ((0, 0), (100, 101), (100, -1)):
+        with pytest.raises(ValueError):
+            DeskCashLimits(maximum=maximum, confirm_above=confirm_above)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from domain.purse import CardKind
 from tests.conftest import page_text
 from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card
 from web.db import transaction
-from web.models import AuditEvent, Card, PurseCardRow
+from web.models import AuditEvent, Card, PurseCardRow, PurseLedgerEntry
 
 
 def staff_browser(browser, users):  # type: ignore[no-untyped-def]
@@ -102,3 +103,113 @@ def test_desk_unknown_card_and_account(browser, users):
     response = desk.submit("/desk", {"email": "nikt@example.pl", "carrier_type": "KKM", "client_code": "123456789",
                                      "identity_checked": "on"}, action="/desk/link-card")
     assert response.status_code == 422 and "Nie ma konta pasażera" in page_text(response.text)
+
+
+# --------------------------------------------------------------------------- R-TOP-5 cash at the desk
+
+
+def _audit(engine, action: str) -> list[AuditEvent]:
+    with transaction(engine) as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+def _ledger(engine, number: str) -> list[PurseLedgerEntry]:
+    with transaction(engine) as session:
+        card_id = session.scalars(select(PurseCardRow.id).where(PurseCardRow.number == number)).one()
+        return list(session.scalars(select(PurseLedgerEntry).where(PurseLedgerEntry.card_id == card_id)
+                                    .order_by(PurseLedgerEntry.id)))
+
+
+@pytest.mark.parametrize("amount", ["1e7", "1E3", "nan", "NaN", "inf", "-Infinity", "snan", "-50", "+50", "1 000",
+                                    "1.000,00", "1,000.00", "12.345", "12,", ",5", "0x10", "١٢", "50zł50", "", "9" * 400])
+def test_r_top_5_desk_amount_is_a_plain_decimal_else_refused_next_to_the_field(browser, users, engine, settings,
+                                                                             amount):
+    make_card(engine, settings, "70020010")
+    desk = staff_browser(browser, users)
+    response = desk.submit("/desk/purse/70020010", {"amount": amount}, action="/desk/purse/70020010/top-up")
+    assert response.status_code == 422, response.text[:500]
+    assert "Paragon fiskalny" not in page_text(response.text)
+    assert 'aria-invalid="true"' in response.text and "Podaj kwotę w złotych" in page_text(response.text)
+    assert balance_of(engine, "70020010") == 0 and _audit(engine, "desk.top_up") == []
+
+
+@pytest.mark.parametrize(("amount", "grosze"), [("12", 1200), ("12.5", 1250), ("12,50", 1250), (" 199,99 ", 19999),
+                                                ("200", 20000)])
+def test_r_top_5_plain_decimals_up_to_the_threshold_are_booked_at_once(browser, users, engine, settings, amount,
+                                                                       grosze):
+    make_card(engine, settings, "70020011", kind=CardKind.BEARER)
+    desk = staff_browser(browser, users)
+    response = desk.submit("/desk/purse/70020011", {"amount": amount}, action="/desk/purse/70020011/top-up")
+    assert response.status_code == 200 and "Paragon fiskalny" in page_text(response.text)
+    assert balance_of(engine, "70020011") == grosze
+
+
+def test_r_top_5_desk_top_up_above_the_ceiling_is_refused(browser, users, engine, settings):
+    make_card(engine, settings, "70020012")
+    desk = staff_browser(browser, users)
+    for amount in ("1000,01", "10000000", "99999999,99"):
+        response = desk.submit("/desk/purse/70020012", {"amount": amount, "confirmed_amount": amount},
+                               action="/desk/purse/70020012/top-up")
+        assert response.status_code == 422
+        assert "Najwyższa kwota doładowania w kasie to 1 000,00 zł" in page_text(response.text)
+        assert 'aria-invalid="true"' in response.text and "Paragon fiskalny" not in page_text(response.text)
+    assert balance_of(engine, "70020012") == 0 and _audit(engine, "desk.top_up") == []
+
+
+def test_r_top_5_desk_top_up_above_the_threshold_needs_a_second_confirmation(browser, users, engine, settings):
+    make_card(engine, settings, "70020013")
+    desk = staff_browser(browser, users)
+    first = desk.submit("/desk/purse/70020013", {"amount": "250"}, action="/desk/purse/70020013/top-up")
+    assert first.status_code == 200
+    text = page_text(first.text)
+    assert "Paragon fiskalny" not in text and "Potwierdź wpłatę 250,00 zł" in text
+    assert 'name="confirmed_amount" value="250,00"' in first.text
+    assert balance_of(engine, "70020013") == 0
+    # a confirmation of another amount confirms nothing
+    other = desk.submit("/desk/purse/70020013", {"amount": "900", "confirmed_amount": "250,00"},
+                        action="/desk/purse/70020013/top-up")
+    assert "Paragon fiskalny" not in page_text(other.text) and "Potwierdź wpłatę 900,00 zł" in page_text(other.text)
+    assert balance_of(engine, "70020013") == 0
+    confirmed = desk.submit("/desk/purse/70020013", {"amount": "250", "confirmed_amount": "250,00"},
+                            action="/desk/purse/70020013/top-up")
+    assert confirmed.status_code == 200 and "Paragon fiskalny" in page_text(confirmed.text)
+    assert balance_of(engine, "70020013") == 25000 + 3750  # 15 % bonus (R-TOP-3)
+    assert_balance_is_ledger_sum(engine)
+
+
+def test_r_top_5_desk_money_actions_name_the_staff_member(browser, users, engine, settings, clock):
+    make_card(engine, settings, "70020014")
+    staff = users.create("bok@example.pl", role="staff", pesel=None)
+    browser.login("bok@example.pl")
+    browser.submit("/desk/purse/70020014", {"amount": "60"}, action="/desk/purse/70020014/top-up")
+    assert [(e.kind, e.staff_id) for e in _ledger(engine, "70020014")] == [("topup", staff.id), ("bonus", staff.id)]
+    [event] = _audit(engine, "desk.top_up")
+    assert event.user_id == staff.id and "amount=6000" in event.detail
+    browser.submit("/desk/purse/70020014", {"identity_checked": "on"}, action="/desk/purse/70020014/loss")
+    clock.travel(timedelta(days=1, hours=9))
+    browser.login("bok@example.pl")
+    moved = browser.submit("/desk/purse/70020014", {"new_number": "70020015"}, action="/desk/purse/70020014/replace")
+    assert moved.status_code == 303
+    [out] = [e for e in _ledger(engine, "70020014") if e.kind == "transfer_out"]
+    [into] = _ledger(engine, "70020015")
+    assert (out.staff_id, into.staff_id, into.amount) == (staff.id, staff.id, 6600)
+    [replaced] = _audit(engine, "desk.card_replaced")
+    assert replaced.user_id == staff.id
+    assert_balance_is_ledger_sum(engine)
+
+
+class TestDeskLimitsFromSettings:
+    @pytest.fixture
+    def settings_env(self, settings_env):  # type: ignore[no-untyped-def]
+        return {**settings_env, "EKP_DESK_TOPUP_MAX": "300", "EKP_DESK_TOPUP_CONFIRM_ABOVE": "50,50"}
+
+    def test_r_top_5_ceiling_and_threshold_are_configurable(self, browser, users, engine, settings):
+        make_card(engine, settings, "70020016", kind=CardKind.BEARER)
+        desk = staff_browser(browser, users)
+        over = desk.submit("/desk/purse/70020016", {"amount": "300,01", "confirmed_amount": "300,01"},
+                           action="/desk/purse/70020016/top-up")
+        assert over.status_code == 422 and "300,00 zł" in page_text(over.text)
+        ask = desk.submit("/desk/purse/70020016", {"amount": "50,51"}, action="/desk/purse/70020016/top-up")
+        assert "Potwierdź wpłatę 50,51 zł" in page_text(ask.text) and balance_of(engine, "70020016") == 0
+        at_once = desk.submit("/desk/purse/70020016", {"amount": "50,50"}, action="/desk/purse/70020016/top-up")
+        assert "Paragon fiskalny" in page_text(at_once.text) and balance_of(engine, "70020016") == 5050

@@ -219,7 +219,10 @@ def test_r_park_2_3_plus_quotes_to_the_minute_and_accept_prints_the_ticket(clien
     nothing = meter(client, devices["meter"], "accept", {**body, "event_id": "p-2", "presses": 0}).json()
     assert not nothing["accepted"] and nothing["code"] == "nothing_selected"
     too_much = meter(client, devices["meter"], "quote", {"at": inserted_at.isoformat(), "card_number": "5001", "presses": 40}).json()
-    assert too_much["code"] == "insufficient_funds" and too_much["fee"] <= 800
+    assert too_much["code"] == "longest_stay" and too_much["fee"] == 600  # 3 h (R-PARK-4) before the balance runs out
+    make_card(engine, settings, "5002", kind=CardKind.BEARER, balance=500)
+    broke = meter(client, devices["meter"], "quote", {"at": inserted_at.isoformat(), "card_number": "5002", "presses": 40}).json()
+    assert broke["code"] == "insufficient_funds" and broke["fee"] == 500
 
 
 # --------------------------------------------------------------------------- passenger
@@ -342,3 +345,56 @@ def test_a_disabled_device_is_refused_on_its_next_tap(client, engine, settings, 
     assert result.exit_code == 0, result.output
     assert tap(client, devices["validator"], "70030001").status_code == 401
     assert CliRunner().invoke(main, ["devices", "disable", device_id]).exit_code != 0
+
+
+# --------------------------------------------------------------------------- paid hours and the longest stay (R-PARK-4)
+
+
+def _meter_at(clock, local: datetime) -> str:
+    """Move the app's clock to `local` (Warsaw time) and return it as the meter sends it."""
+    clock.travel(local.astimezone(web_clock.WARSAW) - web_clock.now())
+    return local.isoformat()
+
+
+def test_r_park_4_one_request_never_buys_beyond_the_longest_stay(client, devices, engine, settings, db, clock):
+    at = _meter_at(clock, datetime(2027, 3, 3, 10, 7, 42, tzinfo=web_clock.WARSAW))  # a Wednesday
+    make_card(engine, settings, "5101", kind=CardKind.BEARER, balance=50_000)
+    quote = meter(client, devices["meter"], "quote", {"at": at, "card_number": "5101", "presses": 500}).json()
+    assert quote["code"] == "longest_stay" and quote["message"] == "MAKSYMALNY CZAS POSTOJU"
+    assert (quote["presses"], quote["minutes"], quote["fee"]) == (11, 180, 600)
+    assert quote["paid_until"] == "2027-03-03T13:07+01:00"
+    assert quote["display"] == ["MAKSYMALNY CZAS POSTOJU", zl("OPŁATA: 6,00 zł"), "OPŁACONO ZA: 180 min (13:07)"]
+    ticket = meter(client, devices["meter"], "accept",
+                   {"event_id": "long-1", "at": at, "card_number": "5101", "presses": 500}).json()
+    assert ticket["accepted"] and (ticket["minutes"], ticket["fee"]) == (180, 600)
+    assert ticket["paid_until"] == "2027-03-03T13:07+01:00" and "Ważny do: 2027-03-03 13:07" in ticket["ticket"]
+    assert balance_of(engine, "5101") == 50_000 - 600
+    assert_balance_is_ledger_sum(engine)
+
+
+def test_r_park_4_time_bought_runs_only_through_paid_hours(client, devices, engine, settings, clock):
+    at = _meter_at(clock, datetime(2027, 3, 5, 17, 30, tzinfo=web_clock.WARSAW))  # a Friday
+    make_card(engine, settings, "5102", balance=1000)
+    quote = meter(client, devices["meter"], "quote", {"at": at, "card_number": "5102", "presses": 3}).json()
+    assert quote["accepted"] and (quote["minutes"], quote["fee"]) == (60, 200)
+    assert quote["paid_until"] == "2027-03-08T08:30+01:00"  # Monday: the weekend is free
+    assert quote["display"] == [zl("OPŁATA: 2,00 zł"), "OPŁACONO ZA: 60 min (do 08.03 08:30)"]
+    ticket = meter(client, devices["meter"], "accept",
+                   {"event_id": "late-1", "at": at, "card_number": "5102", "presses": 3}).json()
+    assert ticket["accepted"] and "Ważny do: 2027-03-08 08:30" in ticket["ticket"]
+    assert balance_of(engine, "5102") == 800
+
+
+@pytest.mark.parametrize("local", [datetime(2027, 3, 6, 11, 0), datetime(2027, 3, 4, 18, 0),
+                                   datetime(2027, 3, 4, 7, 59, 59), datetime(2027, 3, 28, 2, 30),
+                                   datetime(2027, 10, 31, 2, 30)])
+def test_r_park_4_nothing_is_sold_outside_paid_hours(client, devices, engine, settings, db, clock, local):
+    at = _meter_at(clock, local.replace(tzinfo=web_clock.WARSAW))
+    make_card(engine, settings, "5103", balance=1000)
+    quote = meter(client, devices["meter"], "quote", {"at": at, "card_number": "5103", "presses": 1}).json()
+    assert not quote["accepted"] and quote["code"] == "free_parking" and quote["message"] == "POSTÓJ BEZPŁATNY"
+    assert (quote["presses"], quote["fee"], quote["minutes"]) == (0, 0, 0)
+    refused = meter(client, devices["meter"], "accept",
+                    {"event_id": "free-1", "at": at, "card_number": "5103", "presses": 4}).json()
+    assert not refused["accepted"] and refused["code"] == "free_parking"
+    assert balance_of(engine, "5103") == 1000 and db.count(PurseLedgerEntry, PurseLedgerEntry.kind == "parking") == 0

@@ -20,7 +20,8 @@ from litestar.testing import TestClient
 from tests.conftest import BASE_URL, Browser
 from web.settings import PROJECT_ROOT, SettingsError, load_settings
 
-PRODUCTION = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://127.0.0.1:25", "EKP_BASE_URL": BASE_URL}
+PRODUCTION = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://127.0.0.1:25", "EKP_BASE_URL": BASE_URL,
+              "EKP_TICKET_KEYS": "1:" + "11" * 32}
 BANNER = "Płatności testowe: ta instancja używa piaskownicy płatności."
 
 

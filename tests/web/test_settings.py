@@ -145,3 +145,18 @@ def test_billing_timing_comes_from_settings_and_is_validated(make_settings):
         assert any("EKP_RETRY_EVERY_DAYS" in p for p in exc.problems)
     else:
         raise AssertionError("bad billing timing accepted")
+
+
+def test_r_top_5_desk_limits_default_to_1000_and_200_zloty_and_are_validated(make_settings):
+    from web.services.desk import desk_limits
+
+    limits = desk_limits(make_settings())
+    assert (limits.maximum, limits.confirm_above) == (100_000, 20_000)
+    limits = desk_limits(make_settings(EKP_DESK_TOPUP_MAX="2500,50", EKP_DESK_TOPUP_CONFIRM_ABOVE="0,01"))
+    assert (limits.maximum, limits.confirm_above) == (250_050, 1)
+    for bad in ({"EKP_DESK_TOPUP_MAX": "1e7"}, {"EKP_DESK_TOPUP_MAX": "nan"}, {"EKP_DESK_TOPUP_MAX": "0"},
+                {"EKP_DESK_TOPUP_MAX": "100001"}, {"EKP_DESK_TOPUP_CONFIRM_ABOVE": "-1"},
+                {"EKP_DESK_TOPUP_MAX": "100", "EKP_DESK_TOPUP_CONFIRM_ABOVE": "150"}):
+        with pytest.raises(SettingsError) as caught:
+            make_settings(**bad)
+        assert any(p.startswith("EKP_DESK_TOPUP") for p in caught.value.problems), caught.value.problems

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain.cards import LinkOutcome
 from domain.carriers import carrier_choices
-from domain.money import MoneyFormatError, parse_pln
+from domain.money import MoneyFormatError, format_pln, parse_pln
 from web.controllers.cards import card_fields
-from web.http import checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
+from web.http import (checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role,
+                      settings_of)
 from web.i18n import _
 from web.messages import message
 from web.services import desk as service
@@ -32,7 +35,8 @@ async def _card_page(request: Request, number: str, status: int = 200, **context
     context.setdefault("errors", {})
     context.setdefault("values", {})
     return await page(request, "desk/purse.html", status_code=status, card=card,
-                      minimum=purse_tariff().top_up.service_point_minimum, **context)
+                      minimum=purse_tariff().top_up.service_point_minimum,
+                      limits=service.desk_limits(settings_of(request)), **context)
 
 
 @get("/desk", guards=staff)
@@ -48,20 +52,40 @@ async def purse_card(request: Request, number: FromPath[str]) -> Template:
     return await _card_page(request, number)
 
 
+def _confirmed_amount(form: dict[str, str]) -> int | None:
+    """The amount the second confirmation names (R-TOP-5), or None."""
+    try:
+        return parse_pln(form.get("confirmed_amount", "")[:40])
+    except MoneyFormatError:
+        return None
+
+
 @post("/desk/purse/{number:str}/top-up", guards=staff)
 async def top_up(request: Request, number: FromPath[str]) -> Template:
+    """R-TOP-5: a plain amount in złoty, at most the ceiling; above the threshold a second submit confirms it."""
     user = await current_user(request)
     form = await form_of(request)
+    raw = form.get("amount", "")[:40]
+    values = {"amount": raw}
     try:
-        amount = parse_pln(form.get("amount", ""))
+        amount = parse_pln(raw)
     except MoneyFormatError:
-        return await _card_page(request, number, 422, errors={"amount": [message("desk.amount_format")]},
-                                values={"amount": form.get("amount", "")})
+        return await _card_page(request, number, 422, errors={"amount": [message("desk.amount_format")]}, values=values)
+    limits = service.desk_limits(settings_of(request))
     try:
-        receipt = await in_transaction(request, service.cash_top_up, user.id, number, amount, client_ip(request))  # type: ignore[union-attr]
+        receipt = await in_transaction(request, partial(service.cash_top_up, limits=limits,
+                                                        confirmed_amount=_confirmed_amount(form)),
+                                       user.id, number, amount, client_ip(request))  # type: ignore[union-attr]
     except service.DeskProblem as exc:
-        return await _card_page(request, number, 422, errors={"amount": [message(exc.code)]},
-                                values={"amount": form.get("amount", "")})
+        if exc.code == "purse.confirmation_needed":
+            confirm = {"amount": amount, "text": format_pln(amount, symbol=False), "threshold": limits.confirm_above}
+            return await _card_page(request, number, values=values, confirm=confirm)
+        if exc.code == "purse.desk_maximum":
+            text = message("desk.amount_above_maximum", max=format_pln(limits.maximum))
+        else:
+            text = message(exc.code)
+        return await _card_page(request, number, 404 if exc.code == "desk.no_such_card" else 422,
+                                errors={"amount": [text]}, values=values)
     return await _card_page(request, number, receipt=receipt)
 
 

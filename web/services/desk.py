@@ -18,6 +18,7 @@ from web import clock
 from web.models import Card, PurseCardRow, User
 from web.services import purse
 from web.services.accounts import audit, find_user
+from web.settings import Settings
 
 
 class DeskProblem(Exception):
@@ -43,14 +44,31 @@ class DeskReceipt:
     balance_after: Grosze
 
 
-def cash_top_up(session: Session, staff_id: int, number: str, payment: Grosze, ip: str | None) -> DeskReceipt:
-    """R-TOP-1: at least the minimum; the bonus for personal cards; an outstanding credit repaid first."""
+def desk_limits(settings: Settings) -> rules.DeskCashLimits:
+    """R-TOP-5 limits from EKP_DESK_TOPUP_MAX and EKP_DESK_TOPUP_CONFIRM_ABOVE (validated at start-up)."""
+    return rules.DeskCashLimits(maximum=settings.desk_topup_max, confirm_above=settings.desk_topup_confirm_above)
+
+
+def cash_top_up(session: Session, staff_id: int, number: str, payment: Grosze, ip: str | None, *,
+                limits: rules.DeskCashLimits, confirmed_amount: Grosze | None) -> DeskReceipt:
+    """R-TOP-5 and R-TOP-1: within the desk's ceiling, above its threshold only when the same amount was
+    confirmed a second time; at least the minimum; the bonus for personal cards; an outstanding credit repaid
+    first. The ledger entries and the audit event name the staff member."""
+    row = purse.lock_card(session, number)
+    if row is None:
+        raise DeskProblem("desk.no_such_card")
+    now = clock.now()
     try:
-        receipt = purse.top_up_at_service_point(session, number, payment, place="BOK")
+        receipt = rules.top_up_at_desk(purse.card_of(row), balance=row.balance, payment=payment,
+                                       now=clock.to_local(now), limits=limits, confirmed_amount=confirmed_amount,
+                                       tariff=purse.purse_tariff())
     except rules.PurseRefused as exc:
         raise DeskProblem(f"purse.{exc.reason.value}") from exc
-    audit(session, "desk.top_up", staff_id, ip, f"purse_card={number} amount={payment}")
-    return DeskReceipt(number, clock.to_local(clock.now()), receipt.payment, receipt.bonus, receipt.credit_repaid,
+    if receipt.renews_activation:
+        row.last_activated_on = clock.to_local(now).date()
+    purse._book(session, row, receipt.entries, at=now, place="BOK", staff_id=staff_id)
+    audit(session, "desk.top_up", staff_id, ip, f"purse_card={row.id} amount={payment}")
+    return DeskReceipt(row.number, clock.to_local(now), receipt.payment, receipt.bonus, receipt.credit_repaid,
                        receipt.balance_after)
 
 
@@ -93,8 +111,8 @@ def replace_card(session: Session, staff_id: int, old_number: str, new_number: s
                                        new_balance=new.balance, now=clock.to_local(now))
     except rules.PurseRefused as exc:
         raise DeskProblem(f"purse.{exc.reason.value}") from exc
-    purse._book(session, old, moved.old_card_entries, at=now, place="BOK")
-    purse._book(session, new, moved.new_card_entries, at=now, place="BOK")
+    purse._book(session, old, moved.old_card_entries, at=now, place="BOK", staff_id=staff_id)
+    purse._book(session, new, moved.new_card_entries, at=now, place="BOK", staff_id=staff_id)
     if old.account_id is not None:
         new.account_id, new.linked_at = old.account_id, now
         old.account_id, old.linked_at = None, None

@@ -280,13 +280,15 @@ def lock_card(session: Session, number: str) -> PurseCardRow | None:
 
 
 def _book(session: Session, row: PurseCardRow, entries: tuple[LedgerEntry, ...] | list[LedgerEntry], *, at: datetime,
-          place: str = "", device_id: int | None = None, payment_id: int | None = None) -> Grosze:
-    """Append `entries` to the card's ledger and move the cached balance by their sum (the caller holds the lock)."""
+          place: str = "", device_id: int | None = None, payment_id: int | None = None,
+          staff_id: int | None = None) -> Grosze:
+    """Append `entries` to the card's ledger and move the cached balance by their sum (the caller holds the lock).
+    `staff_id` names the staff member of a desk action (R-TOP-5)."""
     moved = 0
     for entry in entries:
         session.add(PurseLedgerEntry(card_id=row.id, at=at, kind=entry.kind.value, amount=entry.amount,  # type: ignore[arg-type]
                                      detail=entry.detail[:80], place=place[:120], device_id=device_id,
-                                     payment_id=payment_id))
+                                     payment_id=payment_id, staff_id=staff_id))
         moved += entry.amount
     row.balance += moved
     row.updated_at = clock.now()
@@ -781,8 +783,11 @@ def _plus(meter: rules.MeterSession, presses: int) -> rules.MeterSession:
 
 def _quote_response(meter: rules.MeterSession) -> dict[str, Any]:
     paid_until = clock.to_local(meter.paid_until)
+    # R-PARK-4: the end time; with the day when the time bought runs on into a later paid day
+    ends = (f"{paid_until:%H:%M}" if paid_until.date() == clock.to_local(meter.started_at).date()
+            else f"{message('purse.label.until')} {paid_until:%d.%m %H:%M}")
     lines = [f"{message('purse.label.fee')}: {format_pln(meter.fee)}",
-             f"{message('purse.label.paid_for')}: {meter.minutes_paid} min ({paid_until:%H:%M})"]
+             f"{message('purse.label.paid_for')}: {meter.minutes_paid} min ({ends})"]
     if meter.notice is not None:
         lines.insert(0, _text(meter.notice.value))
     return {
