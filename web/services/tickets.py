@@ -286,6 +286,15 @@ def my_devices(session: Session, user_id: int, today: date) -> list[tuple[Ticket
 # --- trust list, verification, inspections ------------------------------------------------------------
 
 
+def revoke_ticket(session: Session, ticket_id: int, at: datetime) -> bool:
+    """Revoke a ticket (its payment refunded or charged back, R-PAY-3): from the inspectors' next sync
+    it is on the revocation list (R-TKT-4). False if it was revoked already."""
+    from sqlalchemy import update
+
+    return session.execute(update(Ticket).where(col(Ticket.id) == ticket_id, col(Ticket.revoked_at).is_(None))
+                           .values(revoked_at=at)).rowcount == 1
+
+
 def revoked_ticket_ids(session: Session, today: date) -> list[int]:
     """Tickets still within validity (+ a day) that were revoked or sit on a blocked card."""
     rows = session.exec(select(Ticket.id).join(Card, col(Ticket.card_id) == col(Card.id))
