@@ -144,6 +144,7 @@ def run_once(kind: str, count: int, postgres_url: str | None, concurrency: int, 
     from web.app_state import set_settings
     from web.billing import charge_due_months
     from web.db import make_engine
+    from web.purposes import register_payment_purposes
     from web.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="ekp-billing-bench-") as tmp:
@@ -151,6 +152,7 @@ def run_once(kind: str, count: int, postgres_url: str | None, concurrency: int, 
         url = _prepare_database(kind, workdir, postgres_url)
         settings = load_settings(_env(workdir, url))
         set_settings(settings)
+        register_payment_purposes()
         engine = make_engine(url)
         # No notification URL: the sandbox answers token charges synchronously and queues no webhooks,
         # so the run measures our side plus the gateway round trip, not a delivery loop.

@@ -316,6 +316,7 @@ class EndReason(StrEnum):
     MONTH_NOT_PAID = "month_not_paid"  # broken cycle
     CANCELLED_BY_PASSENGER = "cancelled_by_passenger"
     NOT_ELIGIBLE = "not_eligible"  # resident status lapsed / card blocked or unlinked
+    PAYMENT_REVERSED = "payment_reversed"  # a month's payment was refunded or charged back (R-PAY-3)
 
 
 class CancelReason(StrEnum):
@@ -335,6 +336,7 @@ class Notice(StrEnum):
     CYCLE_BROKEN = "cycle_broken"  # R-5P1-6
     SUBSCRIPTION_ENDED = "subscription_ended"
     SUBSCRIPTION_CANCELLED = "subscription_cancelled"
+    PAYMENT_REVERSED = "payment_reversed"  # R-PAY-3: a month's ticket revoked, the subscription cancelled
 
 
 @dataclass(frozen=True)
@@ -394,14 +396,15 @@ class SubscriptionMonth:
 @dataclass(frozen=True)
 class Decision:
     """What a transition decided. Persist `subscription` and every row in `months` (changed rows
-    only), tell the passenger `notices`, issue a ticket for `issue_ticket_for`, and refund the
-    payment just reported when `refund` is set. `duplicate` means the event was already applied.
+    only), tell the passenger `notices`, issue a ticket for `issue_ticket_for`, revoke the ticket of
+    `revoke_ticket_for`, and refund the payment just reported when `refund` is set. `duplicate` means the event was already applied.
     """
 
     subscription: Subscription
     months: tuple[SubscriptionMonth, ...] = ()
     notices: tuple[Notice, ...] = ()
     issue_ticket_for: SubscriptionMonth | None = None
+    revoke_ticket_for: SubscriptionMonth | None = None
     refund: bool = False
     duplicate: bool = False
 
@@ -668,6 +671,34 @@ def on_charge_failed(
     failed = replace(month, state=MonthState.FAILED, next_attempt_on=retry_on)
     notice = Notice.CHARGE_FAILED_NO_RETRY if retry_on is None else Notice.CHARGE_FAILED_WILL_RETRY
     return Decision(sub, months=(failed,), notices=(notice,))
+
+
+def on_payment_reversed(
+    sub: Subscription,
+    months: Sequence[SubscriptionMonth],
+    month: SubscriptionMonth,
+    today: date,
+) -> Decision:
+    """R-PAY-3: the payment that paid `month` was refunded or charged back.
+
+    The month is no longer paid: it is CANCELLED and its ticket revoked. An open subscription is
+    cancelled (end reason PAYMENT_REVERSED) with every unpaid month, so nothing more is charged to a
+    card whose holder disputed a charge; other paid months keep their tickets. A month that is not
+    PAID (reversed already) is left alone (`duplicate`).
+    """
+    if month.state is not MonthState.PAID:
+        return Decision(sub, duplicate=True)
+    taken_back = replace(month, state=MonthState.CANCELLED, next_attempt_on=None)
+    changed = [taken_back]
+    if sub.status.is_open:
+        sub = replace(sub, status=SubscriptionStatus.CANCELLED, end_reason=EndReason.PAYMENT_REVERSED, ended_on=today)
+        changed += _close_open_months([m for m in months if m.position != month.position], MonthState.CANCELLED)
+    return Decision(
+        sub,
+        months=tuple(sorted(changed, key=lambda m: m.position)),
+        notices=(Notice.PAYMENT_REVERSED,),
+        revoke_ticket_for=taken_back,
+    )
 
 
 def _close_open_months(

@@ -32,6 +32,7 @@ class EntryKind(StrEnum):
     TRANSFER_IN = "transfer_in"  # balance moved from a blocked card (R-KKM-7)
     TRANSFER_OUT = "transfer_out"
     FORFEITURE = "forfeiture"  # funds forfeited after 3 years of non-use (R-KKM-5)
+    REVERSAL = "reversal"  # a refunded or charged-back online top-up taken back (R-PAY-3)
 
 
 class LedgerError(ValueError):
@@ -55,13 +56,23 @@ class LedgerEntry:
             raise LedgerError(f"a {self.kind} entry puts money onto the card")
 
 
-_NEGATIVE = {EntryKind.FARE, EntryKind.COMPANION, EntryKind.CREDIT_RIDE, EntryKind.PARKING}
+_NEGATIVE = {EntryKind.FARE, EntryKind.COMPANION, EntryKind.CREDIT_RIDE, EntryKind.PARKING, EntryKind.REVERSAL}
 _POSITIVE = {EntryKind.CREDIT_REPAYMENT, EntryKind.TOPUP, EntryKind.BONUS}
 
 
 def balance(entries: Iterable[LedgerEntry]) -> Grosze:
     """The card's balance: the sum of its entries (R-MONEY-2). Below zero = credit outstanding."""
     return sum((entry.amount for entry in entries), 0)
+
+
+def reversal_of(booked_for_payment: Iterable[LedgerEntry]) -> LedgerEntry | None:
+    """R-PAY-3: the entry that takes back what one payment put on the card — its top-up, its bonus and
+    the credit it repaid, less anything taken back already — or None when nothing is left to take.
+
+    It is booked whatever the balance: money already spent leaves the balance below zero, a debt that
+    refuses further credit rides (R-VAL-5) and is repaid first by the next top-up (R-TOP-4)."""
+    net = balance(booked_for_payment)
+    return LedgerEntry(EntryKind.REVERSAL, -net, "payment_reversed") if net > 0 else None
 
 
 def outstanding_credit(current_balance: Grosze) -> Grosze:

@@ -27,6 +27,7 @@ from web.controllers import payments as payment_pages
 from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
 from web.gateway import SANDBOX_PREFIX, build_payments
+from web.purposes import register_payment_purposes
 from web.db import make_engine
 from web.ratelimit import RateLimiter
 from web.sessions import SessionMiddleware
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     engine = engine or make_engine(settings.database_url)
     store = make_store(settings.redis_url, engine)
     set_settings(settings)
+    register_payment_purposes()
     payments = build_payments(settings)
     env = environment()
     env.globals["static_url"] = static_url

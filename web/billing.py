@@ -70,7 +70,7 @@ def _claim_batch(engine: Engine, ids: list[int], policy: BillingPolicy) -> list[
     return charges
 
 
-def _apply_batch(engine: Engine, outcomes: list[records.Outcome]) -> None:
+def _apply_batch(engine: Engine, outcomes: list[records.Outcome]) -> list[records.Applied]:
     """Apply a batch of gateway answers in one transaction; if that fails, each in its own (as a
     webhook would), so one bad answer cannot hold back the others. Unapplied answers leave their
     payment pending: the next run asks again."""
@@ -87,6 +87,7 @@ def _apply_batch(engine: Engine, outcomes: list[records.Outcome]) -> None:
     for result in applied:
         if result.rejected:
             log.error("charge %s: outcome refused (%s)", result.outcome.reference, result.rejected)
+    return applied
 
 
 async def _ask_gateway(gateway: PaymentGateway, charge: subscriptions.ChargeToMake) -> ChargeResult | None:
@@ -121,9 +122,14 @@ async def _ask_all(gateway: PaymentGateway, charges: list[subscriptions.ChargeTo
     return answered
 
 
-async def _apply_answers(engine: Engine, answered: list[ChargeResult], report: BillingReport) -> None:
+async def _apply_answers(engine: Engine, gateway: PaymentGateway, answered: list[ChargeResult], report: BillingReport) -> None:
     if answered:
-        await anyio.to_thread.run_sync(_apply_batch, engine, [records.outcome_from_gateway(r) for r in answered])
+        applied = await anyio.to_thread.run_sync(_apply_batch, engine, [records.outcome_from_gateway(r) for r in answered])
+        for result in applied:
+            if result.settled is not None and result.settled.refund:
+                # R-PAY-4: paid for a month no longer wanted (cancelled while the charge was in flight).
+                await records.give_back(engine, gateway, result.payment.id,
+                                        result.payment.gateway_transaction_id or result.outcome.transaction_id)
     for result in answered:
         if result.paid:
             report.charged += 1
@@ -149,7 +155,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
 
         async def apply_in_background(answered: list[ChargeResult], done: anyio.Event) -> None:
             try:
-                await _apply_answers(engine, answered, report)
+                await _apply_answers(engine, gateway, answered, report)
             finally:
                 done.set()
 
@@ -161,7 +167,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
                 applying = anyio.Event()
                 tg.start_soon(apply_in_background, answered, applying)
             else:
-                await _apply_answers(engine, answered, report)
+                await _apply_answers(engine, gateway, answered, report)
 
         stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
         for start in range(0, len(stuck), batch):

@@ -9,6 +9,7 @@ import sys
 import click
 
 from web import clock
+from web.purposes import register_payment_purposes
 from web.settings import SettingsError, load_settings
 
 
@@ -21,6 +22,7 @@ def _settings():  # type: ignore[no-untyped-def]
             click.echo(f"  - {problem}", err=True)
         sys.exit(2)
     clock.start_at(settings.test_clock)
+    register_payment_purposes()  # every command may apply a payment outcome (R-PAY-1)
     return settings
 
 
@@ -211,7 +213,8 @@ def payments_group() -> None:
 @payments_group.command("reconcile")
 @click.option("--older-than", default=600, show_default=True, help="Seconds a payment must have been pending.")
 def payments_reconcile(older_than: int) -> None:
-    """Ask the gateway about payments left pending and apply what it says (idempotent)."""
+    """Ask the gateway about payments left pending and apply what it says (idempotent); ask again for
+    refunds still owed."""
     import anyio
 
     from web.app_state import set_settings
@@ -224,10 +227,14 @@ def payments_reconcile(older_than: int) -> None:
 
     async def run() -> str:
         payments = build_payments(settings)
+        if payments.sandbox is not None:
+            await payments.sandbox.start()
         try:
             return str(await reconcile_pending_payments(make_engine(settings.database_url), payments.gateway,
                                                         older_than_seconds=older_than))
         finally:
+            if payments.sandbox is not None:
+                await payments.sandbox.stop()
             await payments.gateway.aclose()
 
     click.echo(anyio.run(run))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.engine import Engine
 
-from payments import GatewayError, GatewayTimeout, PaymentGateway
+from payments import GatewayError, GatewayTimeout, PaymentGateway, PaymentStatus
 from web.db import transaction
 from web.services import payments as records
 
@@ -22,10 +22,13 @@ class ReconcileReport:
     settled: int = 0
     still_pending: int = 0
     unreachable: int = 0
+    refunded: int = 0
+    refunds_owed: int = 0
 
     def __str__(self) -> str:
         return (f"pending payments asked about: {self.asked}, settled now: {self.settled}, "
-                f"still pending at the gateway: {self.still_pending}, gateway unreachable: {self.unreachable}")
+                f"still pending at the gateway: {self.still_pending}, gateway unreachable: {self.unreachable}, "
+                f"refunded: {self.refunded}, refunds still owed: {self.refunds_owed}")
 
 
 def _in_tx(engine: Engine, fn, *args):  # type: ignore[no-untyped-def]
@@ -41,8 +44,14 @@ def _hosted_pending(session, older_than_seconds: int) -> list[tuple[str, str]]: 
     ]
 
 
+def _refunds_due(session, older_than_seconds: int) -> list[tuple[int, str | None]]:  # type: ignore[no-untyped-def]
+    return [(p.id, p.gateway_transaction_id) for p in records.refunds_due(session, older_than_seconds)]
+
+
 async def reconcile_pending_payments(engine: Engine, gateway: PaymentGateway, *, older_than_seconds: int = 600) -> ReconcileReport:
-    """Hosted payments still pending after `older_than_seconds`: ask the gateway for their status.
+    """Hosted payments still pending after `older_than_seconds`: ask the gateway for their status and
+    apply it by the one use case (`records.settle`: paid, failed, refunded or charged back, a refund
+    where the payment bought nothing). Then refunds still owed (R-PAY-4) are asked for again.
 
     Token charges left pending are re-asked by the billing run with their original reference."""
     report = ReconcileReport()
@@ -54,15 +63,21 @@ async def reconcile_pending_payments(engine: Engine, gateway: PaymentGateway, *,
             log.warning("reconcile %s: gateway unreachable (%s)", reference, type(exc).__name__)
             report.unreachable += 1
             continue
-        if status.status.value not in records.TERMINAL:
+        if status.status is PaymentStatus.PENDING:
             report.still_pending += 1
             continue
-        outcome = records.outcome_from_gateway(status)
         try:
-            _payment, settled = await anyio.to_thread.run_sync(_in_tx, engine, records.apply_outcome, outcome, "reconcile")
+            done = await records.settle(engine, gateway, records.outcome_from_gateway(status), "reconcile")
         except records.OutcomeRejected as exc:
             log.warning("reconcile %s: gateway's answer does not fit our record (%s)", reference, exc.code)
             continue
-        if settled is not None:
+        if done.settled is not None:
             report.settled += 1
+        if done.refunded:
+            report.refunded += 1
+    for payment_id, transaction_id in await anyio.to_thread.run_sync(_in_tx, engine, _refunds_due, older_than_seconds):
+        if await records.give_back(engine, gateway, payment_id, transaction_id):
+            report.refunded += 1
+        else:
+            report.refunds_owed += 1
     return report

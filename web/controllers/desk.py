@@ -17,6 +17,7 @@ from web.http import (checked, client_ip, current_user, flash, form_of, in_trans
 from web.i18n import _
 from web.messages import message
 from web.services import desk as service
+from web.services import payments as payment_records
 from web.services.purse import purse_tariff
 
 staff = [requires_role("staff")]
@@ -25,7 +26,9 @@ staff = [requires_role("staff")]
 async def _desk(request: Request, status: int = 200, **context: object) -> Template:
     context.setdefault("errors", {})
     context.setdefault("values", {})
-    return await page(request, "desk/index.html", status_code=status, carriers=carrier_choices(), **context)
+    queue = await in_transaction(request, payment_records.staff_queue)
+    return await page(request, "desk/index.html", status_code=status, carriers=carrier_choices(), payment_queue=queue,
+                      **context)
 
 
 async def _card_page(request: Request, number: str, status: int = 200, **context: object) -> Template:

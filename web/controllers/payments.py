@@ -11,21 +11,16 @@ from litestar.response import Response, Template
 
 from litestar.response import Redirect
 
-from payments import ACKNOWLEDGEMENT, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest, Refund
+from payments import ACKNOWLEDGEMENT, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
 from web.http import current_user, flash, in_transaction, page, redirect, requires_login, settings_of
 from web.services import payments as records
 
 log = logging.getLogger("ekp.payments")
 
 
-async def settle(request: Request, outcome: records.Outcome, source: str) -> None:
-    """Apply an outcome once; give the money back when the business no longer wants it."""
-    payment, settled = await in_transaction(request, records.apply_outcome, outcome, source)
-    if settled is not None and settled.refund and payment.gateway_transaction_id:
-        try:
-            await request.app.state.payments.gateway.refund(Refund(payment.gateway_transaction_id, reason="EKP"))
-        except (GatewayError, GatewayTimeout):
-            log.warning("refund of payment %s failed; reconciliation will report it", payment.id)
+async def settle(request: Request, outcome: records.Outcome, source: str) -> records.Settlement:
+    """Apply an outcome once, by the same use case as every other path (R-PAY-1)."""
+    return await records.settle(request.app.state.engine, request.app.state.payments.gateway, outcome, source)
 
 
 async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, *, back: str, save_card: bool,
@@ -82,7 +77,7 @@ async def _reconcile_one(request: Request, reference: str, user_id: int):  # typ
             status = await request.app.state.payments.gateway.get_status(payment.gateway_transaction_id)
         except (GatewayError, GatewayTimeout):
             return payment
-        if status.status.value in records.TERMINAL:
+        if status.status.value != "pending":
             await settle(request, records.outcome_from_gateway(status), "return")
             payment = await in_transaction(request, _payment_of, reference, user_id)
     return payment

@@ -6,19 +6,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Protocol
-from dataclasses import dataclass
 
+import anyio
 from sqlalchemy import ARRAY, any_, bindparam, insert, literal, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from payments import PaymentStatus
+from domain.payment_outcomes import paid_in_full
+from payments import GatewayError, GatewayTimeout, PaymentGateway, PaymentStatus, Refund
 from web import clock
+from web.db import transaction
 from web.models import Payment, PaymentEvent
 
 log = logging.getLogger("ekp.payments")
 
 TERMINAL = {PaymentStatus.PAID.value, PaymentStatus.FAILED.value}
+# Money went back to the payer (our refund, one made in the operator's panel, or the bank's chargeback).
+REVERSED = {PaymentStatus.REFUNDED.value, PaymentStatus.CHARGEBACK.value}
+# Our record's own states besides the gateway's (Payment.status):
+HELD = "held_for_review"  # R-PAY-2: paid less (or more) than due; nothing applied, staff decide
+REFUND_DUE = "refund_due"  # R-PAY-4: paid for nothing; the refund is asked of the gateway until it is done
+# What staff see in the desk's queue (R-PAY-2..4).
+FOR_STAFF = [HELD, REFUND_DUE, *sorted(REVERSED)]
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,7 @@ class Settled:
     """What the business side decided when an outcome was applied."""
 
     refund: bool = False  # money arrived for something no longer wanted: give it back
+    reversed: bool = False  # a refund or chargeback took back what the payment had bought (R-PAY-3)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class Outcome:
     card_last4: str | None = None
     card_expiry: str | None = None
     error_code: str | None = None
+    paid_amount: int | None = None  # what the payer actually paid, when the source says (R-PAY-2)
 
 
 class HostedPayment(Protocol):
@@ -55,8 +69,15 @@ class HostedPayment(Protocol):
     payer_name: str
 
 
-# purpose -> function(session, payment, outcome) -> Settled; registered by each business area.
+# Each purpose's handlers are registered at start-up by `web.purposes.register_payment_purposes()` (the app
+# factory and every `ekp` command call it), never as a side effect of importing a module.
+
+# purpose -> function(session, payment, outcome) -> Settled: apply a paid or failed outcome to what it paid for.
 HANDLERS: dict[str, Callable[[Session, Payment, Outcome], Settled]] = {}
+
+# purpose -> function(session, payment, status) -> str: a refund or chargeback (`status`) of a payment that
+# had bought something takes it back (R-PAY-3); returns what was done, for staff.
+REVERSALS: dict[str, Callable[[Session, Payment, str], str]] = {}
 
 # purpose -> function(session, payment, outcome): a card saved with a payment whose outcome was already
 # applied from a source that carries no card (the browser's return asks the gateway's status first).
@@ -69,6 +90,27 @@ CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
 BATCH_HANDLERS: dict[str, Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]] = {}
 
 IN_CHUNK = 500  # ids or references per IN (...) list
+
+
+def register_purpose(purpose: str, *, settle: Callable[[Session, Payment, Outcome], Settled],
+                     reverse: Callable[[Session, Payment, str], str],
+                     settle_batch: Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]] | None = None,
+                     card_saved: Callable[[Session, Payment, Outcome], None] | None = None) -> None:
+    """What a payment of `purpose` buys: how its outcome is applied and how a reversal takes it back."""
+    HANDLERS[purpose] = settle
+    REVERSALS[purpose] = reverse
+    if settle_batch is not None:
+        BATCH_HANDLERS[purpose] = settle_batch
+    if card_saved is not None:
+        CARD_SAVED[purpose] = card_saved
+
+
+def _registered(table: dict[str, Any], purpose: str) -> Any:
+    try:
+        return table[purpose]
+    except KeyError:
+        raise RuntimeError(f"no handler for payments of purpose {purpose!r}: "
+                           "web.purposes.register_payment_purposes() must run at start-up") from None
 
 
 def one_of(session: Session, column: Any, values: list[Any]) -> Any:
@@ -142,6 +184,10 @@ class OutcomeRejected(Exception):
 def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Payment, Settled | None]:
     """Apply `outcome` once: the first terminal report changes the business, repeats change nothing.
 
+    R-PAY-2: a "paid" that paid less (or more) than due is held for staff review, never applied.
+    R-PAY-4: a paid payment its purpose no longer wants is left REFUND_DUE (the caller asks the gateway).
+    R-PAY-3: a refund or chargeback of a payment that bought something takes it back; one we never heard
+    was paid is applied as paid first, so the effect is the same in whatever order the reports come.
     Returns the payment and what was settled (None when nothing new happened).
     """
     payment = payment_by_reference(session, outcome.reference)
@@ -154,31 +200,90 @@ def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Paym
         log.warning("payment %s: currency differs from our record; ignored", payment.id)
         raise OutcomeRejected("currency_mismatch")
     session.add(PaymentEvent(payment_id=payment.id, source=source, status=outcome.status,  # type: ignore[arg-type]
-                             detail=(outcome.error_code or "")[:300]))
+                             detail=_detail(outcome)))
     if outcome.title and not payment.gateway_title:
         payment.gateway_title = outcome.title
     if outcome.transaction_id and not payment.gateway_transaction_id:
         payment.gateway_transaction_id = outcome.transaction_id
 
     if outcome.status in TERMINAL:
-        # One conditional UPDATE decides who applies it, on SQLite and PostgreSQL alike.
-        won = session.execute(
-            update(Payment)
-            .where(Payment.id == payment.id, Payment.applied_at.is_(None))  # type: ignore[union-attr]
-            .values(status=outcome.status, applied_at=clock.now(), updated_at=clock.now())
-        ).rowcount
-        if won != 1:
+        settled = _apply_terminal(session, payment, outcome)
+        if settled is None:
             session.refresh(payment)
             if outcome.card_token and payment.status == PaymentStatus.PAID.value and payment.purpose in CARD_SAVED:
                 CARD_SAVED[payment.purpose](session, payment, outcome)
-            return payment, None
-        session.refresh(payment)
-        settled = HANDLERS[payment.purpose](session, payment, outcome)
         return payment, settled
-    if outcome.status in {PaymentStatus.REFUNDED.value, PaymentStatus.CHARGEBACK.value}:
-        session.execute(update(Payment).where(Payment.id == payment.id).values(status=outcome.status, updated_at=clock.now()))
-        session.refresh(payment)
+    if outcome.status in REVERSED:
+        return payment, _reverse(session, payment, outcome, source)
     return payment, None
+
+
+def underpaid(payment_amount: int, outcome: Outcome) -> bool:
+    """R-PAY-2: a "paid" whose paid amount (when the source gives one) is not the amount due."""
+    return outcome.status == PaymentStatus.PAID.value and not paid_in_full(payment_amount, outcome.paid_amount)
+
+
+def _detail(outcome: Outcome) -> str:
+    detail = outcome.error_code or ""
+    if outcome.paid_amount is not None and outcome.status == PaymentStatus.PAID.value:
+        detail = f"paid {outcome.paid_amount}" + (f"; {detail}" if detail else "")
+    return detail[:300]
+
+
+def _apply_terminal(session: Session, payment: Payment, outcome: Outcome) -> Settled | None:
+    """A paid or failed outcome, if it is the first terminal one: one conditional UPDATE decides who
+    applies it, on SQLite and PostgreSQL alike. None when it was applied before."""
+    held = underpaid(payment.amount, outcome)
+    status = HELD if held else outcome.status
+    won = session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.applied_at.is_(None))  # type: ignore[union-attr]
+        .values(status=status, applied_at=clock.now(), updated_at=clock.now())
+    ).rowcount
+    if won != 1:
+        return None
+    session.refresh(payment)
+    if held:
+        log.warning("payment %s: paid %s of %s; held for staff review", payment.id, outcome.paid_amount, payment.amount)
+        return Settled()
+    settled = _registered(HANDLERS, payment.purpose)(session, payment, outcome)
+    if settled.refund:
+        _refund_due(session, [payment.id])  # type: ignore[list-item]
+        session.refresh(payment)
+    return settled
+
+
+def _refund_due(session: Session, ids: list[int]) -> None:
+    table = Payment.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(ids), IN_CHUNK):
+        session.execute(update(table).where(one_of(session, table.c.id, ids[start:start + IN_CHUNK]),
+                                            table.c.status == PaymentStatus.PAID.value)
+                        .values(status=REFUND_DUE, updated_at=clock.now()))
+
+
+def _reverse(session: Session, payment: Payment, outcome: Outcome, source: str) -> Settled | None:
+    """R-PAY-3 (and R-PAY-1: any order): money went back to the payer."""
+    settled = None
+    if payment.applied_at is None:
+        # Paid, then given back, and we never heard of the payment: apply it as paid first.
+        settled = _apply_terminal(session, payment, replace(outcome, status=PaymentStatus.PAID.value, paid_amount=None))
+        session.refresh(payment)
+    before = payment.status
+    if before not in (PaymentStatus.PAID.value, REFUND_DUE, HELD):
+        return settled  # failed, or reversed before: nothing (more) to take back
+    won = session.execute(
+        update(Payment).where(Payment.id == payment.id, Payment.status == before)
+        .values(status=outcome.status, updated_at=clock.now())
+    ).rowcount
+    session.refresh(payment)
+    if won != 1 or before != PaymentStatus.PAID.value:
+        # Our own refund of money that bought nothing (REFUND_DUE), or staff gave back a held payment.
+        return settled
+    done = _registered(REVERSALS, payment.purpose)(session, payment, outcome.status)
+    session.add(PaymentEvent(payment_id=payment.id, source="reversal", status=outcome.status,  # type: ignore[arg-type]
+                             detail=done[:300]))
+    log.warning("payment %s: %s after it was applied (%s); reversed: %s", payment.id, outcome.status, source, done)
+    return Settled(reversed=True)
 
 
 @dataclass(frozen=True)
@@ -218,7 +323,8 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
     now = clock.now()
     for outcome in outcomes:
         payment = payments.get(outcome.reference)
-        if payment is None or outcome.status not in TERMINAL or payment.purpose not in BATCH_HANDLERS:
+        if (payment is None or outcome.status not in TERMINAL or payment.purpose not in BATCH_HANDLERS
+                or underpaid(payment.amount, outcome)):
             results[outcome.reference] = _apply_one(session, outcome, source)
             continue
         if outcome.amount is not None and outcome.amount != payment.amount:
@@ -230,7 +336,7 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
             results[outcome.reference] = Applied(outcome, None, rejected="currency_mismatch")
             continue
         events.append({"payment_id": payment.id, "at": now, "source": source, "status": outcome.status,
-                       "detail": (outcome.error_code or "")[:300]})
+                       "detail": _detail(outcome)})
         title = payment.gateway_title or outcome.title
         transaction_id = payment.gateway_transaction_id or outcome.transaction_id
         if (title, transaction_id) != (payment.gateway_title, payment.gateway_transaction_id):
@@ -260,9 +366,13 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
             CARD_SAVED[record.purpose](session, record, outcome)
         results[outcome.reference] = Applied(outcome, record)
     session.flush()  # the handlers below write with Core: nothing of the ORM's may be left to write after them
+    unwanted: list[int] = []
     for purpose, pairs in winners.items():
         for (payment, outcome), settled in zip(pairs, BATCH_HANDLERS[purpose](session, pairs), strict=True):
             results[outcome.reference] = Applied(outcome, payment, settled)
+            if settled.refund:
+                unwanted.append(payment.id)
+    _refund_due(session, unwanted)  # R-PAY-4: the caller asks the gateway for these refunds
     return [results[r] for r in references]
 
 
@@ -281,8 +391,6 @@ def payment_failed_to_start(session: Session, reference: str) -> None:
 
 def pending_payments(session: Session, older_than_seconds: int, limit: int = 500) -> list[Payment]:
     """Payments we never heard back about: candidates for reconciliation with the gateway."""
-    from datetime import timedelta
-
     cutoff = clock.now() - timedelta(seconds=older_than_seconds)
     return list(session.scalars(
         select(Payment).where(Payment.applied_at.is_(None), Payment.created_at <= cutoff)  # type: ignore[union-attr]
@@ -306,4 +414,113 @@ def outcome_from_gateway(outcome: Any) -> Outcome:
         card_last4=getattr(card, "last4", None) if card else None,
         card_expiry=f"{card.expiry_month:02d}/{card.expiry_year}" if card else None,
         error_code=getattr(outcome, "error_code", None),
+        paid_amount=getattr(outcome, "paid_amount", None),
     )
+
+
+def refunds_due(session: Session, older_than_seconds: int, limit: int = 500) -> list[Payment]:
+    """R-PAY-4: payments for nothing whose refund the gateway has not confirmed (refused, timed out, or
+    the process stopped in between): reconciliation asks again."""
+    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    return list(session.scalars(
+        select(Payment).where(Payment.status == REFUND_DUE, Payment.updated_at <= cutoff)  # type: ignore[arg-type]
+        .order_by(Payment.id).limit(limit)  # type: ignore[arg-type]
+    ))
+
+
+def refund_done(session: Session, payment_id: int, source: str) -> bool:
+    """The gateway gave the money back: REFUND_DUE -> refunded (once; a notification may have said so first)."""
+    won = session.execute(
+        update(Payment).where(Payment.id == payment_id, Payment.status == REFUND_DUE)
+        .values(status=PaymentStatus.REFUNDED.value, updated_at=clock.now())
+    ).rowcount
+    if won == 1:
+        session.add(PaymentEvent(payment_id=payment_id, source=source, status=PaymentStatus.REFUNDED.value,
+                                 detail="refund of a payment for nothing"))
+    return won == 1
+
+
+@dataclass(frozen=True)
+class ForStaff:
+    """A payment in the desk's queue and why it is there."""
+
+    payment: Payment
+    kind: str  # held | refund_due | refunded | reversed
+    paid_amount: int | None = None  # held: what the payer paid (grosze)
+    note: str = ""  # reversed: what was taken back
+
+
+def staff_queue(session: Session, limit: int = 50) -> list[ForStaff]:
+    """The desk's queue (R-PAY-2..4): payments held for review, refunds owed or made, reversals of what a
+    payment had bought; the most recently changed first."""
+    payments = list(session.scalars(
+        select(Payment).where(Payment.status.in_(FOR_STAFF))  # type: ignore[attr-defined]
+        .order_by(Payment.updated_at.desc(), Payment.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+    ))
+    paid: dict[int, int] = {}
+    reversal: dict[int, str] = {}
+    if payments:
+        for event in session.scalars(
+                select(PaymentEvent).where(one_of(session, PaymentEvent.payment_id, [p.id for p in payments]))
+                .order_by(PaymentEvent.id)):  # type: ignore[arg-type]
+            if event.source == "reversal":
+                reversal[event.payment_id] = event.detail
+            elif event.status == PaymentStatus.PAID.value and event.detail.startswith("paid "):
+                amount = event.detail[5:].split(";", 1)[0]
+                if amount.isdigit():
+                    paid.setdefault(event.payment_id, int(amount))  # the report that decided the hold
+    queue = []
+    for p in payments:
+        if p.status == HELD:
+            queue.append(ForStaff(p, "held", paid_amount=paid.get(p.id)))  # type: ignore[arg-type]
+        elif p.id in reversal:
+            queue.append(ForStaff(p, "reversed", note=reversal[p.id]))  # type: ignore[index]
+        else:
+            queue.append(ForStaff(p, "refund_due" if p.status == REFUND_DUE else "refunded"))
+    return queue
+
+
+# --------------------------------------------------------------------------- the one use case
+
+
+def _in_tx(engine: Engine, fn: Callable[..., Any], *args: Any) -> Any:
+    with transaction(engine) as session:
+        return fn(session, *args)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    payment: Payment
+    settled: Settled | None
+    refunded: bool = False  # the refund this outcome called for was made
+
+
+async def settle(engine: Engine, gateway: PaymentGateway, outcome: Outcome, source: str) -> Settlement:
+    """R-PAY-1: apply a payment outcome, whatever path brought it (webhook, return page, reconciliation),
+    then give the money back if the business no longer wanted it (R-PAY-4). Raises OutcomeRejected."""
+    payment, settled = await anyio.to_thread.run_sync(_in_tx, engine, apply_outcome, outcome, source)
+    refunded = False
+    if settled is not None and settled.refund:
+        refunded = await give_back(engine, gateway, payment.id, payment.gateway_transaction_id)  # type: ignore[arg-type]
+    return Settlement(payment, settled, refunded)
+
+
+async def give_back(engine: Engine, gateway: PaymentGateway, payment_id: int, transaction_id: str | None) -> bool:
+    """Refund a REFUND_DUE payment in full. Safe to repeat: if the gateway refuses because the money
+    already went back (an earlier answer was lost), its status says so. False: still owed (the next
+    reconciliation asks again; staff see it in the queue)."""
+    if not transaction_id:
+        log.warning("refund of payment %s: no gateway transaction to refund; left for staff", payment_id)
+        return False
+    try:
+        await gateway.refund(Refund(transaction_id, reason="EKP"))
+    except (GatewayError, GatewayTimeout) as exc:
+        try:
+            status = await gateway.get_status(transaction_id)
+        except (GatewayError, GatewayTimeout):
+            status = None
+        if status is None or status.status.value not in REVERSED:
+            log.warning("refund of payment %s failed (%s); reconciliation asks again", payment_id, type(exc).__name__)
+            return False
+    await anyio.to_thread.run_sync(_in_tx, engine, refund_done, payment_id, "refund")
+    return True

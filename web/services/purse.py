@@ -1099,5 +1099,21 @@ def settle_top_up_payment(session: Session, payment: Payment, outcome: payment_r
     return payment_records.Settled()
 
 
-payment_records.HANDLERS[PURPOSE] = settle_top_up_payment
+def reverse_top_up_payment(session: Session, payment: Payment, status: str) -> str:
+    """R-PAY-3: a refunded or charged-back top-up is taken back from the card with its bonus (and the
+    credit it repaid), one ledger entry; if it was spent, the balance goes below zero: a debt that
+    stops credit rides and that the next top-up repays first (R-VAL-5, R-TOP-4). Returns what was done."""
+    from domain.ledger import EntryKind, reversal_of
+
+    row = session.get(PurseCardRow, payment.subject_id)
+    if row is None:
+        return "nothing to take back (the card no longer exists)"
+    row = lock_card(session, row.number)
+    assert row is not None
+    booked = session.scalars(select(PurseLedgerEntry).where(PurseLedgerEntry.payment_id == payment.id)).all()
+    entry = reversal_of([LedgerEntry(EntryKind(e.kind), e.amount, e.detail) for e in booked])
+    if entry is None:
+        return f"card {row.number}: nothing was credited"
+    balance = _book(session, row, [entry], at=clock.now(), place="online", payment_id=payment.id)
+    return f"card {row.number}: {format_pln(-entry.amount)} taken back, balance {format_pln(balance)}"
 

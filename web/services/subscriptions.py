@@ -474,9 +474,32 @@ def remember_saved_card(session: Session, payment: Payment, outcome: payment_rec
         row.card_last4, row.card_expiry = outcome.card_last4, outcome.card_expiry
 
 
-payment_records.HANDLERS[PURPOSE] = settle_month_payment
-payment_records.BATCH_HANDLERS[PURPOSE] = settle_month_payments
-payment_records.CARD_SAVED[PURPOSE] = remember_saved_card
+def reverse_month_payment(session: Session, payment: Payment, status: str) -> str:
+    """R-PAY-3: the payment for a month was refunded or charged back: its ticket is revoked (and reaches
+    the inspectors' revocation list), the subscription cancelled (nothing more is charged to a card whose
+    holder disputed a charge), the passenger told. Returns what was done, for staff."""
+    from web.app_state import current_settings
+    from web.services.tickets import revoke_ticket
+
+    month = session.get(SubscriptionMonthRow, payment.subject_id)
+    row = session.get(Subscription5p1, month.subscription_id) if month else None
+    if month is None or row is None:
+        return "nothing to take back (the month no longer exists)"
+    months = months_of(session, row.id)  # type: ignore[arg-type]
+    decision = rules.on_payment_reversed(to_domain(row), [month_to_domain(m) for m in months], month_to_domain(month),
+                                         clock.today())
+    if decision.duplicate:
+        return f"nothing to take back (month {month.month_index} was {month.state})"
+    _store(session, row, decision, months)
+    done = []
+    if decision.revoke_ticket_for is not None:
+        ticket = session.scalars(select(Ticket).where(Ticket.subscription_month_id == month.id)).first()
+        reason = "chargeback" if "charge" in status else "refunded"  # named in the inspectors' verdict (R-TKT-4)
+        if ticket is not None and revoke_ticket(session, ticket.id, reason):  # type: ignore[arg-type]
+            done.append(f"ticket {ticket.id} revoked")
+    done.append(f"subscription {row.id} {row.status}")
+    _notify(session, current_settings(), row, decision.notices, month)
+    return "; ".join(done) or "month cancelled"
 
 
 # --- passenger's switches -------------------------------------------------------------------------

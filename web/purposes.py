@@ -1,0 +1,19 @@
+"""What each kind of payment buys, registered in one visible place at start-up.
+
+The app factory (`web.app.create_app`) and every `ekp` command call `register_payment_purposes()` before
+any payment outcome is applied, so an outcome applied by a fresh process (`ekp payments reconcile`,
+`ekp billing run`) finds its handlers; no module registers anything as a side effect of being imported.
+"""
+
+from __future__ import annotations
+
+
+def register_payment_purposes() -> None:
+    """Register the 5+1 month and the e-purse top-up payments (idempotent)."""
+    from web.services import payments, purse, subscriptions
+
+    payments.register_purpose(subscriptions.PURPOSE, settle=subscriptions.settle_month_payment,
+                              settle_batch=subscriptions.settle_month_payments,
+                              card_saved=subscriptions.remember_saved_card,
+                              reverse=subscriptions.reverse_month_payment)
+    payments.register_purpose(purse.PURPOSE, settle=purse.settle_top_up_payment, reverse=purse.reverse_top_up_payment)
