@@ -19,6 +19,12 @@ Readings of the operator's rules made here (the seed is silent or ambiguous):
   S = balance check. T before the holder's own tap overrides the card's default fare (the
   inspector checks the entitlement, as with any ticket). A second tap at the holder's boarding stop is a companion (normal fare
   unless T says otherwise: a personal discount belongs to the holder only).
+- R-VAL-4 boarding: the device reports its vehicle and the stop it is at, or the one it last left (so the
+  boarding stop lasts until the bus reaches the next stop). The first tap of a boarding is the holder's own fare;
+  further taps on that vehicle at that stop (within `SAME_STOP_WINDOW`) pay for companions, baggage or animals;
+  any other tap on that vehicle within `BOARDING_WINDOW` of the boarding is refused (`BOARDING_STOP_ONLY`) and
+  the boarding stays where it was. Another vehicle, or the same one after `BOARDING_WINDOW`, is a new boarding.
+  A tap dated before the remembered boarding (an offline upload arriving late) never moves it back.
 - A credit ride takes the whole fare, so the balance goes below zero by the credited part
   (see `domain.ledger`); nothing else may be paid while the balance is below zero.
 """
@@ -87,6 +93,7 @@ class Refusal(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     CREDIT_OUTSTANDING = "credit_outstanding"  # too little money and a credit ride unpaid (R-VAL-5)
     HOLDER_FARE_FIRST = "holder_fare_first"  # companion/baggage before the holder's fare here (R-VAL-4)
+    BOARDING_STOP_ONLY = "boarding_stop_only"  # a later stop of the same boarding: nothing to add (R-VAL-4)
     NOTHING_SELECTED = "nothing_selected"  # AKCEPTUJ before any "+" or coin
     BELOW_MINIMUM = "below_minimum"  # R-TOP-1 / R-TOP-2
     ABOVE_MAXIMUM = "above_maximum"  # R-TOP-2
@@ -369,18 +376,39 @@ class Boarding:
 # A companion tap must come while the bus is still at the holder's boarding stop; this bounds
 # "still" for a bus that comes back to the same stop on a later trip.
 SAME_STOP_WINDOW = timedelta(minutes=15)
+# How long a boarding lasts on its vehicle (R-VAL-4): within it a tap at a later stop adds nothing and moves
+# nothing; after it the same vehicle is a new boarding (a bus needs longer than this to come back to a stop
+# the holder got off at; a city ride is shorter).
+BOARDING_WINDOW = timedelta(minutes=30)
 
 
-def _same_boarding(
-    boarding: Boarding | None, card: PurseCard, vehicle_id: str, stop_id: str, now: datetime, window: timedelta
-) -> bool:
-    return (
-        boarding is not None
-        and boarding.card_number == card.number
-        and boarding.vehicle_id == vehicle_id
-        and boarding.stop_id == stop_id
-        and timedelta(0) <= now - boarding.boarded_at <= window
-    )
+class BoardingPlace(StrEnum):
+    """Where a tap is relative to the card's remembered boarding (R-VAL-4)."""
+
+    NEW = "new"  # no boarding, another vehicle, after BOARDING_WINDOW, or dated before the boarding
+    BOARDING_STOP = "boarding_stop"  # the same vehicle at the boarding stop: companions, baggage, animals
+    LATER_STOP = "later_stop"  # the same vehicle, another stop (or back at it later): nothing to add
+
+
+def boarding_place(
+    boarding: Boarding | None,
+    card_number: str,
+    vehicle_id: str,
+    stop_id: str,
+    now: datetime,
+    *,
+    same_stop_window: timedelta = SAME_STOP_WINDOW,
+    boarding_window: timedelta = BOARDING_WINDOW,
+) -> BoardingPlace:
+    """R-VAL-4: whether a tap at `vehicle_id`/`stop_id` at `now` belongs to the card's boarding."""
+    if boarding is None or boarding.card_number != card_number or boarding.vehicle_id != vehicle_id:
+        return BoardingPlace.NEW
+    since = now - boarding.boarded_at
+    if since < timedelta(0) or since > boarding_window:
+        return BoardingPlace.NEW
+    if boarding.stop_id == stop_id and since <= same_stop_window:
+        return BoardingPlace.BOARDING_STOP
+    return BoardingPlace.LATER_STOP
 
 
 @dataclass(frozen=True)
@@ -444,6 +472,7 @@ def tap(
     boarding: Boarding | None,
     tariff: PurseTariff = DEFAULT_PURSE_TARIFF,
     same_stop_window: timedelta = SAME_STOP_WINDOW,
+    boarding_window: timedelta = BOARDING_WINDOW,
 ) -> TapDecision:
     """A card touched to the validator of `vehicle_id` at `stop_id` (R-VAL-1..5, R-KKM-5..7).
 
@@ -465,7 +494,11 @@ def tap(
             boarding=boarding,
         )
 
-    at_boarding_stop = _same_boarding(boarding, card, vehicle_id, stop_id, now, same_stop_window)
+    place = boarding_place(boarding, card.number, vehicle_id, stop_id, now,
+                           same_stop_window=same_stop_window, boarding_window=boarding_window)
+    if place is BoardingPlace.LATER_STOP:  # R-VAL-4: nothing added after the boarding stop; the boarding stays
+        return _refuse(Refusal.BOARDING_STOP_ONLY, boarding, balance)
+    at_boarding_stop = place is BoardingPlace.BOARDING_STOP
     if selection.baggage and not at_boarding_stop:  # R-VAL-4
         return _refuse(Refusal.HOLDER_FARE_FIRST, boarding, balance)
 
@@ -503,6 +536,8 @@ def tap(
     fare = ride_fare(tariff, zone, discount)
     detail = f"{zone}:{discount or RegisteredFare.FREE}"
     new_boarding = Boarding(card.number, vehicle_id, stop_id, now)
+    if boarding is not None and boarding.card_number == card.number and now < boarding.boarded_at:
+        new_boarding = boarding  # an older ride uploaded late: the card's latest boarding stays
     if fare <= balance or fare == 0:
         entries = tuple(entries_for(RidePaid(fare, detail=detail), current_balance=balance))
         message, credit = (ValidatorMessage.CHARGED if fare else ValidatorMessage.FREE_RIDE), False
