@@ -4,7 +4,8 @@ online top-ups, linking a card to an account, loss reports.
 Every money-moving transaction follows the same order, on SQLite and PostgreSQL alike:
 1. lock the card row with an UPDATE on it (a row lock on PostgreSQL; on SQLite the UPDATE is the
    first statement of the transaction, so it takes the database's write lock before anything is read);
-2. look for the device event (a retry or re-upload gets the stored response and changes nothing);
+2. look for the device event (a retry or re-upload gets the stored response and changes nothing; a validator
+   tap's content must match the stored one's, else the event is refused, R-VAL-7);
 3. read the card and its balance, let `domain.purse` decide;
 4. append the ledger entries and move the cached balance by their sum, in the same transaction.
 
