@@ -19,6 +19,21 @@ Readings of the operator's rules made here (the seed is silent or ambiguous):
   S = balance check. T before the holder's own tap overrides the card's default fare (the
   inspector checks the entitlement, as with any ticket). A second tap at the holder's boarding stop is a companion (normal fare
   unless T says otherwise: a personal discount belongs to the holder only).
+- R-VAL-4 boarding: the device reports its vehicle and the stop it is at, or the one it last left (so the
+  boarding stop lasts until the bus reaches the next stop). The first tap of a boarding is the holder's own fare;
+  further taps on that vehicle at that stop (within `SAME_STOP_WINDOW`) pay for companions, baggage or animals;
+  any other tap on that vehicle within `BOARDING_WINDOW` of the boarding is refused (`BOARDING_STOP_ONLY`) and
+  the boarding stays where it was. Another vehicle, or the same one after `BOARDING_WINDOW`, is a new boarding.
+  A tap dated before the remembered boarding (an offline upload arriving late) never moves it back.
+- R-VAL-8 device time: an event is booked at its device time. Dated more than `FUTURE_TOLERANCE` after it was
+  received: refused (`EventTiming.FUTURE`); before `EARLIEST_DEVICE_TIME`: not a time at all. Received more
+  than `OFFLINE_WINDOW` after its time: booked but flagged for staff (`EventFlag.STALE`), and since such a time
+  proves nothing, a block is checked at the time it was received. Otherwise a block applies by the event's
+  time: refused either way (the card's money is the holder's from the block on), and when the tap arrives
+  later than `LIVE_LAG` after its time (uploaded from the validator's buffer) it is also reported
+  (`EventFlag.BLOCKED_CARD`).
+- R-VAL-7 event identity: a tap's content is its card, device time (the same moment in any zone), vehicle,
+  stop and buttons (`tap_fingerprint`); a replay must carry the same content.
 - A credit ride takes the whole fare, so the balance goes below zero by the credited part
   (see `domain.ledger`); nothing else may be paid while the balance is below zero.
 """
@@ -26,9 +41,11 @@ Readings of the operator's rules made here (the seed is silent or ambiguous):
 from __future__ import annotations
 
 import calendar
+import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 
 from domain.ledger import (
@@ -88,6 +105,7 @@ class Refusal(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     CREDIT_OUTSTANDING = "credit_outstanding"  # too little money and a credit ride unpaid (R-VAL-5)
     HOLDER_FARE_FIRST = "holder_fare_first"  # companion/baggage before the holder's fare here (R-VAL-4)
+    BOARDING_STOP_ONLY = "boarding_stop_only"  # a later stop of the same boarding: nothing to add (R-VAL-4)
     NOTHING_SELECTED = "nothing_selected"  # AKCEPTUJ before any "+" or coin
     FREE_PARKING = "free_parking"  # R-PARK-4: outside the zone's paid hours, nothing to pay
     LONGEST_STAY = "longest_stay"  # R-PARK-4: one more "+" would go beyond the longest stay
@@ -171,6 +189,13 @@ def default_fare(card: PurseCard, today: date) -> RegisteredFare:
     if card.kind is CardKind.BEARER or not entitlement_valid(card, today):
         return RegisteredFare.NORMAL
     return card.registered_fare
+
+
+def last_used_after(card: PurseCard, day: date) -> date | None:
+    """R-KKM-5: the card's last use after a use dated `day` by a device: never earlier than it was, nor than
+    the card's issue (a device clock set back, e.g. to 1970, must not make the card void)."""
+    used = max(day, card.issued_on)
+    return card.last_used_on if card.last_used_on is not None and card.last_used_on >= used else used
 
 
 def is_blocked(card: PurseCard, now: datetime) -> bool:
@@ -374,18 +399,106 @@ class Boarding:
 # A companion tap must come while the bus is still at the holder's boarding stop; this bounds
 # "still" for a bus that comes back to the same stop on a later trip.
 SAME_STOP_WINDOW = timedelta(minutes=15)
+# How long a boarding lasts on its vehicle (R-VAL-4): within it a tap at a later stop adds nothing and moves
+# nothing; after it the same vehicle is a new boarding (a bus needs longer than this to come back to a stop
+# the holder got off at; a city ride is shorter).
+BOARDING_WINDOW = timedelta(minutes=30)
 
 
-def _same_boarding(
-    boarding: Boarding | None, card: PurseCard, vehicle_id: str, stop_id: str, now: datetime, window: timedelta
-) -> bool:
-    return (
-        boarding is not None
-        and boarding.card_number == card.number
-        and boarding.vehicle_id == vehicle_id
-        and boarding.stop_id == stop_id
-        and timedelta(0) <= now - boarding.boarded_at <= window
-    )
+class BoardingPlace(StrEnum):
+    """Where a tap is relative to the card's remembered boarding (R-VAL-4)."""
+
+    NEW = "new"  # no boarding, another vehicle, after BOARDING_WINDOW, or dated before the boarding
+    BOARDING_STOP = "boarding_stop"  # the same vehicle at the boarding stop: companions, baggage, animals
+    LATER_STOP = "later_stop"  # the same vehicle, another stop (or back at it later): nothing to add
+
+
+def boarding_place(
+    boarding: Boarding | None,
+    card_number: str,
+    vehicle_id: str,
+    stop_id: str,
+    now: datetime,
+    *,
+    same_stop_window: timedelta = SAME_STOP_WINDOW,
+    boarding_window: timedelta = BOARDING_WINDOW,
+) -> BoardingPlace:
+    """R-VAL-4: whether a tap at `vehicle_id`/`stop_id` at `now` belongs to the card's boarding."""
+    if boarding is None or boarding.card_number != card_number or boarding.vehicle_id != vehicle_id:
+        return BoardingPlace.NEW
+    since = now - boarding.boarded_at
+    if since < timedelta(0) or since > boarding_window:
+        return BoardingPlace.NEW
+    if boarding.stop_id == stop_id and since <= same_stop_window:
+        return BoardingPlace.BOARDING_STOP
+    return BoardingPlace.LATER_STOP
+
+
+# --------------------------------------------------------------------------- device events (R-VAL-7, R-VAL-8)
+
+# A device clock may be a little fast; beyond this an event dated in the future is refused.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# An event that arrives within this of its time was sent live (retries included); later, from an offline buffer.
+LIVE_LAG = timedelta(minutes=2)
+# Validators upload what they buffered offline within this (at the depot, at the latest after a long weekend);
+# an event older than this on arrival is booked but flagged for staff.
+OFFLINE_WINDOW = timedelta(days=3)
+# No device recorded anything before this: a time so early is not a time (and not representable in every zone).
+EARLIEST_DEVICE_TIME = datetime(1900, 1, 1, tzinfo=timezone.utc)
+
+
+class EventTiming(StrEnum):
+    """A device event's time against the moment it was received (R-VAL-8)."""
+
+    LIVE = "live"  # sent as it happened
+    OFFLINE = "offline"  # uploaded from the device's buffer within the offline window
+    STALE = "stale"  # older than the offline window: booked, flagged for staff
+    FUTURE = "future"  # dated in the future beyond the tolerance: refused
+    IMPOSSIBLE = "impossible"  # before EARLIEST_DEVICE_TIME: refused
+
+
+class EventFlag(StrEnum):
+    """Why staff should look at a device event (R-VAL-8)."""
+
+    STALE = "stale"  # older than the offline window on arrival: the device's clock or upload is wrong
+    BLOCKED_CARD = "blocked_card"  # a blocked card tapped offline, reported when the tap arrived
+
+
+def event_timing(
+    event_at: datetime,
+    received_at: datetime,
+    *,
+    future_tolerance: timedelta = FUTURE_TOLERANCE,
+    live_lag: timedelta = LIVE_LAG,
+    offline_window: timedelta = OFFLINE_WINDOW,
+) -> EventTiming:
+    """R-VAL-8: how to treat an event the device dated `event_at` that arrived at `received_at` (both aware)."""
+    earliest = EARLIEST_DEVICE_TIME if event_at.tzinfo is not None else EARLIEST_DEVICE_TIME.replace(tzinfo=None)
+    if event_at < earliest:
+        return EventTiming.IMPOSSIBLE
+    lag = received_at - event_at
+    if lag < -future_tolerance:
+        return EventTiming.FUTURE
+    if lag <= live_lag:
+        return EventTiming.LIVE
+    if lag <= offline_window:
+        return EventTiming.OFFLINE
+    return EventTiming.STALE
+
+
+def tap_fingerprint(
+    card_number: str | None, at: datetime, vehicle_id: str, stop_id: str, t: int, b: int, s: bool
+) -> str:
+    """R-VAL-7: what a tap event says (card, device time as a moment, vehicle, stop, buttons), as a digest."""
+    moment = at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    content = "\x1f".join((card_number or "", moment, vehicle_id, stop_id, str(t), str(b), "1" if s else "0"))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def is_replay(stored_fingerprint: str | None, fingerprint: str) -> bool:
+    """R-VAL-7: whether an event under a used id repeats the stored one (answer it from the stored response)
+    or is a different event (refuse it). An event stored before fingerprints were kept counts as a repeat."""
+    return stored_fingerprint is None or hmac.compare_digest(stored_fingerprint, fingerprint)
 
 
 @dataclass(frozen=True)
@@ -412,9 +525,11 @@ class TapDecision:
     entries: tuple[LedgerEntry, ...] = ()
     boarding: Boarding | None = None  # the boarding to remember after this tap
     card_used: bool = False  # set the card's last_used_on to today (R-KKM-5)
+    flag: EventFlag | None = None  # for staff (R-VAL-8)
 
 
-def _refuse(refusal: Refusal, boarding: Boarding | None = None, balance: Grosze | None = None) -> TapDecision:
+def _refuse(refusal: Refusal, boarding: Boarding | None = None, balance: Grosze | None = None,
+            flag: EventFlag | None = None) -> TapDecision:
     return TapDecision(
         accepted=False,
         display=ValidatorDisplay(refusal, balance=balance),
@@ -422,6 +537,7 @@ def _refuse(refusal: Refusal, boarding: Boarding | None = None, balance: Grosze 
         refusal=refusal,
         balance_after=balance,
         boarding=boarding,
+        flag=flag,
     )
 
 
@@ -449,12 +565,46 @@ def tap(
     boarding: Boarding | None,
     tariff: PurseTariff = DEFAULT_PURSE_TARIFF,
     same_stop_window: timedelta = SAME_STOP_WINDOW,
+    boarding_window: timedelta = BOARDING_WINDOW,
+    received_at: datetime | None = None,
+    offline_window: timedelta = OFFLINE_WINDOW,
 ) -> TapDecision:
-    """A card touched to the validator of `vehicle_id` at `stop_id` (R-VAL-1..5, R-KKM-5..7).
+    """A card touched to the validator of `vehicle_id` at `stop_id` at the device's time `now`, received at
+    `received_at` (None: as it happened) (R-VAL-1..5, R-VAL-8, R-KKM-5..7).
 
     `card` is None when the card is not a Kołobrzeg city card. `boarding` is the last one this
-    card's tap returned (or None).
+    card's tap returned (or None). Events `event_timing` calls FUTURE or IMPOSSIBLE are the caller's to
+    refuse (they raise ValueError here).
     """
+    timing = event_timing(now, now if received_at is None else received_at, offline_window=offline_window)
+    if timing in (EventTiming.FUTURE, EventTiming.IMPOSSIBLE):
+        raise ValueError(f"a {timing} event is refused before the rules see it")
+    flag = EventFlag.STALE if timing is EventTiming.STALE else None
+    decision = _tap(card, balance=balance, panel=panel, vehicle_id=vehicle_id, stop_id=stop_id, now=now,
+                    boarding=boarding, tariff=tariff, same_stop_window=same_stop_window,
+                    boarding_window=boarding_window,
+                    block_checked_at=received_at if timing is EventTiming.STALE and received_at else now)
+    if decision.refusal is Refusal.BLOCKED and timing is not EventTiming.LIVE:
+        flag = EventFlag.BLOCKED_CARD  # R-VAL-8: refused all the same, and reported
+    return replace(decision, flag=flag) if flag is not None else decision
+
+
+def _tap(
+    card: PurseCard | None,
+    *,
+    balance: Grosze,
+    panel: ValidatorPanel,
+    vehicle_id: str,
+    stop_id: str,
+    now: datetime,
+    boarding: Boarding | None,
+    tariff: PurseTariff,
+    same_stop_window: timedelta,
+    boarding_window: timedelta,
+    block_checked_at: datetime,
+) -> TapDecision:
+    if card is not None and is_blocked(card, block_checked_at):  # R-KKM-7 by the event's time (R-VAL-8)
+        return _refuse(Refusal.BLOCKED, boarding)
     refusal = _unusable(card, now)
     if refusal is not None or card is None:
         return _refuse(refusal or Refusal.WRONG_CARD, boarding)
@@ -470,7 +620,11 @@ def tap(
             boarding=boarding,
         )
 
-    at_boarding_stop = _same_boarding(boarding, card, vehicle_id, stop_id, now, same_stop_window)
+    place = boarding_place(boarding, card.number, vehicle_id, stop_id, now,
+                           same_stop_window=same_stop_window, boarding_window=boarding_window)
+    if place is BoardingPlace.LATER_STOP:  # R-VAL-4: nothing added after the boarding stop; the boarding stays
+        return _refuse(Refusal.BOARDING_STOP_ONLY, boarding, balance)
+    at_boarding_stop = place is BoardingPlace.BOARDING_STOP
     if selection.baggage and not at_boarding_stop:  # R-VAL-4
         return _refuse(Refusal.HOLDER_FARE_FIRST, boarding, balance)
 
@@ -508,6 +662,8 @@ def tap(
     fare = ride_fare(tariff, zone, discount)
     detail = f"{zone}:{discount or RegisteredFare.FREE}"
     new_boarding = Boarding(card.number, vehicle_id, stop_id, now)
+    if boarding is not None and boarding.card_number == card.number and now < boarding.boarded_at:
+        new_boarding = boarding  # an older ride uploaded late: the card's latest boarding stays
     if fare <= balance or fare == 0:
         entries = tuple(entries_for(RidePaid(fare, detail=detail), current_balance=balance))
         message, credit = (ValidatorMessage.CHARGED if fare else ValidatorMessage.FREE_RIDE), False

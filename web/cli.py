@@ -318,6 +318,29 @@ def tickets_new_key(key_id: int) -> None:
 
     key = tr.generate_private_key()
     click.echo(f"{key_id}:{key.private_numbers().private_value:064x}")
+@devices.command("flagged")
+@click.option("--days", type=click.IntRange(1, 3650), default=7, show_default=True,
+              help="Events received in the last DAYS days.")
+def devices_flagged(days: int) -> None:
+    """Device events flagged for staff (R-VAL-8): taps older than the offline window on arrival (`stale`: check
+    the device's clock) and taps on a card already blocked at their time, uploaded later (`blocked_card`)."""
+    from datetime import timedelta
+
+    from web import clock
+    from web.db import make_engine, transaction
+    from web.services.purse import flagged_events
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    with transaction(engine) as session:
+        events = flagged_events(session, since=clock.now() - timedelta(days=days))
+    engine.dispose()
+    for e in events:
+        event_at = clock.to_local(e.event_at).isoformat(timespec="seconds") if e.event_at else "-"
+        click.echo(f"{clock.to_local(e.received_at).isoformat(timespec='seconds')}  {e.flag:<12}  "
+                   f"device {e.device_id} ({e.device_name})  event {e.event_id}  card {e.card_number or '-'}  "
+                   f"device time {event_at}  answered {e.code}")
+    click.echo(f"{len(events)} flagged event(s) in the last {days} day(s)")
 
 
 if __name__ == "__main__":  # pragma: no cover

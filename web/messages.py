@@ -159,6 +159,13 @@ MESSAGES.update({
     "purse.device.unauthorized": N_("Urządzenie nie jest zarejestrowane albo jego dane uwierzytelniające są nieprawidłowe."),
     "purse.device.invalid": N_("Nieprawidłowe dane zdarzenia."),
 })
+# Validator taps: companions only at the boarding stop (R-VAL-4), event ids (R-VAL-7), device clocks (R-VAL-8).
+MESSAGES.update({
+    "purse.boarding_stop_only": N_("PRZEJAZD JUŻ SKASOWANY — DOPŁATY TYLKO NA PRZYSTANKU WSIADANIA"),
+    "purse.device.event_id_reused": N_("Identyfikator zdarzenia został już użyty dla innego zdarzenia tego urządzenia; nadaj nowemu zdarzeniu nowy identyfikator."),
+    "purse.device.future_event": N_("Czas zdarzenia jest późniejszy niż czas serwera; sprawdź zegar urządzenia."),
+    "purse.device.bad_time": N_("Nieprawidłowy czas zdarzenia; sprawdź zegar urządzenia."),
+})
 MESSAGES.update({
     "purse.top_up_minimum": N_("Najmniejsza kwota doładowania to %(min)s."),
     "purse.loss_confirm_required": N_("Zaznacz, że chcesz zablokować kartę."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint, event
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, event, text
 from sqlmodel import Field, SQLModel
 
 from web import clock
@@ -315,7 +315,12 @@ class DeviceEvent(SQLModel, table=True):
     """An event a device sent, with the response it got: a retry or re-upload gets the same answer."""
 
     __tablename__ = "device_events"
-    __table_args__ = (UniqueConstraint("device_id", "event_id", name="uq_device_event"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "event_id", name="uq_device_event"),
+        # the events flagged for staff (R-VAL-8), a few among many
+        Index("ix_device_events_flagged", "received_at", sqlite_where=text("flag IS NOT NULL"),
+              postgresql_where=text("flag IS NOT NULL")),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     device_id: int = Field(foreign_key="devices.id", index=True)
@@ -323,3 +328,8 @@ class DeviceEvent(SQLModel, table=True):
     action: str = Field(max_length=24)
     response: str  # JSON
     received_at: datetime = Field(default_factory=clock.now)
+    # R-VAL-7: sha256 of what the event said (validator taps: `domain.purse.tap_fingerprint`); a repeat must match
+    request_digest: Optional[str] = Field(default=None, max_length=64)
+    flag: Optional[str] = Field(default=None, max_length=24)  # R-VAL-8, for staff: stale | blocked_card
+    card_number: Optional[str] = Field(default=None, max_length=20)
+    event_at: Optional[datetime] = None  # the device's time of the event

@@ -8,7 +8,10 @@ import pytest
 
 from domain.ledger import EntryKind
 from domain.purse import (
+    BOARDING_WINDOW,
+    SAME_STOP_WINDOW,
     Boarding,
+    BoardingPlace,
     CardKind,
     FareSelection,
     FareZone,
@@ -19,6 +22,7 @@ from domain.purse import (
     Signal,
     ValidatorMessage,
     ValidatorPanel,
+    boarding_place,
     inspect_purse_card,
     tap,
 )
@@ -154,21 +158,57 @@ def test_r_val_4_baggage_before_holder_fare_refused() -> None:
     assert d.refusal is Refusal.HOLDER_FARE_FIRST and not d.entries and d.boarding is None
 
 
-def test_r_val_4_companion_not_possible_at_next_stop() -> None:
+@pytest.mark.parametrize("buttons", [{}, {"t": 1}, {"t": 4}, {"b": 1}, {"b": 2}, {"b": 3}])
+def test_r_val_4_companion_not_possible_at_next_stop(buttons: dict[str, int]) -> None:
+    card = personal(RegisteredFare.OFF_75)
+    _, bal, boarding = _boarded(card)
+    later = do_tap(card, balance=bal, p=panel(**buttons), stop="s-2", now=NOW + timedelta(minutes=2), boarding=boarding)
+    # nothing is added for companions (nor a new fare for the holder) and the boarding stays at s-1
+    assert not later.accepted and later.refusal is Refusal.BOARDING_STOP_ONLY and not later.entries
+    assert later.boarding == boarding and later.signal is Signal.ERROR and later.display.balance == bal
+    back_at_s1 = do_tap(card, balance=bal, now=NOW + timedelta(minutes=20), boarding=later.boarding)
+    assert back_at_s1.refusal is Refusal.BOARDING_STOP_ONLY  # the bus came round again: not the boarding any more
+
+
+def test_r_val_4_balance_check_at_a_later_stop_is_still_shown() -> None:
     card = personal()
     _, bal, boarding = _boarded(card)
-    baggage = do_tap(card, balance=bal, p=panel(b=1), stop="s-2", now=NOW + timedelta(minutes=2), boarding=boarding)
-    assert baggage.refusal is Refusal.HOLDER_FARE_FIRST
-    # without B 1x a tap at the next stop is simply the holder's new ride
-    again = do_tap(card, balance=bal, stop="s-2", now=NOW + timedelta(minutes=2), boarding=boarding)
-    assert again.ride is RideKind.OWN and again.boarding.stop_id == "s-2"
+    d = do_tap(card, balance=bal, p=panel(s=True), stop="s-2", now=NOW + timedelta(minutes=2), boarding=boarding)
+    assert d.accepted and d.ride is RideKind.BALANCE_CHECK and d.boarding == boarding
+
+
+@pytest.mark.parametrize(("since", "stop", "place"), [
+    (timedelta(seconds=0), "s-1", BoardingPlace.BOARDING_STOP),
+    (SAME_STOP_WINDOW, "s-1", BoardingPlace.BOARDING_STOP),
+    (SAME_STOP_WINDOW + timedelta(seconds=1), "s-1", BoardingPlace.LATER_STOP),
+    (timedelta(minutes=1), "s-2", BoardingPlace.LATER_STOP),
+    (BOARDING_WINDOW, "s-2", BoardingPlace.LATER_STOP),
+    (BOARDING_WINDOW + timedelta(seconds=1), "s-2", BoardingPlace.NEW),
+    (BOARDING_WINDOW + timedelta(seconds=1), "s-1", BoardingPlace.NEW),
+    (-timedelta(seconds=1), "s-1", BoardingPlace.NEW),
+])
+def test_r_val_4_boarding_place_by_stop_and_time(since: timedelta, stop: str, place: BoardingPlace) -> None:
+    boarding = Boarding("K-1", "bus-1", "s-1", NOW)
+    assert boarding_place(boarding, "K-1", "bus-1", stop, NOW + since) is place
+    assert boarding_place(boarding, "K-1", "bus-2", stop, NOW + since) is BoardingPlace.NEW
+    assert boarding_place(None, "K-1", "bus-1", stop, NOW + since) is BoardingPlace.NEW
+
+
+def test_r_val_4_an_older_ride_uploaded_late_never_moves_the_boarding_back() -> None:
+    card = personal()
+    _, bal, boarding = _boarded(card)
+    older = do_tap(card, balance=bal, vehicle="bus-9", stop="s-7", now=NOW - timedelta(hours=3), boarding=boarding)
+    assert older.accepted and older.ride is RideKind.OWN and older.boarding == boarding
 
 
 def test_r_val_4_same_stop_on_a_later_trip_is_a_new_boarding() -> None:
     card = personal()
     _, bal, boarding = _boarded(card)
     later = do_tap(card, balance=bal, now=NOW + timedelta(hours=1), boarding=boarding)
-    assert later.ride is RideKind.OWN
+    assert later.ride is RideKind.OWN and later.boarding == Boarding("K-1", "bus-1", "s-1", NOW + timedelta(hours=1))
+    next_stop_later = do_tap(card, balance=bal, stop="s-2", now=NOW + BOARDING_WINDOW + timedelta(minutes=1),
+                             boarding=boarding)
+    assert next_stop_later.ride is RideKind.OWN and next_stop_later.boarding.stop_id == "s-2"
     other_bus = do_tap(card, balance=bal, vehicle="bus-2", now=NOW + timedelta(seconds=5), boarding=boarding)
     assert other_bus.ride is RideKind.OWN
 

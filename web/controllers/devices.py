@@ -161,17 +161,27 @@ def _tap_connections(request: Request) -> taps_on_loop.TapConnections:
     return fresh
 
 
-async def _run_taps(request: Request, taps: list[service.Tap]) -> list[tuple[dict[str, Any], bool]]:
-    """Validator taps, each in its own transaction, in the order given. On PostgreSQL on the event loop with
-    asynchronous connections (`taps_on_loop`); on SQLite a single tap runs on the event loop when no other
+TapResult = tuple[dict[str, Any], bool] | service.TapProblem
+
+
+async def _run_taps(request: Request, taps: list[service.Tap]) -> list[TapResult]:
+    """Validator taps, each in its own transaction, in the order given; a tap refused as a whole (R-VAL-7,
+    R-VAL-8) gives its `service.TapProblem` in its place and the others go on. On PostgreSQL on the event loop
+    with asynchronous connections (`taps_on_loop`); on SQLite a single tap runs on the event loop when no other
     writer is at work (`service.tap_if_free`, which never waits), else the taps go to a worker thread in one
     hop (`service.tap_with_credential`)."""
     credential = _credential(request)
     engine = request.app.state.engine
+    results: list[TapResult] = []
     if engine.dialect.name == "postgresql":
         pool = _tap_connections(request)
         try:
-            return [await taps_on_loop.tap_with_credential(pool, credential, tap) for tap in taps]
+            for tap in taps:
+                try:
+                    results.append(await taps_on_loop.tap_with_credential(pool, credential, tap))
+                except service.TapProblem as problem:
+                    results.append(problem)
+            return results
         except service.DeviceRefused:
             raise DeviceProblem(401, "purse.device.unauthorized") from None
     if len(taps) == 1:
@@ -179,14 +189,21 @@ async def _run_taps(request: Request, taps: list[service.Tap]) -> list[tuple[dic
             done = service.tap_if_free(engine, credential, taps[0])
         except service.DeviceRefused:
             raise DeviceProblem(401, "purse.device.unauthorized") from None
+        except service.TapProblem as problem:
+            return [problem]
         if done is not None:
             return [done]
     language = i18n.current_language.get()
 
-    def run() -> list[tuple[dict[str, Any], bool]]:
+    def run() -> list[TapResult]:
         token = i18n.current_language.set(language)
         try:
-            return [service.tap_with_credential(engine, credential, tap) for tap in taps]
+            for tap in taps:
+                try:
+                    results.append(service.tap_with_credential(engine, credential, tap))
+                except service.TapProblem as problem:
+                    results.append(problem)
+            return results
         except service.DeviceRefused:
             raise DeviceProblem(401, "purse.device.unauthorized") from None
         finally:
@@ -214,18 +231,37 @@ def _tap(tap: TapIn) -> service.Tap:
 @post("/validator/taps", status_code=200, summary="A card tapped on a bus validator")
 async def validator_tap(request: Request, data: JSONBody[TapIn]) -> Response:
     """Charges the fare chosen by the buttons (or shows the balance for S); the response is the display:
-    `message`, `amount` and `balance` in grosze (with `*_text` in złoty), `display` lines and `signal`."""
-    return _answer((await _run_taps(request, [_tap(data)]))[0])
+    `message`, `amount` and `balance` in grosze (with `*_text` in złoty), `display` lines and `signal`.
+    `stop_id` is the stop the bus is at, or the one it last left: companions, baggage and animals are paid
+    at the holder's boarding stop only (R-VAL-4). The same `event_id` again with the same content is a replay;
+    with other content it is refused with 409 (R-VAL-7). `at` more than 5 minutes ahead of the server is
+    refused with 422; a tap older than 3 days is booked and flagged for staff (R-VAL-8)."""
+    [result] = await _run_taps(request, [_tap(data)])
+    if isinstance(result, service.TapProblem):
+        raise DeviceProblem(result.status, f"purse.device.{result.code}")
+    return _answer(result)
 
 
 @post("/validator/batch", status_code=200, summary="Taps buffered while the validator was offline")
 async def validator_batch(request: Request, data: JSONBody[TapBatchIn]) -> Response:
     """Applied one by one in the order sent; every tap is idempotent by its `event_id`, so a batch
-    can be uploaded again safely. Returns `results` in the same order."""
+    can be uploaded again safely. Returns `results` in the same order; a tap refused as a whole (an event id
+    already used for another event: `status` 409; a time in the future: 422) has `status`, `code` and
+    `message` in its place, and the others are applied."""
     if not data.taps or len(data.taps) > MAX_BATCH:
         raise DeviceProblem(422, "purse.device.invalid")
-    results = await _run_taps(request, [_tap(tap) for tap in data.taps])
-    return Response({"results": [{**body, "replayed": replayed} for body, replayed in results]}, status_code=200)
+    taps = [_tap(tap) for tap in data.taps]
+    results = await _run_taps(request, taps)
+    return Response({"results": [_batch_line(tap, result) for tap, result in zip(taps, results)]}, status_code=200)
+
+
+def _batch_line(tap: service.Tap, result: TapResult) -> dict[str, Any]:
+    """A batch's result for one tap: its display, or why the event was refused as a whole (nothing booked)."""
+    if isinstance(result, service.TapProblem):
+        return {"event_id": tap.event_id, "accepted": False, "status": result.status, "code": result.code,
+                "message": message(f"purse.device.{result.code}"), "replayed": False}
+    body, replayed = result
+    return {**body, "replayed": replayed}
 
 
 @post("/meter/insert", status_code=200, summary="A card inserted into a parking meter")

@@ -4,7 +4,8 @@ online top-ups, linking a card to an account, loss reports.
 Every money-moving transaction follows the same order, on SQLite and PostgreSQL alike:
 1. lock the card row with an UPDATE on it (a row lock on PostgreSQL; on SQLite the UPDATE is the
    first statement of the transaction, so it takes the database's write lock before anything is read);
-2. look for the device event (a retry or re-upload gets the stored response and changes nothing);
+2. look for the device event (a retry or re-upload gets the stored response and changes nothing; a validator
+   tap's content must match the stored one's, else the event is refused, R-VAL-7);
 3. read the card and its balance, let `domain.purse` decide;
 4. append the ledger entries and move the cached balance by their sum, in the same transaction.
 
@@ -148,6 +149,15 @@ class DeviceRefused(Exception):
     """The device is no longer allowed (disabled, or its secret changed) since it was authenticated."""
 
 
+class TapProblem(Exception):
+    """A tap event refused as a whole, nothing written: `event_id_reused` (409, R-VAL-7: a different event under
+    a used id), `future_event` or `bad_time` (422, R-VAL-8: the device's clock)."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status, self.code = status, code
+
+
 def forget_device(device_id: int) -> None:
     """Drop a device's cached credentials in this process (call when it is disabled or its secret changes)."""
     with _device_cache_lock:
@@ -235,6 +245,33 @@ def simulator_device(session: Session, kind: str) -> Device | None:
         session.add(device)
         session.flush()
     return device if device.active else None
+
+
+@dataclass(frozen=True)
+class FlaggedEvent:
+    """A device event staff should look at (R-VAL-8)."""
+
+    received_at: datetime
+    device_id: int
+    device_name: str
+    event_id: str
+    flag: str  # stale | blocked_card
+    card_number: str | None
+    event_at: datetime | None  # the device's time
+    code: str  # what the device was answered (charged, blocked, ...)
+
+
+def flagged_events(session: Session, *, since: datetime, limit: int = 500) -> list[FlaggedEvent]:
+    """Events flagged for staff received since `since`, newest first."""
+    rows = session.execute(
+        select(DeviceEvent.received_at, DeviceEvent.device_id, Device.name, DeviceEvent.event_id, DeviceEvent.flag,
+               DeviceEvent.card_number, DeviceEvent.event_at, DeviceEvent.response)
+        .join(Device, Device.id == DeviceEvent.device_id)  # type: ignore[arg-type]
+        .where(DeviceEvent.flag.is_not(None), DeviceEvent.received_at >= since)  # type: ignore[union-attr]
+        .order_by(DeviceEvent.received_at.desc(), DeviceEvent.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+    ).all()
+    return [FlaggedEvent(r.received_at, r.device_id, r.name, r.event_id, r.flag, r.card_number, r.event_at,
+                         str(json.loads(r.response).get("code", ""))) for r in rows]
 
 
 def _replayed(session: Session, device_id: int, event_id: str) -> dict[str, Any] | None:
@@ -419,6 +456,9 @@ _EVENTS = DeviceEvent.__table__  # type: ignore[attr-defined]
 _REPLAY = (select(_EVENTS.c.response)
            .where(_EVENTS.c.device_id == bindparam("device_id"), _EVENTS.c.event_id == bindparam("event_id"))
            .scalar_subquery())
+_REPLAY_DIGEST = (select(_EVENTS.c.request_digest)
+                  .where(_EVENTS.c.device_id == bindparam("device_id"), _EVENTS.c.event_id == bindparam("event_id"))
+                  .scalar_subquery())
 _DEVICE_OK = (select(_DEVICES.c.id)
               .where(_DEVICES.c.id == bindparam("device_id"), _DEVICES.c.kind == bindparam("device_kind"),
                      _DEVICES.c.active.is_(True), _DEVICES.c.secret_hash == bindparam("device_secret"),
@@ -431,9 +471,9 @@ _LOCK_AND_READ_CARD = (
     .returning(_CARDS.c.id, _CARDS.c.number, _CARDS.c.kind, _CARDS.c.registered_fare, _CARDS.c.entitlement_until,
                _CARDS.c.issued_on, _CARDS.c.last_activated_on, _CARDS.c.last_used_on, _CARDS.c.blocked_from,
                _CARDS.c.balance, _CARDS.c.boarding_vehicle, _CARDS.c.boarding_stop, _CARDS.c.boarded_at,
-               _DEVICE_OK.label("device_ok"), _REPLAY.label("replay"))
+               _DEVICE_OK.label("device_ok"), _REPLAY.label("replay"), _REPLAY_DIGEST.label("replay_digest"))
 )
-_DEVICE_AND_EVENT = select(_DEVICE_OK.label("device_ok"), _REPLAY.label("replay"))
+_DEVICE_AND_EVENT = select(_DEVICE_OK.label("device_ok"), _REPLAY.label("replay"), _REPLAY_DIGEST.label("replay_digest"))
 # 3. the ledger entries, 4. the card (balance moved by their sum), 5. the response remembered
 _INSERT_LEDGER = insert(_LEDGER)
 _UPDATE_CARD = update(_CARDS).where(_CARDS.c.id == bindparam("card_id")).values(
@@ -591,6 +631,13 @@ TapStep = tuple[Any, dict[str, Any], tuple[str, ...] | None]
 
 
 def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Generator[TapStep, Any, tuple[dict[str, Any], bool]]:
+    now = clock.now()
+    timing = rules.event_timing(tap.at, now)  # R-VAL-8: a clock far ahead (or no time at all) is refused at once
+    if timing is rules.EventTiming.FUTURE:
+        raise TapProblem(422, "future_event")
+    if timing is rules.EventTiming.IMPOSSIBLE:
+        raise TapProblem(422, "bad_time")
+    digest = rules.tap_fingerprint(tap.card_number, tap.at, tap.vehicle_id, tap.stop_id, tap.t, tap.b, tap.s)
     params = {"event_id": tap.event_id, "device_id": device.id, "device_kind": device.kind,
               "device_secret": device.secret_hash, "device_simulator": bool(getattr(device, "simulator", False))}
     row = (yield _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}, None) if tap.card_number else None
@@ -599,6 +646,8 @@ def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Gene
         forget_device(device.id)  # type: ignore[arg-type]
         raise DeviceRefused(device.id)
     if checked.replay is not None:
+        if not rules.is_replay(checked.replay_digest, digest):  # R-VAL-7: another event under a used id
+            raise TapProblem(409, "event_id_reused")
         return json.loads(checked.replay), True
     at_local = clock.to_local(tap.at)
     card = _card_of_row(row) if row is not None else None
@@ -607,14 +656,11 @@ def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Gene
         boarding = rules.Boarding(row.number, row.boarding_vehicle, row.boarding_stop, clock.to_local(row.boarded_at))
     decision = rules.tap(card, balance=row.balance if row else 0, panel=panel_for(tap.t, tap.b, tap.s),
                          vehicle_id=tap.vehicle_id, stop_id=tap.stop_id, now=at_local, boarding=boarding,
-                         tariff=purse_tariff())
-    now = clock.now()
+                         tariff=purse_tariff(), received_at=clock.to_local(now))
     ledger: list[dict[str, Any]] = []
     card_change: dict[str, Any] | None = None
     if row is not None and decision.accepted:
-        used_on = row.last_used_on
-        if decision.card_used and (used_on is None or used_on < at_local.date()):
-            used_on = at_local.date()
+        used_on = rules.last_used_after(card, at_local.date()) if decision.card_used and card else row.last_used_on
         vehicle, stop, boarded = row.boarding_vehicle, row.boarding_stop, row.boarded_at
         if decision.boarding is not None and decision.boarding != boarding:
             vehicle, stop = decision.boarding.vehicle_id, decision.boarding.stop_id
@@ -629,7 +675,9 @@ def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Gene
                            "used_on": used_on, "vehicle": vehicle, "stop": stop, "boarded": boarded}
     response = _tap_response(tap.event_id, decision)
     event = {"device_id": device.id, "event_id": tap.event_id, "action": "tap",
-             "response": json.dumps(response, ensure_ascii=False, sort_keys=True), "received_at": now}
+             "response": json.dumps(response, ensure_ascii=False, sort_keys=True), "received_at": now,
+             "request_digest": digest, "flag": decision.flag.value if decision.flag else None,
+             "card_number": tap.card_number, "event_at": tap.at}
     if dialect_name == "postgresql":
         # a ledger row, the card's UPDATE and the remembered response in one statement (several entries, rare:
         # each its own INSERT first)
@@ -655,8 +703,7 @@ def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Gene
 def _tap_writes(entry: bool, card: bool) -> Any:
     """PostgreSQL: a ledger row, the card's UPDATE and the remembered response in one statement (data-modifying
     CTEs run once and to completion whether or not the main statement reads them): one round trip, not three."""
-    statement = insert(_EVENTS).values({name: bindparam(f"e_{name}") for name in
-                                        ("device_id", "event_id", "action", "response", "received_at")})
+    statement = insert(_EVENTS).values({name: bindparam(f"e_{name}") for name in _EVENT_COLUMNS})
     if entry:
         statement = statement.add_cte(insert(_LEDGER).values({name: bindparam(f"l_{name}") for name in _LEDGER_COLUMNS})
                                       .cte("ledger"))
@@ -666,7 +713,8 @@ def _tap_writes(entry: bool, card: bool) -> Any:
 
 
 _LEDGER_COLUMNS = ("card_id", "at", "kind", "amount", "detail", "place", "device_id", "payment_id", "recorded_at")
-_EVENT_COLUMNS = ("device_id", "event_id", "action", "response", "received_at")
+_EVENT_COLUMNS = ("device_id", "event_id", "action", "response", "received_at", "request_digest", "flag",
+                  "card_number", "event_at")
 
 
 # The tap's statements (on PostgreSQL two: lock and read, write; on SQLite four) run on the driver's cursor, as SQL
