@@ -412,7 +412,7 @@ def outcome_from_gateway(outcome: Any) -> Outcome:
         card_token=card.token if card else None,
         card_brand=card.brand if card else None,
         card_last4=getattr(card, "last4", None) if card else None,
-        card_expiry=f"{card.expiry_month:02d}/{card.expiry_year}" if card else None,
+        card_expiry=card.expiry if card else None,
         error_code=getattr(outcome, "error_code", None),
         paid_amount=getattr(outcome, "paid_amount", None),
     )
