@@ -11,6 +11,8 @@ from typing import Any
 
 from .port import (
     ACKNOWLEDGEMENT,
+    JSON_ACKNOWLEDGEMENT,
+    CardNotice,
     ChargeResult,
     CreatedPayment,
     GatewayError,
@@ -64,7 +66,9 @@ def make_gateway(kind: str, **settings: Any) -> PaymentGateway:
 
 __all__ = [
     "ACKNOWLEDGEMENT",
+    "CardNotice",
     "ChargeResult",
+    "JSON_ACKNOWLEDGEMENT",
     "CreatedPayment",
     "GatewayError",
     "GatewayTimeout",

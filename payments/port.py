@@ -13,10 +13,12 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "ACKNOWLEDGEMENT",
+    "CardNotice",
     "ChargeResult",
     "CreatedPayment",
     "GatewayError",
     "GatewayTimeout",
+    "JSON_ACKNOWLEDGEMENT",
     "NotificationRejected",
     "PaymentError",
     "PaymentGateway",
@@ -32,8 +34,10 @@ __all__ = [
     "TransactionStatus",
 ]
 
-#: The body a webhook must answer with once a notification has been accepted (Tpay's convention).
+#: The body a webhook must answer with once a form (payment) notification has been accepted (Tpay's convention).
 ACKNOWLEDGEMENT = "TRUE"
+#: ... and once a JSON notification (tokenization, token update) has been accepted.
+JSON_ACKNOWLEDGEMENT = '{"result":true}'
 
 
 class PaymentStatus(enum.StrEnum):
@@ -91,6 +95,9 @@ class TokenCharge:
     payer_email: str
     payer_name: str
     currency: str = "PLN"
+    # The gateway transaction opened for this charge by `open_token_charge` and recorded by the caller
+    # before paying: given, the adapter asks where it stands and pays it only if it was never paid.
+    transaction_id: str | None = None
 
     def __post_init__(self) -> None:
         _check_amount(self.amount)
@@ -145,13 +152,20 @@ class SavedCard:
     """A reusable card token and what may be shown about the card.  Never the number itself."""
 
     token: str
-    brand: str  # e.g. "Visa", "Mastercard"
-    last4: str
-    expiry_month: int
-    expiry_year: int  # four digits
+    brand: str = ""  # e.g. "Visa", "Mastercard"; "" when the gateway did not say
+    last4: str = ""
+    expiry_month: int | None = None  # None when the gateway did not say (never a reason to refuse a payment)
+    expiry_year: int | None = None  # four digits
+
+    @property
+    def expiry(self) -> str | None:
+        """"MM/YYYY", or None when unknown."""
+        if self.expiry_month is None or self.expiry_year is None:
+            return None
+        return f"{self.expiry_month:02d}/{self.expiry_year}"
 
     def __repr__(self) -> str:
-        return f"SavedCard(brand={self.brand!r}, last4='****', expiry={self.expiry_month:02d}/{self.expiry_year})"
+        return f"SavedCard(brand={self.brand!r}, last4='****', expiry={self.expiry})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +185,9 @@ class PaymentOutcome:
     card: SavedCard | None = None  # set when a card was saved during this payment
     error_code: str | None = None  # Tpay tr_error when not "none"
     test_mode: bool = False
+    # A test notification sent from the operator's merchant panel (Tpay: tr_id like "TR-XXXX-TST…X"): it
+    # is verified and acknowledged, never applied to anything.
+    panel_test: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -181,6 +198,23 @@ class PaymentOutcome:
 
 #: Alias used by callers who think of it as "the notification".
 Notification = PaymentOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class CardNotice:
+    """A verified JSON notification about a card token, not about a payment (Tpay: `{"type":
+    "tokenization", "data": {...}}` and `{"type": "token_update", "data": {...}}`).  Acknowledge it
+    with `JSON_ACKNOWLEDGEMENT`."""
+
+    kind: str  # "tokenization" | "token_update"
+    token: str
+    card: SavedCard | None = None  # what Tpay said about the card (tokenization)
+    tokenization_id: str | None = None
+
+    acknowledgement = JSON_ACKNOWLEDGEMENT
+
+    def __repr__(self) -> str:
+        return f"CardNotice(kind={self.kind!r}, tokenization_id={self.tokenization_id!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,16 +280,22 @@ class PaymentGateway(Protocol):
         """Register a payment; send the payer to the returned `redirect_url`.  Idempotent per reference."""
         ...
 
+    async def open_token_charge(self, charge: TokenCharge) -> CreatedPayment:
+        """Open the gateway transaction for a token charge without moving money, so the caller can
+        record its id durably before `charge_token(replace(charge, transaction_id=...))` pays it."""
+        ...
+
     async def charge_token(self, charge: TokenCharge) -> ChargeResult:
-        """Charge a saved card now.  Repeating the same `reference` returns the first result."""
+        """Charge a saved card now.  Repeating the same `reference` returns the first result; with
+        `charge.transaction_id` the gateway is asked about that transaction and it is paid only once."""
         ...
 
     async def refund(self, refund: Refund) -> RefundResult:
         """Refund a paid transaction fully or partly."""
         ...
 
-    async def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> PaymentOutcome:
-        """Verify a raw webhook request and return its outcome, or raise `NotificationRejected`.
+    async def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> PaymentOutcome | CardNotice:
+        """Verify a raw webhook request and return its outcome (or a card notice), or raise `NotificationRejected`.
 
         `body` must be the raw request body (signatures cover the exact bytes).
         """

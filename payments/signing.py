@@ -4,7 +4,7 @@ Tpay signs every notification with a detached JWS (RFC 7515, appendix F) in the 
 header: `BASE64URL(header) + ".." + BASE64URL(signature)`, RS256 over
 `BASE64URL(header) + "." + BASE64URL(raw body)`.  The header's `x5u` names the signing certificate,
 which must be served from Tpay's own host and chain to Tpay's root certificate.  Legacy notifications
-additionally carry `md5sum = md5(id + tr_id + tr_amount + tr_crc + security_code)`.
+additionally carry `md5sum = md5(id + tr_id + number_format(tr_amount, 2, '.', '') + tr_crc + security_code)`.
 
 `sign_detached` is used by the sandbox (and the test fake); `JwsVerifier` by the adapters.
 """
@@ -99,8 +99,14 @@ def check_chain(chain: list[x509.Certificate], root: x509.Certificate, now: dt.d
     """Check that the first certificate (the signer) chains to `root`; return the signer.
 
     `chain` is the signer followed by any intermediates, as served at the x5u URL.  Every certificate
-    on the way must be within its validity period and directly signed by the next one; the last must
-    be signed by `root` (or be `root` itself).
+    on the way must be directly signed by the next one; the last must be signed by `root` (or be
+    `root` itself).
+
+    Validity dates are *not* enforced, as in Tpay's own client (tpay-openapi-php
+    `JWSVerifiedPaymentNotification::checkJwsSignature` checks the chain's signatures only): the
+    certificate is fetched from Tpay's own host (x5u is pinned), and rejecting on a date would make
+    every notification fail - and Tpay resend them forever - the day Tpay is late renewing it.  A
+    certificate outside its dates is logged as a warning so operators notice.
     """
     if not chain:
         raise NotificationRejected(RejectReason.UNTRUSTED_CERTIFICATE, "empty certificate chain")
@@ -109,7 +115,8 @@ def check_chain(chain: list[x509.Certificate], root: x509.Certificate, now: dt.d
         path.append(root)
     for cert in path:
         if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
-            raise NotificationRejected(RejectReason.UNTRUSTED_CERTIFICATE, "certificate outside its validity")
+            log.warning("payment notification certificate %s is outside its validity dates (accepted, as Tpay's client does)",
+                        cert.subject.rfc4514_string()[:120])
     for child, parent in zip(path, path[1:], strict=False):
         try:
             child.verify_directly_issued_by(parent)

@@ -1,7 +1,9 @@
 """Charging what is due: `ekp billing run` and the in-process scheduler call `charge_due_months`.
 
 Safe to run on many nodes at once: each month is claimed by compare-and-set before its charge, the
-gateway gets an idempotency key per attempt, and outcomes are applied once (web.services.payments).
+gateway transaction of each attempt is opened and its id committed to our record before money moves
+(Tpay does not deduplicate on our reference: after a crash the recorded transaction is asked about and
+paid only if it never was), and outcomes are applied once (web.services.payments).
 
 Subscriptions are taken in batches: one transaction (and one worker-thread hop) reviews a batch,
 claims its due months and records their payments; the charges then go to the gateway concurrently;
@@ -13,7 +15,7 @@ payment, which the next run asks the gateway about again with the same reference
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 from sqlalchemy.engine import Engine
@@ -90,11 +92,29 @@ def _apply_batch(engine: Engine, outcomes: list[records.Outcome]) -> list[record
     return applied
 
 
+def _token_charge(charge: subscriptions.ChargeToMake) -> TokenCharge:
+    return TokenCharge(token=charge.token, amount=charge.amount, description=charge.description,
+                       reference=charge.reference, payer_email=charge.payer_email, payer_name=charge.payer_name,
+                       transaction_id=charge.transaction_id)
+
+
+async def _open_transaction(gateway: PaymentGateway, charge: subscriptions.ChargeToMake) -> subscriptions.ChargeToMake | None:
+    """Open the gateway transaction for a charge (no money moves); None if the gateway did not answer
+    (the payment stays pending; the next run opens it again)."""
+    try:
+        opened = await gateway.open_token_charge(_token_charge(charge))
+    except (GatewayTimeout, GatewayError) as exc:
+        log.warning("charge %s: transaction not opened (%s)", charge.reference, type(exc).__name__)
+        return None
+    except Exception:  # noqa: BLE001 - one broken answer must not stop the run
+        log.exception("charge %s: opening the transaction failed unexpectedly", charge.reference)
+        return None
+    return replace(charge, transaction_id=opened.transaction_id, title=opened.title)
+
+
 async def _ask_gateway(gateway: PaymentGateway, charge: subscriptions.ChargeToMake) -> ChargeResult | None:
     try:
-        return await gateway.charge_token(TokenCharge(
-            token=charge.token, amount=charge.amount, description=charge.description, reference=charge.reference,
-            payer_email=charge.payer_email, payer_name=charge.payer_name))
+        return await gateway.charge_token(_token_charge(charge))
     except (GatewayTimeout, GatewayError) as exc:
         # Unknown outcome: the payment stays pending and the month CHARGING; the next run asks again
         # with the same reference, which the gateway answers without charging twice.
@@ -105,9 +125,35 @@ async def _ask_gateway(gateway: PaymentGateway, charge: subscriptions.ChargeToMa
         return None
 
 
-async def _ask_all(gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
+async def _open_all(engine: Engine, gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
+                    limiter: anyio.CapacityLimiter) -> list[subscriptions.ChargeToMake]:
+    """R-PAY-1 (issue 19): every charge's gateway transaction is opened and its id committed to our
+    record *before* any money moves. Charges that already have one (an earlier run's) keep it. Returns
+    the charges ready to pay; the others stay pending for the next run."""
+    opened: list[subscriptions.ChargeToMake | None] = [c if c.transaction_id else None for c in charges]
+
+    async def open_one(i: int, charge: subscriptions.ChargeToMake) -> None:
+        async with limiter:
+            opened[i] = await _open_transaction(gateway, charge)
+
+    async with anyio.create_task_group() as tg:
+        for i, charge in enumerate(charges):
+            if charge.transaction_id is None:
+                tg.start_soon(open_one, i, charge)
+    new = [(c.reference, c.transaction_id, c.title) for c, was in zip(opened, charges, strict=True)
+           if c is not None and was.transaction_id is None]
+    if new:
+        await anyio.to_thread.run_sync(_in_tx, engine, records.record_charge_transactions, new)
+    return [c for c in opened if c is not None]
+
+
+async def _ask_all(engine: Engine, gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
                    limiter: anyio.CapacityLimiter, report: BillingReport) -> list[ChargeResult]:
-    """Send a batch's charges concurrently; the answers received (the others stay pending)."""
+    """Open a batch's transactions (recorded before paying), then pay them concurrently; the answers
+    received (the others stay pending)."""
+    ready = await _open_all(engine, gateway, charges, limiter)
+    report.unanswered += len(charges) - len(ready)
+    charges = ready
     results: list[ChargeResult | None] = [None] * len(charges)
 
     async def ask(i: int, charge: subscriptions.ChargeToMake) -> None:
@@ -171,7 +217,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
 
         stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
         for start in range(0, len(stuck), batch):
-            await apply(await _ask_all(gateway, stuck[start:start + batch], limiter, report))
+            await apply(await _ask_all(engine, gateway, stuck[start:start + batch], limiter, report))
         if applying is not None:
             # Stuck charges belong to any subscription: their answers are in before any is reviewed.
             await applying.wait()
@@ -185,5 +231,5 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
             report.subscriptions += len(ids)
             charges = await anyio.to_thread.run_sync(_claim_batch, engine, ids, policy)
             if charges:
-                await apply(await _ask_all(gateway, charges, limiter, report))
+                await apply(await _ask_all(engine, gateway, charges, limiter, report))
     return report

@@ -265,11 +265,11 @@ class Sandbox:
         if with_card and tx["card_token"]:
             card = self.store.card(tx["card_token"])
             if card is not None:
-                fields |= {
+                fields |= {  # Tpay's names (tpay-openapi-php 2.4.x BasicPayment + tokenPaymentData_*)
                     "card_token": card["token"],
-                    "card_brand": card["brand"],
-                    "card_tail": card["last4"],
-                    "token_expiry_date": f"{card['exp_month']:02d}{card['exp_year'] % 100:02d}",
+                    "tokenPaymentData_cardBrand": card["brand"],
+                    "tokenPaymentData_cardTail": card["last4"],
+                    "tokenPaymentData_cardExpiryDate": f"{card['exp_month']:02d}{card['exp_year'] % 100:02d}",
                 }
         body = urlencode(fields)
         signature = sign_detached(body.encode(), self._private_key, self.x5u)
@@ -386,8 +386,7 @@ class Sandbox:
             raise _ApiError(409, "reference_conflict", "hiddenDescription already used for another amount")
         if charged and tx["notify_url"]:
             self._notify(tx["id"], "FALSE" if tx["error_code"] else "TRUE")
-        result = self._transaction_json(tx)
-        return result | ({"errorCode": tx["error_code"]} if tx["status"] == "declined" and tx["error_code"] else {})
+        return self._transaction_json(tx)
 
     def direct_call(self, client_id: str, client_secret: str, path: str, body: Any) -> dict[str, Any]:
         """The API in the same process, without HTTP: what `SandboxGateway` calls for token charges.
@@ -408,6 +407,8 @@ class Sandbox:
         token = str(card_data.get("token") or "") if isinstance(card_data, dict) else ""
         if not token:
             raise _ApiError(400, "missing_field", "cardPaymentData.token is required")
+        if body.get("method") != "sale":  # what every official saved-card call sends
+            raise _ApiError(400, "missing_field", 'method "sale" is required with a card token')
         if tx["status"] != "pending":  # already decided: answer with the first result, never charge again
             return self._transaction_json(tx)
         card = self.store.card(token)
@@ -421,8 +422,7 @@ class Sandbox:
         ):
             self.store.record_charge(tx["id"], tx["reference"], token, tx["amount"], error is None)
             self._notify(tx["id"], "FALSE" if error else "TRUE")
-        result = self._transaction_json(self._get_tx(tx_id))
-        return result | ({"errorCode": error} if error else {})
+        return self._transaction_json(self._get_tx(tx_id))
 
     def api_refund(self, tx_id: str, body: Any) -> dict[str, Any]:
         tx = self._get_tx(tx_id)
@@ -448,18 +448,29 @@ class Sandbox:
 
     @staticmethod
     def _transaction_json(tx: dict[str, Any]) -> dict[str, Any]:
+        """A transaction as Tpay's OpenAPI answers it: the card attempt's outcome nested as
+        `payments.status` ("correct" / "declined", reason in `payments.reason`), the paid amount as
+        `payments.amountPaid`; a declined transaction's own `status` stays "pending", as at Tpay."""
         paid = tx["amount"] if tx["status"] in ("correct", "refund") else 0
+        attempt = {"pending": "pending", "correct": "correct", "refund": "correct", "declined": "declined"}
+        payments: dict[str, Any] = {
+            "status": attempt.get(tx["status"], "pending"),
+            "method": "sale" if tx["card_token"] or tx["status"] != "pending" else "",
+            "amountPaid": float(grosze_to_wire(paid)),
+        }
+        if tx["status"] == "declined" and tx["error_code"]:
+            payments["reason"] = tx["error_code"]
         return {
             "result": "success",
             "transactionId": tx["id"],
             "title": tx["title"],
-            "status": tx["status"],
+            "status": "pending" if tx["status"] == "declined" else tx["status"],
             "amount": float(grosze_to_wire(tx["amount"])),
-            "amountPaid": float(grosze_to_wire(paid)),
             "amountRefunded": float(grosze_to_wire(tx["refunded"])),
             "currency": tx["currency"],
             "hiddenDescription": tx["reference"],
             "description": tx["description"],
+            "payments": payments,
         }
 
     # ------------------------------------------------------------------ the Litestar app

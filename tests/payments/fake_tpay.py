@@ -1,4 +1,12 @@
-"""A local fake of Tpay's OpenAPI and notification sender, with its own CA chain (tests only)."""
+"""A local fake of Tpay's OpenAPI and notification sender, with its own CA chain (tests only).
+
+It answers in Tpay's shapes, taken from Tpay's published client and plugins: the card attempt's outcome
+nested as `payments.status` (`correct` / `declined`, reason in `payments.reason`) while a declined
+transaction's own `status` stays `pending`, the paid amount as `payments.amountPaid`
+(tpay-openapi-php 2.4.x `src/Api/Transactions/TransactionsApi.php` answers as read by Tpay's Magento
+plugin `Model/ApiFacade/Transaction/TransactionApiFacade.php` and WooCommerce `includes/...Card.php`),
+and form notifications whose md5sum hashes `tr_amount` with two decimals
+(`src/Webhook/JWSVerifiedPaymentNotification.php`: `Util::numberFormat`)."""
 
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath
 
 from payments.signing import legacy_md5sum, sign_detached
+from payments.tpay import md5_amount
 
 MERCHANT_ID = "01234"
 SECURITY_CODE = "fake-security-code"
@@ -89,6 +98,7 @@ class FakeTpay:
     fail_next: int | None = None  # answer the next API call with this HTTP status
     delay_next: float = 0.0
     served_pem: bytes | None = None  # serve this instead of the genuine signing certificate
+    refund_answer: dict[str, Any] | None = None  # answer refunds with this instead of Tpay's usual one
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -108,6 +118,7 @@ class FakeTpay:
         card: dict[str, str] | None = None,
         md5sum: str | None = None,
         merchant_id: str = MERCHANT_ID,
+        extra: dict[str, str] | None = None,
     ) -> bytes:
         fields = {
             "id": merchant_id,
@@ -121,8 +132,9 @@ class FakeTpay:
             "tr_error": "none",
             "tr_email": "jan@example.com",
             "test_mode": "0",
-            "md5sum": md5sum or legacy_md5sum(merchant_id, tr_id, amount, crc, SECURITY_CODE),
+            "md5sum": md5sum or legacy_md5sum(merchant_id, tr_id, md5_amount(amount), crc, SECURITY_CODE),
             **(card or {}),
+            **(extra or {}),
         }
         return urlencode(fields).encode()
 
@@ -188,8 +200,15 @@ class FakeTpay:
             fake.pay_calls += 1
             tx = fake.transactions[tx_id]
             declined = body["cardPaymentData"]["token"] in fake.declined_tokens
-            tx["status"] = "declined" if declined else "correct"
-            return {"result": "success", "status": tx["status"], "transactionId": tx_id, "title": tx["title"]}
+            # Tpay: a declined card attempt leaves the transaction pending; the attempt says declined.
+            tx["status"] = "pending" if declined else "correct"
+            tx["payments"] = {
+                "status": "declined" if declined else "correct",
+                "method": "sale",
+                "amountPaid": 0 if declined else tx["amount"],
+                **({"reason": "card_declined"} if declined else {}),
+            }
+            return {"result": "success", **tx}
 
         @post("/transactions/{tx_id:str}/refunds", status_code=200)
         async def refund(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Any:
@@ -198,7 +217,7 @@ class FakeTpay:
             body = await request.json()
             fake.requests.append(("POST", f"/transactions/{tx_id}/refunds", body))
             fake.transactions[tx_id]["status"] = "refund"
-            return {"result": "success", "status": "correct"}
+            return fake.refund_answer or {"result": "success", "status": "correct"}
 
         @get("/transactions/{tx_id:str}")
         async def status(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Any:
@@ -206,7 +225,8 @@ class FakeTpay:
                 return denied
             tx = fake.transactions[tx_id]
             paid = tx["amount"] if tx["status"] in ("correct", "refund") else 0
-            return {"result": "success", **tx, "amountPaid": paid}
+            payments = tx.get("payments") or {"status": "pending", "method": "", "amountPaid": 0}
+            return {"result": "success", **tx, "payments": {**payments, "amountPaid": paid}}
 
         @get("/x509/notifications-jws.pem", sync_to_thread=False)
         def signer_cert() -> Response[bytes]:

@@ -112,7 +112,7 @@ async def test_token_charge_paid_declined_and_idempotent(fake_tpay: FakeTpay) ->
     assert fake_tpay.pay_calls == 2  # the repeated reference did not pay again
     assert declined.status is PaymentStatus.FAILED and declined.error_code
     pay_body = next(b for m, p, b in fake_tpay.requests if p.endswith("/pay"))
-    assert pay_body == {"groupId": 103, "cardPaymentData": {"token": "tok-1"}}
+    assert pay_body == {"groupId": 103, "method": "sale", "cardPaymentData": {"token": "tok-1"}}
 
 
 async def test_token_charge_retry_after_timeout_does_not_pay_twice(fake_tpay: FakeTpay) -> None:
@@ -324,11 +324,13 @@ def test_notification_sent_over_http_is_verified_and_acknowledged(fake_tpay: Fak
     assert [o.status for o in outcomes] == [PaymentStatus.PAID]
 
 
-def test_expired_signing_certificate_is_rejected() -> None:
+def test_expired_signing_certificate_is_accepted_like_tpays_client_with_a_warning(caplog) -> None:
+    # Tpay's client checks the chain's signatures, not dates (docs/payments.md): a late renewal at Tpay
+    # must not make every notification bounce.  A chain not signed by the root still fails (tests above).
     from payments.signing import check_chain
 
     ca = make_ca()
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=200)
-    with pytest.raises(NotificationRejected) as info:
-        check_chain([ca.signer], ca.root, later)
-    assert info.value.reason is RejectReason.UNTRUSTED_CERTIFICATE
+    with caplog.at_level("WARNING", logger="payments.signing"):
+        assert check_chain([ca.signer], ca.root, later) == ca.signer
+    assert "outside its validity" in caplog.text

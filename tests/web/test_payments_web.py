@@ -364,3 +364,117 @@ def test_server_restart_and_no_notification_return_reconciles(make_app: Callable
         assert "Płatność przyjęta" in page.text
     assert shop.payment(purchase.reference).status == "paid"
     assert db.count(Ticket) == 1 and confirmations(mails, user.email) == 1
+
+
+def test_json_card_notification_and_panel_test_notification_are_acknowledged_as_tpay_expects(shop: Shop, browser: Browser,
+                                                                                            db) -> None:
+    """Issue 19, items 4 and 8: Tpay's JSON notifications ({"type": "tokenization"|"token_update", "data": ...},
+    tpay-openapi-php 2.4.x Model/Objects/NotificationBody/Tokenization.php, TokenUpdate.php) are verified and
+    answered {"result":true}; a test notification from Tpay's panel (tr_id "TR-…-TST…X") is acknowledged and
+    applies nothing. Before, both got 400 and Tpay would resend them forever."""
+    import json
+
+    from payments.signing import legacy_md5sum, sign_detached
+
+    def signed(body: bytes) -> str:
+        return sign_detached(body, shop.sandbox._private_key, shop.sandbox.x5u)
+
+    payments_before = db.count(Payment)
+    for document in ({"type": "tokenization", "data": {"tokenizationId": "TO-1", "token": "tok-x", "cardBrand": "Visa",
+                                                       "cardTail": "1111", "tokenExpiryDate": "1230"}},
+                     {"type": "token_update", "data": {"token": "tok-x"}}):
+        body = json.dumps(document).encode()
+        answer = shop.client.post("/payments/notify", content=body,
+                                  headers={"content-type": "application/json", "x-jws-signature": signed(body)})
+        assert (answer.status_code, answer.json()) == (200, {"result": True})
+        forged = shop.client.post("/payments/notify", content=body + b" ",
+                                  headers={"content-type": "application/json", "x-jws-signature": signed(body)})
+        assert forged.status_code == 400
+
+    s = shop.sandbox.settings
+    fields = {"id": s.merchant_id, "tr_id": "TR-BRX-TST4NLJX", "tr_date": "2026-01-01 10:00:00", "tr_crc": "test",
+              "tr_amount": "1", "tr_paid": "1", "tr_desc": "test", "tr_status": "TRUE", "tr_error": "none",
+              "tr_email": "test@example.pl", "test_mode": "1"}
+    fields["md5sum"] = legacy_md5sum(s.merchant_id, fields["tr_id"], "1.00", fields["tr_crc"], s.security_code)
+    body = urlencode(fields).encode()
+    answer = shop.notify(body, signed(body))
+    assert (answer.status_code, answer.text) == (200, "TRUE")
+    assert db.count(Payment) == payments_before and db.count(Ticket) == 0
+
+
+class DiesAfterPaying:
+    """The real gateway; the billing run is killed after Tpay took the money and before its answer is
+    read: the whole run is cancelled at that point, so nothing after it runs (as with SIGKILL, except
+    that the test's event loop survives)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.scope, self.killed = inner, None, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def charge_token(self, charge: Any) -> Any:
+        import anyio
+
+        await self.inner.charge_token(charge)
+        self.killed = True
+        self.scope.cancel()
+        await anyio.sleep(1)  # never returns: cancelled here
+        raise AssertionError("not killed")
+
+    async def run(self, fn: Any, *args: Any) -> None:
+        import anyio
+
+        with anyio.CancelScope() as self.scope:
+            await fn(*args)
+
+
+class Counting:
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.opened, self.charged = inner, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def open_token_charge(self, charge: Any) -> Any:
+        self.opened += 1
+        return await self.inner.open_token_charge(charge)
+
+    async def charge_token(self, charge: Any) -> Any:
+        self.charged += 1
+        return await self.inner.charge_token(charge)
+
+
+def test_r_pay_1_billing_killed_between_recording_a_charge_and_tpays_answer_charges_the_month_once(
+        shop: Shop, browser: Browser, db) -> None:
+    """Issue 19, item 7: Tpay does not deduplicate on hiddenDescription, so the charge attempt and its Tpay
+    transaction id are committed before paying; a restarted process (no memory of the first) asks Tpay
+    about that transaction instead of opening a new one."""
+    _, card = shop.resident(browser)
+    purchase = shop.pay(browser, shop.buy(browser, card, clock.today() + timedelta(days=1)))
+    shop.wait_delivered(purchase.transaction_id)
+    shop.wait_applied(purchase.reference)
+    month1 = db.one(SubscriptionMonthRow)
+    clock.travel(month1.ends_on + timedelta(days=1) - timedelta(days=3) - clock.today())
+    from web.billing import charge_due_months
+
+    shop.webhook.online = False  # the charge's notification cannot tell us either
+    dying = DiesAfterPaying(shop.gateway)
+    shop.run(dying.run, charge_due_months, shop.engine, dying, shop.app.state.settings)
+    assert dying.killed
+    [token_payment] = db.all(Payment, Payment.kind == "token")
+    assert token_payment.applied_at is None
+    assert token_payment.gateway_transaction_id  # recorded (committed) before the money moved
+    assert shop.sandbox.count_charges(reference=token_payment.reference) == 1
+
+    # Restart: a new gateway with no memory of the first process.
+    clock.travel(timedelta(minutes=10))
+    fresh = Counting(shop.sandbox.gateway(f"{BASE_URL}/payments/notify"))
+    report = shop.run(charge_due_months, shop.engine, fresh, shop.app.state.settings)
+    assert report.charged == 1 and fresh.opened == 0  # asked about the recorded transaction, opened none
+    assert shop.sandbox.count_charges(reference=token_payment.reference) == 1
+    payment = shop.payment(token_payment.reference)
+    assert payment.status == "paid" and payment.gateway_transaction_id == token_payment.gateway_transaction_id
+    assert db.one(SubscriptionMonthRow, SubscriptionMonthRow.month_index == 2).state == "paid"
+    assert db.count(Ticket) == 2
+    shop.run(fresh.aclose)

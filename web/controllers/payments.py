@@ -11,7 +11,7 @@ from litestar.response import Response, Template
 
 from litestar.response import Redirect
 
-from payments import ACKNOWLEDGEMENT, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
+from payments import ACKNOWLEDGEMENT, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
 from web.http import current_user, flash, in_transaction, page, redirect, requires_login, settings_of
 from web.services import payments as records
 
@@ -53,6 +53,15 @@ async def notify(request: Request) -> Response:
     except NotificationRejected as exc:
         log.warning("payment notification rejected: %s", exc.reason)
         return Response(content=f"FALSE - {exc.reason}", media_type="text/plain", status_code=400)
+    if isinstance(outcome, CardNotice):
+        # A card token was issued or updated (Tpay's JSON notifications). Cards saved with a payment come
+        # with the payment's own notification, which is what EKP applies; this one is acknowledged so
+        # Tpay stops resending it.
+        log.info("card notification %s acknowledged", outcome.kind)
+        return Response(content=outcome.acknowledgement, media_type="application/json", status_code=200)
+    if outcome.panel_test:
+        log.info("test notification from the operator's panel acknowledged (nothing applied)")
+        return Response(content=ACKNOWLEDGEMENT, media_type="text/plain", status_code=200)
     try:
         await settle(request, records.outcome_from_gateway(outcome), "webhook")
     except records.OutcomeRejected as exc:

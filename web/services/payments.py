@@ -169,6 +169,21 @@ def record_gateway_ids(session: Session, reference: str, transaction_id: str, ti
     payment.updated_at = clock.now()
 
 
+def record_charge_transactions(session: Session, opened: list[tuple[str, str, str]]) -> None:
+    """Token charges' gateway transactions (reference, transaction id, title), recorded - and committed by
+    the caller - before any of them is paid, so that a crash or a second worker asks the gateway about
+    that transaction instead of opening (and paying) another (R-PAY-1). A payment that already has one
+    keeps it."""
+    if not opened:
+        return
+    table = Payment.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(table).where(table.c.reference == bindparam("b_reference"), table.c.gateway_transaction_id.is_(None))
+        .values(gateway_transaction_id=bindparam("b_transaction_id"), gateway_title=bindparam("b_title"),
+                updated_at=clock.now()),
+        [{"b_reference": r, "b_transaction_id": t[:64], "b_title": title[:64]} for r, t, title in opened])
+
+
 def payment_by_reference(session: Session, reference: str) -> Payment | None:
     return session.scalars(select(Payment).where(Payment.reference == reference)).first()
 
@@ -412,7 +427,7 @@ def outcome_from_gateway(outcome: Any) -> Outcome:
         card_token=card.token if card else None,
         card_brand=card.brand if card else None,
         card_last4=getattr(card, "last4", None) if card else None,
-        card_expiry=f"{card.expiry_month:02d}/{card.expiry_year}" if card else None,
+        card_expiry=card.expiry if card else None,
         error_code=getattr(outcome, "error_code", None),
         paid_amount=getattr(outcome, "paid_amount", None),
     )

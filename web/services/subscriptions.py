@@ -535,6 +535,8 @@ class ChargeToMake:
     description: str
     payer_email: str
     payer_name: str
+    transaction_id: str | None = None  # the gateway transaction recorded for this attempt before paying (R-PAY-1)
+    title: str = ""  # its title at the gateway
 
 
 def prepare_subscription(session: Session, subscription_id: int, policy: BillingPolicy) -> list[ChargeToMake]:
@@ -693,8 +695,9 @@ def open_subscription_ids(session: Session, after_id: int = 0, limit: int = 1000
 
 
 def stuck_token_charges(session: Session, older_than_seconds: int = 300) -> list[ChargeToMake]:
-    """Token charges we sent but never heard back about (timeout, crash): ask again with the same
-    reference; the gateway answers with the first result instead of charging twice."""
+    """Token charges we sent but never heard back about (timeout, crash): ask again. The gateway
+    transaction recorded before paying (`transaction_id`) is asked about and paid only if it never was;
+    Tpay does not deduplicate on our reference, so without it a new transaction would be opened."""
     result = []
     for payment in payment_records.pending_payments(session, older_than_seconds):
         if payment.purpose != PURPOSE or payment.kind != "token":
@@ -705,7 +708,7 @@ def stuck_token_charges(session: Session, older_than_seconds: int = 300) -> list
         if row is None or user is None or not row.card_token:
             continue
         result.append(ChargeToMake(payment.reference, row.card_token, payment.amount, _description(row, month),  # type: ignore[arg-type]
-                                   user.email, user.full_name))
+                                   user.email, user.full_name, payment.gateway_transaction_id))
     return result
 
 
