@@ -44,6 +44,9 @@ from web.migrate import upgrade
 from web.settings import Settings, load_settings
 
 DEFAULT_PASSWORD = "Haslo1234"
+# Staff and inspector accounts made by the `users` fixture are enrolled with this TOTP secret (R-AUTH-3);
+# `Browser.login` passes the second step with it.
+TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 BASE_URL = "http://testserver.local"
 TEST_IP_HEADER = "x-test-client-ip"
 SECRET_KEY_HEX = "11" * 32
@@ -406,13 +409,33 @@ class Browser:
         return self.post(action or page, {**data, "_csrf_token": token}, follow_redirects=follow)
 
     # The accounts flow --------------------------------------------------------
-    def login(self, email: str, password: str = DEFAULT_PASSWORD, *, remember: bool = False) -> httpx.Response:
+    def login(self, email: str, password: str = DEFAULT_PASSWORD, *, remember: bool = False,
+              totp_secret: str = TEST_TOTP_SECRET) -> httpx.Response:
+        """Log in; an account with a second factor (R-AUTH-3) gets the code of `totp_secret` on the second step."""
         data = {"email": email, "password": password}
         if remember:
             data["remember"] = "on"
         response = self.submit("/login", data)
         assert response.status_code == 303, f"login failed: {response.status_code}\n{response.text[:2000]}"
+        if response.headers["location"] == "/login/code":
+            response = self.submit("/login/code", {"code": self.next_totp_code(email, totp_secret)})
+            assert response.status_code == 303, f"second step failed: {response.status_code}\n{response.text[:2000]}"
         return response
+
+    def next_totp_code(self, email: str, secret: str = TEST_TOTP_SECRET) -> str:
+        """A code the app accepts now: of the earliest step in the allowed drift that is newer than the last
+        step the account used (so several logins within 30 s pass too)."""
+        from domain import twofactor
+        from web.db import transaction
+        from web.models import User
+
+        with transaction(self.client.app.state.engine) as session:
+            last = session.scalars(select(User.totp_last_step).where(User.email == email.lower())).first()
+        now = twofactor.step_at(web_clock.now())
+        for step in range(now - twofactor.DRIFT_STEPS, now + twofactor.DRIFT_STEPS + 1):
+            if last is None or step > last:
+                return twofactor.code_at_step(secret, step)
+        raise AssertionError("more logins in 90 s than the allowed drift has codes; travel the clock by 30 s")
 
     def logout(self) -> httpx.Response:
         return self.post("/logout")
@@ -562,7 +585,10 @@ class Users:
         active: bool = True,
         role: str = "passenger",
         language: str = "pl",
+        totp_secret: str | None = None,
     ) -> Any:
+        """`totp_secret`: enrol a second factor (R-AUTH-3); staff and inspectors get TEST_TOTP_SECRET unless
+        given "" (not enrolled: they enrol at their first sign-in)."""
         from domain.accounts import read_pesel
         from web.db import transaction
         from web.models import User
@@ -583,9 +609,16 @@ class Users:
             role=role,
             activated_at=web_clock.now() if active else None,
         )
+        if totp_secret is None and role in ("staff", "inspector"):
+            totp_secret = TEST_TOTP_SECRET
         with transaction(self.engine) as session:
             session.add(user)
             session.flush()
+            if totp_secret:
+                from web.services.twofactor import set_secret
+
+                set_secret(session, self.settings, user, totp_secret)
+                session.flush()
             session.refresh(user)
             session.expunge(user)
         return user
