@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
 
@@ -168,8 +169,8 @@ def totp_code_for(live_server, email: str, secret: str = DEMO_TOTP_SECRET) -> st
 
 def pass_second_step(page, live_server, email: str, secret: str = DEMO_TOTP_SECRET) -> None:  # type: ignore[no-untyped-def]
     """After the password: type the authenticator code when the app asks for one (staff, inspectors)."""
-    page.wait_for_load_state()
-    if "/login/code" not in page.url:
+    page.wait_for_url(lambda url: urlsplit(url).path != "/login")
+    if urlsplit(page.url).path != "/login/code":
         return
     page.get_by_label("Kod z aplikacji").fill(totp_code_for(live_server, email, secret))
     page.get_by_role("button", name="Potwierdź kod").tap()

@@ -19,7 +19,7 @@ PASSWORD = "Haslo1234"
 
 
 def qr_secret(page: Page) -> str:
-    png = page.get_by_test_id("totp-qr").screenshot()
+    png = page.get_by_test_id("totp-qr").locator("svg").screenshot()
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)).convert("L"))
     assert found, "zxing-cpp found no QR code in the screenshot"
     uri = found[0].text

@@ -29,7 +29,8 @@ def new_secret() -> str:
 def qr_svg(secret: str, email: str, title: str) -> str:
     """The enrolment QR code as inline SVG (drawn here: no external image, CSP-clean)."""
     uri = rules.provisioning_uri(secret, email, ISSUER)
-    return segno.make(uri, error="m").svg_inline(scale=5, border=4, dark="#000", light="#fff", title=title)
+    return segno.make(uri, error="m").svg_inline(scale=5, border=4, dark="#000", light="#fff", title=title,
+                                              omitsize=True)
 
 
 def _new_recovery_codes(session: Session, settings: Settings, user_id: int) -> list[str]:
