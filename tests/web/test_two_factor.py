@@ -254,3 +254,16 @@ def test_r_auth_3_login_helper_passes_the_second_step_several_times(new_browser,
         desk = new_browser()
         desk.login("bok@example.pl")
         assert desk.get("/desk").status_code == 200
+
+
+def test_r_auth_3_demo_staff_sign_in_with_the_fixed_demo_secret(settings, browser, engine):
+    from web.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET, load
+
+    lines = list(load(settings))
+    assert any(DEMO_TOTP_SECRET in line and "bok@demo.ekp" in line for line in lines)
+    assert any(DEMO_TOTP_SECRET in line and "kontroler@demo.ekp" in line for line in lines)
+    assert not stored(engine, "anna@demo.ekp").has_totp
+    assert not any(DEMO_TOTP_SECRET in line for line in load(settings))  # idempotent: enrolled once
+    assert password_step(browser, "bok@demo.ekp", DEMO_PASSWORD).headers["location"] == "/login/code"
+    assert browser.submit("/login/code", {"code": code_now(DEMO_TOTP_SECRET)}).status_code == 303
+    assert browser.get("/desk").status_code == 200
