@@ -267,3 +267,33 @@ def test_r_auth_3_demo_staff_sign_in_with_the_fixed_demo_secret(settings, browse
     assert password_step(browser, "bok@demo.ekp", DEMO_PASSWORD).headers["location"] == "/login/code"
     assert browser.submit("/login/code", {"code": code_now(DEMO_TOTP_SECRET)}).status_code == 303
     assert browser.get("/desk").status_code == 200
+
+
+def test_r_auth_3_new_recovery_codes_replace_the_old_ones_and_need_an_app_code(new_browser, users, clock):
+    users.create("kontroler@example.pl", role="inspector", pesel=None, totp_secret="")
+    first = new_browser()
+    secret, old_codes = enrol_via_first_sign_in(first, "kontroler@example.pl")
+    page = first.get("/account/two-factor")
+    assert "Pozostało 10 nieużytych kodów odzyskiwania" in page_text(page.text)
+    spent = first.submit("/account/two-factor", {"code": old_codes[0]}, action="/account/two-factor/recovery-codes")
+    assert spent.status_code == 422  # a recovery code does not renew them (and is not used up)
+    clock.travel(timedelta(seconds=30))
+    renewed = first.submit("/account/two-factor", {"code": code_now(secret)}, action="/account/two-factor/recovery-codes")
+    new_codes = recovery_codes_on(renewed.text)
+    assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
+    other = new_browser()
+    password_step(other, "kontroler@example.pl")
+    assert other.submit("/login/code", {"code": old_codes[0]}).status_code == 401
+    assert other.submit("/login/code", {"code": new_codes[0]}).status_code == 303
+
+
+def test_r_auth_3_a_factor_from_another_secret_key_is_refused_without_an_error(browser, users, engine):
+    user = users.create("bok@example.pl", role="staff", pesel=None)
+    from web.protect import encrypt_totp_secret
+
+    with transaction(engine) as session:
+        session.get(User, user.id).totp_secret_encrypted = encrypt_totp_secret(b"\x22" * 32, user.id, TEST_TOTP_SECRET)
+    password_step(browser, "bok@example.pl")
+    refused = browser.submit("/login/code", {"code": code_now()})
+    assert refused.status_code == 401
+    assert_not_signed_in(browser)

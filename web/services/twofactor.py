@@ -3,9 +3,11 @@ another staff member. The secret is stored encrypted with a key derived from EKP
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 import pyotp
+from cryptography.exceptions import InvalidTag
 import segno
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
@@ -19,6 +21,7 @@ from web.services.accounts import audit, find_user
 from web.settings import Settings
 
 ISSUER = "EKP"
+log = logging.getLogger(__name__)
 
 
 def new_secret() -> str:
@@ -76,7 +79,12 @@ def verify(session: Session, settings: Settings, user_id: int, code: str, ip: st
         return None
     now = clock.now()
     if typed.kind == "totp":
-        secret = decrypt_totp_secret(settings.secret_key, user.id, user.totp_secret_encrypted)  # type: ignore[arg-type]
+        try:
+            secret = decrypt_totp_secret(settings.secret_key, user.id, user.totp_secret_encrypted)  # type: ignore[arg-type]
+        except InvalidTag:  # EKP_SECRET_KEY changed since enrolment: only a reset at the desk helps
+            log.warning("the second factor of user %s does not decrypt with EKP_SECRET_KEY", user.id)
+            audit(session, "2fa.undecryptable", user.id, ip)
+            return None
         step = rules.accepted_step(secret, typed.value, now, user.totp_last_step)
         if step is not None:
             taken = session.execute(
@@ -112,6 +120,9 @@ def recovery_codes_left(session: Session, user_id: int) -> int:
 
 def new_recovery_codes(session: Session, settings: Settings, user_id: int, code: str, ip: str | None) -> list[str] | None:
     """Replace the recovery codes after a fresh code from the app (the old ones stop working)."""
+    typed = rules.read_code(code)
+    if typed is None or typed.kind != "totp":  # a recovery code is not spent on this
+        return None
     if verify(session, settings, user_id, code, ip) != "totp":
         return None
     codes = _new_recovery_codes(session, settings, user_id)
