@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -61,6 +62,15 @@ class LiveServer:
     mailbox: MailBox
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    started: float = field(default_factory=time.monotonic, repr=False)  # when the server process was spawned
+    totp_steps: dict[str, int] = field(default_factory=dict, repr=False)  # last TOTP step used per account
+
+    def now(self) -> datetime:
+        """The server's clock, as near as we know it: a pinned run (EKP_TEST_TODAY) starts the server's clock at
+        the pinned moment when its process starts; otherwise it is the real time."""
+        if web_clock.is_pinned():
+            return web_clock.parse_pin(web_clock.pin_text()) + timedelta(seconds=time.monotonic() - self.started)
+        return datetime.now(timezone.utc)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -129,6 +139,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, mailbox: MailBox) -> I
     server = LiveServer(url=f"http://127.0.0.1:{port}", port=port, var_dir=var_dir, env=env, mailbox=mailbox,
                         log_path=var_dir / "server.log")
     with server.log_path.open("wb") as log:
+        server.started = time.monotonic()
         server.process = subprocess.Popen([sys.executable, "-m", "web.cli", "run", "--no-demo"], cwd=PROJECT_ROOT,
                                           env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

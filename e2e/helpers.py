@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
 
@@ -142,3 +143,35 @@ def assert_accessible(page, label: str = "") -> None:  # type: ignore[no-untyped
 def assert_no_horizontal_scroll(page, width: int = 360) -> None:  # type: ignore[no-untyped-def]
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= width, f"{page.url} scrolls sideways at {width} px: scrollWidth is {scroll_width}"
+
+
+DEMO_TOTP_SECRET = "EKPDEMOTOTPSECRETFORDEVELOPMENT2"  # web.demo.DEMO_TOTP_SECRET (R-AUTH-3)
+
+
+def totp_code_for(live_server, email: str, secret: str = DEMO_TOTP_SECRET) -> str:  # type: ignore[no-untyped-def]
+    """A code the live server accepts now for `email` (R-AUTH-3): of the server's current 30-s step, away from
+    its edges (our estimate of the server's clock may be a second or two off), and newer than the step this
+    account used last (a code is accepted once), using the allowed drift of one step before waiting."""
+    from domain import twofactor
+
+    while True:
+        now = live_server.now()
+        into = now.timestamp() % twofactor.INTERVAL
+        if 4 <= into <= twofactor.INTERVAL - 4:
+            step = twofactor.step_at(now)
+            last = live_server.totp_steps.get(email)
+            for candidate in (step - 1, step, step + 1):
+                if last is None or candidate > last:
+                    live_server.totp_steps[email] = candidate
+                    return twofactor.code_at_step(secret, candidate)
+        time.sleep(1)
+
+
+def pass_second_step(page, live_server, email: str, secret: str = DEMO_TOTP_SECRET) -> None:  # type: ignore[no-untyped-def]
+    """After the password: type the authenticator code when the app asks for one (staff, inspectors)."""
+    page.wait_for_url(lambda url: urlsplit(url).path != "/login")
+    if urlsplit(page.url).path != "/login/code":
+        return
+    page.get_by_label("Kod z aplikacji").fill(totp_code_for(live_server, email, secret))
+    page.get_by_role("button", name="Potwierdź kod").tap()
+    page.wait_for_url(lambda url: "/login" not in url)

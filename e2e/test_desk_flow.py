@@ -11,7 +11,7 @@ from e2e.test_purse_flow import log_in
 
 
 def test_staff_tops_up_a_card_in_cash_and_sees_the_receipt(page: Page, demo_data, axe) -> None:  # type: ignore[no-untyped-def]
-    log_in(page, "bok@demo.ekp")
+    log_in(page, "bok@demo.ekp", demo_data)
     page.get_by_role("link", name="Obsługa klienta").tap()
     expect(page).to_have_url(re.compile(r"/desk$"))
     axe(page, "desk")
@@ -31,7 +31,7 @@ def test_staff_tops_up_a_card_in_cash_and_sees_the_receipt(page: Page, demo_data
 
 
 def test_r_top_5_staff_confirms_a_large_cash_top_up_a_second_time(page: Page, demo_data, axe) -> None:  # type: ignore[no-untyped-def]
-    log_in(page, "bok@demo.ekp")
+    log_in(page, "bok@demo.ekp", demo_data)
     page.goto("/desk/purse/70019999")
     page.get_by_label("Kwota (zł)").fill("250")
     page.get_by_role("button", name="Doładuj i wydrukuj paragon").tap()

@@ -7,19 +7,24 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from e2e.helpers import pass_second_step
+
 PASSWORD = "Demo1234"
 
 
-def log_in(page: Page, email: str) -> None:
+def log_in(page: Page, email: str, server=None) -> None:  # type: ignore[no-untyped-def]
+    """Log in; staff and inspectors (demo TOTP secret) pass the second step when `server` is given (R-AUTH-3)."""
     page.goto("/login")
     page.get_by_label("Adres e-mail").fill(email)
     page.get_by_label("Hasło", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Zaloguj", exact=True).tap()
+    if server is not None:
+        pass_second_step(page, server, email)
     expect(page).to_have_url(re.compile(r"/account$"))
 
 
 def test_validator_simulator_taps_with_button_selections(page: Page, demo_data, axe) -> None:  # type: ignore[no-untyped-def]
-    log_in(page, "bok@demo.ekp")
+    log_in(page, "bok@demo.ekp", demo_data)
     page.goto("/simulators/validator")
     display = page.get_by_test_id("display")
     page.get_by_label("Numer karty").fill("70019999")  # demo bearer card

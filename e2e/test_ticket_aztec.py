@@ -21,11 +21,13 @@ from sqlmodel import Session
 
 from domain import ticket_record as tr
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE
+from e2e.helpers import DEMO_TOTP_SECRET, pass_second_step
 from web import barcodes, clock
 from web.db import make_engine
 from web.models import Card, Ticket
 from web.services import tickets as service
 from web.services.people import create_active_user
+from web.services.twofactor import set_secret
 from web.settings import load_settings
 
 pytestmark = pytest.mark.e2e
@@ -43,8 +45,10 @@ def make_account(live_server: Any, role: str) -> str:
     settings = load_settings(live_server.env)
     engine = _engine(live_server)
     with Session(engine) as session:
-        create_active_user(session, settings, role=role, email=email, first_name="Łucja", last_name="Żak",
-                           password=PASSWORD, birth_date=BIRTH)
+        user = create_active_user(session, settings, role=role, email=email, first_name="Łucja", last_name="Żak",
+                                  password=PASSWORD, birth_date=BIRTH)
+        if role in ("staff", "inspector"):  # enrolled with the demo secret: log_in passes the second step (R-AUTH-3)
+            set_secret(session, settings, user, DEMO_TOTP_SECRET)
         session.commit()
     engine.dispose()
     return email
@@ -75,11 +79,13 @@ def make_mobile_ticket(live_server: Any, email: str | None) -> int:
     return ticket_id
 
 
-def log_in(page: Page, email: str) -> None:
+def log_in(page: Page, email: str, server: Any = None) -> None:
     page.goto("/login")
     page.get_by_label("Adres e-mail").fill(email)
     page.get_by_label("Hasło", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Zaloguj", exact=True).tap()
+    if server is not None:
+        pass_second_step(page, server, email)
     expect(page).not_to_have_url(re.compile(r"/login"))
 
 
@@ -205,7 +211,7 @@ def scan_with_camera(camera_browser: Any, live_server: Any, inspector_email: str
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    log_in(page, inspector_email)
+    log_in(page, inspector_email, live_server)
     page.get_by_role("link", name="Kontrola").tap()
     expect(page.get_by_role("heading", level=1)).to_have_text("Kontrola biletów")
     expect(page.locator("#trust-state")).to_contain_text("Lista kluczy")

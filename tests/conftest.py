@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ from web.migrate import upgrade
 from web.settings import Settings, load_settings
 
 DEFAULT_PASSWORD = "Haslo1234"
+# Staff and inspector accounts made by the `users` fixture are enrolled with this TOTP secret (R-AUTH-3);
+# `Browser.login` passes the second step with it.
+TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 BASE_URL = "http://testserver.local"
 TEST_IP_HEADER = "x-test-client-ip"
 SECRET_KEY_HEX = "11" * 32
@@ -366,6 +369,7 @@ class Browser:
         self.client = client
         self.headers = {TEST_IP_HEADER: ip} if ip else {}
         self.token: str | None = None
+        self._totp_steps: dict[str, int] = {}
 
     # Plain HTTP -------------------------------------------------------------
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -406,13 +410,41 @@ class Browser:
         return self.post(action or page, {**data, "_csrf_token": token}, follow_redirects=follow)
 
     # The accounts flow --------------------------------------------------------
-    def login(self, email: str, password: str = DEFAULT_PASSWORD, *, remember: bool = False) -> httpx.Response:
+    def login(self, email: str, password: str = DEFAULT_PASSWORD, *, remember: bool = False,
+              totp_secret: str = TEST_TOTP_SECRET) -> httpx.Response:
+        """Log in; an account with a second factor (R-AUTH-3) gets the code of `totp_secret` on the second step."""
         data = {"email": email, "password": password}
         if remember:
             data["remember"] = "on"
         response = self.submit("/login", data)
         assert response.status_code == 303, f"login failed: {response.status_code}\n{response.text[:2000]}"
+        if response.headers["location"] == "/login/code":
+            response = self.submit("/login/code", {"code": self.next_totp_code(email, totp_secret)})
+            assert response.status_code == 303, f"second step failed: {response.status_code}\n{response.text[:2000]}"
         return response
+
+    def next_totp_code(self, email: str, secret: str = TEST_TOTP_SECRET) -> str:
+        """A code the app accepts now and newer than the last step the account used (so several logins within
+        30 s pass too; from the third on, the test clock moves on by 30 s)."""
+        from domain import twofactor
+        from web.db import transaction
+        from web.models import User
+
+        app = getattr(self.client, "app", None)
+        if app is not None:
+            with transaction(app.state.engine) as session:
+                last = session.scalars(select(User.totp_last_step).where(User.email == email.lower())).first()
+        else:  # a plain HTTP client to a server in another process: what this browser used itself
+            last = self._totp_steps.get(email.lower())
+        now = twofactor.step_at(web_clock.now())
+        if last is not None and last >= now + twofactor.DRIFT_STEPS:
+            # Both codes the app takes now are used up (a third login within 30 s): move the test clock on.
+            web_clock.travel(timedelta(seconds=twofactor.INTERVAL * (last - now)))
+            now = twofactor.step_at(web_clock.now())
+        # The current step or the next: still accepted if the server's check falls into the next 30 s.
+        step = now if last is None or now > last else now + 1
+        self._totp_steps[email.lower()] = step
+        return twofactor.code_at_step(secret, step)
 
     def logout(self) -> httpx.Response:
         return self.post("/logout")
@@ -562,7 +594,10 @@ class Users:
         active: bool = True,
         role: str = "passenger",
         language: str = "pl",
+        totp_secret: str | None = None,
     ) -> Any:
+        """`totp_secret`: enrol a second factor (R-AUTH-3); staff and inspectors get TEST_TOTP_SECRET unless
+        given "" (not enrolled: they enrol at their first sign-in)."""
         from domain.accounts import read_pesel
         from web.db import transaction
         from web.models import User
@@ -583,9 +618,16 @@ class Users:
             role=role,
             activated_at=web_clock.now() if active else None,
         )
+        if totp_secret is None and role in ("staff", "inspector"):
+            totp_secret = TEST_TOTP_SECRET
         with transaction(self.engine) as session:
             session.add(user)
             session.flush()
+            if totp_secret:
+                from web.services.twofactor import set_secret
+
+                set_secret(session, self.settings, user, totp_secret)
+                session.flush()
             session.refresh(user)
             session.expunge(user)
         return user

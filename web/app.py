@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from web import clock, i18n, jobs
 from web.app_state import set_settings
-from web.controllers import accounts, cards, desk, dev, five_plus_one, pages
+from web.controllers import accounts, cards, desk, dev, five_plus_one, pages, twofactor
 from web.controllers import payments as payment_pages
 from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     route_handlers: list[Any] = [
         pages.router,
         accounts.router,
+        twofactor.router,
         cards.router,
         desk.router,
         five_plus_one.router,

@@ -103,7 +103,9 @@ def users() -> None:
 @click.option("--password", envvar="EKP_NEW_USER_PASSWORD", default=None,
               help="Password (or EKP_NEW_USER_PASSWORD; asked for when not given).")
 def users_add(role: str, email: str, first_name: str, last_name: str, password: str | None) -> None:
-    """Create an active account with ROLE (no PESEL needed for staff and inspectors)."""
+    """Create an active account with ROLE (no PESEL needed for staff and inspectors).
+
+    Staff and inspectors enrol their second factor (TOTP) at their first sign-in, before any staff page."""
     from web.services.people import add_user
 
     settings = _settings()
@@ -116,6 +118,9 @@ def users_add(role: str, email: str, first_name: str, last_name: str, password: 
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"added {role} {user.email} (id {user.id})")
+    if role in ("staff", "inspector"):
+        click.echo("two-factor sign-in (R-AUTH-3): they enrol at their first sign-in — after the password, the page "
+                   "shows a QR code for an authenticator app, then ten recovery codes (shown once)")
 
 
 @main.group()

@@ -11,6 +11,10 @@ from web.services.people import create_active_user
 from web.settings import Settings
 
 DEMO_PASSWORD = "Demo1234"
+# The demo staff and inspector sign in with a second factor (R-AUTH-3) from this fixed TOTP secret: add it to an
+# authenticator app (or `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`). Development only:
+# demo data is never loaded in production.
+DEMO_TOTP_SECRET = "EKPDEMOTOTPSECRETFORDEVELOPMENT2"
 DEMO_PEOPLE = [
     # role, e-mail, first name, last name, PESEL (valid checksums), birth date when no PESEL
     ("passenger", "anna@demo.ekp", "Anna", "Nowak", "44051401458", None),
@@ -22,15 +26,24 @@ DEMO_PEOPLE = [
 
 
 def load(settings: Settings) -> Iterator[str]:
+    from domain.twofactor import role_requires_factor
+    from web.services.twofactor import set_secret
+
     engine = make_engine(settings.database_url)
     with transaction(engine) as session:
         for role, email, first, last, pesel, born in DEMO_PEOPLE:
-            if find_user(session, email) is not None:
+            user = find_user(session, email)
+            if user is not None:
                 yield f"demo {role} {email}: already there"
-                continue
-            create_active_user(session, settings, role=role, email=email, first_name=first, last_name=last,
-                               password=DEMO_PASSWORD, pesel=pesel, birth_date=born)
-            yield f"demo {role} {email} added (password {DEMO_PASSWORD})"
+            else:
+                user = create_active_user(session, settings, role=role, email=email, first_name=first, last_name=last,
+                                          password=DEMO_PASSWORD, pesel=pesel, birth_date=born)
+                yield f"demo {role} {email} added (password {DEMO_PASSWORD})"
+            if role_requires_factor(role) and not user.has_totp and settings.is_production:
+                yield f"demo {role} {email}: no fixed demo TOTP secret in production; enrols at first sign-in"
+            elif role_requires_factor(role) and not user.has_totp:
+                set_secret(session, settings, user, DEMO_TOTP_SECRET)
+                yield f"demo {role} {email}: two-factor sign-in with the demo TOTP secret {DEMO_TOTP_SECRET}"
     engine.dispose()
     yield from load_cards(settings)
     yield from load_purse_cards(settings)

@@ -28,6 +28,15 @@ class User(SQLModel, table=True):
     activated_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=clock.now)
     password_changed_at: Optional[datetime] = None
+    # Second factor (R-AUTH-3): the TOTP secret encrypted (AES-GCM, key derived from EKP_SECRET_KEY), when
+    # it was confirmed, and the last time step accepted (a code is never accepted twice).
+    totp_secret_encrypted: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    totp_enabled_at: Optional[datetime] = None
+    totp_last_step: Optional[int] = None
+
+    @property
+    def has_totp(self) -> bool:
+        return self.totp_enabled_at is not None and self.totp_secret_encrypted is not None
 
     @property
     def is_active(self) -> bool:
@@ -48,6 +57,18 @@ class EmailToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     purpose: str = Field(max_length=16)  # activate | reset
     sent_at: datetime = Field(default_factory=clock.now)
+    used_at: Optional[datetime] = None
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use recovery code for the second factor (R-AUTH-3); only its keyed hash is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=clock.now)
     used_at: Optional[datetime] = None
 
 

@@ -30,3 +30,19 @@ def decrypt_pesel(key: bytes, blob: bytes) -> str:
 def token_hash(token: str) -> str:
     """E-mailed links are stored only as a hash, so a database leak cannot activate or reset anything."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def encrypt_totp_secret(key: bytes, user_id: int, secret: str) -> bytes:
+    """A second factor's secret at rest (R-AUTH-3): AES-GCM under a key derived from EKP_SECRET_KEY,
+    bound to its account (a secret copied to another row does not decrypt)."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(_subkey(key, b"totp-encrypt")).encrypt(nonce, secret.encode(), b"totp:%d" % user_id)
+
+
+def decrypt_totp_secret(key: bytes, user_id: int, blob: bytes) -> str:
+    return AESGCM(_subkey(key, b"totp-encrypt")).decrypt(blob[:12], blob[12:], b"totp:%d" % user_id).decode()
+
+
+def recovery_code_hash(key: bytes, user_id: int, code: str) -> str:
+    """Recovery codes are kept only as a keyed hash (a database leak alone cannot test guesses offline)."""
+    return hmac.new(_subkey(key, b"recovery-code"), b"%d:" % user_id + code.encode(), hashlib.sha256).hexdigest()

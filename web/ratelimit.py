@@ -24,6 +24,7 @@ class Limit:
 LIMITS = {
     "login.ip": Limit("login.ip", 20, 15 * 60),
     "login.account": Limit("login.account", 5, 15 * 60),
+    "login.code": Limit("login.code", 5, 15 * 60),  # second-factor codes per account (R-AUTH-3)
     "register.ip": Limit("register.ip", 10, 60 * 60),
     "reset.ip": Limit("reset.ip", 10, 60 * 60),
     "reset.account": Limit("reset.account", 3, 60 * 60),

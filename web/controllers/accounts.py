@@ -39,6 +39,7 @@ from web.i18n import _
 from web.messages import field_errors, message
 from web.models import User
 from web.protect import decrypt_pesel
+from web.controllers.twofactor import start_second_step
 from web.services import accounts as service
 from web.sessions import SESSION_REMEMBER
 
@@ -205,6 +206,10 @@ async def login_submit(request: Request) -> Template | Response:
         return await page(request, "accounts/login.html", status_code=403, values=values,
                           errors={"form": [message("login.inactive")]}, next=next_path, inactive=True)
     await limiter.clear("login.account", email)
+    # Staff, inspectors and passengers who turned it on pass a second step first (R-AUTH-3).
+    if (second_step := start_second_step(request, user, checked(form, "remember"), next_path)) is not None:
+        await in_transaction(request, service.audit, "login.password_ok", user.id, ip)
+        return second_step
     await in_transaction(request, service.audit, "login", user.id, ip)
     login_session(request, user, checked(form, "remember"))
     i18n.current_language.set(user.language)

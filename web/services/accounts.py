@@ -189,7 +189,7 @@ def erase_account(session: Session, user: User, ip: str | None) -> None:
     paid stay valid on the card, and payments stay as the operator's accounting records — both without
     the link to the account. Cards are unlinked (the registry is the operator's). Mail to the address,
     sent or not, is deleted from the outbox."""
-    from web.models import OutboxMail, Subscription5p1, SubscriptionMonthRow, Ticket
+    from web.models import OutboxMail, RecoveryCode, Subscription5p1, SubscriptionMonthRow, Ticket
 
     subscription_ids = select(Subscription5p1.id).where(Subscription5p1.user_id == user.id)
     month_ids = select(SubscriptionMonthRow.id).where(SubscriptionMonthRow.subscription_id.in_(subscription_ids))  # type: ignore[attr-defined]
@@ -198,6 +198,7 @@ def erase_account(session: Session, user: User, ip: str | None) -> None:
     session.execute(delete(SubscriptionMonthRow).where(SubscriptionMonthRow.subscription_id.in_(subscription_ids)))  # type: ignore[attr-defined]
     session.execute(delete(Subscription5p1).where(Subscription5p1.user_id == user.id))  # type: ignore[arg-type]
     session.execute(delete(EmailToken).where(EmailToken.user_id == user.id))  # type: ignore[arg-type]
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))  # type: ignore[arg-type]
     session.execute(delete(OutboxMail).where(OutboxMail.to_address == user.email))  # type: ignore[arg-type]
     audit(session, "account.erased", user.id, ip)
     session.delete(user)
