@@ -495,6 +495,14 @@ def tap_fingerprint(
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+def meter_fingerprint(action: str, card_number: str | None, at: datetime, amounts: tuple[int, ...]) -> str:
+    """R-VAL-7: what a parking-meter event says (its action, card, device time as a moment, and the presses or
+    the coins in the order inserted), as a digest."""
+    moment = at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    content = "\x1f".join((action, card_number or "", moment, ",".join(str(a) for a in amounts)))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
 def is_replay(stored_fingerprint: str | None, fingerprint: str) -> bool:
     """R-VAL-7: whether an event under a used id repeats the stored one (answer it from the stored response)
     or is a different event (refuse it). An event stored before fingerprints were kept counts as a repeat."""

@@ -131,3 +131,19 @@ def test_r_val_8_a_backdated_tap_never_makes_the_card_void() -> None:
     after = PurseCard(number="K-1", kind=CardKind.PERSONAL, issued_on=CARD.issued_on,
                       last_used_on=last_used_after(CARD, date(1970, 1, 1)))
     assert card_validity(after, RECEIVED).state is CardState.ACTIVE
+
+
+def test_r_val_7_a_meter_events_fingerprint_is_its_content() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from domain.purse import meter_fingerprint
+
+    at = datetime(2027, 3, 28, 1, 30, tzinfo=timezone.utc)
+    same_moment = at.astimezone(timezone(timedelta(hours=2)))
+    base = meter_fingerprint("top_up", "4101", at, (500, 500))
+    assert meter_fingerprint("top_up", "4101", same_moment, (500, 500)) == base  # one moment, any offset
+    for other in (meter_fingerprint("top_up", "4102", at, (500, 500)), meter_fingerprint("park", "4101", at, (500, 500)),
+                  meter_fingerprint("top_up", "4101", at, (500,)), meter_fingerprint("top_up", "4101", at, (50, 0, 500)),
+                  meter_fingerprint("top_up", "4101", at + timedelta(seconds=1), (500, 500)),
+                  meter_fingerprint("top_up", None, at, (500, 500))):
+        assert other != base

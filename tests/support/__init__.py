@@ -33,6 +33,7 @@ DATE_SENSITIVE = {
     "tests/web/test_accounts_limits.py": "rate-limit windows",
     "tests/web/test_sessions.py": "session lifetimes",
     "tests/web/test_purse_web.py": "loss report blocking at 08:00 next day, parking time to the minute, taps",
+    "tests/web/test_purse_meter_events.py": "meter events against the server's clock",
     "tests/web/test_desk.py": "loss reports and replacement cards at the desk",
     "tests/web/test_tickets_web.py": "ticket validity and expiry, code freshness",
     "tests/web/test_erasure.py": "tickets and months around erasure",

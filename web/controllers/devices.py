@@ -147,9 +147,12 @@ async def _run(request: Request, kind: str, use_case: Any, *args: Any) -> tuple[
         return result if isinstance(result, tuple) else (result, False)
 
     try:
-        return await in_transaction(request, run)
-    except IntegrityError:
-        return await in_transaction(request, run)
+        try:
+            return await in_transaction(request, run)
+        except IntegrityError:
+            return await in_transaction(request, run)
+    except service.TapProblem as problem:  # R-VAL-7/8: another event under a used id, a clock far ahead
+        raise DeviceProblem(problem.status, f"purse.device.{problem.code}") from None
 
 
 def _tap_connections(request: Request) -> taps_on_loop.TapConnections:
@@ -280,7 +283,9 @@ async def meter_quote(request: Request, data: JSONBody[MeterQuoteIn]) -> Respons
 
 @post("/meter/accept", status_code=200, summary="AKCEPTUJ: print the parking ticket")
 async def meter_accept(request: Request, data: JSONBody[MeterAcceptIn]) -> Response:
-    """R-PARK-3: deducts the fee and returns the ticket lines; idempotent by `event_id`."""
+    """R-PARK-3: deducts the fee and returns the ticket lines; idempotent by `event_id` (the same event again
+    gets the same answer; another event under a used id 409, R-VAL-7); `at` more than 5 minutes ahead of
+    the server is refused with 422 (R-VAL-8)."""
     args = (_text(data.event_id, 64), _text(data.card_number, 20, required=False), _moment(data.at),
             max(0, min(data.presses, 500)))
     return _answer(await _run(request, "parking-meter", service.meter_accept, *args))
@@ -289,7 +294,8 @@ async def meter_accept(request: Request, data: JSONBody[MeterAcceptIn]) -> Respo
 @post("/meter/top-up", status_code=200, summary="DOŁADUJ, coins, AKCEPTUJ: top up the card")
 async def meter_top_up(request: Request, data: JSONBody[MeterTopUpIn]) -> Response:
     """R-TOP-2..4: coins 0.10–5 zł, 2–200 zł, credit repaid first, bonus for personal cards; returns the
-    receipt lines; idempotent by `event_id`."""
+    receipt lines; idempotent by `event_id` (another event under a used id: 409, R-VAL-7); `at` more than
+    5 minutes ahead of the server: 422 (R-VAL-8)."""
     args = (_text(data.event_id, 64), _text(data.card_number, 20, required=False), _moment(data.at), _coins(data.coins))
     return _answer(await _run(request, "parking-meter", service.meter_top_up, *args))
 

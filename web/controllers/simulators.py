@@ -50,7 +50,10 @@ def _refused(request: Request, exc: Exception) -> Response:
 
 
 async def _act(request: Request, use_case: Any, *args: Any) -> Response:
-    return _answer(await in_transaction(request, use_case, *args))
+    try:
+        return _answer(await in_transaction(request, use_case, *args))
+    except purse_service.TapProblem as problem:  # R-VAL-7/8, as the device API answers them
+        raise DeviceProblem(problem.status, f"purse.device.{problem.code}") from None
 
 
 async def _page(request: Request, kind: str, template: str) -> Template:

@@ -274,16 +274,34 @@ def flagged_events(session: Session, *, since: datetime, limit: int = 500) -> li
                          str(json.loads(r.response).get("code", ""))) for r in rows]
 
 
-def _replayed(session: Session, device_id: int, event_id: str) -> dict[str, Any] | None:
-    stored = session.scalars(
-        select(DeviceEvent.response).where(DeviceEvent.device_id == device_id, DeviceEvent.event_id == event_id)
+def _replayed(session: Session, device_id: int, event_id: str, digest: str) -> dict[str, Any] | None:
+    """The stored answer to this device's event `event_id`, if it was seen; an event id already used for
+    another event (another digest) is refused (R-VAL-7)."""
+    stored = session.execute(
+        select(DeviceEvent.response, DeviceEvent.request_digest)  # type: ignore[call-overload]
+        .where(DeviceEvent.device_id == device_id, DeviceEvent.event_id == event_id)
     ).first()
-    return json.loads(stored) if stored is not None else None
+    if stored is None:
+        return None
+    if not rules.is_replay(stored.request_digest, digest):
+        raise TapProblem(409, "event_id_reused")
+    return json.loads(stored.response)
 
 
-def _remember(session: Session, device_id: int, event_id: str, action: str, response: dict[str, Any]) -> None:
+def _check_device_time(at: datetime) -> None:
+    """R-VAL-8 for meter events that move money: a meter's clock far ahead (or no time at all) is refused."""
+    timing = rules.event_timing(at, clock.now())
+    if timing is rules.EventTiming.FUTURE:
+        raise TapProblem(422, "future_event")
+    if timing is rules.EventTiming.IMPOSSIBLE:
+        raise TapProblem(422, "bad_time")
+
+
+def _remember(session: Session, device_id: int, event_id: str, action: str, response: dict[str, Any],
+              digest: str | None = None, card_number: str | None = None, at: datetime | None = None) -> None:
     session.add(DeviceEvent(device_id=device_id, event_id=event_id, action=action,
-                            response=json.dumps(response, ensure_ascii=False, sort_keys=True)))
+                            response=json.dumps(response, ensure_ascii=False, sort_keys=True),
+                            request_digest=digest, card_number=card_number, event_at=at))
     session.flush()
 
 
@@ -862,9 +880,12 @@ def meter_quote(session: Session, card_number: str | None, inserted_at: datetime
 
 def meter_accept(session: Session, device: Device, event_id: str, card_number: str | None, inserted_at: datetime,
                  presses: int) -> tuple[dict[str, Any], bool]:
-    """R-PARK-3: AKCEPTUJ prints the parking ticket and deducts the fee."""
+    """R-PARK-3: AKCEPTUJ prints the parking ticket and deducts the fee. The same event again answers as the
+    first time; another event under its id is refused (R-VAL-7); a time far ahead is refused (R-VAL-8)."""
+    _check_device_time(inserted_at)
+    digest = rules.meter_fingerprint("park", card_number, inserted_at, (presses,))
     row = lock_card(session, card_number) if card_number else None
-    if (stored := _replayed(session, device.id, event_id)) is not None:  # type: ignore[arg-type]
+    if (stored := _replayed(session, device.id, event_id, digest)) is not None:  # type: ignore[arg-type]
         return stored, True
     meter = _session_for(row, inserted_at)
     if isinstance(meter, rules.CardReturned):
@@ -894,15 +915,17 @@ def meter_accept(session: Session, device: Device, event_id: str, card_number: s
             notice = outcome.notice.value if isinstance(outcome, rules.MeterSession) and outcome.notice else "nothing_selected"
             response = {**_quote_response(outcome if isinstance(outcome, rules.MeterSession) else meter),
                         "accepted": False, "code": notice, "message": _text(notice)}
-    _remember(session, device.id, event_id, "park", response)  # type: ignore[arg-type]
+    _remember(session, device.id, event_id, "park", response, digest, card_number, inserted_at)  # type: ignore[arg-type]
     return response, False
 
 
 def meter_top_up(session: Session, device: Device, event_id: str, card_number: str | None, inserted_at: datetime,
                  coins: list[int]) -> tuple[dict[str, Any], bool]:
     """R-TOP-2: DOŁADUJ, the coins, AKCEPTUJ: book the top-up (repaying a credit first, R-TOP-4) and print a receipt."""
+    _check_device_time(inserted_at)
+    digest = rules.meter_fingerprint("top_up", card_number, inserted_at, tuple(coins))
     row = lock_card(session, card_number) if card_number else None
-    if (stored := _replayed(session, device.id, event_id)) is not None:  # type: ignore[arg-type]
+    if (stored := _replayed(session, device.id, event_id, digest)) is not None:  # type: ignore[arg-type]
         return stored, True
     meter = _session_for(row, inserted_at)
     paid_in = sum(c for c in coins if c > 0)
@@ -939,7 +962,7 @@ def meter_top_up(session: Session, device: Device, event_id: str, card_number: s
         else:
             notice = outcome.notice.value if isinstance(outcome, rules.MeterSession) and outcome.notice else "below_minimum"
             response = {**_returned(notice, paid_in), "payment": 0}
-    _remember(session, device.id, event_id, "top_up", response)  # type: ignore[arg-type]
+    _remember(session, device.id, event_id, "top_up", response, digest, card_number, inserted_at)  # type: ignore[arg-type]
     return response, False
 
 
