@@ -11,13 +11,17 @@ Readings made here (documented, configurable in the tariff):
   the meter says parking is free now, it never sells time outside the paid hours.
 - The longest stay bounds the paid minutes one ticket buys; time bought at 17:30 runs 30 minutes today and
   the rest from 08:00 the next paid day (17:30 + 1 h ends at 08:30 the next working day).
-- Public holidays are free only when listed as `free_dates` in the tariff (the `holidays` package is not a
-  dependency); by default weekends are free.
+- Polish public holidays are free (the `holidays` package's calendar for Poland, e.g. 11 November, Easter
+  Monday, Corpus Christi, and from 2025 Christmas Eve), like weekends; `public_holidays_free = false` in the
+  tariff turns that off, and `free_dates` adds the operator's own free days.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
+
+import holidays
 
 from domain.purse_tariff import ParkingTariff
 
@@ -40,8 +44,16 @@ def _at(day: date, minute_of_day: int, zone: tzinfo | None) -> datetime:
     return datetime.combine(day + timedelta(days=extra), time(minute // 60, minute % 60), tzinfo=zone)
 
 
+@lru_cache(maxsize=256)
+def polish_public_holidays(year: int) -> frozenset[date]:
+    """Poland's statutory public holidays of `year` (days free from work), from the `holidays` calendar."""
+    return frozenset(holidays.country_holidays("PL", years=year))
+
+
 def is_paid_day(day: date, tariff: ParkingTariff) -> bool:
-    return day.weekday() in tariff.paid_weekdays and day not in tariff.free_dates
+    if day.weekday() not in tariff.paid_weekdays or day in tariff.free_dates:
+        return False
+    return not (tariff.public_holidays_free and day in polish_public_holidays(day.year))
 
 
 def paid_window(day: date, tariff: ParkingTariff, zone: tzinfo | None = None) -> tuple[datetime, datetime] | None:

@@ -12,7 +12,8 @@ Defaults where neither the seed nor RULES.md gives a value (documented, configur
 - parking: the minimum fee (1 zł) buys 30 minutes and each unit (0.50 zł) 15 minutes more,
   i.e. 2 zł per hour; the seed fixes only the fees, not the minutes.
 - parking hours (R-PARK-4): paid Monday to Friday 08:00-18:00, at most 3 hours of paid time per ticket,
-  no free dates (public holidays are listed by the operator in `free_dates`; weekends are free). Each of
+  Polish public holidays free (the `holidays` calendar; `public_holidays_free`), weekends free, no other
+  free dates (the operator may list them in `free_dates`). Each of
   these may be left out of a tariff file, then these defaults apply.
 - baggage/animal: one flat fare (the normal city fare), on city and suburban lines alike.
 - bonus at a parking meter: RULES.md R-TOP-3 gives the bonus for personal cards without naming a
@@ -78,7 +79,8 @@ class ParkingTariff:
     """R-PARK-2: the first "+" costs `minimum_fee` and buys `minimum_minutes`; each next "+"
     costs `unit_fee` and buys `unit_minutes` more.
 
-    R-PARK-4: parking is paid on `paid_weekdays` (Monday = 0) that are not in `free_dates`, from
+    R-PARK-4: parking is paid on `paid_weekdays` (Monday = 0) that are not in `free_dates` nor (with
+    `public_holidays_free`) Polish public holidays, from
     `paid_from` to `paid_until` (minutes after local midnight, 1440 = midnight at the day's end), and one
     ticket buys at most `longest_stay_minutes` of paid time (`domain.parking_hours`)."""
 
@@ -91,6 +93,7 @@ class ParkingTariff:
     paid_until: int = 18 * 60
     longest_stay_minutes: int = 180
     free_dates: frozenset[date] = frozenset()
+    public_holidays_free: bool = True  # Polish public holidays (the `holidays` calendar) are free too
 
     def fee(self, presses: int) -> Grosze:
         if presses <= 0:
@@ -171,9 +174,9 @@ _TOP_KEYS = {"fares", "parking", "top_up"}
 _FARES_KEYS = {"city", "suburban", "short_ride_percent", "baggage", "no_ticket_surcharge"}
 _TABLE_KEYS = {"normal", "off_30", "off_50", "off_75"}
 _PARKING_KEYS = {"minimum_fee", "minimum_minutes", "unit_fee", "unit_minutes", "paid_days", "paid_hours",
-                 "longest_stay_minutes", "free_dates"}
+                 "longest_stay_minutes", "free_dates", "public_holidays_free"}
 # R-PARK-4 settings a tariff may leave out (defaults: Mon-Fri 08:00-18:00, 3 h, no free dates).
-_PARKING_OPTIONAL = {"paid_days", "paid_hours", "longest_stay_minutes", "free_dates"}
+_PARKING_OPTIONAL = {"paid_days", "paid_hours", "longest_stay_minutes", "free_dates", "public_holidays_free"}
 _TOP_UP_KEYS = {
     "service_point_minimum",
     "meter_minimum",
@@ -421,6 +424,11 @@ def _paid_hours(reader: _Reader, data: Mapping[str, Any]) -> dict[str, Any]:
                 except (TypeError, ValueError):
                     reader.problems.append(f"parking.free_dates[{index}]: must be a date such as 2027-11-11, got {value!r}")
         found["free_dates"] = frozenset(dates)
+    if "public_holidays_free" in data:
+        if not isinstance(data["public_holidays_free"], bool):
+            reader.problems.append(f"parking.public_holidays_free: must be true or false, got {data['public_holidays_free']!r}")
+        else:
+            found["public_holidays_free"] = data["public_holidays_free"]
     longest = found.get("longest_stay_minutes", _DEFAULT_PARKING.longest_stay_minutes)
     minimum = data.get("minimum_minutes")
     if longest and isinstance(minimum, int) and not isinstance(minimum, bool) and 0 < longest < minimum:

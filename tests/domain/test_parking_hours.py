@@ -17,8 +17,11 @@ from domain.purse_tariff import DEFAULT_PURSE_TARIFF, ParkingTariff, PurseTariff
 WARSAW = ZoneInfo("Europe/Warsaw")
 UTC = timezone.utc
 KOLOBRZEG = DEFAULT_PURSE_TARIFF.parking  # Mon-Fri 08:00-18:00, 3 h
-EVERY_HOUR = ParkingTariff(paid_weekdays=frozenset(range(7)), paid_from=0, paid_until=1440, longest_stay_minutes=600)
-NIGHT = ParkingTariff(paid_weekdays=frozenset(range(7)), paid_from=60, paid_until=4 * 60, longest_stay_minutes=300)
+# Zones paid every day, holidays included (2027-03-28, a clock-change night, is Easter Sunday)
+EVERY_HOUR = ParkingTariff(paid_weekdays=frozenset(range(7)), paid_from=0, paid_until=1440, longest_stay_minutes=600,
+                           public_holidays_free=False)
+NIGHT = ParkingTariff(paid_weekdays=frozenset(range(7)), paid_from=60, paid_until=4 * 60, longest_stay_minutes=300,
+                      public_holidays_free=False)
 TARIFFS = [KOLOBRZEG, EVERY_HOUR, NIGHT, ParkingTariff(free_dates=frozenset({date(2027, 3, 29)}))]
 CARD = PurseCard(number="K-1", kind=CardKind.BEARER, issued_on=date(2027, 1, 4))
 
@@ -195,3 +198,20 @@ def test_r_park_4_bad_paid_hours_are_reported(changes: dict[str, object], proble
     with pytest.raises(TariffError) as caught:
         purse_tariff_from_dict(_parking(**changes))
     assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+
+
+def test_r_park_4_polish_public_holidays_are_free_from_the_holidays_calendar() -> None:
+    """Kołobrzeg's zone is paid on working days: 11 November 2027 (Independence Day, a Thursday), Easter
+    Monday 2028 (17 April) and Corpus Christi 2028 (15 June) are free without listing them; the next working
+    day is paid. A tariff may turn this off (`public_holidays_free = false`)."""
+    from dataclasses import replace as _replace
+    from datetime import date as _date
+
+    from domain.parking_hours import is_paid_day
+    from domain.purse_tariff import ParkingTariff
+
+    tariff = ParkingTariff()
+    for holiday in (_date(2027, 11, 11), _date(2028, 4, 17), _date(2028, 6, 15), _date(2027, 12, 24)):
+        assert not is_paid_day(holiday, tariff), holiday
+    assert is_paid_day(_date(2027, 11, 12), tariff)  # Friday after Independence Day
+    assert is_paid_day(_date(2027, 11, 11), _replace(tariff, public_holidays_free=False))
