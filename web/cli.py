@@ -10,7 +10,7 @@ import click
 
 from web import clock
 from web.purposes import register_payment_purposes
-from web.settings import SettingsError, load_settings
+from web.settings import Settings, SettingsError, load_settings
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -65,7 +65,17 @@ def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo
     click.echo(f"EKP on http://{host}:{port}  (payments: {settings.payments}, mail: "
                f"{'SMTP' if settings.smtp_url else 'outbox at /dev/mail'})")
     uvicorn.run("web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True, log_level="info", access_log=False)
+                log_level="info", access_log=False, **proxy_options(settings))
+
+
+def proxy_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's options for X-Forwarded-For: believed only from EKP_TRUSTED_PROXIES (R-AUTH-1).
+
+    Without any, the client address is the connection's peer: a header a client sends itself never
+    changes the address rate limits count (uvicorn would otherwise trust 127.0.0.1 by default)."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
 
 
 def _safe_url(url: str) -> str:

@@ -50,6 +50,7 @@ class Settings:
     dev_pages: bool = True
     scheduler: bool = True
     secure_cookies: bool = False
+    trusted_proxies: tuple[str, ...] = ()  # EKP_TRUSTED_PROXIES: whose X-Forwarded-For names the client (R-AUTH-1)
     desk_topup_max: int = 100_000  # grosze: EKP_DESK_TOPUP_MAX (R-TOP-5)
     desk_topup_confirm_above: int = 20_000  # grosze: EKP_DESK_TOPUP_CONFIRM_ABOVE (R-TOP-5)
     test_clock: datetime | None = None  # EKP_TEST_TODAY: the clock starts at this moment (never in production)
@@ -170,6 +171,22 @@ def _zloty(name: str, raw: str, problems: list[str], high: int) -> int:
     return value
 
 
+def _trusted_proxies(raw: str, problems: list[str]) -> tuple[str, ...]:
+    """EKP_TRUSTED_PROXIES: addresses or networks (comma-separated) of the proxies in front of the app."""
+    import ipaddress
+
+    proxies: list[str] = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        try:
+            proxies.append(str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else str(ipaddress.ip_address(entry)))
+        except ValueError:
+            problems.append(f"EKP_TRUSTED_PROXIES: {entry[:60]!r} is not an IP address or network "
+                            "(expected e.g. 10.0.0.5,10.1.0.0/16)")
+    return tuple(proxies)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from the environment; raise SettingsError listing every bad value."""
     env = dict(os.environ if environ is None else environ)
@@ -253,6 +270,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         dev_pages=_bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems),
         scheduler=_bool("EKP_SCHEDULER", get("EKP_SCHEDULER", "true"), problems),
         secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
+        trusted_proxies=_trusted_proxies(get("EKP_TRUSTED_PROXIES", ""), problems),
         desk_topup_max=desk_max,
         desk_topup_confirm_above=desk_confirm,
         test_clock=test_clock,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import anyio
 from litestar.stores.base import NamespacedStore
-from sqlalchemy import delete, select
+from sqlalchemy import BigInteger, Integer, LargeBinary, Text, case, cast, delete, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -148,6 +148,46 @@ class DatabaseStore(NamespacedStore):
     async def expires_in(self, key: str) -> int | None:
         return await anyio.to_thread.run_sync(self._expires_in, self._key(key))
 
+    def _incr(self, key: str, delta: int, seconds: int) -> tuple[int, float]:
+        """One upsert: a counter in a fixed window, started afresh when the window is over (R-AUTH-1).
+
+        The count is kept as decimal digits in `value`. Concurrent calls queue on the row, so none is lost."""
+        table = StoreEntry.__table__  # type: ignore[attr-defined]
+        now = clock.now()
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+
+            count = cast(func.convert_from(table.c.value, "UTF8"), BigInteger)
+
+            def as_value(number):  # type: ignore[no-untyped-def]
+                return func.convert_to(cast(number, Text), "UTF8")
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+
+            count = cast(cast(table.c.value, Text), Integer)
+
+            def as_value(number):  # type: ignore[no-untyped-def]
+                return cast(cast(number, Text), LargeBinary)
+
+        statement = insert(table).values(key=key, value=str(max(delta, 0)).encode(),
+                                         expires_at=now + timedelta(seconds=seconds))
+        expired = or_(table.c.expires_at.is_(None), table.c.expires_at <= now)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "value": case((expired, statement.excluded.value),
+                              (count + delta < 0, as_value(0)), else_=as_value(count + delta)),
+                "expires_at": case((expired, statement.excluded.expires_at), else_=table.c.expires_at),
+            },
+        ).returning(table.c.value, table.c.expires_at)
+        with self.engine.begin() as conn:
+            value, expires_at = conn.execute(statement).one()
+        return int(bytes(value)), max(0.0, (expires_at - now).total_seconds())
+
+    async def incr(self, key: str, delta: int, window_seconds: int) -> tuple[int, float]:
+        """Add `delta` to the counter `key` atomically; (the new count, seconds left in its window)."""
+        return await anyio.to_thread.run_sync(self._incr, self._key(key), delta, window_seconds)
+
     def purge_expired(self) -> int:
         with Session(self.engine) as session:
             result = session.exec(delete(StoreEntry).where(StoreEntry.expires_at <= clock.now()))  # type: ignore[call-overload,operator]
@@ -155,9 +195,30 @@ class DatabaseStore(NamespacedStore):
             return result.rowcount or 0
 
 
+# INCRBY and the window's expiry in one step (a script runs atomically), so concurrent attempts are all
+# counted and a counter never outlives its window.
+_INCR_SCRIPT = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n < 0 then redis.call('SET', KEYS[1], 0, 'KEEPTTL'); n = 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+return {n, ttl}
+"""
+
+
 def make_store(redis_url: str, engine: Engine) -> NamespacedStore:
     if redis_url:
         from litestar.stores.redis import RedisStore
 
-        return RedisStore.with_client(url=redis_url, namespace="ekp")
+        class CountingRedisStore(RedisStore):
+            """Litestar's Redis store with the atomic counter the rate limits use (R-AUTH-1)."""
+
+            async def incr(self, key: str, delta: int, window_seconds: int) -> tuple[int, float]:
+                script = getattr(self, "_incr_script", None)
+                if script is None:
+                    script = self._incr_script = self._redis.register_script(_INCR_SCRIPT)
+                count, ttl_ms = await script(keys=[self._make_key(key)], args=[delta, window_seconds * 1000])
+                return int(count), int(ttl_ms) / 1000
+
+        return CountingRedisStore.with_client(url=redis_url, namespace="ekp")
     return DatabaseStore(engine)

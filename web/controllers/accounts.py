@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
+
+import anyio
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
@@ -19,6 +22,7 @@ from domain.accounts import (
     read_pesel,
     InvalidPesel,
 )
+from domain.throttle import login_counters, reset_counters
 from web import clock, i18n
 from web.http import (
     checked,
@@ -40,6 +44,7 @@ from web.messages import field_errors, message
 from web.models import User
 from web.protect import decrypt_pesel
 from web.controllers.twofactor import start_second_step
+from web.ratelimit import DEVICE_COOKIE, DEVICE_DAYS, device_token_of, new_device_token
 from web.services import accounts as service
 from web.sessions import SESSION_REMEMBER
 
@@ -48,6 +53,15 @@ FORM_FIELDS = ["first_name", "last_name", "pesel", "birth_date", "email", "email
 
 def _policy(request: Request) -> PasswordPolicy:
     return PasswordPolicy(min_length=settings_of(request).password_min_length)
+
+
+# Reset requests answer no sooner than this, whether or not the address has an account and whatever
+# queueing its mail costs (R-AUTH-4: same answer, same time).
+RESET_ANSWER_SECONDS = 0.25
+
+
+async def _answer_no_sooner_than(started: float, seconds: float = RESET_ANSWER_SECONDS) -> None:
+    await anyio.sleep(max(0.0, started + seconds - time.monotonic()))
 
 
 def _wait_text(seconds: int) -> str:
@@ -73,9 +87,6 @@ async def register_submit(request: Request) -> Template | Response:
     limiter = request.app.state.limiter
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     values["no_pesel"] = checked(form, "no_pesel")
-    if wait := await limiter.retry_after("register.ip", ip):
-        return await page(request, "accounts/register.html", status_code=429, values=values, errors={},
-                          limit_message=_wait_text(wait))
     registration_form = RegistrationForm(
         first_name=form.get("first_name", ""),
         last_name=form.get("last_name", ""),
@@ -94,7 +105,10 @@ async def register_submit(request: Request) -> Template | Response:
     if not result.ok:
         errors = field_errors(result.errors, min=policy.min_length)
         return await page(request, "accounts/register.html", status_code=422, values=values, errors=errors)
-    await limiter.hit("register.ip", ip)
+    # Counted before the costly part, atomically (R-AUTH-1); forms with mistakes do not count.
+    if wait := await limiter.count(("register.ip", ip)):
+        return await page(request, "accounts/register.html", status_code=429, values=values, errors={},
+                          limit_message=_wait_text(wait))
     assert result.registration is not None
     await in_transaction(request, service.register, settings_of(request), result.registration,
                          i18n.current_language.get(), ip)
@@ -154,10 +168,9 @@ async def activate_resend(request: Request) -> Template:
     if code:
         return await page(request, "accounts/resend.html", status_code=422, email=email,
                           errors={"email": [message(code)]})
-    if wait := await limiter.retry_after("resend.account", email):
+    if wait := await limiter.count(("resend.account", email)):
         return await page(request, "accounts/resend.html", status_code=429, email=email, errors={},
                           limit_message=_wait_text(wait))
-    await limiter.hit("resend.account", email)
     await in_transaction(request, service.resend_activation, settings_of(request), email)
     return await page(request, "accounts/resend.html", email=email, errors={}, sent=True)
 
@@ -175,6 +188,19 @@ async def login_page(request: Request) -> Template | Response:
                       next=safe_next(request.query_params.get("next"), ""))
 
 
+def _device_token(request: Request) -> str | None:
+    return device_token_of(request.cookies.get(DEVICE_COOKIE))
+
+
+async def _remember_device(request: Request, response: Response, email: str) -> None:
+    """Mark this browser as known for the account (R-AUTH-1): its sign-ins are not held up by an attack
+    on the account from elsewhere."""
+    token = _device_token(request) or new_device_token()
+    await request.app.state.limiter.remember_device(email, token)
+    response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_DAYS * 24 * 3600, path="/", httponly=True,
+                        secure=settings_of(request).secure_cookies, samesite="lax")
+
+
 @post("/login")
 async def login_submit(request: Request) -> Template | Response:
     form = await form_of(request)
@@ -184,10 +210,6 @@ async def login_submit(request: Request) -> Template | Response:
     ip = client_ip(request)
     limiter = request.app.state.limiter
     values = {"email": email, "remember": checked(form, "remember")}
-    wait = max(await limiter.retry_after("login.ip", ip), await limiter.retry_after("login.account", email))
-    if wait:
-        return await page(request, "accounts/login.html", status_code=429, values=values, errors={},
-                          next=next_path, limit_message=_wait_text(wait))
     if not email or not password:
         errors = {}
         if not email:
@@ -195,18 +217,27 @@ async def login_submit(request: Request) -> Template | Response:
         if not password:
             errors["password"] = [message("password.required")]
         return await page(request, "accounts/login.html", status_code=422, values=values, errors=errors, next=next_path)
+    # Count first, then check (R-AUTH-1): concurrent attempts cannot all pass a limit read before any was counted.
+    device = _device_token(request)
+    counters = login_counters(email, ip, device if await limiter.is_known_device(email, device) else None)
+    if wait := await limiter.count(*counters):
+        return await page(request, "accounts/login.html", status_code=429, values=values, errors={},
+                          next=next_path, limit_message=_wait_text(wait))
     user: User | None = await in_transaction(request, service.authenticate, email, password)
     if user is None:
-        await limiter.hit("login.ip", ip)
-        await limiter.hit("login.account", email)
         await in_transaction(request, service.audit, "login.failed", None, ip)
         return await page(request, "accounts/login.html", status_code=401, values=values,
                           errors={"form": [message("login.failed")]}, next=next_path)
+    # The right password: this attempt was not a guess.
+    await limiter.uncount(counters)
     if not user.is_active:
         return await page(request, "accounts/login.html", status_code=403, values=values,
                           errors={"form": [message("login.inactive")]}, next=next_path, inactive=True)
-    await limiter.clear("login.account", email)
-    # Staff, inspectors and passengers who turned it on pass a second step first (R-AUTH-3).
+    for name, subject in counters:
+        if name in ("login.pair", "login.device"):
+            await limiter.clear(name, subject)
+    # Staff, inspectors and passengers who turned it on pass a second step first (R-AUTH-3); the browser
+    # becomes a known device (its own login counter) only once both steps pass.
     if (second_step := start_second_step(request, user, checked(form, "remember"), next_path)) is not None:
         await in_transaction(request, service.audit, "login.password_ok", user.id, ip)
         return second_step
@@ -214,7 +245,9 @@ async def login_submit(request: Request) -> Template | Response:
     login_session(request, user, checked(form, "remember"))
     i18n.current_language.set(user.language)
     flash(request, _("Witaj, %(name)s!", name=user.first_name), "success")
-    return redirect(next_path)
+    response = redirect(next_path)
+    await _remember_device(request, response, user.email)
+    return response
 
 
 @post("/logout")
@@ -238,13 +271,15 @@ async def forgot_submit(request: Request) -> Template:
     code = email_problem(email)
     if code:
         return await page(request, "accounts/forgot.html", status_code=422, email=email, errors={"email": [message(code)]})
-    wait = max(await limiter.retry_after("reset.ip", ip), await limiter.retry_after("reset.account", email))
-    if wait:
+    started = time.monotonic()
+    if wait := await limiter.count(*reset_counters(email, ip)):
         return await page(request, "accounts/forgot.html", status_code=429, email=email, errors={},
                           limit_message=_wait_text(wait))
-    await limiter.hit("reset.ip", ip)
-    await limiter.hit("reset.account", email)
-    await in_transaction(request, service.request_password_reset, settings_of(request), email, ip)
+    # Past the account's hourly mail allowance the page answers the same and sends nothing more: the
+    # links already mailed stay valid, so requests by others never block the owner's reset (R-AUTH-1).
+    if not await limiter.count(("reset.account", email)):
+        await in_transaction(request, service.request_password_reset, settings_of(request), email, ip)
+    await _answer_no_sooner_than(started)
     return await page(request, "accounts/forgot.html", email=email, errors={}, sent=True)
 
 
@@ -276,11 +311,14 @@ async def reset_submit(request: Request, token: FromPath[str]) -> Template | Res
     if check.state is not LinkState.VALID:
         return await page(request, "accounts/reset.html", status_code=410, token=token,
                           state=check.state.value if check.state else "unknown", errors={})
-    if check.user is not None:
-        forget_user(check.user.id)  # type: ignore[arg-type]
     request.scope["session"].clear()
     flash(request, _("Hasło zostało zmienione. Zaloguj się nowym hasłem."), "success")
-    return redirect("/login")
+    response = redirect("/login")
+    if check.user is not None:
+        forget_user(check.user.id)  # type: ignore[arg-type]
+        # The link proved the address: this browser signs in even while the account is under attack.
+        await _remember_device(request, response, check.user.email)
+    return response
 
 
 def _account_view(request: Request, user: User) -> dict[str, str | None]:

@@ -81,13 +81,14 @@ async def add_card_check(request: Request) -> Template:
 
     limiter = request.app.state.limiter
     ip = client_ip(request)
-    wait = max(await limiter.retry_after("link_card.account", str(user.id)), await limiter.retry_after("link_card.ip", ip))
-    if wait:
+    # Counted first, atomically (R-AUTH-1); only a mismatch keeps its count.
+    counters = [("link_card.account", str(user.id)), ("link_card.ip", ip)]
+    if wait := await limiter.count(*counters):
         return await _add_step(request, 429, values=values, limit_message=_wait_text(wait))
     check = await in_transaction(request, service.find_card_to_link, user.id, carrier_type, values["client_code"], ip)
+    if check.outcome is not LinkOutcome.MISMATCH:
+        await limiter.uncount(counters)
     if check.outcome is LinkOutcome.MISMATCH:
-        await limiter.hit("link_card.account", str(user.id))
-        await limiter.hit("link_card.ip", ip)
         return await _add_step(request, 422, values=values, errors={"form": [message("card.mismatch")]})
     if check.outcome is LinkOutcome.MATCH:
         request.scope["session"]["link_card"] = {"id": check.card.id, "at": int(clock.now().timestamp())}  # type: ignore[union-attr]

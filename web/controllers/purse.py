@@ -48,18 +48,18 @@ async def link(request: Request) -> Template | Response:
         return await _purse_page(request, 422, errors={"number": [message("purse.number.required")]}, values={"number": number})
     limiter = request.app.state.limiter
     ip = client_ip(request)
-    wait = max(await limiter.retry_after("link_card.account", str(user.id)), await limiter.retry_after("link_card.ip", ip))
-    if wait:
+    # Counted first, atomically (R-AUTH-1); only a mismatch keeps its count.
+    counters = [("link_card.account", str(user.id)), ("link_card.ip", ip)]
+    if wait := await limiter.count(*counters):
         from web.controllers.accounts import _wait_text
 
         return await _purse_page(request, 429, errors={"number": [_wait_text(wait)]}, values={"number": number})
     outcome = await in_transaction(request, service.link_purse_card, user.id, number, ip)
+    if outcome != "purse.mismatch":
+        await limiter.uncount(counters)
     if outcome == "purse.linked":
         flash(request, message(outcome), "success")
         return redirect("/purse")
-    if outcome == "purse.mismatch":
-        await limiter.hit("link_card.account", str(user.id))
-        await limiter.hit("link_card.ip", ip)
     return await _purse_page(request, 409 if outcome != "purse.mismatch" else 422,
                              errors={"number": [message(outcome)]}, values={"number": number})
 

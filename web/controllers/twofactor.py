@@ -97,11 +97,7 @@ async def _finish(request: Request, pending: dict, user: User) -> None:  # type:
 
 async def _throttled(request: Request, user_id: int) -> int:
     """Count this code attempt first (so concurrent guesses count too); seconds to wait if over the limit."""
-    limiter = request.app.state.limiter
-    if wait := await limiter.retry_after("login.code", str(user_id)):
-        return wait
-    await limiter.hit("login.code", str(user_id))
-    return 0
+    return int(await request.app.state.limiter.count(("login.code", str(user_id))))  # atomic (R-AUTH-1)
 
 
 # --------------------------------------------------------------------------- the second step

@@ -68,8 +68,10 @@ def register(session: Session, settings: Settings, data: Registration, language:
     """Create an inactive account and mail its activation link (R-ACC-3).
 
     An address that is already registered gets a different mail (a hint to log in or reset the password),
-    and the page says the same either way (R-ACC-4: no user enumeration).
+    and the page says the same either way, in the same time (R-ACC-4, R-AUTH-4: no user enumeration).
     """
+    # Hashed whether or not the address is taken: Argon2 is most of the time this takes (R-AUTH-4).
+    password_hash = hash_password(data.password)
     existing = find_user(session, data.email)
     if existing is not None:
         queue_mail(session, existing.email, "already_registered", language=existing.language, user=existing,
@@ -80,7 +82,7 @@ def register(session: Session, settings: Settings, data: Registration, language:
         email=data.email,
         first_name=data.first_name,
         last_name=data.last_name,
-        password_hash=hash_password(data.password),
+        password_hash=password_hash,
         pesel_hash=pesel_hash(settings.pesel_key, data.pesel) if data.pesel else None,
         pesel_encrypted=encrypt_pesel(settings.pesel_key, data.pesel) if data.pesel else None,
         birth_date=data.birth_date,
