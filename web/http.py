@@ -18,10 +18,25 @@ from sqlmodel import Session
 from web import i18n
 from web.db import transaction
 from web.models import User
+from web.ratelimit import DEVICE_COOKIE, DEVICE_DAYS, device_token_of, new_device_token
 from web.sessions import SESSION_REMEMBER, SESSION_ROTATE
 from web.settings import Settings
 
 T = TypeVar("T")
+
+
+def known_device_token(request: ASGIConnection) -> str | None:
+    """The browser's known-device token (R-AUTH-1), if its cookie holds one we could have issued."""
+    return device_token_of(request.cookies.get(DEVICE_COOKIE))
+
+
+async def remember_device(request: Request, response: Any, email: str) -> None:
+    """Mark this browser as known for the account (R-AUTH-1): its sign-ins are not held up by an attack
+    on the account from elsewhere. Called once a sign-in has passed every step."""
+    token = known_device_token(request) or new_device_token()
+    await request.app.state.limiter.remember_device(email, token)
+    response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_DAYS * 24 * 3600, path="/", httponly=True,
+                        secure=settings_of(request).secure_cookies, samesite="lax")
 
 
 def settings_of(request: ASGIConnection) -> Settings:

@@ -25,6 +25,8 @@ from domain.accounts import (
 from domain.throttle import login_counters, reset_counters
 from web import clock, i18n
 from web.http import (
+    known_device_token,
+    remember_device,
     checked,
     client_ip,
     current_user,
@@ -44,7 +46,6 @@ from web.messages import field_errors, message
 from web.models import User
 from web.protect import decrypt_pesel
 from web.controllers.twofactor import start_second_step
-from web.ratelimit import DEVICE_COOKIE, DEVICE_DAYS, device_token_of, new_device_token
 from web.services import accounts as service
 from web.sessions import SESSION_REMEMBER
 
@@ -188,19 +189,6 @@ async def login_page(request: Request) -> Template | Response:
                       next=safe_next(request.query_params.get("next"), ""))
 
 
-def _device_token(request: Request) -> str | None:
-    return device_token_of(request.cookies.get(DEVICE_COOKIE))
-
-
-async def _remember_device(request: Request, response: Response, email: str) -> None:
-    """Mark this browser as known for the account (R-AUTH-1): its sign-ins are not held up by an attack
-    on the account from elsewhere."""
-    token = _device_token(request) or new_device_token()
-    await request.app.state.limiter.remember_device(email, token)
-    response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_DAYS * 24 * 3600, path="/", httponly=True,
-                        secure=settings_of(request).secure_cookies, samesite="lax")
-
-
 @post("/login")
 async def login_submit(request: Request) -> Template | Response:
     form = await form_of(request)
@@ -218,7 +206,7 @@ async def login_submit(request: Request) -> Template | Response:
             errors["password"] = [message("password.required")]
         return await page(request, "accounts/login.html", status_code=422, values=values, errors=errors, next=next_path)
     # Count first, then check (R-AUTH-1): concurrent attempts cannot all pass a limit read before any was counted.
-    device = _device_token(request)
+    device = known_device_token(request)
     counters = login_counters(email, ip, device if await limiter.is_known_device(email, device) else None)
     if wait := await limiter.count(*counters):
         return await page(request, "accounts/login.html", status_code=429, values=values, errors={},
@@ -246,7 +234,7 @@ async def login_submit(request: Request) -> Template | Response:
     i18n.current_language.set(user.language)
     flash(request, _("Witaj, %(name)s!", name=user.first_name), "success")
     response = redirect(next_path)
-    await _remember_device(request, response, user.email)
+    await remember_device(request, response, user.email)
     return response
 
 
@@ -317,7 +305,7 @@ async def reset_submit(request: Request, token: FromPath[str]) -> Template | Res
     if check.user is not None:
         forget_user(check.user.id)  # type: ignore[arg-type]
         # The link proved the address: this browser signs in even while the account is under attack.
-        await _remember_device(request, response, check.user.email)
+        await remember_device(request, response, check.user.email)
     return response
 
 

@@ -14,6 +14,7 @@ from litestar.response import Response, Template
 from domain import twofactor as rules
 from web import clock, i18n
 from web.http import (
+    remember_device,
     client_ip,
     current_user,
     flash,
@@ -139,7 +140,9 @@ async def code_submit(request: Request) -> Template | Response:
         flash(request, i18n.ngettext("Użyto kodu odzyskiwania. Zostało %(num)s kod.",
                                      "Użyto kodu odzyskiwania. Zostało %(num)s kodów.", left), "info")
     flash(request, _("Witaj, %(name)s!", name=user.first_name), "success")
-    return redirect(pending.get("next") or "/account")
+    response = redirect(pending.get("next") or "/account")
+    await remember_device(request, response, user.email)  # both steps passed: a known device (R-AUTH-1)
+    return response
 
 
 # --------------------------------------------------------------------------- enrolment at first sign-in
@@ -203,7 +206,9 @@ async def enrol_submit(request: Request) -> Template | Response:
                                  errors={"code": [message("twofactor.code_wrong")]})
     await request.app.state.limiter.clear("login.code", str(user.id))
     await _finish(request, pending, user)
-    return await page(request, "accounts/recovery_codes.html", codes=codes, next=pending.get("next") or "/account")
+    response = await page(request, "accounts/recovery_codes.html", codes=codes, next=pending.get("next") or "/account")
+    await remember_device(request, response, user.email)  # both steps passed: a known device (R-AUTH-1)
+    return response
 
 
 # --------------------------------------------------------------------------- account settings
