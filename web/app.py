@@ -7,6 +7,7 @@ import hashlib
 import logging
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Litestar, Request
 from markupsafe import Markup, escape
@@ -124,8 +125,8 @@ def _error_page(request: Request, status: int, title: str, text: str) -> Respons
 
 def not_authorized(request: Request, _: Exception) -> Response:
     if request.headers.get("hx-request"):
-        return Response(content="", status_code=401, headers={"HX-Redirect": f"/login?next={request.url.path}"})
-    return Redirect(path=f"/login?next={request.url.path}", status_code=303)
+        return Response(content="", status_code=401, headers={"HX-Redirect": f"/login?next={quote(request.url.path)}"})
+    return Redirect(path=f"/login?next={quote(request.url.path)}", status_code=303)
 
 
 def forbidden(request: Request, exc: Exception) -> Response:
