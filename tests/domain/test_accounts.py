@@ -353,6 +353,18 @@ def test_r_acc_4_valid_email_addresses(address):
         ("jan@@example.pl", "email.invalid"),
         ("j" * 65 + "@example.pl", "email.invalid"),
         ("jan@" + "a" * 250 + ".pl", "email.invalid"),
+        # Issue 13: one address, nothing a mail header could read as more (checked by email-validator).
+        ("a,b@example.pl", "email.invalid"),
+        ("a<b@example.pl", "email.invalid"),
+        ("Ala <ala@example.pl>", "email.invalid"),
+        ('"a,b"@example.pl', "email.invalid"),
+        ("a\x00b@example.pl", "email.invalid"),
+        ("a\rb@example.pl", "email.invalid"),
+        ("jan@example.pl\nBcc: x@example.pl", "email.invalid"),
+        ("jan@[127.0.0.1]", "email.invalid"),
+        ("jan@localhost", "email.invalid"),
+        ("ą@przykład.pl", "email.invalid"),
+        ("jan..kowalski@example.pl", "email.invalid"),
     ],
 )
 def test_r_acc_4_invalid_email_addresses(address, code):

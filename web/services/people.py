@@ -40,5 +40,8 @@ def create_active_user(session: Session, settings: Settings, *, role: str, email
 
 def add_user(settings: Settings, **fields: str) -> User:
     engine = make_engine(settings.database_url)
-    with transaction(engine) as session:
-        return create_active_user(session, settings, **fields)  # type: ignore[arg-type]
+    try:
+        with transaction(engine) as session:
+            return create_active_user(session, settings, **fields)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
