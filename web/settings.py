@@ -45,6 +45,7 @@ class Settings:
     session_hours: int = 12
     activation_hours: int = 3
     reset_hours: int = 1
+    mail_retry_hours: int = 72  # EKP_MAIL_RETRY_HOURS: undelivered mail is retried this long, then marked failed
     password_min_length: int = 8
     default_language: str = "pl"
     dev_pages: bool = True
@@ -170,6 +171,16 @@ def _zloty(name: str, raw: str, problems: list[str], high: int) -> int:
     return value
 
 
+def _mail_from(raw: str, problems: list[str]) -> str:
+    from web.mail import sender_address
+
+    try:
+        sender_address(raw)
+    except ValueError:
+        problems.append(f"EKP_MAIL_FROM={raw!r}: expected one address, e.g. EKP <no-reply@example.pl>")
+    return raw
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from the environment; raise SettingsError listing every bad value."""
     env = dict(os.environ if environ is None else environ)
@@ -241,13 +252,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         smtp_url=smtp_url,
-        mail_from=get("EKP_MAIL_FROM", "EKP <no-reply@ekp.localhost>"),
+        mail_from=_mail_from(get("EKP_MAIL_FROM", "EKP <no-reply@ekp.localhost>"), problems),
         payments=payments,
         sandbox_in_production=sandbox_in_production,
         session_days_remember=_int("EKP_SESSION_DAYS_REMEMBER", get("EKP_SESSION_DAYS_REMEMBER", "30"), problems, 1, 365),
         session_hours=_int("EKP_SESSION_HOURS", get("EKP_SESSION_HOURS", "12"), problems, 1, 24 * 14),
         activation_hours=_int("EKP_ACTIVATION_HOURS", get("EKP_ACTIVATION_HOURS", "3"), problems, 1, 72),
         reset_hours=_int("EKP_RESET_HOURS", get("EKP_RESET_HOURS", "1"), problems, 1, 24),
+        mail_retry_hours=_int("EKP_MAIL_RETRY_HOURS", get("EKP_MAIL_RETRY_HOURS", "72"), problems, 1, 24 * 30),
         password_min_length=_int("EKP_PASSWORD_MIN_LENGTH", get("EKP_PASSWORD_MIN_LENGTH", "8"), problems, 8, 128),
         default_language=language,
         dev_pages=_bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems),

@@ -40,3 +40,165 @@ def test_login_next_never_leaves_the_site(browser: Browser, users, target: str) 
     users.create("jan@example.pl")
     response = browser.submit("/login", {"email": "jan@example.pl", "password": "Haslo1234", "next": target})
     assert response.status_code == 303 and response.headers["location"] == "/account"
+
+
+# --------------------------------------------------------------------------- e-mail addresses (item 9)
+
+BAD_ADDRESSES = ["a,b@example.pl", "a<b@example.pl", "a\x00b@example.pl", "a\x07b@example.pl", "Ala <ala@example.pl>"]
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES)
+def test_registration_refuses_an_address_that_is_not_one_plain_address(browser: Browser, db, mails, address: str) -> None:
+    from web.models import User
+
+    response = browser.register(email=address, email_repeat=address)
+    assert response.status_code == 422
+    assert "To nie wygląda na adres e-mail" in response.text
+    assert db.count(User) == 0 and mails.count() == 0
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES[:3])
+def test_password_reset_refuses_a_bad_address_with_a_message(browser: Browser, users, mails, address: str) -> None:
+    users.create("b@example.pl")
+    response = browser.submit("/password/forgot", {"email": address})
+    assert response.status_code == 422 and "To nie wygląda na adres e-mail" in response.text
+    assert mails.count() == 0
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES[:3])
+def test_cli_users_add_refuses_a_bad_address(settings_env, db, address: str) -> None:
+    from click.testing import CliRunner
+
+    from web.cli import main
+    from web.models import User
+
+    result = CliRunner().invoke(main, ["users", "add", "--role", "staff", "--email", address, "--first-name", "Ewa",
+                                       "--last-name", "Nowak", "--password", "Haslo1234"], env=settings_env)
+    assert result.exit_code == 1 and "not an e-mail address" in result.output
+    assert db.count(User) == 0
+
+
+class _CapturingSmtp:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def __call__(self, message, **kwargs):  # type: ignore[no-untyped-def]
+        self.messages.append(message)
+
+
+def test_mail_headers_are_built_from_one_address(engine, monkeypatch) -> None:
+    """A row written before validation (or by hand) cannot become two recipients or a display name."""
+    import asyncio
+
+    from web import mail as mail_module
+    from web.db import transaction
+    from web.models import OutboxMail
+
+    smtp = _CapturingSmtp()
+    monkeypatch.setattr(mail_module.aiosmtplib, "send", smtp)
+    with transaction(engine) as session:
+        for address in ("jan@example.pl", "a,b@example.pl", "a<b@example.pl"):
+            session.add(OutboxMail(to_address=address, subject="Temat", text_body="x", html_body="<p>x</p>"))
+    sender = mail_module.SmtpSender("smtp://localhost:2525", "EKP <no-reply@ekp.localhost>")
+    sent, failed = asyncio.run(mail_module.deliver_outbox(engine, sender))
+    assert (sent, failed) == (1, 2)
+    assert [str(m["To"]) for m in smtp.messages] == ["jan@example.pl"]
+    assert smtp.messages[0]["To"].addresses[0].addr_spec == "jan@example.pl"
+    assert str(smtp.messages[0]["From"]) == "EKP <no-reply@ekp.localhost>"
+
+
+# --------------------------------------------------------------------------- mail given up too soon (item 10)
+
+class _DownSmtp:
+    """SMTP that fails `fail` times (for ever by default), then delivers."""
+
+    def __init__(self, fail: int = 10**9) -> None:
+        self.fail = fail
+        self.sent: list[str] = []
+
+    async def send(self, mail) -> None:  # type: ignore[no-untyped-def]
+        import aiosmtplib
+
+        if self.fail:
+            self.fail -= 1
+            raise aiosmtplib.SMTPConnectError("down")
+        self.sent.append(mail.to_address)
+
+
+def _deliver(engine, smtp) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from web.mail import deliver_outbox
+
+    return asyncio.run(deliver_outbox(engine, smtp))
+
+
+def test_activation_mail_survives_an_smtp_outage_of_eight_hours(browser: Browser, engine, db, clock) -> None:
+    from datetime import timedelta
+
+    from web.models import OutboxMail
+
+    assert browser.register(email="cierpliwa@example.pl").status_code == 303
+    down = _DownSmtp()
+    for _ in range(8 * 6):  # a delivery round every 10 minutes for 8 hours, SMTP down throughout
+        clock.travel(timedelta(minutes=10))
+        _deliver(engine, down)
+    waiting = db.one(OutboxMail)
+    assert waiting.sent_at is None and waiting.failed_at is None and waiting.attempts > 12
+    clock.travel(timedelta(hours=1))
+    up = _DownSmtp(fail=0)
+    assert _deliver(engine, up) == (1, 0) and up.sent == ["cierpliwa@example.pl"]
+    link = db.one(OutboxMail).text_body.split("/activate/")[1].split()[0]
+    assert browser.get(f"/activate/{link}").status_code == 200
+
+
+def test_mail_undelivered_past_the_retry_window_is_marked_failed_and_listed_for_staff(
+        browser: Browser, engine, db, clock, settings_env) -> None:
+    from datetime import timedelta
+
+    from click.testing import CliRunner
+
+    from web.cli import main
+    from web.models import OutboxMail
+
+    browser.register(email="zgubiona@example.pl")
+    down = _DownSmtp()
+    _deliver(engine, down)
+    clock.travel(timedelta(hours=71))
+    _deliver(engine, down)
+    assert db.one(OutboxMail).failed_at is None  # within the 72 hours: still retried
+    clock.travel(timedelta(hours=2))
+    _deliver(engine, down)
+    mail = db.one(OutboxMail)
+    assert mail.sent_at is None and mail.failed_at is not None and "SMTPConnectError" in (mail.last_error or "")
+    assert _deliver(engine, _DownSmtp(fail=0)) == (0, 0)  # given up: never sent any more
+    listed = CliRunner().invoke(main, ["mail", "failed"], env=settings_env, catch_exceptions=False)
+    assert listed.exit_code == 0
+    assert "zgubiona@example.pl" in listed.output and "SMTPConnectError" in listed.output
+
+
+def test_mail_retry_window_is_a_setting(make_settings) -> None:
+    from web.settings import SettingsError
+
+    assert make_settings().mail_retry_hours == 72
+    assert make_settings(EKP_MAIL_RETRY_HOURS="240").mail_retry_hours == 240
+    with pytest.raises(SettingsError, match="EKP_MAIL_RETRY_HOURS"):
+        make_settings(EKP_MAIL_RETRY_HOURS="0")
+
+
+def test_an_activation_mail_whose_account_is_already_active_is_given_up(browser: Browser, engine, db, clock) -> None:
+    from datetime import timedelta
+
+    from web.models import OutboxMail
+
+    browser.register(email="podwojna@example.pl")
+    browser.submit("/activate/resend", {"email": "podwojna@example.pl"})
+    assert db.count(OutboxMail) == 2
+    assert _deliver(engine, _DownSmtp(fail=1)) == (1, 1)  # the first mail fails, the second leaves
+    second = db.all(OutboxMail, OutboxMail.sent_at.is_not(None))[0]  # type: ignore[union-attr]
+    link = second.text_body.split("/activate/")[1].split()[0]
+    assert browser.get(f"/activate/{link}").status_code == 200
+    clock.travel(timedelta(hours=1))
+    assert _deliver(engine, _DownSmtp(fail=0)) == (0, 0)
+    first = db.all(OutboxMail, OutboxMail.sent_at.is_(None))[0]  # type: ignore[union-attr]
+    assert first.failed_at is not None and "no longer" in first.last_error
