@@ -32,7 +32,7 @@ from web.purposes import register_payment_purposes
 from web.db import make_engine
 from web.ratelimit import RateLimiter
 from web.sessions import SessionMiddleware
-from web.settings import PROJECT_ROOT, Settings, load_settings
+from web.settings import PROJECT_ROOT, Settings, load_settings, start_warnings
 from web.store import make_store
 from web.templating import PageTemplates, environment
 
@@ -157,6 +157,8 @@ def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None, *, start_jobs: bool | None = None) -> Litestar:
     settings = settings or load_settings()
+    for warning in start_warnings(settings):
+        log.warning("WARNING: %s", warning)
     engine = engine or make_engine(settings.database_url)
     store = make_store(settings.redis_url, engine)
     set_settings(settings)

@@ -11,7 +11,7 @@ import click
 
 from web import clock
 from web.purposes import register_payment_purposes
-from web.settings import SettingsError, load_settings
+from web.settings import SettingsError, load_settings, start_warnings
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -63,6 +63,8 @@ def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo
             click.echo(line)
     host = host or settings.host
     port = port or settings.port
+    for warning in start_warnings(settings):
+        click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
     click.echo(f"EKP on http://{host}:{port}  (payments: {settings.payments}, mail: "
                f"{'SMTP' if settings.smtp_url else 'outbox at /dev/mail'})")
     uvicorn.run("web.app:app_from_env", factory=True, host=host, port=port, workers=workers,

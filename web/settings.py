@@ -6,6 +6,7 @@ Secrets that are not given are generated into `var/` on first run and never comm
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -74,6 +75,29 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def is_loopback_address(host: str) -> bool:
+    """A client's address (an IP, as the server saw it) on this machine: 127.0.0.0/8 or ::1."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """EKP_HOST listens on this machine only (`localhost`, 127.0.0.0/8, ::1)."""
+    return host.strip().lower() == "localhost" or is_loopback_address(host)
+
+
+def start_warnings(settings: Settings) -> list[str]:
+    """What to say loudly at start-up: development mode reachable from other machines."""
+    if settings.is_production or is_loopback_host(settings.host):
+        return []
+    return [f"EKP_ENV={settings.env} listens on EKP_HOST={settings.host}, reachable from other machines: development "
+            "mode is for one developer's computer (the payment sandbox, "
+            + ("the development pages (/dev/mail, simulators; /dev/mail only to this machine), " if settings.dev_pages else "")
+            + "generated keys). Use EKP_HOST=127.0.0.1, or EKP_ENV=production for a server."]
 
 
 def _secret_from_var(var_dir: Path, name: str) -> bytes:
@@ -238,6 +262,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             except ValueError:
                 problems.append(f"{clock.PIN_VARIABLE}={get(clock.PIN_VARIABLE)!r}: expected YYYY-MM-DD or "
                                 "YYYY-MM-DDTHH:MM (Warsaw time)")
+    dev_pages = _bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems)
+    if production and dev_pages:
+        problems.append("EKP_DEV_PAGES: refused when EKP_ENV=production (the development pages show every mail, "
+                        "password reset links included); leave it unset or false")
     desk_max = _zloty("EKP_DESK_TOPUP_MAX", get("EKP_DESK_TOPUP_MAX", "1000"), problems, 10_000_000)
     desk_confirm = _zloty("EKP_DESK_TOPUP_CONFIRM_ABOVE", get("EKP_DESK_TOPUP_CONFIRM_ABOVE", "200"), problems,
                           10_000_000)
@@ -262,7 +290,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mail_retry_hours=_int("EKP_MAIL_RETRY_HOURS", get("EKP_MAIL_RETRY_HOURS", "72"), problems, 1, 24 * 30),
         password_min_length=_int("EKP_PASSWORD_MIN_LENGTH", get("EKP_PASSWORD_MIN_LENGTH", "8"), problems, 8, 128),
         default_language=language,
-        dev_pages=_bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems),
+        dev_pages=dev_pages,
         scheduler=_bool("EKP_SCHEDULER", get("EKP_SCHEDULER", "true"), problems),
         secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
         desk_topup_max=desk_max,

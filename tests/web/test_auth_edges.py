@@ -202,3 +202,81 @@ def test_an_activation_mail_whose_account_is_already_active_is_given_up(browser:
     assert _deliver(engine, _DownSmtp(fail=0)) == (0, 0)
     first = db.all(OutboxMail, OutboxMail.sent_at.is_(None))[0]  # type: ignore[union-attr]
     assert first.failed_at is not None and "no longer" in first.last_error
+
+
+# --------------------------------------------------------------------------- /dev/mail (item 6)
+
+LOOPBACK = {"x-test-client-ip": "127.0.0.1"}
+
+
+def _reset_link_takeover(browser: Browser, new_browser, users, ip: str, extra: dict | None = None):  # type: ignore[no-untyped-def]
+    """The attack: ask a reset for someone else's account, read the link at /dev/mail."""
+    users.create("szef@example.pl", role="staff", pesel=None)
+    attacker = new_browser(ip=ip)
+    attacker.submit("/password/forgot", {"email": "szef@example.pl"})
+    return attacker.get("/dev/mail", headers=extra or {}), attacker
+
+
+@pytest.mark.parametrize("ip", ["203.0.113.7", "10.0.0.5", "192.168.1.20", "2001:db8::1", "testclient"])
+def test_dev_mail_is_not_served_to_other_machines(browser: Browser, new_browser, users, mails, ip: str) -> None:
+    page, attacker = _reset_link_takeover(browser, new_browser, users, ip)
+    assert page.status_code == 404 and "/password/reset/" not in page.text
+    assert attacker.get("/dev/mail/1").status_code == 404
+    assert mails.count("szef@example.pl") == 1  # the mail is still queued, only not shown
+
+
+@pytest.mark.parametrize("forwarded", [{"x-forwarded-for": "203.0.113.7"}, {"forwarded": "for=203.0.113.7"},
+                                       {"x-real-ip": "203.0.113.7"}])
+def test_dev_mail_is_not_served_through_a_proxy_on_the_same_machine(browser: Browser, new_browser, users,
+                                                                     forwarded: dict) -> None:
+    page, _ = _reset_link_takeover(browser, new_browser, users, "127.0.0.1", forwarded)
+    assert page.status_code == 404
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2", "::1"])
+def test_dev_mail_is_served_to_the_developer_on_this_machine(browser: Browser, new_browser, users, ip: str) -> None:
+    page, local = _reset_link_takeover(browser, new_browser, users, ip)
+    assert page.status_code == 200 and "szef@example.pl" in page.text
+    assert local.get("/dev/mail/1").status_code == 200
+
+
+def test_dev_pages_are_refused_in_production(make_settings) -> None:
+    from web.settings import SettingsError
+
+    production = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://mail.example.pl", "EKP_PAYMENTS": "tpay",
+                  "EKP_TPAY_CLIENT_ID": "x", "EKP_TPAY_CLIENT_SECRET": "y", "EKP_TPAY_SECURITY_CODE": "z",
+                  "EKP_TICKET_KEYS": "1:" + "ab" * 32, "EKP_BASE_URL": "https://ekp.example.pl"}
+    with pytest.raises(SettingsError, match="EKP_DEV_PAGES"):
+        make_settings(**production, EKP_DEV_PAGES="true")
+    assert make_settings(**production, EKP_DEV_PAGES="false").dev_pages is False
+    assert make_settings(**{**production, "EKP_DEV_PAGES": ""}).dev_pages is False
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("192.168.1.20", True), ("::", True),
+                                              ("127.0.0.1", False), ("localhost", False), ("::1", False)])
+def test_development_mode_on_a_public_address_warns_loudly_at_start(make_settings, make_app, caplog, host: str,
+                                                                    warned: bool) -> None:
+    import logging
+
+    from web.settings import start_warnings
+
+    settings = make_settings(EKP_ENV="development", EKP_HOST=host)
+    assert bool(start_warnings(settings)) is warned
+    with caplog.at_level(logging.WARNING, logger="ekp"):
+        make_app(EKP_ENV="development", EKP_HOST=host)
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "EKP_HOST" in r.getMessage()]
+    assert bool(logged) is warned
+
+
+def test_cli_run_warns_when_development_mode_listens_on_every_address(settings_env, monkeypatch) -> None:
+    import uvicorn
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.setenv("EKP_HOST", "127.0.0.1")  # `ekp run --host` sets it for the app process; restored after
+    result = CliRunner().invoke(main, ["run", "--host", "0.0.0.0", "--no-migrate", "--no-demo"],
+                                env={**settings_env, "EKP_ENV": "development"}, catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "WARNING" in result.output and "/dev/mail" in result.output
