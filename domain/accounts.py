@@ -68,6 +68,19 @@ def mask_pesel(number: str) -> str:
     return number[:2] + "\u2022" * 7 + number[-2:]
 
 
+def mask_email(email: str) -> str:
+    """Enough of an address for its owner to recognise it, not for anyone else to use: ``j•••@example.pl``."""
+    local, _, domain = email.partition("@")
+    return (local[:1] + "\u2022" * 3 + "@" + domain) if domain else "\u2022" * 3
+
+
+def pesel_held_elsewhere(active_holder_ids: list[int], account_id: int | None = None) -> bool:
+    """R-AUTH-2: a PESEL belongs to at most one active account. True when an active account other than
+    `account_id` (None: an account not created yet) already holds it; inactive accounts hold nothing, so
+    registering with someone's PESEL without activating cannot lock that person out."""
+    return any(holder != account_id for holder in active_holder_ids)
+
+
 def normalise_email(text: str) -> str:
     return (text or "").strip().lower()
 

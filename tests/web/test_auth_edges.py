@@ -280,3 +280,106 @@ def test_cli_run_warns_when_development_mode_listens_on_every_address(settings_e
                                 env={**settings_env, "EKP_ENV": "development"}, catch_exceptions=False)
     assert result.exit_code == 0
     assert "WARNING" in result.output and "/dev/mail" in result.output
+
+
+# --------------------------------------------------------------------------- one person, one account (item 3)
+
+def _registry_with_jans_card(engine, settings) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import VALID_PESEL
+    from web.db import transaction
+    from web.services.cards import import_registry
+
+    with transaction(engine) as session:
+        report = import_registry(session, settings, "type,client_code,pesel,holder_name,resident_from,resident_until,"
+                                 f"blocked\nKKM,100200300,{VALID_PESEL},Jan Kowalski,,,no\n")
+    assert report.ok
+
+
+def _activation_link(mails, address: str) -> str:  # type: ignore[no-untyped-def]
+    return mails.last(address).link("/activate/")
+
+
+def test_r_auth_2_another_persons_pesel_opens_no_account_and_cannot_link_their_card(
+        browser: Browser, new_browser, users, mails, db, engine, settings) -> None:
+    """The attack: register with Jan's PESEL, activate, link Jan's card by its client code."""
+    from tests.conftest import VALID_PESEL
+    from web.models import Card, User
+
+    _registry_with_jans_card(engine, settings)
+    users.create("jan@example.pl", pesel=VALID_PESEL)
+    attacker = new_browser(ip="203.0.113.9")
+    response = attacker.register(email="zly@example.pl", first_name="Jan", last_name="Kowalski", pesel=VALID_PESEL)
+    assert response.status_code == 303 and response.headers["location"] == "/register/done"
+    assert db.user("zly@example.pl") is None and db.count(User) == 1
+    assert mails.count("zly@example.pl") == 0  # no activation link to follow
+    assert attacker.submit("/login", {"email": "zly@example.pl", "password": "Haslo1234"}).status_code == 401
+    assert db.one(Card).account_id is None
+    # The holder is told, with what to do if it was not them.
+    notice = mails.last("jan@example.pl")
+    assert "PESEL" in notice.text and "zly@example.pl" not in notice.text
+    assert notice.link("/password/forgot") == "/password/forgot"
+
+
+def test_r_auth_2_a_second_registration_with_a_held_pesel_looks_exactly_like_a_first(
+        browser: Browser, new_browser, users, mails) -> None:
+    from tests.conftest import VALID_PESEL, make_pesel
+    from datetime import date
+
+    fresh = browser.register(email="nowa@example.pl", pesel=make_pesel(date(1990, 3, 4), male=False))
+    fresh_done = browser.get("/register/done")
+    users.create("jan@example.pl", pesel=VALID_PESEL)
+    other = new_browser()
+    second = other.register(email="nowa2@example.pl", pesel=VALID_PESEL)
+    second_done = other.get("/register/done")
+    assert (second.status_code, second.headers["location"]) == (fresh.status_code, fresh.headers["location"])
+    assert second_done.status_code == fresh_done.status_code
+    strip = lambda html: re.sub(r"[0-9a-f]{64,}|nowa2?@example\.pl", "X", html)  # noqa: E731
+    assert strip(second_done.text) == strip(fresh_done.text)
+
+
+def test_r_auth_2_an_inactive_account_does_not_hold_a_pesel_but_only_one_can_be_activated(
+        browser: Browser, new_browser, users, mails, db) -> None:
+    """Registering first without activating must not lock the real person out; the second activation is refused."""
+    from tests.conftest import VALID_PESEL
+
+    browser.register(email="pierwszy@example.pl", pesel=VALID_PESEL)
+    other = new_browser()
+    other.register(email="drugi@example.pl", pesel=VALID_PESEL)
+    assert db.user("pierwszy@example.pl") is not None and db.user("drugi@example.pl") is not None
+    assert browser.get(_activation_link(mails, "pierwszy@example.pl")).status_code == 200
+    refused = other.get(_activation_link(mails, "drugi@example.pl"))
+    assert refused.status_code == 409
+    assert "numerem PESEL" in refused.text and "Biurem Obsługi Klienta" in refused.text
+    assert db.user("drugi@example.pl").activated_at is None
+    assert other.submit("/login", {"email": "drugi@example.pl", "password": "Haslo1234"}).status_code == 403
+    assert "PESEL" in mails.last("pierwszy@example.pl").text  # the holder is told
+
+
+def test_r_auth_2_a_reset_link_does_not_activate_a_second_account_with_a_held_pesel(
+        browser: Browser, new_browser, users, mails, db) -> None:
+    from tests.conftest import VALID_PESEL
+
+    browser.register(email="drugi@example.pl", pesel=VALID_PESEL)  # inactive
+    users.create("jan@example.pl", pesel=VALID_PESEL)  # the holder, active
+    browser.submit("/password/forgot", {"email": "drugi@example.pl"})
+    link = mails.last("drugi@example.pl").link("/password/reset/")
+    done = browser.submit(link, {"password": "Nowe1234haslo", "password_repeat": "Nowe1234haslo"})
+    assert done.status_code == 303
+    assert db.user("drugi@example.pl").activated_at is None
+
+
+def test_r_auth_2_linking_a_card_tells_every_account_holding_its_pesel(
+        browser: Browser, users, mails, db, engine, settings) -> None:
+    from tests.conftest import VALID_PESEL
+
+    _registry_with_jans_card(engine, settings)
+    users.create("jan@example.pl", pesel=VALID_PESEL)
+    users.create("stare@example.pl", pesel=VALID_PESEL)  # an older duplicate, from before R-AUTH-2
+    browser.login("jan@example.pl")
+    browser.submit("/cards/add", {"carrier_type": "KKM", "client_code": "100200300"})
+    assert browser.post("/cards/add/confirm", {"answer": "yes"}).status_code == 303
+    own = mails.last("jan@example.pl")
+    assert "100200300" in own.text and "Twojego konta" in own.text
+    other = mails.last("stare@example.pl")
+    assert "100200300" in other.text and "numerem PESEL" in other.text
+    assert "jan@example.pl" not in other.text and "j•••@example.pl" in other.text
