@@ -383,3 +383,43 @@ def test_r_auth_2_linking_a_card_tells_every_account_holding_its_pesel(
     other = mails.last("stare@example.pl")
     assert "100200300" in other.text and "numerem PESEL" in other.text
     assert "jan@example.pl" not in other.text and "j•••@example.pl" in other.text
+
+
+def test_r_auth_2_two_accounts_with_one_pesel_activated_at_once_leave_one_active(
+        browser: Browser, new_browser, mails, db, monkeypatch) -> None:
+    import threading
+    import time
+
+    from tests.conftest import VALID_PESEL
+    from web.models import User
+    from web.services import accounts as service
+
+    checked = service._pesel_held_elsewhere
+
+    def slow_check(session, user):  # type: ignore[no-untyped-def]
+        held = checked(session, user)
+        time.sleep(0.3)  # widen the window between the check and the activation
+        return held
+
+    monkeypatch.setattr(service, "_pesel_held_elsewhere", slow_check)
+
+    people = [f"rownoczesny{n}@example.pl" for n in range(4)]
+    browsers = []
+    for address in people:
+        person = new_browser()
+        person.register(email=address, pesel=VALID_PESEL)
+        browsers.append((person, _activation_link(mails, address)))
+    barrier = threading.Barrier(len(browsers))
+    statuses: list[int] = []
+
+    def activate(person: Browser, link: str) -> None:
+        barrier.wait()
+        statuses.append(person.get(link).status_code)
+
+    threads = [threading.Thread(target=activate, args=pair) for pair in browsers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 409, 409, 409]
+    assert db.count(User, User.activated_at.is_not(None)) == 1  # type: ignore[union-attr]

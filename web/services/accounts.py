@@ -50,6 +50,15 @@ def active_pesel_holders(session: Session, pesel_hash: str | None) -> list[User]
                                 .order_by(User.id)))  # type: ignore[arg-type]
 
 
+def _lock_pesel(session: Session, pesel_hash: str | None) -> None:
+    """Serialise activations of accounts sharing a PESEL: a no-op UPDATE of every account row with it takes
+    the row locks (PostgreSQL) or the write lock (SQLite) before the check, so two accounts activated at
+    once cannot both see the PESEL free (R-AUTH-2)."""
+    if pesel_hash:
+        session.execute(update(User).where(User.pesel_hash == pesel_hash).values(pesel_hash=User.pesel_hash)  # type: ignore[arg-type]
+                        .execution_options(synchronize_session=False))
+
+
 def _pesel_held_elsewhere(session: Session, user: User) -> bool:
     holders = active_pesel_holders(session, user.pesel_hash)
     return pesel_held_elsewhere([h.id for h in holders], user.id)  # type: ignore[misc]
@@ -140,6 +149,9 @@ def check_token(session: Session, settings: Settings, raw_token: str, purpose: s
 def activate(session: Session, settings: Settings, raw_token: str, ip: str | None) -> TokenCheck:
     """Use an activation link once (R-ACC-3); not while another active account holds the PESEL (R-AUTH-2)."""
     check = check_token(session, settings, raw_token, "activate")
+    if check.state is LinkState.VALID and check.user is not None and check.user.activated_at is None:
+        _lock_pesel(session, check.user.pesel_hash)
+        session.refresh(check.user)
     if (check.state is LinkState.VALID and check.user is not None and check.user.activated_at is None
             and _pesel_held_elsewhere(session, check.user)):
         _tell_pesel_holders(session, settings, active_pesel_holders(session, check.user.pesel_hash), ip)
@@ -204,6 +216,8 @@ def reset_password(session: Session, settings: Settings, raw_token: str, passwor
         set_password(session, check.user, password)
         # A reset link proves the address, so an account never activated becomes active, unless another
         # active account holds its PESEL (R-AUTH-2).
+        if check.user.activated_at is None:
+            _lock_pesel(session, check.user.pesel_hash)
         if check.user.activated_at is None and not _pesel_held_elsewhere(session, check.user):
             check.user.activated_at = clock.now()
         session.execute(
