@@ -423,3 +423,19 @@ def test_r_auth_2_two_accounts_with_one_pesel_activated_at_once_leave_one_active
         thread.join()
     assert sorted(statuses) == [200, 409, 409, 409]
     assert db.count(User, User.activated_at.is_not(None)) == 1  # type: ignore[union-attr]
+
+
+def test_r_auth_2_a_card_linked_at_the_desk_is_reported_to_the_account_holding_its_pesel(
+        browser: Browser, users, mails, engine, settings) -> None:
+    from tests.conftest import VALID_PESEL
+    from tests.web.test_desk import staff_browser
+
+    _registry_with_jans_card(engine, settings)
+    users.create("jan@example.pl", pesel=VALID_PESEL)
+    users.create("olena@example.pl", pesel=None, first_name="Olena")
+    desk = staff_browser(browser, users)
+    linked = desk.submit("/desk", {"email": "olena@example.pl", "carrier_type": "KKM", "client_code": "100200300",
+                                   "identity_checked": "on"}, action="/desk/link-card")
+    assert linked.status_code == 303
+    notice = mails.last("jan@example.pl")
+    assert "100200300" in notice.text and "o\u2022\u2022\u2022@example.pl" in notice.text

@@ -200,11 +200,11 @@ def link_card(session: Session, user_id: int, card_id: int, ip: str | None) -> L
     if linked != 1:
         return LinkOutcome.LINKED_ELSEWHERE
     audit(session, "card.linked", user_id, ip, f"card={card_id}")
-    _tell_pesel_holders_of_link(session, user, card)
+    tell_pesel_holders_of_link(session, user, card)
     return LinkOutcome.MATCH
 
 
-def _tell_pesel_holders_of_link(session: Session, user: User, card: Card) -> None:
+def tell_pesel_holders_of_link(session: Session, user: User, card: Card) -> None:
     """R-AUTH-2: every active account holding the card's PESEL hears that the card was linked (the linking
     account itself, and any other, with the linking account's address masked)."""
     from domain.accounts import mask_email
