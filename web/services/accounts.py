@@ -108,7 +108,9 @@ def register(session: Session, settings: Settings, data: Registration, language:
         return
     holders = active_pesel_holders(session, pesel_hash(settings.pesel_key, data.pesel)) if data.pesel else []
     if pesel_held_elsewhere([h.id for h in holders]):  # type: ignore[misc]
-        # R-AUTH-2: no second account for one person; the page says the same as ever (R-ACC-4).
+        # R-AUTH-2: no second account for one person; the page says the same as ever (R-ACC-4), after the
+        # same password hashing a new account costs (R-AUTH-4).
+        hash_password(data.password)
         _tell_pesel_holders(session, settings, holders, ip)
         return
     user = User(
