@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
 
+from email_validator import EmailNotValidError, validate_email
 from stdnum import exceptions as stdnum_errors
 from stdnum.pl import pesel as stdnum_pesel
 
 EMAIL_MAX = 254
 NAME_MAX = 80
-_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _NAME_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '\-.])*$")
 OLDEST_BIRTH_DATE = date(1900, 1, 1)
 
@@ -67,15 +68,40 @@ def mask_pesel(number: str) -> str:
     return number[:2] + "\u2022" * 7 + number[-2:]
 
 
+def mask_email(email: str) -> str:
+    """Enough of an address for its owner to recognise it, not for anyone else to use: ``j•••@example.pl``."""
+    local, _, domain = email.partition("@")
+    return (local[:1] + "\u2022" * 3 + "@" + domain) if domain else "\u2022" * 3
+
+
+def pesel_held_elsewhere(active_holder_ids: list[int], account_id: int | None = None) -> bool:
+    """R-AUTH-2: a PESEL belongs to at most one active account. True when an active account other than
+    `account_id` (None: an account not created yet) already holds it; inactive accounts hold nothing, so
+    registering with someone's PESEL without activating cannot lock that person out."""
+    return any(holder != account_id for holder in active_holder_ids)
+
+
 def normalise_email(text: str) -> str:
     return (text or "").strip().lower()
 
 
 def email_problem(text: str) -> str | None:
+    """`email.required` or `email.invalid`, or None for one plain address (`jan@example.pl`).
+
+    Checked by the maintained `email-validator` (syntax only: it never looks the domain up) and, on top,
+    our own stricter shape: ASCII only, no quoting, no display name, no list. `a,b@example.pl` (two
+    recipients), `a<b@example.pl` (a display name), NUL and other control characters are refused."""
     email = normalise_email(text)
     if not email:
         return "email.required"
-    if len(email) > EMAIL_MAX or not _EMAIL_RE.match(email):
+    if len(email) > EMAIL_MAX or not email.isascii() or not _EMAIL_RE.match(email):
+        return "email.invalid"
+    try:
+        checked = validate_email(email, check_deliverability=False, allow_smtputf8=False, allow_quoted_local=False,
+                                 allow_domain_literal=False, allow_display_name=False)
+    except EmailNotValidError:
+        return "email.invalid"
+    if checked.ascii_email is None or checked.ascii_email.lower() != email:
         return "email.invalid"
     return None
 

@@ -80,7 +80,7 @@ def _base_env(var_dir: Path, database_url: str) -> dict[str, str]:
         "EKP_SECRET_KEY": SECRET_KEY_HEX,
         "EKP_PESEL_KEY": PESEL_KEY_HEX,
         "EKP_SCHEDULER": "false",
-        "EKP_DEV_PAGES": "true",
+        # EKP_DEV_PAGES is left to its default: on in test mode, and refused where a test sets EKP_ENV=production.
     }
 
 

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Litestar, Request
 from markupsafe import Markup, escape
@@ -31,7 +32,7 @@ from web.purposes import register_payment_purposes
 from web.db import make_engine
 from web.ratelimit import RateLimiter
 from web.sessions import SessionMiddleware
-from web.settings import PROJECT_ROOT, Settings, load_settings
+from web.settings import PROJECT_ROOT, Settings, load_settings, start_warnings
 from web.store import make_store
 from web.templating import PageTemplates, environment
 
@@ -124,8 +125,8 @@ def _error_page(request: Request, status: int, title: str, text: str) -> Respons
 
 def not_authorized(request: Request, _: Exception) -> Response:
     if request.headers.get("hx-request"):
-        return Response(content="", status_code=401, headers={"HX-Redirect": f"/login?next={request.url.path}"})
-    return Redirect(path=f"/login?next={request.url.path}", status_code=303)
+        return Response(content="", status_code=401, headers={"HX-Redirect": f"/login?next={quote(request.url.path)}"})
+    return Redirect(path=f"/login?next={quote(request.url.path)}", status_code=303)
 
 
 def forbidden(request: Request, exc: Exception) -> Response:
@@ -156,6 +157,8 @@ def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None, *, start_jobs: bool | None = None) -> Litestar:
     settings = settings or load_settings()
+    for warning in start_warnings(settings):
+        log.warning("WARNING: %s", warning)
     engine = engine or make_engine(settings.database_url)
     store = make_store(settings.redis_url, engine)
     set_settings(settings)

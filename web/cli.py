@@ -5,12 +5,13 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from datetime import timedelta
 
 import click
 
 from web import clock
 from web.purposes import register_payment_purposes
-from web.settings import Settings, SettingsError, load_settings
+from web.settings import Settings, SettingsError, load_settings, start_warnings
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -62,6 +63,8 @@ def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo
             click.echo(line)
     host = host or settings.host
     port = port or settings.port
+    for warning in start_warnings(settings):
+        click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
     click.echo(f"EKP on http://{host}:{port}  (payments: {settings.payments}, mail: "
                f"{'SMTP' if settings.smtp_url else 'outbox at /dev/mail'})")
     uvicorn.run("web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
@@ -271,8 +274,45 @@ def mail_send() -> None:
     settings = _settings()
     if not settings.smtp_url:
         raise click.ClickException("EKP_SMTP_URL is not set; mail stays in the outbox")
-    sent, failed = anyio.run(deliver_outbox, make_engine(settings.database_url), SmtpSender(settings.smtp_url, settings.mail_from))
-    click.echo(f"mail sent: {sent}, failed (will retry): {failed}")
+    sent, failed = anyio.run(deliver_outbox, make_engine(settings.database_url), SmtpSender(settings.smtp_url, settings.mail_from),
+                             50, timedelta(hours=settings.mail_retry_hours))
+    click.echo(f"mail sent: {sent}, not delivered: {failed} (retried for {settings.mail_retry_hours} h after queueing, "
+               "then listed by `ekp mail failed`)")
+
+
+@mail.command("failed")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
+def mail_failed(limit: int) -> None:
+    """Mail given up (undelivered for EKP_MAIL_RETRY_HOURS, a link no longer usable, or a bad address), newest
+    first: when it was queued and given up, attempts, recipient, subject and why."""
+    from web.db import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        _print_failed_mail(engine, limit)
+    finally:
+        engine.dispose()
+
+
+def _print_failed_mail(engine, limit: int) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from web.models import OutboxMail
+
+    with Session(engine) as session:
+        mails = list(session.scalars(select(OutboxMail).where(OutboxMail.failed_at.is_not(None))  # type: ignore[union-attr]
+                                     .order_by(OutboxMail.failed_at.desc(), OutboxMail.id.desc())  # type: ignore[union-attr]
+                                     .limit(limit)))
+        if not mails:
+            click.echo("no failed mail")
+            return
+        for mail in mails:
+            queued = clock.to_local(mail.created_at).strftime("%Y-%m-%d %H:%M")
+            failed_at = clock.to_local(mail.failed_at).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
+            click.echo(f"#{mail.id}\tqueued {queued}\tfailed {failed_at}\tattempts {mail.attempts}\t{mail.to_address}\t"
+                       f"{mail.subject}\t{mail.last_error or ''}")
 
 
 @main.group()
@@ -341,7 +381,6 @@ def devices_flagged(days: int) -> None:
     the device's clock) and taps on a card already blocked at their time, uploaded later (`blocked_card`)."""
     from datetime import timedelta
 
-    from web import clock
     from web.db import make_engine, transaction
     from web.services.purse import flagged_events
 

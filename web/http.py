@@ -195,7 +195,11 @@ def redirect(path: str) -> Redirect:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """Only same-site paths are allowed after login (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only same-site paths are allowed as a redirect or a link target (no open redirects).
+
+    Browsers drop tabs and line breaks from URLs and read a backslash as a slash, so `/<tab>/evil.example`
+    and `/\\evil.example` mean `//evil.example`: any whitespace, control character or backslash refuses."""
+    if (target and len(target) <= 2000 and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in target)):
         return target
     return default

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import anyio
 from litestar import Litestar
@@ -26,7 +27,7 @@ async def run_mail(app: Litestar) -> None:
     sender = SmtpSender(settings.smtp_url, settings.mail_from)
     while True:
         try:
-            await deliver_outbox(app.state.engine, sender)
+            await deliver_outbox(app.state.engine, sender, retry_for=timedelta(hours=settings.mail_retry_hours))
         except Exception:  # keep the loop alive; the next round retries
             log.exception("mail delivery round failed")
         await anyio.sleep(MAIL_EVERY)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date, datetime, timedelta
+import email.policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -23,11 +25,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from web import clock, i18n
-from web.models import EmailToken, OutboxMail
+from web.models import EmailToken, OutboxMail, User
 from web.templating import environment
 
 log = logging.getLogger("ekp.mail")
-MAX_ATTEMPTS = 12
+# Undelivered mail is retried (back-off up to an hour) this long after it was queued, then marked failed
+# (`failed_at`, `ekp mail failed`); EKP_MAIL_RETRY_HOURS sets it. A mail whose single-use link can no longer
+# be used (used, or the account it would activate is already active) is given up at once.
+DEFAULT_RETRY_FOR = timedelta(hours=72)
 
 
 def _render(template: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
@@ -119,6 +124,30 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
 
 
+def sender_address(text: str) -> Address:
+    """EKP_MAIL_FROM (`EKP <no-reply@example.pl>` or a bare address) as one header address; ValueError if not."""
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"not one e-mail address: {text!r}")
+    header = email.policy.default.header_factory("From", text)
+    addresses = getattr(header, "addresses", ())
+    if len(addresses) != 1 or header.defects or "@" not in addresses[0].addr_spec:
+        raise ValueError(f"not one e-mail address: {text!r}")
+    return Address(display_name=addresses[0].display_name, addr_spec=addresses[0].addr_spec)
+
+
+def recipient_address(text: str) -> Address:
+    """A mail's recipient as exactly one header address: never a list (`a,b@x.pl`), a display name
+    (`a<b@x.pl`) or anything with control characters; ValueError otherwise (the mail is then given up)."""
+    from domain.accounts import email_problem
+
+    if email_problem(text):
+        raise ValueError("not one plain e-mail address")
+    address = Address(addr_spec=text)
+    if address.addr_spec != text:
+        raise ValueError("not one plain e-mail address")
+    return address
+
+
 class SmtpSender:
     def __init__(self, url: str, sender: str) -> None:
         parts = urlsplit(url)
@@ -130,12 +159,12 @@ class SmtpSender:
         self.use_tls = parts.scheme == "smtps"
         self.start_tls = True if parts.scheme == "smtp+starttls" else False
         self.timeout = float(query.get("timeout", ["10"])[0])
-        self.sender = sender
+        self.sender = sender_address(sender)
 
     async def send(self, mail: OutboxMail) -> None:
         message = EmailMessage()
         message["From"] = self.sender
-        message["To"] = mail.to_address
+        message["To"] = recipient_address(mail.to_address)
         message["Subject"] = mail.subject
         message["Message-ID"] = make_msgid(domain="ekp")
         message.set_content(mail.text_body)
@@ -152,11 +181,51 @@ class SmtpSender:
         )
 
 
-def _claim_due(engine: Engine, limit: int) -> list[OutboxMail]:
+def _give_up(session: Session, mail_id: int, reason: str) -> bool:
+    """Mark one undelivered mail failed (once, whichever worker gets there first)."""
+    return session.execute(
+        update(OutboxMail)
+        .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))  # type: ignore[union-attr]
+        .values(failed_at=clock.now(), last_error=reason[:500])
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def give_up_stale(session: Session, retry_for: timedelta) -> int:
+    """Mark failed the mail that no longer means anything: queued longer than `retry_for` ago, or carrying a
+    single-use link that can no longer be used. Returns how many."""
+    now = clock.now()
+    waiting = (OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))  # type: ignore[union-attr]
+    given_up = 0
+    old = session.execute(select(OutboxMail.id, OutboxMail.to_address, OutboxMail.attempts, OutboxMail.last_error)
+                          .where(*waiting, OutboxMail.created_at <= now - retry_for)).all()  # type: ignore[operator]
+    hours = int(retry_for.total_seconds() // 3600)
+    for mail_id, _to, attempts, last_error in old:
+        if _give_up(session, mail_id, f"given up after {attempts} attempts in {hours} h; last error: {last_error or '-'}"):
+            given_up += 1
+            log.error("mail %s given up after %s attempts in %s h (see `ekp mail failed`): %s", mail_id, attempts, hours,
+                      last_error)
+    pointless = session.execute(
+        select(OutboxMail.id)
+        .join(EmailToken, EmailToken.id == OutboxMail.email_token_id)  # type: ignore[arg-type]
+        .join(User, User.id == EmailToken.user_id)  # type: ignore[arg-type]
+        .where(*waiting, EmailToken.used_at.is_not(None)  # type: ignore[union-attr]
+               | ((EmailToken.purpose == "activate") & User.activated_at.is_not(None)))  # type: ignore[union-attr]
+    ).scalars().all()
+    for mail_id in pointless:
+        if _give_up(session, mail_id, "given up: its link is no longer usable (already used, or the account is active)"):
+            given_up += 1
+            log.info("mail %s given up: its link is no longer usable", mail_id)
+    return given_up
+
+
+def _claim_due(engine: Engine, limit: int, retry_for: timedelta = DEFAULT_RETRY_FOR) -> list[OutboxMail]:
     with Session(engine, expire_on_commit=False) as session:
+        if give_up_stale(session, retry_for):
+            session.commit()
         query = (
             select(OutboxMail)
-            .where(OutboxMail.sent_at.is_(None), OutboxMail.next_attempt_at <= clock.now(), OutboxMail.attempts < MAX_ATTEMPTS)  # type: ignore[union-attr]
+            .where(OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None), OutboxMail.next_attempt_at <= clock.now())  # type: ignore[union-attr]
             .order_by(OutboxMail.id)  # type: ignore[arg-type]
             .limit(limit)
         )
@@ -181,10 +250,14 @@ def _claim_due(engine: Engine, limit: int) -> list[OutboxMail]:
         return claimed
 
 
-def _record(engine: Engine, mail_id: int, error: str | None) -> None:
+def _record(engine: Engine, mail_id: int, error: str | None, give_up: bool = False) -> None:
     with Session(engine) as session:
         mail = session.get(OutboxMail, mail_id)
         if mail is None:
+            return
+        if give_up and error is not None:
+            _give_up(session, mail_id, f"given up: {error}")
+            session.commit()
             return
         if error is None:
             mail.sent_at = clock.now()
@@ -198,9 +271,11 @@ def _record(engine: Engine, mail_id: int, error: str | None) -> None:
         session.commit()
 
 
-async def deliver_outbox(engine: Engine, sender: SmtpSender, limit: int = 50) -> tuple[int, int]:
-    """Send what is due; returns (sent, failed). Safe to run on many nodes at once."""
-    mails = await anyio.to_thread.run_sync(_claim_due, engine, limit)
+async def deliver_outbox(engine: Engine, sender: SmtpSender, limit: int = 50,
+                         retry_for: timedelta = DEFAULT_RETRY_FOR) -> tuple[int, int]:
+    """Send what is due; returns (sent, failed). Safe to run on many nodes at once. Mail still undelivered
+    `retry_for` after it was queued (or whose link can no longer be used) is marked failed first."""
+    mails = await anyio.to_thread.run_sync(_claim_due, engine, limit, retry_for)
     sent = failed = 0
     for mail in mails:
         if mail.template is not None and not mail.text_body:
@@ -209,6 +284,10 @@ async def deliver_outbox(engine: Engine, sender: SmtpSender, limit: int = 50) ->
             continue
         try:
             await sender.send(mail)
+        except ValueError as exc:  # not one plain address: retrying cannot help
+            failed += 1
+            log.error("mail %s not sent, bad recipient address: %s", mail.id, exc)
+            await anyio.to_thread.run_sync(_record, engine, mail.id, f"bad recipient address: {exc}", True)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             failed += 1
             log.warning("mail %s not delivered (attempt %s): %s", mail.id, mail.attempts, type(exc).__name__)

@@ -87,6 +87,9 @@ class OutboxMail(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=clock.now, index=True)
     sent_at: Optional[datetime] = Field(default=None, index=True)
     last_error: Optional[str] = Field(default=None, max_length=500)
+    # Given up (EKP_MAIL_RETRY_HOURS passed, its link no longer usable, or a bad address): never retried;
+    # `last_error` says why; staff list these with `ekp mail failed`.
+    failed_at: Optional[datetime] = None
     # The single-use link this mail carries: its validity counts from delivery (R-ACC-3).
     email_token_id: Optional[int] = Field(default=None, foreign_key="email_tokens.id", ondelete="SET NULL")
     # A mail queued unrendered (web.mail.deferred_mail): its templates, language and context (JSON);

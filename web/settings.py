@@ -6,6 +6,7 @@ Secrets that are not given are generated into `var/` on first run and never comm
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Settings:
     session_hours: int = 12
     activation_hours: int = 3
     reset_hours: int = 1
+    mail_retry_hours: int = 72  # EKP_MAIL_RETRY_HOURS: undelivered mail is retried this long, then marked failed
     password_min_length: int = 8
     default_language: str = "pl"
     dev_pages: bool = True
@@ -74,6 +76,29 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def is_loopback_address(host: str) -> bool:
+    """A client's address (an IP, as the server saw it) on this machine: 127.0.0.0/8 or ::1."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """EKP_HOST listens on this machine only (`localhost`, 127.0.0.0/8, ::1)."""
+    return host.strip().lower() == "localhost" or is_loopback_address(host)
+
+
+def start_warnings(settings: Settings) -> list[str]:
+    """What to say loudly at start-up: development mode reachable from other machines."""
+    if settings.is_production or is_loopback_host(settings.host):
+        return []
+    return [f"EKP_ENV={settings.env} listens on EKP_HOST={settings.host}, reachable from other machines: development "
+            "mode is for one developer's computer (the payment sandbox, "
+            + ("the development pages (/dev/mail, simulators; /dev/mail only to this machine), " if settings.dev_pages else "")
+            + "generated keys). Use EKP_HOST=127.0.0.1, or EKP_ENV=production for a server."]
 
 
 def _secret_from_var(var_dir: Path, name: str) -> bytes:
@@ -187,6 +212,16 @@ def _trusted_proxies(raw: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(proxies)
 
 
+def _mail_from(raw: str, problems: list[str]) -> str:
+    from web.mail import sender_address
+
+    try:
+        sender_address(raw)
+    except ValueError:
+        problems.append(f"EKP_MAIL_FROM={raw!r}: expected one address, e.g. EKP <no-reply@example.pl>")
+    return raw
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from the environment; raise SettingsError listing every bad value."""
     env = dict(os.environ if environ is None else environ)
@@ -244,6 +279,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             except ValueError:
                 problems.append(f"{clock.PIN_VARIABLE}={get(clock.PIN_VARIABLE)!r}: expected YYYY-MM-DD or "
                                 "YYYY-MM-DDTHH:MM (Warsaw time)")
+    dev_pages = _bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems)
+    if production and dev_pages:
+        problems.append("EKP_DEV_PAGES: refused when EKP_ENV=production (the development pages show every mail, "
+                        "password reset links included); leave it unset or false")
     desk_max = _zloty("EKP_DESK_TOPUP_MAX", get("EKP_DESK_TOPUP_MAX", "1000"), problems, 10_000_000)
     desk_confirm = _zloty("EKP_DESK_TOPUP_CONFIRM_ABOVE", get("EKP_DESK_TOPUP_CONFIRM_ABOVE", "200"), problems,
                           10_000_000)
@@ -258,16 +297,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         smtp_url=smtp_url,
-        mail_from=get("EKP_MAIL_FROM", "EKP <no-reply@ekp.localhost>"),
+        mail_from=_mail_from(get("EKP_MAIL_FROM", "EKP <no-reply@ekp.localhost>"), problems),
         payments=payments,
         sandbox_in_production=sandbox_in_production,
         session_days_remember=_int("EKP_SESSION_DAYS_REMEMBER", get("EKP_SESSION_DAYS_REMEMBER", "30"), problems, 1, 365),
         session_hours=_int("EKP_SESSION_HOURS", get("EKP_SESSION_HOURS", "12"), problems, 1, 24 * 14),
         activation_hours=_int("EKP_ACTIVATION_HOURS", get("EKP_ACTIVATION_HOURS", "3"), problems, 1, 72),
         reset_hours=_int("EKP_RESET_HOURS", get("EKP_RESET_HOURS", "1"), problems, 1, 24),
+        mail_retry_hours=_int("EKP_MAIL_RETRY_HOURS", get("EKP_MAIL_RETRY_HOURS", "72"), problems, 1, 24 * 30),
         password_min_length=_int("EKP_PASSWORD_MIN_LENGTH", get("EKP_PASSWORD_MIN_LENGTH", "8"), problems, 8, 128),
         default_language=language,
-        dev_pages=_bool("EKP_DEV_PAGES", get("EKP_DEV_PAGES", "false" if production else "true"), problems),
+        dev_pages=dev_pages,
         scheduler=_bool("EKP_SCHEDULER", get("EKP_SCHEDULER", "true"), problems),
         secure_cookies=_bool("EKP_SECURE_COOKIES", get("EKP_SECURE_COOKIES", "true" if base_url.startswith("https") else "false"), problems),
         trusted_proxies=_trusted_proxies(get("EKP_TRUSTED_PROXIES", ""), problems),

@@ -353,6 +353,18 @@ def test_r_acc_4_valid_email_addresses(address):
         ("jan@@example.pl", "email.invalid"),
         ("j" * 65 + "@example.pl", "email.invalid"),
         ("jan@" + "a" * 250 + ".pl", "email.invalid"),
+        # Issue 13: one address, nothing a mail header could read as more (checked by email-validator).
+        ("a,b@example.pl", "email.invalid"),
+        ("a<b@example.pl", "email.invalid"),
+        ("Ala <ala@example.pl>", "email.invalid"),
+        ('"a,b"@example.pl', "email.invalid"),
+        ("a\x00b@example.pl", "email.invalid"),
+        ("a\rb@example.pl", "email.invalid"),
+        ("jan@example.pl\nBcc: x@example.pl", "email.invalid"),
+        ("jan@[127.0.0.1]", "email.invalid"),
+        ("jan@localhost", "email.invalid"),
+        ("ą@przykład.pl", "email.invalid"),
+        ("jan..kowalski@example.pl", "email.invalid"),
     ],
 )
 def test_r_acc_4_invalid_email_addresses(address, code):
@@ -393,3 +405,22 @@ def test_r_acc_5_policy_is_configurable():
     assert password_problems("abcdefgh", relaxed) == []
     result = check_registration(form(password="Abcdefgh123", password_repeat="Abcdefgh123"), TODAY, strict)
     assert result.errors == {"password": ["password.too_short"]}
+
+
+# ---------------------------------------------------------------- R-AUTH-2 one person, one account
+
+
+def test_r_auth_2_a_pesel_held_by_another_active_account_is_held_elsewhere():
+    from domain.accounts import pesel_held_elsewhere
+
+    assert pesel_held_elsewhere([7]) is True  # a new registration
+    assert pesel_held_elsewhere([7], account_id=8) is True
+    assert pesel_held_elsewhere([7], account_id=7) is False  # the holder itself
+    assert pesel_held_elsewhere([]) is False  # inactive accounts hold nothing
+
+
+def test_r_auth_2_the_other_account_is_named_only_masked():
+    from domain.accounts import mask_email
+
+    assert mask_email("jan.kowalski@example.pl") == "j\u2022\u2022\u2022@example.pl"
+    assert mask_email("") == "\u2022\u2022\u2022"

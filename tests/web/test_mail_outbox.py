@@ -109,9 +109,10 @@ def test_deferred_mail_is_rendered_when_delivered_and_in_the_dev_outbox(engine, 
     assert subject == "Kolejny bilet 5+1 opłacony" and "Dzień dobry, Jan!" in text
     assert "03.12.2026 – 01.01.2027, 80,00" in text and "80,00" in html and "Harmonogram" not in text
     assert subject_en != subject and "Ann" in text_en and "  2. 03.12.2026 – 01.01.2027" in text_en
-    page = browser.get("/dev/mail")
+    local = {"x-test-client-ip": "127.0.0.1"}  # /dev/mail is served only to this machine
+    page = browser.get("/dev/mail", headers=local)
     assert page.status_code == 200 and "Dzień dobry, Jan!" in page.text
-    assert "Dzień dobry, Jan!" in browser.get(f"/dev/mail/{stored[0].id}").text
+    assert "Dzień dobry, Jan!" in browser.get(f"/dev/mail/{stored[0].id}", headers=local).text
     with engine.connect() as conn:  # the row itself stays as queued
         assert conn.execute(select(OutboxMail.__table__.c.text_body)).scalars().all() == ["", ""]
 

@@ -155,6 +155,8 @@ async def register_done(request: Request) -> Template:
 @get("/activate/{token:str}")
 async def activate(request: Request, token: FromPath[str]) -> Template:
     check = await in_transaction(request, service.activate, settings_of(request), token, client_ip(request))
+    if check.pesel_held:
+        return await page(request, "accounts/activated.html", status_code=409, state="pesel_held")
     status = 200 if check.state is LinkState.VALID else 410 if check.state else 404
     return await page(request, "accounts/activated.html", status_code=status,
                       state=check.state.value if check.state else "unknown")

@@ -1,8 +1,14 @@
-"""Development-only pages (enabled by EKP_DEV_PAGES, off in production): the local mail outbox."""
+"""Development-only pages (enabled by EKP_DEV_PAGES, refused in production): the local mail outbox.
+
+The outbox holds every mail, password reset links included, so it is served only to the developer's own
+machine: a client on a loopback address, not through a proxy (any forwarding header refuses); everyone
+else gets 404."""
 
 from __future__ import annotations
 
 from litestar import Request, Router, get
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
@@ -10,6 +16,16 @@ from sqlalchemy import select
 
 from web.http import in_transaction, page
 from web.models import OutboxMail
+from web.settings import is_loopback_address
+
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "x-client-ip")
+
+
+def loopback_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Only this machine, directly: the peer's own address (never a header) must be loopback."""
+    host = connection.client.host if connection.client else ""
+    if not is_loopback_address(host) or any(name in connection.headers for name in FORWARDING_HEADERS):
+        raise NotFoundException()
 
 
 def _mails(session, limit: int = 100):  # type: ignore[no-untyped-def]
@@ -32,4 +48,4 @@ async def outbox_mail(request: Request, mail_id: FromPath[int]) -> Response:
                     headers={"Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'"})
 
 
-router = Router(path="/", route_handlers=[outbox, outbox_mail])
+router = Router(path="/", route_handlers=[outbox, outbox_mail], guards=[loopback_only])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
@@ -12,7 +13,7 @@ from litestar.response import Response, Template
 from litestar.response import Redirect
 
 from payments import ACKNOWLEDGEMENT, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
-from web.http import current_user, flash, in_transaction, page, redirect, requires_login, settings_of
+from web.http import current_user, flash, in_transaction, page, redirect, requires_login, safe_next, settings_of
 from web.services import payments as records
 
 log = logging.getLogger("ekp.payments")
@@ -29,7 +30,8 @@ async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, 
     payer comes back to /payments/return/<reference>, then to `back`. If the gateway cannot even
     create it, the payment is failed (nothing was charged) and the payer is told on `back`."""
     settings = settings_of(request)
-    return_url = f"{settings.base_url}/payments/return/{to_pay.reference}?back={back}"
+    back = safe_next(back, "/")
+    return_url = f"{settings.base_url}/payments/return/{to_pay.reference}?{urlencode({'back': back})}"
     try:
         created = await request.app.state.payments.gateway.create_payment(PaymentRequest(
             amount=to_pay.amount, description=to_pay.description, payer_email=to_pay.payer_email,
@@ -99,7 +101,7 @@ async def payment_return(request: Request, reference: FromPath[str]) -> Template
     payment = await _reconcile_one(request, reference, user.id)  # type: ignore[union-attr]
     partial = request.headers.get("hx-request") == "true"
     return await page(request, "payments/_status.html" if partial else "payments/return.html",
-                      payment=payment, back=request.query_params.get("back", "/"))
+                      payment=payment, back=safe_next(request.query_params.get("back"), "/"))
 
 
 router = Router(path="/", route_handlers=[notify, payment_return])

@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
-from domain.accounts import LinkState, Registration, link_state, normalise_email
+from domain.accounts import LinkState, Registration, link_state, normalise_email, pesel_held_elsewhere
 from web import clock
 from web.mail import queue_mail
 from web.models import AuditEvent, EmailToken, User
@@ -40,6 +40,36 @@ def audit(session: Session, action: str, user_id: int | None = None, ip: str | N
 
 def find_user(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email == normalise_email(email))).first()
+
+
+def active_pesel_holders(session: Session, pesel_hash: str | None) -> list[User]:
+    """The active accounts holding this PESEL (one, or none; more only from before R-AUTH-2)."""
+    if not pesel_hash:
+        return []
+    return list(session.scalars(select(User).where(User.pesel_hash == pesel_hash, User.activated_at.is_not(None))  # type: ignore[union-attr]
+                                .order_by(User.id)))  # type: ignore[arg-type]
+
+
+def _lock_pesel(session: Session, pesel_hash: str | None) -> None:
+    """Serialise activations of accounts sharing a PESEL: a no-op UPDATE of every account row with it takes
+    the row locks (PostgreSQL) or the write lock (SQLite) before the check, so two accounts activated at
+    once cannot both see the PESEL free (R-AUTH-2)."""
+    if pesel_hash:
+        session.execute(update(User).where(User.pesel_hash == pesel_hash).values(pesel_hash=User.pesel_hash)  # type: ignore[arg-type]
+                        .execution_options(synchronize_session=False))
+
+
+def _pesel_held_elsewhere(session: Session, user: User) -> bool:
+    holders = active_pesel_holders(session, user.pesel_hash)
+    return pesel_held_elsewhere([h.id for h in holders], user.id)  # type: ignore[misc]
+
+
+def _tell_pesel_holders(session: Session, settings: Settings, holders: list[User], ip: str | None) -> None:
+    """R-AUTH-2: someone tried to open (or activate) a second account with the holder's PESEL."""
+    for holder in holders:
+        queue_mail(session, holder.email, "pesel_in_use", language=holder.language, user=holder,
+                   login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
+        audit(session, "register.pesel_held", holder.id, ip)
 
 
 def _issue_token(session: Session, user: User, purpose: str) -> tuple[str, EmailToken]:
@@ -78,6 +108,13 @@ def register(session: Session, settings: Settings, data: Registration, language:
                    login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
         audit(session, "register.duplicate", existing.id, ip)
         return
+    holders = active_pesel_holders(session, pesel_hash(settings.pesel_key, data.pesel)) if data.pesel else []
+    if pesel_held_elsewhere([h.id for h in holders]):  # type: ignore[misc]
+        # R-AUTH-2: no second account for one person; the page says the same as ever (R-ACC-4), after the
+        # same password hashing a new account costs (R-AUTH-4).
+        hash_password(data.password)
+        _tell_pesel_holders(session, settings, holders, ip)
+        return
     user = User(
         email=data.email,
         first_name=data.first_name,
@@ -99,6 +136,7 @@ class TokenCheck:
     state: LinkState | None  # None: no such token
     user: User | None = None
     token: EmailToken | None = None
+    pesel_held: bool = False  # activation refused: another active account holds this PESEL (R-AUTH-2)
 
 
 def check_token(session: Session, settings: Settings, raw_token: str, purpose: str) -> TokenCheck:
@@ -113,8 +151,16 @@ def check_token(session: Session, settings: Settings, raw_token: str, purpose: s
 
 
 def activate(session: Session, settings: Settings, raw_token: str, ip: str | None) -> TokenCheck:
-    """Use an activation link once (R-ACC-3)."""
+    """Use an activation link once (R-ACC-3); not while another active account holds the PESEL (R-AUTH-2)."""
     check = check_token(session, settings, raw_token, "activate")
+    if check.state is LinkState.VALID and check.user is not None and check.user.activated_at is None:
+        _lock_pesel(session, check.user.pesel_hash)
+        session.refresh(check.user)
+    if (check.state is LinkState.VALID and check.user is not None and check.user.activated_at is None
+            and _pesel_held_elsewhere(session, check.user)):
+        _tell_pesel_holders(session, settings, active_pesel_holders(session, check.user.pesel_hash), ip)
+        audit(session, "activate.pesel_held", check.user.id, ip)
+        return TokenCheck(check.state, check.user, check.token, pesel_held=True)
     if check.state is LinkState.VALID and check.user is not None and check.token is not None:
         # Guard against a double click racing itself: only one UPDATE marks the token used.
         now = clock.now()
@@ -172,8 +218,11 @@ def reset_password(session: Session, settings: Settings, raw_token: str, passwor
     if check.state is LinkState.VALID and check.user is not None and check.token is not None:
         check.token.used_at = clock.now()
         set_password(session, check.user, password)
-        # A reset link proves the address, so an account never activated becomes active.
+        # A reset link proves the address, so an account never activated becomes active, unless another
+        # active account holds its PESEL (R-AUTH-2).
         if check.user.activated_at is None:
+            _lock_pesel(session, check.user.pesel_hash)
+        if check.user.activated_at is None and not _pesel_held_elsewhere(session, check.user):
             check.user.activated_at = clock.now()
         session.execute(
             EmailToken.__table__.update()  # type: ignore[attr-defined]

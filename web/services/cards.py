@@ -200,7 +200,21 @@ def link_card(session: Session, user_id: int, card_id: int, ip: str | None) -> L
     if linked != 1:
         return LinkOutcome.LINKED_ELSEWHERE
     audit(session, "card.linked", user_id, ip, f"card={card_id}")
+    tell_pesel_holders_of_link(session, user, card)
     return LinkOutcome.MATCH
+
+
+def tell_pesel_holders_of_link(session: Session, user: User, card: Card) -> None:
+    """R-AUTH-2: every active account holding the card's PESEL hears that the card was linked (the linking
+    account itself, and any other, with the linking account's address masked)."""
+    from domain.accounts import mask_email
+    from web.mail import queue_mail
+    from web.services.accounts import active_pesel_holders
+
+    label = f"{card.carrier_type} {card.client_code}"
+    for holder in active_pesel_holders(session, card.pesel_hash):
+        queue_mail(session, holder.email, "card_linked", language=holder.language, user=holder, card=label,
+                   own=holder.id == user.id, account=mask_email(user.email))
 
 
 class CardInUse(Exception):

@@ -142,4 +142,7 @@ def link_card_for(session: Session, staff_id: int, email: str, carrier_type: Car
     if linked != 1:
         return LinkOutcome.LINKED_ELSEWHERE, user, card
     audit(session, "desk.card_linked", staff_id, ip, f"card={card.id} user={user.id}")
+    from web.services.cards import tell_pesel_holders_of_link
+
+    tell_pesel_holders_of_link(session, user, card)  # R-AUTH-2
     return LinkOutcome.MATCH, user, card
