@@ -16,7 +16,7 @@ from stdnum.pl import pesel as stdnum_pesel
 
 EMAIL_MAX = 254
 NAME_MAX = 80
-_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f\ufffd]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _NAME_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '\-.])*$")
 OLDEST_BIRTH_DATE = date(1900, 1, 1)
 

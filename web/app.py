@@ -145,6 +145,9 @@ def http_error(request: Request, exc: HTTPException) -> Response:
                            i18n._("Odśwież stronę i wyślij formularz jeszcze raz."))
     if exc.status_code >= 500:
         return server_error(request, exc)
+    if exc.status_code == 400:
+        return _error_page(request, 400, i18n._("Nieprawidłowe żądanie"),
+                           i18n._("Adres strony albo wysłane dane są nieprawidłowe."))
     return _error_page(request, exc.status_code, i18n._("Nie udało się"), i18n._("Nie można obsłużyć tego żądania."))
 
 

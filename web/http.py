@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
@@ -23,6 +24,10 @@ from web.settings import Settings
 
 T = TypeVar("T")
 
+MAX_ROW_ID = 2**31 - 1  # the largest INTEGER primary key (PostgreSQL's int4; SQLite's rowids fit too)
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="A row id (1 to 2^31-1)")]
+"""A database id in a URL path: anything outside 1..2^31-1 is refused (400) before it reaches the database."""
+
 
 def settings_of(request: ASGIConnection) -> Settings:
     return request.app.state.settings
@@ -32,9 +37,16 @@ def client_ip(request: ASGIConnection) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def clean_text(value: str) -> str:
+    """Text from outside as it may be stored: a NUL byte (which PostgreSQL cannot store in text, and no
+    person types) becomes U+FFFD, so every later check sees a character it refuses instead of the database
+    failing on it."""
+    return value.replace("\x00", "\ufffd")
+
+
 async def form_of(request: Request) -> dict[str, str]:
     form = await request.form()
-    return {key: value if isinstance(value, str) else "" for key, value in form.items()}
+    return {clean_text(key): clean_text(value) if isinstance(value, str) else "" for key, value in form.items()}
 
 
 def checked(form: dict[str, str], name: str) -> bool:

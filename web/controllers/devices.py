@@ -118,7 +118,7 @@ def _text(value: str | None, limit: int, *, required: bool = True) -> str | None
             raise DeviceProblem(422, "purse.device.invalid")
         return None
     value = value.strip()
-    if len(value) > limit:
+    if len(value) > limit or not value.isprintable():  # control characters (a NUL byte) are no id
         raise DeviceProblem(422, "purse.device.invalid")
     return value
 
