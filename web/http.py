@@ -69,6 +69,12 @@ async def in_transaction(request: ASGIConnection, use_case: Callable[..., T], *a
     return await anyio.to_thread.run_sync(run)
 
 
+CLEAR_BROWSER = "_clear_browser"  # set at logout: the next page clears what the browser kept (static/js/logout.js)
+# Sent with the logout answer: browsers drop their HTTP cache and the site's storage (service worker caches,
+# IndexedDB, localStorage). Cookies stay: the session cookie now names an empty session.
+CLEAR_SITE_DATA = '"cache", "storage"'
+
+
 def session_stamp(user: User) -> str:
     """What a session remembers of its account besides the id: when the account was created (an id
     freed by an erased account and given to a new one never opens the old sessions) and when its
@@ -183,6 +189,8 @@ async def page(request: ASGIConnection, template: str, *, status_code: int = 200
     """Render a full page (or its partial for htmx), with the current user and flashes in the context."""
     context.setdefault("user", await current_user(request))
     context["flashes"] = take_flashes(request)
+    session = request.scope.get("session")
+    context["clear_browser"] = isinstance(session, dict) and bool(session.pop(CLEAR_BROWSER, False))
     context["settings"] = settings_of(request)
     return Template(template_name=template, context=context, status_code=status_code)
 

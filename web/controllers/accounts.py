@@ -21,6 +21,8 @@ from domain.accounts import (
 )
 from web import clock, i18n
 from web.http import (
+    CLEAR_BROWSER,
+    CLEAR_SITE_DATA,
     checked,
     client_ip,
     current_user,
@@ -216,7 +218,10 @@ async def login_submit(request: Request) -> Template | Response:
 async def logout(request: Request) -> Response:
     request.scope["session"].clear()
     request.scope["session"]["_flash"] = [{"message": _("Wylogowano."), "category": "info"}]
-    return redirect("/login")
+    request.scope["session"][CLEAR_BROWSER] = True
+    response = redirect("/login")
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response
 
 
 @get("/password/forgot")
