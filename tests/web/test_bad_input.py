@@ -129,7 +129,7 @@ def test_a_128_kb_csv_field_is_a_line_problem_not_a_traceback(tmp_path, settings
 
     csv_file = tmp_path / "cards.csv"
     csv_file.write_text("type,client_code,pesel,holder_name\n"
-                        f"KKM,100200300,44051401458,{'A' * 131_072}\n"
+                        f"KKM,100200300,44051401458,{'A' * 200_000}\n"
                         "KKM,100200301,44051401458,Anna Nowak\n", encoding="utf-8")
     for name, value in settings_env.items():
         monkeypatch.setenv(name, value)
