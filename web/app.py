@@ -27,6 +27,7 @@ from web.controllers import payments as payment_pages
 from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
 from web.gateway import SANDBOX_PREFIX, build_payments
+from web.http import csrf_bound_to_session
 from web.openapi import openapi_config
 from web.purposes import register_payment_purposes
 from web.db import make_engine
@@ -253,6 +254,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             language_middleware,
         ],
         before_send=[security_headers],
+        before_request=csrf_bound_to_session,
         exception_handlers={
             NotAuthorizedException: not_authorized,
             PermissionDeniedException: forbidden,

@@ -155,7 +155,29 @@ def login_session(request: Request, user: User, remember: bool) -> None:
             "_flash": flashes,
         }
     )
+    session[CSRF_BOUND] = request.cookies.get(CSRF_COOKIE, "")
     request.state.user = user
+
+
+CSRF_COOKIE = "csrftoken"  # Litestar's CSRFConfig.cookie_name
+CSRF_BOUND = "_csrf_cookie"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
+CSRF_EXEMPT = ("/api/", "/payments/notify", "/sandbox-pay/")  # as CSRFConfig.exclude: no cookie-based forms
+
+
+async def csrf_bound_to_session(request: Request) -> None:
+    """`before_request`: the CSRF token of a signed-in session is the one its browser had when it signed in.
+    Litestar checks that the form's token matches the CSRF cookie (double submit); a cookie set later from
+    elsewhere (a sibling subdomain, a cookie-tossing page) with a token of its own is refused here (403,
+    "Formularz wygasł"). Sessions signed in before this check existed carry no binding and are left alone."""
+    if request.method in _SAFE_METHODS or request.url.path.startswith(CSRF_EXEMPT):
+        return
+    session = request.scope.get("session")
+    if not isinstance(session, dict) or not session.get("uid") or CSRF_BOUND not in session:
+        return
+    bound = session[CSRF_BOUND]
+    if bound and request.cookies.get(CSRF_COOKIE, "") != bound:
+        raise PermissionDeniedException(detail="CSRF token not bound to this session")
 
 
 async def requires_login(connection: ASGIConnection, _: BaseRouteHandler) -> None:

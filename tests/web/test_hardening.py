@@ -83,3 +83,25 @@ def test_a_missing_or_broken_tariff_file_stops_the_start(tmp_path, name):
     assert any(p.startswith(f"{name}=") and "not a valid tariff" in p for p in caught.value.problems)
     assert load_settings({"EKP_VAR_DIR": str(tmp_path)}).env == "development"  # the shipped files are valid
     assert Path(PROJECT_ROOT / "tariffs").is_dir()
+
+
+def test_csrf_token_is_bound_to_the_session(browser, new_browser, users):
+    users.create()
+    browser.login("jan@example.pl")
+    attacker = new_browser(ip="10.0.0.9")
+    attacker.get("/login")
+    tossed_cookie, tossed_token = attacker.cookies.get("csrftoken"), attacker.token
+    assert tossed_cookie and tossed_token
+    own_cookie = browser.cookies.get("csrftoken")
+    # a cookie-tossing page replaces the signed-in victim's CSRF cookie with a pair the attacker knows
+    browser.client.cookies.delete("csrftoken")
+    browser.client.cookies.set("csrftoken", tossed_cookie, domain="testserver.local")
+    refused = browser.client.post("/language", data={"language": "en", "next": "/", "_csrf_token": tossed_token})
+    assert refused.status_code == 403, refused.status_code
+    assert "Formularz wygasł" in refused.text
+    browser.client.cookies.delete("csrftoken")
+    browser.client.cookies.set("csrftoken", own_cookie, domain="testserver.local")
+    assert browser.post("/language", {"language": "en", "next": "/"}).status_code == 303
+    browser.logout()  # a new sign-in binds the new session afresh
+    browser.login("jan@example.pl")
+    assert browser.post("/language", {"language": "pl", "next": "/"}).status_code == 303
