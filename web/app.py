@@ -28,6 +28,8 @@ from web.controllers import payments as payment_pages
 from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
 from web.gateway import SANDBOX_PREFIX, build_payments
+from web.http import csrf_bound_to_session
+from web.openapi import openapi_config
 from web.purposes import register_payment_purposes
 from web.db import make_engine
 from web.ratelimit import RateLimiter
@@ -67,6 +69,8 @@ _SECURITY_HEADERS = {
 }
 PAGE_HEADERS = _encoded({"content-security-policy": CSP, **_SECURITY_HEADERS})
 SANDBOX_HEADERS = _encoded({"content-security-policy": SANDBOX_CSP, **_SECURITY_HEADERS})
+# Where the public address is https, browsers are told to use nothing else for a year (HSTS).
+HSTS = _encoded({"strict-transport-security": "max-age=31536000; includeSubDomains"})
 
 
 async def security_headers(message: Message, scope: Scope) -> None:
@@ -75,6 +79,9 @@ async def security_headers(message: Message, scope: Scope) -> None:
     if message["type"] == "http.response.start":
         raw = scope.get("raw_path") or scope.get("path", "").encode()
         wanted = SANDBOX_HEADERS if raw.startswith(SANDBOX_PREFIX.encode() + b"/") else PAGE_HEADERS
+        settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
+        if settings is not None and settings.base_url.startswith("https://"):
+            wanted = wanted + HSTS
         headers = message.setdefault("headers", [])
         if not isinstance(headers, list):
             headers = message["headers"] = list(headers)
@@ -112,14 +119,21 @@ def static_url(path: str) -> Markup:
     return Markup(escape(f"/static/{path}?v={version}"))
 
 
-def _error_page(request: Request, status: int, title: str, text: str) -> Response:
+_ERROR_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                415: "unsupported_media_type", 500: "server_error"}
+
+
+def _error_page(request: Request, status: int, title: str, text: str, headers: dict[str, str] | None = None) -> Response:
     if request.headers.get("accept", "").startswith("application/json") or request.url.path.startswith("/api/"):
-        return Response({"status": status, "title": title, "detail": text}, status_code=status)
+        code = f"http.{_ERROR_CODES.get(status, status)}"
+        return Response({"status": status, "title": title, "detail": text, "code": code}, status_code=status,
+                        headers=headers)
     return Template(
         template_name="error.html",
         context={"status": status, "title": title, "text": text, "user": None, "flashes": [],
                  "settings": request.app.state.settings},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -146,7 +160,12 @@ def http_error(request: Request, exc: HTTPException) -> Response:
                            i18n._("Odśwież stronę i wyślij formularz jeszcze raz."))
     if exc.status_code >= 500:
         return server_error(request, exc)
-    return _error_page(request, exc.status_code, i18n._("Nie udało się"), i18n._("Nie można obsłużyć tego żądania."))
+    if exc.status_code == 400:
+        return _error_page(request, 400, i18n._("Nieprawidłowe żądanie"),
+                           i18n._("Adres strony albo wysłane dane są nieprawidłowe."))
+    # e.g. 405 carries `Allow`: keep the headers the exception names
+    return _error_page(request, exc.status_code, i18n._("Nie udało się"), i18n._("Nie można obsłużyć tego żądania."),
+                       headers=dict(exc.headers or {}))
 
 
 def server_error(request: Request, exc: Exception) -> Response:
@@ -239,6 +258,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             language_middleware,
         ],
         before_send=[security_headers],
+        before_request=csrf_bound_to_session,
         exception_handlers={
             NotAuthorizedException: not_authorized,
             PermissionDeniedException: forbidden,
@@ -246,6 +266,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             HTTPException: http_error,
             Exception: server_error,
         },
+        openapi_config=openapi_config(staff_only=settings.is_production),
         debug=False,
     )
     app.state.settings = settings

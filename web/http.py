@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import PathParameter
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
@@ -23,6 +24,10 @@ from web.sessions import SESSION_REMEMBER, SESSION_ROTATE
 from web.settings import Settings
 
 T = TypeVar("T")
+
+MAX_ROW_ID = 2**31 - 1  # the largest INTEGER primary key (PostgreSQL's int4; SQLite's rowids fit too)
+RowId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="A row id (1 to 2^31-1)")]
+"""A database id in a URL path: anything outside 1..2^31-1 is refused (400) before it reaches the database."""
 
 
 def known_device_token(request: ASGIConnection) -> str | None:
@@ -47,9 +52,16 @@ def client_ip(request: ASGIConnection) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def clean_text(value: str) -> str:
+    """Text from outside as it may be stored: a NUL byte (which PostgreSQL cannot store in text, and no
+    person types) becomes U+FFFD, so every later check sees a character it refuses instead of the database
+    failing on it."""
+    return value.replace("\x00", "\ufffd")
+
+
 async def form_of(request: Request) -> dict[str, str]:
     form = await request.form()
-    return {key: value if isinstance(value, str) else "" for key, value in form.items()}
+    return {clean_text(key): clean_text(value) if isinstance(value, str) else "" for key, value in form.items()}
 
 
 def checked(form: dict[str, str], name: str) -> bool:
@@ -70,6 +82,12 @@ async def in_transaction(request: ASGIConnection, use_case: Callable[..., T], *a
             i18n.current_language.reset(token)
 
     return await anyio.to_thread.run_sync(run)
+
+
+CLEAR_BROWSER = "_clear_browser"  # set at logout: the next page clears what the browser kept (static/js/logout.js)
+# Sent with the logout answer: browsers drop their HTTP cache and the site's storage (service worker caches,
+# IndexedDB, localStorage). Cookies stay: the session cookie now names an empty session.
+CLEAR_SITE_DATA = '"cache", "storage"'
 
 
 def session_stamp(user: User) -> str:
@@ -152,7 +170,29 @@ def login_session(request: Request, user: User, remember: bool) -> None:
             "_flash": flashes,
         }
     )
+    session[CSRF_BOUND] = request.cookies.get(CSRF_COOKIE, "")
     request.state.user = user
+
+
+CSRF_COOKIE = "csrftoken"  # Litestar's CSRFConfig.cookie_name
+CSRF_BOUND = "_csrf_cookie"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
+CSRF_EXEMPT = ("/api/", "/payments/notify", "/sandbox-pay/")  # as CSRFConfig.exclude: no cookie-based forms
+
+
+async def csrf_bound_to_session(request: Request) -> None:
+    """`before_request`: the CSRF token of a signed-in session is the one its browser had when it signed in.
+    Litestar checks that the form's token matches the CSRF cookie (double submit); a cookie set later from
+    elsewhere (a sibling subdomain, a cookie-tossing page) with a token of its own is refused here (403,
+    "Formularz wygasł"). Sessions signed in before this check existed carry no binding and are left alone."""
+    if request.method in _SAFE_METHODS or request.url.path.startswith(CSRF_EXEMPT):
+        return
+    session = request.scope.get("session")
+    if not isinstance(session, dict) or not session.get("uid") or CSRF_BOUND not in session:
+        return
+    bound = session[CSRF_BOUND]
+    if bound and request.cookies.get(CSRF_COOKIE, "") != bound:
+        raise PermissionDeniedException(detail="CSRF token not bound to this session")
 
 
 async def requires_login(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -186,6 +226,8 @@ async def page(request: ASGIConnection, template: str, *, status_code: int = 200
     """Render a full page (or its partial for htmx), with the current user and flashes in the context."""
     context.setdefault("user", await current_user(request))
     context["flashes"] = take_flashes(request)
+    session = request.scope.get("session")
+    context["clear_browser"] = isinstance(session, dict) and bool(session.pop(CLEAR_BROWSER, False))
     context["settings"] = settings_of(request)
     return Template(template_name=template, context=context, status_code=status_code)
 

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from domain.trust import announces_test_money, sandbox_refusal
@@ -222,6 +223,29 @@ def _mail_from(raw: str, problems: list[str]) -> str:
     return raw
 
 
+def _check_tariffs(get: Any, problems: list[str]) -> None:
+    """The tariff files are read like the settings: a missing or invalid one stops the start-up (not the first
+    page that shows a price). The same paths and parsers as `web.tariffs` and `web.services.purse` use."""
+    import tomllib
+
+    from domain.purse_tariff import purse_tariff_from_dict
+    from domain.tariff_5p1 import tariff_5p1_from_toml
+
+    tariffs = (
+        ("EKP_TARIFF_5P1", PROJECT_ROOT / "tariffs" / "krakow-5plus1.toml", tariff_5p1_from_toml),
+        ("EKP_TARIFF_PURSE", PROJECT_ROOT / "tariffs" / "kolobrzeg-purse.toml",
+         lambda text: purse_tariff_from_dict(tomllib.loads(text))),
+    )
+    for name, default, read in tariffs:
+        path = get(name) or str(default)
+        try:
+            read(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            problems.append(f"{name}={path!r}: the tariff file cannot be read ({exc.strerror or exc})")
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{name}={path!r}: not a valid tariff file: {exc}")
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from the environment; raise SettingsError listing every bad value."""
     env = dict(os.environ if environ is None else environ)
@@ -328,6 +352,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if production and not get("EKP_TICKET_KEYS", "").strip():
         problems.append("EKP_TICKET_KEYS: required when EKP_ENV=production (every node must sign and verify tickets "
                         f"with the same keys); {TICKET_KEYS_FORMAT}")
+
+    _check_tariffs(get, problems)
 
     secret_key = _key("EKP_SECRET_KEY", get("EKP_SECRET_KEY", ""), problems) if get("EKP_SECRET_KEY") else b""
     pesel_key = _key("EKP_PESEL_KEY", get("EKP_PESEL_KEY", ""), problems) if get("EKP_PESEL_KEY") else b""

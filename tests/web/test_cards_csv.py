@@ -111,3 +111,12 @@ def test_demo_registry_is_a_valid_export_matching_the_demo_passengers() -> None:
         resident = [r for r in rows if r.resident]
         assert resident and all(r.resident.valid_until and r.resident.valid_until >= today for r in resident
                                 if r.resident.valid_from and r.resident.valid_from <= today and r.holder_name == "Anna Nowak")
+
+
+def test_a_field_over_the_csv_limit_is_a_line_problem() -> None:
+    """Issue 13, item 8: a 128 KB field raised csv.Error (a traceback from `ekp cards import`)."""
+    text = "type,client_code,pesel,holder_name\n" f"KKM,100200300,{PESEL},Anna\n" f"KKM,100200301,{PESEL},{'A' * 200_000}\n"
+    rows, problems = read_registry_csv(text)
+    assert [(p.line, "longer than" in p.reason) for p in problems] == [(3, True)]
+    header_too_long = read_registry_csv("type," + "x" * 200_000 + "\n")[1]
+    assert [p.line for p in header_too_long] == [1]

@@ -27,6 +27,8 @@ from web import clock, i18n
 from web.http import (
     known_device_token,
     remember_device,
+    CLEAR_BROWSER,
+    CLEAR_SITE_DATA,
     checked,
     client_ip,
     current_user,
@@ -244,7 +246,10 @@ async def login_submit(request: Request) -> Template | Response:
 async def logout(request: Request) -> Response:
     request.scope["session"].clear()
     request.scope["session"]["_flash"] = [{"message": _("Wylogowano."), "category": "info"}]
-    return redirect("/login")
+    request.scope["session"][CLEAR_BROWSER] = True
+    response = redirect("/login")
+    response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
+    return response
 
 
 @get("/password/forgot")

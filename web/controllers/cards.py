@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain.cards import LinkOutcome, client_code_problem
 from domain.carriers import CarrierType, UnknownCarrierType, carrier_choices, carrier_type_from_code
 from web.controllers.accounts import _wait_text
 from web import clock
-from web.http import client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
+from web.http import RowId, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
 from web.i18n import _
 from web.messages import message
 from web.services import cards as service
@@ -114,7 +113,7 @@ async def add_card_confirm(request: Request) -> Template | Response:
 
 
 @get("/cards/{card_id:int}/unlink", guards=passenger)
-async def unlink_page(request: Request, card_id: FromPath[int]) -> Template:
+async def unlink_page(request: Request, card_id: RowId) -> Template:
     user = await current_user(request)
     card = await in_transaction(request, service.my_card, user.id, card_id)  # type: ignore[union-attr]
     if card is None:
@@ -123,7 +122,7 @@ async def unlink_page(request: Request, card_id: FromPath[int]) -> Template:
 
 
 @post("/cards/{card_id:int}/unlink", guards=passenger)
-async def unlink(request: Request, card_id: FromPath[int]) -> Template | Response:
+async def unlink(request: Request, card_id: RowId) -> Template | Response:
     user = await current_user(request)
     problem = await in_transaction(request, service.unlink_card, user.id, card_id, client_ip(request))  # type: ignore[union-attr]
     if problem == "card.not_found":

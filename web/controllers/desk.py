@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 from litestar import Request, Router, get, post
-from litestar.params import FromPath
+from litestar.params import PathParameter
 from litestar.response import Response, Template
 
 from domain.cards import LinkOutcome
@@ -21,6 +22,9 @@ from web.services import payments as payment_records
 from web.services.purse import purse_tariff
 
 staff = [requires_role("staff")]
+MAX_CARD_NUMBER = 20
+# An e-purse card number in a URL path: letters and digits only, bounded (else 400 before any database call).
+CardNumber = Annotated[str, PathParameter(min_length=1, max_length=MAX_CARD_NUMBER, pattern=r"^[0-9A-Za-z]+$")]
 
 
 async def _desk(request: Request, status: int = 200, **context: object) -> Template:
@@ -32,7 +36,9 @@ async def _desk(request: Request, status: int = 200, **context: object) -> Templ
 
 
 async def _card_page(request: Request, number: str, status: int = 200, **context: object) -> Template:
-    card = await in_transaction(request, service.find_purse_card, number)
+    compact = "".join(number.split())
+    plausible = 0 < len(compact) <= MAX_CARD_NUMBER and compact.isascii() and compact.isalnum()
+    card = await in_transaction(request, service.find_purse_card, number) if plausible else None
     if card is None:
         return await _desk(request, 404, errors={"number": [message("desk.no_such_card")]}, values={"number": number})
     context.setdefault("errors", {})
@@ -44,14 +50,14 @@ async def _card_page(request: Request, number: str, status: int = 200, **context
 
 @get("/desk", guards=staff)
 async def desk(request: Request) -> Template | Response:
-    number = request.query_params.get("number", "").strip()
+    number = request.query_params.get("number", "").strip()[:100]
     if number:
         return await _card_page(request, number)
     return await _desk(request)
 
 
 @get("/desk/purse/{number:str}", guards=staff)
-async def purse_card(request: Request, number: FromPath[str]) -> Template:
+async def purse_card(request: Request, number: CardNumber) -> Template:
     return await _card_page(request, number)
 
 
@@ -64,7 +70,7 @@ def _confirmed_amount(form: dict[str, str]) -> int | None:
 
 
 @post("/desk/purse/{number:str}/top-up", guards=staff)
-async def top_up(request: Request, number: FromPath[str]) -> Template:
+async def top_up(request: Request, number: CardNumber) -> Template:
     """R-TOP-5: a plain amount in złoty, at most the ceiling; above the threshold a second submit confirms it."""
     user = await current_user(request)
     form = await form_of(request)
@@ -93,7 +99,7 @@ async def top_up(request: Request, number: FromPath[str]) -> Template:
 
 
 @post("/desk/purse/{number:str}/loss", guards=staff)
-async def report_loss(request: Request, number: FromPath[str]) -> Template | Response:
+async def report_loss(request: Request, number: CardNumber) -> Template | Response:
     user = await current_user(request)
     form = await form_of(request)
     if not checked(form, "identity_checked"):
@@ -107,7 +113,7 @@ async def report_loss(request: Request, number: FromPath[str]) -> Template | Res
 
 
 @post("/desk/purse/{number:str}/replace", guards=staff)
-async def replace(request: Request, number: FromPath[str]) -> Template | Response:
+async def replace(request: Request, number: CardNumber) -> Template | Response:
     user = await current_user(request)
     form = await form_of(request)
     new_number = form.get("new_number", "")

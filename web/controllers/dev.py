@@ -9,12 +9,11 @@ from __future__ import annotations
 from litestar import Request, Router, get
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import FromPath
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 from sqlalchemy import select
 
-from web.http import in_transaction, page
+from web.http import RowId, in_transaction, page
 from web.models import OutboxMail
 from web.settings import is_loopback_address
 
@@ -39,7 +38,7 @@ async def outbox(request: Request) -> Template:
 
 
 @get("/dev/mail/{mail_id:int}")
-async def outbox_mail(request: Request, mail_id: FromPath[int]) -> Response:
+async def outbox_mail(request: Request, mail_id: RowId) -> Response:
     mail = await in_transaction(request, lambda s: s.get(OutboxMail, mail_id))
     if mail is None:
         raise NotFoundException()

@@ -9,9 +9,11 @@ device's display shows; errors are JSON with a Polish `detail`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 import anyio
 from litestar import Request, Response, Router, post
@@ -27,65 +29,73 @@ from web.services import purse as service
 from web.services import taps_on_loop
 
 MAX_BATCH = 500
+MAX_COINS = 2000
+MAX_COIN = 100_000
+MAX_PRESSES = 500
+MAX_BUTTON_PRESSES = 1000
 
 
-@dataclass
-class Buttons:
+# The limits below are enforced when the body is read (a body outside them: 400, `purse.device.invalid`) and
+# published in the OpenAPI document at /schema/openapi.json (see web/openapi.py for what the models cannot say).
+EventId = Annotated[str, Meta(min_length=1, max_length=64, description="The device's own id of this event")]
+Moment = Annotated[str, Meta(min_length=1, max_length=40, description="The device's time (RFC 3339; without an "
+                                                                       "offset: Kołobrzeg local time)")]
+CardNumber = Annotated[str, Meta(max_length=20)]
+PlaceId = Annotated[str, Meta(min_length=1, max_length=32)]
+Presses = Annotated[int, Meta(ge=0, le=MAX_PRESSES)]
+Coins = Annotated[list[int], Meta(max_length=MAX_COINS, description=f"Coins in grosze (each 0-{MAX_COIN}), "
+                                                                      "in the order inserted")]
+
+
+class Buttons(msgspec.Struct):
     """Buttons pressed before the tap: T (fare level, 1..4 presses), B (1 baggage/animal, 2 suburban,
     3 short ride), S (balance check)."""
 
-    t: int = 0
-    b: int = 0
+    t: Annotated[int, Meta(ge=0, le=MAX_BUTTON_PRESSES)] = 0
+    b: Annotated[int, Meta(ge=0, le=MAX_BUTTON_PRESSES)] = 0
     s: bool = False
 
 
-@dataclass
-class TapIn:
-    event_id: str
-    at: datetime
-    vehicle_id: str
-    stop_id: str
-    card_number: str | None = None  # None: a card that is not a Kołobrzeg city card
-    buttons: Buttons = field(default_factory=Buttons)
+class TapIn(msgspec.Struct):
+    event_id: EventId
+    at: Moment
+    vehicle_id: PlaceId
+    stop_id: PlaceId
+    card_number: CardNumber | None = None  # None: a card that is not a Kołobrzeg city card
+    buttons: Buttons = msgspec.field(default_factory=Buttons)
 
 
-@dataclass
-class TapBatchIn:
-    taps: list[TapIn]
+class TapBatchIn(msgspec.Struct):
+    taps: Annotated[list[TapIn], Meta(min_length=1, max_length=MAX_BATCH)]
 
 
-@dataclass
-class MeterCardIn:
-    at: datetime  # when the card went into the meter
-    card_number: str | None = None
+class MeterCardIn(msgspec.Struct):
+    at: Moment  # when the card went into the meter
+    card_number: CardNumber | None = None
 
 
-@dataclass
-class MeterQuoteIn:
-    at: datetime
-    presses: int
-    card_number: str | None = None
+class MeterQuoteIn(msgspec.Struct):
+    at: Moment
+    presses: Presses
+    card_number: CardNumber | None = None
 
 
-@dataclass
-class MeterAcceptIn:
-    event_id: str
-    at: datetime
-    presses: int
-    card_number: str | None = None
+class MeterAcceptIn(msgspec.Struct):
+    event_id: EventId
+    at: Moment
+    presses: Presses
+    card_number: CardNumber | None = None
 
 
-@dataclass
-class MeterTopUpIn:
-    event_id: str
-    at: datetime
-    coins: list[int]  # grosze, in the order inserted
-    card_number: str | None = None
+class MeterTopUpIn(msgspec.Struct):
+    event_id: EventId
+    at: Moment
+    coins: Coins
+    card_number: CardNumber | None = None
 
 
-@dataclass
-class MeterCancelIn:
-    coins: list[int] = field(default_factory=list)
+class MeterCancelIn(msgspec.Struct):
+    coins: Coins = msgspec.field(default_factory=list)
 
 
 class DeviceProblem(Exception):
@@ -118,20 +128,35 @@ def _text(value: str | None, limit: int, *, required: bool = True) -> str | None
             raise DeviceProblem(422, "purse.device.invalid")
         return None
     value = value.strip()
-    if len(value) > limit:
+    if len(value) > limit or not value.isprintable():  # control characters (a NUL byte) are no id
         raise DeviceProblem(422, "purse.device.invalid")
     return value
 
 
-def _moment(value: datetime) -> datetime:
-    """The device's time, aware (a device without a zone reports Kołobrzeg local time)."""
+def _moment(text: str) -> datetime:
+    """The device's time, aware (a device without a zone reports Kołobrzeg local time). Not a date and time
+    (`"at": 0`, text): 400. The first and last representable years are refused (422) before any conversion
+    between zones could overflow: 9999 as a time in the future (R-VAL-8), year 1 as invalid."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise DeviceProblem(400, "purse.device.invalid") from None
+    if value.year >= 9999:
+        raise DeviceProblem(422, "purse.device.future_event")
+    if value.year <= 1:
+        raise DeviceProblem(422, "purse.device.invalid")
     return value.replace(tzinfo=clock.WARSAW) if value.tzinfo is None else value
 
 
 def _coins(coins: list[int]) -> list[int]:
-    if len(coins) > 2000 or any(c < 0 or c > 100_000 for c in coins):
-        raise DeviceProblem(422, "purse.device.invalid")
+    if len(coins) > MAX_COINS or any(c < 0 or c > MAX_COIN for c in coins):
+        raise DeviceProblem(400, "purse.device.invalid")
     return coins
+
+
+async def has_device_credential(connection: Any, _handler: Any) -> None:
+    """A guard: a request without a device credential is refused (401) before its body is read."""
+    _credential(connection)
 
 
 async def _run(request: Request, kind: str, use_case: Any, *args: Any) -> tuple[dict[str, Any], bool]:
@@ -227,7 +252,7 @@ def _tap(tap: TapIn) -> service.Tap:
         card_number=_text(tap.card_number, 20, required=False),
         vehicle_id=_text(tap.vehicle_id, 32),  # type: ignore[arg-type]
         stop_id=_text(tap.stop_id, 32),  # type: ignore[arg-type]
-        t=max(0, min(tap.buttons.t, 1000)), b=max(0, min(tap.buttons.b, 1000)), s=tap.buttons.s,
+        t=tap.buttons.t, b=tap.buttons.b, s=tap.buttons.s,
     )
 
 
@@ -251,8 +276,6 @@ async def validator_batch(request: Request, data: JSONBody[TapBatchIn]) -> Respo
     can be uploaded again safely. Returns `results` in the same order; a tap refused as a whole (an event id
     already used for another event: `status` 409; a time in the future: 422) has `status`, `code` and
     `message` in its place, and the others are applied."""
-    if not data.taps or len(data.taps) > MAX_BATCH:
-        raise DeviceProblem(422, "purse.device.invalid")
     taps = [_tap(tap) for tap in data.taps]
     results = await _run_taps(request, taps)
     return Response({"results": [_batch_line(tap, result) for tap, result in zip(taps, results)]}, status_code=200)
@@ -277,7 +300,7 @@ async def meter_insert(request: Request, data: JSONBody[MeterCardIn]) -> Respons
 @post("/meter/quote", status_code=200, summary='The fee after "+" pressed n times')
 async def meter_quote(request: Request, data: JSONBody[MeterQuoteIn]) -> Response:
     """R-PARK-2: OPŁATA and OPŁACONO ZA (to the minute); a "+" beyond the balance is refused."""
-    number, at, presses = _text(data.card_number, 20, required=False), _moment(data.at), max(0, min(data.presses, 500))
+    number, at, presses = _text(data.card_number, 20, required=False), _moment(data.at), data.presses
     return _answer(await _run(request, "parking-meter", lambda s, _d: service.meter_quote(s, number, at, presses)))
 
 
@@ -287,7 +310,7 @@ async def meter_accept(request: Request, data: JSONBody[MeterAcceptIn]) -> Respo
     gets the same answer; another event under a used id 409, R-VAL-7); `at` more than 5 minutes ahead of
     the server is refused with 422 (R-VAL-8)."""
     args = (_text(data.event_id, 64), _text(data.card_number, 20, required=False), _moment(data.at),
-            max(0, min(data.presses, 500)))
+            data.presses)
     return _answer(await _run(request, "parking-meter", service.meter_accept, *args))
 
 
@@ -309,6 +332,8 @@ async def meter_cancel(request: Request, data: JSONBody[MeterCancelIn]) -> Respo
 router = Router(
     path="/api/devices",
     route_handlers=[validator_tap, validator_batch, meter_insert, meter_quote, meter_accept, meter_top_up, meter_cancel],
+    guards=[has_device_credential],
     exception_handlers={DeviceProblem: _problem, ValidationException: _problem},
     tags=["devices"],
+    security=[{"device": []}],
 )

@@ -6,7 +6,6 @@ import logging
 from datetime import date, timedelta
 
 from litestar import Request, Router, get, post
-from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain import five_plus_one as rules
@@ -14,7 +13,7 @@ from domain.tariff_5p1 import TicketVariant
 from web import clock
 from web.billing import billing_policy
 from web.controllers.payments import send_to_payment_page
-from web.http import checked, current_user, flash, form_of, in_transaction, page, redirect, requires_role, settings_of
+from web.http import RowId, checked, current_user, flash, form_of, in_transaction, page, redirect, requires_role, settings_of
 from web.i18n import _
 from web.messages import message
 from web.services import subscriptions as service
@@ -94,7 +93,7 @@ async def buy(request: Request) -> Template | Response:
 
 
 @post("/5plus1/pay/{month_id:int}", guards=passenger)
-async def pay_now(request: Request, month_id: FromPath[int]) -> Response:
+async def pay_now(request: Request, month_id: RowId) -> Response:
     """ "Zapłać": pay a month whose automatic charge failed (always with the card saved again)."""
     user = await current_user(request)
     try:

@@ -7,7 +7,7 @@ from litestar.response import File, Response, Template
 from sqlalchemy import text
 
 from web import i18n
-from web.http import current_user, form_of, in_transaction, page, redirect, safe_next
+from web.http import current_user, form_of, in_transaction, page, redirect, safe_next, settings_of
 from web.templating import TEMPLATES_DIR
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
@@ -41,7 +41,9 @@ async def set_language(request: Request) -> Response:
     response = redirect(target)
     if language in i18n.LANGUAGES:
         request.scope["session"]["lang"] = language
-        response.set_cookie("lang", language, max_age=365 * 86400, httponly=True, samesite="lax")
+        settings = settings_of(request)
+        response.set_cookie("lang", language, max_age=365 * 86400, httponly=True, samesite="lax",
+                            secure=settings.secure_cookies or settings.is_production)
         user = await current_user(request)
         if user is not None:
             await in_transaction(request, _save_language, user.id, language)

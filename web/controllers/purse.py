@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 
 from litestar import Request, Router, get, post
-from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, format_pln, parse_pln
-from web.http import checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
+from web.http import RowId, checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
 from web.messages import message
 from web.services import purse as service
 from web.controllers.payments import send_to_payment_page
@@ -81,7 +80,7 @@ def _problem_text(code: str) -> str:
 
 
 @post("/purse/{card_id:int}/top-up", guards=passenger)
-async def top_up(request: Request, card_id: FromPath[int]) -> Template | Response:
+async def top_up(request: Request, card_id: RowId) -> Template | Response:
     """`action=quote` shows the bonus and the balance after; `action=pay` goes to the payment page."""
     user = await current_user(request)
     form = await form_of(request)
@@ -103,7 +102,7 @@ async def top_up(request: Request, card_id: FromPath[int]) -> Template | Respons
 
 
 @post("/purse/{card_id:int}/loss", guards=passenger)
-async def report_loss(request: Request, card_id: FromPath[int]) -> Template | Response:
+async def report_loss(request: Request, card_id: RowId) -> Template | Response:
     user = await current_user(request)
     form = await form_of(request)
     if not checked(form, "confirm"):

@@ -11,13 +11,12 @@ from typing import Any
 
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain import ticket_phones
 from domain import ticket_record as tr
 from web import clock
-from web.http import client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role, safe_next, settings_of
+from web.http import RowId, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role, safe_next, settings_of
 from web.i18n import _
 from web.services import tickets as service
 
@@ -96,7 +95,7 @@ async def tickets_page(request: Request) -> Template:
 
 
 @get("/tickets/{ticket_id:int}/show", guards=passenger)
-async def show_ticket(request: Request, ticket_id: FromPath[int]) -> Template:
+async def show_ticket(request: Request, ticket_id: RowId) -> Template:
     user = await current_user(request)
     view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())  # type: ignore[union-attr]
     if view is None:
@@ -110,7 +109,7 @@ async def show_ticket(request: Request, ticket_id: FromPath[int]) -> Template:
 
 
 @post("/tickets/{ticket_id:int}/devices", guards=passenger, status_code=201)
-async def bind_device(request: Request, ticket_id: FromPath[int]) -> Response:
+async def bind_device(request: Request, ticket_id: RowId) -> Response:
     """JSON {public_key: base64 of the 33- or 65-byte P-256 point, label} -> the signed static record."""
     user = await current_user(request)
     parsed = _key_from(await request.body())
@@ -126,7 +125,7 @@ async def bind_device(request: Request, ticket_id: FromPath[int]) -> Response:
 
 
 @post("/tickets/{ticket_id:int}/devices/refresh", guards=passenger, status_code=200)
-async def refresh_record(request: Request, ticket_id: FromPath[int]) -> Response:
+async def refresh_record(request: Request, ticket_id: RowId) -> Response:
     """A bound phone, when online, fetches a freshly signed record; 410 when it was unbound meanwhile."""
     user = await current_user(request)
     parsed = _key_from(await request.body())
@@ -150,7 +149,7 @@ async def refresh_record(request: Request, ticket_id: FromPath[int]) -> Response
 
 
 @post("/tickets/devices/{device_id:int}/unbind", guards=passenger)
-async def unbind_device(request: Request, device_id: FromPath[int]) -> Response:
+async def unbind_device(request: Request, device_id: RowId) -> Response:
     user = await current_user(request)
     form = await form_of(request)
     device = await in_transaction(request, service.unbind_device, user.id, device_id, client_ip(request))  # type: ignore[union-attr]

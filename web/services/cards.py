@@ -42,20 +42,36 @@ class ImportReport:
         return not self.problems
 
 
+def _unreadable(line: int, exc: csv.Error) -> RowProblem:
+    if "field limit" in str(exc):
+        return RowProblem(line, f"a field is longer than {csv.field_size_limit()} characters; the file is not read further")
+    return RowProblem(line, f"not readable as CSV ({exc}); the file is not read further")
+
+
 def read_registry_csv(text: str) -> tuple[list[RegistryRow], list[RowProblem]]:
     """Parse the operator's export (comma or semicolon separated, UTF-8 with or without BOM)."""
     text = text.lstrip("\ufeff")
     first_line = text.splitlines()[0] if text else ""
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        return [], [_unreadable(1, exc)]
     missing = missing_columns(list(header))
     if missing:
         return [], [RowProblem(1, "missing column(s): " + ", ".join(missing))]
     rows: list[RegistryRow] = []
     problems: list[RowProblem] = []
     seen: dict[tuple[CarrierType, str], int] = {}
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over the csv module's limit: the rest cannot be read reliably
+            problems.append(_unreadable(reader.line_num + 1, exc))  # the line being read is not counted yet
+            break
         line = reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
