@@ -169,8 +169,9 @@ async def _enrol_page(request: Request, template: str, account: User, secret: st
                       secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)), **context)
 
 
-@get("/login/enrol")
-async def enrol_page(request: Request) -> Template | Response:
+async def _enrolling(request: Request) -> Response | tuple[dict, User, str]:  # type: ignore[type-arg]
+    """The pending sign-in of an account enrolling its first factor, with the secret it is shown; or where
+    to go instead (sign in again, or the code step when a factor is already enrolled)."""
     found = await _pending(request)
     if found is None:
         return _start_over(request)
@@ -179,19 +180,24 @@ async def enrol_page(request: Request) -> Template | Response:
         return redirect("/login/code")
     secret = _setup_secret(request, user.id, "secret", pending)  # type: ignore[arg-type]
     request.scope["session"][SESSION_PENDING] = pending
+    return pending, user, secret
+
+
+@get("/login/enrol")
+async def enrol_page(request: Request) -> Template | Response:
+    enrolling = await _enrolling(request)
+    if not isinstance(enrolling, tuple):
+        return enrolling
+    _pending_sign_in, user, secret = enrolling
     return await _enrol_page(request, "accounts/login_enrol.html", user, secret, user=None)
 
 
 @post("/login/enrol")
 async def enrol_submit(request: Request) -> Template | Response:
-    found = await _pending(request)
-    if found is None:
-        return _start_over(request)
-    pending, user = found
-    if user.has_totp:
-        return redirect("/login/code")
-    secret = _setup_secret(request, user.id, "secret", pending)  # type: ignore[arg-type]
-    request.scope["session"][SESSION_PENDING] = pending
+    enrolling = await _enrolling(request)
+    if not isinstance(enrolling, tuple):
+        return enrolling
+    pending, user, secret = enrolling
     code = (await form_of(request)).get("code", "")
     typed = rules.read_code(code)
     if typed is None or typed.kind != "totp":
