@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from e2e.helpers import MailBox, assert_accessible, free_port, start_smtp
-from tests.support import DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
+from tests.support import DATES_BOTH_MARKER, DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
 from web import clock as web_clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -237,6 +237,7 @@ def axe() -> Callable[..., None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", DATES_MARKER)
+    config.addinivalue_line("markers", DATES_BOTH_MARKER)
     pin_clock_from_environment()
 
 

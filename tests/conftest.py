@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
-from tests.support import DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
+from tests.support import DATES_BOTH_MARKER, DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
 from web import clock as web_clock
 from web.db import make_engine
 from web.migrate import upgrade
@@ -57,6 +57,7 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", DATES_MARKER)
+    config.addinivalue_line("markers", DATES_BOTH_MARKER)
     pin_clock_from_environment()
 
 

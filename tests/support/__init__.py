@@ -11,6 +11,7 @@ from web import clock
 
 
 DATES_MARKER = "dates: date-sensitive: run again at each pinned date of the CI date matrix (tests/support DATE_SENSITIVE)"
+DATES_BOTH_MARKER = "dates_both: date-sensitive on PostgreSQL too (tests/support DATE_SENSITIVE_ON_BOTH_DATABASES)"
 
 
 def pin_clock_from_environment() -> None:
@@ -42,6 +43,9 @@ DATE_SENSITIVE = {
     "e2e/test_five_plus_one_flow.py": "buying 5+1 from a chosen first day, in the browser",
     "e2e/test_ticket_aztec.py": "ticket codes signed by the page's clock and verified by the server's",
 }
+# Run at every date on PostgreSQL too (date arithmetic in SQL: billing claims months by their dates); the
+# rest of the matrix runs on SQLite, since the calendar is computed in Python (`domain/`, `web.clock`).
+DATE_SENSITIVE_ON_BOTH_DATABASES = {"tests/web/test_billing_batches.py", "tests/web/test_five_plus_one_web.py"}
 DATE_MATRIX = ("2027-01-30", "2028-02-28", "2028-02-29", "2027-12-30", "2027-03-27", "2027-10-30")
 
 
@@ -55,3 +59,5 @@ def mark_date_sensitive(items: list[Any], rootdir: Any) -> None:
             continue
         if relative in DATE_SENSITIVE:
             item.add_marker(pytest.mark.dates)
+        if relative in DATE_SENSITIVE_ON_BOTH_DATABASES:
+            item.add_marker(pytest.mark.dates_both)
