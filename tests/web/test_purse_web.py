@@ -5,7 +5,7 @@ simulators. After every money movement the cached balance equals the ledger sum 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -312,7 +312,9 @@ def test_r_kkm_7_loss_report_blocks_from_8_next_day(passenger, client, devices, 
         blocked_from = web_clock.to_local(row.blocked_from)
     assert blocked_from.date() == reported.date() + timedelta(days=1) and (blocked_from.hour, blocked_from.minute) == (8, 0)
     assert "zgłoszona jako utracona" in page_text(browser.get("/purse").text)
-    clock.travel(blocked_from - reported + timedelta(minutes=1))  # devices may not date taps in the future (R-VAL-8)
+    # Devices may not date taps in the future (R-VAL-8): move on to just past the block, in real time. (Two
+    # Warsaw times subtract as wall-clock times: across the October clock change that is an hour short.)
+    clock.travel(blocked_from.astimezone(UTC) - web_clock.now() + timedelta(minutes=1))
     before = tap(client, devices["validator"], "7001", at=blocked_from - timedelta(minutes=1)).json()
     assert before["accepted"]
     after = tap(client, devices["validator"], "7001", at=blocked_from, vehicle="BUS-2").json()
