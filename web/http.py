@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -28,6 +29,16 @@ T = TypeVar("T")
 MAX_ROW_ID = 2**31 - 1  # the largest INTEGER primary key (PostgreSQL's int4; SQLite's rowids fit too)
 RowId = Annotated[int, PathParameter(ge=1, le=MAX_ROW_ID, description="A row id (1 to 2^31-1)")]
 """A database id in a URL path: anything outside 1..2^31-1 is refused (400) before it reaches the database."""
+
+
+def wait_text(seconds: int) -> str:
+    """The message for a throttled attempt: how many minutes to wait (at least one)."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return i18n.ngettext(
+        "Zbyt wiele prób. Spróbuj ponownie za %(num)s minutę.",
+        "Zbyt wiele prób. Spróbuj ponownie za %(num)s minut.",
+        minutes,
+    )
 
 
 def known_device_token(request: ASGIConnection) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import anyio
@@ -25,6 +24,7 @@ from domain.accounts import (
 from domain.throttle import login_counters, reset_counters
 from web import clock, i18n
 from web.http import (
+    wait_text,
     known_device_token,
     remember_device,
     CLEAR_BROWSER,
@@ -67,15 +67,6 @@ async def _answer_no_sooner_than(started: float, seconds: float = RESET_ANSWER_S
     await anyio.sleep(max(0.0, started + seconds - time.monotonic()))
 
 
-def _wait_text(seconds: int) -> str:
-    minutes = max(1, math.ceil(seconds / 60))
-    return i18n.ngettext(
-        "Zbyt wiele prób. Spróbuj ponownie za %(num)s minutę.",
-        "Zbyt wiele prób. Spróbuj ponownie za %(num)s minut.",
-        minutes,
-    )
-
-
 @get("/register")
 async def register_page(request: Request) -> Template | Response:
     if await current_user(request):
@@ -111,7 +102,7 @@ async def register_submit(request: Request) -> Template | Response:
     # Counted before the costly part, atomically (R-AUTH-1); forms with mistakes do not count.
     if wait := await limiter.count(("register.ip", ip)):
         return await page(request, "accounts/register.html", status_code=429, values=values, errors={},
-                          limit_message=_wait_text(wait))
+                          limit_message=wait_text(wait))
     assert result.registration is not None
     await in_transaction(request, service.register, settings_of(request), result.registration,
                          i18n.current_language.get(), ip)
@@ -175,7 +166,7 @@ async def activate_resend(request: Request) -> Template:
                           errors={"email": [message(code)]})
     if wait := await limiter.count(("resend.account", email)):
         return await page(request, "accounts/resend.html", status_code=429, email=email, errors={},
-                          limit_message=_wait_text(wait))
+                          limit_message=wait_text(wait))
     await in_transaction(request, service.resend_activation, settings_of(request), email)
     return await page(request, "accounts/resend.html", email=email, errors={}, sent=True)
 
@@ -214,7 +205,7 @@ async def login_submit(request: Request) -> Template | Response:
     counters = login_counters(email, ip, device if await limiter.is_known_device(email, device) else None)
     if wait := await limiter.count(*counters):
         return await page(request, "accounts/login.html", status_code=429, values=values, errors={},
-                          next=next_path, limit_message=_wait_text(wait))
+                          next=next_path, limit_message=wait_text(wait))
     user: User | None = await in_transaction(request, service.authenticate, email, password)
     if user is None:
         await in_transaction(request, service.audit, "login.failed", None, ip)
@@ -269,7 +260,7 @@ async def forgot_submit(request: Request) -> Template:
     started = time.monotonic()
     if wait := await limiter.count(*reset_counters(email, ip)):
         return await page(request, "accounts/forgot.html", status_code=429, email=email, errors={},
-                          limit_message=_wait_text(wait))
+                          limit_message=wait_text(wait))
     # Past the account's hourly mail allowance the page answers the same and sends nothing more: the
     # links already mailed stay valid, so requests by others never block the owner's reset (R-AUTH-1).
     if not await limiter.count(("reset.account", email)):

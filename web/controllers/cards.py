@@ -8,7 +8,7 @@ from litestar.response import Response, Template
 
 from domain.cards import LinkOutcome, client_code_problem
 from domain.carriers import CarrierType, UnknownCarrierType, carrier_choices, carrier_type_from_code
-from web.controllers.accounts import _wait_text
+from web.http import wait_text
 from web import clock
 from web.http import RowId, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
 from web.i18n import _
@@ -83,7 +83,7 @@ async def add_card_check(request: Request) -> Template:
     # Counted first, atomically (R-AUTH-1); only a mismatch keeps its count.
     counters = [("link_card.account", str(user.id)), ("link_card.ip", ip)]
     if wait := await limiter.count(*counters):
-        return await _add_step(request, 429, values=values, limit_message=_wait_text(wait))
+        return await _add_step(request, 429, values=values, limit_message=wait_text(wait))
     check = await in_transaction(request, service.find_card_to_link, user.id, carrier_type, values["client_code"], ip)
     if check.outcome is not LinkOutcome.MISMATCH:
         await limiter.uncount(counters)

@@ -50,9 +50,9 @@ async def link(request: Request) -> Template | Response:
     # Counted first, atomically (R-AUTH-1); only a mismatch keeps its count.
     counters = [("link_card.account", str(user.id)), ("link_card.ip", ip)]
     if wait := await limiter.count(*counters):
-        from web.controllers.accounts import _wait_text
+        from web.http import wait_text
 
-        return await _purse_page(request, 429, errors={"number": [_wait_text(wait)]}, values={"number": number})
+        return await _purse_page(request, 429, errors={"number": [wait_text(wait)]}, values={"number": number})
     outcome = await in_transaction(request, service.link_purse_card, user.id, number, ip)
     if outcome != "purse.mismatch":
         await limiter.uncount(counters)

@@ -14,6 +14,7 @@ from litestar.response import Response, Template
 from domain import twofactor as rules
 from web import clock, i18n
 from web.http import (
+    wait_text,
     remember_device,
     client_ip,
     current_user,
@@ -39,12 +40,6 @@ from web.sessions import SESSION_ROTATE
 SESSION_PENDING = "mfa_pending"
 SESSION_SETUP = "mfa_setup"  # a passenger's enrolment in progress (account settings)
 PENDING_SECONDS = 10 * 60
-
-
-def _wait_text(seconds: int) -> str:
-    from web.controllers.accounts import _wait_text as wait_text
-
-    return wait_text(seconds)
 
 
 def start_second_step(request: Request, user: User, remember: bool, next_path: str) -> Response | None:
@@ -128,7 +123,7 @@ async def code_submit(request: Request) -> Template | Response:
                           errors={"code": [message("twofactor.code_format")]})
     if wait := await _throttled(request, user.id):  # type: ignore[arg-type]
         return await page(request, "accounts/login_code.html", status_code=429, user=None, errors={},
-                          limit_message=_wait_text(wait))
+                          limit_message=wait_text(wait))
     passed = await in_transaction(request, service.verify, settings_of(request), user.id, code, client_ip(request))
     if passed is None:
         return await page(request, "accounts/login_code.html", status_code=401, user=None,
@@ -205,7 +200,7 @@ async def enrol_submit(request: Request) -> Template | Response:
                                  errors={"code": [message("twofactor.totp_format")]})
     if wait := await _throttled(request, user.id):  # type: ignore[arg-type]
         return await _enrol_page(request, "accounts/login_enrol.html", user, secret, status_code=429, user=None,
-                                 limit_message=_wait_text(wait))
+                                 limit_message=wait_text(wait))
     codes = await in_transaction(request, service.enrol, settings_of(request), user.id, secret, code, client_ip(request))
     if codes is None:
         return await _enrol_page(request, "accounts/login_enrol.html", user, secret, status_code=401, user=None,
@@ -251,7 +246,7 @@ async def settings_enable(request: Request) -> Template | Response:
     if typed is None or typed.kind != "totp":
         return await _settings_page(request, status_code=422, errors={"code": [message("twofactor.totp_format")]})
     if wait := await _throttled(request, user.id):  # type: ignore[union-attr, arg-type]
-        return await _settings_page(request, status_code=429, errors={"form": [_wait_text(wait)]})
+        return await _settings_page(request, status_code=429, errors={"form": [wait_text(wait)]})
     setup = dict(request.scope["session"].get(SESSION_SETUP) or {})
     secret = _setup_secret(request, user.id, "secret", setup)  # type: ignore[union-attr, arg-type]
     request.scope["session"][SESSION_SETUP] = setup
@@ -267,7 +262,7 @@ async def settings_new_codes(request: Request) -> Template | Response:
     user = await current_user(request)
     code = (await form_of(request)).get("code", "")
     if wait := await _throttled(request, user.id):  # type: ignore[union-attr, arg-type]
-        return await _settings_page(request, status_code=429, errors={"form": [_wait_text(wait)]})
+        return await _settings_page(request, status_code=429, errors={"form": [wait_text(wait)]})
     codes = await in_transaction(request, service.new_recovery_codes, settings_of(request), user.id, code, client_ip(request))  # type: ignore[union-attr]
     if codes is None:
         return await _settings_page(request, status_code=422, errors={"code": [message("twofactor.code_wrong")]})
@@ -281,7 +276,7 @@ async def settings_disable(request: Request) -> Template | Response:
         return await _settings_page(request, status_code=403, errors={"form": [message("twofactor.required_for_role")]})
     code = (await form_of(request)).get("code", "")
     if wait := await _throttled(request, user.id):  # type: ignore[union-attr, arg-type]
-        return await _settings_page(request, status_code=429, errors={"form": [_wait_text(wait)]})
+        return await _settings_page(request, status_code=429, errors={"form": [wait_text(wait)]})
     done = await in_transaction(request, service.disable, settings_of(request), user.id, code, client_ip(request))  # type: ignore[union-attr]
     if not done:
         return await _settings_page(request, status_code=422, errors={"code": [message("twofactor.code_wrong")]})
