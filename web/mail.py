@@ -19,8 +19,8 @@ from typing import Any
 
 import aiosmtplib
 import anyio
-from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -109,15 +109,11 @@ def render_deferred(mail: OutboxMail) -> None:
         set_committed_value(mail, name, value)
 
 
-def render_pending_rows(connection: Connection) -> None:
-    """Write the rendered subject and bodies into every deferred row (before a downgrade to 0006)."""
-    table = OutboxMail.__table__  # type: ignore[attr-defined]
-    rows = connection.execute(select(table.c.id, table.c.template, table.c.language, table.c.context)
-                              .where(table.c.template.is_not(None), table.c.text_body == "")).all()
-    for mail_id, template, language, context in rows:
-        subject, text, html = _render(template, language or "pl", json.loads(context or "{}", object_hook=_decode))
-        connection.execute(update(table).where(table.c.id == mail_id)
-                           .values(subject=subject[:255], text_body=text, html_body=html))
+@event.listens_for(OutboxMail, "load")
+def _render_deferred_mail(mail: OutboxMail, _context: object) -> None:
+    """A deferred mail is rendered whenever its row is loaded (registered here, beside the renderer)."""
+    if mail.template is not None and not mail.text_body:
+        render_deferred(mail)
 
 
 def _retry_delay(attempts: int) -> timedelta:

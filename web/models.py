@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, event, text
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from web import clock
@@ -97,14 +97,6 @@ class OutboxMail(SQLModel, table=True):
     template: Optional[str] = Field(default=None, max_length=64)
     language: Optional[str] = Field(default=None, max_length=8)
     context: Optional[str] = None
-
-
-@event.listens_for(OutboxMail, "load")
-def _render_deferred_mail(mail: OutboxMail, _context: object) -> None:
-    if mail.template is not None and not mail.text_body:
-        from web.mail import render_deferred
-
-        render_deferred(mail)
 
 
 class StoreEntry(SQLModel, table=True):

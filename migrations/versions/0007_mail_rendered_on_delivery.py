@@ -26,10 +26,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Rows still unrendered are rendered first, so the older format (bodies only) loses nothing.
-    from web.mail import render_pending_rows
-
-    render_pending_rows(op.get_bind())
+    # The older format has bodies only, and a migration never renders app templates (it must not import app
+    # code): refuse while mail queued in the new format still waits, so nothing is lost. Mail already sent
+    # keeps its (empty) bodies: it was delivered, the outbox row is only its record.
+    bind = op.get_bind()
+    waiting = bind.execute(sa.text(
+        "SELECT COUNT(*) FROM mail_outbox WHERE template IS NOT NULL AND text_body = '' AND sent_at IS NULL"
+    )).scalar_one()
+    if waiting:
+        raise RuntimeError(
+            f"{waiting} queued mail(s) are stored unrendered; deliver them first (`ekp mail send`), "
+            "then downgrade below 0007")
     with op.batch_alter_table('mail_outbox', schema=None) as batch_op:
         batch_op.drop_column('context')
         batch_op.drop_column('language')

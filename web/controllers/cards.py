@@ -14,6 +14,7 @@ from web.http import RowId, client_ip, current_user, flash, form_of, in_transact
 from web.i18n import _
 from web.messages import message
 from web.services import cards as service
+from web.services.subscriptions import card_has_active_subscription
 
 CONFIRM_SECONDS = 600
 passenger = [requires_role("passenger")]
@@ -124,7 +125,8 @@ async def unlink_page(request: Request, card_id: RowId) -> Template:
 @post("/cards/{card_id:int}/unlink", guards=passenger)
 async def unlink(request: Request, card_id: RowId) -> Template | Response:
     user = await current_user(request)
-    problem = await in_transaction(request, service.unlink_card, user.id, card_id, client_ip(request))  # type: ignore[union-attr]
+    problem = await in_transaction(request, service.unlink_card, user.id, card_id,  # type: ignore[union-attr]
+                                   client_ip(request), card_has_active_subscription)
     if problem == "card.not_found":
         raise NotFoundException()
     if problem:

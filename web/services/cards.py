@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -239,21 +240,25 @@ class CardInUse(Exception):
         self.reason = reason
 
 
-def why_card_cannot_be_unlinked(session: Session, card: Card) -> str | None:
-    """Reasons a card must stay linked: an active 5+1 subscription uses it."""
-    from web.services.subscriptions import card_has_active_subscription
+CardIsInUse = Callable[[Session, int], bool]
+"""The named question this area asks the 5+1 area: does an active subscription use this card? Passed in by
+the caller (the cards controller wires `web.services.subscriptions.card_has_active_subscription`), so the
+card registry never imports the subscription's internals."""
 
-    if card_has_active_subscription(session, card.id):  # type: ignore[arg-type]
+
+def why_card_cannot_be_unlinked(session: Session, card: Card, in_use: CardIsInUse) -> str | None:
+    """Reasons a card must stay linked: an active 5+1 subscription uses it."""
+    if card.id is not None and in_use(session, card.id):
         return "card.in_use_by_subscription"
     return None
 
 
-def unlink_card(session: Session, user_id: int, card_id: int, ip: str | None) -> str | None:
+def unlink_card(session: Session, user_id: int, card_id: int, ip: str | None, in_use: CardIsInUse) -> str | None:
     """Unlink a card of this account; returns a problem code when it cannot be unlinked."""
     card = session.get(Card, card_id)
     if card is None or card.account_id != user_id:
         return "card.not_found"
-    reason = why_card_cannot_be_unlinked(session, card)
+    reason = why_card_cannot_be_unlinked(session, card, in_use)
     if reason:
         return reason
     card.account_id, card.linked_at = None, None
