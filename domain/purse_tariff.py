@@ -420,7 +420,7 @@ def _paid_hours(reader: _Reader, data: Mapping[str, Any]) -> dict[str, Any]:
                     dates.add(value)
                     continue
                 try:
-                    dates.add(date.fromisoformat(value))  # type: ignore[arg-type]
+                    dates.add(date.fromisoformat(value))
                 except (TypeError, ValueError):
                     reader.problems.append(f"parking.free_dates[{index}]: must be a date such as 2027-11-11, got {value!r}")
         found["free_dates"] = frozenset(dates)

@@ -613,12 +613,12 @@ def read_trust_list(document: Mapping[str, object]) -> TrustList:
         if not isinstance(entry, dict) or not isinstance(entry.get("device_key"), str):
             raise ValueError("revoked_devices entries are {ticket_id, device_key}")
         try:
-            key = _b64url_decode(entry["device_key"])
+            device_key = _b64url_decode(entry["device_key"])
         except (ValueError, TypeError) as exc:
             raise ValueError("device_key must be base64url") from exc
-        if len(key) != DEVICE_KEY_BYTES or key[0] not in (2, 3):
+        if len(device_key) != DEVICE_KEY_BYTES or device_key[0] not in (2, 3):
             raise ValueError("device_key must be a 33-byte compressed point")
-        devices.add((_ticket_id(entry.get("ticket_id")), key))
+        devices.add((_ticket_id(entry.get("ticket_id")), device_key))
     return TrustList(issuer_keys=keys, revoked=revoked, revoked_devices=frozenset(devices),
                      generated_at=datetime.fromtimestamp(generated, UTC), freshness_seconds=freshness)
 
