@@ -378,7 +378,7 @@ def polish_public_holidays(year: int) -> dict[date, Holiday]:
     return dict(sorted(days.items()))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=None)  # one small set per year asked about
 def _statutory_holidays(year: int) -> frozenset[date]:
     """Polish public holidays of `year` from the `holidays` package (the maintained calendar; it agrees with
     `polish_public_holidays`, checked by the tests, 24 December included from 2025)."""

@@ -353,3 +353,37 @@ def test_r_kkm_5_and_6_reminders_a_month_and_a_week_ahead_are_sent_once(logged_i
     clock.travel(timedelta(days=14))
     assert service.run_card_jobs(engine, settings).reminders == 1  # a week ahead
     assert "jak za bilet normalny" in mails.last(user.email).text
+
+
+# --------------------------------------------------------------------------- deadlines across holidays
+
+
+@pytest.mark.parametrize(("today", "ready", "collect"), [
+    # Easter Monday 2026-04-06 is not a business day.
+    ("2026-04-01T10:00", date(2026, 4, 23), date(2026, 5, 4)),  # 1 May is Friday, 3 May Sunday: 4 May (Monday)
+    # 1 and 3 May 2027 (Saturday, Monday) and Corpus Christi 2027-05-27.
+    ("2027-04-28T10:00", date(2027, 5, 20), date(2027, 5, 28)),
+    # 11 November 2026 (Wednesday).
+    ("2026-11-02T10:00", date(2026, 11, 24), date(2026, 12, 2)),
+    # 24, 25, 26 December 2025 and 1, 6 January 2026.
+    ("2025-12-15T10:00", date(2026, 1, 12), date(2026, 1, 14)),
+])
+def test_r_kkm_4_deadlines_in_business_days_across_holidays(browser, users, engine, clock, today, ready, collect):
+    clock.start_at(clock.parse_pin(today))
+    users.create()
+    browser.login("jan@example.pl")
+    apply(browser, fare="free", photo=jpeg(), entitlement_document="at_desk")
+    [row] = applications(engine)
+    assert (row.applied_on, row.ready_by, row.collect_by) == (date.fromisoformat(today[:10]), ready, collect)
+
+
+def test_ekp_cards_expire_runs_the_jobs(engine, settings, settings_env, monkeypatch):
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    for name, value in settings_env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["cards", "expire"])
+    assert result.exit_code == 0, result.output
+    assert "0 application(s) invalidated, 0 reminder(s) sent" in result.output
