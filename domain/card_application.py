@@ -35,6 +35,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import NamedTuple
 
+import holidays
+
 from domain.money import Grosze
 from domain.purse import CardKind, CardState, PurseCard, RegisteredFare, card_validity, may_apply_for_personal_card
 
@@ -376,9 +378,16 @@ def polish_public_holidays(year: int) -> dict[date, Holiday]:
     return dict(sorted(days.items()))
 
 
+@lru_cache(maxsize=None)  # one small set per year asked about
+def _statutory_holidays(year: int) -> frozenset[date]:
+    """Polish public holidays of `year` from the `holidays` package (the maintained calendar; it agrees with
+    `polish_public_holidays`, checked by the tests, 24 December included from 2025)."""
+    return frozenset(holidays.Poland(years=year))
+
+
 def is_business_day(day: date) -> bool:
-    """Monday..Friday and not a public holiday."""
-    return day.weekday() < 5 and day not in polish_public_holidays(day.year)
+    """Monday..Friday and not a public holiday (`holidays.Poland`)."""
+    return day.weekday() < 5 and day not in _statutory_holidays(day.year)
 
 
 def next_business_day(day: date) -> date:

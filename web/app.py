@@ -27,6 +27,7 @@ from web.controllers import accounts, cards, desk, dev, five_plus_one, pages, tw
 from web.controllers import payments as payment_pages
 from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
+from web.card_applications import controller as card_applications
 from web.gateway import SANDBOX_PREFIX, build_payments
 from web.http import csrf_bound_to_session
 from web.openapi import openapi_config
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         devices.router, purse_pages.router,
         tickets.router,
         inspection.router,
+        card_applications.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],

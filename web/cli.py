@@ -190,6 +190,22 @@ def cards_import(csv_file: str) -> None:
                f"{report.unchanged} unchanged")
 
 
+@cards.command("expire")
+def cards_expire() -> None:
+    """Card applications and e-purse cards (issue 16): invalidate cards not collected in 30 days (R-KKM-4),
+    send the expiry and entitlement-end reminders (R-KKM-5, R-KKM-6), delete old photos and scans.
+    Idempotent; safe on many nodes at once."""
+    from web.card_applications.service import run_card_jobs
+    from web.db import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        click.echo(str(run_card_jobs(engine, settings)))
+    finally:
+        engine.dispose()
+
+
 @main.group()
 def billing() -> None:
     """Automatic monthly charges (5+1)."""

@@ -18,6 +18,7 @@ log = logging.getLogger("ekp.jobs")
 MAIL_EVERY = 5.0
 PURGE_EVERY = 3600.0
 BILLING_EVERY = 3600.0
+CARDS_EVERY = 3600.0
 
 
 async def run_mail(app: Litestar) -> None:
@@ -62,12 +63,28 @@ async def run_billing(app: Litestar) -> None:
         await anyio.sleep(BILLING_EVERY)
 
 
+async def run_card_jobs(app: Litestar) -> None:
+    """`ekp cards expire` in-process (issue 16): uncollected cards, reminders, old photos."""
+    from web.card_applications.service import run_card_jobs as run_once
+
+    await anyio.sleep(5)
+    while True:
+        try:
+            report = await anyio.to_thread.run_sync(run_once, app.state.engine, app.state.settings)
+            if report.invalidated or report.reminders or report.photos_deleted:
+                log.info("cards: %s", report)
+        except Exception:
+            log.exception("card jobs failed")
+        await anyio.sleep(CARDS_EVERY)
+
+
 @asynccontextmanager
 async def scheduler_lifespan(app: Litestar) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_mail, app)
         tg.start_soon(run_purge, app)
         tg.start_soon(run_billing, app)
+        tg.start_soon(run_card_jobs, app)
         try:
             yield
         finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 
 def register_payment_purposes() -> None:
-    """Register the 5+1 month and the e-purse top-up payments (idempotent)."""
+    """Register the 5+1 month, the e-purse top-up and the card deposit payments (idempotent)."""
+    from web.card_applications import service as card_applications
     from web.services import payments, purse, subscriptions
 
     payments.register_purpose(subscriptions.PURPOSE, settle=subscriptions.settle_month_payment,
@@ -17,3 +18,5 @@ def register_payment_purposes() -> None:
                               card_saved=subscriptions.remember_saved_card,
                               reverse=subscriptions.reverse_month_payment)
     payments.register_purpose(purse.PURPOSE, settle=purse.settle_top_up_payment, reverse=purse.reverse_top_up_payment)
+    payments.register_purpose(card_applications.PURPOSE, settle=card_applications.settle_deposit_payment,
+                              reverse=card_applications.reverse_deposit_payment)

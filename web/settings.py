@@ -6,6 +6,7 @@ Secrets that are not given are generated into `var/` on first run and never comm
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import secrets
@@ -60,6 +61,10 @@ class Settings:
     secret_key: bytes = field(default=b"", repr=False)
     sandbox_key: bytes = field(default=b"", repr=False)  # the embedded sandbox's credentials derive from it
     pesel_key: bytes = field(default=b"", repr=False)
+    # EKP_PHOTO_KEY: AES-256-GCM key of card-application photos and scans at rest (required in production;
+    # elsewhere derived from EKP_SECRET_KEY). EKP_CARD_PHOTO_DAYS: days they are kept after the application closes.
+    photo_key: bytes = field(default=b"", repr=False)
+    card_photo_days: int = 30
     ticket_keys: tuple[tuple[int, int], ...] = field(default=(), repr=False)
     """EKP_TICKET_KEYS: (key id, P-256 private scalar), the first signs tickets, all verify (R-TKT-3);
     empty: keys generated into var/ (not in production)."""
@@ -357,10 +362,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
     secret_key = _key("EKP_SECRET_KEY", get("EKP_SECRET_KEY", ""), problems) if get("EKP_SECRET_KEY") else b""
     pesel_key = _key("EKP_PESEL_KEY", get("EKP_PESEL_KEY", ""), problems) if get("EKP_PESEL_KEY") else b""
+    photo_key = _key("EKP_PHOTO_KEY", get("EKP_PHOTO_KEY", ""), problems)[:32] if get("EKP_PHOTO_KEY") else b""
+    if production and not photo_key:
+        problems.append("EKP_PHOTO_KEY: required when EKP_ENV=production (card photos and scans are encrypted with "
+                        "it; 64 hex digits, e.g. `openssl rand -hex 32`)")
+    settings_kwargs["card_photo_days"] = _int("EKP_CARD_PHOTO_DAYS", get("EKP_CARD_PHOTO_DAYS", "30"), problems, 1, 3650)
     if problems:
         raise SettingsError(problems)
     secret_key = secret_key or _secret_from_var(var_dir, "secret_key")
     pesel_key = pesel_key or _secret_from_var(var_dir, "pesel_key")
     sandbox_key = _secret_from_var(var_dir, "sandbox_key") if payments == "sandbox" else b""
+    photo_key = photo_key or hashlib.sha256(b"ekp card photos\0" + secret_key).digest()  # not in production
     return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, ticket_keys=ticket_keys,  # type: ignore[arg-type]
+                    photo_key=photo_key,
                     **settings_kwargs)

@@ -433,3 +433,14 @@ def test_r_kkm_8_printed_fields_are_configurable() -> None:
     printed = frozenset({CardField.FIRST_NAME, CardField.LAST_NAME, CardField.PHOTO, CardField.BIRTH_DATE})
     assert data_change_consequence([CardField.BIRTH_DATE], printed=printed) == (True, CARD_DEPOSIT)
     assert data_change_consequence([CardField.BIRTH_DATE]) == (False, 0)
+
+
+def test_r_kkm_4_business_days_come_from_the_holidays_package_and_agree_with_the_statute() -> None:
+    import holidays
+
+    from domain.card_application import is_business_day, polish_public_holidays
+
+    for year in range(2020, 2041):
+        assert set(holidays.Poland(years=year)) == set(polish_public_holidays(year)), year
+    # 2025 on: 24 December is a public holiday (a Wednesday in 2025).
+    assert not is_business_day(date(2025, 12, 24)) and is_business_day(date(2025, 12, 23))

@@ -245,7 +245,7 @@ def test_dev_pages_are_refused_in_production(make_settings) -> None:
 
     production = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://mail.example.pl", "EKP_PAYMENTS": "tpay",
                   "EKP_TPAY_CLIENT_ID": "x", "EKP_TPAY_CLIENT_SECRET": "y", "EKP_TPAY_SECURITY_CODE": "z",
-                  "EKP_TICKET_KEYS": "1:" + "ab" * 32, "EKP_BASE_URL": "https://ekp.example.pl"}
+                  "EKP_TICKET_KEYS": "1:" + "ab" * 32, "EKP_PHOTO_KEY": "22" * 32, "EKP_BASE_URL": "https://ekp.example.pl"}
     with pytest.raises(SettingsError, match="EKP_DEV_PAGES"):
         make_settings(**production, EKP_DEV_PAGES="true")
     assert make_settings(**production, EKP_DEV_PAGES="false").dev_pages is False

@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 from tests.conftest import BASE_URL, Browser
 from web.settings import PROJECT_ROOT, SettingsError, load_settings
 
-PRODUCTION = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://127.0.0.1:25", "EKP_TICKET_KEYS": "1:" + "11" * 32,
+PRODUCTION = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://127.0.0.1:25", "EKP_TICKET_KEYS": "1:" + "11" * 32, "EKP_PHOTO_KEY": "22" * 32,
               "EKP_ALLOW_SANDBOX_IN_PRODUCTION": "true", "EKP_DEV_PAGES": "false"}
 
 

@@ -21,7 +21,7 @@ from tests.conftest import BASE_URL, Browser
 from web.settings import PROJECT_ROOT, SettingsError, load_settings
 
 PRODUCTION = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://127.0.0.1:25", "EKP_BASE_URL": BASE_URL,
-              "EKP_TICKET_KEYS": "1:" + "11" * 32}
+              "EKP_TICKET_KEYS": "1:" + "11" * 32, "EKP_PHOTO_KEY": "22" * 32}
 BANNER = "Płatności testowe: ta instancja używa piaskownicy płatności."
 
 

@@ -53,7 +53,7 @@ def test_production_defaults_are_safe(tmp_path):
     settings = load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_ENV": "production", "EKP_BASE_URL": "https://ekp.example.pl",
                               "EKP_SMTP_URL": "smtp+starttls://mail.example.pl:587", "EKP_PAYMENTS": "tpay",
                               "EKP_TPAY_CLIENT_ID": "id", "EKP_TPAY_CLIENT_SECRET": "secret",
-                              "EKP_TPAY_SECURITY_CODE": "code", "EKP_TICKET_KEYS": "1:" + "11" * 32})
+                              "EKP_TPAY_SECURITY_CODE": "code", "EKP_TICKET_KEYS": "1:" + "11" * 32, "EKP_PHOTO_KEY": "22" * 32})
     assert settings.is_production
     assert not settings.announces_test_money
     assert not settings.dev_pages, "the dev mail page is off in production"
@@ -160,3 +160,13 @@ def test_r_top_5_desk_limits_default_to_1000_and_200_zloty_and_are_validated(mak
         with pytest.raises(SettingsError) as caught:
             make_settings(**bad)
         assert any(p.startswith("EKP_DESK_TOPUP") for p in caught.value.problems), caught.value.problems
+
+
+def test_production_refuses_a_missing_photo_key(tmp_path):
+    """Card-application photos are encrypted at rest (issue 16): production needs its own key."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_ENV": "production", "EKP_SMTP_URL": "smtp://127.0.0.1:25",
+                       "EKP_PAYMENTS": "tpay", "EKP_TPAY_CLIENT_ID": "id", "EKP_TPAY_CLIENT_SECRET": "s",
+                       "EKP_TPAY_SECURITY_CODE": "c", "EKP_TICKET_KEYS": "1:" + "11" * 32})
+    assert "EKP_PHOTO_KEY" in str(refused.value)
+    assert len(load_settings({"EKP_VAR_DIR": str(tmp_path)}).photo_key) == 32  # development: derived

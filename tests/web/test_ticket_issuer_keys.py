@@ -134,7 +134,7 @@ def test_r_tkt_3_a_code_issued_on_one_node_verifies_on_another(two_nodes: tuple[
 
 def test_r_tkt_3_production_requires_ticket_keys(make_settings: Any) -> None:
     production = {"EKP_ENV": "production", "EKP_SMTP_URL": "smtp://mail.example.pl:25", "EKP_PAYMENTS": "tpay",
-                  "EKP_TPAY_CLIENT_ID": "id", "EKP_TPAY_CLIENT_SECRET": "secret", "EKP_TPAY_SECURITY_CODE": "code"}
+                  "EKP_TPAY_CLIENT_ID": "id", "EKP_TPAY_CLIENT_SECRET": "secret", "EKP_TPAY_SECURITY_CODE": "code", "EKP_PHOTO_KEY": "22" * 32}
     with pytest.raises(SettingsError) as missing:
         make_settings(**production)
     assert any(p.startswith("EKP_TICKET_KEYS: required") for p in missing.value.problems)

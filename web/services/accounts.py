@@ -251,6 +251,9 @@ def erase_account(session: Session, user: User, ip: str | None) -> None:
     session.execute(delete(EmailToken).where(EmailToken.user_id == user.id))  # type: ignore[arg-type]
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))  # type: ignore[arg-type]
     session.execute(delete(OutboxMail).where(OutboxMail.to_address == user.email))  # type: ignore[arg-type]
+    from web.card_applications.service import erase_applications_of
+
+    erase_applications_of(session, user.id)  # type: ignore[arg-type]  # photos and scans too
     audit(session, "account.erased", user.id, ip)
     session.delete(user)
 

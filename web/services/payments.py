@@ -268,6 +268,12 @@ def _apply_terminal(session: Session, payment: Payment, outcome: Outcome) -> Set
     return settled
 
 
+def ask_refund(session: Session, payment_id: int) -> None:
+    """A paid payment its purpose gives back (e.g. a card deposit on giving up, R-KKM-2): REFUND_DUE, refunded
+    by `give_back` now or by the next reconciliation."""
+    _refund_due(session, [payment_id])
+
+
 def _refund_due(session: Session, ids: list[int]) -> None:
     table = Payment.__table__  # type: ignore[attr-defined]
     for start in range(0, len(ids), IN_CHUNK):

@@ -373,6 +373,20 @@ def issue_card(session: Session, *, number: str, kind: rules.CardKind, issued_on
     return row
 
 
+def issue_card_to_account(session: Session, *, account_id: int, number: str, kind: rules.CardKind,
+                          fare: rules.RegisteredFare, holder_name: str, pesel_hash: str | None,
+                          entitlement_until: date | None) -> PurseCardRow:
+    """Issue a card collected at the desk (issue 16) to this account with this fare type: it shows in
+    Portmonetka at once."""
+    row = issue_card(session, number=number, kind=kind, issued_on=clock.to_local(clock.now()).date(),
+                     holder_name=holder_name, pesel_hash=pesel_hash, registered_fare=fare,
+                     entitlement_until=entitlement_until)
+    row.account_id, row.linked_at = account_id, clock.now()
+    session.add(row)
+    session.flush()
+    return row
+
+
 def top_up_at_service_point(session: Session, number: str, payment: Grosze, *, place: str = "BOK") -> rules.TopUpReceipt:
     """R-TOP-1 at a desk (also revives a lapsed card, R-KKM-5). Raises `rules.PurseRefused`."""
     row = lock_card(session, number)

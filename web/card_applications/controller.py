@@ -1,0 +1,254 @@
+"""Card applications over HTTP: the passenger's form, deposit payment, status page with its timeline and giving
+up (/card-applications); the desk's queue and steps (/desk/card-applications)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath
+from litestar.response import Response, Template
+
+from domain.money import format_pln
+from web.card_applications import photos
+from web.card_applications import service
+from web.card_applications.texts import fare_text, status_text, text
+from web.controllers.payments import send_to_payment_page
+from web.http import (RowId, checked, clean_text, client_ip, current_user, flash, form_of, in_transaction, page,
+                      redirect, requires_role, settings_of)
+from web.i18n import _
+
+log = logging.getLogger("ekp.card_applications")
+passenger = [requires_role("passenger")]
+staff = [requires_role("staff")]
+
+# The whole form: two files of at most photos.MAX_UPLOAD and a few short fields. A larger Content-Length is
+# refused before the body is read; a body without one is cut off by Litestar at the same size (413).
+MAX_BODY = 2 * photos.MAX_UPLOAD + 64 * 1024
+FIELDS = ("fare", "service_point", "entitlement_document", "entitlement_until")
+
+
+def _helpers() -> dict[str, Any]:
+    return {"status_text": status_text, "fare_text": fare_text, "pln": format_pln,
+            "service_points": service.SERVICE_POINTS, "fares": service.FARES}
+
+
+async def _form_page(request: Request, status: int = 200, **context: Any) -> Template:
+    user = await current_user(request)
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    return await page(request, "card_applications/new.html", status_code=status, applicant=user,
+                      deposit=format_pln(service.rules.CARD_DEPOSIT), **_helpers(), **context)
+
+
+@get("/card-applications", guards=passenger)
+async def index(request: Request) -> Template:
+    user = await current_user(request)
+    applications = await in_transaction(request, service.my_applications, user.id)  # type: ignore[union-attr]
+    return await page(request, "card_applications/index.html", applications=applications, **_helpers())
+
+
+@get("/card-applications/new", guards=passenger)
+async def new(request: Request) -> Template:
+    if request.query_params.get("too_big"):
+        return await _form_page(request, 413, errors={"photo": [text("card_applications.too_big")]})
+    return await _form_page(request)
+
+
+def _too_big(request: Request, exc: Exception) -> Response:
+    """A body past MAX_BODY (refused by Litestar while the CSRF check reads it, before anything is stored):
+    back to the form, which says so next to the photo field."""
+    if getattr(exc, "status_code", None) == 413:
+        return redirect("/card-applications/new?too_big=1")
+    from web.app import http_error
+
+    return http_error(request, exc)  # type: ignore[arg-type]
+
+
+async def _upload(value: Any) -> service.Upload | None:
+    if not isinstance(value, UploadFile):
+        return None
+    data = await value.read(photos.MAX_UPLOAD + 1)
+    return service.Upload(data=b"" if len(data) > photos.MAX_UPLOAD else data, too_big=len(data) > photos.MAX_UPLOAD)
+
+
+def _declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length", "")
+    return int(raw) if raw.isdigit() and len(raw) < 20 else None
+
+
+@post("/card-applications/new", guards=passenger, request_max_body_size=MAX_BODY,
+      exception_handlers={HTTPException: _too_big})
+async def apply(request: Request) -> Template | Response:
+    """R-KKM-1, R-KKM-3: check and save; then the deposit on the payment page (R-KKM-2), none for free rides."""
+    user = await current_user(request)
+    assert user is not None
+    declared = _declared_length(request)
+    if declared is not None and declared > MAX_BODY:
+        return redirect("/card-applications/new?too_big=1")
+    raw = await request.form()
+    form = {key: clean_text(value)[:100] for key, value in raw.items() if isinstance(value, str) and key in FIELDS}
+    photo = await _upload(raw.get("photo"))
+    scan = await _upload(raw.get("scan"))
+    try:
+        row = await in_transaction(request, service.apply, settings_of(request), user.id, form, photo, scan,
+                                   client_ip(request))
+    except service.ApplicationProblems as exc:
+        errors = {name: [text(code) for code in codes] for name, codes in exc.errors.items()}
+        return await _form_page(request, 422, errors=errors, values=form)
+    if row.deposit > 0:
+        return await _pay(request, user.id, row.id)  # type: ignore[arg-type]
+    flash(request, _("Wniosek został złożony."), "success")
+    return redirect(f"/card-applications/{row.id}")
+
+
+async def _pay(request: Request, user_id: int, application_id: int) -> Response:
+    try:
+        to_pay = await in_transaction(request, service.start_deposit_payment, user_id, application_id)
+    except service.Refused as exc:
+        flash(request, text(exc.code), "error")
+        return redirect(f"/card-applications/{application_id}")
+    return await send_to_payment_page(request, to_pay, back=f"/card-applications/{application_id}", save_card=False,
+                                      unavailable_message=text("card_applications.gateway_unavailable"))
+
+
+@post("/card-applications/{application_id:int}/pay", guards=passenger)
+async def pay(request: Request, application_id: RowId) -> Response:
+    user = await current_user(request)
+    return await _pay(request, user.id, application_id)  # type: ignore[union-attr]
+
+
+async def _status_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
+    user = await current_user(request)
+    found = await in_transaction(request, service.my_application_view, user.id, application_id)  # type: ignore[union-attr]
+    if found is None:
+        raise NotFoundException()
+    context.setdefault("errors", {})
+    return await page(request, "card_applications/show.html", status_code=status, application=found, **_helpers(),
+                      **context)
+
+
+@get("/card-applications/{application_id:int}", guards=passenger)
+async def show(request: Request, application_id: RowId) -> Template:
+    return await _status_page(request, application_id)
+
+
+def _image(found: tuple[bytes, str] | None, name: str) -> Response:
+    if found is None:
+        raise NotFoundException()
+    data, media_type = found
+    extension = "pdf" if media_type == "application/pdf" else "jpg"
+    return Response(content=data, media_type=media_type, headers={
+        "cache-control": "private, no-store", "content-disposition": f'inline; filename="{name}.{extension}"'})
+
+
+@get("/card-applications/{application_id:int}/photo", guards=passenger)
+async def my_photo(request: Request, application_id: RowId) -> Response:
+    user = await current_user(request)
+    found = await in_transaction(
+        request, lambda s: service.photo_of(s, settings_of(request), application_id, "photo", user_id=user.id))  # type: ignore[union-attr]
+    return _image(found, "zdjecie")
+
+
+@post("/card-applications/{application_id:int}/give-up", guards=passenger)
+async def give_up(request: Request, application_id: RowId) -> Template | Response:
+    """R-KKM-2: giving up before collection; the deposit goes back to the payer."""
+    user = await current_user(request)
+    form = await form_of(request)
+    if not checked(form, "confirm"):
+        return await _status_page(request, application_id, 422,
+                                  errors={"confirm": [text("card_applications.confirm_required")]})
+    try:
+        given_up = await in_transaction(request, service.give_up, user.id, application_id, client_ip(request))  # type: ignore[union-attr]
+    except service.Refused as exc:
+        return await _status_page(request, application_id, 409, errors={"confirm": [text(exc.code)]})
+    if given_up.refund:
+        await service.give_back_deposit(request.app.state.engine, request.app.state.payments.gateway, given_up)
+        flash(request, _("Zrezygnowano z karty. Kaucję %(amount)s zwrócimy na Twój rachunek.",
+                         amount=format_pln(given_up.refund)), "success")
+    else:
+        flash(request, _("Zrezygnowano z karty."), "success")
+    return redirect(f"/card-applications/{application_id}")
+
+
+# --------------------------------------------------------------------------- the desk
+
+
+async def _queue(request: Request, status: int = 200, **context: Any) -> Template:
+    which = request.query_params.get("filter", "new")
+    which = which if which in service.FILTERS else "new"
+    rows = await in_transaction(request, service.desk_queue, which)
+    return await page(request, "card_applications/desk_queue.html", status_code=status, rows=rows, which=which,
+                      **_helpers(), **context)
+
+
+@get("/desk/card-applications", guards=staff)
+async def desk_queue(request: Request) -> Template:
+    return await _queue(request)
+
+
+async def _desk_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
+    found = await in_transaction(request, service.desk_view, application_id)
+    if found is None:
+        raise NotFoundException()
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    return await page(request, "card_applications/desk_show.html", status_code=status, application=found,
+                      **_helpers(), **context)
+
+
+@get("/desk/card-applications/{application_id:int}", guards=staff)
+async def desk_show(request: Request, application_id: RowId) -> Template:
+    return await _desk_page(request, application_id)
+
+
+@get("/desk/card-applications/{application_id:int}/{what:str}", guards=staff)
+async def desk_file(request: Request, application_id: RowId, what: FromPath[str]) -> Response:
+    if what not in ("photo", "scan"):
+        raise NotFoundException()
+    found = await in_transaction(
+        request, lambda s: service.photo_of(s, settings_of(request), application_id, what, user_id=None))
+    return _image(found, "zdjecie" if what == "photo" else "dokument")
+
+
+@post("/desk/card-applications/{application_id:int}/{step:str}", guards=staff)
+async def desk_step(request: Request, application_id: RowId, step: FromPath[str]) -> Template | Response:
+    """accept | return (with a reason) | made (with the card's number) | collected (after the ID check)."""
+    user = await current_user(request)
+    assert user is not None
+    form = await form_of(request)
+    ip = client_ip(request)
+    values = {"reason": form.get("reason", "")[:600], "number": form.get("number", "")[:40]}
+    field = {"accept": "accept", "return": "reason", "made": "number", "collected": "identity_checked"}.get(step)
+    if field is None:
+        raise NotFoundException()
+    try:
+        if step == "accept":
+            await in_transaction(request, service.accept, user.id, application_id, ip)
+            done = _("Wniosek przyjęty: karta w produkcji.")
+        elif step == "return":
+            await in_transaction(request, service.return_incomplete, user.id, application_id, values["reason"], ip)
+            done = _("Wniosek zwrócony do uzupełnienia.")
+        elif step == "made":
+            await in_transaction(request, service.card_made, user.id, application_id, values["number"], ip)
+            done = _("Karta wykonana i czeka na odbiór.")
+        else:
+            number = await in_transaction(
+                request, lambda s: service.collected(s, user.id, application_id, ip,  # type: ignore[arg-type]
+                                                     identity_checked=checked(form, "identity_checked"),
+                                                     entitlement_shown=checked(form, "entitlement_shown")))
+            done = _("Karta %(number)s wydana i przypisana do konta pasażera.", number=number)
+    except service.Refused as exc:
+        if exc.code == "card_applications.desk.entitlement_required":
+            field = "entitlement_shown"
+        return await _desk_page(request, application_id, 409 if exc.code.endswith("wrong_state") else 422,
+                                errors={field: [text(exc.code)]}, values=values)
+    flash(request, done, "success")
+    return redirect(f"/desk/card-applications/{application_id}")
+
+
+router = Router(path="/", route_handlers=[index, new, apply, pay, show, my_photo, give_up, desk_queue, desk_show,
+                                          desk_file, desk_step])

@@ -1,0 +1,634 @@
+"""Card applications, the use cases (issue 16; RULES.md R-KKM-1..6): apply online with a photo, pay the deposit
+through the payments port (purpose `card_deposit`), the desk's queue (accept, return with a reason, card made,
+collected), giving up with the deposit refunded (R-KKM-2) and the jobs (`run_card_jobs`).
+
+The rules are `domain.card_application` and `domain.purse`; the e-purse card itself is made only through
+`web.services.purse.issue_card_to_account`. Every state change is one conditional UPDATE (`_move`): from the
+states it may leave, to the next; whoever wins it writes the timeline and sends the mail, so a repeated click,
+a second node or a payment outcome reported twice changes nothing more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from domain import card_application as rules
+from domain import purse as purse_rules
+from domain.money import Grosze, format_pln
+from web import clock
+from web.db import transaction
+from web.mail import queue_mail
+from web.models import CardApplicationEvent, CardApplicationRow, CardNotice, Payment, PurseCardRow, User
+from web.services import payments as payment_records
+from web.services import purse
+from web.services.accounts import audit
+from web.settings import Settings
+
+from web.card_applications import photos
+
+PURPOSE = "card_deposit"
+
+# Statuses (the timeline's steps).
+AWAITING_DEPOSIT = "awaiting_deposit"  # saved, the deposit not booked yet: not an application yet (R-KKM-3)
+SUBMITTED = "submitted"  # the application date is set (R-KKM-3)
+ACCEPTED = "accepted"  # complete; the card is being made
+RETURNED = "returned"  # incomplete: not processed (R-KKM-3), with the reason
+READY = "ready"  # made, at the service point until collect_by (R-KKM-4)
+COLLECTED = "collected"
+INVALIDATED = "invalidated"  # not collected in 30 days: deposit forfeited (R-KKM-4)
+WITHDRAWN = "withdrawn"  # given up before collection: deposit refunded (R-KKM-2)
+CANCELLED = "cancelled"  # the deposit payment was refunded or charged back
+OPEN = (AWAITING_DEPOSIT, SUBMITTED, ACCEPTED, RETURNED, READY)
+CLOSED = (COLLECTED, INVALIDATED, WITHDRAWN, CANCELLED)
+
+# Where a card is collected, with the hours the operator publishes (seed: BOK ul. Solna 2, Mon-Fri 8-14).
+SERVICE_POINTS: dict[str, tuple[str, str]] = {
+    "solna": ("BOK, ul. Solna 2", "pon.–pt. 8:00–14:00"),
+    "jagiellonska": ("POK ul. Jagiellońska (przystanki początkowe)", "pon.–pt. 8:00–14:00"),
+    "grochowska": ("POK ul. Grochowska (przystanek KM)", "pon.–pt. 8:00–14:00"),
+}
+
+# What the form's "fare" offers: a personal card's registered fare, or a bearer card.
+FARES = ("normal", "off_30", "off_50", "off_75", "free", "bearer")
+ENTITLEMENT_UNTIL_MAX_YEARS = 20
+RETURN_REASON_MAX = 500
+
+
+class ApplicationProblems(Exception):
+    """Field -> message codes, for the form."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class Refused(Exception):
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def service_point_text(code: str) -> str:
+    name, hours = SERVICE_POINTS.get(code, (code, ""))
+    return f"{name} ({hours})" if hours else name
+
+
+def _kind_and_fare(fare: str) -> tuple[purse_rules.CardKind, purse_rules.RegisteredFare]:
+    if fare == "bearer":
+        return purse_rules.CardKind.BEARER, purse_rules.RegisteredFare.NORMAL
+    return purse_rules.CardKind.PERSONAL, purse_rules.RegisteredFare(fare)
+
+
+def entitlement_of(row: CardApplicationRow) -> rules.Entitlement:
+    return rules.entitlement_of(purse_rules.RegisteredFare(row.registered_fare))
+
+
+# --------------------------------------------------------------------------- R-KKM-1
+
+
+def _cards_held(session: Session, user: User) -> list[PurseCardRow]:
+    mine = PurseCardRow.account_id == user.id
+    if user.pesel_hash:
+        mine = or_(mine, PurseCardRow.pesel_hash == user.pesel_hash)
+    return list(session.scalars(select(PurseCardRow).where(mine)))
+
+
+def personal_card_refusal(session: Session, user: User) -> str | None:
+    """R-KKM-1: why `user` may not apply for a personal card (they hold one, or one is on its way), or None."""
+    held = [purse.card_of(row) for row in _cards_held(session, user)]
+    if not rules.may_apply_for(purse_rules.CardKind.PERSONAL, held, clock.to_local(clock.now())):
+        return "card_applications.has_personal_card"
+    pending = session.scalars(select(CardApplicationRow.id).where(
+        CardApplicationRow.user_id == user.id, CardApplicationRow.kind == purse_rules.CardKind.PERSONAL.value,
+        CardApplicationRow.status.in_(OPEN))).first()  # type: ignore[attr-defined]
+    if pending is not None:
+        return "card_applications.personal_pending"
+    return None
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file from the form, already bounded by the controller (None: nothing chosen)."""
+
+    data: bytes
+    too_big: bool = False
+
+
+def _parse_until(raw: str, today: date) -> date | None | str:
+    raw = raw.strip()[:20]
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return "card_applications.until.format"
+    if day < today or day.year > today.year + ENTITLEMENT_UNTIL_MAX_YEARS:
+        return "card_applications.until.range"
+    return day
+
+
+def apply(session: Session, settings: Settings, user_id: int, form: dict[str, str], photo: Upload | None,
+          scan: Upload | None, ip: str | None) -> CardApplicationRow:
+    """Check an online application (R-KKM-1, R-KKM-3) and save it; nothing is stored when anything is wrong.
+    With no deposit due (free rides, R-KKM-2) it is submitted at once; otherwise it waits for the deposit."""
+    user = session.get(User, user_id)
+    assert user is not None
+    today = clock.to_local(clock.now()).date()
+    errors: dict[str, list[str]] = {}
+    fare = form.get("fare", "")
+    if fare not in FARES:
+        errors["fare"] = ["card_applications.fare.required"]
+    point = form.get("service_point", "")
+    if point not in SERVICE_POINTS:
+        errors["service_point"] = ["card_applications.service_point.required"]
+    kind, registered = _kind_and_fare(fare if fare in FARES else "normal")
+    entitlement = rules.entitlement_of(registered)
+    personal = kind is purse_rules.CardKind.PERSONAL
+    if "fare" not in errors and personal and (refusal := personal_card_refusal(session, user)):
+        errors["fare"] = [refusal]
+    clean_photo = None
+    if personal and "fare" not in errors:
+        if photo is None or (not photo.data and not photo.too_big):
+            errors["photo"] = ["card_applications.photo.required"]
+        elif photo.too_big:
+            errors["photo"] = ["card_applications.photo.too_big"]
+        else:
+            try:
+                clean_photo = photos.clean_photo(photo.data)
+            except photos.PhotoRefused as exc:
+                errors["photo"] = [exc.code]
+    document = "none"
+    clean_scan = None
+    until: date | None = None
+    if personal and entitlement is not rules.Entitlement.NONE and "fare" not in errors:
+        document = form.get("entitlement_document", "")
+        if document not in ("scan", "at_desk"):
+            errors["entitlement_document"] = ["card_applications.document.required"]
+        elif document == "scan":
+            if scan is None or (not scan.data and not scan.too_big):
+                errors["scan"] = ["card_applications.scan.required"]
+            elif scan.too_big:
+                errors["scan"] = ["card_applications.scan.too_big"]
+            else:
+                try:
+                    clean_scan = photos.clean_scan(scan.data)
+                except photos.PhotoRefused as exc:
+                    errors["scan"] = [exc.code]
+        parsed = _parse_until(form.get("entitlement_until", ""), today)
+        if isinstance(parsed, str):
+            errors["entitlement_until"] = [parsed]
+        else:
+            until = parsed
+    if errors:
+        raise ApplicationProblems(errors)
+    row = CardApplicationRow(
+        user_id=user_id, kind=kind.value, registered_fare=registered.value, first_name=user.first_name,
+        last_name=user.last_name, service_point=point, entitlement_document=document, entitlement_until=until,
+        status=AWAITING_DEPOSIT, deposit=rules.deposit_due(kind, entitlement))
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    if clean_photo is not None:
+        row.photo = photos.encrypt(settings.photo_key, row.id, "photo", clean_photo)
+    if clean_scan is not None:
+        row.scan = photos.encrypt(settings.photo_key, row.id, "scan", clean_scan.data)
+        row.scan_type = clean_scan.media_type
+    _event(session, row, AWAITING_DEPOSIT)
+    audit(session, "card_application.created", user_id, ip, f"application={row.id}")
+    if row.deposit == 0:
+        _submit(session, row, payment_id=None)
+    return row
+
+
+def _event(session: Session, row: CardApplicationRow, status: str, detail: str = "", staff_id: int | None = None) -> None:
+    session.add(CardApplicationEvent(application_id=row.id, status=status, detail=detail[:500], staff_id=staff_id,  # type: ignore[arg-type]
+                                     at=clock.now()))
+
+
+def _move(session: Session, application_id: int, from_states: tuple[str, ...], to: str, **values: Any) -> CardApplicationRow | None:
+    """The one conditional UPDATE every step is: None when the application was not in `from_states`."""
+    now = clock.now()
+    if to in CLOSED:
+        values.setdefault("closed_at", now)
+    won = session.execute(
+        update(CardApplicationRow).where(CardApplicationRow.id == application_id,
+                                         CardApplicationRow.status.in_(from_states))  # type: ignore[attr-defined]
+        .values(status=to, updated_at=now, **values).execution_options(synchronize_session=False)).rowcount
+    if won != 1:
+        return None
+    row = session.scalars(select(CardApplicationRow).where(CardApplicationRow.id == application_id)
+                          .execution_options(populate_existing=True)).one()
+    return row
+
+
+def _mail(session: Session, row: CardApplicationRow, step: str, **context: Any) -> None:
+    user = session.get(User, row.user_id)
+    if user is None:
+        return
+    queue_mail(session, user.email, "card_application", user.language, first_name=user.first_name, step=step,
+               application_id=row.id, service_point=service_point_text(row.service_point),
+               ready_by=_day(row.ready_by), collect_by=_day(row.collect_by), reason=row.return_reason,
+               card_number=row.card_number or "", deposit=format_pln(row.deposit), **context)
+
+
+def _day(day: date | None) -> str:
+    return day.strftime("%d.%m.%Y") if day else ""
+
+
+def _submit(session: Session, row: CardApplicationRow, payment_id: int | None) -> CardApplicationRow | None:
+    """R-KKM-3/4: the application date is today (the deposit booked, or none due); the deadlines follow."""
+    applied_on = clock.to_local(clock.now()).date()
+    moved = _move(session, row.id, (AWAITING_DEPOSIT,), SUBMITTED, applied_on=applied_on,  # type: ignore[arg-type]
+                  ready_by=rules.ready_by(applied_on), collect_by=rules.collect_by(applied_on),
+                  deposit_payment_id=payment_id)
+    if moved is not None:
+        _event(session, moved, SUBMITTED)
+        _mail(session, moved, SUBMITTED)
+    return moved
+
+
+# --------------------------------------------------------------------------- the deposit
+
+
+@dataclass(frozen=True)
+class DepositToPay:
+    reference: str
+    amount: Grosze
+    description: str
+    payer_email: str
+    payer_name: str
+
+
+def start_deposit_payment(session: Session, user_id: int, application_id: int) -> DepositToPay:
+    """Record the hosted payment of the deposit (R-KKM-2). Raises `Refused` if nothing is due now."""
+    row = my_application(session, user_id, application_id)
+    if row is None:
+        raise Refused("card_applications.not_found")
+    if row.status != AWAITING_DEPOSIT or row.deposit <= 0:
+        raise Refused("card_applications.nothing_to_pay")
+    user = session.get(User, user_id)
+    assert user is not None
+    reference = f"kkm-{row.id}-{uuid.uuid4().hex[:20]}"
+    payment_records.create_payment_record(session, reference=reference, purpose=PURPOSE, subject_id=row.id,  # type: ignore[arg-type]
+                                          user_id=user_id, kind="hosted", amount=row.deposit)
+    return DepositToPay(reference, row.deposit, f"Kaucja za kartę KKM, wniosek {row.id}", user.email, user.full_name)
+
+
+def settle_deposit_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
+    """Applied once per payment: a paid deposit submits the application (its date is today, R-KKM-3). A deposit
+    for an application no longer waiting for one (given up, or already paid by another payment) goes back."""
+    if outcome.status != "paid":
+        return payment_records.Settled()
+    row = session.get(CardApplicationRow, payment.subject_id)
+    if row is None or payment.amount != row.deposit:
+        return payment_records.Settled(refund=True)
+    if _submit(session, row, payment.id) is None:
+        return payment_records.Settled(refund=True)
+    return payment_records.Settled()
+
+
+def reverse_deposit_payment(session: Session, payment: Payment, status: str) -> str:
+    """R-PAY-3: a deposit refunded or charged back cancels an application not yet collected."""
+    row = session.get(CardApplicationRow, payment.subject_id)
+    if row is None or row.deposit_payment_id != payment.id:
+        return "nothing to take back (no application paid by it)"
+    moved = _move(session, row.id, (SUBMITTED, ACCEPTED, RETURNED, READY), CANCELLED)  # type: ignore[arg-type]
+    if moved is None:
+        return f"application {row.id} ({row.status}): left as it is"
+    _event(session, moved, CANCELLED, status)
+    _mail(session, moved, CANCELLED)
+    return f"application {row.id}: cancelled"
+
+
+# --------------------------------------------------------------------------- the passenger
+
+
+def my_application(session: Session, user_id: int, application_id: int) -> CardApplicationRow | None:
+    row = session.get(CardApplicationRow, application_id)
+    return row if row is not None and row.user_id == user_id else None
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str
+    at: datetime | None  # local; None: still to come
+    detail: str = ""
+    done: bool = True
+
+
+@dataclass
+class ApplicationView:
+    row: CardApplicationRow
+    timeline: list[Step] = field(default_factory=list)
+    deposit_refund: Grosze = 0  # what giving up would pay back now
+
+    @property
+    def service_point(self) -> str:
+        return service_point_text(self.row.service_point)
+
+
+_TIMELINE = (SUBMITTED, ACCEPTED, READY, COLLECTED)
+
+
+def view(session: Session, row: CardApplicationRow) -> ApplicationView:
+    events = session.scalars(select(CardApplicationEvent).where(CardApplicationEvent.application_id == row.id)
+                             .order_by(CardApplicationEvent.id)).all()  # type: ignore[arg-type]
+    steps = [Step(e.status, clock.to_local(e.at), e.detail) for e in events if e.status != AWAITING_DEPOSIT]
+    if row.status in (SUBMITTED, ACCEPTED, READY):  # what is still to come
+        seen = {s.status for s in steps}
+        steps += [Step(status, None, done=False) for status in _TIMELINE if status not in seen]
+    refund = 0
+    if row.status in (SUBMITTED, ACCEPTED, RETURNED, READY) and row.deposit_payment_id is not None:
+        refund = rules.deposit_refund(rules.CardEnd.GIVEN_UP, deposit_paid=row.deposit)
+    return ApplicationView(row, steps, refund)
+
+
+def my_applications(session: Session, user_id: int) -> list[ApplicationView]:
+    rows = session.scalars(select(CardApplicationRow).where(CardApplicationRow.user_id == user_id)
+                           .order_by(CardApplicationRow.id.desc())).all()  # type: ignore[union-attr]
+    return [view(session, row) for row in rows]
+
+
+def my_application_view(session: Session, user_id: int, application_id: int) -> ApplicationView | None:
+    row = my_application(session, user_id, application_id)
+    return view(session, row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class GivenUp:
+    payment_id: int | None  # a deposit to give back (REFUND_DUE), or None
+    transaction_id: str | None
+    refund: Grosze
+
+
+def give_up(session: Session, user_id: int, application_id: int, ip: str | None) -> GivenUp:
+    """R-KKM-2: giving up before collection; the deposit paid online is refunded (the payment is its receipt).
+    Raises `Refused`."""
+    row = my_application(session, user_id, application_id)
+    if row is None:
+        raise Refused("card_applications.not_found")
+    moved = _move(session, row.id, OPEN, WITHDRAWN)  # type: ignore[arg-type]
+    if moved is None:
+        raise Refused("card_applications.cannot_give_up")
+    refund = 0
+    payment = session.get(Payment, moved.deposit_payment_id) if moved.deposit_payment_id else None
+    if payment is not None:
+        refund = rules.deposit_refund(rules.CardEnd.GIVEN_UP, deposit_paid=payment.amount, receipt_shown=True)
+    _event(session, moved, WITHDRAWN, format_pln(refund) if refund else "")
+    audit(session, "card_application.given_up", user_id, ip, f"application={moved.id} refund={refund}")
+    if payment is not None and refund:
+        payment_records.ask_refund(session, payment.id)  # type: ignore[arg-type]
+        _mail(session, moved, WITHDRAWN, refund=format_pln(refund))
+        return GivenUp(payment.id, payment.gateway_transaction_id, refund)
+    _mail(session, moved, WITHDRAWN, refund="")
+    return GivenUp(None, None, 0)
+
+
+async def give_back_deposit(engine: Engine, gateway: Any, given_up: GivenUp) -> bool:
+    if given_up.payment_id is None:
+        return True
+    return await payment_records.give_back(engine, gateway, given_up.payment_id, given_up.transaction_id)
+
+
+def photo_of(session: Session, settings: Settings, application_id: int, what: str, *, user_id: int | None) -> tuple[bytes, str] | None:
+    """The decrypted photo or scan (`what`), for its applicant (`user_id`) or staff (None)."""
+    row = session.get(CardApplicationRow, application_id)
+    if row is None or (user_id is not None and row.user_id != user_id):
+        return None
+    blob = row.photo if what == "photo" else row.scan
+    if blob is None:
+        return None
+    media_type = "image/jpeg" if what == "photo" else (row.scan_type or "application/octet-stream")
+    return photos.decrypt(settings.photo_key, row.id, what, blob), media_type  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the desk
+
+
+FILTERS = {
+    "new": (SUBMITTED,),
+    "documents": (RETURNED,),
+    "accepted": (ACCEPTED,),
+    "ready": (READY,),
+    "overdue": (READY,),
+    "all": OPEN + CLOSED,
+}
+
+
+def desk_queue(session: Session, which: str, limit: int = 200) -> list[CardApplicationRow]:
+    states = FILTERS.get(which, FILTERS["new"])
+    query = select(CardApplicationRow).where(CardApplicationRow.status.in_(states))  # type: ignore[attr-defined]
+    if which == "overdue":
+        query = query.where(CardApplicationRow.collect_by < clock.to_local(clock.now()).date())  # type: ignore[operator]
+    return list(session.scalars(query.order_by(CardApplicationRow.id).limit(limit)))  # type: ignore[arg-type]
+
+
+def desk_view(session: Session, application_id: int) -> ApplicationView | None:
+    row = session.get(CardApplicationRow, application_id)
+    return view(session, row) if row is not None else None
+
+
+def accept(session: Session, staff_id: int, application_id: int, ip: str | None) -> None:
+    """The application is complete (R-KKM-3); the card is being made."""
+    row = _move(session, application_id, (SUBMITTED, RETURNED), ACCEPTED, return_reason="")
+    if row is None:
+        raise Refused("card_applications.desk.wrong_state")
+    if row.kind == purse_rules.CardKind.PERSONAL.value and row.photo is None:
+        raise Refused("card_applications.desk.no_photo")  # rolled back by the caller's transaction
+    _event(session, row, ACCEPTED, staff_id=staff_id)
+    audit(session, "card_application.accepted", staff_id, ip, f"application={row.id}")
+    _mail(session, row, ACCEPTED)
+
+
+def return_incomplete(session: Session, staff_id: int, application_id: int, reason: str, ip: str | None) -> None:
+    """Incomplete applications are not processed (R-KKM-3): back to the applicant with the reason."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise Refused("card_applications.desk.reason_required")
+    if len(reason) > RETURN_REASON_MAX:
+        raise Refused("card_applications.desk.reason_too_long")
+    row = _move(session, application_id, (SUBMITTED, ACCEPTED), RETURNED, return_reason=reason)
+    if row is None:
+        raise Refused("card_applications.desk.wrong_state")
+    _event(session, row, RETURNED, reason, staff_id=staff_id)
+    audit(session, "card_application.returned", staff_id, ip, f"application={row.id}")
+    _mail(session, row, RETURNED)
+
+
+def card_made(session: Session, staff_id: int, application_id: int, number: str, ip: str | None) -> None:
+    """The card is made with its number and waits at the service point until the collection deadline."""
+    number = "".join(number.split())
+    if not number.isascii() or not number.isdigit() or not 4 <= len(number) <= 20:
+        raise Refused("card_applications.desk.number_format")
+    taken = session.scalars(select(PurseCardRow.id).where(PurseCardRow.number == number)).first() is not None or \
+        session.scalars(select(CardApplicationRow.id).where(CardApplicationRow.card_number == number,
+                                                            CardApplicationRow.id != application_id)).first() is not None
+    if taken:
+        raise Refused("card_applications.desk.number_taken")
+    row = _move(session, application_id, (ACCEPTED,), READY, card_number=number)
+    if row is None:
+        raise Refused("card_applications.desk.wrong_state")
+    _event(session, row, READY, number, staff_id=staff_id)
+    audit(session, "card_application.made", staff_id, ip, f"application={row.id} card={number}")
+    _mail(session, row, READY)
+
+
+def collected(session: Session, staff_id: int, application_id: int, ip: str | None, *, identity_checked: bool,
+              entitlement_shown: bool) -> str:
+    """Handed over after the photo ID (and, for reduced/free, the original entitlement document) was shown
+    (R-KKM-3): the card is issued, linked to the applicant's account with its fare type. Returns its number."""
+    row = session.get(CardApplicationRow, application_id)
+    if row is None:
+        raise Refused("card_applications.not_found")
+    personal = row.kind == purse_rules.CardKind.PERSONAL.value
+    if personal and not identity_checked:
+        raise Refused("card_applications.desk.identity_required")
+    if personal and entitlement_of(row) is not rules.Entitlement.NONE and not entitlement_shown:
+        raise Refused("card_applications.desk.entitlement_required")
+    today = clock.to_local(clock.now()).date()
+    if row.collect_by is not None and row.applied_on is not None and \
+            rules.uncollected(row.applied_on, collected_on=None, today=today):
+        raise Refused("card_applications.desk.too_late")
+    moved = _move(session, application_id, (READY,), COLLECTED)
+    if moved is None:
+        raise Refused("card_applications.desk.wrong_state")
+    user = session.get(User, moved.user_id)
+    assert user is not None and moved.card_number is not None
+    card = purse.issue_card_to_account(
+        session, account_id=user.id, number=moved.card_number,  # type: ignore[arg-type]
+        kind=purse_rules.CardKind(moved.kind), fare=purse_rules.RegisteredFare(moved.registered_fare),
+        holder_name=f"{moved.first_name} {moved.last_name}" if personal else "",
+        pesel_hash=user.pesel_hash if personal else None, entitlement_until=moved.entitlement_until)
+    moved.card_id = card.id
+    _event(session, moved, COLLECTED, moved.card_number, staff_id=staff_id)
+    audit(session, "card_application.collected", staff_id, ip, f"application={moved.id} purse_card={card.id}")
+    _mail(session, moved, COLLECTED)
+    return moved.card_number
+
+
+# --------------------------------------------------------------------------- GDPR
+
+
+def erase_applications_of(session: Session, user_id: int) -> None:
+    """GDPR erasure: the applications, their photos, scans and timelines go with the account."""
+    ids = select(CardApplicationRow.id).where(CardApplicationRow.user_id == user_id)
+    session.execute(delete(CardApplicationEvent).where(CardApplicationEvent.application_id.in_(ids)))  # type: ignore[attr-defined]
+    session.execute(delete(CardApplicationRow).where(CardApplicationRow.user_id == user_id))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the jobs
+
+
+@dataclass
+class JobReport:
+    invalidated: int = 0
+    reminders: int = 0
+    photos_deleted: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.invalidated} application(s) invalidated, {self.reminders} reminder(s) sent, "
+                f"{self.photos_deleted} application(s)' photos and scans deleted")
+
+
+REMIND_BEFORE = {"month": 30, "week": 7}  # days ahead of a lapse (R-KKM-5) or an entitlement end (R-KKM-6)
+
+
+def _claim_notice(session: Session, card_id: int, kind: str, due_on: date) -> bool:
+    """Insert the notice's row unless it exists (ON CONFLICT DO NOTHING): True for the one node that did."""
+    values = {"card_id": card_id, "kind": kind, "due_on": due_on, "sent_at": clock.now()}
+    table = CardNotice.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    claimed = session.execute(insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)).first()
+    return claimed is not None
+
+
+def invalidate_uncollected(session: Session, today: date) -> int:
+    """R-KKM-4: not collected in 30 days -> invalidated, the deposit forfeited, the applicant told."""
+    ids = session.scalars(select(CardApplicationRow.id).where(
+        CardApplicationRow.status.in_((SUBMITTED, ACCEPTED, READY)),  # type: ignore[attr-defined]
+        CardApplicationRow.collect_by < today)).all()  # type: ignore[operator]
+    done = 0
+    for application_id in ids:
+        row = session.get(CardApplicationRow, application_id)
+        if row is None or row.applied_on is None or not rules.uncollected(row.applied_on, collected_on=None, today=today):
+            continue
+        moved = _move(session, application_id, (SUBMITTED, ACCEPTED, READY), INVALIDATED)
+        if moved is None:
+            continue  # another node did it
+        kept = rules.deposit_kept(rules.CardEnd.NOT_COLLECTED, deposit_paid=moved.deposit)
+        _event(session, moved, INVALIDATED, kept.value if kept else "")
+        _mail(session, moved, INVALIDATED)
+        done += 1
+    return done
+
+
+def card_reminders(session: Session, today: date) -> int:
+    """R-KKM-5 and R-KKM-6: a month and a week before a card lapses (12 months without a top-up at a service
+    point or a ride), before it becomes void for good (3 years unused: deposit and funds forfeited) and before
+    its entitlement ends (rides at the normal fare from the day after), its holder is told once."""
+    sent = 0
+    now_local = clock.to_local(clock.now())
+    rows = session.scalars(select(PurseCardRow).where(PurseCardRow.account_id.is_not(None),  # type: ignore[union-attr]
+                                                      PurseCardRow.blocked_from.is_(None))).all()  # type: ignore[union-attr]
+    for row in rows:
+        card = purse.card_of(row)
+        validity = purse_rules.card_validity(card, now_local)
+        if validity.state in (purse_rules.CardState.BLOCKED, purse_rules.CardState.VOID):
+            continue
+        last_use = card.last_used_on or card.issued_on
+        dates = {"lapse": validity.valid_through, "void": purse_rules.add_months(last_use, 36)}
+        if card.entitlement_until is not None and card.registered_fare is not purse_rules.RegisteredFare.NORMAL:
+            dates["entitlement"] = card.entitlement_until
+        for what, due_on in dates.items():
+            if what == "lapse" and validity.state is purse_rules.CardState.LAPSED:
+                continue
+            for ahead, days in REMIND_BEFORE.items():
+                if not 0 <= (due_on - today).days <= days:
+                    continue
+                if not _claim_notice(session, row.id, f"{what}_{ahead}", due_on):  # type: ignore[arg-type]
+                    continue
+                user = session.get(User, row.account_id)
+                if user is not None:
+                    queue_mail(session, user.email, "card_notice", user.language, first_name=user.first_name,
+                               what=what, card_number=row.number, due_on=_day(due_on),
+                               day_after=_day(due_on + timedelta(days=1)))
+                    sent += 1
+                break  # the week's reminder only when the month's was sent before
+    return sent
+
+
+def delete_old_photos(session: Session, settings: Settings) -> int:
+    """Photos and scans are deleted `card_photo_days` after the application closed (collected, invalidated,
+    given up, cancelled)."""
+    cutoff = clock.now() - timedelta(days=settings.card_photo_days)
+    return session.execute(
+        update(CardApplicationRow).where(CardApplicationRow.closed_at.is_not(None),  # type: ignore[union-attr]
+                                         CardApplicationRow.closed_at <= cutoff,  # type: ignore[operator]
+                                         CardApplicationRow.personal_data_deleted_at.is_(None))  # type: ignore[union-attr]
+        .values(photo=None, scan=None, personal_data_deleted_at=clock.now())).rowcount
+
+
+def run_card_jobs(engine: Engine, settings: Settings) -> JobReport:
+    """`ekp cards expire` and the in-process loop: safe on many nodes at once (conditional UPDATEs, notices
+    claimed by a unique key), one short transaction per part."""
+    today = clock.to_local(clock.now()).date()
+    report = JobReport()
+    with transaction(engine) as session:
+        report.invalidated = invalidate_uncollected(session, today)
+    with transaction(engine) as session:
+        report.reminders = card_reminders(session, today)
+    with transaction(engine) as session:
+        report.photos_deleted = delete_old_photos(session, settings)
+    return report

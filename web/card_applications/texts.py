@@ -1,0 +1,72 @@
+"""What card-application codes say to a person (Polish message ids, English in the catalogue)."""
+
+from __future__ import annotations
+
+from web.i18n import N_, gettext
+
+TEXTS: dict[str, str] = {
+    "card_applications.fare.required": N_("Wybierz rodzaj karty."),
+    "card_applications.service_point.required": N_("Wybierz punkt, w którym odbierzesz kartę."),
+    "card_applications.has_personal_card": N_("Masz już kartę imienną KKM. Pasażer może mieć tylko jedną kartę imienną; nową wydamy po zgłoszeniu utraty starej albo rezygnacji z niej."),
+    "card_applications.personal_pending": N_("Masz już złożony wniosek o kartę imienną. Pasażer może mieć tylko jedną kartę imienną — poczekaj na jego rozpatrzenie albo zrezygnuj z niego."),
+    "card_applications.photo.required": N_("Dołącz zdjęcie w formacie JPEG (co najmniej 320×240 pikseli)."),
+    "card_applications.photo.too_big": N_("Zdjęcie jest za duże: plik może mieć najwyżej 5 MB."),
+    "card_applications.photo.not_jpeg": N_("To nie jest zdjęcie JPEG. Wybierz plik .jpg zrobiony aparatem lub telefonem (inne formaty, np. PNG, nie są przyjmowane)."),
+    "card_applications.photo.too_small": N_("Zdjęcie jest za małe: potrzeba co najmniej 320×240 pikseli."),
+    "card_applications.photo.bomb": N_("Zdjęcie ma zbyt wiele pikseli (najwyżej 40 milionów). Zmniejsz je i wyślij ponownie."),
+    "card_applications.document.required": N_("Wybierz, czy dołączasz skan dokumentu uprawniającego do ulgi, czy pokażesz go w punkcie obsługi."),
+    "card_applications.scan.required": N_("Dołącz skan dokumentu uprawniającego do ulgi (JPEG lub PDF)."),
+    "card_applications.scan.too_big": N_("Skan jest za duży: plik może mieć najwyżej 5 MB."),
+    "card_applications.scan.format": N_("Skan musi być plikiem JPEG lub PDF."),
+    "card_applications.until.format": N_("Podaj datę w formacie RRRR-MM-DD."),
+    "card_applications.until.range": N_("Data ważności dokumentu musi być dzisiejsza lub późniejsza (najwyżej 20 lat naprzód)."),
+    "card_applications.too_big": N_("Wysłane pliki są za duże: każdy plik może mieć najwyżej 5 MB."),
+    "card_applications.not_found": N_("Nie ma takiego wniosku."),
+    "card_applications.nothing_to_pay": N_("Ten wniosek nie czeka na wpłatę kaucji."),
+    "card_applications.cannot_give_up": N_("Z tego wniosku nie można już zrezygnować."),
+    "card_applications.gateway_unavailable": N_("Operator płatności jest chwilowo niedostępny. Nic nie pobrano — zapłać kaucję ponownie za chwilę."),
+    "card_applications.confirm_required": N_("Zaznacz, że rezygnujesz z karty."),
+    "card_applications.desk.wrong_state": N_("Tego kroku nie można wykonać w obecnym stanie wniosku (ktoś mógł go już wykonać)."),
+    "card_applications.desk.no_photo": N_("Wniosek o kartę imienną nie ma zdjęcia: zwróć go do uzupełnienia."),
+    "card_applications.desk.reason_required": N_("Podaj powód zwrotu wniosku."),
+    "card_applications.desk.reason_too_long": N_("Powód może mieć najwyżej 500 znaków."),
+    "card_applications.desk.number_format": N_("Numer karty to od 4 do 20 cyfr."),
+    "card_applications.desk.number_taken": N_("Karta o tym numerze już istnieje."),
+    "card_applications.desk.identity_required": N_("Potwierdź, że sprawdzono dokument tożsamości ze zdjęciem."),
+    "card_applications.desk.entitlement_required": N_("Potwierdź, że okazano oryginał dokumentu uprawniającego do ulgi."),
+    "card_applications.desk.too_late": N_("Termin odbioru minął: karta jest unieważniona, a kaucja przepada."),
+}
+
+STATUS: dict[str, str] = {
+    "awaiting_deposit": N_("czeka na wpłatę kaucji"),
+    "submitted": N_("złożony"),
+    "accepted": N_("przyjęty — karta w produkcji"),
+    "returned": N_("zwrócony do uzupełnienia"),
+    "ready": N_("karta gotowa do odbioru"),
+    "collected": N_("karta odebrana"),
+    "invalidated": N_("karta unieważniona (nieodebrana w terminie)"),
+    "withdrawn": N_("rezygnacja"),
+    "cancelled": N_("anulowany (kaucja zwrócona przez operatora płatności)"),
+}
+
+FARES: dict[str, str] = {
+    "normal": N_("imienna — normalna"),
+    "off_30": N_("imienna — ulgowa 30%"),
+    "off_50": N_("imienna — ulgowa 50%"),
+    "off_75": N_("imienna — ulgowa 75%"),
+    "free": N_("imienna — bezpłatna (bez kaucji)"),
+    "bearer": N_("na okaziciela"),
+}
+
+
+def text(code: str) -> str:
+    message = TEXTS.get(code)
+    return gettext(message) if message else code
+
+
+def status_text(status: str) -> str:
+    return gettext(STATUS.get(status, status))
+
+
+def fare_text(fare: str) -> str:
+    return gettext(FARES.get(fare, fare))
