@@ -31,7 +31,7 @@ from web.card_applications import controller as card_applications
 from web.gateway import SANDBOX_PREFIX, build_payments
 from web.http import csrf_bound_to_session
 from web.openapi import openapi_config
-from web.purposes import register_payment_purposes
+from web.purposes import gdpr_erasure_steps, register_payment_purposes
 from web.db import make_engine
 from web.ratelimit import RateLimiter
 from web.sessions import SessionMiddleware
@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     store = make_store(settings.redis_url, engine)
     set_settings(settings)
     register_payment_purposes()
+    erasure_steps = gdpr_erasure_steps()
     payments = build_payments(settings)
     env = environment()
     env.globals["static_url"] = static_url
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         app.state.store = store
         app.state.limiter = RateLimiter(store)
         app.state.payments = payments
+        app.state.erasure_steps = erasure_steps
 
     async def start_sandbox(app: Litestar) -> None:
         if payments.sandbox is not None:
@@ -276,6 +278,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     app.state.store = store
     app.state.limiter = RateLimiter(store)
     app.state.payments = payments
+    app.state.erasure_steps = erasure_steps
     return app
 
 

@@ -1,4 +1,5 @@
-"""What each kind of payment buys, registered in one visible place at start-up.
+"""What each kind of payment buys, and what each area erases of a person, registered in one visible place at
+start-up.
 
 The app factory (`web.app.create_app`) and every `ekp` command call `register_payment_purposes()` before
 any payment outcome is applied, so an outcome applied by a fresh process (`ekp payments reconcile`,
@@ -6,6 +7,10 @@ any payment outcome is applied, so an outcome applied by a fresh process (`ekp p
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlmodel import Session
 
 
 def register_payment_purposes() -> None:
@@ -20,3 +25,11 @@ def register_payment_purposes() -> None:
     payments.register_purpose(purse.PURPOSE, settle=purse.settle_top_up_payment, reverse=purse.reverse_top_up_payment)
     payments.register_purpose(card_applications.PURPOSE, settle=card_applications.settle_deposit_payment,
                               reverse=card_applications.reverse_deposit_payment)
+
+
+def gdpr_erasure_steps() -> tuple[Callable[[Session, int], None], ...]:
+    """Each area's part of a GDPR erasure beyond the account's own rows (`web.services.accounts.erase_account`
+    runs them in its transaction; the app factory passes them through `app.state.erasure_steps`)."""
+    from web.card_applications.service import erase_applications_of
+
+    return (erase_applications_of,)

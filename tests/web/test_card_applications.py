@@ -330,9 +330,10 @@ def test_photos_are_deleted_after_the_stated_time_and_gdpr_erasure_takes_the_app
     assert row.photo is None and row.personal_data_deleted_at is not None
     with transaction(engine) as session:
         from web.models import User
+        from web.purposes import gdpr_erasure_steps
         from web.services.accounts import erase_account
 
-        erase_account(session, session.get(User, user.id), None)
+        erase_account(session, session.get(User, user.id), None, gdpr_erasure_steps())
     assert applications(engine) == []
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
@@ -61,11 +61,7 @@ async def new(request: Request) -> Template:
 def _too_big(request: Request, exc: Exception) -> Response:
     """A body past MAX_BODY (refused by Litestar while the CSRF check reads it, before anything is stored):
     back to the form, which says so next to the photo field."""
-    if getattr(exc, "status_code", None) == 413:
-        return redirect("/card-applications/new?too_big=1")
-    from web.app import http_error
-
-    return http_error(request, exc)  # type: ignore[arg-type]
+    return redirect("/card-applications/new?too_big=1")
 
 
 async def _upload(value: Any) -> service.Upload | None:
@@ -81,7 +77,7 @@ def _declared_length(request: Request) -> int | None:
 
 
 @post("/card-applications/new", guards=passenger, request_max_body_size=MAX_BODY,
-      exception_handlers={HTTPException: _too_big})
+      exception_handlers={413: _too_big})
 async def apply(request: Request) -> Template | Response:
     """R-KKM-1, R-KKM-3: check and save; then the deposit on the payment page (R-KKM-2), none for free rides."""
     user = await current_user(request)

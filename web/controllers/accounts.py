@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import anyio
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
 from litestar.response import Response, Template
+from sqlmodel import Session
 
 from domain.accounts import (
     LinkState,
@@ -356,11 +358,12 @@ async def account_password(request: Request) -> Template | Response:
     return await page(request, "accounts/account.html", status_code=422, errors=errors, **view)
 
 
-def _erase(session, user_id, password, ip):  # type: ignore[no-untyped-def]
+def _erase(session: Session, user_id: int, password: str, ip: str | None,
+           steps: Sequence[service.EraseStep]) -> bool:
     user = session.get(User, user_id)
-    if not service.password_matches(user.password_hash, password):
+    if user is None or not service.password_matches(user.password_hash, password):
         return False
-    service.erase_account(session, user, ip)
+    service.erase_account(session, user, ip, steps)
     return True
 
 
@@ -374,7 +377,8 @@ async def account_delete(request: Request) -> Template | Response:
     if not form.get("delete_password"):
         errors["delete_password"] = [message("password.required")]
     if not errors:
-        erased = await in_transaction(request, _erase, user.id, form.get("delete_password", ""), client_ip(request))  # type: ignore[union-attr]
+        erased = await in_transaction(request, _erase, user.id, form.get("delete_password", ""),  # type: ignore[union-attr]
+                                      client_ip(request), request.app.state.erasure_steps)
         if erased:
             forget_user(user.id)  # type: ignore[union-attr]
             request.scope["session"].clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -233,13 +235,18 @@ def reset_password(session: Session, settings: Settings, raw_token: str, passwor
     return check
 
 
-def erase_account(session: Session, user: User, ip: str | None) -> None:
+EraseStep = Callable[[Session, int], None]
+"""One area's part of a GDPR erasure: delete what it holds of this account id (in the same transaction)."""
+
+
+def erase_account(session: Session, user: User, ip: str | None, steps: Sequence[EraseStep] = ()) -> None:
     """GDPR erasure: the account and everything that names the person go; the audit keeps only the id.
 
     5+1 subscriptions go with their months, so nothing more is ever charged (R-5P1-7); tickets already
     paid stay valid on the card, and payments stay as the operator's accounting records — both without
     the link to the account. Cards are unlinked (the registry is the operator's). Mail to the address,
-    sent or not, is deleted from the outbox."""
+    sent or not, is deleted from the outbox. Every other area erases its own data through `steps`, registered
+    at start-up in `web.app.create_app` (`app.state.erasure_steps`): card applications with their photos."""
     from web.models import OutboxMail, RecoveryCode, Subscription5p1, SubscriptionMonthRow, Ticket
 
     subscription_ids = select(Subscription5p1.id).where(Subscription5p1.user_id == user.id)
@@ -251,9 +258,9 @@ def erase_account(session: Session, user: User, ip: str | None) -> None:
     session.execute(delete(EmailToken).where(EmailToken.user_id == user.id))  # type: ignore[arg-type]
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))  # type: ignore[arg-type]
     session.execute(delete(OutboxMail).where(OutboxMail.to_address == user.email))  # type: ignore[arg-type]
-    from web.card_applications.service import erase_applications_of
-
-    erase_applications_of(session, user.id)  # type: ignore[arg-type]  # photos and scans too
+    assert user.id is not None
+    for step in steps:
+        step(session, user.id)
     audit(session, "account.erased", user.id, ip)
     session.delete(user)
 
