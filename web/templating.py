@@ -9,6 +9,8 @@ still translated at render time.
 
 from __future__ import annotations
 
+import time
+from collections import ChainMap
 from collections.abc import Iterator
 from datetime import date, datetime
 from functools import lru_cache
@@ -22,7 +24,7 @@ from litestar.exceptions import TemplateNotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from domain.money import format_pln
-from web import clock, i18n
+from web import clock, form_html, i18n
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -43,10 +45,47 @@ def _announces_test_money(context) -> bool:  # type: ignore[no-untyped-def]
     return bool(getattr(settings, "announces_test_money", False))
 
 
+TEMPLATE_CHECK_SECONDS = 2.0
+
+
+class TemplateLoader(FileSystemLoader):
+    """Templates from `templates/`; an edited file is picked up within TEMPLATE_CHECK_SECONDS. Jinja checks a
+    cached template's file at every `get_template` (a page asks for three or four: the page, the layout,
+    the imports and includes), a `stat` system call each, on the event loop; here it is checked at most
+    once per TEMPLATE_CHECK_SECONDS."""
+
+    def get_source(self, environment: Environment, template: str):  # type: ignore[no-untyped-def]
+        source, filename, uptodate = super().get_source(environment, template)
+        checked = [time.monotonic(), True]
+
+        def throttled() -> bool:
+            now = time.monotonic()
+            if checked[1] and now - checked[0] < TEMPLATE_CHECK_SECONDS:
+                return True
+            checked[0], checked[1] = now, uptodate()
+            return checked[1]
+
+        return source, filename, throttled
+
+
+class _Globals(ChainMap):  # type: ignore[type-arg]
+    """A template's globals over the environment's (Jinja's ChainMap), with `keys()` a plain set: Jinja takes the
+    difference of two templates' global names at every `{% from ... import %}`, which on ChainMaps' key views
+    walked both maps in Python, at every render of a page with form fields."""
+
+    def keys(self):  # type: ignore[no-untyped-def,override]
+        return set().union(*self.maps)
+
+
+class PageEnvironment(Environment):
+    def make_globals(self, d):  # type: ignore[no-untyped-def]
+        return _Globals({} if d is None else d, self.globals)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+    env = PageEnvironment(
+        loader=TemplateLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(["html", "xml"]),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
@@ -64,6 +103,10 @@ def environment() -> Environment:
     env.globals["languages"] = i18n.LANGUAGES
     env.globals["current_language"] = lambda: i18n.current_language.get()
     env.globals["announces_test_money"] = _announces_test_money
+    # exported by partials/forms.html as field, errors_for and form_errors
+    env.globals["form_field"] = form_html.field
+    env.globals["form_errors_for"] = form_html.errors_for
+    env.globals["form_errors_alert"] = form_html.form_errors
     return env
 
 
