@@ -110,24 +110,47 @@ def environment() -> Environment:
     return env
 
 
+def _safe_literal(line: int, text: str) -> list[Token]:
+    return [Token(line, "lparen", "("), Token(line, "string", text), Token(line, "pipe", "|"),
+            Token(line, "name", "safe"), Token(line, "rparen", ")")]
+
+
 class ConstantTexts(Extension):
-    """Rewrites `_("text")` (one string literal, nothing else) into the translated text, marked safe as
-    new-style gettext marks it, in the environment's language (`environment.ekp_language`)."""
+    """Rewrites, when a template compiles, what is constant in the environment's language
+    (`environment.ekp_language`) into literals:
+
+    - `_("text")` (one string literal, nothing else) into the translated text, marked safe as new-style
+      gettext marks it;
+    - `current_language()` into the language's code (pages are rendered in their language's environment);
+    - `static_url("path")` into the file's versioned URL (the function is registered by the app at start-up,
+      and caches its answers for the process's life anyway).
+
+    Each was a call through Jinja's runtime and an escape at every render."""
 
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
-        catalog = i18n.catalog(self.environment.ekp_language)  # type: ignore[attr-defined]
+        language = self.environment.ekp_language  # type: ignore[attr-defined]
+        catalog = i18n.catalog(language)
+        static_url = self.environment.globals.get("static_url")
         window: list[Token] = []
         for token in stream:
             window.append(token)
-            if (len(window) >= 4 and window[-4].test("name:_") and window[-3].type == "lparen"
-                    and window[-2].type == "string" and window[-1].type == "rparen"):
+            if (len(window) >= 4 and window[-3].type == "lparen" and window[-2].type == "string"
+                    and window[-1].type == "rparen" and (len(window) < 5 or window[-5].type != "dot")):
                 literal = window[-2]
-                # New-style gettext always %-formats, so "%%" in a message id means "%".
-                text = catalog.gettext(literal.value) % {}
-                del window[-4:]
-                line = literal.lineno
-                window += [Token(line, "lparen", "("), Token(line, "string", text), Token(line, "pipe", "|"),
-                           Token(line, "name", "safe"), Token(line, "rparen", ")")]
+                if window[-4].test("name:_"):
+                    # New-style gettext always %-formats, so "%%" in a message id means "%".
+                    text = catalog.gettext(literal.value) % {}
+                    del window[-4:]
+                    window += _safe_literal(literal.lineno, text)
+                elif window[-4].test("name:static_url") and static_url is not None:
+                    url = str(static_url(literal.value))
+                    del window[-4:]
+                    window += _safe_literal(literal.lineno, url)
+            elif (len(window) >= 3 and window[-3].test("name:current_language") and window[-2].type == "lparen"
+                    and window[-1].type == "rparen" and (len(window) < 4 or window[-4].type != "dot")):
+                line = window[-3].lineno
+                del window[-3:]
+                window.append(Token(line, "string", language))
             while len(window) > 4:
                 yield window.pop(0)
         yield from window
