@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.exceptions import TemplateNotFound
@@ -56,14 +57,15 @@ class TemplateLoader(FileSystemLoader):
 
     def get_source(self, environment: Environment, template: str):  # type: ignore[no-untyped-def]
         source, filename, uptodate = super().get_source(environment, template)
-        checked = [time.monotonic(), True]
+        checked_at, fresh = time.monotonic(), True
 
         def throttled() -> bool:
+            nonlocal checked_at, fresh
             now = time.monotonic()
-            if checked[1] and now - checked[0] < TEMPLATE_CHECK_SECONDS:
+            if fresh and now - checked_at < TEMPLATE_CHECK_SECONDS:
                 return True
-            checked[0], checked[1] = now, uptodate()
-            return checked[1]
+            checked_at, fresh = now, bool(uptodate())
+            return fresh
 
         return source, filename, throttled
 
@@ -130,7 +132,7 @@ class ConstantTexts(Extension):
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
         language = self.environment.ekp_language  # type: ignore[attr-defined]
         catalog = i18n.catalog(language)
-        static_url = self.environment.globals.get("static_url")
+        static_url: Any = self.environment.globals.get("static_url")
         window: list[Token] = []
         for token in stream:
             window.append(token)
