@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
@@ -133,8 +133,9 @@ def forget_user(user_id: int) -> None:
 
 
 async def current_user(request: ASGIConnection) -> User | None:
-    if "user" in request.state:
-        return request.state.user
+    state = request.scope.setdefault("state", {})  # what request.state wraps, without a State object per access
+    if "user" in state:
+        return state["user"]
     user = None
     session = request.scope.get("session")
     if isinstance(session, dict) and isinstance(session.get("uid"), int):
@@ -163,7 +164,7 @@ async def current_user(request: ASGIConnection) -> User | None:
                 _user_loads.pop(key, None)
         if user is None:
             session.clear()
-    request.state.user = user
+    state["user"] = user
     return user
 
 
@@ -240,7 +241,8 @@ async def page(request: ASGIConnection, template: str, *, status_code: int = 200
     session = request.scope.get("session")
     context["clear_browser"] = isinstance(session, dict) and bool(session.pop(CLEAR_BROWSER, False))
     context["settings"] = settings_of(request)
-    return Template(template_name=template, context=context, status_code=status_code)
+    # media type named: Litestar would guess it from the template name's suffix, with pathlib, on every page
+    return Template(template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML)
 
 
 def redirect(path: str) -> Redirect:

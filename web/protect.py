@@ -6,12 +6,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 def _subkey(key: bytes, purpose: bytes) -> bytes:
     return hmac.new(key, b"ekp:" + purpose, hashlib.sha256).digest()
+
+
+@lru_cache(maxsize=16)
+def _aead(key: bytes, purpose: bytes) -> AESGCM:
+    """The cipher under a purpose's subkey, made once per key (deriving and setting up the key cost more than
+    decrypting a PESEL, on every account page)."""
+    return AESGCM(_subkey(key, purpose))
 
 
 def pesel_hash(key: bytes, pesel: str) -> str:
@@ -24,7 +32,7 @@ def encrypt_pesel(key: bytes, pesel: str) -> bytes:
 
 
 def decrypt_pesel(key: bytes, blob: bytes) -> str:
-    return AESGCM(_subkey(key, b"pesel-encrypt")).decrypt(blob[:12], blob[12:], b"pesel").decode()
+    return _aead(key, b"pesel-encrypt").decrypt(blob[:12], blob[12:], b"pesel").decode()
 
 
 def token_hash(token: str) -> str:

@@ -9,10 +9,13 @@ still translated at render time.
 
 from __future__ import annotations
 
+import time
+from collections import ChainMap
 from collections.abc import Iterator
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.exceptions import TemplateNotFound
@@ -22,7 +25,7 @@ from litestar.exceptions import TemplateNotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from domain.money import format_pln
-from web import clock, i18n
+from web import clock, form_html, i18n
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -43,10 +46,48 @@ def _announces_test_money(context) -> bool:  # type: ignore[no-untyped-def]
     return bool(getattr(settings, "announces_test_money", False))
 
 
+TEMPLATE_CHECK_SECONDS = 2.0
+
+
+class TemplateLoader(FileSystemLoader):
+    """Templates from `templates/`; an edited file is picked up within TEMPLATE_CHECK_SECONDS. Jinja checks a
+    cached template's file at every `get_template` (a page asks for three or four: the page, the layout,
+    the imports and includes), a `stat` system call each, on the event loop; here it is checked at most
+    once per TEMPLATE_CHECK_SECONDS."""
+
+    def get_source(self, environment: Environment, template: str):  # type: ignore[no-untyped-def]
+        source, filename, uptodate = super().get_source(environment, template)
+        checked_at, fresh = time.monotonic(), True
+
+        def throttled() -> bool:
+            nonlocal checked_at, fresh
+            now = time.monotonic()
+            if fresh and now - checked_at < TEMPLATE_CHECK_SECONDS:
+                return True
+            checked_at, fresh = now, bool(uptodate())
+            return fresh
+
+        return source, filename, throttled
+
+
+class _Globals(ChainMap):  # type: ignore[type-arg]
+    """A template's globals over the environment's (Jinja's ChainMap), with `keys()` a plain set: Jinja takes the
+    difference of two templates' global names at every `{% from ... import %}`, which on ChainMaps' key views
+    walked both maps in Python, at every render of a page with form fields."""
+
+    def keys(self):  # type: ignore[no-untyped-def,override]
+        return set().union(*self.maps)
+
+
+class PageEnvironment(Environment):
+    def make_globals(self, d):  # type: ignore[no-untyped-def]
+        return _Globals({} if d is None else d, self.globals)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+    env = PageEnvironment(
+        loader=TemplateLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(["html", "xml"]),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
@@ -64,27 +105,54 @@ def environment() -> Environment:
     env.globals["languages"] = i18n.LANGUAGES
     env.globals["current_language"] = lambda: i18n.current_language.get()
     env.globals["announces_test_money"] = _announces_test_money
+    # exported by partials/forms.html as field, errors_for and form_errors
+    env.globals["form_field"] = form_html.field
+    env.globals["form_errors_for"] = form_html.errors_for
+    env.globals["form_errors_alert"] = form_html.form_errors
     return env
 
 
+def _safe_literal(line: int, text: str) -> list[Token]:
+    return [Token(line, "lparen", "("), Token(line, "string", text), Token(line, "pipe", "|"),
+            Token(line, "name", "safe"), Token(line, "rparen", ")")]
+
+
 class ConstantTexts(Extension):
-    """Rewrites `_("text")` (one string literal, nothing else) into the translated text, marked safe as
-    new-style gettext marks it, in the environment's language (`environment.ekp_language`)."""
+    """Rewrites, when a template compiles, what is constant in the environment's language
+    (`environment.ekp_language`) into literals:
+
+    - `_("text")` (one string literal, nothing else) into the translated text, marked safe as new-style
+      gettext marks it;
+    - `current_language()` into the language's code (pages are rendered in their language's environment);
+    - `static_url("path")` into the file's versioned URL (the function is registered by the app at start-up,
+      and caches its answers for the process's life anyway).
+
+    Each was a call through Jinja's runtime and an escape at every render."""
 
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
-        catalog = i18n.catalog(self.environment.ekp_language)  # type: ignore[attr-defined]
+        language = self.environment.ekp_language  # type: ignore[attr-defined]
+        catalog = i18n.catalog(language)
+        static_url: Any = self.environment.globals.get("static_url")
         window: list[Token] = []
         for token in stream:
             window.append(token)
-            if (len(window) >= 4 and window[-4].test("name:_") and window[-3].type == "lparen"
-                    and window[-2].type == "string" and window[-1].type == "rparen"):
+            if (len(window) >= 4 and window[-3].type == "lparen" and window[-2].type == "string"
+                    and window[-1].type == "rparen" and (len(window) < 5 or window[-5].type != "dot")):
                 literal = window[-2]
-                # New-style gettext always %-formats, so "%%" in a message id means "%".
-                text = catalog.gettext(literal.value) % {}
-                del window[-4:]
-                line = literal.lineno
-                window += [Token(line, "lparen", "("), Token(line, "string", text), Token(line, "pipe", "|"),
-                           Token(line, "name", "safe"), Token(line, "rparen", ")")]
+                if window[-4].test("name:_"):
+                    # New-style gettext always %-formats, so "%%" in a message id means "%".
+                    text = catalog.gettext(literal.value) % {}
+                    del window[-4:]
+                    window += _safe_literal(literal.lineno, text)
+                elif window[-4].test("name:static_url") and static_url is not None:
+                    url = str(static_url(literal.value))
+                    del window[-4:]
+                    window += _safe_literal(literal.lineno, url)
+            elif (len(window) >= 3 and window[-3].test("name:current_language") and window[-2].type == "lparen"
+                    and window[-1].type == "rparen" and (len(window) < 4 or window[-4].type != "dot")):
+                line = window[-3].lineno
+                del window[-3:]
+                window.append(Token(line, "string", language))
             while len(window) > 4:
                 yield window.pop(0)
         yield from window
