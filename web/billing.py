@@ -15,6 +15,7 @@ payment, which the next run asks the gateway about again with the same reference
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 
 import anyio
@@ -32,6 +33,19 @@ from web.settings import Settings
 log = logging.getLogger("ekp.billing")
 
 CONFLICT_RETRIES = 3  # a batch that collided with another billing run is read again this many times
+
+# Tests only (the crash test of R-PAY-1, tests/web/test_billing_crash.py): the process ends at once, as if
+# killed, at this point of a batch: "recorded" (the Tpay transaction ids committed, nothing paid yet) or
+# "answered" (Tpay answered the charges, nothing applied yet). Ignored in production.
+CRASH_VARIABLE = "EKP_TEST_BILLING_CRASH_AT"
+CRASH_EXIT_CODE = 86
+
+
+def _crash_point(point: str) -> None:
+    if os.environ.get(CRASH_VARIABLE) == point and os.environ.get("EKP_ENV") != "production":
+        log.error("billing run ended at %s (%s)", point, CRASH_VARIABLE)
+        logging.shutdown()
+        os._exit(CRASH_EXIT_CODE)
 
 
 @dataclass
@@ -144,6 +158,7 @@ async def _open_all(engine: Engine, gateway: PaymentGateway, charges: list[subsc
            if c is not None and was.transaction_id is None]
     if new:
         await anyio.to_thread.run_sync(_in_tx, engine, records.record_charge_transactions, new)
+        _crash_point("recorded")
     return [c for c in opened if c is not None]
 
 
@@ -164,6 +179,8 @@ async def _ask_all(engine: Engine, gateway: PaymentGateway, charges: list[subscr
         for i, charge in enumerate(charges):
             tg.start_soon(ask, i, charge)
     answered = [r for r in results if r is not None]
+    if answered:
+        _crash_point("answered")
     report.unanswered += len(results) - len(answered)
     return answered
 
