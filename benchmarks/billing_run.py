@@ -97,6 +97,11 @@ class InstantGateway:
     def __init__(self) -> None:
         self.charges: dict[str, int] = {}
 
+    async def open_token_charge(self, charge: Any) -> Any:
+        from payments import CreatedPayment
+
+        return CreatedPayment(f"ta_{charge.reference}", f"TR-{charge.reference}", "", charge.reference)
+
     async def charge_token(self, charge: Any) -> Any:
         from payments import ChargeResult, PaymentStatus
 

@@ -33,6 +33,10 @@ from web.settings import Settings
 log = logging.getLogger("ekp.billing")
 
 CONFLICT_RETRIES = 3  # a batch that collided with another billing run is read again this many times
+# Charges in flight at once (EKP_BILLING_CONCURRENCY, 1-256): each month is two calls to Tpay (open, pay),
+# so with Tpay's latency L a run charges about concurrency / (2 L) months per second (benchmarks/README.md).
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 256
 
 # Tests only (the crash test of R-PAY-1, tests/web/test_billing_crash.py): the process ends at once, as if
 # killed, at this point of a batch: "recorded" (the Tpay transaction ids committed, nothing paid yet) or
@@ -200,17 +204,32 @@ async def _apply_answers(engine: Engine, gateway: PaymentGateway, answered: list
             report.declined += 1
 
 
+def billing_concurrency(settings: Settings) -> int:
+    """EKP_BILLING_CONCURRENCY (default 8, at most 256); an unreadable value falls back to the default."""
+    text = settings.extra.get("EKP_BILLING_CONCURRENCY", "").strip()
+    if not text:
+        return DEFAULT_CONCURRENCY
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CONCURRENCY:
+        log.warning("EKP_BILLING_CONCURRENCY=%r is not a number from 1 to %d; using %d", text[:20], MAX_CONCURRENCY,
+                    DEFAULT_CONCURRENCY)
+        return DEFAULT_CONCURRENCY
+    return int(text)
+
+
 async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: Settings, *,
-                            batch: int = 200, concurrency: int = 8) -> BillingReport:
+                            batch: int = 200, concurrency: int | None = None) -> BillingReport:
     """Review every open subscription, plan and charge what is due today (R-5P1-4..6).
 
     On PostgreSQL a batch's answers are applied (in a worker thread, on its own connection) while the
     next batch is claimed and charged, so the database's round trips overlap our work; at most one
     batch is being applied at a time, so memory stays that of two batches however many are due. On
-    SQLite, with one writer at a time, the batches take turns."""
+    SQLite, with one writer at a time, the batches take turns.
+
+    Within a batch at most `concurrency` (EKP_BILLING_CONCURRENCY) gateway calls are in flight at once,
+    so Tpay's latency overlaps instead of adding up month after month."""
     policy = billing_policy(settings)
     report = BillingReport()
-    limiter = anyio.CapacityLimiter(concurrency)
+    limiter = anyio.CapacityLimiter(concurrency or billing_concurrency(settings))
     overlap = engine.dialect.name == "postgresql"
 
     async with anyio.create_task_group() as tg:
