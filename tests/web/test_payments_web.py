@@ -223,6 +223,16 @@ def test_wrong_amount_currency_or_unknown_reference_is_rejected(shop: Shop, brow
     assert answer.status_code == 400 and "amount_mismatch" in answer.text
     assert shop.payment(purchase.reference).applied_at is None and db.count(Ticket) == 0
 
+    # ... and one for our reference and amount in another currency (tr_currency; Tpay omits it for PLN).
+    payment = shop.payment(purchase.reference)
+    amount = f"{payment.amount // 100}.{payment.amount % 100:02d}"
+    fields |= {"tr_amount": amount, "tr_paid": amount, "tr_currency": "EUR"}
+    fields["md5sum"] = legacy_md5sum(s.merchant_id, fields["tr_id"], amount, fields["tr_crc"], s.security_code)
+    body = urlencode(fields).encode()
+    answer = shop.notify(body, sign_detached(body, shop.sandbox._private_key, shop.sandbox.x5u))
+    assert answer.status_code == 400 and "currency_mismatch" in answer.text
+    assert shop.payment(purchase.reference).applied_at is None and db.count(Ticket) == 0
+
 
 def test_replayed_notification_changes_nothing(shop: Shop, browser: Browser, mails: Outbox, db) -> None:
     user, card = shop.resident(browser)
