@@ -31,12 +31,10 @@ box, load average 3-6 from other work (so +-30 %), 2026-11-22, untraced, batch 2
 
 What changed (where the time went before, per month):
   * the sandbox, ~4.5 ms: the Tpay adapter's two HTTP calls (create, pay) through httpx's ASGI transport
-    into the sandbox's Litestar app, with a store transaction per statement. The embedded sandbox's
-    gateway (payments.sandbox.app.SandboxGateway) now makes a token charge one authenticated in-process
-    call of the sandbox's `POST /transactions` with the card token, which creates and charges in one
-    store transaction (raw DB-API, committed before answering: an answered charge is durable and the
-    same reference never charges twice): ~100 us. Hosted payments, refunds, statuses and
-    notifications still go over HTTP; the real Tpay adapter keeps its two calls per charge.
+    into the sandbox's Litestar app, with a store transaction per statement. (From 2026-11-22 to issue 19
+    the embedded sandbox's gateway took an in-process shortcut, one call creating and charging at once,
+    ~100 us; issue 19 removed it: the charge is Tpay's two calls over the adapter's HTTP path again, and
+    the sandbox's writes are raw DB-API statements. Figures since then: benchmarks/README.md.)
   * the confirmation mail, about half of our side's ~1.5 ms: three Jinja renders and a SQLModel object
     in the billing transaction.
     The mail is now queued unrendered (template, language, JSON context; migration 0007) in one INSERT
@@ -96,6 +94,11 @@ class InstantGateway:
 
     def __init__(self) -> None:
         self.charges: dict[str, int] = {}
+
+    async def open_token_charge(self, charge: Any) -> Any:
+        from payments import CreatedPayment
+
+        return CreatedPayment(f"ta_{charge.reference}", f"TR-{charge.reference}", "", charge.reference)
 
     async def charge_token(self, charge: Any) -> Any:
         from payments import ChargeResult, PaymentStatus

@@ -122,7 +122,8 @@ def check_chain(chain: list[x509.Certificate], root: x509.Certificate, now: dt.d
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature) as exc:
             raise NotificationRejected(RejectReason.UNTRUSTED_CERTIFICATE, "certificate chain broken") from exc
-    # A one-element path means the signer *is* the configured root (the sandbox's self-signed case).
+    # A one-element path means the signer *is* the configured root (accepted, as by Tpay's client; neither
+    # Tpay nor the sandbox, whose signer is issued by a separate root since issue 19, signs with its root).
     return chain[0]
 
 

@@ -289,7 +289,7 @@ def parse_legacy_notification(
 def parse_json_notification(body: bytes) -> CardNotice:
     """A JSON notification about a card token: `{"type": "tokenization", "data": {"tokenizationId",
     "token", "cardBrand", "cardTail", "tokenExpiryDate" (MMYY)}}` or `{"type": "token_update", "data":
-    {"token", ...}}` (Tpay SDK 2.4.x `Model/Objects/NotificationBody/Tokenization.php`, `TokenUpdate.php`)."""
+    {"token"}}` (tpay-openapi-php `src/Model/Objects/NotificationBody/Tokenization.php`, `TokenUpdate.php`)."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -297,7 +297,11 @@ def parse_json_notification(body: bytes) -> CardNotice:
     if not isinstance(document, dict):
         raise NotificationRejected(RejectReason.MALFORMED_BODY, "not a JSON object")
     kind = document.get("type")
+    # The fields are under "data" (or "msg_value"), as Tpay's client reads them
+    # (tpay-openapi-php `Webhook/JWSVerifiedPaymentNotification.php::getSourceData`).
     data = document.get("data")
+    if not isinstance(data, dict):
+        data = document.get("msg_value")
     if not isinstance(data, dict):
         data = document  # a flat body (the token fields beside "type")
     if kind not in ("tokenization", "token_update"):

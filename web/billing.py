@@ -15,6 +15,7 @@ payment, which the next run asks the gateway about again with the same reference
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 
 import anyio
@@ -32,6 +33,23 @@ from web.settings import Settings
 log = logging.getLogger("ekp.billing")
 
 CONFLICT_RETRIES = 3  # a batch that collided with another billing run is read again this many times
+# Charges in flight at once (EKP_BILLING_CONCURRENCY, 1-256): each month is two calls to Tpay (open, pay),
+# so with Tpay's latency L a run charges about concurrency / (2 L) months per second (benchmarks/README.md).
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 256
+
+# Tests only (the crash test of R-PAY-1, tests/web/test_billing_crash.py): the process ends at once, as if
+# killed, at this point of a batch: "recorded" (the Tpay transaction ids committed, nothing paid yet) or
+# "answered" (Tpay answered the charges, nothing applied yet). Ignored in production.
+CRASH_VARIABLE = "EKP_TEST_BILLING_CRASH_AT"
+CRASH_EXIT_CODE = 86
+
+
+def _crash_point(point: str) -> None:
+    if os.environ.get(CRASH_VARIABLE) == point and os.environ.get("EKP_ENV") != "production":
+        log.error("billing run ended at %s (%s)", point, CRASH_VARIABLE)
+        logging.shutdown()
+        os._exit(CRASH_EXIT_CODE)
 
 
 @dataclass
@@ -144,6 +162,7 @@ async def _open_all(engine: Engine, gateway: PaymentGateway, charges: list[subsc
            if c is not None and was.transaction_id is None]
     if new:
         await anyio.to_thread.run_sync(_in_tx, engine, records.record_charge_transactions, new)
+        _crash_point("recorded")
     return [c for c in opened if c is not None]
 
 
@@ -164,6 +183,8 @@ async def _ask_all(engine: Engine, gateway: PaymentGateway, charges: list[subscr
         for i, charge in enumerate(charges):
             tg.start_soon(ask, i, charge)
     answered = [r for r in results if r is not None]
+    if answered:
+        _crash_point("answered")
     report.unanswered += len(results) - len(answered)
     return answered
 
@@ -183,17 +204,32 @@ async def _apply_answers(engine: Engine, gateway: PaymentGateway, answered: list
             report.declined += 1
 
 
+def billing_concurrency(settings: Settings) -> int:
+    """EKP_BILLING_CONCURRENCY (default 8, at most 256); an unreadable value falls back to the default."""
+    text = settings.extra.get("EKP_BILLING_CONCURRENCY", "").strip()
+    if not text:
+        return DEFAULT_CONCURRENCY
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CONCURRENCY:
+        log.warning("EKP_BILLING_CONCURRENCY=%r is not a number from 1 to %d; using %d", text[:20], MAX_CONCURRENCY,
+                    DEFAULT_CONCURRENCY)
+        return DEFAULT_CONCURRENCY
+    return int(text)
+
+
 async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: Settings, *,
-                            batch: int = 200, concurrency: int = 8) -> BillingReport:
+                            batch: int = 200, concurrency: int | None = None) -> BillingReport:
     """Review every open subscription, plan and charge what is due today (R-5P1-4..6).
 
     On PostgreSQL a batch's answers are applied (in a worker thread, on its own connection) while the
     next batch is claimed and charged, so the database's round trips overlap our work; at most one
     batch is being applied at a time, so memory stays that of two batches however many are due. On
-    SQLite, with one writer at a time, the batches take turns."""
+    SQLite, with one writer at a time, the batches take turns.
+
+    Within a batch at most `concurrency` (EKP_BILLING_CONCURRENCY) gateway calls are in flight at once,
+    so Tpay's latency overlaps instead of adding up month after month."""
     policy = billing_policy(settings)
     report = BillingReport()
-    limiter = anyio.CapacityLimiter(concurrency)
+    limiter = anyio.CapacityLimiter(concurrency or billing_concurrency(settings))
     overlap = engine.dialect.name == "postgresql"
 
     async with anyio.create_task_group() as tg:

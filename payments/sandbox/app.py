@@ -2,10 +2,15 @@
 
 It speaks the subset of Tpay's OpenAPI that EKP uses (`/oauth/auth`, `/transactions`,
 `/transactions/{id}/pay`, `/transactions/{id}/refunds`, `GET /transactions/{id}`), hosts the card page
-(the only place a card number is typed), saves card tokens, and sends Tpay-shaped notifications
-(form body + `md5sum`, detached RS256 JWS whose `x5u` points at its own certificate) over real HTTP,
-retried with back-off until acknowledged with `TRUE`.  Its state lives in its own SQLite file, so it
-can be mounted in the EKP process (default) or run on its own host.
+(the only place a card number is typed), saves card tokens, and sends Tpay-shaped notifications over
+real HTTP, retried with back-off until acknowledged: form notifications (Tpay's `BasicPayment` fields,
+`tr_status` `TRUE` or `CHARGEBACK`, never `FALSE`: a declined payment gets no notification, as at Tpay;
+`md5sum`) answered `TRUE`, and JSON card notifications (`{"type": "tokenization" | "token_update",
+"data": {...}}`) answered `{"result":true}`, all signed with a detached RS256 JWS whose `x5u` names its
+signing certificate, issued by its own root certificate (`/x509/notifications-jws.pem`,
+`/x509/tpay-jws-root.pem`, as Tpay's).  Like Tpay it deduplicates nothing on the merchant's reference:
+each `POST /transactions` opens a new transaction; one transaction is paid at most once.  Its state
+lives in its own SQLite file, so it can be mounted in the EKP process (default) or run on its own host.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +29,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from sqlalchemy import exc as sa_exc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -39,8 +43,7 @@ from litestar.types import Receive, Scope, Send
 
 from ..amounts import grosze_to_wire, wire_to_grosze
 from ..signing import legacy_md5sum, sign_detached
-from ..port import ChargeResult, GatewayError, GatewayTimeout, TokenCharge
-from ..tpay import CARD_GROUP_ID, TpayGateway, charge_result
+from ..tpay import TpayGateway
 from .cards import TEST_CARDS, CardBehaviour, validate_card_form
 from .delivery import NotificationDeliverer
 from .store import SandboxStore
@@ -109,13 +112,48 @@ def _decline_reason(card: dict[str, Any], today: dt.date) -> str | None:
     return None
 
 
+def _new_signing_chain() -> tuple[str, str, str]:
+    """(root certificate, signer's private key, signer certificate), PEM: a root CA and the notification
+    signing certificate it issues, as Tpay's `tpay-jws-root.pem` and `notifications-jws.pem`. The root's
+    private key signs the signer's certificate and is then thrown away."""
+    now = dt.datetime.now(dt.UTC)
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EKP payment sandbox root CA")])
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signer = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EKP payment sandbox notifications")]))
+        .issuer_name(root_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return root.public_bytes(pem).decode(), key_pem, signer.public_bytes(pem).decode()
+
+
 class _ApiError(Exception):
     def __init__(self, status_code: int, code: str, message: str = "") -> None:
         super().__init__(code)
         self.status_code, self.code, self.message = status_code, code, message
-
-
-SandboxApiError = _ApiError  # what `Sandbox.direct_call` raises
 
 
 def _api_error_response(exc: _ApiError) -> Response[Any]:
@@ -151,7 +189,7 @@ class Sandbox:
         self.settings = settings
         self.public_url = settings.public_url.rstrip("/")
         self.store = SandboxStore(settings.db_path)
-        self._private_key, self.certificate_pem = self._load_or_create_key()
+        self._private_key, self.certificate_pem, self.root_certificate_pem = self._load_or_create_signing()
         self.deliverer = NotificationDeliverer(
             self.store,
             backoff_base=settings.backoff_base,
@@ -167,6 +205,10 @@ class Sandbox:
     @property
     def x5u(self) -> str:
         return f"{self.public_url}/x509/notifications-jws.pem"
+
+    @property
+    def root_url(self) -> str:
+        return f"{self.public_url}/x509/tpay-jws-root.pem"
 
     async def start(self) -> None:
         """Start delivering notifications (resumes deliveries left pending by an earlier run)."""
@@ -188,8 +230,10 @@ class Sandbox:
         return httpx.ASGITransport(app=_StripPrefix(self.app, urlsplit(self.public_url).path))
 
     def gateway(self, notification_url: str, *, in_process: bool = True, timeout: float = 15.0) -> TpayGateway:
-        """A `PaymentGateway` talking to this sandbox as to Tpay (OAuth, JWS, md5sum). In the same
-        process (`in_process`), token charges skip HTTP: see `SandboxGateway`."""
+        """The Tpay adapter, talking to this sandbox as to Tpay: every call (OAuth, transactions, the
+        two-call token charge, refunds, statuses) goes over the adapter's HTTP client; `in_process`
+        only routes it through an ASGI transport instead of a socket. Notifications are verified
+        against the sandbox's root certificate (pinned, as `EKP_TPAY_ROOT_CERT` pins Tpay's)."""
         options: dict[str, Any] = dict(
             client_id=self.settings.client_id,
             client_secret=self.settings.client_secret,
@@ -197,12 +241,12 @@ class Sandbox:
             merchant_id=self.settings.merchant_id,
             notification_url=notification_url,
             api_url=self.public_url,
-            root_cert=self.certificate_pem,
+            root_cert=self.root_certificate_pem,
             x5u_prefix=f"{self.public_url}/x509/",
             timeout=timeout,
         )
         if in_process:
-            return SandboxGateway(self, transport=self.asgi_transport(), **options)
+            options["transport"] = self.asgi_transport()
         return TpayGateway(**options)
 
     def mount_handler(self, path: str = "/sandbox-pay") -> Any:
@@ -215,46 +259,34 @@ class Sandbox:
 
         return payment_sandbox
 
-    def _load_or_create_key(self) -> tuple[rsa.RSAPrivateKey, str]:
-        stored = self.store.load_key()
+    def _load_or_create_signing(self) -> tuple[rsa.RSAPrivateKey, str, str]:
+        """The signer's key, its certificate and the root certificate that issued it (as Tpay's
+        `notifications-jws.pem` is issued by `tpay-jws-root.pem`); made at the first start, then kept."""
+        stored = self.store.load_signing()
         if stored is None:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EKP payment sandbox notifications")])
-            now = dt.datetime.now(dt.UTC)
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(name)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=3650))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256())
-            )
-            key_pem = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ).decode()
-            stored = self.store.save_key(key_pem, cert.public_bytes(serialization.Encoding.PEM).decode())
-        private_key = serialization.load_pem_private_key(stored[0].encode(), password=None)
+            stored = self.store.save_signing(*_new_signing_chain())
+        private_key = serialization.load_pem_private_key(stored[1].encode(), password=None)
         assert isinstance(private_key, rsa.RSAPrivateKey)
-        return private_key, stored[1]
+        return private_key, stored[2], stored[0]
 
     # ------------------------------------------------------------------ notifications
-    def _notify(self, tx_id: str, tr_status: str, *, with_card: bool = False) -> None:
-        tx = self.store.transaction(tx_id)
-        if tx is None or not tx["notify_url"]:
-            return
+    def _payment_notification(self, tx: dict[str, Any], tr_status: str,
+                              card: dict[str, Any] | None = None) -> tuple[str, str, str] | None:
+        """(url, body, signature) of a form notification, or None when the transaction has no
+        notification URL. `tr_status` is one of Tpay's: TRUE (paid) or CHARGEBACK (money returned)."""
+        if not tx["notify_url"]:
+            return None
+        assert tr_status in ("TRUE", "PAID", "CHARGEBACK")  # Tpay's set (tpay-openapi-php TransactionStatus.php)
         amount = grosze_to_wire(tx["amount"])
-        paid = grosze_to_wire(tx["amount"] if tr_status in ("TRUE", "CHARGEBACK") else 0)
         merchant = self.settings.merchant_id
+        # Tpay's names (tpay-openapi-php `Model/Objects/NotificationBody/BasicPayment.php`).
         fields = {
             "id": merchant,
             "tr_id": tx["title"],
             "tr_date": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
             "tr_crc": tx["reference"],
             "tr_amount": amount,
-            "tr_paid": paid,
+            "tr_paid": grosze_to_wire(tx["amount"]),
             "tr_desc": tx["description"],
             "tr_status": tr_status,
             "tr_error": tx["error_code"] or "none",
@@ -262,22 +294,58 @@ class Sandbox:
             "test_mode": "1",
             "md5sum": legacy_md5sum(merchant, tx["title"], amount, tx["reference"], self.settings.security_code),
         }
-        if with_card and tx["card_token"]:
-            card = self.store.card(tx["card_token"])
-            if card is not None:
-                fields |= {  # Tpay's names (tpay-openapi-php 2.4.x BasicPayment + tokenPaymentData_*)
-                    "card_token": card["token"],
-                    "tokenPaymentData_cardBrand": card["brand"],
-                    "tokenPaymentData_cardTail": card["last4"],
-                    "tokenPaymentData_cardExpiryDate": f"{card['exp_month']:02d}{card['exp_year'] % 100:02d}",
-                }
+        if card is not None:
+            fields |= {  # tpay-openapi-php `Model/Fields/Notification/CardToken.php`, `CardBrand.php`, ...
+                "card_token": card["token"],
+                "tokenPaymentData_cardBrand": card["brand"],
+                "tokenPaymentData_cardTail": card["last4"],
+                "tokenPaymentData_cardExpiryDate": f"{card['exp_month']:02d}{card['exp_year'] % 100:02d}",
+            }
         body = urlencode(fields)
-        signature = sign_detached(body.encode(), self._private_key, self.x5u)
-        self.store.add_delivery(tx_id, tx["notify_url"], body, signature, time.time())
-        log.info("sandbox notification queued for %s (%s)", tx["title"], tr_status)
+        return tx["notify_url"], body, sign_detached(body.encode(), self._private_key, self.x5u)
+
+    def _card_notification(self, url: str, kind: str, card: dict[str, Any],
+                           tokenization_id: str = "") -> tuple[str, str, str]:
+        """A JSON card notification (tpay-openapi-php `Model/Objects/NotificationBody/Tokenization.php`,
+        `TokenUpdate.php`; the `type`/`data` envelope as `Webhook/JWSVerifiedPaymentNotification.php` reads it)."""
+        data: dict[str, str] = {"token": card["token"]}
+        if kind == "tokenization":
+            data = {"tokenizationId": tokenization_id, **data, "cardBrand": card["brand"], "cardTail": card["last4"],
+                    "tokenExpiryDate": f"{card['exp_month']:02d}{card['exp_year'] % 100:02d}"}
+        body = json.dumps({"type": kind, "data": data}, separators=(",", ":"))
+        return url, body, sign_detached(body.encode(), self._private_key, self.x5u)
+
+    def _queue(self, tx_id: str, delivery: tuple[str, str, str] | None) -> None:
+        if delivery is None:
+            return
+        self.store.add_delivery(tx_id, *delivery, time.time())
+        self._wake_deliverer()
+
+    def _wake_deliverer(self) -> None:
         if not self.deliverer.running:
             self.deliverer.start()
         self.deliverer.wake()
+
+    def _notify(self, tx_id: str, tr_status: str, *, with_card: bool = False) -> None:
+        tx = self.store.transaction(tx_id)
+        if tx is None:
+            return
+        card = self.store.card(tx["card_token"]) if with_card and tx["card_token"] else None
+        self._queue(tx_id, self._payment_notification(tx, tr_status, card))
+        if card is not None and tx["notify_url"]:
+            # As after a Tpay card tokenization: the token in a JSON notification of its own too.
+            self._queue(tx_id, self._card_notification(tx["notify_url"], "tokenization", card, f"TO-{tx['title']}"))
+        log.info("sandbox notification queued for %s (%s)", tx["title"], tr_status)
+
+    def notify_token_update(self, token: str) -> int:
+        """Tell the merchant that a saved card's token was updated (`{"type": "token_update"}`), e.g.
+        after the bank renewed the card; sent to the notification URL of the payment that saved it."""
+        card = self.store.card(token)
+        tx = self.store.transaction_saving(token)
+        if card is None or tx is None or not tx["notify_url"]:
+            return 0
+        self._queue(tx["id"], self._card_notification(tx["notify_url"], "token_update", card))
+        return 1
 
     # ------------------------------------------------------------------ payment outcomes
     def _pay_hosted(self, tx: dict[str, Any], brand: str, last4: str, exp_month: int, exp_year: int, behaviour: str) -> str:
@@ -293,10 +361,11 @@ class Sandbox:
         return tx["success_url"]
 
     def _decline_hosted(self, tx: dict[str, Any], error_code: str) -> str:
-        if self.store.update_transaction(
+        # No notification: Tpay sends none for a declined payment (its tr_status has no FALSE); the
+        # merchant learns it from the payer's return or by asking (`GET /transactions/{id}`).
+        self.store.update_transaction(
             tx["id"], only_if_status="pending", status="declined", error_code=error_code, pending_behaviour=None
-        ):
-            self._notify(tx["id"], "FALSE")
+        )
         return tx["error_url"]
 
     # ------------------------------------------------------------------ API operations
@@ -362,18 +431,14 @@ class Sandbox:
             "notify_url": str(notification.get("url") or ""),
             "save_card": bool(card_data.get("save")),
         }
+        tx = self.store.create_transaction(values)  # always a new one: Tpay does not deduplicate on hiddenDescription
         token = str(card_data.get("token") or "")
         if token and not payer_urls:
-            return self._create_and_charge(values, token)
-        tx = self.store.create_transaction(values)
-        if tx["amount"] != amount:
-            raise _ApiError(409, "reference_conflict", "hiddenDescription already used for another amount")
+            # Tpay's one-call form (`pay.groupId` 103 with `pay.cardPaymentData.token`): opened and paid at once.
+            return self._pay_with_token(tx["id"], token)
         return self._transaction_json(tx) | {"transactionPaymentUrl": f"{self.public_url}/pay/{tx['id']}"}
 
-    def _create_and_charge(self, values: dict[str, Any], token: str) -> dict[str, Any]:
-        """`POST /transactions` with `pay.cardPaymentData.token`: create the transaction and charge the
-        saved card in one call (and one store transaction). Idempotent per reference like the two-call
-        way: a reference already decided answers with its first result and charges nothing."""
+    def _pay_with_token(self, tx_id: str, token: str) -> dict[str, Any]:
         today = self.settings.today()
 
         def decide(card: dict[str, Any] | None) -> str | None:
@@ -381,48 +446,26 @@ class Sandbox:
                 raise _ApiError(400, "invalid_token", "unknown card token")
             return _decline_reason(card, today)
 
-        tx, charged = self.store.charge_saved_card(values, token, decide)
-        if tx["amount"] != values["amount"]:
-            raise _ApiError(409, "reference_conflict", "hiddenDescription already used for another amount")
-        if charged and tx["notify_url"]:
-            self._notify(tx["id"], "FALSE" if tx["error_code"] else "TRUE")
+        def notification(tx: dict[str, Any], _card: dict[str, Any] | None) -> tuple[str, str, str] | None:
+            # Paid: a TRUE notification, queued with the charge; declined: none, as at Tpay.
+            return None if tx["error_code"] else self._payment_notification(tx, "TRUE")
+
+        tx, decided = self.store.pay_with_token(tx_id, token, decide, notification)
+        if tx is None:
+            raise _ApiError(404, "transaction_not_found", "no such transaction")
+        if decided and tx["notify_url"] and not tx["error_code"]:
+            self._wake_deliverer()
         return self._transaction_json(tx)
 
-    def direct_call(self, client_id: str, client_secret: str, path: str, body: Any) -> dict[str, Any]:
-        """The API in the same process, without HTTP: what `SandboxGateway` calls for token charges.
-        Authenticated by the client credentials on each call (no access-token round trip); answers and
-        errors are those of the HTTP API (`SandboxApiError` carries the HTTP status and error code)."""
-        ok = secrets.compare_digest(client_id, self.settings.client_id) and secrets.compare_digest(
-            client_secret, self.settings.client_secret
-        )
-        if not ok:
-            raise _ApiError(401, "invalid_client", "bad client credentials")
-        if path != "/transactions":
-            raise _ApiError(404, "not_found", "only POST /transactions is offered in-process")
-        return self.api_create(body)
-
     def api_pay(self, tx_id: str, body: Any) -> dict[str, Any]:
-        tx = self._get_tx(tx_id)
         card_data = body.get("cardPaymentData") if isinstance(body, dict) else None
         token = str(card_data.get("token") or "") if isinstance(card_data, dict) else ""
         if not token:
             raise _ApiError(400, "missing_field", "cardPaymentData.token is required")
         if body.get("method") != "sale":  # what every official saved-card call sends
             raise _ApiError(400, "missing_field", 'method "sale" is required with a card token')
-        if tx["status"] != "pending":  # already decided: answer with the first result, never charge again
-            return self._transaction_json(tx)
-        card = self.store.card(token)
-        if card is None:
-            raise _ApiError(400, "invalid_token", "unknown card token")
-        error = _decline_reason(card, self.settings.today())
-        status = "declined" if error else "correct"
-        if self.store.update_transaction(
-            tx["id"], only_if_status="pending", status=status, error_code=error, card_token=token,
-            paid_at=None if error else time.time(),
-        ):
-            self.store.record_charge(tx["id"], tx["reference"], token, tx["amount"], error is None)
-            self._notify(tx["id"], "FALSE" if error else "TRUE")
-        return self._transaction_json(self._get_tx(tx_id))
+        # A transaction already decided answers with its first result and is never charged again.
+        return self._pay_with_token(tx_id, token)
 
     def api_refund(self, tx_id: str, body: Any) -> dict[str, Any]:
         tx = self._get_tx(tx_id)
@@ -533,9 +576,18 @@ class Sandbox:
         async def get_transaction(request: Request[Any, Any, Any], tx_id: FromPath[str]) -> Response[Any]:
             return await api(request, lambda _body: sandbox._transaction_json(sandbox._get_tx(tx_id)))
 
-        @get(["/x509/notifications-jws.pem", "/x509/tpay-jws-root.pem"], sync_to_thread=False)
+        @get("/x509/notifications-jws.pem", sync_to_thread=False)
         def certificate() -> Response[str]:
             return Response(sandbox.certificate_pem, media_type="application/x-pem-file")
+
+        @get("/x509/tpay-jws-root.pem", sync_to_thread=False)
+        def root_certificate() -> Response[str]:
+            return Response(sandbox.root_certificate_pem, media_type="application/x-pem-file")
+
+        @post("/_sandbox/cards/{token:str}/token-update", status_code=200)
+        async def token_update(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
+            """Play the bank renewing a saved card: a signed `token_update` notification (merchant's credentials)."""
+            return await api(request, lambda _body: {"result": "success", "queued": sandbox.notify_token_update(token)})
 
         @get("/_sandbox/charges", sync_to_thread=False)
         def charges(token: FromQuery[str | None] = None, reference: FromQuery[str | None] = None) -> dict[str, int]:
@@ -613,44 +665,13 @@ class Sandbox:
         return Litestar(
             route_handlers=[
                 index, oauth, create_transaction, pay_transaction, refund_transaction, get_transaction,
-                certificate, charges, pay_page, pay_submit, threeds_page, threeds_submit,
+                certificate, root_certificate, token_update, charges, pay_page, pay_submit, threeds_page, threeds_submit,
             ],
             template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
             on_startup=[self.start],
             on_shutdown=[self.stop],
             openapi_config=None,
         )
-
-
-class SandboxGateway(TpayGateway):
-    """The Tpay adapter for the sandbox embedded in this process.
-
-    Hosted payments, refunds, statuses and notifications go over HTTP (through the ASGI transport, so
-    OAuth, JSON and JWS are exercised as with Tpay). A token charge is one authenticated in-process call
-    of the sandbox's `POST /transactions` with `pay.cardPaymentData.token` (create and charge at once),
-    which the sandbox commits in one store transaction before answering: no OAuth round trip, no HTTP
-    encoding, two ASGI requests fewer. Idempotency is the sandbox's (per reference, durable), so no
-    in-memory memo of answers is needed here; declines come back as FAILED with the sandbox's code.
-    """
-
-    def __init__(self, sandbox: Sandbox, *, client_id: str, client_secret: str, **options: Any) -> None:
-        super().__init__(client_id=client_id, client_secret=client_secret, **options)
-        self._sandbox, self._credentials = sandbox, (client_id, client_secret)
-
-    async def charge_token(self, charge: TokenCharge) -> ChargeResult:
-        body = self._transaction_body(
-            amount=charge.amount, currency=charge.currency, description=charge.description,
-            reference=charge.reference, email=charge.payer_email, name=charge.payer_name,
-        )
-        body["pay"] = {"groupId": CARD_GROUP_ID, "cardPaymentData": {"token": charge.token}}
-        try:
-            data = self._sandbox.direct_call(*self._credentials, "/transactions", body)
-        except _ApiError as exc:
-            log.warning("sandbox token charge failed: %s", exc.code)
-            raise GatewayError(exc.code, exc.message, exc.status_code) from exc
-        except (sa_exc.OperationalError, sqlite3.OperationalError) as exc:  # store busy or unavailable: nothing was kept
-            raise GatewayTimeout("sandbox store unavailable") from exc
-        return charge_result(data, charge)
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> SandboxSettings:

@@ -1,13 +1,14 @@
 """Delivers the sandbox's signed notifications over real HTTP, retrying with exponential back-off.
 
-A delivery counts as acknowledged only when the receiver answers HTTP 200 with the body `TRUE`
-(Tpay's rule).  Pending deliveries live in the sandbox store, so a restart resumes them.
+A delivery counts as acknowledged only when the receiver answers HTTP 200 with the body `TRUE` (a form
+notification) or `{"result":true}` (a JSON card notification), Tpay's rule.  Pending deliveries live in the sandbox store, so a restart resumes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 
@@ -16,6 +17,18 @@ import httpx
 from .store import Delivery, SandboxStore
 
 log = logging.getLogger(__name__)
+
+
+def acknowledged(body: str, response: httpx.Response) -> bool:
+    """Whether the merchant's answer acknowledges the notification `body`."""
+    if response.status_code != 200:
+        return False
+    if body.startswith("{"):
+        try:
+            return json.loads(response.text) == {"result": True}
+        except ValueError:
+            return False
+    return response.text.strip() == "TRUE"
 
 
 class NotificationDeliverer:
@@ -97,11 +110,12 @@ class NotificationDeliverer:
                 delivery.url,
                 content=delivery.body.encode(),
                 headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Content-Type": "application/json" if delivery.body.startswith("{")
+                    else "application/x-www-form-urlencoded",
                     "X-JWS-Signature": delivery.signature,
                 },
             )
-            if response.status_code == 200 and response.text.strip() == "TRUE":
+            if acknowledged(delivery.body, response):
                 self.store.mark_delivered(delivery.id, time.time())
                 log.info("sandbox notification %s acknowledged (attempt %s)", delivery.id, delivery.attempts + 1)
                 return True

@@ -1,7 +1,12 @@
 """The sandbox's own SQLite store (SQLAlchemy Core, tables prefixed `sandbox_`, created on start).
 
 It holds transactions, saved-card tokens, charges (for counting), notification deliveries and the
-sandbox's signing key, so that a restart resumes pending deliveries with the same certificate.
+sandbox's root certificate and signing key, so that a restart resumes pending deliveries with the same
+certificate.
+
+Like Tpay, the store deduplicates nothing on the merchant's reference (`hiddenDescription`): every
+`POST /transactions` opens a new transaction, and the same reference may be paid twice in two of them.
+What it guards is the transaction itself: one transaction is paid at most once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ transactions = sa.Table(
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("title", sa.String(40), nullable=False, unique=True),
-    sa.Column("reference", sa.String(255), nullable=False, unique=True),
+    sa.Column("reference", sa.String(255), nullable=False, index=True),  # not unique: Tpay does not deduplicate on it
     sa.Column("kind", sa.String(10), nullable=False),  # "hosted" | "token"
     sa.Column("amount", sa.Integer, nullable=False),  # grosze
     sa.Column("refunded", sa.Integer, nullable=False, default=0),
@@ -86,10 +91,13 @@ deliveries = sa.Table(
     sa.Column("last_error", sa.String(200)),
 )
 
-keys = sa.Table(
-    "sandbox_keys",
+# A root CA certificate and the notification signing certificate it issued (Tpay: `/x509/tpay-jws-root.pem`
+# and `/x509/notifications-jws.pem`). The root's key signs nothing else and is not kept.
+signing = sa.Table(
+    "sandbox_signing",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("root_certificate_pem", sa.Text, nullable=False),
     sa.Column("private_key_pem", sa.Text, nullable=False),
     sa.Column("certificate_pem", sa.Text, nullable=False),
 )
@@ -131,8 +139,30 @@ def _serialise_writers(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _unique_reference_table(engine: sa.Engine) -> str | None:
+    """A store made before references stopped being unique: its transactions table is renamed aside (and
+    copied into the new one by `_copy_transactions`), since SQLite cannot drop a UNIQUE constraint."""
+    with engine.begin() as conn:
+        indexes = conn.exec_driver_sql("PRAGMA index_list('sandbox_transactions')").fetchall()
+        for index in indexes:
+            if index[2] and index[3] == "u":  # unique, from a UNIQUE constraint
+                columns = [r[2] for r in conn.exec_driver_sql(f"PRAGMA index_info('{index[1]}')").fetchall()]
+                if columns == ["reference"]:
+                    conn.exec_driver_sql("ALTER TABLE sandbox_transactions RENAME TO sandbox_transactions_unique_ref")
+                    return "sandbox_transactions_unique_ref"
+    return None
+
+
+def _copy_transactions(engine: sa.Engine, old: str) -> None:
+    columns = ", ".join(c.name for c in transactions.columns)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO sandbox_transactions ({columns}) SELECT {columns} FROM {old}")
+        conn.exec_driver_sql(f"DROP TABLE {old}")
+
+
 _TX_COLUMNS = ", ".join(c.name for c in transactions.columns)
 _CARD_COLUMNS = ", ".join(c.name for c in cards.columns)
+_INSERT_TX = f"INSERT INTO sandbox_transactions ({_TX_COLUMNS}) VALUES ({', '.join('?' * len(transactions.columns))})"
 
 
 def _fetch_one(cursor: Any, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
@@ -149,24 +179,32 @@ class SandboxStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
         _serialise_writers(self.engine)
+        old = _unique_reference_table(self.engine)
         metadata.create_all(self.engine)
+        if old:
+            _copy_transactions(self.engine, old)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    # -- keys
-    def load_key(self) -> tuple[str, str] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(keys.c.private_key_pem, keys.c.certificate_pem).where(keys.c.id == 1)).first()
-        return (row[0], row[1]) if row else None
+    # -- signing certificates
+    _SIGNING = (signing.c.root_certificate_pem, signing.c.private_key_pem, signing.c.certificate_pem)
 
-    def save_key(self, private_key_pem: str, certificate_pem: str) -> tuple[str, str]:
+    def load_signing(self) -> tuple[str, str, str] | None:
+        """(root certificate, signer's private key, signer certificate), PEM; None before the first start."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(*self._SIGNING).where(signing.c.id == 1)).first()
+        return (row[0], row[1], row[2]) if row else None
+
+    def save_signing(self, root_pem: str, private_key_pem: str, certificate_pem: str) -> tuple[str, str, str]:
+        """Keep the first set saved (two processes starting at once agree on one)."""
         with self.engine.begin() as conn:
-            existing = conn.execute(sa.select(keys.c.private_key_pem, keys.c.certificate_pem)).first()
+            existing = conn.execute(sa.select(*self._SIGNING)).first()
             if existing:
-                return existing[0], existing[1]
-            conn.execute(keys.insert().values(id=1, private_key_pem=private_key_pem, certificate_pem=certificate_pem))
-        return private_key_pem, certificate_pem
+                return existing[0], existing[1], existing[2]
+            conn.execute(signing.insert().values(id=1, root_certificate_pem=root_pem, private_key_pem=private_key_pem,
+                                                 certificate_pem=certificate_pem))
+        return root_pem, private_key_pem, certificate_pem
 
     # -- transactions
     def transaction(self, tx_id: str) -> dict[str, Any] | None:
@@ -175,28 +213,46 @@ class SandboxStore:
         return dict(row) if row else None
 
     def transaction_by_reference(self, reference: str) -> dict[str, Any] | None:
+        """The latest transaction opened with `reference` (there may be several, as at Tpay)."""
+        stmt = (sa.select(transactions).where(transactions.c.reference == reference)
+                .order_by(transactions.c.created_at.desc(), transactions.c.id.desc()).limit(1))
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(transactions).where(transactions.c.reference == reference)).mappings().first()
+            row = conn.execute(stmt).mappings().first()
         return dict(row) if row else None
 
+    def transactions_by_reference(self, reference: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(transactions).where(transactions.c.reference == reference)
+                                .order_by(transactions.c.created_at, transactions.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
     def create_transaction(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Insert, or return the existing transaction with the same reference (idempotent create)."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(transactions).where(transactions.c.reference == values["reference"])
-            ).mappings().first()
-            if row:
-                return dict(row)
-            row_values = {
-                "id": new_id("ta_"),
-                "title": new_id("TR-SBX-", 10),
-                "status": "pending",
-                "refunded": 0,
-                "created_at": time.time(),
-                **values,
-            }
-            conn.execute(transactions.insert().values(**row_values))
-        return self.transaction(row_values["id"])  # type: ignore[return-value]
+        """Open a new transaction, always (as Tpay: a reference used before opens another one)."""
+        row_values = {
+            "id": new_id("ta_"), "title": new_id("TR-SBX-", 10), "status": "pending", "refunded": 0,
+            "created_at": time.time(),
+            "success_url": "", "error_url": "", "notify_url": "", "save_card": False, "error_code": None,
+            "card_token": None, "pending_brand": None, "pending_last4": None, "pending_exp_month": None,
+            "pending_exp_year": None, "pending_behaviour": None, "paid_at": None,
+            **values,
+        }
+        # Raw DB-API: with the token charge's `/pay`, this is the billing run's hot path at the sandbox.
+        columns = _TX_COLUMNS.split(", ")
+        fairy = self.engine.raw_connection()
+        try:
+            cur = fairy.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute(_INSERT_TX, [row_values[c] for c in columns])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        finally:
+            fairy.close()
+        return row_values
 
     def update_transaction(self, tx_id: str, *, only_if_status: str | None = None, **values: Any) -> bool:
         """Update a transaction; with `only_if_status`, only when it is still in that status."""
@@ -206,15 +262,19 @@ class SandboxStore:
                 stmt = stmt.where(transactions.c.status == only_if_status)
             return conn.execute(stmt.values(**values)).rowcount == 1
 
-    def charge_saved_card(
-        self, values: dict[str, Any], token: str, decide: Callable[[dict[str, Any] | None], str | None]
-    ) -> tuple[dict[str, Any], bool]:
-        """A token charge in one write transaction: find the transaction with `values["reference"]` (or
-        create it), and if it is still pending, charge `token`: `decide(card)` returns the decline code
-        (None: paid; it may raise to refuse the call, which keeps nothing). The charge and its record are
-        committed before this returns, so an answered charge is durable, and the same reference never
-        charges twice (the reference is unique; the write lock is taken at BEGIN, so two processes take
-        turns). Returns (the transaction, whether this call charged it).
+    def pay_with_token(
+        self,
+        tx_id: str,
+        token: str,
+        decide: Callable[[dict[str, Any] | None], str | None],
+        notification: Callable[[dict[str, Any], dict[str, Any] | None], tuple[str, str, str] | None] | None = None,
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """`POST /transactions/{id}/pay` with a saved card, in one write transaction: if transaction
+        `tx_id` is still pending, `decide(card)` returns the decline code (None: paid; it may raise to
+        refuse the call, which keeps nothing), the outcome and the charge are recorded, and
+        `notification(tx, card)` may return a delivery (url, body, signature) queued with them. A
+        transaction is paid at most once (the write lock is taken at BEGIN, so two processes take turns).
+        Returns (the transaction or None if unknown, whether this call decided it).
 
         Raw DB-API statements: this is the sandbox's hot path (a monthly billing run makes one per month)."""
         fairy = self.engine.raw_connection()
@@ -222,30 +282,23 @@ class SandboxStore:
             cur = fairy.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                tx = _fetch_one(cur, f"SELECT {_TX_COLUMNS} FROM sandbox_transactions WHERE reference = ?", (values["reference"],))
-                if tx is not None and tx["status"] != "pending":
+                tx = _fetch_one(cur, f"SELECT {_TX_COLUMNS} FROM sandbox_transactions WHERE id = ?", (tx_id,))
+                if tx is None or tx["status"] != "pending":
                     cur.execute("ROLLBACK")
                     return tx, False
                 card = _fetch_one(cur, f"SELECT {_CARD_COLUMNS} FROM sandbox_cards WHERE token = ?", (token,))
                 error = decide(card)
                 now = time.time()
-                decided = {"status": "declined" if error else "correct", "error_code": error, "card_token": token,
-                           "paid_at": None if error else now}
-                if tx is None:
-                    tx = {"id": new_id("ta_"), "title": new_id("TR-SBX-", 10), "refunded": 0, "created_at": now,
-                          "success_url": "", "error_url": "", "notify_url": "", "save_card": False,
-                          "pending_brand": None, "pending_last4": None, "pending_exp_month": None,
-                          "pending_exp_year": None, "pending_behaviour": None, **values, **decided}
-                    columns = _TX_COLUMNS.split(", ")
-                    cur.execute(f"INSERT INTO sandbox_transactions ({_TX_COLUMNS}) VALUES ({', '.join('?' * len(columns))})",
-                                [tx[c] for c in columns])
-                else:  # created earlier (e.g. by `POST /transactions` alone) and never paid
-                    tx = {**tx, **decided}
-                    cur.execute("UPDATE sandbox_transactions SET status = ?, error_code = ?, card_token = ?, paid_at = ? "
-                                "WHERE id = ? AND status = 'pending'",
-                                (decided["status"], error, token, decided["paid_at"], tx["id"]))
+                tx = {**tx, "status": "declined" if error else "correct", "error_code": error, "card_token": token,
+                      "paid_at": None if error else now}
+                cur.execute("UPDATE sandbox_transactions SET status = ?, error_code = ?, card_token = ?, paid_at = ? "
+                            "WHERE id = ? AND status = 'pending'", (tx["status"], error, token, tx["paid_at"], tx_id))
                 cur.execute("INSERT INTO sandbox_charges (transaction_id, reference, token, amount, succeeded, created_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", (tx["id"], tx["reference"], token, tx["amount"], error is None, now))
+                            "VALUES (?, ?, ?, ?, ?, ?)", (tx_id, tx["reference"], token, tx["amount"], error is None, now))
+                delivery = notification(tx, card) if notification is not None else None
+                if delivery is not None:
+                    cur.execute("INSERT INTO sandbox_deliveries (transaction_id, url, body, signature, attempts, "
+                                "next_attempt_at, given_up) VALUES (?, ?, ?, ?, 0, ?, 0)", (tx_id, *delivery, now))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -272,6 +325,14 @@ class SandboxStore:
                 )
             )
         return token
+
+    def transaction_saving(self, token: str) -> dict[str, Any] | None:
+        """The hosted payment that saved card `token`."""
+        stmt = (sa.select(transactions).where(transactions.c.card_token == token, transactions.c.save_card.is_(True))
+                .order_by(transactions.c.created_at).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return dict(row) if row else None
 
     def card(self, token: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

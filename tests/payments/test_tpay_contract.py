@@ -1,7 +1,10 @@
 """Contract tests: the Tpay adapter against answers and notifications written in Tpay's own shapes.
 
 Every fixture below is written from Tpay's published client models and plugin code (field names and
-nesting are taken as facts from the file cited in its comment); nothing here comes from our sandbox.
+nesting are taken as facts from the file cited in its comment: tpay-com/tpay-openapi-php, the SDK, and
+tpay-com/tpay-magento2-basic, whose saved-card payment is the SDK's two calls); nothing here comes from
+our sandbox. Where a shape is not in those files it says so (issue 19 is then the source, and
+docs/payments.md lists it as unverified without a live merchant account).
 The OpenAPI answers are served over HTTP through an httpx transport, the adapter's real path.
 """
 
@@ -25,9 +28,10 @@ pytestmark = pytest.mark.anyio
 API = "https://api.tpay.test"
 X5U = "https://secure.tpay.test/x509/notifications-jws.pem"
 
-# POST /transactions (token charge, first call): the transaction object of tpay-openapi-php 2.4.x
-# (`src/Api/Transactions/TransactionsApi.php` answers) as Tpay's Magento and WooCommerce plugins read it
-# (`transactionId`, `title`, `status`, `payments`; facts stated in issue 19).
+# POST /transactions (token charge, first call): tpay-magento2-basic `Model/ApiFacade/CardTransaction/
+# CardOpen.php` sends `amount` (float), `description`, `hiddenDescription`, `payer.email`/`.name`, `lang`,
+# `pay.groupId` 103, `callbacks.notification.url`, and reads `$transaction['transactionId']` of the answer;
+# `title`, `status`, `payments` and the other fields of the transaction object as in issue 19.
 CREATED = {
     "result": "success",
     "requestId": "6b2c0c8b5b3d4c0e9a0f",
@@ -45,10 +49,11 @@ CREATED = {
     "transactionPaymentUrl": "https://secure.tpay.com/?title=TR-CNT-0001X",
 }
 
-# POST /transactions/{id}/pay with a declined saved card.  Tpay's Magento, WooCommerce and PrestaShop
-# plugins (their saved-card payment code) read the outcome from `$result['payments']['status']`
-# ('correct' / 'declined') and the reason from `payments.reason` / `err_desc`; the transaction's own
-# `status` stays 'pending' (issue 19, item 1).
+# POST /transactions/{id}/pay with a declined saved card: tpay-magento2-basic `Model/ApiFacade/CardTransaction/
+# CardOpen.php::processSavedCardPayment` sends {groupId: 103, cardPaymentData: {token}, method: 'sale'}
+# (SDK `TransactionsApi::createPaymentByTransactionId`), counts the card paid only when `result` is
+# 'success' and `$result['payments']['status']` is 'correct', and on 'declined' reads `payments.reason`
+# (else `payments.err_desc`). The transaction's own `status` staying 'pending' is from issue 19, item 1.
 PAY_DECLINED = {
     **CREATED,
     "status": "pending",
@@ -62,20 +67,20 @@ PAY_DECLINED = {
     },
 }
 
-# The same call paid (same plugin files): payments.status 'correct', payments.amountPaid.
+# The same call paid (same file): payments.status 'correct'; payments.amountPaid as in issue 19.
 PAY_CORRECT = {
     **CREATED,
     "status": "correct",
     "payments": {"status": "correct", "method": "sale", "amountPaid": 99.0, "date": {"realization": "2026-11-29 10:00:02"}},
 }
 
-# GET /transactions/{id} of a paid transaction: tpay-openapi-php 2.4.x `src/Api/Transactions/
-# TransactionsApi.php` (getTransactionById) answer; the paid amount is nested as `payments.amountPaid`,
-# no top-level amountPaid (issue 19, item 2).
+# GET /transactions/{id} of a paid transaction (tpay-openapi-php `TransactionsApi::getTransactionById`, which
+# returns Tpay's JSON as is): the paid amount nested as `payments.amountPaid`, no top-level amountPaid
+# (issue 19, item 2; the SDK has no model of the answer to cite).
 GET_PAID = {**PAY_CORRECT, "payments": {**PAY_CORRECT["payments"], "amountPaid": 99.0}}
 
-# A refund answer that does not say what happened (tpay-openapi-php 2.4.x `src/Api/Transactions/
-# TransactionsApi.php` refund answers carry `status`; an answer without it is not a done refund).
+# A refund answer that does not say what happened (`TransactionsApi::createRefundByTransactionId` returns
+# Tpay's JSON as is; issue 19 item 8: an answer without `status` is not a done refund).
 REFUND_WITHOUT_STATUS = {"result": "success", "requestId": "abc"}
 
 
@@ -216,10 +221,12 @@ async def test_overlong_reference_and_empty_payer_name_are_caught_before_sending
 
 def form_notification(*, amount: str = "99.00", extra: dict[str, str] | None = None, tr_id: str = "TR-CNT-0001X",
                       md5_amount: str | None = None) -> bytes:
-    """Tpay's form notification: tpay-openapi-php 2.4.x `src/Model/Objects/NotificationBody/BasicPayment.php`
-    (id, tr_id, tr_date, tr_crc, tr_amount, tr_paid, tr_desc, tr_status, tr_error, tr_email, md5sum,
-    test_mode, card_token ...); md5sum as in `src/Webhook/JWSVerifiedPaymentNotification.php::checkMd5`:
-    md5(id . tr_id . number_format(tr_amount, 2, '.', '') . tr_crc . code)."""
+    """Tpay's form notification: tpay-openapi-php `src/Model/Objects/NotificationBody/BasicPayment.php`
+    (OBJECT_FIELDS: id, tr_id, tr_date, tr_crc, tr_amount, tr_paid, tr_desc, tr_status, tr_error, tr_email,
+    md5sum, test_mode, wallet, masterpass, tr_channel, card_token; no expiry field); `tr_status` one of
+    `src/Model/Fields/Notification/TransactionStatus.php`'s enum TRUE, PAID, CHARGEBACK (no FALSE); md5sum
+    as in `src/Webhook/JWSVerifiedPaymentNotification.php::checkMd5`: md5(id . tr_id .
+    Util::numberFormat(tr_amount) . tr_crc . secret), numberFormat giving two decimals."""
     fields = {
         "id": MERCHANT_ID, "tr_id": tr_id, "tr_date": "2026-11-29 10:00:02", "tr_crc": "renewal-1",
         "tr_amount": amount, "tr_paid": amount, "tr_desc": "Odnowienie", "tr_status": "TRUE", "tr_error": "none",
@@ -243,7 +250,8 @@ async def test_paid_notification_with_card_token_but_no_expiry_is_accepted() -> 
 
 
 async def test_token_payment_data_fields_are_read() -> None:
-    # The saved card's details as Tpay names them: tokenPaymentData_cardBrand / _cardTail / _cardExpiryDate.
+    # The saved card's details as Tpay names them: tpay-openapi-php `src/Model/Fields/Notification/
+    # CardExpiryDate.php` (name 'tokenPaymentData_cardExpiryDate'); _cardBrand / _cardTail as in issue 19.
     outcome = await parse(form_notification(extra={
         "card_token": "tok-new", "tokenPaymentData_cardBrand": "Mastercard", "tokenPaymentData_cardTail": "4444",
         "tokenPaymentData_cardExpiryDate": "0728"}))
@@ -270,8 +278,9 @@ async def test_panel_test_notification_is_recognised() -> None:
 
 
 async def test_json_tokenization_notification_is_parsed_and_acknowledged_as_tpay_expects() -> None:
-    # tpay-openapi-php 2.4.x `src/Model/Objects/NotificationBody/Tokenization.php`: tokenizationId, token,
-    # cardBrand, cardTail, tokenExpiryDate (MMYY), sent as {"type": "tokenization", "data": {...}}.
+    # tpay-openapi-php `src/Model/Objects/NotificationBody/Tokenization.php`: tokenizationId, token, cardBrand,
+    # cardTail, tokenExpiryDate (MMYY); the envelope {"type": "tokenization", "data": {...}} as
+    # `src/Webhook/JWSVerifiedPaymentNotification.php::getNotificationObject` / `getSourceData` read it.
     body = json.dumps({"type": "tokenization", "data": {
         "tokenizationId": "TO-ABC-123", "token": "tok-json", "cardBrand": "Visa", "cardTail": "1111",
         "tokenExpiryDate": "1229"}}).encode()
@@ -282,7 +291,7 @@ async def test_json_tokenization_notification_is_parsed_and_acknowledged_as_tpay
 
 
 async def test_json_token_update_notification_is_parsed() -> None:
-    # tpay-openapi-php 2.4.x `src/Model/Objects/NotificationBody/TokenUpdate.php`: token.
+    # tpay-openapi-php `src/Model/Objects/NotificationBody/TokenUpdate.php`: token.
     notice = await parse(json.dumps({"type": "token_update", "data": {"token": "tok-json"}}).encode())
     assert isinstance(notice, CardNotice) and notice.kind == "token_update" and notice.token == "tok-json"
 
@@ -295,3 +304,25 @@ async def test_json_notification_with_a_bad_signature_is_rejected() -> None:
     async with gw:
         with pytest.raises(NotificationRejected):
             await gw.parse_notification(body + b" ", {"X-JWS-Signature": sign_detached(body, ca.signer_key, X5U)})
+
+
+async def test_json_notification_fields_under_msg_value_are_read() -> None:
+    # `JWSVerifiedPaymentNotification.php::getSourceData` takes the fields from "data", else "msg_value".
+    notice = await parse(json.dumps({"type": "token_update", "msg_value": {"token": "tok-mv"}}).encode())
+    assert isinstance(notice, CardNotice) and notice.token == "tok-mv"
+
+
+@pytest.mark.parametrize(("tr_status", "status"), [("TRUE", PaymentStatus.PAID), ("PAID", PaymentStatus.PAID),
+                                                   ("CHARGEBACK", PaymentStatus.REFUNDED)])
+async def test_every_tr_status_of_tpays_enum_is_read(tr_status: str, status: PaymentStatus) -> None:
+    # tpay-openapi-php `src/Model/Fields/Notification/TransactionStatus.php`: enum TRUE, PAID, CHARGEBACK.
+    outcome = await parse(form_notification(extra={"tr_status": tr_status}))
+    assert isinstance(outcome, PaymentOutcome) and outcome.status is status
+
+
+async def test_paid_notification_without_any_optional_field_is_accepted() -> None:
+    # BasicPayment.php's required fields only (getRequiredFields): no test_mode, wallet, card_token, tr_currency.
+    body = form_notification()
+    fields = {k: v for k, v in (p.split("=", 1) for p in body.decode().split("&")) if k != "test_mode"}
+    outcome = await parse("&".join(f"{k}={v}" for k, v in fields.items()).encode())
+    assert isinstance(outcome, PaymentOutcome) and outcome.status is PaymentStatus.PAID and outcome.currency == "PLN"

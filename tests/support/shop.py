@@ -157,7 +157,13 @@ class Shop:
             time.sleep(0.05)
 
     def notifications(self, transaction_id: str) -> list[tuple[bytes, str]]:
-        return [(r["body"].encode(), r["signature"]) for r in self.sandbox.store.deliveries_for(transaction_id)]
+        """The sandbox's payment (form) notifications for a transaction; `card_notifications` has the JSON ones."""
+        return [(r["body"].encode(), r["signature"]) for r in self.sandbox.store.deliveries_for(transaction_id)
+                if not r["body"].startswith("{")]
+
+    def card_notifications(self, transaction_id: str) -> list[tuple[bytes, str]]:
+        return [(r["body"].encode(), r["signature"]) for r in self.sandbox.store.deliveries_for(transaction_id)
+                if r["body"].startswith("{")]
 
     def notify(self, body: bytes, signature: str | None) -> httpx.Response:
         headers = {"content-type": "application/x-www-form-urlencoded"}

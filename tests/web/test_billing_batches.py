@@ -106,3 +106,52 @@ def test_r_5p1_6_many_batches_each_month_charged_and_applied_once(shop: Shop, db
     assert all(db.count(SubscriptionMonthRow, SubscriptionMonthRow.subscription_id == i,
                         SubscriptionMonthRow.state != "paid") == 0 for i in ids)
     assert _run(shop).charged == 0  # a second run the same day finds nothing due
+
+
+class SlowTpay:
+    """The embedded sandbox behind Tpay-like latency (each call waits `latency` s first); notes how many
+    calls are in flight at once."""
+
+    def __init__(self, inner: Any, latency: float) -> None:
+        self.inner, self.latency, self.in_flight, self.most = inner, latency, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def _slow(self, call: Any, charge: Any) -> Any:
+        import anyio
+
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await anyio.sleep(self.latency)
+            return await call(charge)
+        finally:
+            self.in_flight -= 1
+
+    async def open_token_charge(self, charge: Any) -> Any:
+        return await self._slow(self.inner.open_token_charge, charge)
+
+    async def charge_token(self, charge: Any) -> Any:
+        return await self._slow(self.inner.charge_token, charge)
+
+
+def test_billing_charges_with_bounded_concurrency_so_tpays_latency_does_not_serialize_the_run(shop: Shop) -> None:
+    """Issue 19: each month is two calls to Tpay; with EKP_BILLING_CONCURRENCY calls in flight at once a
+    run of 24 months at 0.25 s a call takes about 2 x 24 / 8 x 0.25 = 1.5 s, not 2 x 24 x 0.25 = 12 s."""
+    import time
+
+    _seed(shop, 24)
+    slow = SlowTpay(shop.sandbox.gateway(notification_url=""), latency=0.25)
+    settings = shop.app.state.settings
+    settings.extra["EKP_BILLING_CONCURRENCY"] = "8"
+    try:
+        started = time.monotonic()
+        report = shop.run(charge_due_months, shop.engine, slow, settings)
+        took = time.monotonic() - started
+    finally:
+        settings.extra.pop("EKP_BILLING_CONCURRENCY")
+    assert report.charged == 24 and shop.sandbox.count_charges() == 24
+    assert slow.most == 8  # bounded, and used
+    assert took < 6, took
+    shop.run(slow.aclose)

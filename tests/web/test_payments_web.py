@@ -223,6 +223,16 @@ def test_wrong_amount_currency_or_unknown_reference_is_rejected(shop: Shop, brow
     assert answer.status_code == 400 and "amount_mismatch" in answer.text
     assert shop.payment(purchase.reference).applied_at is None and db.count(Ticket) == 0
 
+    # ... and one for our reference and amount in another currency (tr_currency; Tpay omits it for PLN).
+    payment = shop.payment(purchase.reference)
+    amount = f"{payment.amount // 100}.{payment.amount % 100:02d}"
+    fields |= {"tr_amount": amount, "tr_paid": amount, "tr_currency": "EUR"}
+    fields["md5sum"] = legacy_md5sum(s.merchant_id, fields["tr_id"], amount, fields["tr_crc"], s.security_code)
+    body = urlencode(fields).encode()
+    answer = shop.notify(body, sign_detached(body, shop.sandbox._private_key, shop.sandbox.x5u))
+    assert answer.status_code == 400 and "currency_mismatch" in answer.text
+    assert shop.payment(purchase.reference).applied_at is None and db.count(Ticket) == 0
+
 
 def test_replayed_notification_changes_nothing(shop: Shop, browser: Browser, mails: Outbox, db) -> None:
     user, card = shop.resident(browser)
@@ -239,21 +249,28 @@ def test_replayed_notification_changes_nothing(shop: Shop, browser: Browser, mai
     assert month.state == "paid" and month.paid_on == clock.today() - timedelta(days=3)
 
 
-def test_declined_then_a_replayed_paid_notification_of_another_attempt_is_not_mixed_up(shop: Shop, browser: Browser, db) -> None:
-    """A declined first payment: the failure is applied once; the tab offers buying again."""
+def test_declined_payment_gets_no_notification_and_the_return_page_fails_it_once(shop: Shop, browser: Browser, db) -> None:
+    """As at Tpay (issue 19): a declined payment gets no notification (tr_status has no FALSE); the payer's
+    return asks the gateway, which says declined (`payments.status`), and the failure is applied once. A
+    second attempt's paid notification is not mixed up with the first."""
     user, card = shop.resident(browser)
     purchase = shop.pay(browser, shop.buy(browser, card), DECLINED_CARD)
-    shop.wait_delivered(purchase.transaction_id)
-    payment = shop.wait_applied(purchase.reference)
-    assert payment.status == "failed"
+    assert shop.notifications(purchase.transaction_id) == []
     page = shop.come_back(browser, purchase)
     assert "Płatność nieudana" in page.text
-    [(body, signature)] = shop.notifications(purchase.transaction_id)
-    assert shop.notify(body, signature).text == "TRUE"
+    payment = shop.payment(purchase.reference)
+    assert payment.status == "failed" and payment.applied_at is not None
+    assert shop.come_back(browser, purchase).status_code == 200
+    assert db.count(PaymentEvent, PaymentEvent.payment_id == payment.id, PaymentEvent.source == "return") == 1
     assert db.count(Ticket) == 0
     assert db.one(SubscriptionMonthRow).state == "failed"
     tab = browser.get("/5plus1")
     assert "Kup bilet 5plus1" in tab.text
+
+    again = shop.pay(browser, shop.buy(browser, card))
+    shop.wait_delivered(again.transaction_id)
+    assert shop.wait_applied(again.reference).status == "paid"
+    assert shop.payment(purchase.reference).status == "failed" and db.count(Ticket) == 1
 
 
 # --------------------------------------------------------------------------- faults
