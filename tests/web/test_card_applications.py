@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from tests.conftest import field_errors, page_text
-from tests.support.purse import make_card, tap
+from tests.support.purse import make_card, tap, tap_body
 from web import clock as web_clock
 from web.card_applications import photos
 from web.card_applications import service
@@ -388,3 +388,47 @@ def test_ekp_cards_expire_runs_the_jobs(engine, settings, settings_env, monkeypa
     result = CliRunner().invoke(main, ["cards", "expire"])
     assert result.exit_code == 0, result.output
     assert "0 application(s) invalidated, 0 reminder(s) sent" in result.output
+
+
+# --------------------------------------------------------------------------- found by the browser path (e2e)
+
+
+def collect_card(engine, application_id: int, number: str, settings=None) -> None:
+    """Desk steps without the pages: accepted, made with `number`, handed over."""
+    with transaction(engine) as session:
+        service.accept(session, 1, application_id, None)
+        service.card_made(session, 1, application_id, number, None)
+        service.collected(session, 1, application_id, None, identity_checked=True, entitlement_shown=True,
+                          settings=settings)
+
+
+def test_r_kkm_3_a_card_collected_by_a_demo_account_rides_on_the_validator_simulator(
+        browser, new_browser, users, engine, settings):
+    """The e2e run found it: a card a demo passenger applied for was refused by the simulator (real card)."""
+    users.create("olena@demo.ekp", pesel=None, first_name="Olena", birth_date=date(1990, 5, 17))
+    browser.login("olena@demo.ekp")
+    apply(browser, photo=jpeg())
+    [row] = applications(engine)
+    pay_deposit(engine, row.id)
+    desk = staff_browser(new_browser, users)
+    desk.submit(f"/desk/card-applications/{row.id}", {}, action=f"/desk/card-applications/{row.id}/accept")
+    desk.submit(f"/desk/card-applications/{row.id}", {"number": "70050001"}, action=f"/desk/card-applications/{row.id}/made")
+    handed = desk.submit(f"/desk/card-applications/{row.id}", {"identity_checked": "on"},
+                         action=f"/desk/card-applications/{row.id}/collected")
+    assert handed.status_code == 303
+    with transaction(engine) as session:
+        purse_service.top_up_at_service_point(session, "70050001", 1000)
+    tapped = desk.client.post("/simulators/validator/tap", json=tap_body("70050001"),
+                              headers={"x-csrftoken": desk.csrf()})
+    assert tapped.status_code == 200 and tapped.json()["accepted"], tapped.text
+    assert tapped.json()["balance"] == 720
+
+
+def test_a_card_collected_by_anyone_else_stays_off_the_simulators(logged_in, engine, settings):
+    browser, _user = logged_in
+    apply(browser, photo=jpeg())
+    [row] = applications(engine)
+    pay_deposit(engine, row.id)
+    collect_card(engine, row.id, "70050002", settings)
+    with transaction(engine) as session:
+        assert session.scalars(select(PurseCardRow.demo).where(PurseCardRow.number == "70050002")).one() is False

@@ -235,7 +235,8 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
             number = await in_transaction(
                 request, lambda s: service.collected(s, user.id, application_id, ip,  # type: ignore[arg-type]
                                                      identity_checked=checked(form, "identity_checked"),
-                                                     entitlement_shown=checked(form, "entitlement_shown")))
+                                                     entitlement_shown=checked(form, "entitlement_shown"),
+                                                     settings=settings_of(request)))
             done = _("Karta %(number)s wydana i przypisana do konta pasażera.", number=number)
     except service.Refused as exc:
         if exc.code == "card_applications.desk.entitlement_required":

@@ -25,6 +25,7 @@ from domain import purse as purse_rules
 from domain.money import Grosze, format_pln
 from web import clock
 from web.db import transaction
+from web.demo import is_demo_account
 from web.mail import queue_mail
 from web.models import CardApplicationEvent, CardApplicationRow, CardNotice, Payment, PurseCardRow, User
 from web.services import payments as payment_records
@@ -485,7 +486,7 @@ def card_made(session: Session, staff_id: int, application_id: int, number: str,
 
 
 def collected(session: Session, staff_id: int, application_id: int, ip: str | None, *, identity_checked: bool,
-              entitlement_shown: bool) -> str:
+              entitlement_shown: bool, settings: Settings | None = None) -> str:
     """Handed over after the photo ID (and, for reduced/free, the original entitlement document) was shown
     (R-KKM-3): the card is issued, linked to the applicant's account with its fare type. Returns its number."""
     row = session.get(CardApplicationRow, application_id)
@@ -509,7 +510,8 @@ def collected(session: Session, staff_id: int, application_id: int, ip: str | No
         session, account_id=user.id, number=moved.card_number,  # type: ignore[arg-type]
         kind=purse_rules.CardKind(moved.kind), fare=purse_rules.RegisteredFare(moved.registered_fare),
         holder_name=f"{moved.first_name} {moved.last_name}" if personal else "",
-        pesel_hash=user.pesel_hash if personal else None, entitlement_until=moved.entitlement_until)
+        pesel_hash=user.pesel_hash if personal else None, entitlement_until=moved.entitlement_until,
+        demo=settings is not None and is_demo_account(settings, user.email))
     moved.card_id = card.id
     _event(session, moved, COLLECTED, moved.card_number, staff_id=staff_id)
     audit(session, "card_application.collected", staff_id, ip, f"application={moved.id} purse_card={card.id}")
