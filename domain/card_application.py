@@ -488,3 +488,27 @@ def data_change_consequence(
     return DataChangeConsequence(
         new_card_needed=True, deposit=deposit_due(CardKind.PERSONAL, entitlement, deposit=deposit)
     )
+
+
+def changed_fields(
+    old_fare: RegisteredFare,
+    new_fare: RegisteredFare,
+    *,
+    name_changed: bool = False,
+    new_photo: bool = False,
+    old_until: date | None = None,
+    new_until: date | None = None,
+) -> frozenset[CardField]:
+    """What a requested data change of a personal card changes (R-KKM-8). The card kind printed is normal,
+    reduced or free: 30 % -> 50 % off stays "reduced" (not printed; the entitlement document is shown at the
+    desk), normal -> reduced or reduced -> free is printed."""
+    fields = set()
+    if entitlement_of(old_fare) is not entitlement_of(new_fare):
+        fields.add(CardField.CARD_KIND)
+    elif old_fare is not new_fare or old_until != new_until:
+        fields.add(CardField.ENTITLEMENT_DOCUMENT)
+    if name_changed:
+        fields.update({CardField.FIRST_NAME, CardField.LAST_NAME})
+    if new_photo:
+        fields.add(CardField.PHOTO)
+    return frozenset(fields)

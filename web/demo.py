@@ -24,6 +24,14 @@ DEMO_PEOPLE = [
     ("staff", "bok@demo.ekp", "Beata", "Obsługa", None, None),
 ]
 
+DEMO_EMAILS = frozenset(email for _role, email, *_rest in DEMO_PEOPLE)
+
+
+def is_demo_account(settings: Settings, email: str) -> bool:
+    """An account `ekp demo load` made: a card it collects from an application (issue 16) is a demo card too,
+    so the simulators may act on it. Never in production, where demo data is not loaded."""
+    return not settings.is_production and email.lower() in DEMO_EMAILS
+
 
 def load(settings: Settings) -> Iterator[str]:
     from domain.twofactor import role_requires_factor

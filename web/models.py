@@ -376,6 +376,8 @@ class CardApplicationRow(SQLModel, table=True):
     collect_by: Optional[date] = None
     card_number: Optional[str] = Field(default=None, max_length=20)
     card_id: Optional[int] = None
+    replaces_card_id: Optional[int] = None  # R-KKM-8: a data change of this card (the holder's)
+    new_card: bool = True  # False: a free change of data not printed on the card, made at the desk
     photo: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     scan: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     scan_type: str = Field(default="", max_length=32)

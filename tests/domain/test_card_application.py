@@ -444,3 +444,23 @@ def test_r_kkm_4_business_days_come_from_the_holidays_package_and_agree_with_the
         assert set(holidays.Poland(years=year)) == set(polish_public_holidays(year)), year
     # 2025 on: 24 December is a public holiday (a Wednesday in 2025).
     assert not is_business_day(date(2025, 12, 24)) and is_business_day(date(2025, 12, 23))
+
+
+# --------------------------------------------------------------------------- R-KKM-8 which changes are printed
+
+
+def test_r_kkm_8_which_requested_changes_need_a_new_card_and_deposit():
+    from domain.card_application import changed_fields
+    from domain.purse import RegisteredFare as F
+
+    def consequence(*args, **kwargs):
+        fields = changed_fields(*args, **kwargs)
+        return data_change_consequence(fields, entitlement=entitlement_of(args[1]))
+
+    assert changed_fields(F.NORMAL, F.NORMAL) == frozenset()
+    assert consequence(F.OFF_30, F.OFF_50) == (False, 0)  # still "reduced" on the card
+    assert consequence(F.OFF_50, F.OFF_50, old_until=date(2027, 1, 1), new_until=date(2028, 1, 1)) == (False, 0)
+    assert consequence(F.NORMAL, F.OFF_50) == (True, CARD_DEPOSIT)
+    assert consequence(F.OFF_50, F.FREE) == (True, 0)  # a free-ride card: no deposit (R-KKM-2)
+    assert consequence(F.NORMAL, F.NORMAL, name_changed=True) == (True, CARD_DEPOSIT)
+    assert consequence(F.NORMAL, F.NORMAL, new_photo=True) == (True, CARD_DEPOSIT)

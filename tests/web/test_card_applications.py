@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from tests.conftest import field_errors, page_text
-from tests.support.purse import make_card, tap
+from tests.support.purse import make_card, tap, tap_body
 from web import clock as web_clock
 from web.card_applications import photos
 from web.card_applications import service
@@ -388,3 +388,118 @@ def test_ekp_cards_expire_runs_the_jobs(engine, settings, settings_env, monkeypa
     result = CliRunner().invoke(main, ["cards", "expire"])
     assert result.exit_code == 0, result.output
     assert "0 application(s) invalidated, 0 reminder(s) sent" in result.output
+
+
+# --------------------------------------------------------------------------- found by the browser path (e2e)
+
+
+def collect_card(engine, application_id: int, number: str, settings=None) -> None:
+    """Desk steps without the pages: accepted, made with `number`, handed over."""
+    with transaction(engine) as session:
+        service.accept(session, 1, application_id, None)
+        service.card_made(session, 1, application_id, number, None)
+        service.collected(session, 1, application_id, None, identity_checked=True, entitlement_shown=True,
+                          settings=settings)
+
+
+def test_r_kkm_3_a_card_collected_by_a_demo_account_rides_on_the_validator_simulator(
+        browser, new_browser, users, engine, settings):
+    """The e2e run found it: a card a demo passenger applied for was refused by the simulator (real card)."""
+    users.create("olena@demo.ekp", pesel=None, first_name="Olena", birth_date=date(1990, 5, 17))
+    browser.login("olena@demo.ekp")
+    apply(browser, photo=jpeg())
+    [row] = applications(engine)
+    pay_deposit(engine, row.id)
+    desk = staff_browser(new_browser, users)
+    desk.submit(f"/desk/card-applications/{row.id}", {}, action=f"/desk/card-applications/{row.id}/accept")
+    desk.submit(f"/desk/card-applications/{row.id}", {"number": "70050001"}, action=f"/desk/card-applications/{row.id}/made")
+    handed = desk.submit(f"/desk/card-applications/{row.id}", {"identity_checked": "on"},
+                         action=f"/desk/card-applications/{row.id}/collected")
+    assert handed.status_code == 303
+    with transaction(engine) as session:
+        purse_service.top_up_at_service_point(session, "70050001", 1000)
+    tapped = desk.client.post("/simulators/validator/tap", json=tap_body("70050001"),
+                              headers={"x-csrftoken": desk.csrf()})
+    assert tapped.status_code == 200 and tapped.json()["accepted"], tapped.text
+    assert tapped.json()["balance"] == 720
+
+
+def test_a_card_collected_by_anyone_else_stays_off_the_simulators(logged_in, engine, settings):
+    browser, _user = logged_in
+    apply(browser, photo=jpeg())
+    [row] = applications(engine)
+    pay_deposit(engine, row.id)
+    collect_card(engine, row.id, "70050002", settings)
+    with transaction(engine) as session:
+        assert session.scalars(select(PurseCardRow.demo).where(PurseCardRow.number == "70050002")).one() is False
+
+
+# --------------------------------------------------------------------------- R-KKM-8 data changes
+
+
+def _collected_card(browser, engine, settings, fare: str = "normal", number: str = "70060001", **fields: str):
+    apply(browser, fare=fare, photo=jpeg(), **fields)
+    [row] = applications(engine)
+    if row.deposit:
+        pay_deposit(engine, row.id)
+    collect_card(engine, row.id, number, settings)
+    return applications(engine)[0]
+
+
+def test_r_kkm_8_a_change_of_the_printed_name_needs_a_new_card_and_a_new_deposit(logged_in, engine, settings, users):
+    browser, user = logged_in
+    first = _collected_card(browser, engine, settings)
+    with transaction(engine) as session:
+        purse_service.top_up_at_service_point(session, "70060001", 1500)
+        from web.models import User
+        session.get(User, user.id).last_name = "Nowak-Kowalski"  # changed in Moje konto
+    nothing = browser.submit(f"/card-applications/{first.id}/change", {"fare": "normal"})
+    assert nothing.status_code == 422 and field_errors(nothing.text, "fare")[0].startswith("Nic się nie zmienia")
+    bad = browser.submit(f"/card-applications/{first.id}/change", {"fare": "premium", "name": "account"})
+    assert bad.status_code == 422 and field_errors(bad.text, "fare") == ["Wybierz rodzaj karty."]
+    assert len(applications(engine)) == 1
+
+    sent = browser.submit(f"/card-applications/{first.id}/change", {"fare": "normal", "name": "account"})
+    assert sent.status_code == 303 and "/sandbox-pay/" in sent.headers["location"]
+    change = applications(engine)[1]
+    assert (change.status, change.deposit, change.replaces_card_id, change.new_card) == \
+        (service.AWAITING_DEPOSIT, 1200, first.card_id, True)
+    assert change.last_name == "Nowak-Kowalski" and change.photo is not None  # the printed photo carried over
+    again = browser.submit(f"/card-applications/{first.id}/change", {"fare": "normal", "name": "account"})
+    assert again.status_code == 409 and "już czeka" in field_errors(again.text, "fare")[0]
+    pay_deposit(engine, change.id)
+    collect_card(engine, change.id, "70060002", settings)
+    with transaction(engine) as session:
+        old = session.scalars(select(PurseCardRow).where(PurseCardRow.number == "70060001")).one()
+        new = session.scalars(select(PurseCardRow).where(PurseCardRow.number == "70060002")).one()
+        assert (old.balance, old.account_id, old.blocked_from is not None) == (0, None, True)
+        assert (new.balance, new.account_id, new.holder_name) == (1500, user.id, "Jan Nowak-Kowalski")
+        assert purse_service.ledger_sum(session, new.id) == 1500 and purse_service.ledger_sum(session, old.id) == 0
+
+
+def test_r_kkm_8_a_change_that_is_not_printed_is_free_and_made_at_the_desk(logged_in, engine, settings):
+    browser, _user = logged_in
+    first = _collected_card(browser, engine, settings, fare="off_30", entitlement_document="at_desk")
+    until = web_clock.today() + timedelta(days=400)
+    sent = browser.submit(f"/card-applications/{first.id}/change",
+                          {"fare": "off_50", "entitlement_until": until.isoformat()})
+    assert sent.status_code == 303 and sent.headers["location"].startswith("/card-applications/")
+    change = applications(engine)[1]
+    assert (change.status, change.deposit, change.new_card, change.photo) == (service.SUBMITTED, 0, False, None)
+    with transaction(engine) as session:
+        assert session.scalars(select(Payment).where(Payment.subject_id == change.id)).first() is None
+        service.accept(session, 1, change.id, None)
+    [_, change] = applications(engine)
+    assert (change.status, change.card_id) == (service.COLLECTED, first.card_id)
+    with transaction(engine) as session:
+        card = session.get(PurseCardRow, first.card_id)
+        assert (card.registered_fare, card.entitlement_until, card.blocked_from) == ("off_50", until, None)
+
+
+def test_r_kkm_8_a_change_to_a_free_ride_card_is_a_new_card_without_a_deposit(logged_in, engine, settings):
+    browser, _user = logged_in
+    first = _collected_card(browser, engine, settings)
+    sent = browser.submit(f"/card-applications/{first.id}/change", {"fare": "free"})
+    assert sent.status_code == 303
+    change = applications(engine)[1]
+    assert (change.status, change.deposit, change.new_card) == (service.SUBMITTED, 0, True)

@@ -170,6 +170,53 @@ async def give_up(request: Request, application_id: RowId) -> Template | Respons
     return redirect(f"/card-applications/{application_id}")
 
 
+# --------------------------------------------------------------------------- R-KKM-8 data changes
+
+
+async def _change_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
+    user = await current_user(request)
+    found = await in_transaction(request, service.my_application_view, user.id, application_id)  # type: ignore[union-attr]
+    if found is None or found.row.status != service.COLLECTED or found.row.kind != "personal":
+        raise NotFoundException()
+    context.setdefault("errors", {})
+    context.setdefault("values", {"fare": found.row.registered_fare})
+    return await page(request, "card_applications/change.html", status_code=status, application=found,
+                      applicant=user, change_fares=service.CHANGE_FARES, deposit=format_pln(service.rules.CARD_DEPOSIT),
+                      **_helpers(), **context)
+
+
+@get("/card-applications/{application_id:int}/change", guards=passenger)
+async def change_form(request: Request, application_id: RowId) -> Template:
+    return await _change_page(request, application_id)
+
+
+@post("/card-applications/{application_id:int}/change", guards=passenger, request_max_body_size=MAX_BODY,
+      exception_handlers={413: _too_big})
+async def change(request: Request, application_id: RowId) -> Template | Response:
+    """R-KKM-8: free when the printed card stays as it is; otherwise a new card and a new deposit."""
+    user = await current_user(request)
+    assert user is not None
+    declared = _declared_length(request)
+    if declared is not None and declared > MAX_BODY:
+        return redirect("/card-applications/new?too_big=1")
+    raw = await request.form()
+    form = {key: clean_text(value)[:100] for key, value in raw.items()
+            if isinstance(value, str) and key in ("fare", "entitlement_until", "name")}
+    photo = await _upload(raw.get("photo"))
+    try:
+        row = await in_transaction(request, service.request_change, settings_of(request), user.id, application_id,
+                                   form, photo, client_ip(request))
+    except service.ApplicationProblems as exc:
+        errors = {name: [text(code) for code in codes] for name, codes in exc.errors.items()}
+        return await _change_page(request, application_id, 422, errors=errors, values=form)
+    except service.Refused as exc:
+        return await _change_page(request, application_id, 409, errors={"fare": [text(exc.code)]}, values=form)
+    if row.deposit > 0:
+        return await _pay(request, user.id, row.id)  # type: ignore[arg-type]
+    flash(request, _("Wniosek o zmianę danych został złożony."), "success")
+    return redirect(f"/card-applications/{row.id}")
+
+
 # --------------------------------------------------------------------------- the desk
 
 
@@ -235,7 +282,8 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
             number = await in_transaction(
                 request, lambda s: service.collected(s, user.id, application_id, ip,  # type: ignore[arg-type]
                                                      identity_checked=checked(form, "identity_checked"),
-                                                     entitlement_shown=checked(form, "entitlement_shown")))
+                                                     entitlement_shown=checked(form, "entitlement_shown"),
+                                                     settings=settings_of(request)))
             done = _("Karta %(number)s wydana i przypisana do konta pasażera.", number=number)
     except service.Refused as exc:
         if exc.code == "card_applications.desk.entitlement_required":
@@ -246,5 +294,6 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
     return redirect(f"/desk/card-applications/{application_id}")
 
 
-router = Router(path="/", route_handlers=[index, new, apply, pay, show, my_photo, give_up, desk_queue, desk_show,
+router = Router(path="/", route_handlers=[index, new, apply, pay, show, my_photo, give_up, change_form, change,
+                                          desk_queue, desk_show,
                                           desk_file, desk_step])

@@ -25,6 +25,7 @@ from domain import purse as purse_rules
 from domain.money import Grosze, format_pln
 from web import clock
 from web.db import transaction
+from web.demo import is_demo_account
 from web.mail import queue_mail
 from web.models import CardApplicationEvent, CardApplicationRow, CardNotice, Payment, PurseCardRow, User
 from web.services import payments as payment_records
@@ -311,6 +312,114 @@ def reverse_deposit_payment(session: Session, payment: Payment, status: str) -> 
     return f"application {row.id}: cancelled"
 
 
+# --------------------------------------------------------------------------- R-KKM-8 data changes
+
+CHANGE_FARES = ("normal", "off_30", "off_50", "off_75", "free")
+
+
+def request_change(session: Session, settings: Settings, user_id: int, application_id: int, form: dict[str, str],
+                   photo: Upload | None, ip: str | None) -> CardApplicationRow:
+    """R-KKM-8 for the card a collected application gave: a change of printed data (name, photo, normal /
+    reduced / free) is a new card with a new deposit, made and collected like a first one (the old card's
+    balance moves to it then); a change of data not printed (30/50/75 % off, the document's validity) is free,
+    made at the desk on the original document. Raises `Refused` or `ApplicationProblems`."""
+    user = session.get(User, user_id)
+    old = my_application(session, user_id, application_id)
+    assert user is not None
+    if old is None:
+        raise Refused("card_applications.not_found")
+    card = session.get(PurseCardRow, old.card_id) if old.card_id else None
+    if old.status != COLLECTED or old.kind != purse_rules.CardKind.PERSONAL.value or card is None \
+            or card.account_id != user_id or card.blocked_from is not None:
+        raise Refused("card_applications.change.not_possible")
+    pending = session.scalars(select(CardApplicationRow.id).where(
+        CardApplicationRow.replaces_card_id == card.id,
+        CardApplicationRow.status.in_(OPEN))).first()  # type: ignore[attr-defined]
+    if pending is not None:
+        raise Refused("card_applications.change.pending")
+    today = clock.to_local(clock.now()).date()
+    errors: dict[str, list[str]] = {}
+    fare = form.get("fare", "")
+    if fare not in CHANGE_FARES:
+        errors["fare"] = ["card_applications.fare.required"]
+        fare = card.registered_fare
+    new_fare = purse_rules.RegisteredFare(fare)
+    until: date | None = card.entitlement_until
+    parsed = _parse_until(form.get("entitlement_until", ""), today)
+    if isinstance(parsed, str):
+        errors["entitlement_until"] = [parsed]
+    elif parsed is not None:
+        until = parsed
+    if new_fare is purse_rules.RegisteredFare.NORMAL:
+        until = None
+    account_name = f"{user.first_name} {user.last_name}"
+    name_changed = form.get("name") == "account" and account_name != card.holder_name
+    clean_photo = None
+    if photo is not None and photo.too_big:
+        errors["photo"] = ["card_applications.photo.too_big"]
+    elif photo is not None and photo.data:
+        try:
+            clean_photo = photos.clean_photo(photo.data)
+        except photos.PhotoRefused as exc:
+            errors["photo"] = [exc.code]
+    fields = rules.changed_fields(purse_rules.RegisteredFare(card.registered_fare), new_fare,
+                                  name_changed=name_changed, new_photo=clean_photo is not None,
+                                  old_until=card.entitlement_until, new_until=until)
+    if not fields and not errors:
+        errors["fare"] = ["card_applications.change.nothing"]
+    consequence = rules.data_change_consequence(fields, entitlement=rules.entitlement_of(new_fare))
+    if consequence.new_card_needed and clean_photo is None and old.photo is None and "photo" not in errors:
+        errors["photo"] = ["card_applications.photo.required"]  # the old one was deleted with the application
+    if errors:
+        raise ApplicationProblems(errors)
+    first, last = (user.first_name, user.last_name) if name_changed else (old.first_name, old.last_name)
+    row = CardApplicationRow(
+        user_id=user_id, kind=old.kind, registered_fare=new_fare.value, first_name=first, last_name=last,
+        service_point=old.service_point, entitlement_until=until, status=AWAITING_DEPOSIT,
+        entitlement_document="none" if new_fare is purse_rules.RegisteredFare.NORMAL else "at_desk",
+        deposit=consequence.deposit, replaces_card_id=card.id, new_card=consequence.new_card_needed)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    if consequence.new_card_needed:
+        printed = clean_photo if clean_photo is not None else \
+            photos.decrypt(settings.photo_key, old.id, "photo", old.photo)  # type: ignore[arg-type]
+        row.photo = photos.encrypt(settings.photo_key, row.id, "photo", printed)
+    _event(session, row, AWAITING_DEPOSIT, ", ".join(sorted(f.value for f in fields)))
+    audit(session, "card_application.change_requested", user_id, ip,
+          f"application={row.id} card={card.id} new_card={consequence.new_card_needed}")
+    if row.deposit == 0:
+        _submit(session, row, payment_id=None)
+    return row
+
+
+def _apply_free_change(session: Session, row: CardApplicationRow, staff_id: int) -> None:
+    """R-KKM-8: data not printed on the card change on it at once (free), at the desk on the original document."""
+    card = session.get(PurseCardRow, row.replaces_card_id)
+    if card is None or card.blocked_from is not None:
+        raise Refused("card_applications.change.not_possible")
+    card.registered_fare, card.entitlement_until, card.updated_at = row.registered_fare, row.entitlement_until, clock.now()
+    moved = _move(session, row.id, (ACCEPTED,), COLLECTED, card_id=card.id, card_number=card.number)  # type: ignore[arg-type]
+    assert moved is not None
+    _event(session, moved, COLLECTED, card.number, staff_id=staff_id)
+    _mail(session, moved, COLLECTED)
+
+
+def _retire_replaced_card(session: Session, row: CardApplicationRow, new: PurseCardRow, staff_id: int) -> None:
+    """The card a printed data change replaces (R-KKM-8) ends when the new one is handed over; its balance moves."""
+    old = purse.lock_card(session, session.get(PurseCardRow, row.replaces_card_id).number)  # type: ignore[union-attr]
+    if old is None:
+        return
+    now = clock.now()
+    if old.blocked_from is None or old.blocked_from > now:
+        old.blocked_from = now
+    moved = purse_rules.transfer_balance(purse.card_of(old), old_balance=old.balance, new_card=purse.card_of(new),
+                                         new_balance=new.balance, now=clock.to_local(now))
+    purse._book(session, old, moved.old_card_entries, at=now, place="BOK", staff_id=staff_id)
+    purse._book(session, new, moved.new_card_entries, at=now, place="BOK", staff_id=staff_id)
+    old.account_id, old.linked_at, old.updated_at = None, None, now
+
+
 # --------------------------------------------------------------------------- the passenger
 
 
@@ -444,10 +553,13 @@ def accept(session: Session, staff_id: int, application_id: int, ip: str | None)
     row = _move(session, application_id, (SUBMITTED, RETURNED), ACCEPTED, return_reason="")
     if row is None:
         raise Refused("card_applications.desk.wrong_state")
-    if row.kind == purse_rules.CardKind.PERSONAL.value and row.photo is None:
+    if row.kind == purse_rules.CardKind.PERSONAL.value and row.photo is None and row.new_card:
         raise Refused("card_applications.desk.no_photo")  # rolled back by the caller's transaction
     _event(session, row, ACCEPTED, staff_id=staff_id)
     audit(session, "card_application.accepted", staff_id, ip, f"application={row.id}")
+    if row.replaces_card_id is not None and not row.new_card:
+        _apply_free_change(session, row, staff_id)
+        return
     _mail(session, row, ACCEPTED)
 
 
@@ -485,7 +597,7 @@ def card_made(session: Session, staff_id: int, application_id: int, number: str,
 
 
 def collected(session: Session, staff_id: int, application_id: int, ip: str | None, *, identity_checked: bool,
-              entitlement_shown: bool) -> str:
+              entitlement_shown: bool, settings: Settings | None = None) -> str:
     """Handed over after the photo ID (and, for reduced/free, the original entitlement document) was shown
     (R-KKM-3): the card is issued, linked to the applicant's account with its fare type. Returns its number."""
     row = session.get(CardApplicationRow, application_id)
@@ -509,8 +621,11 @@ def collected(session: Session, staff_id: int, application_id: int, ip: str | No
         session, account_id=user.id, number=moved.card_number,  # type: ignore[arg-type]
         kind=purse_rules.CardKind(moved.kind), fare=purse_rules.RegisteredFare(moved.registered_fare),
         holder_name=f"{moved.first_name} {moved.last_name}" if personal else "",
-        pesel_hash=user.pesel_hash if personal else None, entitlement_until=moved.entitlement_until)
+        pesel_hash=user.pesel_hash if personal else None, entitlement_until=moved.entitlement_until,
+        demo=settings is not None and is_demo_account(settings, user.email))
     moved.card_id = card.id
+    if moved.replaces_card_id is not None:
+        _retire_replaced_card(session, moved, card, staff_id)
     _event(session, moved, COLLECTED, moved.card_number, staff_id=staff_id)
     audit(session, "card_application.collected", staff_id, ip, f"application={moved.id} purse_card={card.id}")
     _mail(session, moved, COLLECTED)

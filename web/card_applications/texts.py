@@ -34,6 +34,9 @@ TEXTS: dict[str, str] = {
     "card_applications.desk.number_taken": N_("Karta o tym numerze już istnieje."),
     "card_applications.desk.identity_required": N_("Potwierdź, że sprawdzono dokument tożsamości ze zdjęciem."),
     "card_applications.desk.entitlement_required": N_("Potwierdź, że okazano oryginał dokumentu uprawniającego do ulgi."),
+    "card_applications.change.not_possible": N_("Dane można zmienić tylko dla odebranej karty imiennej, która jest na Twoim koncie i nie jest zablokowana."),
+    "card_applications.change.pending": N_("Wniosek o zmianę danych tej karty już czeka na rozpatrzenie."),
+    "card_applications.change.nothing": N_("Nic się nie zmienia: wybierz inny rodzaj karty, nowe zdjęcie, imię i nazwisko z konta albo nową datę ważności dokumentu."),
     "card_applications.desk.too_late": N_("Termin odbioru minął: karta jest unieważniona, a kaucja przepada."),
 }
 

@@ -375,12 +375,12 @@ def issue_card(session: Session, *, number: str, kind: rules.CardKind, issued_on
 
 def issue_card_to_account(session: Session, *, account_id: int, number: str, kind: rules.CardKind,
                           fare: rules.RegisteredFare, holder_name: str, pesel_hash: str | None,
-                          entitlement_until: date | None) -> PurseCardRow:
+                          entitlement_until: date | None, demo: bool = False) -> PurseCardRow:
     """Issue a card collected at the desk (issue 16) to this account with this fare type: it shows in
-    Portmonetka at once."""
+    Portmonetka at once. `demo`: collected by a demo account (`web.demo.is_demo_account`)."""
     row = issue_card(session, number=number, kind=kind, issued_on=clock.to_local(clock.now()).date(),
                      holder_name=holder_name, pesel_hash=pesel_hash, registered_fare=fare,
-                     entitlement_until=entitlement_until)
+                     entitlement_until=entitlement_until, demo=demo)
     row.account_id, row.linked_at = account_id, clock.now()
     session.add(row)
     session.flush()
