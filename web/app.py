@@ -204,6 +204,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         if payments.sandbox is not None:
             await payments.sandbox.stop()
         await payments.gateway.aclose()
+        close_store = getattr(store, "_shutdown", None)  # the Redis store's connection pool
+        if close_store is not None:
+            await close_store()
 
     route_handlers: list[Any] = [
         pages.router,
