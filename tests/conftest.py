@@ -63,6 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", DATES_MARKER)
     config.addinivalue_line("markers", DATES_BOTH_MARKER)
     config.addinivalue_line("markers", STORES_MARKER)
+    config.addinivalue_line("markers", "multinode: starts several `ekp run` nodes on PostgreSQL and Redis "
+                            "(tests/production; part of scripts/test and .ci/run)")
     pin_clock_from_environment()
 
 
