@@ -79,9 +79,8 @@ def test_the_scheduled_commands_run(settings_env, command):
 
 
 def test_mail_send_runs_with_smtp(settings_env):
-    from web import cli
-
     from tests.support.nodes import CountingSmtp
+    from web import cli
 
     smtp = CountingSmtp()
     try:

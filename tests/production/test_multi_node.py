@@ -6,20 +6,20 @@ nothing. PostgreSQL only (production's database); runs in `scripts/test` and `.c
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
 
 from domain import ticket_record as tr
 from domain.five_plus_one import month_period
-from tests.conftest import DEFAULT_PASSWORD, Browser
+from tests.conftest import DEFAULT_PASSWORD, Browser, make_pesel
 from tests.support.nodes import CountingSmtp, LoadBalancer, Node, cluster, node_env
 from tests.support.redis_server import flush
 from tests.support.shop import GOOD_CARD, add_card, card_expiry
@@ -51,7 +51,8 @@ def installation(db_url: str, _redis_url: dict[str, Any], tmp_path: Path) -> Ite
     env = node_env(db_url, redis_url, balancer.url, _ticket_keys(), EKP_SANDBOX_DB=str(tmp_path / "operator.db"),
                    EKP_SANDBOX_BACKOFF="0.2", EKP_SMTP_URL=f"smtp://127.0.0.1:{smtp.port}")
     try:
-        with cluster(tmp_path, env) as nodes:
+        # B runs as deploy/ runs it: several worker processes (their metrics summed in one scrape).
+        with cluster(tmp_path, env, args={"b": ("--workers", "2")}) as nodes:
             balancer.backends = [node.port for node in nodes]
             yield {"a": nodes[0], "b": nodes[1], "smtp": smtp, "balancer": balancer}
     finally:
@@ -74,7 +75,14 @@ def _finish(*processes: subprocess.Popen[str]) -> list[str]:
     return outputs
 
 
-def test_sessions_rate_limits_and_tickets_carry_across_nodes(installation, users, db):
+def test_two_nodes_share_everything_and_lose_nothing(installation, users, db, engine):
+    """One installation, started once (the steps share it; the last one kills node A)."""
+    _sessions_rate_limits_and_tickets_carry_across_nodes(installation, users, db)
+    _jobs_on_both_nodes_at_once_do_each_item_once(installation, users, db, engine)
+    _a_node_killed_mid_request_loses_nothing(installation, users, db, engine)
+
+
+def _sessions_rate_limits_and_tickets_carry_across_nodes(installation, users, db):  # type: ignore[no-untyped-def]
     node_a, node_b = installation["a"], installation["b"]
     passenger = users.create("jan@example.pl")
     users.create("kontroler@example.pl", role="inspector", pesel=None, first_name="Ewa", last_name="Kontrola")
@@ -99,9 +107,16 @@ def test_sessions_rate_limits_and_tickets_carry_across_nodes(installation, users
     inspector.login("kontroler@example.pl")
     assert verify_online(inspector, present(phone, record))["valid"] is True
     assert not list(node_a.var_dir.glob("ticket_issuer_key_*")) and not list(node_b.var_dir.glob("ticket_issuer_key_*"))
+    # B's metrics (scraped directly from this machine): every worker's requests, and the shared numbers.
+    metrics = node_b.client().get("/metrics")
+    assert metrics.status_code == 200
+    assert re.search(r'^ekp_requests_total\{[^}]*path="/login"[^}]*status_code="429"[^}]*\} [1-9]', metrics.text, re.MULTILINE), \
+        metrics.text[:3000]
+    assert 'ekp_payments{status="held_for_review"} 0.0' in metrics.text
+    assert list((node_b.var_dir / "prometheus").glob("*.db")), "multiprocess metrics files"
 
 
-def test_jobs_on_both_nodes_at_once_do_each_item_once(installation, users, db, engine):
+def _jobs_on_both_nodes_at_once_do_each_item_once(installation, users, db, engine):  # type: ignore[no-untyped-def]
     node_a, node_b, smtp = installation["a"], installation["b"], installation["smtp"]
     # ekp mail send on both at once: every mail delivered once.
     with transaction(engine) as session:
@@ -112,8 +127,8 @@ def test_jobs_on_both_nodes_at_once_do_each_item_once(installation, users, db, e
     assert sorted(subject for _, subject in smtp.received) == sorted(f"Wiadomość {n}" for n in range(40))
     assert db.count(OutboxMail, OutboxMail.sent_at.is_(None)) == 0  # type: ignore[union-attr]
     # A 5+1 subscription bought on A, paid at the operator, back on B; month 2 charged by two billing runs at once.
-    user = users.create("jan@example.pl")
-    card = add_card(engine, user)
+    user = users.create("ala@example.pl", pesel=make_pesel(date(1985, 3, 4)), first_name="Ala")
+    card = add_card(engine, user, client_code="300200100")
     browser = node_a.browser()
     browser.login(user.email)
     bought = browser.submit("/5plus1", {"card_id": str(card.id), "variant": "normal", "auto_renew": "on",
@@ -125,21 +140,22 @@ def test_jobs_on_both_nodes_at_once_do_each_item_once(installation, users, db, e
     assert paid.status_code == 303, paid.text[:2000]
     back = urlsplit(paid.headers["location"])
     assert browser.get(back.path + "?" + back.query).status_code == 200
-    _wait(lambda: db.count(Ticket) == 1)
-    [month1] = db.all(SubscriptionMonthRow)
+    _wait(lambda: db.count(Ticket, Ticket.user_id == user.id) == 1)
+    [ticket1] = db.all(Ticket, Ticket.user_id == user.id)
+    month1 = db.one(SubscriptionMonthRow, SubscriptionMonthRow.id == ticket1.subscription_month_id)
     starts_on, _ = month_period(month1.starts_on, 1, 2)  # month 2, planned when it is charged
     due_day = (starts_on - timedelta(days=2)).isoformat()
     outputs = _finish(node_a.cli("billing", "run", EKP_TEST_TODAY=due_day),
                       node_b.cli("billing", "run", EKP_TEST_TODAY=due_day))
     assert db.one(SubscriptionMonthRow, SubscriptionMonthRow.month_index == 2).state == "paid", outputs
-    assert db.count(Payment, Payment.kind == "token") == 1, "charged once"
+    assert db.count(Payment, Payment.kind == "token", Payment.user_id == user.id) == 1, "charged once"
     assert sum("months charged: 1" in output for output in outputs) == 1, outputs
 
 
-def test_a_node_killed_mid_request_loses_nothing(installation, users, db, engine):
+def _a_node_killed_mid_request_loses_nothing(installation, users, db, engine):  # type: ignore[no-untyped-def]
     node_a, node_b = installation["a"], installation["b"]
-    user = users.create("jan@example.pl")
-    card = add_card(engine, user)
+    user = users.create("ola@example.pl", pesel=make_pesel(date(1990, 7, 8), serial=456, male=False), first_name="Ola")
+    card = add_card(engine, user, client_code="400300200")
     browser = node_a.browser()
     browser.login(user.email)
     bought = browser.submit("/5plus1", {"card_id": str(card.id), "variant": "normal",
@@ -170,12 +186,11 @@ def test_a_node_killed_mid_request_loses_nothing(installation, users, db, engine
     again = _on(browser, node_b).get(back.path + "?" + back.query)
     assert again.status_code == 200
     assert _on(browser, node_b).get("/account", follow_redirects=False).status_code == 200
-    _wait(lambda: db.count(Ticket) == 1)
+    _wait(lambda: db.count(Ticket, Ticket.user_id == user.id) == 1)
     time.sleep(1.0)  # notifications still arriving (through the balancer, to B) change nothing more
-    [payment] = db.all(Payment)
+    [payment] = db.all(Payment, Payment.user_id == user.id)
     assert payment.status == "paid" and payment.applied_at is not None
-    assert db.count(Ticket) == 1, "the payment outcome applied once"
-    assert db.count(SubscriptionMonthRow, SubscriptionMonthRow.state == "paid") == 1
+    assert db.count(Ticket, Ticket.user_id == user.id) == 1, "the payment outcome applied once"
 
 
 def _wait(condition: Any, timeout: float = 20.0) -> None:

@@ -34,8 +34,9 @@ def free_port() -> int:
 class Node:
     """`python -m web.cli run` in a subprocess on a free port, with its own EKP_VAR_DIR."""
 
-    def __init__(self, name: str, var_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, var_dir: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.args = args
         self.clients: list[httpx.Client] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,7 +52,7 @@ class Node:
 
     def start(self) -> Node:
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "web.cli", "run", "--no-demo", "--no-migrate"],
+            self.process = subprocess.Popen([sys.executable, "-m", "web.cli", "run", "--no-demo", "--no-migrate", *self.args],
                                             cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
@@ -200,8 +201,10 @@ class CountingSmtp:
 
 
 @contextmanager
-def cluster(tmp_path: Path, env: dict[str, str], names: tuple[str, ...] = ("a", "b")) -> Iterator[list[Node]]:
-    nodes = [Node(name, tmp_path / f"var-{name}", env) for name in names]
+def cluster(tmp_path: Path, env: dict[str, str], names: tuple[str, ...] = ("a", "b"),
+            args: dict[str, tuple[str, ...]] | None = None) -> Iterator[list[Node]]:
+    """Start the nodes (`args`: extra `ekp run` options per node name), wait until each is ready."""
+    nodes = [Node(name, tmp_path / f"var-{name}", env, (args or {}).get(name, ())) for name in names]
     try:
         for node in nodes:
             node.start()

@@ -16,7 +16,14 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import BASE_URL, DEFAULT_PASSWORD, VALID_PESEL, Browser, TEST_IP_HEADER, registration_form
+from tests.conftest import (
+    BASE_URL,
+    DEFAULT_PASSWORD,
+    TEST_IP_HEADER,
+    VALID_PESEL,
+    Browser,
+    registration_form,
+)
 from tests.support.purse import bearer_card_and_validator, tap
 from tests.support.shop import GOOD_CARD, add_card, settings_env, shop  # noqa: F401  (fixtures)
 from web.db import make_engine, transaction
@@ -113,7 +120,7 @@ def test_metrics_count_requests_by_route_and_status(client):
         "paths no route answers never become labels"
 
 
-def test_metrics_show_business_numbers(client, engine, users, settings_env):
+def test_metrics_show_business_numbers(client, engine, users, settings_env):  # noqa: F811
     user = users.create("jan@example.pl")
     with transaction(engine) as session:
         for n, (status, kind) in enumerate([("pending", "hosted"), ("held_for_review", "hosted"),
@@ -239,7 +246,7 @@ def test_logs_at_debug_carry_no_pesel_password_token_or_card_data(app, client, s
         assert len(secret) >= 8
         assert secret not in written, f"{secret[:3]}… in the log output"
         assert secret not in raw, f"{secret[:3]}… in a log record"
-    assert "123" not in re.findall(r"cvc\W+(\w+)", written + raw, flags=re.I)
+    assert "123" not in re.findall(r"cvc\W+(\w+)", written + raw, flags=re.IGNORECASE)
 
 
 def test_redaction_catches_what_slips_into_a_message():
