@@ -86,8 +86,9 @@ _REDACTIONS = [
     (re.compile(r"(?<![\w])(?:\d[ -]?){12,18}\d(?![\w])"), "[digits]"),
     (re.compile(r"(?<![\w])\d{11}(?![\w])"), "[digits]"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (re.compile(r"(?i)\b([\w-]*(?:password|passwd|haslo|token|secret|pesel|cvc|cvv|pan|card_number|session|csrf|"
-                r"authorization|cookie|code)[\w-]*)(\"?\s*[:=]\s*\"?)([^\s\"',;&]+)"), r"\1\2[redacted]"),
+    (re.compile(r"(?i)\b([\w-]*(?:password|passwd|haslo|token|secret|pesel|cvc|cvv|card_number|session|csrf|"
+                r"authorization|cookie|totp|recovery|(?:security|auth|reset|activation)_?code)[\w-]*)"
+                r"(\"?\s*[:=]\s*\"?)([^\s\"',;&]+)"), r"\1\2[redacted]"),
 ]
 
 
