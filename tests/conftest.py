@@ -55,14 +55,32 @@ PESEL_KEY_HEX = "22" * 32
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+STORES_MARKER = ("both_stores: run on the database store and on Redis (fixture `store_backend`; the Redis run on "
+                 "SQLite only, the store does not touch the database then)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", DATES_MARKER)
     config.addinivalue_line("markers", DATES_BOTH_MARKER)
+    config.addinivalue_line("markers", STORES_MARKER)
+    config.addinivalue_line("markers", "multinode: starts several `ekp run` nodes on PostgreSQL and Redis "
+                            "(tests/production; part of scripts/test and .ci/run)")
     pin_clock_from_environment()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") and "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", ["database", "redis"], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_date_sensitive(items, config.rootpath)
+    # Redis in front of PostgreSQL tests the same store code as in front of SQLite: one run is enough.
+    dropped = [item for item in items if getattr(item, "callspec", None) is not None
+               and item.callspec.params.get("store_backend") == "redis" and item.callspec.params.get("db_backend") == "postgres"]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 # --------------------------------------------------------------------------- databases
@@ -241,6 +259,72 @@ def db(engine: Engine) -> Db:
     return Db(engine)
 
 
+# --------------------------------------------------------------------------- stores (sessions, rate limits)
+
+
+@pytest.fixture(scope="session")
+def _redis_url() -> Iterator[dict[str, Any]]:
+    """Per worker: the Redis database for the Redis store runs, started lazily on first use."""
+    from contextlib import ExitStack
+
+    from tests.support.redis_server import redis_server
+
+    with ExitStack() as stack:
+        found: dict[str, Any] = {}
+
+        def get() -> str:
+            if "url" not in found:
+                found["url"] = stack.enter_context(redis_server())
+            return found["url"]
+
+        yield {"get": get}
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest, _redis_url: dict[str, Any]) -> str:
+    """'database' (the default) or 'redis' for tests marked `both_stores`: where sessions and rate limits live."""
+    backend = getattr(request, "param", "database")
+    if backend == "redis":
+        from tests.support.redis_server import flush
+
+        flush(_redis_url["get"]())
+    return backend
+
+
+@pytest.fixture
+def redis_url(store_backend: str, _redis_url: dict[str, Any]) -> str:
+    """The Redis URL of this run ("" on the database store)."""
+    return _redis_url["get"]() if store_backend == "redis" else ""
+
+
+class StoredEntries:
+    """What the store (database table `kv_store`, or Redis) holds, as the tests read it."""
+
+    def __init__(self, engine: Engine, redis_url: str) -> None:
+        self.engine = engine
+        self.redis_url = redis_url
+
+    def values(self, containing: str) -> list[bytes]:
+        """The values of every live entry whose key contains `containing`."""
+        if self.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url)
+            try:
+                return [client.get(key) or b"" for key in client.scan_iter(match=f"*{containing}*", count=1000)]
+            finally:
+                client.close()
+        from web.models import StoreEntry
+
+        with Session(self.engine) as session:
+            return [bytes(entry.value) for entry in session.scalars(select(StoreEntry).where(StoreEntry.key.contains(containing)))]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def stored(engine: Engine, redis_url: str) -> StoredEntries:
+    return StoredEntries(engine, redis_url)
+
+
 # --------------------------------------------------------------------------- clock
 
 
@@ -261,9 +345,27 @@ def _forget_cached_users() -> Iterator[None]:
     http._user_cache.clear()
 
 
+class _ClockWithRedis:
+    """`web.clock` whose `travel` also ages the Redis store's keys (Redis expires them on its own clock)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self._redis_url = redis_url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(web_clock, name)
+
+    def travel(self, by: timedelta) -> None:
+        from tests.support.redis_server import shift_expiries
+
+        web_clock.travel(by)
+        shift_expiries(self._redis_url, by.total_seconds())
+
+
 @pytest.fixture
-def clock() -> Any:
+def clock(store_backend: str, _redis_url: dict[str, Any]) -> Any:
     """`web.clock`: `clock.travel(timedelta(hours=3))` moves the app's time; reset after each test."""
+    if store_backend == "redis":
+        return _ClockWithRedis(_redis_url["get"]())
     return web_clock
 
 
@@ -271,9 +373,12 @@ def clock() -> Any:
 
 
 @pytest.fixture
-def settings_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+def settings_env(db_url: str, tmp_path: Path, redis_url: str) -> dict[str, str]:
     """The EKP_* environment the test app is built from; override this fixture to change settings."""
-    return _base_env(tmp_path / "var", db_url)
+    env = _base_env(tmp_path / "var", db_url)
+    if redis_url:
+        env["EKP_REDIS_URL"] = redis_url
+    return env
 
 
 @pytest.fixture

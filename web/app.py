@@ -15,6 +15,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.response import Redirect, Response, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -26,10 +27,11 @@ from web.app_state import set_settings
 from web.controllers import accounts, cards, desk, dev, five_plus_one, pages, twofactor
 from web.controllers import payments as payment_pages
 from web.controllers import devices, purse as purse_pages, simulators
-from web.controllers import inspection, tickets
+from web.controllers import inspection, ops, tickets
 from web.card_applications import controller as card_applications
 from web.gateway import SANDBOX_PREFIX, build_payments
 from web.http import csrf_bound_to_session
+from web.observe import configure_logging, request_id_of, with_request_id
 from web.openapi import openapi_config
 from web.purposes import gdpr_erasure_steps, register_payment_purposes
 from web.db import make_engine
@@ -132,7 +134,7 @@ def _error_page(request: Request, status: int, title: str, text: str, headers: d
     return Template(
         template_name="error.html",
         context={"status": status, "title": title, "text": text, "user": None, "flashes": [],
-                 "settings": request.app.state.settings},
+                 "settings": request.app.state.settings, "request_id": request_id_of(request.scope)},
         status_code=status,
         headers=headers,
     )
@@ -207,6 +209,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         if payments.sandbox is not None:
             await payments.sandbox.stop()
         await payments.gateway.aclose()
+        close_store = getattr(store, "_shutdown", None)  # the Redis store's connection pool
+        if close_store is not None:
+            await close_store()
 
     route_handlers: list[Any] = [
         pages.router,
@@ -220,6 +225,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         tickets.router,
         inspection.router,
         card_applications.router,
+        ops.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],
@@ -249,9 +255,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             cookie_secure=settings.secure_cookies,
             cookie_httponly=False,
             cookie_samesite="lax",
-            exclude=["/api/", "/payments/notify", "/sandbox-pay/"],
+            exclude=["/api/", "/payments/notify", "/sandbox-pay/", "^/healthz$", "^/readyz$", "^/metrics$"],
         ),
         middleware=[
+            prometheus_config().middleware,
             DefineMiddleware(
                 SessionMiddleware,
                 store=store,
@@ -279,7 +286,24 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     app.state.limiter = RateLimiter(store)
     app.state.payments = payments
     app.state.erasure_steps = erasure_steps
+    # Outermost: every answer (a 404 no route produced too) carries the request's id, and every log line of it.
+    app.asgi_handler = with_request_id(app.asgi_handler, trust_header=bool(settings.trusted_proxies))
     return app
+
+
+class _RouteMetrics(PrometheusMiddleware):
+    """Requests counted by route (the path template, e.g. `/tickets/{ticket_id:int}`), method and status."""
+
+    def _get_default_labels(self, request: Request) -> dict[str, str | int | float]:  # type: ignore[override]
+        return {"method": request.method, "path": request.scope.get("path_template") or "other",  # type: ignore[typeddict-item]
+                "status_code": 200, "app_name": self._config.app_name}
+
+
+def prometheus_config() -> PrometheusConfig:
+    """HTTP metrics (`ekp_requests_total`, `ekp_request_duration_seconds`, ...): no I/O on the request's path."""
+    return PrometheusConfig(app_name="ekp", prefix="ekp", middleware_class=_RouteMetrics,
+                            exclude=["^/static/", "^/metrics$"],
+                            buckets=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
 
 
 def _freeze_startup_heap(app: Litestar) -> None:
@@ -294,6 +318,7 @@ def app_from_env() -> Litestar:
     """Entry point for ASGI servers (`uvicorn --factory web.app:app_from_env`, `ekp run`); a served
     process, unlike the many apps tests build, also freezes its start-up heap."""
     settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
     clock.start_at(settings.test_clock)
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_heap)

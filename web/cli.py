@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import getpass
-import logging
+import shutil
 import sys
 from datetime import timedelta
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from web import clock
+from web.observe import configure_logging
 from web.purposes import register_payment_purposes
 from web.settings import Settings, SettingsError, load_settings, start_warnings
 
@@ -22,16 +26,30 @@ def _settings():  # type: ignore[no-untyped-def]
         for problem in exc.problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(2)
+    configure_logging(settings.log_format, settings.log_level)
     clock.start_at(settings.test_clock)
     register_payment_purposes()  # every command may apply a payment outcome (R-PAY-1)
     return settings
 
 
+@contextmanager
+def _recorded(settings: Settings, job: str) -> Iterator[None]:
+    """Count this run of a scheduled job (and a failure) in `job_runs`, for the metrics of every node."""
+    from web.db import make_engine
+    from web.observe import job_run
+
+    engine = make_engine(settings.database_url)
+    try:
+        with job_run(engine, job):
+            yield
+    finally:
+        engine.dispose()
+
+
 @click.group()
 def main() -> None:
     """EKP — Electronic Passenger Account."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging()  # EKP_LOG_FORMAT and EKP_LOG_LEVEL apply once the settings are read
 
 
 @main.command()
@@ -67,8 +85,15 @@ def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo
         click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
     click.echo(f"EKP on http://{host}:{port}  (payments: {settings.payments}, mail: "
                f"{'SMTP' if settings.smtp_url else 'outbox at /dev/mail'})")
+    if workers > 1:  # every worker's metrics in one scrape (prometheus_client's multiprocess mode)
+        metrics_dir = settings.var_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    # JSON logs: uvicorn's own lines go through the same handler (log_config=None leaves logging to EKP).
+    logging_options: dict[str, object] = {"log_config": None} if settings.log_format == "json" else {}
     uvicorn.run("web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info", access_log=False, **proxy_options(settings))
+                log_level=settings.log_level.lower(), access_log=False, **logging_options, **proxy_options(settings))
 
 
 def proxy_options(settings: Settings) -> dict[str, object]:
@@ -228,15 +253,18 @@ def billing_run() -> None:
         payments = build_payments(settings)
         if payments.sandbox is not None:
             await payments.sandbox.start()
+        engine = make_engine(settings.database_url)
         try:
-            report = await charge_due_months(make_engine(settings.database_url), payments.gateway, settings)
+            report = await charge_due_months(engine, payments.gateway, settings)
         finally:
+            engine.dispose()  # (tests run commands in-process: no connection left for the garbage collector)
             if payments.sandbox is not None:
                 await payments.sandbox.stop()
             await payments.gateway.aclose()
         return str(report)
 
-    click.echo(anyio.run(run))
+    with _recorded(settings, "billing"):
+        click.echo(anyio.run(run))
 
 
 @main.group("payments")
@@ -263,15 +291,17 @@ def payments_reconcile(older_than: int) -> None:
         payments = build_payments(settings)
         if payments.sandbox is not None:
             await payments.sandbox.start()
+        engine = make_engine(settings.database_url)
         try:
-            return str(await reconcile_pending_payments(make_engine(settings.database_url), payments.gateway,
-                                                        older_than_seconds=older_than))
+            return str(await reconcile_pending_payments(engine, payments.gateway, older_than_seconds=older_than))
         finally:
+            engine.dispose()
             if payments.sandbox is not None:
                 await payments.sandbox.stop()
             await payments.gateway.aclose()
 
-    click.echo(anyio.run(run))
+    with _recorded(settings, "reconcile"):
+        click.echo(anyio.run(run))
 
 
 @main.group()
@@ -290,8 +320,13 @@ def mail_send() -> None:
     settings = _settings()
     if not settings.smtp_url:
         raise click.ClickException("EKP_SMTP_URL is not set; mail stays in the outbox")
-    sent, failed = anyio.run(deliver_outbox, make_engine(settings.database_url), SmtpSender(settings.smtp_url, settings.mail_from),
-                             50, timedelta(hours=settings.mail_retry_hours))
+    engine = make_engine(settings.database_url)
+    try:
+        with _recorded(settings, "mail"):
+            sent, failed = anyio.run(deliver_outbox, engine, SmtpSender(settings.smtp_url, settings.mail_from), 50,
+                                     timedelta(hours=settings.mail_retry_hours))
+    finally:
+        engine.dispose()
     click.echo(f"mail sent: {sent}, not delivered: {failed} (retried for {settings.mail_retry_hours} h after queueing, "
                "then listed by `ekp mail failed`)")
 

@@ -12,6 +12,7 @@ import anyio
 from litestar import Litestar
 
 from web.mail import SmtpSender, deliver_outbox
+from web.observe import job_run
 from web.store import DatabaseStore
 
 log = logging.getLogger("ekp.jobs")
@@ -52,10 +53,12 @@ async def run_billing(app: Litestar) -> None:
     await anyio.sleep(5)
     while True:
         try:
-            report = await charge_due_months(app.state.engine, app.state.payments.gateway, app.state.settings)
+            with job_run(app.state.engine, "billing"):  # counted in the metrics like `ekp billing run`
+                report = await charge_due_months(app.state.engine, app.state.payments.gateway, app.state.settings)
             if report.charged or report.declined or report.unanswered:
                 log.info("billing: %s", report)
-            reconciled = await reconcile_pending_payments(app.state.engine, app.state.payments.gateway)
+            with job_run(app.state.engine, "reconcile"):
+                reconciled = await reconcile_pending_payments(app.state.engine, app.state.payments.gateway)
             if reconciled.asked:
                 log.info("reconciliation: %s", reconciled)
         except Exception:

@@ -412,3 +412,17 @@ class CardNotice(SQLModel, table=True):
     kind: str = Field(max_length=32)
     due_on: date
     sent_at: datetime = Field(default_factory=clock.now)
+
+
+class JobRun(SQLModel, table=True):
+    """How often each scheduled job (`ekp billing run`, `ekp mail send`, ...) ran and failed, on any node, for
+    the metrics (`ekp_job_runs`, `ekp_job_failures`, `ekp_job_last_success_timestamp_seconds`)."""
+
+    __tablename__ = "job_runs"
+
+    job: str = Field(primary_key=True, max_length=32)
+    runs: int = 0
+    failures: int = 0
+    last_run_at: Optional[datetime] = None
+    last_success_at: Optional[datetime] = None
+    last_error: Optional[str] = Field(default=None, max_length=300)

@@ -21,6 +21,7 @@ SESSION_ROTATE = "_rotate"
 SESSION_REMEMBER = "_remember"
 _TOUCHED = "_touched"
 _TOUCH_EVERY = 300
+NO_SESSION = ("/static/", "/api/devices/", "/healthz", "/readyz", "/metrics")
 
 
 class SessionMiddleware:
@@ -41,8 +42,9 @@ class SessionMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Static files and the device API (validators, meters) have no use for a browser session.
-        if scope["type"] != "http" or scope.get("path", "").startswith(("/static/", "/api/devices/")):
+        # Static files, the device API (validators, meters) and the operators' probes and metrics have no use
+        # for a browser session.
+        if scope["type"] != "http" or scope.get("path", "").startswith(NO_SESSION):
             await self.app(scope, receive, send)
             return
         session_id = self._cookie_id(scope)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +58,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # EKP_TRUSTED_PROXIES: whose X-Forwarded-For names the client (R-AUTH-1)
     desk_topup_max: int = 100_000  # grosze: EKP_DESK_TOPUP_MAX (R-TOP-5)
     desk_topup_confirm_above: int = 20_000  # grosze: EKP_DESK_TOPUP_CONFIRM_ABOVE (R-TOP-5)
+    log_format: str = "text"  # EKP_LOG_FORMAT: text or json (one JSON object a line)
+    log_level: str = "INFO"  # EKP_LOG_LEVEL
+    metrics_token: str = field(default="", repr=False)  # EKP_METRICS_TOKEN: bearer token for /metrics
     test_clock: datetime | None = None  # EKP_TEST_TODAY: the clock starts at this moment (never in production)
     secret_key: bytes = field(default=b"", repr=False)
     sandbox_key: bytes = field(default=b"", repr=False)  # the embedded sandbox's credentials derive from it
@@ -317,8 +321,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                           10_000_000)
     if desk_confirm > desk_max:
         problems.append("EKP_DESK_TOPUP_CONFIRM_ABOVE: expected at most EKP_DESK_TOPUP_MAX")
+    log_format = get("EKP_LOG_FORMAT", "text")
+    if log_format not in {"text", "json"}:
+        problems.append(f"EKP_LOG_FORMAT={log_format!r}: expected text or json")
+    log_level = get("EKP_LOG_LEVEL", "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        problems.append(f"EKP_LOG_LEVEL={get('EKP_LOG_LEVEL')!r}: expected DEBUG, INFO, WARNING or ERROR")
+    metrics_token = get("EKP_METRICS_TOKEN", "")
+    if metrics_token and not re.fullmatch(r"[A-Za-z0-9._~+/=-]{24,200}", metrics_token):
+        problems.append("EKP_METRICS_TOKEN: expected 24-200 letters, digits or ._~+/=- (e.g. `openssl rand -hex 32`)")
     settings_kwargs = dict(
         env=mode,
+        log_format=log_format,
+        log_level=log_level,
+        metrics_token=metrics_token,
         base_url=base_url,
         host=host,
         port=port,

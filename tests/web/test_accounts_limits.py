@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.conftest import DEFAULT_PASSWORD, page_text, registration_form
 from web.models import OutboxMail, User
+
+pytestmark = pytest.mark.both_stores  # every limit on the database store and on Redis
 
 
 def _login(browser, email, password="Zle12345"):

@@ -1,11 +1,15 @@
-"""Server-side sessions: cookie flags, remember-me, rotation on login, logout and expiry."""
+"""Server-side sessions: cookie flags, remember-me, rotation on login, logout and expiry. Every test runs on
+the database store and on Redis (`both_stores`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.conftest import DEFAULT_PASSWORD, set_cookie_headers
-from web.models import StoreEntry
+
+pytestmark = pytest.mark.both_stores
 
 
 def _session_cookie(response) -> str:
@@ -38,20 +42,20 @@ def test_session_id_changes_on_login(browser, users):
     assert after and after != before, "a fresh id on login (no session fixation)"
 
 
-def test_session_data_stays_on_the_server(logged_in, db):
+def test_session_data_stays_on_the_server(logged_in, stored):
     browser, user = logged_in
     cookie = browser.cookies.get("ekp_session")
     assert cookie and user.email not in cookie and str(user.id) != cookie
-    assert db.count(StoreEntry, StoreEntry.key.contains(cookie)) == 1
+    assert len(stored.values(cookie)) == 1
 
 
-def test_logout_ends_the_session_on_the_server(logged_in, new_browser, db):
+def test_logout_ends_the_session_on_the_server(logged_in, new_browser, stored):
     browser, user = logged_in
     stolen = browser.cookies.get("ekp_session")
     browser.logout()
     # Whatever the store keeps under that id afterwards (a flash message), it no longer names the user.
-    for entry in db.all(StoreEntry, StoreEntry.key.contains(stolen)):
-        assert b'"uid"' not in bytes(entry.value)
+    for value in stored.values(stolen):
+        assert b'"uid"' not in value
     replay = new_browser()
     replay.client.cookies.set("ekp_session", stolen)
     assert replay.get("/account", follow_redirects=False).status_code == 303

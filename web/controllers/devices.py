@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from web import clock, i18n
 from web.http import in_transaction
 from web.i18n import _
+from web.observe import count_taps
 from web.messages import message
 from web.services import purse as service
 from web.services import taps_on_loop
@@ -265,6 +266,7 @@ async def validator_tap(request: Request, data: JSONBody[TapIn]) -> Response:
     with other content it is refused with 409 (R-VAL-7). `at` more than 5 minutes ahead of the server is
     refused with 422; a tap older than 3 days is booked and flagged for staff (R-VAL-8)."""
     [result] = await _run_taps(request, [_tap(data)])
+    count_taps([result], service.TapProblem)
     if isinstance(result, service.TapProblem):
         raise DeviceProblem(result.status, f"purse.device.{result.code}")
     return _answer(result)
@@ -278,6 +280,7 @@ async def validator_batch(request: Request, data: JSONBody[TapBatchIn]) -> Respo
     `message` in its place, and the others are applied."""
     taps = [_tap(tap) for tap in data.taps]
     results = await _run_taps(request, taps)
+    count_taps(results, service.TapProblem)
     return Response({"results": [_batch_line(tap, result) for tap, result in zip(taps, results)]}, status_code=200)
 
 

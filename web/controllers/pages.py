@@ -1,10 +1,9 @@
-"""Home, the Terms and GDPR notice, language choice, the PWA's service worker, health check."""
+"""Home, the Terms and GDPR notice, language choice, the PWA's service worker (health checks: `ops`)."""
 
 from __future__ import annotations
 
 from litestar import Request, Router, get, post
 from litestar.response import File, Response, Template
-from sqlalchemy import text
 
 from web import i18n
 from web.http import current_user, form_of, in_transaction, page, redirect, safe_next, settings_of
@@ -76,15 +75,4 @@ async def favicon() -> File:
                 headers={"Cache-Control": "public, max-age=604800"})
 
 
-def _ping(session) -> bool:  # type: ignore[no-untyped-def]
-    session.execute(text("SELECT 1"))
-    return True
-
-
-@get("/healthz", include_in_schema=False)
-async def health(request: Request) -> dict[str, str]:
-    await in_transaction(request, _ping)
-    return {"status": "ok"}
-
-
-router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, favicon, health])
+router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, favicon])

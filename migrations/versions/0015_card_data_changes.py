@@ -1,7 +1,7 @@
 """card data changes (issue 16, R-KKM-8): an application may replace a card the holder has (a new card when the
 printed data change, or a free change of data that are not printed, made at the desk)
 
-Revision ID: 0020
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-11-29 17:00:00
 """
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0020'
+revision = '0015'
 down_revision = '0014'
 branch_labels = None
 depends_on = None
