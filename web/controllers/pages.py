@@ -6,8 +6,10 @@ from litestar import Request, Router, get, post
 from litestar.response import File, Response, Template
 from sqlalchemy import text
 
-from web import i18n
+from domain.tariff_5p1 import period_in_force
+from web import clock, i18n
 from web.http import current_user, form_of, in_transaction, page, redirect, safe_next, settings_of
+from web.tariffs import tariff_5p1
 from web.templating import TEMPLATES_DIR
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
@@ -15,7 +17,8 @@ STATIC_DIR = TEMPLATES_DIR.parent / "static"
 
 @get("/")
 async def home(request: Request) -> Template:
-    return await page(request, "home.html")
+    # The 5+1 prices in force today, from the tariff (never written into the page's text).
+    return await page(request, "home.html", prices_5p1=period_in_force(tariff_5p1(), clock.today()))
 
 
 @get("/terms")
