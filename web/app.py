@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from litestar import Litestar, Request
 from markupsafe import Markup, escape
+from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
@@ -111,10 +112,19 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+# Paths that serve files only: no CSRF cookie is set on them.
+STATIC_PATHS = ["^/static/", "^/sw\\.js$", "^/manifest\\.webmanifest$", "^/favicon\\.ico$"]
+VENDOR_DIRS = {"vendor/htmx/": NODE_MODULES / "htmx.org" / "dist", "vendor/zxing/": NODE_MODULES / "zxing-wasm" / "dist"}
+
+
 @lru_cache(maxsize=256)
 def static_url(path: str) -> Markup:
-    """The URL of a file under static/, with its content's hash, so browsers may cache it for a year."""
+    """The URL of a file under static/ (or a vendor package's, `vendor/htmx/...`), with its content's hash, so
+    browsers may cache it for a year."""
     file = STATIC_DIR / path
+    for prefix, directory in VENDOR_DIRS.items():
+        if path.startswith(prefix):
+            file = directory / path[len(prefix):]
     version = hashlib.sha256(file.read_bytes()).hexdigest()[:10] if file.is_file() else "0"
     return Markup(escape(f"/static/{path}?v={version}"))
 
@@ -245,8 +255,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             cookie_secure=settings.secure_cookies,
             cookie_httponly=False,
             cookie_samesite="lax",
-            exclude=["/api/", "/payments/notify", "/sandbox-pay/"],
+            # Files carry no form: no CSRF cookie on them (a cookie-free, cacheable answer).
+            exclude=["/api/", "/payments/notify", "/sandbox-pay/", *STATIC_PATHS],
         ),
+        # Pages and text assets gzip-compressed (brotli would need a package not installed); a phone on a slow
+        # network gets a page in a few KB.
+        compression_config=CompressionConfig(backend="gzip", minimum_size=512, gzip_compress_level=6),
         middleware=[
             DefineMiddleware(
                 SessionMiddleware,
