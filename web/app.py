@@ -90,6 +90,33 @@ async def security_headers(message: Message, scope: Scope) -> None:
         headers.extend(header for header in wanted if header[0] not in present)
 
 
+# What each module of the operator profile serves (domain/operator.py): a module turned off answers 404 there.
+MODULE_PATHS = {
+    "krakow_cards": ("/cards", "/5plus1", "/tickets", "/inspect", "/api/inspection", "/desk/link-card"),
+    "purse": ("/purse", "/api/devices", "/desk/purse", "/simulators"),
+    "parking": ("/api/devices/meter", "/simulators/meter"),
+}
+
+
+def closed_prefixes(settings: Settings) -> tuple[str, ...]:
+    modules = settings.profile.modules
+    return tuple(prefix for module, prefixes in MODULE_PATHS.items() if not getattr(modules, module)
+                 for prefix in prefixes)
+
+
+def modules_middleware(app: ASGIApp) -> ASGIApp:
+    """Routes of a module the operator does not run do not exist (404, before any guard or body)."""
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            closed = scope["app"].state.closed_prefixes
+            path = scope.get("path", "")
+            if closed and any(path == prefix or path.startswith(prefix + "/") for prefix in closed):
+                raise NotFoundException()
+        await app(scope, receive, send)
+
+    return middleware
+
+
 def language_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -113,7 +140,7 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
 
 
 # Paths that serve files only: no CSRF cookie is set on them.
-STATIC_PATHS = ["^/static/", "^/sw\\.js$", "^/manifest\\.webmanifest$", "^/favicon\\.ico$"]
+STATIC_PATHS = ["^/static/", "^/sw\\.js$", "^/manifest\\.webmanifest$", "^/favicon\\.ico$", "^/operator\\.css$"]
 VENDOR_DIRS = {"vendor/htmx/": NODE_MODULES / "htmx.org" / "dist", "vendor/zxing/": NODE_MODULES / "zxing-wasm" / "dist"}
 
 
@@ -198,6 +225,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
 
     def on_startup(app: Litestar) -> None:
         app.state.settings = settings
+        app.state.closed_prefixes = closed_prefixes(settings)
         app.state.engine = engine
         app.state.store = store
         app.state.limiter = RateLimiter(store)
@@ -262,6 +290,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         # network gets a page in a few KB.
         compression_config=CompressionConfig(backend="gzip", minimum_size=512, gzip_compress_level=6),
         middleware=[
+            modules_middleware,
             DefineMiddleware(
                 SessionMiddleware,
                 store=store,
@@ -284,6 +313,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         debug=False,
     )
     app.state.settings = settings
+    app.state.closed_prefixes = closed_prefixes(settings)
     app.state.engine = engine
     app.state.store = store
     app.state.limiter = RateLimiter(store)

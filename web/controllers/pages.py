@@ -10,7 +10,7 @@ from domain.tariff_5p1 import period_in_force
 from web import clock, i18n
 from web.http import current_user, form_of, in_transaction, page, redirect, safe_next, settings_of
 from web.tariffs import tariff_5p1
-from web.templating import TEMPLATES_DIR
+from web.templating import TEMPLATES_DIR, theme_css
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
 
@@ -29,6 +29,18 @@ async def terms(request: Request) -> Template:
 @get("/privacy")
 async def privacy(request: Request) -> Template:
     return await page(request, "legal/privacy.html")
+
+
+@get("/help")
+async def help_page(request: Request) -> Template:
+    return await page(request, "legal/help.html")
+
+
+@get("/operator.css", include_in_schema=False)
+async def operator_css(request: Request) -> Response:
+    # Linked with its content's hash (templating.theme_url): cached like the static files.
+    return Response(theme_css(settings_of(request).profile), media_type="text/css",
+                    headers={"Cache-Control": "public, max-age=31536000"})
 
 
 @get("/offline")
@@ -90,4 +102,4 @@ async def health(request: Request) -> dict[str, str]:
     return {"status": "ok"}
 
 
-router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, favicon, health])
+router = Router(path="/", route_handlers=[home, terms, privacy, help_page, operator_css, offline, set_language, service_worker, manifest, favicon, health])
