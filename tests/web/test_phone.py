@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
@@ -60,3 +61,95 @@ def test_static_assets_are_hashed_cached_for_a_year_and_compressed(client):
         assert "max-age=31536000" in response.headers["cache-control"], asset
         if asset.endswith((".css", ".js")) or ".js?" in asset or ".css?" in asset:
             assert response.headers.get("content-encoding") == "gzip", asset
+
+
+# --------------------------------------------------------------------------- item 5: forms
+
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def _templates() -> list[tuple[str, str]]:
+    return [(str(p.relative_to(TEMPLATES)), p.read_text(encoding="utf-8")) for p in sorted(TEMPLATES.rglob("*.html"))]
+
+
+def test_every_htmx_form_shows_progress_and_cannot_be_sent_twice():
+    forms = [(name, tag) for name, text in _templates() for tag in re.findall(r"<form\b[^>]*>", text, re.S)
+             if "hx-post" in tag or "hx-get" in tag]
+    assert forms
+    for name, tag in forms:
+        assert "hx-disabled-elt=" in tag and "hx-indicator=" in tag, (name, tag)
+
+
+def test_pages_run_no_inline_script_and_load_the_forms_script(browser, users):
+    users.create()
+    browser.login("jan@example.pl")
+    for path in ("/", "/register", "/login", "/purse", "/5plus1", "/account"):
+        html = browser.get(path).text
+        assert "js/phone.js?v=" in html, path
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag, (path, tag)  # CSP script-src 'self': no inline scripts
+
+
+def test_scrollable_tables_are_reachable_by_keyboard():
+    wraps = [(name, tag) for name, text in _templates() for tag in re.findall(r'<div class="table-wrap"[^>]*>', text)]
+    assert wraps
+    for name, tag in wraps:
+        assert 'tabindex="0"' in tag and 'role="region"' in tag and "aria-label=" in tag, (name, tag)
+
+
+@pytest.fixture
+def purse_passenger(browser, users, engine, settings):
+    from tests.support.purse import make_card
+
+    users.create()
+    card_id = make_card(engine, settings, "7001", balance=1000)
+    browser.login("jan@example.pl")
+    assert browser.submit("/purse", {"number": "7001"}, action="/purse/link").status_code == 303
+    return browser, card_id
+
+
+def test_r_top_3_quick_amount_buttons_quote_the_amount_with_its_bonus(purse_passenger):
+    browser, card_id = purse_passenger
+    page = browser.get("/purse").text
+    for amount in ("20", "50", "100"):
+        assert f'name="quick" value="{amount}"' in page
+    quoted = browser.submit("/purse", {"quick": "100", "amount": ""}, action=f"/purse/{card_id}/top-up")
+    assert quoted.status_code == 200
+    text = page_text(quoted.text)
+    assert "Wpłata: 100,00 zł" in text and "Premia: 10,00 zł" in text  # R-TOP-3: 10 % for 50.01–100.00
+
+
+@pytest.mark.parametrize("quick", ["abc", "-5", "0", "99999999999999999999", "1e3", "4,99"])
+def test_quick_amounts_are_checked_on_the_server_like_typed_ones(purse_passenger, quick, db):
+    from web.models import Payment
+
+    browser, card_id = purse_passenger
+    refused = browser.submit("/purse", {"quick": quick, "action": "pay"}, action=f"/purse/{card_id}/top-up")
+    assert refused.status_code == 422
+    assert page_text(refused.text).count("Portmonetka") >= 1 and "Traceback" not in refused.text
+    assert db.count(Payment) == 0
+
+
+# --------------------------------------------------------------------------- item 6: finish
+
+
+def test_r_kkm_7_loss_report_has_its_own_page_linked_from_the_card(purse_passenger, db):
+    from web.models import PurseCardRow
+
+    browser, card_id = purse_passenger
+    purse = browser.get("/purse").text
+    assert f'href="/purse/{card_id}/loss"' in purse and 'action="/purse/' + str(card_id) + '/loss"' not in purse
+    loss = browser.get(f"/purse/{card_id}/loss")
+    assert loss.status_code == 200 and "Tak, zablokuj kartę 7001" in page_text(loss.text)
+    refused = browser.submit(f"/purse/{card_id}/loss", {})
+    assert refused.status_code == 422 and "Zgłoś utratę karty" in page_text(refused.text)
+    assert db.one(PurseCardRow).blocked_from is None
+    assert browser.get("/purse/999999/loss").status_code == 404
+
+
+def test_html_mails_fit_a_phone(browser, mails):
+    browser.register()
+    mail = mails.last()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in mail.html
+    assert "max-width:560px" in mail.html
