@@ -32,7 +32,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    Page,
+    sync_playwright,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("EKP_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -72,7 +78,7 @@ def ekp_server(work: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EKP_")}
     env.update(EKP_VAR_DIR=str(work / "var"), EKP_HOST=HOST, EKP_PORT=str(port), EKP_BASE_URL=f"http://{HOST}:{port}",
                EKP_DEV_PAGES="false", EKP_SCHEDULER="false", PYTHONUNBUFFERED="1")
-    loaded = subprocess.run([sys.executable, "-m", "web.cli", "demo", "load"], cwd=PROJECT_ROOT, env=env,
+    loaded = subprocess.run([sys.executable, "-m", "web.cli", "demo", "load"], cwd=PROJECT_ROOT, env=env, check=False,
                             capture_output=True, text=True, timeout=300)
     if loaded.returncode != 0:
         raise SystemExit(f"ekp demo load failed:\n{loaded.stdout}\n{loaded.stderr}")

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from domain.operator import Modules, OperatorError, contrast_with_white, operator_from_dict
+from domain.operator import (
+    Modules,
+    OperatorError,
+    contrast_with_white,
+    operator_from_dict,
+)
 
 DEMO = tomllib.loads((Path(__file__).resolve().parents[2] / "operators" / "demo.toml").read_text(encoding="utf-8"))
 

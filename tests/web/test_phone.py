@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
-from datetime import datetime, timezone
 
 import pytest
 
@@ -13,7 +13,7 @@ from web.clock import WARSAW
 
 
 def _travel_to(clock, year: int, month: int, day: int) -> None:  # type: ignore[no-untyped-def]
-    clock.travel(datetime(year, month, day, 12, tzinfo=WARSAW).astimezone(timezone.utc) - clock.now())
+    clock.travel(datetime(year, month, day, 12, tzinfo=WARSAW).astimezone(UTC) - clock.now())
 
 
 @pytest.mark.parametrize(("day", "monthly"), [((2024, 7, 31), "80,00"), ((2024, 8, 1), "90,00"),
@@ -74,7 +74,7 @@ def _templates() -> list[tuple[str, str]]:
 
 
 def test_every_htmx_form_shows_progress_and_cannot_be_sent_twice():
-    forms = [(name, tag) for name, text in _templates() for tag in re.findall(r"<form\b[^>]*>", text, re.S)
+    forms = [(name, tag) for name, text in _templates() for tag in re.findall(r"<form\b[^>]*>", text, re.DOTALL)
              if "hx-post" in tag or "hx-get" in tag]
     assert forms
     for name, tag in forms:
