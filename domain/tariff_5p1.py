@@ -52,6 +52,8 @@ class PricePeriod:
     monthly_reduced: Grosze
     plus_one_normal: Grosze
     plus_one_reduced: Grosze
+    source: str = ""
+    """Where the prices come from (the price list, resolution or announcement; "unverified" if unchecked)."""
 
     def monthly(self, variant: TicketVariant) -> Grosze:
         return self.monthly_normal if variant is TicketVariant.NORMAL else self.monthly_reduced
@@ -131,7 +133,9 @@ _PERIOD_KEYS = {
     "monthly_reduced",
     "plus_one_normal",
     "plus_one_reduced",
+    "source",
 }
+SOURCE_MAX_LENGTH = 500
 
 
 def _amount(raw: Any, where: str, problems: list[str], *, required: bool) -> Grosze | None:
@@ -193,6 +197,7 @@ def tariff_5p1_from_dict(data: Mapping[str, Any]) -> Tariff5p1:
         plus_one_normal = "20.00"
         monthly_reduced = "40.00"         # optional: default reduced_percent of normal
         plus_one_reduced = "10.00"        # optional: default reduced_percent of normal
+        source = "uchwała …"              # optional: where the prices come from
 
     Raises `TariffError` listing every problem found.
     """
@@ -236,6 +241,10 @@ def tariff_5p1_from_dict(data: Mapping[str, Any]) -> Tariff5p1:
         p_red = _amount(
             raw.get("plus_one_reduced"), f"{where}.plus_one_reduced", problems, required=False
         )
+        source = raw.get("source", "")
+        if not isinstance(source, str) or len(source) > SOURCE_MAX_LENGTH:
+            problems.append(f"{where}.source: must be a text of at most {SOURCE_MAX_LENGTH} characters")
+            source = ""
         if len(problems) > before or day is None or m_norm is None or p_norm is None:
             continue
         if percent is None:
@@ -251,7 +260,7 @@ def tariff_5p1_from_dict(data: Mapping[str, Any]) -> Tariff5p1:
             problems.append(f"{where}: a reduced price may not exceed the normal one")
         if p_norm > m_norm or p_red > m_red:
             problems.append(f'{where}: the "+1" month may not cost more than a normal month')
-        periods.append(PricePeriod(day, m_norm, m_red, p_norm, p_red))
+        periods.append(PricePeriod(day, m_norm, m_red, p_norm, p_red, source.strip()))
 
     periods.sort(key=lambda p: p.effective_from)
     for a, b in zip(periods, periods[1:], strict=False):

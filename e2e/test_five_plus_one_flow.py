@@ -14,6 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.helpers import assert_no_horizontal_scroll, text_of
+from tests.support.shop import tariff_price, zl
+from web import clock as web_clock
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +97,8 @@ def test_resident_meets_decline_and_3ds_then_buys_5plus1(page: Page, demo_data, 
     start_purchase(page)
     type_card(page, GOOD_CARD)
     expect(page.get_by_role("heading", level=1)).to_have_text("Płatność przyjęta", timeout=30_000)
-    expect(page.get_by_text("Zapłacono 80,00")).to_be_visible()
+    monthly = zl(tariff_price(1, web_clock.today()))  # the first day defaults to today: the price in force then
+    expect(page.get_by_text(f"Zapłacono {monthly}")).to_be_visible()
     page.get_by_role("link", name="Dalej").tap()
     expect(page).to_have_url(re.compile(r"/5plus1$"))
     expect(page.get_by_role("heading", name="Aktywny bilet")).to_be_visible()
@@ -106,7 +109,7 @@ def test_resident_meets_decline_and_3ds_then_buys_5plus1(page: Page, demo_data, 
     assert_no_horizontal_scroll(page)
 
     mail = wait_for_mail("anna@demo.ekp", subject_contains="Potwierdzenie zakupu biletu 5+1")
-    assert "80,00" in text_of(mail) and "20,00" in text_of(mail)
+    assert monthly in text_of(mail) and "20,00" in text_of(mail)
 
 
 def test_non_resident_is_refused_with_the_reason(page: Page, demo_data, axe) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from litestar import Litestar, Request
 from markupsafe import Markup, escape
+from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
@@ -92,6 +93,33 @@ async def security_headers(message: Message, scope: Scope) -> None:
         headers.extend(header for header in wanted if header[0] not in present)
 
 
+# What each module of the operator profile serves (domain/operator.py): a module turned off answers 404 there.
+MODULE_PATHS = {
+    "krakow_cards": ("/cards", "/5plus1", "/tickets", "/inspect", "/api/inspection", "/desk/link-card"),
+    "purse": ("/purse", "/api/devices", "/desk/purse", "/simulators"),
+    "parking": ("/api/devices/meter", "/simulators/meter"),
+}
+
+
+def closed_prefixes(settings: Settings) -> tuple[str, ...]:
+    modules = settings.profile.modules
+    return tuple(prefix for module, prefixes in MODULE_PATHS.items() if not getattr(modules, module)
+                 for prefix in prefixes)
+
+
+def modules_middleware(app: ASGIApp) -> ASGIApp:
+    """Routes of a module the operator does not run do not exist (404, before any guard or body)."""
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            closed = scope["app"].state.closed_prefixes
+            path = scope.get("path", "")
+            if closed and any(path == prefix or path.startswith(prefix + "/") for prefix in closed):
+                raise NotFoundException()
+        await app(scope, receive, send)
+
+    return middleware
+
+
 def language_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -114,10 +142,19 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+# Paths that serve files only: no CSRF cookie is set on them.
+STATIC_PATHS = ["^/static/", "^/sw\\.js$", "^/manifest\\.webmanifest$", "^/favicon\\.ico$", "^/operator\\.css$"]
+VENDOR_DIRS = {"vendor/htmx/": NODE_MODULES / "htmx.org" / "dist", "vendor/zxing/": NODE_MODULES / "zxing-wasm" / "dist"}
+
+
 @lru_cache(maxsize=256)
 def static_url(path: str) -> Markup:
-    """The URL of a file under static/, with its content's hash, so browsers may cache it for a year."""
+    """The URL of a file under static/ (or a vendor package's, `vendor/htmx/...`), with its content's hash, so
+    browsers may cache it for a year."""
     file = STATIC_DIR / path
+    for prefix, directory in VENDOR_DIRS.items():
+        if path.startswith(prefix):
+            file = directory / path[len(prefix):]
     version = hashlib.sha256(file.read_bytes()).hexdigest()[:10] if file.is_file() else "0"
     return Markup(escape(f"/static/{path}?v={version}"))
 
@@ -192,6 +229,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
 
     def on_startup(app: Litestar) -> None:
         app.state.settings = settings
+        app.state.closed_prefixes = closed_prefixes(settings)
         app.state.engine = engine
         app.state.store = store
         app.state.limiter = RateLimiter(store)
@@ -255,10 +293,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             cookie_secure=settings.secure_cookies,
             cookie_httponly=False,
             cookie_samesite="lax",
-            exclude=["/api/", "/payments/notify", "/sandbox-pay/", "^/healthz$", "^/readyz$", "^/metrics$"],
+            # Files carry no form: no CSRF cookie on them (a cookie-free, cacheable answer); probes and metrics neither.
+            exclude=["/api/", "/payments/notify", "/sandbox-pay/", "^/healthz$", "^/readyz$", "^/metrics$", *STATIC_PATHS],
         ),
+        # Pages and text assets gzip-compressed (brotli would need a package not installed); a phone on a slow
+        # network gets a page in a few KB.
+        compression_config=CompressionConfig(backend="gzip", minimum_size=512, gzip_compress_level=6),
         middleware=[
             prometheus_config().middleware,
+            modules_middleware,
             DefineMiddleware(
                 SessionMiddleware,
                 store=store,
@@ -281,6 +324,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         debug=False,
     )
     app.state.settings = settings
+    app.state.closed_prefixes = closed_prefixes(settings)
     app.state.engine = engine
     app.state.store = store
     app.state.limiter = RateLimiter(store)

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain.operator import OperatorError, OperatorProfile, operator_from_dict
 from domain.trust import announces_test_money, sandbox_refusal
 from domain.money import MoneyFormatError, parse_pln
 from web import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_OPERATOR = PROJECT_ROOT / "operators" / "demo.toml"
 
 
 class SettingsError(Exception):
@@ -73,6 +75,12 @@ class Settings:
     """EKP_TICKET_KEYS: (key id, P-256 private scalar), the first signs tickets, all verify (R-TKT-3);
     empty: keys generated into var/ (not in production)."""
     extra: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
+    operator: OperatorProfile | None = None  # EKP_OPERATOR: the operator's profile and modules
+
+    @property
+    def profile(self) -> OperatorProfile:
+        """The operator profile (the demo one for Settings built by hand)."""
+        return self.operator or demo_operator()
 
     @property
     def is_production(self) -> bool:
@@ -255,6 +263,39 @@ def _check_tariffs(get: Any, problems: list[str]) -> None:
             problems.append(f"{name}={path!r}: not a valid tariff file: {exc}")
 
 
+def read_operator(path: Path) -> OperatorProfile:
+    """Read and validate an operator profile file (TOML). Raises OSError or OperatorError."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise OperatorError([f"not valid TOML: {exc}"]) from exc
+    profile = operator_from_dict(data)
+    if not (PROJECT_ROOT / "static" / profile.logo).is_file():
+        raise OperatorError([f"logo: static/{profile.logo} does not exist"])
+    return profile
+
+
+_DEMO: list[OperatorProfile] = []
+
+
+def demo_operator() -> OperatorProfile:
+    if not _DEMO:
+        _DEMO.append(read_operator(DEMO_OPERATOR))
+    return _DEMO[0]
+
+
+def _operator(raw: str, problems: list[str]) -> OperatorProfile | None:
+    try:
+        return read_operator(Path(raw))
+    except OSError as exc:
+        problems.append(f"EKP_OPERATOR={raw!r}: the operator profile cannot be read ({exc.strerror or exc})")
+    except OperatorError as exc:
+        problems.append(f"EKP_OPERATOR={raw!r}: " + "; ".join(exc.problems))
+    return None
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from the environment; raise SettingsError listing every bad value."""
     env = dict(os.environ if environ is None else environ)
@@ -375,6 +416,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                         f"with the same keys); {TICKET_KEYS_FORMAT}")
 
     _check_tariffs(get, problems)
+    operator = _operator(get("EKP_OPERATOR") or str(DEMO_OPERATOR), problems)
 
     secret_key = _key("EKP_SECRET_KEY", get("EKP_SECRET_KEY", ""), problems) if get("EKP_SECRET_KEY") else b""
     pesel_key = _key("EKP_PESEL_KEY", get("EKP_PESEL_KEY", ""), problems) if get("EKP_PESEL_KEY") else b""
@@ -390,5 +432,4 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     sandbox_key = _secret_from_var(var_dir, "sandbox_key") if payments == "sandbox" else b""
     photo_key = photo_key or hashlib.sha256(b"ekp card photos\0" + secret_key).digest()  # not in production
     return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, ticket_keys=ticket_keys,  # type: ignore[arg-type]
-                    photo_key=photo_key,
-                    **settings_kwargs)
+                    photo_key=photo_key, operator=operator, **settings_kwargs)

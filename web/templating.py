@@ -84,6 +84,40 @@ class PageEnvironment(Environment):
         return _Globals({} if d is None else d, self.globals)
 
 
+def _settings_in(context):  # type: ignore[no-untyped-def]
+    settings = context.get("settings")
+    if settings is None:
+        settings = getattr(getattr(getattr(context.get("request"), "app", None), "state", None), "settings", None)
+    if settings is None:  # mail rendered by a job, outside a request
+        from web.app_state import current_settings
+
+        settings = current_settings()
+    return settings
+
+
+@pass_context
+def _operator(context):  # type: ignore[no-untyped-def]
+    """The operator profile (name, colours, logo, contacts, legal texts, modules) of the app serving this."""
+    return _settings_in(context).profile
+
+
+def theme_css(profile) -> str:  # type: ignore[no-untyped-def]
+    """The operator's colours as the style sheet's variables (served as /operator.css: no inline style)."""
+    return f":root {{ --blue: {profile.primary_colour}; --blue-dark: {profile.primary_dark_colour}; }}\n"
+
+
+@lru_cache(maxsize=16)
+def _theme_version(css: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(css.encode()).hexdigest()[:10]
+
+
+@pass_context
+def _theme_url(context) -> str:  # type: ignore[no-untyped-def]
+    return f"/operator.css?v={_theme_version(theme_css(_settings_in(context).profile))}"
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = PageEnvironment(
@@ -109,6 +143,8 @@ def environment() -> Environment:
     env.globals["form_field"] = form_html.field
     env.globals["form_errors_for"] = form_html.errors_for
     env.globals["form_errors_alert"] = form_html.form_errors
+    env.globals["operator"] = _operator
+    env.globals["theme_url"] = _theme_url
     return env
 
 

@@ -33,6 +33,21 @@ CONFIRMATION_SUBJECT = "Potwierdzenie zakupu biletu 5+1"
 WAIT = 15.0
 
 
+def tariff_price(month_index: int, starts_on: date, variant: str = "normal") -> int:
+    """What the 5+1 tariff in force charges for month `month_index` starting on `starts_on` (grosze)."""
+    from domain.tariff_5p1 import TicketVariant, price_for_month
+    from web.tariffs import tariff_5p1
+
+    return price_for_month(tariff_5p1(), TicketVariant(variant), month_index, starts_on)
+
+
+def zl(grosze: int) -> str:
+    """An amount as pages and mails write it, without the currency ("99,00")."""
+    from domain.money import format_pln
+
+    return format_pln(grosze, symbol=False)
+
+
 def card_expiry() -> str:
     """A card expiry (MM/YY) four years after the app's today, whatever day the tests run on."""
     return f"12/{(clock.today().year + 4) % 100:02d}"

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from domain.five_plus_one import month_period
 from tests.conftest import Outbox
 from tests.support.seeds import seed_due_months
-from tests.support.shop import Shop, settings_env, shop  # noqa: F401  (fixtures)
+from tests.support.shop import Shop, settings_env, shop, zl  # noqa: F401  (fixtures)
 from web import clock
 from web.billing import charge_due_months
 from web.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket
@@ -59,7 +59,7 @@ def test_r_5p1_6_batches_mixing_paid_declined_and_no_longer_eligible_cards(shop:
         assert month.state == "failed" and month.next_attempt_on == (retry_on if retry_on < due.starts_on else None)
     paid_mail = mails.last(f"bench{paying[0]}@example.pl")
     assert paid_mail.subject == PAID_SUBJECT
-    assert f"{due.starts_on:%d.%m.%Y} – {due.ends_on:%d.%m.%Y}, 80,00" in paid_mail.text
+    assert f"{due.starts_on:%d.%m.%Y} – {due.ends_on:%d.%m.%Y}, {zl(due.price)}" in paid_mail.text
     assert mails.last(f"odmowa{declining[0]}@example.pl").subject == FAILED_SUBJECT
 
     again = _run(shop)  # the same day: nothing is due any more, nothing is charged twice

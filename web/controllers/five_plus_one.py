@@ -9,7 +9,7 @@ from litestar import Request, Router, get, post
 from litestar.response import Response, Template
 
 from domain import five_plus_one as rules
-from domain.tariff_5p1 import TicketVariant
+from domain.tariff_5p1 import TicketVariant, period_in_force
 from web import clock
 from web.billing import billing_policy
 from web.controllers.payments import send_to_payment_page
@@ -30,7 +30,7 @@ async def _tab(request: Request, status: int = 200, **context: object) -> Templa
     context.setdefault("values", {"first_day": today.isoformat(), "variant": "normal"})
     context.setdefault("errors", {})
     return await page(request, "five_plus_one/tab.html", status_code=status, tab=view, today=today,
-                      tariff=tariff_5p1(), reason_text=message(f"5p1.{view.eligibility.reason.value}") if view.eligibility.reason else None,
+                      prices=period_in_force(tariff_5p1(), today), reason_text=message(f"5p1.{view.eligibility.reason.value}") if view.eligibility.reason else None,
                       max_day=(today + timedelta(days=60)).isoformat(), **context)
 
 

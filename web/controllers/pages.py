@@ -5,16 +5,19 @@ from __future__ import annotations
 from litestar import Request, Router, get, post
 from litestar.response import File, Response, Template
 
-from web import i18n
+from domain.tariff_5p1 import period_in_force
+from web import clock, i18n
 from web.http import current_user, form_of, in_transaction, page, redirect, safe_next, settings_of
-from web.templating import TEMPLATES_DIR
+from web.tariffs import tariff_5p1
+from web.templating import TEMPLATES_DIR, theme_css
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
 
 
 @get("/")
 async def home(request: Request) -> Template:
-    return await page(request, "home.html")
+    # The 5+1 prices in force today, from the tariff (never written into the page's text).
+    return await page(request, "home.html", prices_5p1=period_in_force(tariff_5p1(), clock.today()))
 
 
 @get("/terms")
@@ -25,6 +28,18 @@ async def terms(request: Request) -> Template:
 @get("/privacy")
 async def privacy(request: Request) -> Template:
     return await page(request, "legal/privacy.html")
+
+
+@get("/help")
+async def help_page(request: Request) -> Template:
+    return await page(request, "legal/help.html")
+
+
+@get("/operator.css", include_in_schema=False)
+async def operator_css(request: Request) -> Response:
+    # Linked with its content's hash (templating.theme_url): cached like the static files.
+    return Response(theme_css(settings_of(request).profile), media_type="text/css",
+                    headers={"Cache-Control": "public, max-age=31536000"})
 
 
 @get("/offline")
@@ -75,4 +90,5 @@ async def favicon() -> File:
                 headers={"Cache-Control": "public, max-age=604800"})
 
 
-router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, favicon])
+router = Router(path="/", route_handlers=[home, terms, privacy, help_page, operator_css, offline, set_language, service_worker,
+                                          manifest, favicon])

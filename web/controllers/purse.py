@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from litestar import Request, Router, get, post
+from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, format_pln, parse_pln
@@ -17,6 +18,7 @@ from web.controllers.payments import send_to_payment_page
 
 log = logging.getLogger("ekp.purse")
 passenger = [requires_role("passenger")]
+QUICK_AMOUNTS = (2000, 5000, 10000)  # grosze: the top-up amount buttons (checked like a typed amount)
 
 
 async def _purse_page(request: Request, status: int = 200, **context: object) -> Template:
@@ -29,7 +31,7 @@ async def _purse_page(request: Request, status: int = 200, **context: object) ->
     tariff = service.purse_tariff()
     return await page(request, "purse/index.html", status_code=status, cards=cards, pln=format_pln,
                       minimum=tariff.top_up.service_point_minimum, brackets=tariff.top_up.bonus_brackets,
-                      no_pesel=user.pesel_hash is None, **context)  # type: ignore[union-attr]
+                      no_pesel=user.pesel_hash is None, quick_amounts=QUICK_AMOUNTS, **context)  # type: ignore[union-attr]
 
 
 @get("/purse", guards=passenger)
@@ -85,6 +87,9 @@ async def top_up(request: Request, card_id: RowId) -> Template | Response:
     user = await current_user(request)
     form = await form_of(request)
     raw = form.get("amount", "")
+    if form.get("quick"):  # a quick-amount button: a quote for that amount, validated like a typed one
+        raw = form["quick"][:20]
+        form["action"] = "quote"
     values = {"amount": raw, "card_id": card_id}
     amount, problem = _amount_problem(raw)
     if problem is None:
@@ -101,15 +106,32 @@ async def top_up(request: Request, card_id: RowId) -> Template | Response:
                                      unavailable_message=message("purse.gateway_unavailable"))
 
 
+async def _loss_page(request: Request, card_id: int, status: int = 200, **context: object) -> Template:
+    """The loss report (R-KKM-7) on its own page, out of the everyday purse content."""
+    user = await current_user(request)
+    cards = await in_transaction(request, service.my_purse_cards, user.id)  # type: ignore[union-attr]
+    card = next((c for c in cards if c.id == card_id), None)
+    if card is None:
+        raise NotFoundException()
+    context.setdefault("errors", {})
+    return await page(request, "purse/loss.html", status_code=status, card=card, **context)
+
+
+@get("/purse/{card_id:int}/loss", guards=passenger)
+async def loss_page(request: Request, card_id: RowId) -> Template:
+    return await _loss_page(request, card_id)
+
+
 @post("/purse/{card_id:int}/loss", guards=passenger)
 async def report_loss(request: Request, card_id: RowId) -> Template | Response:
     user = await current_user(request)
     form = await form_of(request)
     if not checked(form, "confirm"):
-        return await _purse_page(request, 422, errors={f"loss-{card_id}": [message("purse.loss_confirm_required")]})
+        return await _loss_page(request, card_id, 422,
+                                errors={f"loss-{card_id}": [message("purse.loss_confirm_required")]})
     code, blocked_from = await in_transaction(request, service.report_card_loss, user.id, card_id, client_ip(request))  # type: ignore[union-attr]
     if code != "purse.loss_reported":
-        return await _purse_page(request, 409, errors={f"loss-{card_id}": [message(code)]})
+        return await _loss_page(request, card_id, 409, errors={f"loss-{card_id}": [message(code)]})
     text = message(code)
     if blocked_from is not None:
         text += " " + message("purse.blocked_from", at=f"{blocked_from:%d.%m.%Y %H:%M}")
@@ -117,4 +139,4 @@ async def report_loss(request: Request, card_id: RowId) -> Template | Response:
     return redirect("/purse")
 
 
-router = Router(path="/", route_handlers=[purse_page, link, top_up, report_loss])
+router = Router(path="/", route_handlers=[purse_page, link, top_up, loss_page, report_loss])
