@@ -6,16 +6,36 @@ from litestar import Request, Router, get, post
 from litestar.response import File, Response, Template
 from sqlalchemy import text
 
-from web import i18n
-from web.http import current_user, form_of, in_transaction, page, redirect, safe_next, settings_of
+from web import clock, i18n
+from web.billing import billing_policy
+from web.controllers import tickets as ticket_texts
+from web.http import current_user, form_of, in_transaction, offline_headers, page, redirect, requires_login, safe_next, settings_of
+from web.services import home as home_service
 from web.templating import TEMPLATES_DIR
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
 
 
 @get("/")
-async def home(request: Request) -> Template:
+async def home(request: Request) -> Template | Response:
+    if await current_user(request) is not None:
+        return redirect("/home")  # signed in: the start page (also the installed app's start_url)
     return await page(request, "home.html")
+
+
+@get("/home", guards=[requires_login])
+async def start(request: Request) -> Template:
+    """The signed-in start page: for a passenger the ticket to show, the e-purse, the next charge and what
+    needs doing; kept by the service worker for offline use (per account)."""
+    user = await current_user(request)
+    assert user is not None
+    view = None
+    if user.role == "passenger":
+        view = await in_transaction(request, home_service.home, user.id, clock.today(), billing_policy(settings_of(request)))
+    response = await page(request, "home/start.html", view=view, updated_at=clock.now(), today=clock.today(),
+                          state_text=ticket_texts.state_text, product_name=ticket_texts.product_name)
+    response.headers.update(offline_headers(request, user))
+    return response
 
 
 @get("/terms")
@@ -30,7 +50,8 @@ async def privacy(request: Request) -> Template:
 
 @get("/offline")
 async def offline(request: Request) -> Template:
-    return await page(request, "offline.html")
+    # Cached by the service worker at install, for whoever is signed in then: shown without account links.
+    return await page(request, "offline.html", user=None, offline_page=True)
 
 
 @post("/language")
@@ -87,4 +108,4 @@ async def health(request: Request) -> dict[str, str]:
     return {"status": "ok"}
 
 
-router = Router(path="/", route_handlers=[home, terms, privacy, offline, set_language, service_worker, manifest, favicon, health])
+router = Router(path="/", route_handlers=[home, start, terms, privacy, offline, set_language, service_worker, manifest, favicon, health])
