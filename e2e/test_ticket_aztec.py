@@ -212,7 +212,7 @@ def scan_with_camera(camera_browser: Any, live_server: Any, inspector_email: str
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(page, inspector_email, live_server)
-    page.get_by_role("link", name="Kontrola").tap()
+    page.get_by_role("link", name="Kontrola", exact=True).tap()  # the bottom tab
     expect(page.get_by_role("heading", level=1)).to_have_text("Kontrola biletów")
     expect(page.locator("#trust-state")).to_contain_text("Lista kluczy")
     wait_until(page, "() => localStorage.getItem('ekp-trust-list') !== null")

@@ -82,7 +82,7 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(
       fetch(request).then((response) => {
         const copy = response.clone();
-        if (new URL(response.url || request.url).pathname === "/login") {
+        if (response.ok && new URL(response.url || request.url).pathname === "/login") {
           event.waitUntil(forgetPages(""));  // nobody is signed in here: no one's pages stay
         } else {
           event.waitUntil(keepPage(response.url || request.url, copy));
