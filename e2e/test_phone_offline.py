@@ -14,7 +14,15 @@ from playwright.sync_api import Page, expect
 
 from domain import ticket_record as tr
 from e2e.helpers import assert_no_horizontal_scroll
-from e2e.test_ticket_aztec import issuer_keys, log_in, make_account, make_mobile_ticket, screenshot_code, wait_for_new_code, wait_until
+from e2e.test_ticket_aztec import (
+    issuer_keys,
+    log_in,
+    make_account,
+    make_mobile_ticket,
+    screenshot_code,
+    wait_for_new_code,
+    wait_until,
+)
 from web import clock
 
 pytestmark = pytest.mark.e2e

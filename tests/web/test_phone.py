@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,10 +32,10 @@ def passenger(browser: Browser, users: Any, email: str = "jan@example.pl") -> An
 
 def tabs(html: str) -> dict[str, bool]:
     """The bottom tab bar's tabs: label -> whether it is marked as the current page."""
-    bar = re.search(r'<nav class="tabbar".*?</nav>', html, re.S)
+    bar = re.search(r'<nav class="tabbar".*?</nav>', html, re.DOTALL)
     assert bar, "no bottom tab bar on the page"
     found = {}
-    for attrs, inner in re.findall(r'<a href="[^"]*" class="tab"([^>]*)>(.*?)</a>', bar.group(0), re.S):
+    for attrs, inner in re.findall(r'<a href="[^"]*" class="tab"([^>]*)>(.*?)</a>', bar.group(0), re.DOTALL):
         found[page_text(inner)] = 'aria-current="page"' in attrs
     return found
 

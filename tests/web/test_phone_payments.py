@@ -10,7 +10,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tests.conftest import Browser, Outbox, page_text
-from tests.support.shop import DECLINED_CARD, GOOD_CARD, Purchase, Shop, add_card, settings_env, shop  # noqa: F401
+from tests.support.shop import (  # noqa: F401
+    DECLINED_CARD,
+    GOOD_CARD,
+    Purchase,
+    Shop,
+    add_card,
+    settings_env,
+    shop,
+)
 from web.models import SubscriptionMonthRow, Ticket
 
 FAILURE_SUBJECT = "Nie udało się pobrać opłaty za bilet 5+1"
@@ -28,7 +36,7 @@ def cancel_on_payment_page(shop: Shop, browser: Browser, purchase: Purchase) -> 
 
 
 def alerts(html: str) -> list[str]:
-    return [page_text(a) for a in re.findall(r'<(?:div|p)[^>]*class="alert[^"]*"[^>]*>(.*?)</(?:div|p)>', html, re.S)]
+    return [page_text(a) for a in re.findall(r'<(?:div|p)[^>]*class="alert[^"]*"[^>]*>(.*?)</(?:div|p)>', html, re.DOTALL)]
 
 
 def test_r_5p1_4_a_cancelled_first_payment_says_so_once_offers_one_next_step_and_mails_nothing(

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session
 
-from web.models import Card, Payment, PaymentEvent, PurseCardRow, SubscriptionMonthRow, Subscription5p1, Ticket
+from web.models import (
+    Card,
+    Payment,
+    PaymentEvent,
+    PurseCardRow,
+    Subscription5p1,
+    SubscriptionMonthRow,
+    Ticket,
+)
 from web.services import purse, subscriptions
 from web.services.tickets import _is_mobile
 
@@ -46,13 +54,13 @@ def _line(session: Session, payment: Payment, cancelled: set[int]) -> PaymentLin
                 card = session.get(Card, ticket.card_id)
                 line.ticket_id, line.ticket_mobile = ticket.id, bool(card and _is_mobile(card))
     elif payment.purpose == purse.PURPOSE:
-        card = session.get(PurseCardRow, payment.subject_id)
-        line.description = {"kind": "purse", "number": card.number if card else ""}
+        purse_card = session.get(PurseCardRow, payment.subject_id)
+        line.description = {"kind": "purse", "number": purse_card.number if purse_card else ""}
     return line
 
 
 def my_payments(session: Session, user_id: int, limit: int = HISTORY_LIMIT) -> list[PaymentLine]:
-    payments = list(session.scalars(select(Payment).where(Payment.user_id == user_id)
+    payments = list(session.scalars(select(Payment).where(Payment.user_id == user_id)  # type: ignore[arg-type]
                                     .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit)))  # type: ignore[attr-defined,union-attr]
     cancelled = cancelled_ids(session, [p.id for p in payments])  # type: ignore[misc]
     return [_line(session, p, cancelled) for p in payments]
@@ -62,7 +70,7 @@ def my_payment(session: Session, user_id: int, reference: str) -> PaymentLine | 
     """One of the passenger's payments by its reference; None for anyone else's (or none)."""
     if not reference or len(reference) > 96:
         return None
-    payment = session.scalars(select(Payment).where(Payment.reference == reference)).first()
+    payment = session.scalars(select(Payment).where(Payment.reference == reference)).first()  # type: ignore[arg-type]
     if payment is None or payment.user_id != user_id:
         return None
     return _line(session, payment, cancelled_ids(session, [payment.id]))  # type: ignore[list-item]
