@@ -56,8 +56,14 @@ async function offlinePage(request) {
     }
     if (hit) return hit;
   }
-  return (await caches.match("/offline")) || Response.error();
+  return (await caches.match("/offline")) || new Response(NO_CONNECTION, {
+    status: 503, headers: { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" } });
 }
+
+// Offline with nothing kept (e.g. just after signing out, which empties every cache): a plain page, no account.
+const NO_CONNECTION = '<!doctype html><html lang="pl"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+  + "<title>Brak połączenia · EKP</title></head><body><main><h1>Brak połączenia z internetem</h1>"
+  + "<p>Połącz się z internetem i zaloguj się, aby pokazać bilet.</p></main></body></html>";
 
 self.addEventListener("fetch", (event) => {
   const request = event.request;
