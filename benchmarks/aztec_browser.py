@@ -1,4 +1,4 @@
-"""Aztec drawing time in the browser: what the phone does every 30 s on "Kontrola biletu".
+"""Aztec drawing time in the browser: what the phone does every 30 s on "Pokaż bilet do kontroli".
 
 Serves static/ and the self-hosted zxing-wasm from a loopback HTTP server, opens Chromium and times,
 over N rounds (median, p95, min, max in milliseconds):

@@ -646,8 +646,12 @@ def on_charge_failed(
     policy: BillingPolicy = BillingPolicy(),
     *,
     retryable: bool = True,
+    cancelled_by_payer: bool = False,
 ) -> Decision:
     """The gateway declined (or the hosted payment was abandoned) for `month`.
+
+    `cancelled_by_payer`: the passenger pressed "cancel" on the payment page; they know, so nobody is
+    mailed that a payment failed (the month is FAILED all the same, and may be paid again).
 
     The month becomes FAILED. For automatic charges the next retry is `retry_every_days` later,
     if that is still before the month starts and under `max_attempts`; `retryable=False` (token
@@ -659,7 +663,7 @@ def on_charge_failed(
         return Decision(sub, duplicate=True)
     if sub.status is SubscriptionStatus.PENDING_FIRST_PAYMENT:
         failed = replace(month, state=MonthState.FAILED, next_attempt_on=None)
-        return Decision(sub, months=(failed,), notices=(Notice.FIRST_PAYMENT_FAILED,))
+        return Decision(sub, months=(failed,), notices=() if cancelled_by_payer else (Notice.FIRST_PAYMENT_FAILED,))
     next_try = today + timedelta(days=policy.retry_every_days)
     retry_on = (
         next_try
@@ -670,7 +674,7 @@ def on_charge_failed(
     )
     failed = replace(month, state=MonthState.FAILED, next_attempt_on=retry_on)
     notice = Notice.CHARGE_FAILED_NO_RETRY if retry_on is None else Notice.CHARGE_FAILED_WILL_RETRY
-    return Decision(sub, months=(failed,), notices=(notice,))
+    return Decision(sub, months=(failed,), notices=() if cancelled_by_payer else (notice,))
 
 
 def on_payment_reversed(

@@ -71,3 +71,46 @@ def new_phone_refusal(active_phones: int, bound_at: Iterable[datetime], now: dat
     if len(bindings) >= MAX_PHONES and not phone_changes(bindings, now).allowed:
         return "change_limit"
     return None
+
+
+# --- naming a phone so a person recognises it -------------------------------------------------------
+
+PHONE_NAME_MAX = 40
+"""A phone's name (given by the passenger or read from its User-Agent) is at most this many characters."""
+
+_BROWSERS = (  # (token in the User-Agent, name); the first match wins, so the specific ones come first
+    ("SamsungBrowser/", "Samsung Internet"), ("EdgA/", "Edge"), ("EdgiOS/", "Edge"), ("Edg/", "Edge"),
+    ("OPR/", "Opera"), ("OPiOS/", "Opera"), ("YaBrowser/", "Yandex"), ("FxiOS/", "Firefox"), ("Firefox/", "Firefox"),
+    ("CriOS/", "Chrome"), ("Chromium/", "Chromium"), ("Chrome/", "Chrome"), ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"), ("CrOS", "ChromeOS"),
+    ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("Linux", "Linux"),
+)
+
+
+def clean_phone_name(text: str) -> str | None:
+    """A name for a phone as typed (or sent by a page): spaces collapsed, at most PHONE_NAME_MAX characters,
+    no control or formatting characters (bidi overrides, zero-width). None when nothing usable is left or
+    it is too long (the caller says so; a name is never cut silently)."""
+    import unicodedata
+
+    if not isinstance(text, str) or len(text) > 4 * PHONE_NAME_MAX:
+        return None
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in "\t\n\r" for ch in text):
+        return None
+    name = " ".join(text.split())
+    if not name or len(name) > PHONE_NAME_MAX:
+        return None
+    return name
+
+
+def phone_name(user_agent: str | None) -> str:
+    """ "Chrome · Android": the browser and system named by a User-Agent, for a person to recognise their
+    phone in the list of phones holding a ticket; "" when neither is recognised."""
+    ua = (user_agent or "")[:512]
+    browser = next((name for token, name in _BROWSERS if token in ua), "")
+    system = next((name for token, name in _SYSTEMS if token in ua), "")
+    if system == "Linux" and "Android" in ua:
+        system = "Android"
+    return " · ".join(part for part in (browser, system) if part)

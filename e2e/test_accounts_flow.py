@@ -55,7 +55,7 @@ def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Adres e-mail").fill(email)
     page.get_by_label("Hasło", exact=True).fill(password)
     page.get_by_role("button", name="Zaloguj", exact=True).tap()
-    expect(page).to_have_url(re.compile(r"/account$"))
+    expect(page).to_have_url(re.compile(r"/home$"))  # the start page (issue 15)
 
 
 def log_out(page: Page) -> None:
@@ -85,6 +85,7 @@ def test_r_acc_register_activate_login_logout_with_pesel(page: Page, live_server
     axe(page, "login page")
     log_in(page, email)
     expect(page.get_by_text("Witaj, Zofia!")).to_be_visible()
+    page.get_by_role("link", name="Konto").tap()
     masked = pesel[:2] + "\u2022" * 7 + pesel[-2:]
     expect(page.locator(".facts")).to_contain_text(masked)
     expect(page.locator(".facts")).to_contain_text("Zofia Wiśniewska-Kowal")
@@ -112,6 +113,7 @@ def test_r_acc_1_no_pesel_path_asks_for_date_of_birth(page: Page, live_server, w
 
     activate_from_mail(page, live_server, wait_for_mail, email)
     log_in(page, email)
+    page.goto("/account")
     expect(page.locator(".facts")).to_contain_text("17.05.1990")
     log_out(page)
 
@@ -184,5 +186,6 @@ def test_r_acc_3_inactive_account_cannot_log_in(page: Page, live_server, wait_fo
 
 def test_demo_passenger_logs_in(page: Page, demo_data, axe) -> None:  # type: ignore[no-untyped-def]
     log_in(page, "anna@demo.ekp", "Demo1234")
+    page.goto("/account")
     expect(page.locator(".facts")).to_contain_text("44\u2022\u2022\u2022\u2022\u2022\u2022\u202258")
     log_out(page)

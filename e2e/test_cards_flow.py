@@ -42,7 +42,7 @@ def log_in(page: Page, email: str) -> None:
     page.get_by_label("Adres e-mail").fill(email)
     page.get_by_label("Hasło", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Zaloguj", exact=True).tap()
-    expect(page).to_have_url(re.compile(r"/account$"))
+    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def test_r_card_add_wrong_code_then_right_code_confirm_list_unlink(page: Page, live_server, wait_for_mail, axe, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +62,7 @@ def test_r_card_add_wrong_code_then_right_code_confirm_list_unlink(page: Page, l
     register_and_activate(page, live_server, wait_for_mail, email, pesel)
     log_in(page, email)
 
-    page.get_by_role("link", name="Moje karty").first.tap()
+    page.get_by_role("navigation", name="Menu główne").get_by_role("link", name="Karty").tap()
     expect(page).to_have_url(re.compile(r"/cards$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Moje karty")
     expect(page.get_by_text("Nie masz jeszcze kart przypisanych do konta.")).to_be_visible()

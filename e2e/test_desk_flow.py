@@ -12,7 +12,7 @@ from e2e.test_purse_flow import log_in
 
 def test_staff_tops_up_a_card_in_cash_and_sees_the_receipt(page: Page, demo_data, axe) -> None:  # type: ignore[no-untyped-def]
     log_in(page, "bok@demo.ekp", demo_data)
-    page.get_by_role("link", name="Obsługa klienta").tap()
+    page.get_by_role("navigation", name="Menu główne").get_by_role("link", name="Obsługa klienta").tap()
     expect(page).to_have_url(re.compile(r"/desk$"))
     axe(page, "desk")
     page.get_by_label("Numer karty").fill("70010002")

@@ -54,6 +54,16 @@ def start_purchase(page: Page) -> None:
     assert "/sandbox-pay/pay/" in page.url
 
 
+def try_again(page: Page) -> None:
+    """From the failure page: back to the tab, where one message offers one step - paying again."""
+    page.get_by_role("link", name="Wróć i spróbuj ponownie").tap()
+    expect(page).to_have_url(re.compile(r"/5plus1$"))
+    expect(page.locator("#first-payment")).to_contain_text("nie powiodła się")
+    expect(page.get_by_role("alert")).to_have_count(1)
+    page.get_by_role("button", name="Spróbuj ponownie").tap()
+    expect(page.get_by_role("heading", name="Płatność testowa")).to_be_visible()
+
+
 def type_card(page: Page, number: str) -> None:
     page.get_by_label("Numer karty").fill(number)
     page.get_by_label("Data ważności").fill("12/30")
@@ -69,20 +79,20 @@ def test_resident_meets_decline_and_3ds_then_buys_5plus1(page: Page, demo_data, 
     axe(page, "5plus1 tab, buying")
     assert_no_horizontal_scroll(page)
 
-    # Declined card: back with a failure, nothing bought.
+    # Declined card: back with a failure, nothing bought; one message and one next step.
     start_purchase(page)
     type_card(page, DECLINED_CARD)
     expect(page.get_by_role("heading", level=1)).to_have_text("Płatność nieudana")
+    try_again(page)
 
     # 3-D Secure, denied.
-    start_purchase(page)
     type_card(page, THREE_DS_CARD)
     expect(page.get_by_role("heading", name=re.compile("3-D Secure"))).to_be_visible()
     page.get_by_role("button", name="Odrzucam płatność").tap()
     expect(page.get_by_role("heading", level=1)).to_have_text("Płatność nieudana")
+    try_again(page)
 
     # 3-D Secure, approved: paid. Then cancelled, to buy again with the good card below.
-    start_purchase(page)
     type_card(page, THREE_DS_CARD)
     page.get_by_role("button", name="Potwierdzam płatność").tap()
     expect(page.get_by_role("heading", level=1)).to_have_text("Płatność przyjęta", timeout=30_000)
@@ -99,8 +109,9 @@ def test_resident_meets_decline_and_3ds_then_buys_5plus1(page: Page, demo_data, 
     expect(page.get_by_role("heading", level=1)).to_have_text("Płatność przyjęta", timeout=30_000)
     monthly = zl(tariff_price(1, web_clock.today()))  # the first day defaults to today: the price in force then
     expect(page.get_by_text(f"Zapłacono {monthly}")).to_be_visible()
-    page.get_by_role("link", name="Dalej").tap()
-    expect(page).to_have_url(re.compile(r"/5plus1$"))
+    page.get_by_role("link", name="Zobacz bilet").tap()  # a plastic card: the ticket list (a mobile one: its code)
+    expect(page).to_have_url(re.compile(r"/tickets$"))
+    page.goto("/5plus1")
     expect(page.get_by_role("heading", name="Aktywny bilet")).to_be_visible()
     expect(page.get_by_text("miesiąc 1 z 6")).to_be_visible()
     expect(page.get_by_text(re.compile("Następne obciążenie"))).to_be_visible()

@@ -20,7 +20,7 @@ def log_in(page: Page, email: str, server=None) -> None:  # type: ignore[no-unty
     page.get_by_role("button", name="Zaloguj", exact=True).tap()
     if server is not None:
         pass_second_step(page, server, email)
-    expect(page).to_have_url(re.compile(r"/account$"))
+    expect(page).to_have_url(re.compile(r"/home$"))
 
 
 def test_validator_simulator_taps_with_button_selections(page: Page, demo_data, axe) -> None:  # type: ignore[no-untyped-def]

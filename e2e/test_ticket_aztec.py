@@ -121,7 +121,7 @@ def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(
     log_in(page, email)
     page.goto("/tickets")
     expect(page.get_by_role("heading", level=1)).to_have_text("Bilety")
-    page.get_by_role("link", name="Kontrola biletu").tap()
+    page.get_by_role("link", name="Pokaż bilet do kontroli").tap()
     expect(page).to_have_url(re.compile(rf"/tickets/{ticket_id}/show$"))
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     page.get_by_role("button", name="Przypisz bilet do tego telefonu").tap()
@@ -133,7 +133,7 @@ def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(
     assert re.fullmatch(r"\d\d:\d\d:\d\d", clock_before)
     wait_until(page, f"() => document.getElementById('pass-clock').textContent !== '{clock_before}'")
 
-    axe(page, "Kontrola biletu")
+    axe(page, "Pokaż bilet do kontroli")
     payload = screenshot_code(page)
     now = clock.now()
     verdict = tr.verify(payload, issuer_keys(live_server), frozenset(), now)
@@ -155,7 +155,7 @@ def test_r_5p1_8_phone_draws_a_code_that_verifies_online_offline_and_goes_stale(
     page.context.set_offline(True)
     try:
         page.reload()
-        expect(page.get_by_role("heading", level=1)).to_have_text("Kontrola biletu")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Pokaż bilet do kontroli")
         offline_ts = wait_for_new_code(page)
         offline_payload = screenshot_code(page)
         offline_verdict = tr.verify(offline_payload, issuer_keys(live_server), frozenset(), clock.now())
@@ -212,7 +212,7 @@ def scan_with_camera(camera_browser: Any, live_server: Any, inspector_email: str
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(page, inspector_email, live_server)
-    page.get_by_role("link", name="Kontrola").tap()
+    page.get_by_role("link", name="Kontrola", exact=True).tap()  # the bottom tab
     expect(page.get_by_role("heading", level=1)).to_have_text("Kontrola biletów")
     expect(page.locator("#trust-state")).to_contain_text("Lista kluczy")
     wait_until(page, "() => localStorage.getItem('ekp-trust-list') !== null")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import math
 import time
 from collections.abc import Callable
@@ -258,3 +260,13 @@ def safe_next(target: str | None, default: str = "/") -> str:
             and "\\" not in target and not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in target)):
         return target
     return default
+
+
+def offline_headers(request: ASGIConnection, user: User) -> dict[str, str]:
+    """Headers of a page the service worker keeps for offline use (home, a mobile ticket): marked for it,
+    never stored by HTTP caches, and filed under a key of this account (a keyed hash of its id, not the id)
+    so a phone that signs in as someone else never shows the previous person's page. Signing out clears
+    the whole cache (static/js/logout.js, Clear-Site-Data)."""
+    key = hmac.new(settings_of(request).secret_key, f"offline-pages:{user.id}:{session_stamp(user)}".encode(),
+                   hashlib.sha256).hexdigest()[:24]
+    return {"X-EKP-Offline": "1", "X-EKP-Cache-Key": key, "Cache-Control": "no-store"}

@@ -1,5 +1,6 @@
-// "Kontrola biletu": binds the ticket to this phone (non-extractable WebCrypto key in IndexedDB) and
-// shows a device-signed Aztec code, redrawn with a fresh timestamp every REFRESH_SECONDS, offline.
+// "Pokaż bilet do kontroli": binds the ticket to this phone (non-extractable WebCrypto key in IndexedDB) and
+// shows a device-signed Aztec code, redrawn with a fresh timestamp every REFRESH_SECONDS, offline; keeps the
+// screen awake while the code shows (Wake Lock API), with a bright high-contrast mode and full screen.
 import { decodeStatic, exportDevicePublicKey, generateDeviceKey, signPresentation } from "./ticket-record.js";
 import { drawAztec } from "./aztec.js";
 
@@ -44,6 +45,12 @@ function sameBytes(a, b) {
 
 const two = (n) => String(n).padStart(2, "0");
 
+/** The compressed form of a raw P-256 point (as the server stores it), in hex. */
+function compressedHex(raw) {
+  const bytes = raw.length === 65 ? [2 + (raw[64] & 1), ...raw.slice(1, 33)] : [...raw];
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 class TicketPass {
   constructor(root) {
     this.root = root;
@@ -74,6 +81,8 @@ class TicketPass {
     this.keyPair = await idb(this.db, "keys", "readonly", (s) => s.get(DEVICE_KEY));
     const saved = await idb(this.db, "records", "readonly", (s) => s.get(this.ticketId));
     document.getElementById("bind-button").addEventListener("click", () => this.bind());
+    this.setUpTools();
+    await this.markThisPhone();
     if (this.keyPair && saved && (await this.recordMatchesKey(saved.record))) {
       this.record = saved.record;
       this.show();
@@ -122,8 +131,8 @@ class TicketPass {
     button.disabled = true;
     this.say(this.texts.binding);
     try {
-      const label = (navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform || "";
-      const response = await this.post(this.root.dataset.bindUrl, { public_key: await this.deviceKey(), label });
+      // No name sent: the server names the phone by its browser and system (the User-Agent); it can be renamed.
+      const response = await this.post(this.root.dataset.bindUrl, { public_key: await this.deviceKey() });
       const answer = await response.json().catch(() => ({}));
       if (!response.ok) {
         this.say(answer.message || this.texts.error);
@@ -133,6 +142,7 @@ class TicketPass {
       this.bindBox.hidden = true;
       this.say(this.texts.bound);
       this.show();
+      await this.reloadDevices();
     } catch {
       this.say(navigator.onLine ? this.texts.error : this.texts.offlineBind);
     } finally {
@@ -160,12 +170,81 @@ class TicketPass {
   show() {
     this.codeBox.hidden = false;
     this.warmOfflineCache();
+    this.keepAwake();
     if (this.timer) return;
     this.tick();
     this.timer = setInterval(() => this.tick(), 250);
     document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "visible") this.nextDrawAt = 0;
+      if (document.visibilityState === "visible") {
+        this.nextDrawAt = 0;
+        this.keepAwake();  // the browser releases the lock whenever the page is hidden
+      }
     });
+  }
+
+  /** Keep the screen on while the code shows (Wake Lock API where the browser has it). */
+  async keepAwake() {
+    if (!("wakeLock" in navigator) || document.visibilityState !== "visible") return;
+    if (this.wakeLock && !this.wakeLock.released) return;
+    try {
+      this.wakeLock = await navigator.wakeLock.request("screen");
+      document.getElementById("pass-awake").hidden = false;
+      this.root.dataset.awake = "yes";
+      this.wakeLock.addEventListener("release", () => { this.root.dataset.awake = "no"; });
+    } catch {
+      // Refused (battery saver, no user gesture yet): the screen follows the phone's own timeout.
+    }
+  }
+
+  setUpTools() {
+    const bright = document.getElementById("pass-bright");
+    bright.addEventListener("click", () => {
+      const on = !this.root.classList.contains("pass-bright");
+      this.root.classList.toggle("pass-bright", on);
+      document.documentElement.classList.toggle("pass-bright-page", on);
+      bright.setAttribute("aria-pressed", on ? "true" : "false");
+      bright.textContent = on ? this.texts.brightOff : this.texts.brightOn;
+      this.keepAwake();
+    });
+    const full = document.getElementById("pass-fullscreen");
+    if (this.root.requestFullscreen && document.fullscreenEnabled) {
+      full.hidden = false;
+      full.addEventListener("click", () => {
+        if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+        else this.codeBox.requestFullscreen({ navigationUI: "hide" }).catch(() => {});
+        this.keepAwake();
+      });
+    }
+  }
+
+  /** Mark this phone in the list of phones holding the ticket ("ten telefon"). */
+  async markThisPhone() {
+    if (!this.keyPair) return;
+    try {
+      const mine = compressedHex(await exportDevicePublicKey(this.keyPair.publicKey));
+      document.querySelectorAll("#pass-devices [data-device-key]").forEach((li) => {
+        const badge = li.querySelector(".this-phone");
+        if (badge) badge.hidden = li.dataset.deviceKey !== mine;
+      });
+    } catch {
+      // no key yet
+    }
+  }
+
+  /** After binding: the list of phones and their count as the server has them now. */
+  async reloadDevices() {
+    try {
+      const response = await fetch(this.root.dataset.devicesUrl, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const box = document.getElementById("pass-devices");
+      box.replaceChildren(document.createRange().createContextualFragment(await response.text()));
+      box.querySelectorAll("form[data-confirm]").forEach((form) => {
+        form.addEventListener("submit", (event) => { if (!window.confirm(form.dataset.confirm)) event.preventDefault(); });
+      });
+      await this.markThisPhone();
+    } catch {
+      // offline: the list updates on the next visit
+    }
   }
 
   async tick() {
@@ -198,7 +277,7 @@ class TicketPass {
   /** Ask the service worker to keep this page and every script, style and wasm it loaded. */
   warmOfflineCache() {
     if (!("serviceWorker" in navigator)) return;
-    const urls = [location.pathname];
+    const urls = [location.pathname, "/home"];
     for (const entry of performance.getEntriesByType("resource")) {
       const url = new URL(entry.name);
       if (url.origin === location.origin && url.pathname.startsWith("/static/")) urls.push(url.pathname + url.search);

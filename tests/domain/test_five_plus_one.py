@@ -448,6 +448,17 @@ def test_r_5p1_4_first_month_is_paid_at_once_then_ticket_and_confirmation():
     assert decision.months[0].state is MonthState.PAID and decision.months[0].paid_on == today
 
 
+def test_r_5p1_4_a_first_payment_the_passenger_cancelled_is_failed_without_a_failure_notice():
+    today = D(2025, 5, 1)
+    sub, month = start_subscription(
+        tariff=TARIFF, variant=NORMAL, first_day=D(2025, 5, 2), auto_renew=True, today=today
+    )
+    cancelled = on_charge_failed(sub, month, today, cancelled_by_payer=True)
+    assert cancelled.notices == ()
+    assert cancelled.months[0].state is MonthState.FAILED
+    assert begin_charge(sub, cancelled.months[0], today).state is MonthState.CHARGING  # may pay again
+
+
 def test_r_5p1_4_failed_first_payment_can_be_retried_until_the_first_day():
     today = D(2025, 5, 1)
     sub, month = start_subscription(

@@ -82,3 +82,33 @@ def test_r_tkt_1_bad_trust_list_entries_are_refused(extra: dict[str, object]) ->
     with pytest.raises(ValueError):
         tr.read_trust_list({"format": "ekp-ticket-trust/1", "generated_at": 0, "issuer_keys": [], "revoked": [],
                             **extra})
+
+
+# --- naming phones (issue 15 item 3) -----------------------------------------------------------------
+
+ANDROID_CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/131.0.0.0 Mobile Safari/537.36")
+IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                 "Version/17.5 Mobile/15E148 Safari/604.1")
+
+
+@pytest.mark.parametrize(("agent", "name"), [
+    (ANDROID_CHROME, "Chrome · Android"),
+    (IPHONE_SAFARI, "Safari · iPhone"),
+    (ANDROID_CHROME.replace("Chrome/131", "SamsungBrowser/25.0 Chrome/131"), "Samsung Internet · Android"),
+    ("Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0", "Firefox · Android"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36 Edg/131.0", "Edge · Windows"),
+    ("", ""), (None, ""), ("curl/8.0", ""),
+])
+def test_r_tkt_1_a_phone_is_named_by_its_browser_and_system(agent: str | None, name: str) -> None:
+    assert tp.phone_name(agent) == name
+
+
+def test_r_tkt_1_a_phone_name_is_bounded_and_has_no_control_characters() -> None:
+    assert tp.clean_phone_name("  Telefon   Ani ") == "Telefon Ani"
+    assert tp.clean_phone_name("x" * tp.PHONE_NAME_MAX) == "x" * tp.PHONE_NAME_MAX
+    assert tp.clean_phone_name("x" * (tp.PHONE_NAME_MAX + 1)) is None
+    assert tp.clean_phone_name("") is None and tp.clean_phone_name("   ") is None
+    assert tp.clean_phone_name("Ania\u202egnp.exe") is None  # a bidi override
+    assert tp.clean_phone_name("Ania\x00") is None
+    assert tp.clean_phone_name("<script>alert(1)</script>") == "<script>alert(1)</script>"  # escaped when shown

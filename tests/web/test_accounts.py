@@ -130,7 +130,7 @@ def test_r_acc_4_login_and_logout(browser, users):
     assert browser.get("/account", follow_redirects=False).headers["location"] == "/login?next=/account"
 
     response = browser.login("Jan@Example.PL ")
-    assert response.headers["location"] == "/account"
+    assert response.headers["location"] == "/home"
     account = browser.get("/account")
     assert account.status_code == 200
     assert "Witaj, Jan!" in account.text
@@ -151,7 +151,7 @@ def test_r_acc_4_login_goes_back_to_the_page_asked_for_but_never_off_site(browse
     browser.logout()
     for target in ("//evil.example", "https://evil.example/", "/\\evil.example"):
         response = browser.submit("/login", {"email": "jan@example.pl", "password": DEFAULT_PASSWORD, "next": target})
-        assert response.headers["location"] == "/account", target
+        assert response.headers["location"] == "/home", target
         browser.logout()
 
 

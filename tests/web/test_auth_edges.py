@@ -39,7 +39,7 @@ def test_payment_return_keeps_a_same_site_back_link(shop: Shop, browser: Browser
 def test_login_next_never_leaves_the_site(browser: Browser, users, target: str) -> None:
     users.create("jan@example.pl")
     response = browser.submit("/login", {"email": "jan@example.pl", "password": "Haslo1234", "next": target})
-    assert response.status_code == 303 and response.headers["location"] == "/account"
+    assert response.status_code == 303 and response.headers["location"] == "/home"
 
 
 # --------------------------------------------------------------------------- e-mail addresses (item 9)

@@ -1,155 +1,211 @@
-"""Issue 15 (the passenger's phone), items 5–8: forms, finish, the operator profile, content, compression."""
+"""Issue 15, the passenger's phone (items 1-3): the start page (`/home`, the installed app's start_url), the
+bottom tab bar by role, the ticket at inspection (one tap from home, the manifest's shortcut, phones named
+and renamed), and the pages the service worker keeps offline per account. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import timedelta
+from typing import Any
 
-import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import update
 
-from tests.conftest import page_text
-from web.clock import WARSAW
+from domain import ticket_phones
+from tests.conftest import Browser, page_text
+from tests.support.purse import make_card
+from tests.support.tickets import bind, make_ticket
+from web import clock
+from web.db import transaction
+from web.models import Card, PurseCardRow, TicketDevice
 
-
-def _travel_to(clock, year: int, month: int, day: int) -> None:  # type: ignore[no-untyped-def]
-    clock.travel(datetime(year, month, day, 12, tzinfo=WARSAW).astimezone(UTC) - clock.now())
-
-
-@pytest.mark.parametrize(("day", "monthly"), [((2024, 7, 31), "80,00"), ((2024, 8, 1), "90,00"),
-                                              ((2026, 3, 1), "90,00"), ((2026, 3, 2), "99,00")])
-def test_r_5p1_2_landing_page_states_the_prices_in_force(browser, clock, day, monthly):
-    _travel_to(clock, *day)
-    text = page_text(browser.get("/").text)
-    assert "za połowę" not in text
-    assert f"Pięć miesięcy po {monthly} zł, szósty za 20,00 zł" in text
+ANDROID_CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/131.0.0.0 Mobile Safari/537.36")
 
 
-# --------------------------------------------------------------------------- compression and caching
+def passenger(browser: Browser, users: Any, email: str = "jan@example.pl") -> Any:
+    user = users.create(email)
+    browser.login(email)
+    return user
 
 
-@pytest.mark.parametrize("path", ["/", "/login", "/terms"])
-def test_pages_are_sent_compressed(client, path):
-    response = client.get(path, headers={"accept-encoding": "gzip"})
-    assert response.status_code == 200
-    assert response.headers.get("content-encoding") == "gzip"
-    assert "accept-encoding" in response.headers.get("vary", "").lower()
-    assert "<!doctype html>" in response.text.lower()  # httpx decoded it
+def tabs(html: str) -> dict[str, bool]:
+    """The bottom tab bar's tabs: label -> whether it is marked as the current page."""
+    bar = re.search(r'<nav class="tabbar".*?</nav>', html, re.DOTALL)
+    assert bar, "no bottom tab bar on the page"
+    found = {}
+    for attrs, inner in re.findall(r'<a href="[^"]*" class="tab"([^>]*)>(.*?)</a>', bar.group(0), re.DOTALL):
+        found[page_text(inner)] = 'aria-current="page"' in attrs
+    return found
 
 
-def test_pages_not_compressed_for_clients_that_do_not_ask(client):
-    response = client.get("/login", headers={"accept-encoding": "identity"})
-    assert response.status_code == 200 and "content-encoding" not in response.headers
+# --------------------------------------------------------------------------- item 1: the start page
 
 
-@pytest.mark.parametrize("path", ["/static/css/app.css", "/static/js/app.js", "/static/vendor/htmx/htmx.min.js",
-                                  "/manifest.webmanifest", "/favicon.ico", "/sw.js"])
-def test_static_files_set_no_cookie(client, path):
-    response = client.get(path)
-    assert response.status_code == 200
-    assert "set-cookie" not in response.headers, response.headers.get_list("set-cookie")
+def test_login_lands_on_the_start_page_not_the_account_settings(browser: Browser, users: Any) -> None:
+    users.create("jan@example.pl")
+    response = browser.login("jan@example.pl")
+    assert response.headers["location"] == "/home"
+    assert browser.get("/", follow_redirects=False).headers["location"] == "/home"
+    assert browser.get("/login", follow_redirects=False).headers["location"] == "/home"
+    home = browser.get("/home")
+    assert home.status_code == 200 and "Witaj, Jan" in home.text
+    assert "Usuń konto" not in page_text(home.text)
 
 
-def test_static_assets_are_hashed_cached_for_a_year_and_compressed(client):
-    html = client.get("/login").text
-    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
-    assert assets and any("htmx" in asset for asset in assets)
-    for asset in assets:
-        assert re.search(r"\?v=[0-9a-f]{10}$", asset), asset  # a new file is a new URL
-        response = client.get(asset.replace("&amp;", "&"), headers={"accept-encoding": "gzip"})
-        assert response.status_code == 200, asset
-        assert "max-age=31536000" in response.headers["cache-control"], asset
-        if asset.endswith((".css", ".js")) or ".js?" in asset or ".css?" in asset:
-            assert response.headers.get("content-encoding") == "gzip", asset
+def test_the_start_page_needs_signing_in(browser: Browser) -> None:
+    response = browser.get("/home", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/login?next=/home")
+    assert "Załóż konto" in browser.get("/").text  # the landing page for everyone else
 
 
-# --------------------------------------------------------------------------- item 5: forms
+def test_home_shows_the_active_ticket_with_one_tap_to_the_code_and_the_purse(browser: Browser, users: Any, db: Any,
+                                                                            engine: Any, settings: Any) -> None:
+    user = passenger(browser, users)
+    ticket = make_ticket(db, user, client_code="MK4405140")
+    make_card(engine, settings, "70010001", balance=2000)
+    with transaction(engine) as session:
+        session.execute(update(PurseCardRow).where(PurseCardRow.number == "70010001").values(account_id=user.id))
+    home = browser.get("/home")
+    text = page_text(home.text)
+    assert f'href="/tickets/{ticket.id}/show"' in home.text
+    assert "Pokaż bilet do kontroli" in text and "Kontrola biletu" not in text
+    assert "Bilet 5plus1 normalny" in text and "MK4405140" in text
+    assert (ticket.valid_from.strftime("%d.%m.%Y") + " – " + ticket.valid_until.strftime("%d.%m.%Y")) in text
+    assert "70010001" in text and "20,00 zł" in text
+    assert "Stan z " + clock.to_local(clock.now()).strftime("%d.%m.%Y") in text  # when it was last updated
 
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+def test_home_of_a_plastic_card_ticket_says_the_card_is_read_by_a_reader(browser: Browser, users: Any, db: Any) -> None:
+    user = passenger(browser, users)
+    make_ticket(db, user, carrier_type="KKM", client_code="100200300")
+    text = page_text(browser.get("/home").text)
+    assert "Pokaż bilet do kontroli" not in text
+    assert "podaj kartę, kontroler sprawdzi ją czytnikiem" in text
 
 
-def _templates() -> list[tuple[str, str]]:
-    return [(str(p.relative_to(TEMPLATES)), p.read_text(encoding="utf-8")) for p in sorted(TEMPLATES.rglob("*.html"))]
+def test_home_points_out_an_expiring_resident_status(browser: Browser, users: Any, db: Any) -> None:
+    user = passenger(browser, users)
+    with db.session() as session:
+        session.add(Card(carrier_type="KKM", client_code="100200300", holder_name="Jan Kowalski", pesel_hash="x" * 64,
+                         account_id=user.id, has_resident_status=True, resident_until=clock.today() + timedelta(days=5)))
+    text = page_text(browser.get("/home").text)
+    assert "Wymaga uwagi" in text
+    assert "Status Karty Krakowskiej na karcie KKM 100200300 kończy się za 5 dni." in text
 
 
-def test_every_htmx_form_shows_progress_and_cannot_be_sent_twice():
-    forms = [(name, tag) for name, text in _templates() for tag in re.findall(r"<form\b[^>]*>", text, re.DOTALL)
-             if "hx-post" in tag or "hx-get" in tag]
-    assert forms
-    for name, tag in forms:
-        assert "hx-disabled-elt=" in tag and "hx-indicator=" in tag, (name, tag)
+def test_home_and_tickets_are_kept_offline_under_a_key_of_the_account(new_browser: Any, users: Any, db: Any) -> None:
+    """The service worker files offline pages by `X-EKP-Cache-Key`: one account's key never is another's."""
+    anna, jan = new_browser(), new_browser()
+    anna_user = passenger(anna, users, "anna@example.pl")
+    passenger(jan, users, "jan@example.pl")
+    ticket = make_ticket(db, anna_user)
+    home_a, home_j = anna.get("/home"), jan.get("/home")
+    for response in (home_a, home_j):
+        assert response.headers["x-ekp-offline"] == "1"
+        assert response.headers["cache-control"] == "no-store"
+        assert re.fullmatch(r"[0-9a-f]{24}", response.headers["x-ekp-cache-key"])
+    assert home_a.headers["x-ekp-cache-key"] != home_j.headers["x-ekp-cache-key"]
+    show = anna.get(f"/tickets/{ticket.id}/show")
+    assert show.headers["x-ekp-cache-key"] == home_a.headers["x-ekp-cache-key"]
+    assert jan.get(f"/tickets/{ticket.id}/show").status_code == 404
 
 
-def test_pages_run_no_inline_script_and_load_the_forms_script(browser, users):
-    users.create()
-    browser.login("jan@example.pl")
-    for path in ("/", "/register", "/login", "/purse", "/5plus1", "/account"):
-        html = browser.get(path).text
-        assert "js/phone.js?v=" in html, path
-        for tag in re.findall(r"<script\b[^>]*>", html):
-            assert "src=" in tag, (path, tag)  # CSP script-src 'self': no inline scripts
+def test_manifest_starts_on_home_and_has_a_shortcut_to_the_ticket(client: Any) -> None:
+    manifest = json.loads(client.get("/manifest.webmanifest").text)
+    assert manifest["start_url"].startswith("/home")
+    [shortcut] = manifest["shortcuts"]
+    assert shortcut["name"] == "Pokaż bilet do kontroli" and shortcut["url"].startswith("/tickets/current")
+    worker = client.get("/sw.js").text
+    assert "X-EKP-Cache-Key" in worker and "/tickets/current" in worker
 
 
-def test_scrollable_tables_are_reachable_by_keyboard():
-    wraps = [(name, tag) for name, text in _templates() for tag in re.findall(r'<div class="table-wrap"[^>]*>', text)]
-    assert wraps
-    for name, tag in wraps:
-        assert 'tabindex="0"' in tag and 'role="region"' in tag and "aria-label=" in tag, (name, tag)
+def test_the_shortcut_opens_the_valid_mobile_ticket(browser: Browser, users: Any, db: Any) -> None:
+    user = passenger(browser, users)
+    assert browser.get("/tickets/current", follow_redirects=False).headers["location"] == "/tickets"
+    make_ticket(db, user, carrier_type="KKM", client_code="100200300")  # plastic: no code to show
+    ticket = make_ticket(db, user, client_code="MK4405140")
+    assert browser.get("/tickets/current", follow_redirects=False).headers["location"] == f"/tickets/{ticket.id}/show"
 
 
-@pytest.fixture
-def purse_passenger(browser, users, engine, settings):
-    from tests.support.purse import make_card
-
-    users.create()
-    card_id = make_card(engine, settings, "7001", balance=1000)
-    browser.login("jan@example.pl")
-    assert browser.submit("/purse", {"number": "7001"}, action="/purse/link").status_code == 303
-    return browser, card_id
+def test_the_offline_page_leads_to_the_ticket_and_names_no_account(logged_in: Any) -> None:
+    browser, _user = logged_in
+    text = browser.get("/offline").text
+    assert 'href="/tickets/current"' in text and "Pokaż bilet do kontroli" in text
+    assert "Zaloguj" not in page_text(text) and "Wyloguj" not in page_text(text) and "tabbar" not in text
 
 
-def test_r_top_3_quick_amount_buttons_quote_the_amount_with_its_bonus(purse_passenger):
-    browser, card_id = purse_passenger
-    page = browser.get("/purse").text
-    for amount in ("20", "50", "100"):
-        assert f'name="quick" value="{amount}"' in page
-    quoted = browser.submit("/purse", {"quick": "100", "amount": ""}, action=f"/purse/{card_id}/top-up")
-    assert quoted.status_code == 200
-    text = page_text(quoted.text)
-    assert "Wpłata: 100,00 zł" in text and "Premia: 10,00 zł" in text  # R-TOP-3: 10 % for 50.01–100.00
+# --------------------------------------------------------------------------- item 2: the bottom tab bar
 
 
-@pytest.mark.parametrize("quick", ["abc", "-5", "0", "99999999999999999999", "1e3", "4,99"])
-def test_quick_amounts_are_checked_on_the_server_like_typed_ones(purse_passenger, quick, db):
-    from web.models import Payment
-
-    browser, card_id = purse_passenger
-    refused = browser.submit("/purse", {"quick": quick, "action": "pay"}, action=f"/purse/{card_id}/top-up")
-    assert refused.status_code == 422
-    assert page_text(refused.text).count("Portmonetka") >= 1 and "Traceback" not in refused.text
-    assert db.count(Payment) == 0
-
-
-# --------------------------------------------------------------------------- item 6: finish
+def test_bottom_tab_bar_for_passengers_marks_the_current_page(browser: Browser, users: Any) -> None:
+    passenger(browser, users)
+    assert tabs(browser.get("/home").text) == {"Start": True, "Bilety": False, "Karty": False, "Portmonetka": False, "Konto": False}
+    assert tabs(browser.get("/tickets").text)["Bilety"] is True
+    assert tabs(browser.get("/5plus1").text)["Bilety"] is True
+    assert tabs(browser.get("/cards").text)["Karty"] is True
+    assert tabs(browser.get("/purse").text)["Portmonetka"] is True
+    account = browser.get("/account").text
+    assert tabs(account)["Konto"] is True and sum(tabs(account).values()) == 1
 
 
-def test_r_kkm_7_loss_report_has_its_own_page_linked_from_the_card(purse_passenger, db):
-    from web.models import PurseCardRow
-
-    browser, card_id = purse_passenger
-    purse = browser.get("/purse").text
-    assert f'href="/purse/{card_id}/loss"' in purse and 'action="/purse/' + str(card_id) + '/loss"' not in purse
-    loss = browser.get(f"/purse/{card_id}/loss")
-    assert loss.status_code == 200 and "Tak, zablokuj kartę 7001" in page_text(loss.text)
-    refused = browser.submit(f"/purse/{card_id}/loss", {})
-    assert refused.status_code == 422 and "Zgłoś utratę karty" in page_text(refused.text)
-    assert db.one(PurseCardRow).blocked_from is None
-    assert browser.get("/purse/999999/loss").status_code == 404
+def test_bottom_tab_bar_by_role(new_browser: Any, users: Any) -> None:
+    inspector, staff, anonymous = new_browser(), new_browser(), new_browser()
+    users.create("kontroler@example.pl", role="inspector")
+    users.create("bok@example.pl", role="staff")
+    inspector.login("kontroler@example.pl")
+    staff.login("bok@example.pl")
+    assert list(tabs(inspector.get("/home").text)) == ["Start", "Kontrola", "Konto"]
+    assert "Obsługa klienta" in tabs(staff.get("/home").text) and "Karty" not in tabs(staff.get("/home").text)
+    assert 'class="tabbar"' not in anonymous.get("/").text
 
 
-def test_html_mails_fit_a_phone(browser, mails):
-    browser.register()
-    mail = mails.last()
-    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in mail.html
-    assert "max-width:560px" in mail.html
+# --------------------------------------------------------------------------- item 3: phones holding a ticket
+
+
+def test_r_tkt_1_a_bound_phone_is_named_by_its_browser_and_counted_at_once(browser: Browser, users: Any, db: Any) -> None:
+    user = passenger(browser, users)
+    ticket = make_ticket(db, user)
+    browser.client.headers["user-agent"] = ANDROID_CHROME
+    try:
+        assert bind(browser, ticket.id, ec.generate_private_key(ec.SECP256R1()), label="").status_code == 201
+    finally:
+        del browser.client.headers["user-agent"]
+    box = browser.get(f"/tickets/{ticket.id}/devices")
+    assert box.status_code == 200
+    assert 'id="pass-device-count">1<' in box.text and "Chrome · Android" in box.text
+    [device] = db.all(TicketDevice)
+    assert device.label == "Chrome · Android"
+    show = browser.get(f"/tickets/{ticket.id}/show").text
+    assert 'id="pass-device-count">1</span>/2)' in show and "ten telefon" in show
+
+
+def test_r_tkt_1_a_phone_can_be_renamed_within_bounds_and_the_name_is_escaped(browser: Browser, users: Any, db: Any) -> None:
+    user = passenger(browser, users)
+    ticket = make_ticket(db, user)
+    bind(browser, ticket.id, ec.generate_private_key(ec.SECP256R1()))
+    [device] = db.all(TicketDevice)
+    renamed = browser.submit("/tickets", {"label": "<b>Telefon Ani</b>", "next": f"/tickets/{ticket.id}/show"},
+                             action=f"/tickets/devices/{device.id}/rename")
+    assert (renamed.status_code, renamed.headers["location"]) == (303, f"/tickets/{ticket.id}/show")
+    page = browser.get(f"/tickets/{ticket.id}/show").text
+    assert "&lt;b&gt;Telefon Ani&lt;/b&gt;" in page and "<b>Telefon Ani</b>" not in page
+    for bad in ("", "   ", "x" * (ticket_phones.PHONE_NAME_MAX + 1), "Ania\u202eexe"):
+        refused = browser.submit("/tickets", {"label": bad}, action=f"/tickets/devices/{device.id}/rename")
+        assert refused.status_code == 422
+        assert "Podaj nazwę telefonu: od 1 do 40 znaków" in page_text(refused.text)
+    assert db.one(TicketDevice).label == "<b>Telefon Ani</b>"
+
+
+def test_r_tkt_1_nobody_renames_someone_elses_phone(new_browser: Any, users: Any, db: Any) -> None:
+    owner, other = new_browser(), new_browser()
+    owner_user = passenger(owner, users, "anna@example.pl")
+    passenger(other, users, "jan@example.pl")
+    ticket = make_ticket(db, owner_user)
+    bind(owner, ticket.id, ec.generate_private_key(ec.SECP256R1()))
+    [device] = db.all(TicketDevice)
+    for label in ("Mój", ""):
+        assert other.submit("/tickets", {"label": label}, action=f"/tickets/devices/{device.id}/rename").status_code == 404
+    assert other.get(f"/tickets/{ticket.id}/devices").status_code == 404
+    assert db.one(TicketDevice).label == "Telefon"

@@ -180,11 +180,11 @@ def test_r_5p1_8_show_page_is_offline_capable(passenger: Any, db: Any) -> None:
     assert response.status_code == 200
     assert response.headers["X-EKP-Offline"] == "1"
     text = page_text(response.text)
-    assert "Kontrola biletu" in text and "Jan Kowalski" in text and "Bilet 5plus1 normalny" in text
+    assert "Pokaż bilet do kontroli" in text and "Jan Kowalski" in text and "Bilet 5plus1 normalny" in text
     assert "co 30 s" in text
     assert 'data-refresh-seconds="30"' in response.text
     assert "js/ticket-show.js" in response.text
-    assert '<a href="/tickets">Bilety</a>' in response.text
+    assert '<a href="/tickets" class="tab" aria-current="page">' in response.text  # the bottom tab bar
 
 
 def test_r_5p1_8_passenger_pages_need_a_passenger(client: Any, inspector: Any, db: Any) -> None:
@@ -193,7 +193,7 @@ def test_r_5p1_8_passenger_pages_need_a_passenger(client: Any, inspector: Any, d
     assert other.get("/tickets").status_code == 403
     page = other.get("/inspect")
     assert page.status_code == 200
-    assert '<a href="/inspect">Kontrola</a>' in page.text
+    assert '<a href="/inspect" class="tab" aria-current="page">' in page.text
     assert page.headers["X-EKP-Offline"] == "1"
 
 

@@ -223,7 +223,7 @@ def test_r_auth_3_passenger_may_turn_two_factors_on_and_off(browser, users, engi
     assert off.status_code == 303
     assert not stored(engine, "jan@example.pl").has_totp
     browser.logout()
-    assert password_step(browser, "jan@example.pl").headers["location"] == "/account"
+    assert password_step(browser, "jan@example.pl").headers["location"] == "/home"
 
 
 def test_r_auth_3_staff_cannot_turn_the_second_factor_off(browser, users, engine, clock):

@@ -72,7 +72,7 @@ async def _answer_no_sooner_than(started: float, seconds: float = RESET_ANSWER_S
 @get("/register")
 async def register_page(request: Request) -> Template | Response:
     if await current_user(request):
-        return redirect("/account")
+        return redirect("/home")
     return await page(request, "accounts/register.html", values={}, errors={})
 
 
@@ -181,7 +181,7 @@ async def activate_resend_page(request: Request) -> Template:
 @get("/login")
 async def login_page(request: Request) -> Template | Response:
     if await current_user(request):
-        return redirect("/account")
+        return redirect("/home")
     return await page(request, "accounts/login.html", values={}, errors={},
                       next=safe_next(request.query_params.get("next"), ""))
 
@@ -191,7 +191,7 @@ async def login_submit(request: Request) -> Template | Response:
     form = await form_of(request)
     email = normalise_email(form.get("email", ""))
     password = form.get("password", "")
-    next_path = safe_next(form.get("next"), "/account")
+    next_path = safe_next(form.get("next"), "/home")  # the start page, not the account settings
     ip = client_ip(request)
     limiter = request.app.state.limiter
     values = {"email": email, "remember": checked(form, "remember")}

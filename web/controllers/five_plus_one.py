@@ -16,6 +16,7 @@ from web.controllers.payments import send_to_payment_page
 from web.http import RowId, checked, current_user, flash, form_of, in_transaction, page, redirect, requires_role, settings_of
 from web.i18n import _
 from web.messages import message
+from web.services import payment_history
 from web.services import subscriptions as service
 from web.tariffs import tariff_5p1
 
@@ -27,11 +28,12 @@ async def _tab(request: Request, status: int = 200, **context: object) -> Templa
     user = await current_user(request)
     view = await in_transaction(request, service.tab, user.id, billing_policy(settings_of(request)))  # type: ignore[union-attr]
     today = clock.today()
+    cancelled = await in_transaction(request, payment_history.cancelled_ids, [p.id for p in view.payments])
     context.setdefault("values", {"first_day": today.isoformat(), "variant": "normal"})
     context.setdefault("errors", {})
     return await page(request, "five_plus_one/tab.html", status_code=status, tab=view, today=today,
                       prices=period_in_force(tariff_5p1(), today), reason_text=message(f"5p1.{view.eligibility.reason.value}") if view.eligibility.reason else None,
-                      max_day=(today + timedelta(days=60)).isoformat(), **context)
+                      max_day=(today + timedelta(days=60)).isoformat(), cancelled_ids=cancelled, **context)
 
 
 @get("/5plus1", guards=passenger)

@@ -15,8 +15,8 @@ from litestar.response import Response, Template
 
 from domain import ticket_record as tr
 from web import clock
-from web.controllers.tickets import OFFLINE_HEADERS, product_name, state_text
-from web.http import current_user, in_transaction, page, requires_role, settings_of
+from web.controllers.tickets import product_name, state_text
+from web.http import current_user, in_transaction, offline_headers, page, requires_role, settings_of
 from web.i18n import _
 from web.services import tickets as service
 
@@ -146,7 +146,7 @@ async def inspect_page(request: Request) -> Template:
     response = await page(request, "inspection/scan.html", texts=scanner_texts(), recent=recent,
                           methods={"scan": _("skan"), "terminal": _("terminal"), "card": _("karta")},
                           freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS)
-    response.headers.update(OFFLINE_HEADERS)
+    response.headers.update(offline_headers(request, user))  # type: ignore[arg-type]
     return response
 
 

@@ -7,7 +7,10 @@ from litestar.response import File, Response, Template
 
 from domain.tariff_5p1 import period_in_force
 from web import clock, i18n
-from web.http import current_user, form_of, in_transaction, page, redirect, safe_next, settings_of
+from web.billing import billing_policy
+from web.controllers import tickets as ticket_texts
+from web.http import current_user, form_of, in_transaction, offline_headers, page, redirect, requires_login, safe_next, settings_of
+from web.services import home as home_service
 from web.tariffs import tariff_5p1
 from web.templating import TEMPLATES_DIR, theme_css
 
@@ -15,9 +18,26 @@ STATIC_DIR = TEMPLATES_DIR.parent / "static"
 
 
 @get("/")
-async def home(request: Request) -> Template:
+async def home(request: Request) -> Template | Response:
+    if await current_user(request) is not None:
+        return redirect("/home")  # signed in: the start page (also the installed app's start_url)
     # The 5+1 prices in force today, from the tariff (never written into the page's text).
     return await page(request, "home.html", prices_5p1=period_in_force(tariff_5p1(), clock.today()))
+
+
+@get("/home", guards=[requires_login])
+async def start(request: Request) -> Template:
+    """The signed-in start page: for a passenger the ticket to show, the e-purse, the next charge and what
+    needs doing; kept by the service worker for offline use (per account)."""
+    user = await current_user(request)
+    assert user is not None
+    view = None
+    if user.role == "passenger":
+        view = await in_transaction(request, home_service.home, user.id, clock.today(), billing_policy(settings_of(request)))
+    response = await page(request, "home/start.html", view=view, updated_at=clock.now(), today=clock.today(),
+                          state_text=ticket_texts.state_text, product_name=ticket_texts.product_name)
+    response.headers.update(offline_headers(request, user))
+    return response
 
 
 @get("/terms")
@@ -44,7 +64,8 @@ async def operator_css(request: Request) -> Response:
 
 @get("/offline")
 async def offline(request: Request) -> Template:
-    return await page(request, "offline.html")
+    # Cached by the service worker at install, for whoever is signed in then: shown without account links.
+    return await page(request, "offline.html", user=None, offline_page=True)
 
 
 @post("/language")
@@ -90,5 +111,5 @@ async def favicon() -> File:
                 headers={"Cache-Control": "public, max-age=604800"})
 
 
-router = Router(path="/", route_handlers=[home, terms, privacy, help_page, operator_css, offline, set_language, service_worker,
-                                          manifest, favicon])
+router = Router(path="/", route_handlers=[home, start, terms, privacy, help_page, operator_css, offline, set_language,
+                                          service_worker, manifest, favicon])

@@ -14,6 +14,7 @@ from litestar.response import Redirect
 
 from payments import ACKNOWLEDGEMENT, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
 from web.http import current_user, flash, in_transaction, page, redirect, requires_login, safe_next, settings_of
+from web.services import payment_history
 from web.services import payments as records
 
 log = logging.getLogger("ekp.payments")
@@ -100,8 +101,33 @@ async def payment_return(request: Request, reference: FromPath[str]) -> Template
     user = await current_user(request)
     payment = await _reconcile_one(request, reference, user.id)  # type: ignore[union-attr]
     partial = request.headers.get("hx-request") == "true"
+    line = await in_transaction(request, payment_history.my_payment, user.id, reference)  # type: ignore[union-attr]
     return await page(request, "payments/_status.html" if partial else "payments/return.html",
-                      payment=payment, back=safe_next(request.query_params.get("back"), "/"))
+                      payment=payment, line=line, back=safe_next(request.query_params.get("back"), "/"))
 
 
-router = Router(path="/", route_handlers=[notify, payment_return])
+@get("/payments", guards=[requires_login])
+async def history(request: Request) -> Template:
+    """ "Historia płatności": every payment of the account, newest first, each with its confirmation."""
+    user = await current_user(request)
+    lines = await in_transaction(request, payment_history.my_payments, user.id)  # type: ignore[union-attr]
+    return await page(request, "payments/history.html", lines=lines, limit=payment_history.HISTORY_LIMIT)
+
+
+@get("/payments/{reference:str}/confirmation", guards=[requires_login])
+async def confirmation(request: Request, reference: FromPath[str]) -> Template:
+    """A printable confirmation of one payment (plain HTML; `?download=1` saves it as a file). Only the
+    payment's owner gets it: anyone else, and any reference that is not theirs, gets 404."""
+    user = await current_user(request)
+    line = await in_transaction(request, payment_history.my_payment, user.id, reference)  # type: ignore[union-attr]
+    if line is None:
+        raise NotFoundException()
+    response = await page(request, "payments/confirmation.html", line=line, payer=user)
+    response.headers["Cache-Control"] = "no-store"
+    if request.query_params.get("download") == "1":
+        safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "-" for ch in line.payment.reference)[:96]
+        response.headers["Content-Disposition"] = f'attachment; filename="potwierdzenie-{safe}.html"'
+    return response
+
+
+router = Router(path="/", route_handlers=[notify, payment_return, history, confirmation])

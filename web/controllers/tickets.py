@@ -1,4 +1,4 @@
-""""Bilety" and "Kontrola biletu": the passenger's tickets, binding a mobile ticket to this phone,
+""""Bilety" and "Pokaż bilet do kontroli": the passenger's tickets, binding a mobile ticket to this phone,
 and the page that draws the device-signed Aztec code offline (R-5P1-8, docs/ticket-record.md)."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from litestar.response import Response, Template
 from domain import ticket_phones
 from domain import ticket_record as tr
 from web import clock
-from web.http import RowId, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role, safe_next, settings_of
+from web.http import (RowId, client_ip, current_user, flash, form_of, in_transaction, offline_headers, page, redirect,
+                      requires_role, safe_next, settings_of)
 from web.i18n import _
 from web.services import tickets as service
 
 passenger = [requires_role("passenger")]
-OFFLINE_HEADERS = {"X-EKP-Offline": "1", "Cache-Control": "no-store"}
 
 
 def problem_text(code: str) -> str:
@@ -73,7 +73,7 @@ def _key_from(body: bytes) -> tuple[bytes, str] | None:
         data = json.loads(body or b"null")
         text = data["public_key"]
         label = data.get("label", "")
-        if not isinstance(text, str) or not isinstance(label, str):
+        if not isinstance(text, str) or not isinstance(label, str) or len(text) > 200:
             return None
         raw = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
@@ -91,7 +91,7 @@ async def tickets_page(request: Request) -> Template:
     user = await current_user(request)
     views = await in_transaction(request, service.my_tickets, user.id, clock.today())  # type: ignore[union-attr]
     return await page(request, "tickets/list.html", tickets=views, state_text=state_text, product_name=product_name,
-                      max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS)
+                      max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS, rename_errors={})
 
 
 @get("/tickets/{ticket_id:int}/show", guards=passenger)
@@ -102,10 +102,53 @@ async def show_ticket(request: Request, ticket_id: RowId) -> Template:
         raise NotFoundException()
     response = await page(request, "tickets/show.html", view=view, state_text=state_text, product_name=product_name,
                           refresh_seconds=tr.REFRESH_SECONDS, freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS,
-                          max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS)
+                          max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS,
+                          rename_errors={})
     if view.is_mobile:
-        response.headers.update(OFFLINE_HEADERS)
+        response.headers.update(offline_headers(request, user))  # type: ignore[arg-type]
     return response
+
+
+@get("/tickets/current", guards=passenger)
+async def current_ticket(request: Request) -> Response:
+    """The manifest's "Pokaż bilet do kontroli" shortcut: the valid mobile ticket, else the ticket list
+    (offline, the service worker answers with the ticket page it kept)."""
+    user = await current_user(request)
+    ticket_id = await in_transaction(request, service.current_mobile_ticket, user.id, clock.today())  # type: ignore[union-attr]
+    return redirect(f"/tickets/{ticket_id}/show" if ticket_id else "/tickets")
+
+
+@get("/tickets/{ticket_id:int}/devices", guards=passenger)
+async def devices_box(request: Request, ticket_id: RowId) -> Template:
+    """The phones holding a ticket (htmx/fetch after binding: the count and names as they are now)."""
+    user = await current_user(request)
+    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())  # type: ignore[union-attr]
+    if view is None:
+        raise NotFoundException()
+    return Template(template_name="tickets/_devices_box.html", context={
+        "view": view, "max_devices": service.MAX_DEVICES, "change_days": ticket_phones.PHONE_CHANGE_DAYS,
+        "next": f"/tickets/{ticket_id}/show", "rename_errors": {}})
+
+
+@post("/tickets/devices/{device_id:int}/rename", guards=passenger)
+async def rename_device(request: Request, device_id: RowId) -> Template | Response:
+    """A name the passenger recognises a phone by (bounded, no control characters; escaped when shown)."""
+    user = await current_user(request)
+    form = await form_of(request)
+    name = ticket_phones.clean_phone_name(form.get("label", ""))
+    if name is None:
+        views = await in_transaction(request, service.my_tickets, user.id, clock.today())  # type: ignore[union-attr]
+        if not any(d.id == device_id for v in views for d in v.devices):
+            raise NotFoundException()
+        error = _("Podaj nazwę telefonu: od 1 do %(n)s znaków, bez znaków sterujących.", n=ticket_phones.PHONE_NAME_MAX)
+        return await page(request, "tickets/list.html", status_code=422, tickets=views, state_text=state_text,
+                          product_name=product_name, max_devices=service.MAX_DEVICES,
+                          change_days=ticket_phones.PHONE_CHANGE_DAYS, rename_errors={device_id: error})
+    device = await in_transaction(request, service.rename_device, user.id, device_id, name)  # type: ignore[union-attr]
+    if device is None:
+        raise NotFoundException()
+    flash(request, _("Zmieniono nazwę telefonu."), "success")
+    return redirect(safe_next(form.get("next"), "/tickets"))
 
 
 @post("/tickets/{ticket_id:int}/devices", guards=passenger, status_code=201)
@@ -115,8 +158,10 @@ async def bind_device(request: Request, ticket_id: RowId) -> Response:
     parsed = _key_from(await request.body())
     if parsed is None:
         return _problem("ticket.bad_request", 400)
+    # The phone's name: the one the page sent if usable, else its browser and system ("Chrome · Android").
+    label = ticket_phones.clean_phone_name(parsed[1]) or ticket_phones.phone_name(request.headers.get("user-agent"))
     keys = service.issuer_keys_for(settings_of(request))
-    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], parsed[1], keys,  # type: ignore[union-attr]
+    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], label, keys,  # type: ignore[union-attr]
                                   clock.today(), client_ip(request))
     if result.problem:
         status = {"ticket.not_found": 404, "ticket.bad_key": 400, "ticket.device_limit": 409}.get(result.problem, 409)
@@ -159,4 +204,5 @@ async def unbind_device(request: Request, device_id: RowId) -> Response:
     return redirect(safe_next(form.get("next"), "/tickets"))
 
 
-router = Router(path="/", route_handlers=[tickets_page, show_ticket, bind_device, refresh_record, unbind_device])
+router = Router(path="/", route_handlers=[tickets_page, show_ticket, current_ticket, devices_box, rename_device, bind_device,
+                                          refresh_record, unbind_device])

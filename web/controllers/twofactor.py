@@ -135,7 +135,7 @@ async def code_submit(request: Request) -> Template | Response:
         flash(request, i18n.ngettext("Użyto kodu odzyskiwania. Zostało %(num)s kod.",
                                      "Użyto kodu odzyskiwania. Zostało %(num)s kodów.", left), "info")
     flash(request, _("Witaj, %(name)s!", name=user.first_name), "success")
-    response = redirect(pending.get("next") or "/account")
+    response = redirect(pending.get("next") or "/home")
     await remember_device(request, response, user.email)  # both steps passed: a known device (R-AUTH-1)
     return response
 
@@ -207,7 +207,7 @@ async def enrol_submit(request: Request) -> Template | Response:
                                  errors={"code": [message("twofactor.code_wrong")]})
     await request.app.state.limiter.clear("login.code", str(user.id))
     await _finish(request, pending, user)
-    response = await page(request, "accounts/recovery_codes.html", codes=codes, next=pending.get("next") or "/account")
+    response = await page(request, "accounts/recovery_codes.html", codes=codes, next=pending.get("next") or "/home")
     await remember_device(request, response, user.email)  # both steps passed: a known device (R-AUTH-1)
     return response
 

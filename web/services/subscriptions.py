@@ -35,6 +35,7 @@ from web.tariffs import tariff_5p1
 
 OPEN_STATUSES = [s.value for s in SubscriptionStatus if s.is_open]
 PURPOSE = "5p1_month"
+PAYER_CANCELLED = frozenset({"cancelled", "canceled"})  # gateway error codes of a payment the payer cancelled
 
 
 def billing_policy(settings) -> BillingPolicy:  # type: ignore[no-untyped-def]
@@ -382,7 +383,8 @@ def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_recor
                                 "revoked_at": None, "created_at": now})
         else:
             retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
-            decision = rules.on_charge_failed(sub, dmonth, today, policy, retryable=retryable)
+            decision = rules.on_charge_failed(sub, dmonth, today, policy, retryable=retryable,
+                                              cancelled_by_payer=outcome.error_code in PAYER_CANCELLED)
             if decision.duplicate:
                 settled.append(payment_records.Settled())
                 continue
@@ -450,7 +452,8 @@ def _settle(session: Session, settings, today: date, outcome: payment_records.Ou
         _notify(session, settings, row, decision.notices, month)
         return payment_records.Settled()
     retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
-    decision = rules.on_charge_failed(sub, dmonth, today, billing_policy(settings), retryable=retryable)
+    decision = rules.on_charge_failed(sub, dmonth, today, billing_policy(settings), retryable=retryable,
+                                      cancelled_by_payer=outcome.error_code in PAYER_CANCELLED)
     if not decision.duplicate:
         _store(session, row, decision, [month])
         _notify(session, settings, row, decision.notices, month)

@@ -315,7 +315,7 @@ def bind_device(session: Session, user_id: int, ticket_id: int, public_key: byte
         return BindResult(problem=f"ticket.{refusal}",
                           next_change_at=ticket_phones.phone_changes(bound, now).next_change_at)
     device = TicketDevice(ticket_id=ticket_id, user_id=user_id, public_key=device_key.hex(),
-                          label=label.strip()[:80], static_record=record, issuer_key_id=keys.signing_id,
+                          label=label[:ticket_phones.PHONE_NAME_MAX], static_record=record, issuer_key_id=keys.signing_id,
                           bound_at=now)
     session.add(device)
     session.add(AuditEvent(user_id=user_id, action="ticket.bind_device", ip=ip, detail=f"ticket {ticket_id}"))
@@ -335,6 +335,27 @@ def unbind_device(session: Session, user_id: int, device_id: int, ip: str | None
     session.add(device)
     session.add(AuditEvent(user_id=user_id, action="ticket.unbind_device", ip=ip, detail=f"ticket {ticket.id}"))
     return device
+
+
+def rename_device(session: Session, user_id: int, device_id: int, name: str) -> TicketDevice | None:
+    """Give one of the passenger's bound phones a name (already cleaned: ticket_phones.clean_phone_name);
+    None when there is no such active binding of theirs."""
+    device = session.get(TicketDevice, device_id)
+    if device is None or device.unbound_at is not None:
+        return None
+    ticket = session.get(Ticket, device.ticket_id)
+    if ticket is None or ticket.user_id != user_id:
+        return None
+    device.label = name[:ticket_phones.PHONE_NAME_MAX]
+    session.add(device)
+    return device
+
+
+def current_mobile_ticket(session: Session, user_id: int, today: date) -> int | None:
+    """The id of the passenger's valid ticket on a mobile carrier (the one to show), if any."""
+    views = [v for v in my_tickets(session, user_id, today, past_days=0) if v.is_mobile and v.state == "valid"]
+    views.sort(key=lambda v: v.ticket.valid_until)
+    return views[0].ticket.id if views else None
 
 
 def my_devices(session: Session, user_id: int, today: date) -> list[tuple[TicketDevice, TicketView]]:
