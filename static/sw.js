@@ -69,8 +69,8 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET" || new URL(request.url).origin !== location.origin) return;
   const url = new URL(request.url);
-  if (url.pathname.startsWith("/static/")) {
-    // Static files are versioned by ?v=hash: the exact URL from the cache, else the network (a new
+  if (url.pathname.startsWith("/static/") || url.pathname === "/operator.css") {
+    // Static files (and the operator's colours) are versioned by ?v=hash: the exact URL from the cache, else the network (a new
     // version has a new URL); offline, any cached version of the file rather than nothing.
     event.respondWith(
       caches.match(request).then((hit) => hit || fetch(request).then((response) => {
@@ -108,7 +108,7 @@ self.addEventListener("message", (event) => {
   const keep = async (cache, raw) => {
     const url = new URL(raw, location.origin);
     if (url.origin !== location.origin) return;
-    if (url.pathname.startsWith("/static/")) {
+    if (url.pathname.startsWith("/static/") || url.pathname === "/operator.css") {
       if (await cache.match(url.href)) return;
       const response = await fetch(url.href);
       if (response.ok) await cache.put(url.href, response);
