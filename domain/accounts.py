@@ -6,9 +6,11 @@ messages in the passenger's language and shows each next to its field.
 
 from __future__ import annotations
 
+import email.policy
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from email.headerregistry import Address
 from enum import Enum
 
 from email_validator import EmailNotValidError, validate_email
@@ -248,3 +250,14 @@ def link_state(sent_at: datetime, used_at: datetime | None, now: datetime, valid
     if now >= sent_at + valid_for:
         return LinkState.EXPIRED
     return LinkState.VALID
+
+
+def sender_address(text: str) -> Address:
+    """EKP_MAIL_FROM (`EKP <no-reply@example.pl>` or a bare address) as one header address; ValueError if not."""
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"not one e-mail address: {text!r}")
+    header = email.policy.default.header_factory("From", text)
+    addresses: tuple[Address, ...] = tuple(getattr(header, "addresses", ()))
+    if len(addresses) != 1 or header.defects or "@" not in addresses[0].addr_spec:
+        raise ValueError(f"not one e-mail address: {text!r}")
+    return Address(display_name=addresses[0].display_name, addr_spec=addresses[0].addr_spec)

@@ -382,7 +382,7 @@ def polish_public_holidays(year: int) -> dict[date, Holiday]:
 def _statutory_holidays(year: int) -> frozenset[date]:
     """Polish public holidays of `year` from the `holidays` package (the maintained calendar; it agrees with
     `polish_public_holidays`, checked by the tests, 24 December included from 2025)."""
-    return frozenset(holidays.Poland(years=year))
+    return frozenset(holidays.country_holidays("PL", years=year))
 
 
 def is_business_day(day: date) -> bool:

@@ -228,6 +228,7 @@ class TransactionStatus:
     paid_amount: int
     reference: str
     currency: str = "PLN"
+    error_code: str | None = None  # why a failed transaction failed (e.g. "cancelled" by the payer), if said
 
 
 class PaymentError(Exception):

@@ -571,14 +571,16 @@ class TpayGateway:
         try:
             amount = wire_to_grosze(data["amount"])
             paid = paid_amount(data)
+            status = transaction_status(data)
             return TransactionStatus(
                 transaction_id=str(data.get("transactionId", transaction_id)),
                 title=str(data["title"]),
-                status=transaction_status(data),
+                status=status,
                 amount=amount,
                 paid_amount=paid,
                 reference=str(data.get("hiddenDescription") or ""),
                 currency=str(data.get("currency") or "PLN"),
+                error_code=(_decline_reason(data) or None) if status is PaymentStatus.FAILED else None,
             )
         except (KeyError, ValueError) as exc:
             raise GatewayError("bad_response", "unreadable transaction") from exc

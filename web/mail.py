@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date, datetime, timedelta
-import email.policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -24,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from domain.accounts import sender_address
 from web import clock, i18n
 from web.models import EmailToken, OutboxMail, User
 from web.templating import environment
@@ -118,17 +118,6 @@ def _render_deferred_mail(mail: OutboxMail, _context: object) -> None:
 
 def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
-
-
-def sender_address(text: str) -> Address:
-    """EKP_MAIL_FROM (`EKP <no-reply@example.pl>` or a bare address) as one header address; ValueError if not."""
-    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise ValueError(f"not one e-mail address: {text!r}")
-    header = email.policy.default.header_factory("From", text)
-    addresses = getattr(header, "addresses", ())
-    if len(addresses) != 1 or header.defects or "@" not in addresses[0].addr_spec:
-        raise ValueError(f"not one e-mail address: {text!r}")
-    return Address(display_name=addresses[0].display_name, addr_spec=addresses[0].addr_spec)
 
 
 def recipient_address(text: str) -> Address:

@@ -231,7 +231,7 @@ def _trusted_proxies(raw: str, problems: list[str]) -> tuple[str, ...]:
 
 
 def _mail_from(raw: str, problems: list[str]) -> str:
-    from web.mail import sender_address
+    from domain.accounts import sender_address
 
     try:
         sender_address(raw)
