@@ -71,7 +71,7 @@ def test_purse_module_off_answers_404_and_leaves_the_navigation(logged_in, clien
         answer = client.post(api, json={})
         assert answer.status_code == 404 and answer.json()["status"] == 404, api
     nav = page_text(_nav(browser.get("/cards").text))
-    assert "Moje karty" in nav and "Portmonetka" not in nav
+    assert "Karty" in nav and "Portmonetka" not in nav  # the bottom tab bar
     assert "Portmonetka" not in page_text(browser.get("/").text)
 
 
