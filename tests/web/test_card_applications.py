@@ -616,3 +616,44 @@ def test_r_kkm_2_a_free_ride_card_given_up_has_no_deposit_to_refund_and_frees_th
         assert session.scalars(select(Payment)).first() is None
     assert _card(engine, "70070031").blocked_from is not None
     assert apply(browser, photo=jpeg()).status_code == 303  # R-KKM-1: a new personal card may be applied for
+
+
+# --------------------------------------------------------------------------- returned applications (R-KKM-3)
+
+
+def test_r_kkm_3_a_returned_application_is_completed_and_resubmitted_without_a_second_deposit(
+        logged_in, new_browser, users, engine, settings, mails):
+    browser, user = logged_in
+    apply(browser, fare="off_50", photo=jpeg(), entitlement_document="scan", scan=jpeg(1000, 700))
+    [row] = applications(engine)
+    payment = pay_deposit(engine, row.id)
+    desk = staff_browser(new_browser, users)
+    desk.submit(f"/desk/card-applications/{row.id}", {"reason": "Zdjęcie nieostre, skan nieczytelny"},
+                action=f"/desk/card-applications/{row.id}/return")
+    assert "Jan Kowalski" not in page_text(desk.get("/desk/card-applications?filter=new").text)
+    old_photo = applications(engine)[0].photo
+    complete = f"/card-applications/{row.id}/complete"
+
+    shown = page_text(browser.get(f"/card-applications/{row.id}").text)
+    assert "Uzupełnij wniosek" in shown
+    browser.get(f"/card-applications/{row.id}")
+    nothing = browser.post(complete, {}, files=None)
+    assert nothing.status_code == 422 and field_errors(nothing.text, "photo")
+    browser.get(f"/card-applications/{row.id}")
+    bad = browser.post(complete, {}, files={"photo": ("p.png", png(), "image/jpeg")})
+    assert bad.status_code == 422 and field_errors(bad.text, "photo")[0].startswith("To nie jest zdjęcie JPEG")
+    assert applications(engine)[0].status == service.RETURNED and applications(engine)[0].photo == old_photo
+
+    browser.get(f"/card-applications/{row.id}")
+    done = browser.post(complete, {}, files={"photo": ("p.jpg", jpeg(900, 700), "image/jpeg"),
+                                             "scan": ("s.jpg", jpeg(1100, 800), "image/jpeg")})
+    assert done.status_code == 303 and done.headers["location"] == f"/card-applications/{row.id}"
+    [row] = applications(engine)
+    assert (row.status, row.return_reason, row.deposit_payment_id) == (service.SUBMITTED, "", payment.id)
+    assert row.photo != old_photo
+    with transaction(engine) as session:
+        assert len(session.scalars(select(Payment)).all()) == 1  # no second deposit
+    assert "Jan Kowalski" in page_text(desk.get("/desk/card-applications?filter=new").text)
+    assert "uzupełniony" in page_text(desk.get(f"/desk/card-applications/{row.id}").text)
+    browser.get(f"/card-applications/{row.id}")
+    assert browser.post(complete, {}, files={"photo": ("p.jpg", jpeg(), "image/jpeg")}).status_code == 409

@@ -205,6 +205,30 @@ async def give_up(request: Request, application_id: RowId) -> Template | Respons
     return redirect(f"/card-applications/{application_id}")
 
 
+@post("/card-applications/{application_id:int}/complete", guards=passenger, request_max_body_size=MAX_BODY,
+      exception_handlers={413: _too_big})
+async def complete(request: Request, application_id: RowId) -> Template | Response:
+    """R-KKM-3: a returned application completed (new photo or scan) goes back to the desk; no second deposit."""
+    user = await current_user(request)
+    assert user is not None
+    declared = _declared_length(request)
+    if declared is not None and declared > MAX_BODY:
+        return redirect("/card-applications/new?too_big=1")
+    raw = await request.form()
+    photo = await _upload(raw.get("photo"))
+    scan = await _upload(raw.get("scan"))
+    try:
+        await in_transaction(request, service.complete_returned, settings_of(request), user.id, application_id,
+                             photo, scan, client_ip(request))
+    except service.ApplicationProblems as exc:
+        errors = {name: [text(code) for code in codes] for name, codes in exc.errors.items()}
+        return await _status_page(request, application_id, 422, errors=errors)
+    except service.Refused as exc:
+        return await _status_page(request, application_id, 409, errors={"photo": [text(exc.code)]})
+    flash(request, _("Wniosek uzupełniony i przekazany ponownie do punktu obsługi."), "success")
+    return redirect(f"/card-applications/{application_id}")
+
+
 # --------------------------------------------------------------------------- R-KKM-8 data changes
 
 
@@ -351,6 +375,6 @@ def _desk_give_up(session: Any, staff_id: int, application_id: int, form: dict[s
                                 pay_out=checked(form, "pay_out") and target is None)
 
 
-router = Router(path="/", route_handlers=[index, new, apply, pay, show, my_photo, give_up, change_form, change,
+router = Router(path="/", route_handlers=[index, new, apply, pay, show, my_photo, give_up, complete, change_form, change,
                                           desk_queue, desk_show,
                                           desk_file, desk_step])

@@ -213,6 +213,55 @@ def apply(session: Session, settings: Settings, user_id: int, form: dict[str, st
     return row
 
 
+def _clean_upload(upload: Upload | None, what: str, errors: dict[str, list[str]]) -> Any:
+    """The cleaned photo or scan (`what`), None when nothing was chosen; a refusal goes to `errors`."""
+    if upload is None or (not upload.data and not upload.too_big):
+        return None
+    if upload.too_big:
+        errors[what] = [f"card_applications.{what}.too_big"]
+        return None
+    try:
+        return photos.clean_photo(upload.data) if what == "photo" else photos.clean_scan(upload.data)
+    except photos.PhotoRefused as exc:
+        errors[what] = [exc.code]
+        return None
+
+
+def complete_returned(session: Session, settings: Settings, user_id: int, application_id: int, photo: Upload | None,
+                      scan: Upload | None, ip: str | None) -> CardApplicationRow:
+    """R-KKM-3: a returned (incomplete) application completed with a new photo and/or entitlement scan and sent
+    back to the desk's queue (SUBMITTED); the deposit already paid stays with it (none is asked again) and its
+    application date and deadlines do not change. Raises `Refused` or `ApplicationProblems` (nothing stored)."""
+    row = my_application(session, user_id, application_id)
+    if row is None:
+        raise Refused("card_applications.not_found")
+    if row.status != RETURNED:
+        raise Refused("card_applications.complete.not_returned")
+    errors: dict[str, list[str]] = {}
+    personal = row.kind == purse_rules.CardKind.PERSONAL.value
+    with_document = personal and entitlement_of(row) is not rules.Entitlement.NONE
+    clean_photo = _clean_upload(photo, "photo", errors) if personal else None
+    clean_scan = _clean_upload(scan, "scan", errors) if with_document else None
+    if personal and not errors and clean_photo is None and clean_scan is None:
+        errors["photo"] = ["card_applications.complete.nothing" if with_document else "card_applications.photo.required"]
+    if errors:
+        raise ApplicationProblems(errors)
+    moved = _move(session, row.id, (RETURNED,), SUBMITTED, return_reason="")  # type: ignore[arg-type]
+    if moved is None:
+        raise Refused("card_applications.complete.not_returned")
+    what = []
+    if clean_photo is not None:
+        moved.photo = photos.encrypt(settings.photo_key, moved.id, "photo", clean_photo)  # type: ignore[arg-type]
+        what.append("photo")
+    if clean_scan is not None:
+        moved.scan = photos.encrypt(settings.photo_key, moved.id, "scan", clean_scan.data)  # type: ignore[arg-type]
+        moved.scan_type, moved.entitlement_document = clean_scan.media_type, "scan"
+        what.append("scan")
+    _event(session, moved, SUBMITTED, "completed: " + ", ".join(what))
+    audit(session, "card_application.completed", user_id, ip, f"application={moved.id} {'+'.join(what)}")
+    return moved
+
+
 def _event(session: Session, row: CardApplicationRow, status: str, detail: str = "", staff_id: int | None = None) -> None:
     session.add(CardApplicationEvent(application_id=row.id, status=status, detail=detail[:500], staff_id=staff_id,  # type: ignore[arg-type]
                                      at=clock.now()))

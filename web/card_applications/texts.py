@@ -44,6 +44,8 @@ TEXTS: dict[str, str] = {
     "card_applications.give_up.same_card": N_("Saldo trzeba przenieść na inną kartę niż ta, z której rezygnujesz."),
     "card_applications.give_up.target_unusable": N_("Karta, na którą chcesz przenieść saldo, jest zablokowana albo nieważna."),
     "card_applications.give_up.target_in_credit": N_("Obie karty mają niespłacony przejazd na kredyt: doładuj jedną z nich najpierw."),
+    "card_applications.complete.not_returned": N_("Ten wniosek nie czeka na uzupełnienie."),
+    "card_applications.complete.nothing": N_("Dołącz nowe zdjęcie albo skan dokumentu uprawniającego do ulgi."),
     "card_applications.desk.too_late": N_("Termin odbioru minął: karta jest unieważniona, a kaucja przepada."),
 }
 
