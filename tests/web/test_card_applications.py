@@ -657,3 +657,23 @@ def test_r_kkm_3_a_returned_application_is_completed_and_resubmitted_without_a_s
     assert "uzupełniony" in page_text(desk.get(f"/desk/card-applications/{row.id}").text)
     browser.get(f"/card-applications/{row.id}")
     assert browser.post(complete, {}, files={"photo": ("p.jpg", jpeg(), "image/jpeg")}).status_code == 409
+
+
+# --------------------------------------------------------------------------- R-KKM-8 in the desk's queue
+
+
+def test_r_kkm_8_the_desk_queue_marks_data_change_requests(logged_in, new_browser, users, engine, settings):
+    browser, user = logged_in
+    first = _collected_card(browser, engine, settings, fare="off_30", number="70080001", entitlement_document="at_desk")
+    until = web_clock.today() + timedelta(days=400)
+    browser.submit(f"/card-applications/{first.id}/change", {"fare": "off_50", "entitlement_until": until.isoformat()})
+    free = applications(engine)[1]
+    desk = staff_browser(new_browser, users)
+    queue = page_text(desk.get("/desk/card-applications?filter=new").text)
+    assert "zmiana danych karty 70080001 (bezpłatna, bez nowej karty)" in queue
+    assert "zmiana danych karty 70080001" in page_text(desk.get(f"/desk/card-applications/{free.id}").text)
+    with transaction(engine) as session:
+        service.accept(session, 1, free.id, None)
+    browser.submit(f"/card-applications/{first.id}/change", {"fare": "free"})  # printed: a new card, no deposit
+    queue = page_text(desk.get("/desk/card-applications?filter=new").text)
+    assert "zmiana danych karty 70080001 (nowa karta)" in queue and "bez nowej karty" not in queue

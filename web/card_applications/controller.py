@@ -282,8 +282,9 @@ async def change(request: Request, application_id: RowId) -> Template | Response
 async def _queue(request: Request, status: int = 200, **context: Any) -> Template:
     which = request.query_params.get("filter", "new")
     which = which if which in service.FILTERS else "new"
-    rows = await in_transaction(request, service.desk_queue, which)
+    rows, replaced = await in_transaction(request, service.desk_queue_page, which)
     return await page(request, "card_applications/desk_queue.html", status_code=status, rows=rows, which=which,
+                      replaced=replaced,
                       **_helpers(), **context)
 
 

@@ -492,6 +492,7 @@ class ApplicationView:
     timeline: list[Step] = field(default_factory=list)
     deposit_refund: Grosze = 0  # what giving up would pay back now
     card: PurseCardRow | None = None  # the collected card, while it is on the applicant's account
+    replaced: dict[int, str] = field(default_factory=dict)  # R-KKM-8: the changed card's number, by its id
     other_cards: list[PurseCardRow] = field(default_factory=list)  # where its balance may move (R-KKM-2)
 
     @property
@@ -526,7 +527,7 @@ def view(session: Session, row: CardApplicationRow) -> ApplicationView:
                 PurseCardRow.blocked_from.is_(None)).order_by(PurseCardRow.id)))  # type: ignore[union-attr,arg-type]
         else:
             card = None
-    return ApplicationView(row, steps, refund, card, others)
+    return ApplicationView(row, steps, refund, card=card, other_cards=others, replaced=replaced_card_numbers(session, [row]))
 
 
 def my_applications(session: Session, user_id: int) -> list[ApplicationView]:
@@ -690,6 +691,20 @@ def desk_queue(session: Session, which: str, limit: int = 200) -> list[CardAppli
     if which == "overdue":
         query = query.where(CardApplicationRow.collect_by < clock.to_local(clock.now()).date())  # type: ignore[operator]
     return list(session.scalars(query.order_by(CardApplicationRow.id).limit(limit)))  # type: ignore[arg-type]
+
+
+def replaced_card_numbers(session: Session, rows: list[CardApplicationRow]) -> dict[int, str]:
+    """For the desk: the number of the card each data-change request (R-KKM-8) is about, by card id."""
+    ids = {row.replaces_card_id for row in rows if row.replaces_card_id is not None}
+    if not ids:
+        return {}
+    found = session.execute(select(PurseCardRow.id, PurseCardRow.number).where(PurseCardRow.id.in_(ids))).all()  # type: ignore[union-attr]
+    return {card_id: number for card_id, number in found}
+
+
+def desk_queue_page(session: Session, which: str) -> tuple[list[CardApplicationRow], dict[int, str]]:
+    rows = desk_queue(session, which)
+    return rows, replaced_card_numbers(session, rows)
 
 
 def desk_view(session: Session, application_id: int) -> ApplicationView | None:
