@@ -566,7 +566,7 @@ def test_r_kkm_2_giving_up_a_collected_card_online_refunds_the_deposit_and_moves
 
 def test_r_kkm_2_desk_gives_up_a_card_damaged_by_its_holder_keeps_the_deposit_and_pays_out_the_balance(
         logged_in, new_browser, users, engine, settings):
-    browser, user = logged_in
+    browser, _user = logged_in
     first = _collected_card(browser, engine, settings, number="70070011")
     with transaction(engine) as session:
         purse_service.top_up_at_service_point(session, "70070011", 600)
@@ -622,8 +622,8 @@ def test_r_kkm_2_a_free_ride_card_given_up_has_no_deposit_to_refund_and_frees_th
 
 
 def test_r_kkm_3_a_returned_application_is_completed_and_resubmitted_without_a_second_deposit(
-        logged_in, new_browser, users, engine, settings, mails):
-    browser, user = logged_in
+        logged_in, new_browser, users, engine, settings):
+    browser, _user = logged_in
     apply(browser, fare="off_50", photo=jpeg(), entitlement_document="scan", scan=jpeg(1000, 700))
     [row] = applications(engine)
     payment = pay_deposit(engine, row.id)
@@ -663,7 +663,7 @@ def test_r_kkm_3_a_returned_application_is_completed_and_resubmitted_without_a_s
 
 
 def test_r_kkm_8_the_desk_queue_marks_data_change_requests(logged_in, new_browser, users, engine, settings):
-    browser, user = logged_in
+    browser, _user = logged_in
     first = _collected_card(browser, engine, settings, fare="off_30", number="70080001", entitlement_document="at_desk")
     until = web_clock.today() + timedelta(days=400)
     browser.submit(f"/card-applications/{first.id}/change", {"fare": "off_50", "entitlement_until": until.isoformat()})
