@@ -21,6 +21,12 @@ Readings of the operator's rules made here (the seed is silent or ambiguous):
   operator's account; one with no deposit due (free rides) is dated the day it arrives.
 - Deposit refund on giving a card up needs the receipt (paragon); it is the amount actually
   paid (none for a free-ride card).
+- Giving up a collected card (R-KKM-2, `give_up_card`): the card is blocked at once and unlinked. A card reported
+  lost (its block set, even if it takes effect only at 08:00 the next day) counts as lost, a void one (3 years
+  unused) as unused: both keep the deposit. The seed says nothing of the e-purse balance on giving up; it
+  is the holder's money, so it is moved to another card of the same account (as after a loss, R-KKM-7) or paid
+  out in cash at the desk; after 3 years unused it is forfeited with the deposit (R-KKM-5). An outstanding
+  credit ride (balance below zero) may move to another card but is never paid out: it is repaid first.
 - R-KKM-8 printed fields: first and last name, photo and the card kind (normal/reduced/free);
   PESEL, birth date, address, phone, e-mail and the entitlement document's details are not
   printed. Change `PRINTED_FIELDS` (pass `printed=`) if the operator's card shows more.
@@ -37,6 +43,7 @@ from typing import NamedTuple
 
 import holidays
 
+from domain.ledger import BalanceMovedIn, BalanceMovedOut, BalancePaidOut, FundsForfeited, LedgerEntry, entries_for
 from domain.money import Grosze
 from domain.purse import CardKind, CardState, PurseCard, RegisteredFare, card_validity, may_apply_for_personal_card
 
@@ -314,6 +321,86 @@ def card_end_reason(card: PurseCard, now: datetime, *, damaged_by_holder: bool =
     if damaged_by_holder:
         return CardEnd.DAMAGED_BY_HOLDER
     return CardEnd.GIVEN_UP
+
+
+class BalanceHandling(StrEnum):
+    """What happens to the e-purse balance of a card given up (R-KKM-2, R-KKM-5, R-KKM-7)."""
+
+    NOTHING = "nothing"  # the balance is 0
+    MOVED = "moved"  # to another card of the same account
+    PAID_OUT = "paid_out"  # in cash at the desk
+    FORFEITED = "forfeited"  # R-KKM-5: 3 years unused
+
+
+class GiveUpProblem(StrEnum):
+    """Why a card cannot be given up this way."""
+
+    CREDIT_OUTSTANDING = "credit_outstanding"  # a credit ride to repay first (nothing to pay out)
+    BALANCE_LEFT = "balance_left"  # money left and nowhere to put it (online: no other card; pay-out at the desk)
+    SAME_CARD = "same_card"
+    TARGET_UNUSABLE = "target_unusable"  # the card to move the balance to is blocked or void
+    TARGET_IN_CREDIT = "target_in_credit"  # both cards owe a credit ride
+
+
+@dataclass(frozen=True)
+class CardGiveUp:
+    """The outcome of giving up a collected card (R-KKM-2)."""
+
+    end: CardEnd
+    deposit_refund: Grosze
+    deposit_kept: DepositKept | None
+    balance: BalanceHandling
+    amount: Grosze  # the balance handled (moved, paid out or forfeited)
+    old_card_entries: tuple[LedgerEntry, ...] = ()
+    new_card_entries: tuple[LedgerEntry, ...] = ()  # on `move_to`
+
+
+def give_up_card(
+    card: PurseCard,
+    now: datetime,
+    *,
+    balance: Grosze,
+    deposit_paid: Grosze,
+    receipt_shown: bool = True,
+    damaged_by_holder: bool = False,
+    move_to: PurseCard | None = None,
+    move_to_balance: Grosze = 0,
+    pay_out: bool = False,
+) -> CardGiveUp | GiveUpProblem:
+    """R-KKM-2 for a collected card handed back at `now`: the deposit is refunded unless the card was lost
+    (reported, even if its block takes effect later), damaged by the holder or unused for 3 years (then the
+    balance is forfeited too, R-KKM-5). Otherwise the balance moves to `move_to` (another card of the same
+    account, not blocked or void) or, with `pay_out` (the desk), is paid out in cash; with neither and money
+    left, or a credit ride outstanding with nowhere to move it, the card cannot be given up yet."""
+    end = card_end_reason(card, now, damaged_by_holder=damaged_by_holder)
+    if card.blocked_from is not None and end is not CardEnd.UNUSED_3_YEARS:
+        end = CardEnd.LOST  # reported lost: the block may take effect only at 08:00 the next day (R-KKM-7)
+    kept = deposit_kept(end, deposit_paid=deposit_paid, receipt_shown=receipt_shown)
+    refund = 0 if kept is not None else deposit_paid
+    if end is CardEnd.UNUSED_3_YEARS:
+        entries = tuple(entries_for(FundsForfeited("3y-unused"), current_balance=balance))
+        handling = BalanceHandling.FORFEITED if balance else BalanceHandling.NOTHING
+        return CardGiveUp(end, refund, kept, handling, balance, entries)
+    if balance == 0:
+        return CardGiveUp(end, refund, kept, BalanceHandling.NOTHING, 0)
+    if move_to is not None:
+        if move_to.number == card.number:
+            return GiveUpProblem.SAME_CARD
+        if card_validity(move_to, now).state in (CardState.BLOCKED, CardState.VOID):
+            return GiveUpProblem.TARGET_UNUSABLE
+        if balance < 0 and move_to_balance < 0:
+            return GiveUpProblem.TARGET_IN_CREDIT
+        return CardGiveUp(
+            end, refund, kept, BalanceHandling.MOVED, balance,
+            tuple(entries_for(BalanceMovedOut(f"to:{move_to.number}"), current_balance=balance)),
+            tuple(entries_for(BalanceMovedIn(balance, f"from:{card.number}"), current_balance=move_to_balance)),
+        )
+    if balance < 0:
+        return GiveUpProblem.CREDIT_OUTSTANDING
+    if not pay_out:
+        return GiveUpProblem.BALANCE_LEFT
+    entries = tuple(entries_for(BalancePaidOut("given-up"), current_balance=balance))
+    return CardGiveUp(end, refund, kept, BalanceHandling.PAID_OUT, balance, entries)
 
 
 # --------------------------------------------------------------------------- calendar

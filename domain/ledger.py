@@ -33,6 +33,7 @@ class EntryKind(StrEnum):
     TRANSFER_OUT = "transfer_out"
     FORFEITURE = "forfeiture"  # funds forfeited after 3 years of non-use (R-KKM-5)
     REVERSAL = "reversal"  # a refunded or charged-back online top-up taken back (R-PAY-3)
+    PAYOUT = "payout"  # the balance paid out in cash when the card is given up (R-KKM-2)
 
 
 class LedgerError(ValueError):
@@ -56,7 +57,8 @@ class LedgerEntry:
             raise LedgerError(f"a {self.kind} entry puts money onto the card")
 
 
-_NEGATIVE = {EntryKind.FARE, EntryKind.COMPANION, EntryKind.CREDIT_RIDE, EntryKind.PARKING, EntryKind.REVERSAL}
+_NEGATIVE = {EntryKind.FARE, EntryKind.COMPANION, EntryKind.CREDIT_RIDE, EntryKind.PARKING, EntryKind.REVERSAL,
+             EntryKind.PAYOUT}
 _POSITIVE = {EntryKind.CREDIT_REPAYMENT, EntryKind.TOPUP, EntryKind.BONUS}
 
 
@@ -137,7 +139,15 @@ class FundsForfeited:
     detail: str = ""
 
 
-LedgerEvent = RidePaid | RideCredited | ParkingPaid | ToppedUp | BalanceMovedOut | BalanceMovedIn | FundsForfeited
+@dataclass(frozen=True)
+class BalancePaidOut:
+    """The whole (positive) balance paid out in cash at the desk when the card is given up (R-KKM-2)."""
+
+    detail: str = ""
+
+
+LedgerEvent = (RidePaid | RideCredited | ParkingPaid | ToppedUp | BalanceMovedOut | BalanceMovedIn | FundsForfeited
+               | BalancePaidOut)
 
 
 def entries_for(event: LedgerEvent, *, current_balance: Grosze) -> list[LedgerEntry]:
@@ -184,6 +194,10 @@ def entries_for(event: LedgerEvent, *, current_balance: Grosze) -> list[LedgerEn
             return [LedgerEntry(EntryKind.TRANSFER_IN, amount, detail)] if amount else []
         case FundsForfeited(detail=detail):
             return [LedgerEntry(EntryKind.FORFEITURE, -current_balance, detail)] if current_balance else []
+        case BalancePaidOut(detail=detail):
+            if current_balance < 0:
+                raise LedgerError("a credit is outstanding: nothing to pay out")
+            return [LedgerEntry(EntryKind.PAYOUT, -current_balance, detail)] if current_balance else []
     raise TypeError(f"not a ledger event: {event!r}")
 
 

@@ -147,6 +147,7 @@ MESSAGES.update({
     "purse.entry.transfer_out": N_("Przeniesienie salda na nową kartę"),
     "purse.entry.forfeiture": N_("Przepadek środków (3 lata bez użycia)"),
     "purse.entry.reversal": N_("Zwrot lub obciążenie zwrotne doładowania"),
+    "purse.entry.payout": N_("Wypłata salda przy rezygnacji z karty"),
     "purse.state.active": N_("aktywna"),
     "purse.state.lapsed": N_("nieaktywna — doładuj ją w Punkcie Obsługi Klienta"),
     "purse.state.void": N_("nieważna"),

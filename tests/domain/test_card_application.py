@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from domain.card_application import (
     CARD_DEPOSIT,
     ApplicationChannel,
+    BalanceHandling,
     ApplicationProblem,
     CardApplication,
     CardEnd,
@@ -18,6 +19,7 @@ from domain.card_application import (
     DepositKept,
     Document,
     Entitlement,
+    GiveUpProblem,
     Holiday,
     PhotoFile,
     add_business_days,
@@ -33,6 +35,7 @@ from domain.card_application import (
     documents_at_collection,
     easter_sunday,
     entitlement_of,
+    give_up_card,
     is_business_day,
     may_apply_for,
     next_business_day,
@@ -42,6 +45,7 @@ from domain.card_application import (
     required_documents,
     uncollected,
 )
+from domain.ledger import EntryKind, LedgerEntry
 from domain.purse import CardKind, PurseCard, RegisteredFare, report_loss
 
 NOW = datetime(2026, 3, 2, 10, 0)
@@ -166,6 +170,56 @@ def test_r_kkm_2_card_end_reason_from_the_card_state() -> None:
     assert card_end_reason(unused, datetime(2026, 3, 1, 12, 0)) is CardEnd.GIVEN_UP  # 3 years end that day
     assert card_end_reason(unused, datetime(2026, 3, 2, 0, 0)) is CardEnd.UNUSED_3_YEARS
     assert deposit_refund(card_end_reason(unused, NOW), deposit_paid=1200) == 0
+
+
+def test_r_kkm_2_giving_up_a_collected_card_refunds_the_deposit_and_pays_out_or_moves_the_balance() -> None:
+    card, other = personal_card(), personal_card(number="K-2")
+    paid_out = give_up_card(card, NOW, balance=750, deposit_paid=1200, pay_out=True)
+    assert paid_out == give_up_card(card, NOW, balance=750, deposit_paid=1200, pay_out=True)  # pure
+    assert (paid_out.end, paid_out.deposit_refund, paid_out.deposit_kept) == (CardEnd.GIVEN_UP, 1200, None)
+    assert (paid_out.balance, paid_out.amount) == (BalanceHandling.PAID_OUT, 750)
+    assert paid_out.old_card_entries == (LedgerEntry(EntryKind.PAYOUT, -750, "given-up"),)
+    moved = give_up_card(card, NOW, balance=750, deposit_paid=1200, move_to=other, move_to_balance=100)
+    assert moved.balance is BalanceHandling.MOVED
+    assert [e.amount for e in moved.old_card_entries] == [-750] and [e.amount for e in moved.new_card_entries] == [750]
+    empty = give_up_card(card, NOW, balance=0, deposit_paid=1200)
+    assert (empty.balance, empty.old_card_entries, empty.deposit_refund) == (BalanceHandling.NOTHING, (), 1200)
+    free = give_up_card(card, NOW, balance=0, deposit_paid=0)
+    assert (free.deposit_refund, free.deposit_kept) == (0, DepositKept.NOTHING_PAID)
+
+
+@pytest.mark.parametrize(("kwargs", "end"), [
+    ({"damaged_by_holder": True}, CardEnd.DAMAGED_BY_HOLDER),
+    ({"card": "lost"}, CardEnd.LOST),
+    ({"card": "reported"}, CardEnd.LOST),  # reported lost today, blocked only from 08:00 tomorrow
+    ({"card": "unused"}, CardEnd.UNUSED_3_YEARS),
+])
+def test_r_kkm_2_the_deposit_is_kept_when_the_card_was_damaged_lost_or_unused_3_years(kwargs, end) -> None:
+    which = kwargs.pop("card", "")
+    card = {"lost": report_loss(personal_card(), datetime(2026, 3, 1, 9, 0)),
+            "reported": report_loss(personal_card(), NOW),
+            "unused": personal_card(issued_on=date(2020, 1, 1), last_used_on=date(2023, 3, 1))}.get(which, personal_card())
+    done = give_up_card(card, NOW, balance=500, deposit_paid=1200, pay_out=True, **kwargs)
+    assert (done.end, done.deposit_refund, done.deposit_kept) == (end, 0, DepositKept(end.value))
+    if end is CardEnd.UNUSED_3_YEARS:  # R-KKM-5: the funds are forfeited too
+        assert (done.balance, done.old_card_entries) == \
+            (BalanceHandling.FORFEITED, (LedgerEntry(EntryKind.FORFEITURE, -500, "3y-unused"),))
+    else:
+        assert done.balance is BalanceHandling.PAID_OUT
+
+
+def test_r_kkm_2_a_card_cannot_be_given_up_with_money_or_a_credit_and_nowhere_to_put_it() -> None:
+    card = personal_card()
+    assert give_up_card(card, NOW, balance=10, deposit_paid=1200) is GiveUpProblem.BALANCE_LEFT
+    assert give_up_card(card, NOW, balance=-280, deposit_paid=1200, pay_out=True) is GiveUpProblem.CREDIT_OUTSTANDING
+    assert give_up_card(card, NOW, balance=10, deposit_paid=1200, move_to=card) is GiveUpProblem.SAME_CARD
+    blocked = report_loss(personal_card(number="K-2"), datetime(2026, 3, 1, 9, 0))
+    assert give_up_card(card, NOW, balance=10, deposit_paid=1200, move_to=blocked) is GiveUpProblem.TARGET_UNUSABLE
+    other = personal_card(number="K-2")
+    assert give_up_card(card, NOW, balance=-280, deposit_paid=1200, move_to=other, move_to_balance=-140) \
+        is GiveUpProblem.TARGET_IN_CREDIT
+    debt = give_up_card(card, NOW, balance=-280, deposit_paid=1200, move_to=other, move_to_balance=500)
+    assert debt.balance is BalanceHandling.MOVED and [e.amount for e in debt.new_card_entries] == [-280]
 
 
 # --------------------------------------------------------------------------- R-KKM-3

@@ -503,3 +503,177 @@ def test_r_kkm_8_a_change_to_a_free_ride_card_is_a_new_card_without_a_deposit(lo
     assert sent.status_code == 303
     change = applications(engine)[1]
     assert (change.status, change.deposit, change.new_card) == (service.SUBMITTED, 0, True)
+
+
+# --------------------------------------------------------------------------- R-KKM-2 giving up a collected card
+
+
+def _bearer_card_of(engine, settings, user_id: int, number: str, balance: int = 0) -> int:
+    from domain.purse import CardKind
+
+    card_id = make_card(engine, settings, number, kind=CardKind.BEARER, balance=balance)
+    with transaction(engine) as session:
+        session.get(PurseCardRow, card_id).account_id = user_id
+    return card_id
+
+
+def _card(engine, number: str) -> PurseCardRow:
+    with transaction(engine) as session:
+        row = session.scalars(select(PurseCardRow).where(PurseCardRow.number == number)).one()
+        assert row.balance == purse_service.ledger_sum(session, row.id)
+        session.expunge(row)
+        return row
+
+
+def test_r_kkm_2_giving_up_a_collected_card_online_refunds_the_deposit_and_moves_the_balance(
+        logged_in, engine, settings, mails):
+    browser, user = logged_in
+    first = _collected_card(browser, engine, settings, number="70070001")
+    with transaction(engine) as session:
+        purse_service.top_up_at_service_point(session, "70070001", 750)
+    give_up = f"/card-applications/{first.id}/give-up"
+    assert "Rezygnacja z karty 70070001" in page_text(browser.get(f"/card-applications/{first.id}").text)
+    nowhere = browser.submit(f"/card-applications/{first.id}", {"confirm": "on"}, action=give_up)
+    assert nowhere.status_code == 422
+    assert field_errors(nowhere.text, "move_to")[0].startswith("Na karcie zostały pieniądze")
+    other = _bearer_card_of(engine, settings, user.id, "70070002", balance=500)
+    with transaction(engine) as session:
+        stranger = purse_service.issue_card(session, number="70070003", kind=purse_service.rules.CardKind.BEARER,
+                                            issued_on=web_clock.today())
+        stranger_id = stranger.id
+    not_mine = browser.submit(f"/card-applications/{first.id}", {"confirm": "on", "move_to": str(stranger_id)},
+                              action=give_up)
+    assert not_mine.status_code == 422 and field_errors(not_mine.text, "move_to")[0].startswith("Saldo można przenieść")
+    bad = browser.submit(f"/card-applications/{first.id}", {"confirm": "on", "move_to": "1e9"}, action=give_up)
+    assert bad.status_code == 422
+    assert _card(engine, "70070001").account_id == user.id and applications(engine)[0].status == service.COLLECTED
+
+    done = browser.submit(f"/card-applications/{first.id}", {"confirm": "on", "move_to": str(other)}, action=give_up)
+    assert done.status_code == 303
+    old, new = _card(engine, "70070001"), _card(engine, "70070002")
+    assert (old.balance, old.account_id, old.blocked_from is not None) == (0, None, True)
+    assert new.balance == 500 + 750
+    [row] = applications(engine)
+    assert row.status == service.GIVEN_BACK
+    with transaction(engine) as session:
+        assert session.get(Payment, row.deposit_payment_id).status in ("refund_due", "refunded")
+    assert mails.last(user.email).subject == "Rezygnacja z karty KKM"
+    assert "Kaucję 12,00\xa0zł zwracamy" in mails.last(user.email).text
+    again = browser.submit(f"/card-applications/{first.id}", {"confirm": "on", "move_to": str(other)}, action=give_up)
+    assert again.status_code == 409  # once only: nothing moves twice
+    assert _card(engine, "70070002").balance == 1250
+
+
+def test_r_kkm_2_desk_gives_up_a_card_damaged_by_its_holder_keeps_the_deposit_and_pays_out_the_balance(
+        logged_in, new_browser, users, engine, settings):
+    browser, _user = logged_in
+    first = _collected_card(browser, engine, settings, number="70070011")
+    with transaction(engine) as session:
+        purse_service.top_up_at_service_point(session, "70070011", 600)
+    desk = staff_browser(new_browser, users)
+    page = f"/desk/card-applications/{first.id}"
+    action = f"{page}/give-up"
+    nowhere = desk.submit(page, {"damaged_by_holder": "on"}, action=action)
+    assert nowhere.status_code == 422 and field_errors(nowhere.text, "move_to")
+    done = desk.submit(page, {"damaged_by_holder": "on", "pay_out": "on"}, action=action)
+    assert done.status_code == 303
+    card = _card(engine, "70070011")
+    assert (card.balance, card.account_id, card.blocked_from is not None) == (0, None, True)
+    with transaction(engine) as session:
+        [payout] = session.scalars(select(purse_service.PurseLedgerEntry).where(
+            purse_service.PurseLedgerEntry.card_id == card.id, purse_service.PurseLedgerEntry.kind == "payout")).all()
+        assert (payout.amount, payout.staff_id is not None) == (-600, True)
+        row = session.get(CardApplicationRow, first.id)
+        assert row.status == service.GIVEN_BACK
+        assert session.get(Payment, row.deposit_payment_id).status == "paid"  # damaged: the deposit is kept
+    assert desk.submit(page, {"pay_out": "on"}, action=action).status_code in (409, 422)
+
+
+def test_r_kkm_2_a_card_reported_lost_keeps_its_deposit_when_given_up(logged_in, engine, settings):
+    browser, user = logged_in
+    first = _collected_card(browser, engine, settings, number="70070021")
+    with transaction(engine) as session:
+        assert purse_service.report_card_loss(session, user.id, first.card_id, None)[0] == "purse.loss_reported"
+    shown = page_text(browser.get(f"/card-applications/{first.id}").text)
+    assert "Kaucja nie podlega zwrotowi" in shown
+    done = browser.submit(f"/card-applications/{first.id}", {"confirm": "on"},
+                          action=f"/card-applications/{first.id}/give-up")
+    assert done.status_code == 303
+    [row] = applications(engine)
+    assert row.status == service.GIVEN_BACK
+    with transaction(engine) as session:
+        assert session.get(Payment, row.deposit_payment_id).status == "paid"
+
+
+def test_r_kkm_2_a_free_ride_card_given_up_has_no_deposit_to_refund_and_frees_the_one_personal_card(
+        logged_in, engine, settings):
+    browser, _user = logged_in
+    first = _collected_card(browser, engine, settings, fare="free", number="70070031", entitlement_document="at_desk")
+    done = browser.submit(f"/card-applications/{first.id}", {"confirm": "on"},
+                          action=f"/card-applications/{first.id}/give-up")
+    assert done.status_code == 303
+    with transaction(engine) as session:
+        assert session.scalars(select(Payment)).first() is None
+    assert _card(engine, "70070031").blocked_from is not None
+    assert apply(browser, photo=jpeg()).status_code == 303  # R-KKM-1: a new personal card may be applied for
+
+
+# --------------------------------------------------------------------------- returned applications (R-KKM-3)
+
+
+def test_r_kkm_3_a_returned_application_is_completed_and_resubmitted_without_a_second_deposit(
+        logged_in, new_browser, users, engine, settings):
+    browser, _user = logged_in
+    apply(browser, fare="off_50", photo=jpeg(), entitlement_document="scan", scan=jpeg(1000, 700))
+    [row] = applications(engine)
+    payment = pay_deposit(engine, row.id)
+    desk = staff_browser(new_browser, users)
+    desk.submit(f"/desk/card-applications/{row.id}", {"reason": "Zdjęcie nieostre, skan nieczytelny"},
+                action=f"/desk/card-applications/{row.id}/return")
+    assert "Jan Kowalski" not in page_text(desk.get("/desk/card-applications?filter=new").text)
+    old_photo = applications(engine)[0].photo
+    complete = f"/card-applications/{row.id}/complete"
+
+    shown = page_text(browser.get(f"/card-applications/{row.id}").text)
+    assert "Uzupełnij wniosek" in shown
+    browser.get(f"/card-applications/{row.id}")
+    nothing = browser.post(complete, {}, files=None)
+    assert nothing.status_code == 422 and field_errors(nothing.text, "photo")
+    browser.get(f"/card-applications/{row.id}")
+    bad = browser.post(complete, {}, files={"photo": ("p.png", png(), "image/jpeg")})
+    assert bad.status_code == 422 and field_errors(bad.text, "photo")[0].startswith("To nie jest zdjęcie JPEG")
+    assert applications(engine)[0].status == service.RETURNED and applications(engine)[0].photo == old_photo
+
+    browser.get(f"/card-applications/{row.id}")
+    done = browser.post(complete, {}, files={"photo": ("p.jpg", jpeg(900, 700), "image/jpeg"),
+                                             "scan": ("s.jpg", jpeg(1100, 800), "image/jpeg")})
+    assert done.status_code == 303 and done.headers["location"] == f"/card-applications/{row.id}"
+    [row] = applications(engine)
+    assert (row.status, row.return_reason, row.deposit_payment_id) == (service.SUBMITTED, "", payment.id)
+    assert row.photo != old_photo
+    with transaction(engine) as session:
+        assert len(session.scalars(select(Payment)).all()) == 1  # no second deposit
+    assert "Jan Kowalski" in page_text(desk.get("/desk/card-applications?filter=new").text)
+    assert "uzupełniony" in page_text(desk.get(f"/desk/card-applications/{row.id}").text)
+    browser.get(f"/card-applications/{row.id}")
+    assert browser.post(complete, {}, files={"photo": ("p.jpg", jpeg(), "image/jpeg")}).status_code == 409
+
+
+# --------------------------------------------------------------------------- R-KKM-8 in the desk's queue
+
+
+def test_r_kkm_8_the_desk_queue_marks_data_change_requests(logged_in, new_browser, users, engine, settings):
+    browser, _user = logged_in
+    first = _collected_card(browser, engine, settings, fare="off_30", number="70080001", entitlement_document="at_desk")
+    until = web_clock.today() + timedelta(days=400)
+    browser.submit(f"/card-applications/{first.id}/change", {"fare": "off_50", "entitlement_until": until.isoformat()})
+    free = applications(engine)[1]
+    desk = staff_browser(new_browser, users)
+    queue = page_text(desk.get("/desk/card-applications?filter=new").text)
+    assert "zmiana danych karty 70080001 (bezpłatna, bez nowej karty)" in queue
+    assert "zmiana danych karty 70080001" in page_text(desk.get(f"/desk/card-applications/{free.id}").text)
+    with transaction(engine) as session:
+        service.accept(session, 1, free.id, None)
+    browser.submit(f"/card-applications/{first.id}/change", {"fare": "free"})  # printed: a new card, no deposit
+    queue = page_text(desk.get("/desk/card-applications?filter=new").text)
+    assert "zmiana danych karty 70080001 (nowa karta)" in queue and "bez nowej karty" not in queue

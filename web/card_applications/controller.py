@@ -149,24 +149,83 @@ async def my_photo(request: Request, application_id: RowId) -> Response:
     return _image(found, "zdjecie")
 
 
+def _move_to(raw: str) -> int | None | str:
+    """The card chosen for the balance: a row id, None for none, or an error code."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        return "card_applications.give_up.target_not_yours"
+    return int(raw)
+
+
+def _given_up_message(given_up: service.GivenUp) -> str:
+    if given_up.card_number is None:
+        if given_up.refund:
+            return _("Zrezygnowano z karty. Kaucję %(amount)s zwrócimy na Twój rachunek.", amount=format_pln(given_up.refund))
+        return _("Zrezygnowano z karty.")
+    parts = [_("Karta %(number)s jest zablokowana i odłączona od konta.", number=given_up.card_number)]
+    if given_up.refund:
+        parts.append(_("Kaucję %(amount)s zwrócimy na rachunek, z którego ją zapłacono.", amount=format_pln(given_up.refund)))
+    elif given_up.deposit_kept is not None and given_up.deposit_kept.value != "nothing_paid":
+        parts.append(_("Kaucja nie podlega zwrotowi (karta utracona, uszkodzona przez posiadacza albo nieużywana przez 3 lata)."))
+    if given_up.balance is service.rules.BalanceHandling.MOVED:
+        parts.append(_("Saldo %(amount)s przeniesiono na kartę %(number)s.", amount=format_pln(given_up.amount),
+                       number=given_up.moved_to or ""))
+    elif given_up.balance is service.rules.BalanceHandling.PAID_OUT:
+        parts.append(_("Saldo %(amount)s wypłacono gotówką.", amount=format_pln(given_up.amount)))
+    elif given_up.balance is service.rules.BalanceHandling.FORFEITED:
+        parts.append(_("Saldo %(amount)s przepadło (3 lata bez użycia).", amount=format_pln(given_up.amount)))
+    return " ".join(parts)
+
+
 @post("/card-applications/{application_id:int}/give-up", guards=passenger)
 async def give_up(request: Request, application_id: RowId) -> Template | Response:
-    """R-KKM-2: giving up before collection; the deposit goes back to the payer."""
+    """R-KKM-2: giving up before collection, or a collected card; the deposit goes back to the payer (except
+    for a lost, damaged or 3-years-unused card) and the card's balance moves to another of the account's cards."""
     user = await current_user(request)
     form = await form_of(request)
     if not checked(form, "confirm"):
         return await _status_page(request, application_id, 422,
                                   errors={"confirm": [text("card_applications.confirm_required")]})
+    move_to = _move_to(form.get("move_to", ""))
+    if isinstance(move_to, str):
+        return await _status_page(request, application_id, 422, errors={"move_to": [text(move_to)]})
     try:
-        given_up = await in_transaction(request, service.give_up, user.id, application_id, client_ip(request))  # type: ignore[union-attr]
+        given_up = await in_transaction(request, service.give_up, user.id, application_id, client_ip(request),  # type: ignore[union-attr]
+                                        move_to)
     except service.Refused as exc:
-        return await _status_page(request, application_id, 409, errors={"confirm": [text(exc.code)]})
+        field = "move_to" if exc.code.startswith("card_applications.give_up.") and \
+            exc.code != "card_applications.give_up.not_possible" else "confirm"
+        return await _status_page(request, application_id, 409 if field == "confirm" else 422,
+                                  errors={field: [text(exc.code)]})
     if given_up.refund:
         await service.give_back_deposit(request.app.state.engine, request.app.state.payments.gateway, given_up)
-        flash(request, _("Zrezygnowano z karty. Kaucję %(amount)s zwrócimy na Twój rachunek.",
-                         amount=format_pln(given_up.refund)), "success")
-    else:
-        flash(request, _("Zrezygnowano z karty."), "success")
+    flash(request, _given_up_message(given_up), "success")
+    return redirect(f"/card-applications/{application_id}")
+
+
+@post("/card-applications/{application_id:int}/complete", guards=passenger, request_max_body_size=MAX_BODY,
+      exception_handlers={413: _too_big})
+async def complete(request: Request, application_id: RowId) -> Template | Response:
+    """R-KKM-3: a returned application completed (new photo or scan) goes back to the desk; no second deposit."""
+    user = await current_user(request)
+    assert user is not None
+    declared = _declared_length(request)
+    if declared is not None and declared > MAX_BODY:
+        return redirect("/card-applications/new?too_big=1")
+    raw = await request.form()
+    photo = await _upload(raw.get("photo"))
+    scan = await _upload(raw.get("scan"))
+    try:
+        await in_transaction(request, service.complete_returned, settings_of(request), user.id, application_id,
+                             photo, scan, client_ip(request))
+    except service.ApplicationProblems as exc:
+        errors = {name: [text(code) for code in codes] for name, codes in exc.errors.items()}
+        return await _status_page(request, application_id, 422, errors=errors)
+    except service.Refused as exc:
+        return await _status_page(request, application_id, 409, errors={"photo": [text(exc.code)]})
+    flash(request, _("Wniosek uzupełniony i przekazany ponownie do punktu obsługi."), "success")
     return redirect(f"/card-applications/{application_id}")
 
 
@@ -223,8 +282,9 @@ async def change(request: Request, application_id: RowId) -> Template | Response
 async def _queue(request: Request, status: int = 200, **context: Any) -> Template:
     which = request.query_params.get("filter", "new")
     which = which if which in service.FILTERS else "new"
-    rows = await in_transaction(request, service.desk_queue, which)
+    rows, replaced = await in_transaction(request, service.desk_queue_page, which)
     return await page(request, "card_applications/desk_queue.html", status_code=status, rows=rows, which=which,
+                      replaced=replaced,
                       **_helpers(), **context)
 
 
@@ -264,8 +324,10 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
     assert user is not None
     form = await form_of(request)
     ip = client_ip(request)
-    values = {"reason": form.get("reason", "")[:600], "number": form.get("number", "")[:40]}
-    field = {"accept": "accept", "return": "reason", "made": "number", "collected": "identity_checked"}.get(step)
+    values = {"reason": form.get("reason", "")[:600], "number": form.get("number", "")[:40],
+              "move_to": form.get("move_to", "")[:40]}
+    field = {"accept": "accept", "return": "reason", "made": "number", "collected": "identity_checked",
+             "give-up": "give_up"}.get(step)
     if field is None:
         raise NotFoundException()
     try:
@@ -278,6 +340,11 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
         elif step == "made":
             await in_transaction(request, service.card_made, user.id, application_id, values["number"], ip)
             done = _("Karta wykonana i czeka na odbiór.")
+        elif step == "give-up":
+            given_up = await in_transaction(request, _desk_give_up, user.id, application_id, form, values["move_to"], ip)
+            if given_up.refund:
+                await service.give_back_deposit(request.app.state.engine, request.app.state.payments.gateway, given_up)
+            done = _given_up_message(given_up)
         else:
             number = await in_transaction(
                 request, lambda s: service.collected(s, user.id, application_id, ip,  # type: ignore[arg-type]
@@ -288,12 +355,27 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
     except service.Refused as exc:
         if exc.code == "card_applications.desk.entitlement_required":
             field = "entitlement_shown"
+        elif step == "give-up" and exc.code not in ("card_applications.give_up.not_possible", "card_applications.not_found"):
+            field = "move_to"
         return await _desk_page(request, application_id, 409 if exc.code.endswith("wrong_state") else 422,
                                 errors={field: [text(exc.code)]}, values=values)
     flash(request, done, "success")
     return redirect(f"/desk/card-applications/{application_id}")
 
 
-router = Router(path="/", route_handlers=[index, new, apply, pay, show, my_photo, give_up, change_form, change,
+def _desk_give_up(session: Any, staff_id: int, application_id: int, form: dict[str, str], move_to: str,
+                  ip: str | None) -> service.GivenUp:
+    """R-KKM-2 at the desk: the card of this collected application given up; the balance moved to the card
+    numbered `move_to` (same account) or paid out in cash."""
+    row = session.get(service.CardApplicationRow, application_id)
+    if row is None or row.status != service.COLLECTED or not row.card_number:
+        raise service.Refused("card_applications.give_up.not_possible")
+    target = "".join(move_to.split()) or None
+    return service.give_up_card(session, row.card_number, ip, user_id=None, staff_id=staff_id,
+                                damaged_by_holder=checked(form, "damaged_by_holder"), move_to=target,
+                                pay_out=checked(form, "pay_out") and target is None)
+
+
+router = Router(path="/", route_handlers=[index, new, apply, pay, show, my_photo, give_up, complete, change_form, change,
                                           desk_queue, desk_show,
                                           desk_file, desk_step])

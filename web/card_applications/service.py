@@ -47,8 +47,9 @@ COLLECTED = "collected"
 INVALIDATED = "invalidated"  # not collected in 30 days: deposit forfeited (R-KKM-4)
 WITHDRAWN = "withdrawn"  # given up before collection: deposit refunded (R-KKM-2)
 CANCELLED = "cancelled"  # the deposit payment was refunded or charged back
+GIVEN_BACK = "given_back"  # the collected card given up: blocked, unlinked, deposit refunded or kept (R-KKM-2)
 OPEN = (AWAITING_DEPOSIT, SUBMITTED, ACCEPTED, RETURNED, READY)
-CLOSED = (COLLECTED, INVALIDATED, WITHDRAWN, CANCELLED)
+CLOSED = (COLLECTED, INVALIDATED, WITHDRAWN, CANCELLED, GIVEN_BACK)
 
 # Where a card is collected, with the hours the operator publishes (seed: BOK ul. Solna 2, Mon-Fri 8-14).
 SERVICE_POINTS: dict[str, tuple[str, str]] = {
@@ -210,6 +211,55 @@ def apply(session: Session, settings: Settings, user_id: int, form: dict[str, st
     if row.deposit == 0:
         _submit(session, row, payment_id=None)
     return row
+
+
+def _clean_upload(upload: Upload | None, what: str, errors: dict[str, list[str]]) -> Any:
+    """The cleaned photo or scan (`what`), None when nothing was chosen; a refusal goes to `errors`."""
+    if upload is None or (not upload.data and not upload.too_big):
+        return None
+    if upload.too_big:
+        errors[what] = [f"card_applications.{what}.too_big"]
+        return None
+    try:
+        return photos.clean_photo(upload.data) if what == "photo" else photos.clean_scan(upload.data)
+    except photos.PhotoRefused as exc:
+        errors[what] = [exc.code]
+        return None
+
+
+def complete_returned(session: Session, settings: Settings, user_id: int, application_id: int, photo: Upload | None,
+                      scan: Upload | None, ip: str | None) -> CardApplicationRow:
+    """R-KKM-3: a returned (incomplete) application completed with a new photo and/or entitlement scan and sent
+    back to the desk's queue (SUBMITTED); the deposit already paid stays with it (none is asked again) and its
+    application date and deadlines do not change. Raises `Refused` or `ApplicationProblems` (nothing stored)."""
+    row = my_application(session, user_id, application_id)
+    if row is None:
+        raise Refused("card_applications.not_found")
+    if row.status != RETURNED:
+        raise Refused("card_applications.complete.not_returned")
+    errors: dict[str, list[str]] = {}
+    personal = row.kind == purse_rules.CardKind.PERSONAL.value
+    with_document = personal and entitlement_of(row) is not rules.Entitlement.NONE
+    clean_photo = _clean_upload(photo, "photo", errors) if personal else None
+    clean_scan = _clean_upload(scan, "scan", errors) if with_document else None
+    if personal and not errors and clean_photo is None and clean_scan is None:
+        errors["photo"] = ["card_applications.complete.nothing" if with_document else "card_applications.photo.required"]
+    if errors:
+        raise ApplicationProblems(errors)
+    moved = _move(session, row.id, (RETURNED,), SUBMITTED, return_reason="")  # type: ignore[arg-type]
+    if moved is None:
+        raise Refused("card_applications.complete.not_returned")
+    what = []
+    if clean_photo is not None:
+        moved.photo = photos.encrypt(settings.photo_key, moved.id, "photo", clean_photo)  # type: ignore[arg-type]
+        what.append("photo")
+    if clean_scan is not None:
+        moved.scan = photos.encrypt(settings.photo_key, moved.id, "scan", clean_scan.data)  # type: ignore[arg-type]
+        moved.scan_type, moved.entitlement_document = clean_scan.media_type, "scan"
+        what.append("scan")
+    _event(session, moved, SUBMITTED, "completed: " + ", ".join(what))
+    audit(session, "card_application.completed", user_id, ip, f"application={moved.id} {'+'.join(what)}")
+    return moved
 
 
 def _event(session: Session, row: CardApplicationRow, status: str, detail: str = "", staff_id: int | None = None) -> None:
@@ -441,6 +491,9 @@ class ApplicationView:
     row: CardApplicationRow
     timeline: list[Step] = field(default_factory=list)
     deposit_refund: Grosze = 0  # what giving up would pay back now
+    card: PurseCardRow | None = None  # the collected card, while it is on the applicant's account
+    replaced: dict[int, str] = field(default_factory=dict)  # R-KKM-8: the changed card's number, by its id
+    other_cards: list[PurseCardRow] = field(default_factory=list)  # where its balance may move (R-KKM-2)
 
     @property
     def service_point(self) -> str:
@@ -460,7 +513,21 @@ def view(session: Session, row: CardApplicationRow) -> ApplicationView:
     refund = 0
     if row.status in (SUBMITTED, ACCEPTED, RETURNED, READY) and row.deposit_payment_id is not None:
         refund = rules.deposit_refund(rules.CardEnd.GIVEN_UP, deposit_paid=row.deposit)
-    return ApplicationView(row, steps, refund)
+    card, others = None, []
+    if row.status == COLLECTED and row.card_id is not None:
+        card = session.get(PurseCardRow, row.card_id)
+        if card is not None and card.account_id == row.user_id:
+            issuing = _issuing_application(session, card.id)  # type: ignore[arg-type]
+            payment = _deposit_payment(session, issuing) if issuing is not None else None
+            decided = rules.give_up_card(purse.card_of(card), clock.to_local(clock.now()), balance=0,
+                                         deposit_paid=payment.amount if payment is not None else 0)
+            refund = decided.deposit_refund if isinstance(decided, rules.CardGiveUp) else 0
+            others = list(session.scalars(select(PurseCardRow).where(
+                PurseCardRow.account_id == row.user_id, PurseCardRow.id != card.id,
+                PurseCardRow.blocked_from.is_(None)).order_by(PurseCardRow.id)))  # type: ignore[union-attr,arg-type]
+        else:
+            card = None
+    return ApplicationView(row, steps, refund, card=card, other_cards=others, replaced=replaced_card_numbers(session, [row]))
 
 
 def my_applications(session: Session, user_id: int) -> list[ApplicationView]:
@@ -479,14 +546,29 @@ class GivenUp:
     payment_id: int | None  # a deposit to give back (REFUND_DUE), or None
     transaction_id: str | None
     refund: Grosze
+    card_number: str | None = None  # a collected card given up (R-KKM-2)
+    balance: rules.BalanceHandling = rules.BalanceHandling.NOTHING
+    amount: Grosze = 0  # the balance moved, paid out or forfeited
+    moved_to: str | None = None
+    deposit_kept: rules.DepositKept | None = None
 
 
-def give_up(session: Session, user_id: int, application_id: int, ip: str | None) -> GivenUp:
+def give_up(session: Session, user_id: int, application_id: int, ip: str | None, move_to: int | None = None) -> GivenUp:
     """R-KKM-2: giving up before collection; the deposit paid online is refunded (the payment is its receipt).
+    A collected card is given up with `give_up_card` (its balance moved to the card `move_to`).
     Raises `Refused`."""
     row = my_application(session, user_id, application_id)
     if row is None:
         raise Refused("card_applications.not_found")
+    if row.status == COLLECTED:
+        card = session.get(PurseCardRow, row.card_id) if row.card_id else None
+        if card is None or card.account_id != user_id:
+            raise Refused("card_applications.give_up.not_possible")
+        target = session.get(PurseCardRow, move_to) if move_to is not None else None
+        if move_to is not None and (target is None or target.account_id != user_id):
+            raise Refused("card_applications.give_up.target_not_yours")
+        return give_up_card(session, card.number, ip, user_id=user_id, staff_id=None,
+                            move_to=target.number if target is not None else None)
     moved = _move(session, row.id, OPEN, WITHDRAWN)  # type: ignore[arg-type]
     if moved is None:
         raise Refused("card_applications.cannot_give_up")
@@ -502,6 +584,74 @@ def give_up(session: Session, user_id: int, application_id: int, ip: str | None)
         return GivenUp(payment.id, payment.gateway_transaction_id, refund)
     _mail(session, moved, WITHDRAWN, refund="")
     return GivenUp(None, None, 0)
+
+
+def _issuing_application(session: Session, card_id: int) -> CardApplicationRow | None:
+    """The collected application that made the card (and took its deposit); not a free data change of it."""
+    return session.scalars(select(CardApplicationRow).where(
+        CardApplicationRow.card_id == card_id, CardApplicationRow.status == COLLECTED,
+        CardApplicationRow.new_card.is_(True))  # type: ignore[attr-defined]
+        .order_by(CardApplicationRow.id.desc())).first()  # type: ignore[union-attr]
+
+
+def _deposit_payment(session: Session, row: CardApplicationRow) -> Payment | None:
+    payment = session.get(Payment, row.deposit_payment_id) if row.deposit_payment_id else None
+    return payment if payment is not None and payment.status == payment_records.PaymentStatus.PAID.value else None
+
+
+def give_up_card(session: Session, number: str, ip: str | None, *, user_id: int | None, staff_id: int | None,
+                 damaged_by_holder: bool = False, move_to: str | None = None, pay_out: bool = False) -> GivenUp:
+    """R-KKM-2: a collected card given up online by its holder (`user_id`) or at the desk (`staff_id`): blocked
+    at once and unlinked; the deposit paid online refunded through the payments port unless the card was lost,
+    damaged by the holder or unused for 3 years (`rules.give_up_card` decides); the balance moved to the card
+    `move_to` of the same account, paid out in cash at the desk (`pay_out`) or forfeited after 3 years unused.
+    One conditional UPDATE of the application (COLLECTED -> GIVEN_BACK) wins; a repeat is refused."""
+    card = purse.lock_card(session, number)
+    if card is None or card.account_id is None or (user_id is not None and card.account_id != user_id):
+        raise Refused("card_applications.give_up.not_possible")
+    row = _issuing_application(session, card.id)  # type: ignore[arg-type]
+    if row is None or row.user_id != card.account_id:
+        raise Refused("card_applications.give_up.not_possible")
+    target = None
+    if move_to is not None:
+        target = purse.lock_card(session, move_to)
+        if target is None or target.account_id != card.account_id:
+            raise Refused("card_applications.give_up.target_not_yours")
+    now = clock.now()
+    payment = _deposit_payment(session, row)
+    decided = rules.give_up_card(
+        purse.card_of(card), clock.to_local(now), balance=card.balance,
+        deposit_paid=payment.amount if payment is not None else 0, damaged_by_holder=damaged_by_holder,
+        move_to=purse.card_of(target) if target is not None else None,
+        move_to_balance=target.balance if target is not None else 0, pay_out=pay_out and staff_id is not None)
+    if isinstance(decided, rules.GiveUpProblem):
+        raise Refused(f"card_applications.give_up.{decided.value}")
+    moved = _move(session, row.id, (COLLECTED,), GIVEN_BACK)  # type: ignore[arg-type]
+    if moved is None:
+        raise Refused("card_applications.give_up.not_possible")
+    place = "BOK" if staff_id is not None else "online"
+    purse._book(session, card, decided.old_card_entries, at=now, place=place, staff_id=staff_id)
+    if target is not None and decided.new_card_entries:
+        purse._book(session, target, decided.new_card_entries, at=now, place=place, staff_id=staff_id)
+    if card.blocked_from is None or card.blocked_from > now:
+        card.blocked_from = now
+    card.account_id, card.linked_at, card.updated_at = None, None, now
+    detail = f"{decided.end.value}; {decided.balance.value} {format_pln(decided.amount)}"
+    _event(session, moved, GIVEN_BACK, detail, staff_id=staff_id)
+    audit(session, "card_application.card_given_up", staff_id if staff_id is not None else user_id, ip,
+          f"application={moved.id} purse_card={card.id} end={decided.end.value} refund={decided.deposit_refund} "
+          f"balance={decided.balance.value}:{decided.amount}")
+    moved_to = target.number if target is not None and decided.balance is rules.BalanceHandling.MOVED else None
+    _mail(session, moved, GIVEN_BACK, refund=format_pln(decided.deposit_refund) if decided.deposit_refund else "",
+          kept=decided.deposit_kept.value if decided.deposit_kept else "", balance=decided.balance.value,
+          amount=format_pln(decided.amount), moved_to=moved_to or "")
+    given = GivenUp(None, None, decided.deposit_refund, card.number, decided.balance, decided.amount, moved_to,
+                    decided.deposit_kept)
+    if payment is not None and decided.deposit_refund:
+        payment_records.ask_refund(session, payment.id)  # type: ignore[arg-type]
+        return GivenUp(payment.id, payment.gateway_transaction_id, decided.deposit_refund, given.card_number,
+                       given.balance, given.amount, given.moved_to, given.deposit_kept)
+    return given
 
 
 async def give_back_deposit(engine: Engine, gateway: Any, given_up: GivenUp) -> bool:
@@ -541,6 +691,20 @@ def desk_queue(session: Session, which: str, limit: int = 200) -> list[CardAppli
     if which == "overdue":
         query = query.where(CardApplicationRow.collect_by < clock.to_local(clock.now()).date())  # type: ignore[operator]
     return list(session.scalars(query.order_by(CardApplicationRow.id).limit(limit)))  # type: ignore[arg-type]
+
+
+def replaced_card_numbers(session: Session, rows: list[CardApplicationRow]) -> dict[int, str]:
+    """For the desk: the number of the card each data-change request (R-KKM-8) is about, by card id."""
+    ids = {row.replaces_card_id for row in rows if row.replaces_card_id is not None}
+    if not ids:
+        return {}
+    found = session.execute(select(PurseCardRow.id, PurseCardRow.number).where(PurseCardRow.id.in_(ids))).all()  # type: ignore[union-attr]
+    return {card_id: number for card_id, number in found}
+
+
+def desk_queue_page(session: Session, which: str) -> tuple[list[CardApplicationRow], dict[int, str]]:
+    rows = desk_queue(session, which)
+    return rows, replaced_card_numbers(session, rows)
 
 
 def desk_view(session: Session, application_id: int) -> ApplicationView | None:

@@ -37,6 +37,15 @@ TEXTS: dict[str, str] = {
     "card_applications.change.not_possible": N_("Dane można zmienić tylko dla odebranej karty imiennej, która jest na Twoim koncie i nie jest zablokowana."),
     "card_applications.change.pending": N_("Wniosek o zmianę danych tej karty już czeka na rozpatrzenie."),
     "card_applications.change.nothing": N_("Nic się nie zmienia: wybierz inny rodzaj karty, nowe zdjęcie, imię i nazwisko z konta albo nową datę ważności dokumentu."),
+    "card_applications.give_up.not_possible": N_("Z tej karty nie można zrezygnować: nie ma jej już na koncie pasażera (ktoś mógł to już zrobić)."),
+    "card_applications.give_up.target_not_yours": N_("Saldo można przenieść tylko na inną kartę KKM z tego samego konta."),
+    "card_applications.give_up.balance_left": N_("Na karcie zostały pieniądze: wybierz kartę, na którą je przeniesiemy, albo zrezygnuj w punkcie obsługi, gdzie wypłacimy je gotówką."),
+    "card_applications.give_up.credit_outstanding": N_("Na karcie jest niespłacony przejazd na kredyt: doładuj ją najpierw albo przenieś dług na inną kartę."),
+    "card_applications.give_up.same_card": N_("Saldo trzeba przenieść na inną kartę niż ta, z której rezygnujesz."),
+    "card_applications.give_up.target_unusable": N_("Karta, na którą chcesz przenieść saldo, jest zablokowana albo nieważna."),
+    "card_applications.give_up.target_in_credit": N_("Obie karty mają niespłacony przejazd na kredyt: doładuj jedną z nich najpierw."),
+    "card_applications.complete.not_returned": N_("Ten wniosek nie czeka na uzupełnienie."),
+    "card_applications.complete.nothing": N_("Dołącz nowe zdjęcie albo skan dokumentu uprawniającego do ulgi."),
     "card_applications.desk.too_late": N_("Termin odbioru minął: karta jest unieważniona, a kaucja przepada."),
 }
 
@@ -50,6 +59,7 @@ STATUS: dict[str, str] = {
     "invalidated": N_("karta unieważniona (nieodebrana w terminie)"),
     "withdrawn": N_("rezygnacja"),
     "cancelled": N_("anulowany (kaucja zwrócona przez operatora płatności)"),
+    "given_back": N_("rezygnacja z karty — karta zablokowana"),
 }
 
 FARES: dict[str, str] = {
