@@ -29,6 +29,7 @@ from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, tickets
 from web.gateway import SANDBOX_PREFIX, build_payments
 from web.http import csrf_bound_to_session
+from web.office import controllers as office
 from web.openapi import openapi_config
 from web.purposes import register_payment_purposes
 from web.db import make_engine
@@ -111,6 +112,23 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+# Front-end packages served from node_modules under /static/vendor/<name>/ (no CDN).
+VENDOR = {
+    "htmx": NODE_MODULES / "htmx.org" / "dist",
+    "zxing": NODE_MODULES / "zxing-wasm" / "dist",
+    "chartjs": NODE_MODULES / "chart.js" / "dist",
+    "chartjs-matrix": NODE_MODULES / "chartjs-chart-matrix" / "dist",
+}
+
+
+@lru_cache(maxsize=64)
+def vendor_url(package: str, path: str) -> Markup:
+    """The URL of a file of a front-end package, with its content's hash (cached by browsers for a year)."""
+    file = VENDOR[package] / path
+    version = hashlib.sha256(file.read_bytes()).hexdigest()[:10] if file.is_file() else "0"
+    return Markup(escape(f"/static/vendor/{package}/{path}?v={version}"))
+
+
 @lru_cache(maxsize=256)
 def static_url(path: str) -> Markup:
     """The URL of a file under static/, with its content's hash, so browsers may cache it for a year."""
@@ -185,6 +203,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     payments = build_payments(settings)
     env = environment()
     env.globals["static_url"] = static_url
+    env.globals["vendor_url"] = vendor_url
 
     def on_startup(app: Litestar) -> None:
         app.state.settings = settings
@@ -216,6 +235,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         devices.router, purse_pages.router,
         tickets.router,
         inspection.router,
+        office.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],
@@ -224,6 +244,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         create_static_files_router(path="/static/vendor/zxing", directories=[NODE_MODULES / "zxing-wasm" / "dist"],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
                                    name="vendor_zxing"),
+        create_static_files_router(path="/static/vendor/chartjs", directories=[VENDOR["chartjs"]],
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   name="vendor_chartjs"),
+        create_static_files_router(path="/static/vendor/chartjs-matrix", directories=[VENDOR["chartjs-matrix"]],
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   name="vendor_chartjs_matrix"),
     ]
     if settings.dev_pages:
         route_handlers.append(dev.router)

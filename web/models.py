@@ -18,7 +18,7 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=254, unique=True, index=True)
     first_name: str = Field(max_length=80)
     last_name: str = Field(max_length=80)
-    role: str = Field(default="passenger", max_length=16)  # passenger | inspector | staff
+    role: str = Field(default="passenger", max_length=16)  # passenger | inspector | staff | admin (the back office)
     password_hash: str = Field(max_length=255)
     # PESEL is personal data: a keyed hash to match cards, the number itself only encrypted.
     pesel_hash: Optional[str] = Field(default=None, max_length=64, index=True)
@@ -33,6 +33,8 @@ class User(SQLModel, table=True):
     totp_secret_encrypted: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     totp_enabled_at: Optional[datetime] = None
     totp_last_step: Optional[int] = None
+    # Taken out of service in the back office (staff, inspectors): no sign-in, every session ends.
+    disabled_at: Optional[datetime] = None
 
     @property
     def has_totp(self) -> bool:
@@ -40,7 +42,7 @@ class User(SQLModel, table=True):
 
     @property
     def is_active(self) -> bool:
-        return self.activated_at is not None
+        return self.activated_at is not None and self.disabled_at is None
 
     @property
     def full_name(self) -> str:
@@ -357,3 +359,38 @@ class DeviceEvent(SQLModel, table=True):
     flag: Optional[str] = Field(default=None, max_length=24)  # R-VAL-8, for staff: stale | blocked_card
     card_number: Optional[str] = Field(default=None, max_length=20)
     event_at: Optional[datetime] = None  # the device's time of the event
+
+
+class MeterCashCollection(SQLModel, table=True):
+    """The cash staff collected from a parking meter's box for one day (the back office compares it with the
+    coin top-ups the meter booked that day)."""
+
+    __tablename__ = "meter_cash_collections"
+    __table_args__ = (UniqueConstraint("device_id", "day", name="uq_meter_cash_day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", index=True)
+    day: date
+    amount: int  # grosze counted
+    entered_by: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    entered_at: datetime = Field(default_factory=clock.now)
+
+
+class RegistryImport(SQLModel, table=True):
+    """One upload of the operator's card registry in the back office: previewed, then applied (or not)."""
+
+    __tablename__ = "registry_imports"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    admin_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    filename: str = Field(default="", max_length=120)
+    sha256: str = Field(max_length=64)
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unlinked: int = 0
+    unchanged: int = 0
+    problems: int = 0
+    status: str = Field(default="previewed", max_length=16)  # previewed | applied | refused
+    created_at: datetime = Field(default_factory=clock.now, index=True)
+    applied_at: Optional[datetime] = None

@@ -1,0 +1,66 @@
+"""back office (issue 17): the admin role's tables — cash collected from parking meters, card registry
+uploads — a disabled marker for staff and inspector accounts, and indexes for the dashboards
+
+Revision ID: 0015
+Revises: 0013
+Create Date: 2026-11-29 16:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0015'
+down_revision = '0013'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        'meter_cash_collections',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('device_id', sa.Integer(), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('amount', sa.Integer(), nullable=False),
+        sa.Column('entered_by', sa.Integer(), nullable=True),
+        sa.Column('entered_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['device_id'], ['devices.id']),
+        sa.ForeignKeyConstraint(['entered_by'], ['users.id'], ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('device_id', 'day', name='uq_meter_cash_day'),
+    )
+    with op.batch_alter_table('meter_cash_collections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meter_cash_collections_device_id'), ['device_id'], unique=False)
+    op.create_table(
+        'registry_imports',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('admin_id', sa.Integer(), nullable=True),
+        sa.Column('filename', sa.String(length=120), nullable=False),
+        sa.Column('sha256', sa.String(length=64), nullable=False),
+        sa.Column('rows', sa.Integer(), nullable=False),
+        sa.Column('added', sa.Integer(), nullable=False),
+        sa.Column('updated', sa.Integer(), nullable=False),
+        sa.Column('unlinked', sa.Integer(), nullable=False),
+        sa.Column('unchanged', sa.Integer(), nullable=False),
+        sa.Column('problems', sa.Integer(), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('applied_at', sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(['admin_id'], ['users.id'], ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('registry_imports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_registry_imports_created_at'), ['created_at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('registry_imports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_registry_imports_created_at'))
+    op.drop_table('registry_imports')
+    with op.batch_alter_table('meter_cash_collections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meter_cash_collections_device_id'))
+    op.drop_table('meter_cash_collections')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('disabled_at')
