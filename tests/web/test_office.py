@@ -133,12 +133,12 @@ def test_purse_dashboard_counts_rides_fares_top_ups_and_parking_in_sql(office, c
     page = office.get("/office/dashboards/purse")
     assert page.status_code == 200
     fares = {row[0]: row[1:] for row in _csv(office.get("/office/dashboards/purse/fares.csv"))[1:]}
-    assert fares["normalny"] == ["1", "2.8"] and fares["podmiejski"] == ["1", "3.4"]
-    assert fares["współpasażerowie, bagaż"] == ["1", "2.8"]
+    assert fares["normalny"] == ["1", "2.80"] and fares["podmiejski"] == ["1", "3.40"]
+    assert fares["współpasażerowie, bagaż"] == ["1", "2.80"]
     lines = _csv(office.get("/office/dashboards/purse/rides-per-line.csv"))
     assert lines[1] == ["'=BUS 7", "3"]  # neutralised: a spreadsheet shows text, runs nothing
     topups = {row[0]: row[1:] for row in _csv(office.get("/office/dashboards/purse/topups.csv"))[1:]}
-    assert topups["parkometr"][:2] == ["1", "7.0"] and topups["kasa"][0] == "2"
+    assert topups["parkometr"][:2] == ["1", "7.00"] and topups["kasa"][0] == "2"
     heat = _csv(office.get("/office/dashboards/purse/rides-heatmap.csv"))
     assert len(heat) == 1 + 7 * 24 and sum(int(r[2]) for r in heat[1:]) == 3
 
@@ -366,3 +366,39 @@ def test_every_admin_action_is_in_the_searchable_audit_log(office, db):
     only = page_text(office.get("/office/audit?action=office.export").text)
     assert "office.export" in only and "office.device.added" not in only
     assert office.get("/office/audit?user=abc").status_code == 422
+
+
+def test_five_plus_one_dashboard_counts_subscriptions_months_charges_and_revenue(office, users, engine, settings):
+    from web.models import Payment, Subscription5p1, SubscriptionMonthRow
+
+    anna = users.create("anna@example.pl", pesel=VALID_PESEL)
+    today = web_clock.today()
+    with transaction(engine) as session:
+        card = Card(carrier_type="KKM", client_code="100200300", holder_name="Anna Nowak", pesel_hash="x" * 64)
+        session.add(card)
+        session.flush()
+        subs = [Subscription5p1(user_id=anna.id, card_id=card.id, variant=variant, first_day=today - timedelta(days=40),
+                                status=status, ended_on=today if status != "active" else None)
+                for variant, status in (("normal", "active"), ("reduced", "active"), ("normal", "cancelled"),
+                                        ("normal", "broken"))]
+        session.add_all(subs)
+        session.flush()
+        for sub, index in ((subs[0], 2), (subs[1], 6)):
+            session.add(SubscriptionMonthRow(subscription_id=sub.id, cycle=1, month_index=index, state="paid",
+                                             starts_on=today - timedelta(days=5), ends_on=today + timedelta(days=25),
+                                             price=8000 if index < 6 else 1000, paid_on=today))
+        session.add(SubscriptionMonthRow(subscription_id=subs[0].id, cycle=1, month_index=3, state="due",
+                                         starts_on=today, ends_on=today + timedelta(days=30), price=8000))
+        for n, (status, kind) in enumerate((("paid", "token"), ("failed", "token"), ("failed", "token"))):
+            session.add(Payment(reference=f"r-{n}", purpose="5p1_month", subject_id=1, user_id=anna.id, kind=kind,
+                                amount=8000, status=status))
+    page = office.get("/office/dashboards/5plus1")
+    assert page.status_code == 200 and "Aktywne subskrypcje" in page_text(page.text)
+    months = dict(_csv(office.get("/office/dashboards/5plus1/month-of-six.csv"))[1:])
+    assert months["2/6"] == "1" and months["6/6"] == "1" and months["1/6"] == "0"
+    subscriptions = _csv(office.get("/office/dashboards/5plus1/subscriptions.csv"))
+    assert subscriptions[-1] == [today.isoformat(), "4", "1", "1"]
+    charges = _csv(office.get("/office/dashboards/5plus1/charges.csv"))
+    assert charges[-1] == [today.isoformat(), "1", "1", "2", "2"]
+    revenue = _csv(office.get("/office/dashboards/5plus1/revenue.csv"))
+    assert revenue[1] == [today.strftime("%Y-%m"), "80.00", "0.00", "10.00"]

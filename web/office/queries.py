@@ -60,7 +60,9 @@ class Chart:
         return {"kind": self.kind, "columns": self.columns, "rows": rows}
 
     def table_rows(self) -> list[list[Any]]:
-        return [[_zl(v) if i in self.money_columns else v for i, v in enumerate(row)] for row in self.rows]
+        """The rows as the table and the CSV show them (money in złoty with two decimals, e.g. 80.00)."""
+        return [[f"{v / 100:.2f}" if i in self.money_columns and isinstance(v, int) else v for i, v in enumerate(row)]
+                for row in self.rows]
 
 
 def _zl(grosze: Any) -> Any:
