@@ -170,7 +170,7 @@ class Subscription5p1(SQLModel, table=True):
     card_brand: Optional[str] = Field(default=None, max_length=32)
     card_last4: Optional[str] = Field(default=None, max_length=4)
     card_expiry: Optional[str] = Field(default=None, max_length=7)
-    created_at: datetime = Field(default_factory=clock.now)
+    created_at: datetime = Field(default_factory=clock.now, index=True)  # the back office's new per day
 
 
 class SubscriptionMonthRow(SQLModel, table=True):
@@ -189,7 +189,7 @@ class SubscriptionMonthRow(SQLModel, table=True):
     state: str = Field(max_length=16, index=True)
     attempts: int = 0
     next_attempt_on: Optional[date] = None
-    paid_on: Optional[date] = None
+    paid_on: Optional[date] = Field(default=None, index=True)  # the back office's revenue per month
     updated_at: datetime = Field(default_factory=clock.now)
 
 
@@ -309,6 +309,10 @@ class PurseLedgerEntry(SQLModel, table=True):
     """One change of an e-purse card's balance (R-MONEY-2): signed grosze, never updated or deleted."""
 
     __tablename__ = "purse_ledger"
+    # The back office's e-purse dashboard reads a period's entries from this index alone on PostgreSQL
+    # (an index-only scan: no table rows fetched).
+    __table_args__ = (Index("ix_purse_ledger_at_covering", "at", "kind",
+                            postgresql_include=["device_id", "detail", "amount", "place"]),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     card_id: int = Field(foreign_key="purse_cards.id", index=True)
@@ -346,6 +350,8 @@ class DeviceEvent(SQLModel, table=True):
         # the events flagged for staff (R-VAL-8), a few among many
         Index("ix_device_events_flagged", "received_at", sqlite_where=text("flag IS NOT NULL"),
               postgresql_where=text("flag IS NOT NULL")),
+        # the back office's health dashboard: each device's last contact and its events of the last day
+        Index("ix_device_events_device_received", "device_id", "received_at"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

@@ -1,5 +1,6 @@
 """back office (issue 17): the admin role's tables — cash collected from parking meters, card registry
 uploads — a disabled marker for staff and inspector accounts, and indexes for the dashboards
+(benchmarks/dashboards.py)
 
 Revision ID: 0015
 Revises: 0013
@@ -53,9 +54,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('registry_imports', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_registry_imports_created_at'), ['created_at'], unique=False)
+    op.create_index('ix_device_events_device_received', 'device_events', ['device_id', 'received_at'], unique=False)
+    op.create_index('ix_subscription_months_paid_on', 'subscription_months', ['paid_on'], unique=False)
+    op.create_index('ix_subscriptions_5p1_created_at', 'subscriptions_5p1', ['created_at'], unique=False)
+    # PostgreSQL: an index-only scan serves the e-purse dashboard (SQLite ignores INCLUDE: a plain index)
+    op.create_index('ix_purse_ledger_at_covering', 'purse_ledger', ['at', 'kind'], unique=False,
+                    postgresql_include=['device_id', 'detail', 'amount', 'place'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_purse_ledger_at_covering', table_name='purse_ledger')
+    op.drop_index('ix_subscriptions_5p1_created_at', table_name='subscriptions_5p1')
+    op.drop_index('ix_subscription_months_paid_on', table_name='subscription_months')
+    op.drop_index('ix_device_events_device_received', table_name='device_events')
     with op.batch_alter_table('registry_imports', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_registry_imports_created_at'))
     op.drop_table('registry_imports')

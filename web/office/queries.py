@@ -149,7 +149,7 @@ def five_plus_one(session: Session, period: Period, today: date) -> Dashboard:
     month_now = session.execute(
         select(m.month_index, func.count())
         .join(s, s.id == m.subscription_id)
-        .where(s.status == "active", m.starts_on <= today, m.ends_on >= today)
+        .where(s.status == "active", m.starts_on <= today, m.starts_on > today - timedelta(days=32), m.ends_on >= today)
         .group_by(m.month_index).order_by(m.month_index)).all()
     months = {int(i): int(n) for i, n in month_now}
     month_rows = [[f"{i}/6", months.get(i, 0)] for i in range(1, 7)]
@@ -211,46 +211,43 @@ def purse(session: Session, period: Period) -> Dashboard:
     heat_rows = [[WEEKDAYS[d], h, heat.get((d, h), 0)] for d in range(7) for h in range(24)]
     per_hour = [[f"{h:02d}", sum(heat.get((d, h), 0) for d in range(7))] for h in range(24)]
 
-    lines = session.execute(
-        select(func.coalesce(Device.name, "—"), func.count())
-        .select_from(e).outerjoin(Device, Device.id == e.device_id)
-        .where(e.kind.in_(RIDE_KINDS), *in_period)  # type: ignore[attr-defined]
-        .group_by(Device.name).order_by(func.count().desc()).limit(30)).all()
-    line_rows = [[str(name), int(n)] for name, n in lines]
-
-    fares = session.execute(
-        select(e.kind, e.detail, func.count(), func.sum(e.amount))
-        .where(e.kind.in_(RIDE_KINDS), *in_period).group_by(e.kind, e.detail)).all()  # type: ignore[attr-defined]
+    # One pass over the period's entries for everything else, grouped by device and kind of entry (a few
+    # hundred groups), folded here into lines, fare types, top-up channels and meters.
+    online = case((e.place == "online", 1), else_=0).label("online")
+    groups = session.execute(
+        select(e.device_id, e.kind, e.detail, online, func.count(), func.sum(e.amount))
+        .where(*in_period).group_by(e.device_id, e.kind, e.detail, online)).all()
+    names = dict(session.execute(select(Device.id, Device.name)).all()) if groups else {}
+    per_line: dict[str, int] = defaultdict(int)
     by_type: dict[str, list[int]] = {c: [0, 0] for c in FARE_CATEGORIES}
-    for kind, detail, count, amount in fares:
-        cell = by_type[fare_category(kind, detail or "")]
-        cell[0] += int(count)
-        cell[1] += -int(amount or 0)
+    channels = {name: [0, 0, 0] for name in ("kasa", "parkometr", "online")}  # top-ups, paid in, bonus
+    meters: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for device_id, kind, detail, is_online, count, amount in groups:
+        count, amount = int(count), int(amount or 0)
+        device = str(names.get(device_id, "—"))
+        if kind in RIDE_KINDS:
+            per_line[device] += count
+            cell = by_type[fare_category(kind, detail or "")]
+            cell[0] += count
+            cell[1] += -amount
+        elif kind in ("topup", "credit_repayment", "bonus"):
+            channel = channels["online" if is_online else "parkometr" if detail == "parking_meter" else "kasa"]
+            if kind == "bonus":
+                channel[2] += amount
+            else:
+                channel[1] += amount
+                channel[0] += count if kind == "topup" else 0
+        elif kind == "parking":
+            meters[device][0] += count
+            meters[device][1] += -amount
+    line_rows = [[name, n] for name, n in sorted(per_line.items(), key=lambda item: -item[1])[:30]]
     fare_names = {"normal": "normalny", "reduced": "ulgowy", "short": "krótki", "suburban": "podmiejski",
                   "companion": "współpasażerowie, bagaż"}
     fare_rows = [[fare_names[c], v[0], v[1]] for c, v in by_type.items()]
-
     owed_cards, owed = session.execute(
         select(func.count(), func.coalesce(func.sum(-PurseCardRow.balance), 0)).where(PurseCardRow.balance < 0)).one()
-
-    channel = case((e.place == "online", "online"), (e.detail == "parking_meter", "parkometr"), else_="kasa")
-    topups = session.execute(
-        select(channel.label("channel"),
-               func.sum(case((e.kind.in_(("topup", "credit_repayment")), e.amount), else_=0)),  # type: ignore[attr-defined]
-               func.sum(case((e.kind == "bonus", e.amount), else_=0)),
-               func.sum(case((e.kind == "topup", 1), else_=0)))
-        .where(e.kind.in_(("topup", "credit_repayment", "bonus")), *in_period)  # type: ignore[attr-defined]
-        .group_by("channel")).all()
-    found = {str(r[0]): r for r in topups}
-    topup_rows = [[name, int(found[name][3] or 0) if name in found else 0,
-                   int(found[name][1] or 0) if name in found else 0,
-                   int(found[name][2] or 0) if name in found else 0] for name in ("kasa", "parkometr", "online")]
-
-    parking = session.execute(
-        select(func.coalesce(Device.name, "—"), func.count(), func.sum(-e.amount))
-        .select_from(e).outerjoin(Device, Device.id == e.device_id)
-        .where(e.kind == "parking", *in_period).group_by(Device.name).order_by(func.sum(-e.amount).desc()).limit(50)).all()
-    parking_rows = [[str(name), int(n), int(total or 0)] for name, n, total in parking]
+    topup_rows = [[name, *values] for name, values in channels.items()]
+    parking_rows = [[name, v[0], v[1]] for name, v in sorted(meters.items(), key=lambda item: -item[1][1])[:50]]
     return Dashboard("purse", "Portmonetka (karta KKM)", [
         ("Przejazdy w okresie", str(sum(v[0] for v in by_type.values()))),
         ("Przejazdy na kredyt do spłaty", f"{owed_cards} kart, {owed / 100:.2f} zł"),
@@ -325,13 +322,18 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
     payment_rows = [[name, int(counted.get(state, 0))] for state, name in PAYMENT_STATES.items()]
     ev = DeviceEvent
     day_ago = now - timedelta(days=1)
+    # Per device, through the (device_id, received_at) index: its last event and those of the last 24 h;
+    # never a scan of every event ever received.
+    last = select(func.max(ev.received_at)).where(ev.device_id == Device.id).scalar_subquery()
+    recent = (select(func.count()).select_from(ev).where(ev.device_id == Device.id, ev.received_at >= day_ago)
+              .scalar_subquery())
+    flagged_recent = (select(func.count()).select_from(ev)
+                      .where(ev.device_id == Device.id, ev.received_at >= day_ago, ev.flag.is_not(None))  # type: ignore[union-attr]
+                      .scalar_subquery())
     seen = session.execute(
-        select(Device.id, Device.name, Device.kind, Device.active, func.max(ev.received_at),
-               func.sum(case((ev.received_at >= day_ago, 1), else_=0)),
-               func.sum(case((and_(ev.flag.is_not(None), ev.received_at >= day_ago), 1), else_=0)))  # type: ignore[union-attr]
-        .select_from(Device).outerjoin(ev, ev.device_id == Device.id)
+        select(Device.id, Device.name, Device.kind, Device.active, last, recent, flagged_recent)
         .where(Device.simulator.is_(False))  # type: ignore[attr-defined]
-        .group_by(Device.id, Device.name, Device.kind, Device.active).order_by(Device.id).limit(500)).all()
+        .order_by(Device.id).limit(500)).all()
     device_rows = [[name, kind, "tak" if active else "wyłączony",
                     clock.to_local(_as_utc(last)).strftime("%Y-%m-%d %H:%M") if last else "nigdy",
                     int(events or 0), int(flagged or 0)]
