@@ -9,7 +9,7 @@ period (the last 30 days) and a whole year (`?from=` a year ago). Median and wor
 one warm-up render.
 
 Run: .venv/bin/python benchmarks/dashboards.py [--scale 1] [--db sqlite|postgres|both] [--postgres URL]
-     [--rounds 5]
+     [--rounds 5] [--keep] [--reuse]
 (PostgreSQL: EKP_TEST_POSTGRES_URL or --postgres; a throwaway database `<name>_dashboards_bench` is created
 next to it. `scripts/test-postgres start DIR PORT` prints such a URL.)
 """
@@ -219,7 +219,15 @@ def _signed_in_client(app: Any, engine: sa.Engine, settings: Any) -> Any:
     return client
 
 
-def run(kind: str, scale: float, postgres_url: str | None, rounds: int) -> None:
+def _reused_url(postgres_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    base = make_url(postgres_url)
+    return base.set(database=f"{base.database or 'ekp'}_dashboards_bench").render_as_string(hide_password=False)
+
+
+def run(kind: str, scale: float, postgres_url: str | None, rounds: int, keep: bool = False,
+        reuse: bool = False) -> None:
     from web import clock
     from web.app import create_app
     from web.db import make_engine
@@ -227,12 +235,22 @@ def run(kind: str, scale: float, postgres_url: str | None, rounds: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="ekp-dashboards.") as tmp:
         workdir = Path(tmp)
-        url = _prepare_database(kind, workdir, postgres_url)
-        settings = load_settings(_env(workdir, url))
-        engine = make_engine(url)
-        started = time.perf_counter()
-        counts = seed(engine, scale, clock.now(), clock.today())
-        print(f"{kind}: seeded {counts} in {time.perf_counter() - started:.0f} s")
+        if reuse and kind == "postgres":  # the database a --keep run left (seeded then)
+            url = _reused_url(postgres_url)  # type: ignore[arg-type]
+            from web.migrate import upgrade
+
+            upgrade(load_settings(_env(workdir, url)))
+            settings = load_settings(_env(workdir, url))
+            engine = make_engine(url)
+            with engine.begin() as conn:
+                conn.execute(sa.text("DELETE FROM users WHERE email = 'admin@bench.example.pl'"))
+        else:
+            url = _prepare_database(kind, workdir, postgres_url)
+            settings = load_settings(_env(workdir, url))
+            engine = make_engine(url)
+            started = time.perf_counter()
+            counts = seed(engine, scale, clock.now(), clock.today())
+            print(f"{kind}: seeded {counts} in {time.perf_counter() - started:.0f} s")
         app = create_app(settings, engine, start_jobs=False)
         client = _signed_in_client(app, engine, settings)
         year_ago = (clock.today() - timedelta(days=364)).isoformat()
@@ -254,7 +272,7 @@ def run(kind: str, scale: float, postgres_url: str | None, rounds: int) -> None:
         finally:
             client.__exit__(None, None, None)
             engine.dispose()
-            if kind == "postgres":
+            if kind == "postgres" and not keep:
                 from sqlalchemy.engine import make_url
 
                 base = make_url(postgres_url)  # type: ignore[arg-type]
@@ -270,13 +288,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="postgres")
     parser.add_argument("--postgres", default=os.environ.get("EKP_TEST_POSTGRES_URL"))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="PostgreSQL: keep the seeded database")
+    parser.add_argument("--reuse", action="store_true", help="PostgreSQL: time the database a --keep run left")
     args = parser.parse_args(argv)
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     for kind in kinds:
         if kind == "postgres" and not args.postgres:
             print("PostgreSQL skipped: set EKP_TEST_POSTGRES_URL or pass --postgres URL")
             continue
-        run(kind, args.scale, args.postgres, args.rounds)
+        run(kind, args.scale, args.postgres, args.rounds, keep=args.keep, reuse=args.reuse)
 
 
 if __name__ == "__main__":

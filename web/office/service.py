@@ -23,7 +23,7 @@ from web.protect import pesel_hash
 from web.services import cards as registry
 from web.services import purse as devices_service
 from web.services.accounts import audit
-from web.services.people import create_active_user
+from web.services.people import create_active_user, disable_user
 from web.settings import Settings
 
 MAX_DEVICE_NAME = 80
@@ -238,11 +238,11 @@ def create_staff_account(session: Session, settings: Settings, admin_id: int, fi
 
 def disable_account(session: Session, admin_id: int, user_id: int, ip: str | None) -> User:
     """Take a staff or inspector account out of service: it can no longer sign in, its sessions end."""
-    user = session.get(User, user_id)
-    if user is None or user.role not in STAFF_ROLES:
+    already = session.scalar(select(User.disabled_at).where(User.id == user_id))
+    user = disable_user(session, user_id, STAFF_ROLES)
+    if user is None:
         raise OfficeProblem("office.not_staff")
-    if user.disabled_at is None:
-        user.disabled_at = clock.now()
+    if already is None:
         audit(session, "office.account.disabled", admin_id, ip, f"user {user.id} ({user.role})")
     return user
 
