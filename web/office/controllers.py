@@ -96,6 +96,7 @@ def _period(request: Request) -> tuple[Period, dict[str, list[str]], dict[str, s
 
 
 def _dashboard(session, key: str, period: Period) -> queries.Dashboard:  # type: ignore[no-untyped-def]
+    queries.calm(session)
     if key == "5plus1":
         return queries.five_plus_one(session, period, clock.today())
     if key == "purse":
