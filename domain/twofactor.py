@@ -13,7 +13,7 @@ import pyotp
 INTERVAL = 30
 DIGITS = 6
 DRIFT_STEPS = 1  # a phone's clock may be one step (30 s) ahead or behind
-ROLES_WITH_FACTOR = frozenset({"staff", "inspector"})
+ROLES_WITH_FACTOR = frozenset({"staff", "inspector", "admin"})
 RECOVERY_CODES = 10
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper without doubt
 RECOVERY_LENGTH = 10  # shown as xxxxx-xxxxx; 31^10 ≈ 2^49, checked under a throttle
@@ -21,12 +21,12 @@ MAX_CODE_INPUT = 32
 
 
 def role_requires_factor(role: str) -> bool:
-    """Staff and inspectors always sign in with a second factor (R-AUTH-3)."""
+    """Staff, inspectors and the operator's admins always sign in with a second factor (R-AUTH-3)."""
     return role in ROLES_WITH_FACTOR
 
 
 def factor_required(role: str, enrolled: bool) -> bool:
-    """A second step at sign-in: always for staff and inspectors, for passengers who turned it on."""
+    """A second step at sign-in: always for staff, inspectors and admins, for passengers who turned it on."""
     return role_requires_factor(role) or enrolled
 
 

@@ -44,7 +44,7 @@ from web.migrate import upgrade
 from web.settings import Settings, load_settings
 
 DEFAULT_PASSWORD = "Haslo1234"
-# Staff and inspector accounts made by the `users` fixture are enrolled with this TOTP secret (R-AUTH-3);
+# Staff, inspector and admin accounts made by the `users` fixture are enrolled with this TOTP secret (R-AUTH-3);
 # `Browser.login` passes the second step with it.
 TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 BASE_URL = "http://testserver.local"
@@ -724,7 +724,7 @@ class Users:
             role=role,
             activated_at=web_clock.now() if active else None,
         )
-        if totp_secret is None and role in ("staff", "inspector"):
+        if totp_secret is None and role in ("staff", "inspector", "admin"):
             totp_secret = TEST_TOTP_SECRET
         with transaction(self.engine) as session:
             session.add(user)

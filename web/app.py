@@ -33,6 +33,7 @@ from web.card_applications import controller as card_applications
 from web.gateway import SANDBOX_PREFIX, build_payments
 from web.http import csrf_bound_to_session
 from web.observe import configure_logging, request_id_of, with_request_id
+from web.office import controllers as office
 from web.openapi import openapi_config
 from web.purposes import gdpr_erasure_steps, register_payment_purposes
 from web.db import make_engine
@@ -144,7 +145,13 @@ def language_middleware(app: ASGIApp) -> ASGIApp:
 
 # Paths that serve files only: no CSRF cookie is set on them.
 STATIC_PATHS = ["^/static/", "^/sw\\.js$", "^/manifest\\.webmanifest$", "^/favicon\\.ico$", "^/operator\\.css$"]
-VENDOR_DIRS = {"vendor/htmx/": NODE_MODULES / "htmx.org" / "dist", "vendor/zxing/": NODE_MODULES / "zxing-wasm" / "dist"}
+# Front-end packages served from node_modules under /static/vendor/<name>/ (no CDN), linked with static_url.
+VENDOR_DIRS = {
+    "vendor/htmx/": NODE_MODULES / "htmx.org" / "dist",
+    "vendor/zxing/": NODE_MODULES / "zxing-wasm" / "dist",
+    "vendor/chartjs/": NODE_MODULES / "chart.js" / "dist",
+    "vendor/chartjs-matrix/": NODE_MODULES / "chartjs-chart-matrix" / "dist",
+}
 
 
 @lru_cache(maxsize=256)
@@ -264,6 +271,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         inspection.router,
         card_applications.router,
         ops.router,
+        office.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],
@@ -272,6 +280,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         create_static_files_router(path="/static/vendor/zxing", directories=[NODE_MODULES / "zxing-wasm" / "dist"],
                                    cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
                                    name="vendor_zxing"),
+        create_static_files_router(path="/static/vendor/chartjs", directories=[VENDOR_DIRS["vendor/chartjs/"]],
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   name="vendor_chartjs"),
+        create_static_files_router(path="/static/vendor/chartjs-matrix", directories=[VENDOR_DIRS["vendor/chartjs-matrix/"]],
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   name="vendor_chartjs_matrix"),
     ]
     if settings.dev_pages:
         route_handlers.append(dev.router)

@@ -134,16 +134,16 @@ def users() -> None:
 
 
 @users.command("add")
-@click.option("--role", type=click.Choice(["inspector", "staff", "passenger"]), required=True)
+@click.option("--role", type=click.Choice(["inspector", "staff", "admin", "passenger"]), required=True)
 @click.option("--email", required=True)
 @click.option("--first-name", required=True)
 @click.option("--last-name", required=True)
 @click.option("--password", envvar="EKP_NEW_USER_PASSWORD", default=None,
               help="Password (or EKP_NEW_USER_PASSWORD; asked for when not given).")
 def users_add(role: str, email: str, first_name: str, last_name: str, password: str | None) -> None:
-    """Create an active account with ROLE (no PESEL needed for staff and inspectors).
+    """Create an active account with ROLE (no PESEL needed for staff, inspectors and admins).
 
-    Staff and inspectors enrol their second factor (TOTP) at their first sign-in, before any staff page."""
+    Staff, inspectors and admins (the back office, /office) enrol their second factor (TOTP) at their first sign-in, before any staff page."""
     from web.services.people import add_user
 
     settings = _settings()
@@ -156,7 +156,7 @@ def users_add(role: str, email: str, first_name: str, last_name: str, password: 
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"added {role} {user.email} (id {user.id})")
-    if role in ("staff", "inspector"):
+    if role in ("staff", "inspector", "admin"):
         click.echo("two-factor sign-in (R-AUTH-3): they enrol at their first sign-in — after the password, the page "
                    "shows a QR code for an authenticator app, then ten recovery codes (shown once)")
 

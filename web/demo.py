@@ -11,7 +11,7 @@ from web.services.people import create_active_user
 from web.settings import Settings
 
 DEMO_PASSWORD = "Demo1234"
-# The demo staff and inspector sign in with a second factor (R-AUTH-3) from this fixed TOTP secret: add it to an
+# The demo staff, inspector and admin sign in with a second factor (R-AUTH-3) from this fixed TOTP secret: add it to an
 # authenticator app (or `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`). Development only:
 # demo data is never loaded in production.
 DEMO_TOTP_SECRET = "EKPDEMOTOTPSECRETFORDEVELOPMENT2"
@@ -22,6 +22,7 @@ DEMO_PEOPLE = [
     ("passenger", "olena@demo.ekp", "Olena", "Shevchenko", None, date(1990, 5, 17)),
     ("inspector", "kontroler@demo.ekp", "Piotr", "Kontroler", None, None),
     ("staff", "bok@demo.ekp", "Beata", "Obsługa", None, None),
+    ("admin", "admin@demo.ekp", "Adam", "Biuro", None, None),
 ]
 
 DEMO_EMAILS = frozenset(email for _role, email, *_rest in DEMO_PEOPLE)

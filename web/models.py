@@ -18,7 +18,7 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=254, unique=True, index=True)
     first_name: str = Field(max_length=80)
     last_name: str = Field(max_length=80)
-    role: str = Field(default="passenger", max_length=16)  # passenger | inspector | staff
+    role: str = Field(default="passenger", max_length=16)  # passenger | inspector | staff | admin (the back office)
     password_hash: str = Field(max_length=255)
     # PESEL is personal data: a keyed hash to match cards, the number itself only encrypted.
     pesel_hash: Optional[str] = Field(default=None, max_length=64, index=True)
@@ -33,6 +33,8 @@ class User(SQLModel, table=True):
     totp_secret_encrypted: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     totp_enabled_at: Optional[datetime] = None
     totp_last_step: Optional[int] = None
+    # Taken out of service in the back office (staff, inspectors): no sign-in, every session ends.
+    disabled_at: Optional[datetime] = None
 
     @property
     def has_totp(self) -> bool:
@@ -40,7 +42,7 @@ class User(SQLModel, table=True):
 
     @property
     def is_active(self) -> bool:
-        return self.activated_at is not None
+        return self.activated_at is not None and self.disabled_at is None
 
     @property
     def full_name(self) -> str:
@@ -160,7 +162,7 @@ class Subscription5p1(SQLModel, table=True):
     card_brand: Optional[str] = Field(default=None, max_length=32)
     card_last4: Optional[str] = Field(default=None, max_length=4)
     card_expiry: Optional[str] = Field(default=None, max_length=7)
-    created_at: datetime = Field(default_factory=clock.now)
+    created_at: datetime = Field(default_factory=clock.now, index=True)  # the back office's new per day
 
 
 class SubscriptionMonthRow(SQLModel, table=True):
@@ -179,7 +181,7 @@ class SubscriptionMonthRow(SQLModel, table=True):
     state: str = Field(max_length=16, index=True)
     attempts: int = 0
     next_attempt_on: Optional[date] = None
-    paid_on: Optional[date] = None
+    paid_on: Optional[date] = Field(default=None, index=True)  # the back office's revenue per month
     updated_at: datetime = Field(default_factory=clock.now)
 
 
@@ -299,6 +301,10 @@ class PurseLedgerEntry(SQLModel, table=True):
     """One change of an e-purse card's balance (R-MONEY-2): signed grosze, never updated or deleted."""
 
     __tablename__ = "purse_ledger"
+    # The back office's e-purse dashboard reads a period's entries from this index alone on PostgreSQL
+    # (an index-only scan: no table rows fetched).
+    __table_args__ = (Index("ix_purse_ledger_at_covering", "at", "kind",
+                            postgresql_include=["device_id", "detail", "amount", "place"]),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     card_id: int = Field(foreign_key="purse_cards.id", index=True)
@@ -336,6 +342,8 @@ class DeviceEvent(SQLModel, table=True):
         # the events flagged for staff (R-VAL-8), a few among many
         Index("ix_device_events_flagged", "received_at", sqlite_where=text("flag IS NOT NULL"),
               postgresql_where=text("flag IS NOT NULL")),
+        # the back office's health dashboard: each device's last contact and its events of the last day
+        Index("ix_device_events_device_received", "device_id", "received_at"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -426,3 +434,38 @@ class JobRun(SQLModel, table=True):
     last_run_at: Optional[datetime] = None
     last_success_at: Optional[datetime] = None
     last_error: Optional[str] = Field(default=None, max_length=300)
+
+
+class MeterCashCollection(SQLModel, table=True):
+    """The cash staff collected from a parking meter's box for one day (the back office compares it with the
+    coin top-ups the meter booked that day)."""
+
+    __tablename__ = "meter_cash_collections"
+    __table_args__ = (UniqueConstraint("device_id", "day", name="uq_meter_cash_day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", index=True)
+    day: date
+    amount: int  # grosze counted
+    entered_by: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    entered_at: datetime = Field(default_factory=clock.now)
+
+
+class RegistryImport(SQLModel, table=True):
+    """One upload of the operator's card registry in the back office: previewed, then applied (or not)."""
+
+    __tablename__ = "registry_imports"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    admin_id: Optional[int] = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    filename: str = Field(default="", max_length=120)
+    sha256: str = Field(max_length=64)
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unlinked: int = 0
+    unchanged: int = 0
+    problems: int = 0
+    status: str = Field(default="previewed", max_length=16)  # previewed | applied | refused
+    created_at: datetime = Field(default_factory=clock.now, index=True)
+    applied_at: Optional[datetime] = None

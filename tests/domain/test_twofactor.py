@@ -16,6 +16,7 @@ AT = datetime(2027, 1, 30, 11, 0, 10, tzinfo=timezone.utc)
 def test_r_auth_3_staff_and_inspectors_always_need_a_second_factor_passengers_when_they_turn_it_on():
     assert rules.factor_required("staff", enrolled=False)
     assert rules.factor_required("inspector", enrolled=False)
+    assert rules.factor_required("admin", enrolled=False)  # the back office (issue 17)
     assert not rules.factor_required("passenger", enrolled=False)
     assert rules.factor_required("passenger", enrolled=True)
 

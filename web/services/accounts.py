@@ -182,7 +182,7 @@ def activate(session: Session, settings: Settings, raw_token: str, ip: str | Non
 def resend_activation(session: Session, settings: Settings, email: str) -> None:
     """Send a fresh activation link to an inactive account; silently nothing otherwise."""
     user = find_user(session, email)
-    if user is not None and not user.is_active:
+    if user is not None and user.activated_at is None:  # never for an account disabled in the back office
         _send_activation(session, settings, user)
 
 

@@ -36,7 +36,9 @@ class ImportReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    unlinked: int = 0  # updated cards that changed hands: no longer linked to the account that held them
     problems: list[RowProblem] = field(default_factory=list)
+    changes: list[tuple[int, str, str]] = field(default_factory=list)  # (line, "added"|"updated"|"unlinked", card)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +100,14 @@ def import_registry(session: Session, settings: Settings, text: str) -> ImportRe
     report = ImportReport(problems=problems)
     if problems:
         return report
+    return apply_registry_rows(session, settings, rows, report)
+
+
+def apply_registry_rows(session: Session, settings: Settings, rows: list[RegistryRow],
+                        report: ImportReport | None = None) -> ImportReport:
+    """Apply checked rows of the export (the caller's transaction); counts go into `report`. The back office
+    applies a large file in chunks of rows, each in its own short transaction."""
+    report = report if report is not None else ImportReport()
     for row in rows:
         values = {
             "holder_name": row.holder_name,
@@ -107,23 +117,29 @@ def import_registry(session: Session, settings: Settings, text: str) -> ImportRe
             "resident_until": row.resident.valid_until if row.resident else None,
             "blocked": row.blocked,
         }
+        label = f"{row.carrier_type.value} {row.client_code}"
         card = session.scalars(
             select(Card).where(Card.carrier_type == row.carrier_type.value, Card.client_code == row.client_code)
         ).first()
         if card is None:
             session.add(Card(carrier_type=row.carrier_type.value, client_code=row.client_code, **values))
             report.added += 1
+            report.changes.append((row.line, "added", label))
             continue
         if all(getattr(card, name) == value for name, value in values.items()):
             report.unchanged += 1
             continue
+        change = "updated"
         if card.pesel_hash != values["pesel_hash"] and card.account_id is not None:
             # The card changed hands in the registry: it no longer belongs to the linked account.
             card.account_id, card.linked_at = None, None
+            report.unlinked += 1
+            change = "unlinked"
         for name, value in values.items():
             setattr(card, name, value)
         card.updated_at = clock.now()
         report.updated += 1
+        report.changes.append((row.line, change, label))
     session.flush()
     return report
 

@@ -38,6 +38,17 @@ def create_active_user(session: Session, settings: Settings, *, role: str, email
     return user
 
 
+def disable_user(session: Session, user_id: int, roles: tuple[str, ...]) -> User | None:
+    """Take an account with one of `roles` out of service (the back office: staff, inspectors): it can no longer
+    sign in and its sessions end (`User.is_active`). None when there is no such account."""
+    user = session.get(User, user_id)
+    if user is None or user.role not in roles:
+        return None
+    if user.disabled_at is None:
+        user.disabled_at = clock.now()
+    return user
+
+
 def add_user(settings: Settings, **fields: str) -> User:
     engine = make_engine(settings.database_url)
     try:

@@ -175,6 +175,16 @@ def disable_device(session: Session, device_id: int) -> bool:
     return disabled == 1
 
 
+def rename_device(session: Session, device_id: int, name: str) -> bool:
+    """Give a (non-simulator) device a new name (where it is now); its credential stays."""
+    renamed = session.execute(
+        update(Device).where(Device.id == device_id, Device.simulator.is_(False))  # type: ignore[arg-type,attr-defined]
+        .values(name=name.strip()[:80]).execution_options(synchronize_session=False)
+    ).rowcount
+    forget_device(device_id)
+    return renamed == 1
+
+
 def _credential_key(credential: str) -> tuple[int, str, str] | None:
     """(device id, sha256 of the token, sha256 of the whole credential) of a well-formed `<id>.<token>`, else None."""
     device_id, _, token = credential.partition(".")

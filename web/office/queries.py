@@ -1,0 +1,443 @@
+"""The back office's read-only queries: each dashboard's figures as SQL aggregates (GROUP BY in the database,
+never a Python loop over the rows), on SQLite and PostgreSQL alike.
+
+Times are stored in UTC; a dashboard speaks Warsaw time. Counts are grouped by the UTC hour in SQL (at most
+24 groups a day) and those groups are folded into Warsaw days, hours and weekdays here, which is exact across
+the clock changes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, select, text
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days, fare_category
+from web import clock
+from web.models import (
+    AuditEvent,
+    Card,
+    Device,
+    DeviceEvent,
+    Inspection,
+    MeterCashCollection,
+    OutboxMail,
+    Payment,
+    PurseCardRow,
+    PurseLedgerEntry,
+    RegistryImport,
+    Subscription5p1,
+    SubscriptionMonthRow,
+    User,
+)
+
+WEEKDAYS = ("pon", "wt", "śr", "czw", "pt", "sob", "niedz")
+RIDE_KINDS = ("fare", "companion", "credit_ride")
+
+
+@dataclass
+class Chart:
+    """One chart and the table behind it: `columns` name the table's columns, `rows` hold its values; the
+    first column is the x axis (labels), the others are the series. A `matrix` chart's rows are
+    (weekday, hour, value)."""
+
+    key: str
+    title: str
+    kind: str  # line | bar | matrix | doughnut
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+    money_columns: list[int] = field(default_factory=list)  # columns holding grosze (shown and exported in zł)
+
+    def spec(self) -> dict[str, Any]:
+        """What static/js/office-charts.js draws (JSON)."""
+        rows = [[_zl(v) if i in self.money_columns else v for i, v in enumerate(row)] for row in self.rows]
+        return {"kind": self.kind, "columns": self.columns, "rows": rows}
+
+    def table_rows(self) -> list[list[Any]]:
+        """The rows as the table and the CSV show them (money in złoty with two decimals, e.g. 80.00)."""
+        return [[f"{v / 100:.2f}" if i in self.money_columns and isinstance(v, int) else v for i, v in enumerate(row)]
+                for row in self.rows]
+
+
+def _zl(grosze: Any) -> Any:
+    return round(grosze / 100, 2) if isinstance(grosze, int) else grosze
+
+
+@dataclass
+class Dashboard:
+    key: str
+    title: str
+    figures: list[tuple[str, str]]  # (label, value) shown above the charts
+    charts: list[Chart]
+
+    def chart(self, key: str) -> Chart | None:
+        return next((c for c in self.charts if c.key == key), None)
+
+
+# --------------------------------------------------------------------------- time helpers
+
+
+def calm(session: Session) -> None:
+    """PostgreSQL: a dashboard's queries run without parallel workers. On a small server, workers each rebuilding
+    the same hash table tripled a query's time and took every core from taps and sign-ins."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+
+def utc_bounds(period: Period) -> tuple[datetime, datetime]:
+    start = datetime.combine(period.first, time(0), clock.WARSAW).astimezone(UTC)
+    end = datetime.combine(period.last + timedelta(days=1), time(0), clock.WARSAW).astimezone(UTC)
+    return start, end
+
+
+def _hour_bucket(session: Session, column: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", column))
+    return func.strftime("%Y-%m-%d %H:00:00", column)
+
+
+def _month_of(session: Session, column: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+def _as_utc(bucket: Any) -> datetime:
+    if isinstance(bucket, str):
+        bucket = datetime.fromisoformat(bucket)
+    if bucket.tzinfo is None:
+        bucket = bucket.replace(tzinfo=UTC)
+    return bucket.astimezone(UTC)
+
+
+def _hourly(session: Session, column: Any, values: Iterable[Any], *where: Any,
+            extra: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """(UTC hour, *extra group columns, *values) grouped in SQL."""
+    bucket = _hour_bucket(session, column).label("bucket")
+    query = select(bucket, *extra, *values).where(*where).group_by(bucket, *extra)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def per_day(period: Period, hourly: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Fold (UTC hour, v1..vn) groups into one row per Warsaw day of the period: [day, v1..vn]."""
+    days: dict[date, list[int]] = {d: [0] * width for d in period.each_day()}
+    for bucket, *values in hourly:
+        day = clock.to_local(_as_utc(bucket)).date()
+        if day in days:
+            for i, value in enumerate(values):
+                days[day][i] += int(value or 0)
+    return [[d.isoformat(), *v] for d, v in days.items()]
+
+
+# --------------------------------------------------------------------------- 5+1
+
+
+def five_plus_one(session: Session, period: Period, today: date) -> Dashboard:
+    start, end = utc_bounds(period)
+    s = Subscription5p1
+    m = SubscriptionMonthRow
+    active = session.scalar(select(func.count()).select_from(s).where(s.status == "active")) or 0
+
+    new_rows = _hourly(session, s.created_at, [func.count()], s.created_at >= start, s.created_at < end)
+    ended = session.execute(
+        select(s.ended_on, func.sum(case((s.status == "cancelled", 1), else_=0)),
+               func.sum(case((s.status == "broken", 1), else_=0)))
+        .where(s.ended_on >= period.first, s.ended_on <= period.last).group_by(s.ended_on)).all()
+    by_day = {row[0]: row[1:] for row in per_day(period, new_rows, 1)}
+    cancelled = {str(r[0]): (int(r[1] or 0), int(r[2] or 0)) for r in ended}
+    subs_rows = [[day, by_day[day][0], *cancelled.get(day, (0, 0))] for day in by_day]
+
+    # The 5+1 tickets in force today by their month in the cycle (a paid month is a ticket; a month lasts at
+    # most 31 days, so the starts_on index narrows the search).
+    month_now = session.execute(
+        select(m.month_index, func.count())
+        .where(m.state == "paid", m.starts_on <= today, m.starts_on > today - timedelta(days=32), m.ends_on >= today)
+        .group_by(m.month_index).order_by(m.month_index)).all()
+    months = {int(i): int(n) for i, n in month_now}
+    month_rows = [[f"{i}/6", months.get(i, 0)] for i in range(1, 7)]
+
+    p = Payment
+    charge_groups = _hourly(
+        session, p.created_at,
+        [func.count(),
+         func.sum(case((p.status == "paid", 1), else_=0)),
+         func.sum(case((p.status == "failed", 1), else_=0)),
+         func.sum(case((p.kind == "token", 1), else_=0))],
+        p.purpose == "5p1_month", p.created_at >= start, p.created_at < end)
+    due = dict(session.execute(
+        select(m.starts_on, func.count()).where(m.starts_on >= period.first, m.starts_on <= period.last,
+                                                m.state != "cancelled").group_by(m.starts_on)).all())
+    charges = []
+    for day, attempts, paid, declined, automatic in per_day(period, charge_groups, 4):
+        retried = max(0, automatic - int(due.get(date.fromisoformat(day), 0))) if automatic else 0
+        charges.append([day, int(due.get(date.fromisoformat(day), 0)), paid, declined, retried])
+
+    month_label = _month_of(session, m.paid_on).label("month")
+    revenue = session.execute(
+        select(month_label,
+               func.sum(case((and_(m.month_index == 6), m.price), else_=0)),
+               func.sum(case((and_(m.month_index < 6, s.variant == "normal"), m.price), else_=0)),
+               func.sum(case((and_(m.month_index < 6, s.variant == "reduced"), m.price), else_=0)))
+        .join(s, s.id == m.subscription_id)
+        .where(m.state == "paid", m.paid_on >= period.first.replace(day=1), m.paid_on <= period.last)
+        .group_by(month_label).order_by(month_label)).all()
+    revenue_rows = [[str(r[0]), int(r[2] or 0), int(r[3] or 0), int(r[1] or 0)] for r in revenue]
+    broken_total = sum(row[3] for row in subs_rows)
+    return Dashboard("5plus1", "Bilet 5+1", [
+        ("Aktywne subskrypcje", str(active)),
+        ("Przerwane cykle w okresie", str(broken_total)),
+    ], [
+        Chart("subscriptions", "Nowe i zakończone subskrypcje dziennie", "line",
+              ["dzień", "nowe", "anulowane", "przerwane cykle"], subs_rows),
+        Chart("month-of-six", "Bilety 5+1 ważne dziś: który to miesiąc z 6", "bar", ["miesiąc", "bilety"], month_rows),
+        Chart("charges", "Obciążenia dziennie", "bar",
+              ["dzień", "należne", "opłacone", "odrzucone", "ponowione"], charges,
+              note="należne: miesiące zaczynające się tego dnia; ponowione: obciążenia automatyczne ponad należne"),
+        Chart("revenue", "Przychód miesięcznie (zł)", "bar", ["miesiąc", "normalny", "ulgowy", "„+1”"],
+              revenue_rows, money_columns=[1, 2, 3]),
+    ])
+
+
+# --------------------------------------------------------------------------- e-purse
+
+
+def purse(session: Session, period: Period) -> Dashboard:
+    start, end = utc_bounds(period)
+    e = PurseLedgerEntry
+    in_period = (e.at >= start, e.at < end)
+    rides = _hourly(session, e.at, [func.count()], e.kind.in_(RIDE_KINDS), *in_period)  # type: ignore[attr-defined]
+    heat: dict[tuple[int, int], int] = defaultdict(int)
+    for bucket, count in rides:
+        local = clock.to_local(_as_utc(bucket))
+        heat[(local.weekday(), local.hour)] += int(count)
+    heat_rows = [[WEEKDAYS[d], h, heat.get((d, h), 0)] for d in range(7) for h in range(24)]
+    per_hour = [[f"{h:02d}", sum(heat.get((d, h), 0) for d in range(7))] for h in range(24)]
+
+    # One pass over the period's entries for everything else, grouped by device and kind of entry (a few
+    # hundred groups), folded here into lines, fare types, top-up channels and meters.
+    online = case((e.place == "online", 1), else_=0).label("online")
+    groups = session.execute(
+        select(e.device_id, e.kind, e.detail, online, func.count(), func.sum(e.amount))
+        .where(*in_period).group_by(e.device_id, e.kind, e.detail, online)).all()
+    names = dict(session.execute(select(Device.id, Device.name)).all()) if groups else {}
+    per_line: dict[str, int] = defaultdict(int)
+    by_type: dict[str, list[int]] = {c: [0, 0] for c in FARE_CATEGORIES}
+    channels = {name: [0, 0, 0] for name in ("kasa", "parkometr", "online")}  # top-ups, paid in, bonus
+    meters: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for device_id, kind, detail, is_online, count, amount in groups:
+        count, amount = int(count), int(amount or 0)
+        device = str(names.get(device_id, "—"))
+        if kind in RIDE_KINDS:
+            per_line[device] += count
+            cell = by_type[fare_category(kind, detail or "")]
+            cell[0] += count
+            cell[1] += -amount
+        elif kind in ("topup", "credit_repayment", "bonus"):
+            channel = channels["online" if is_online else "parkometr" if detail == "parking_meter" else "kasa"]
+            if kind == "bonus":
+                channel[2] += amount
+            else:
+                channel[1] += amount
+                channel[0] += count if kind == "topup" else 0
+        elif kind == "parking":
+            meters[device][0] += count
+            meters[device][1] += -amount
+    line_rows = [[name, n] for name, n in sorted(per_line.items(), key=lambda item: -item[1])[:30]]
+    fare_names = {"normal": "normalny", "reduced": "ulgowy", "short": "krótki", "suburban": "podmiejski",
+                  "companion": "współpasażerowie, bagaż"}
+    fare_rows = [[fare_names[c], v[0], v[1]] for c, v in by_type.items()]
+    owed_cards, owed = session.execute(
+        select(func.count(), func.coalesce(func.sum(-PurseCardRow.balance), 0)).where(PurseCardRow.balance < 0)).one()
+    topup_rows = [[name, *values] for name, values in channels.items()]
+    parking_rows = [[name, v[0], v[1]] for name, v in sorted(meters.items(), key=lambda item: -item[1][1])[:50]]
+    return Dashboard("purse", "Portmonetka (karta KKM)", [
+        ("Przejazdy w okresie", str(sum(v[0] for v in by_type.values()))),
+        ("Przejazdy na kredyt do spłaty", f"{owed_cards} kart, {owed / 100:.2f} zł"),
+    ], [
+        Chart("rides-heatmap", "Przejazdy: godzina × dzień tygodnia", "matrix", ["dzień", "godzina", "przejazdy"], heat_rows),
+        Chart("rides-per-hour", "Przejazdy według godziny", "bar", ["godzina", "przejazdy"], per_hour),
+        Chart("rides-per-line", "Przejazdy według kasownika (pojazdu)", "bar", ["kasownik", "przejazdy"], line_rows),
+        Chart("fares", "Opłaty według rodzaju", "bar", ["rodzaj", "przejazdy", "kwota (zł)"], fare_rows,
+              money_columns=[2]),
+        Chart("topups", "Doładowania według kanału i koszt premii", "bar",
+              ["kanał", "doładowania", "wpłaty (zł)", "premia (zł)"], topup_rows, money_columns=[2, 3]),
+        Chart("parking", "Przychód z parkowania według parkometru", "bar", ["parkometr", "opłaty", "kwota (zł)"],
+              parking_rows, money_columns=[2]),
+    ])
+
+
+# --------------------------------------------------------------------------- inspections
+
+
+VERDICT_NAMES = {"valid": "ważny", "stale": "nieaktualny kod", "forged": "podrobiony", "revoked": "unieważniony",
+                 "expired": "wygasły", "not_yet_valid": "jeszcze nieważny", "malformed": "nieczytelny",
+                 "unknown_key": "nieznany klucz", "bad_device_signature": "zły podpis telefonu",
+                 "unsupported_version": "nieobsługiwana wersja"}
+
+
+def inspections(session: Session, period: Period) -> Dashboard:
+    start, end = utc_bounds(period)
+    i = Inspection
+    in_period = (i.at >= start, i.at < end)
+    per = _hourly(session, i.at, [func.count(), func.sum(case((i.verdict == "valid", 1), else_=0))], *in_period)
+    day_rows = [[d, total, valid, total - valid] for d, total, valid in per_day(period, per, 2)]
+    verdicts = session.execute(select(i.verdict, func.count()).where(*in_period).group_by(i.verdict)
+                               .order_by(func.count().desc())).all()
+    verdict_rows = [[VERDICT_NAMES.get(v, v), int(n)] for v, n in verdicts]
+    methods = session.execute(select(i.method, func.count()).where(*in_period).group_by(i.method)).all()
+    method_names = {"scan": "skan (zweryfikowany offline, przesłany)", "terminal": "terminal", "card": "karta"}
+    method_rows = [[method_names.get(mth, mth), int(n)] for mth, n in methods]
+    return Dashboard("inspections", "Kontrole biletów", [
+        ("Kontrole w okresie", str(sum(r[1] for r in day_rows))),
+    ], [
+        Chart("checks", "Kontrole dziennie", "line", ["dzień", "wszystkie", "ważne", "nieważne"], day_rows),
+        Chart("verdicts", "Werdykty", "bar", ["werdykt", "kontrole"], verdict_rows),
+        Chart("uploads", "Skany przesłane z aplikacji (offline) i inne sposoby", "bar", ["sposób", "kontrole"], method_rows),
+    ])
+
+
+# --------------------------------------------------------------------------- health
+
+
+PAYMENT_STATES = {"pending": "w toku u operatora płatności", "held_for_review": "wstrzymane do sprawdzenia (R-PAY-2)",
+                  "refund_due": "zwrot do wykonania"}
+
+
+def health(session: Session, today: date, now: datetime) -> Dashboard:
+    m = SubscriptionMonthRow
+    due_now = func.coalesce(m.next_attempt_on, m.starts_on) <= today
+    billing = session.execute(
+        select(m.state, func.count()).where(m.state.in_(("due", "failed", "charging")), due_now)  # type: ignore[attr-defined]
+        .group_by(m.state)).all()
+    billing_rows = [[{"due": "do obciążenia", "failed": "do ponowienia", "charging": "w toku"}.get(s, s), int(n)]
+                    for s, n in billing]
+    o = OutboxMail
+    mail_waiting, mail_failed, mail_oldest = session.execute(
+        select(func.sum(case((and_(o.sent_at.is_(None), o.failed_at.is_(None)), 1), else_=0)),  # type: ignore[union-attr]
+               func.sum(case((o.failed_at.is_not(None), 1), else_=0)),  # type: ignore[union-attr]
+               func.min(case((and_(o.sent_at.is_(None), o.failed_at.is_(None)), o.created_at), else_=None)))  # type: ignore[union-attr]
+    ).one()
+    p = Payment
+    counted = dict(session.execute(
+        select(p.status, func.count()).where(p.status.in_(tuple(PAYMENT_STATES)))  # type: ignore[attr-defined]
+        .group_by(p.status)).all())
+    payment_rows = [[name, int(counted.get(state, 0))] for state, name in PAYMENT_STATES.items()]
+    ev = DeviceEvent
+    day_ago = now - timedelta(days=1)
+    # Per device, through the (device_id, received_at) index: its last event and those of the last 24 h;
+    # never a scan of every event ever received.
+    last = select(func.max(ev.received_at)).where(ev.device_id == Device.id).scalar_subquery()
+    recent = (select(func.count()).select_from(ev).where(ev.device_id == Device.id, ev.received_at >= day_ago)
+              .scalar_subquery())
+    flagged_recent = (select(func.count()).select_from(ev)
+                      .where(ev.device_id == Device.id, ev.received_at >= day_ago, ev.flag.is_not(None))  # type: ignore[union-attr]
+                      .scalar_subquery())
+    seen = session.execute(
+        select(Device.id, Device.name, Device.kind, Device.active, last, recent, flagged_recent)
+        .where(Device.simulator.is_(False))  # type: ignore[attr-defined]
+        .order_by(Device.id).limit(500)).all()
+    device_rows = [[name, kind, "tak" if active else "wyłączony",
+                    clock.to_local(_as_utc(last)).strftime("%Y-%m-%d %H:%M") if last else "nigdy",
+                    int(events or 0), int(flagged or 0)]
+                   for _id, name, kind, active, last, events, flagged in seen]
+    offline = sum(1 for row in device_rows if row[2] == "tak" and row[3] != "nigdy"
+                  and row[3] < clock.to_local(day_ago).strftime("%Y-%m-%d %H:%M"))
+    held = int(counted.get("held_for_review", 0))
+    return Dashboard("health", "Stan systemu", [
+        ("Miesiące 5+1 czekające na obciążenie", str(sum(r[1] for r in billing_rows))),
+        ("Poczta w kolejce", f"{int(mail_waiting or 0)}"
+         + (f" (najstarsza z {clock.to_local(_as_utc(mail_oldest)).strftime('%Y-%m-%d %H:%M')})" if mail_oldest else "")),
+        ("Poczta nieodebrana (zaniechana)", str(int(mail_failed or 0))),
+        ("Płatności wstrzymane do sprawdzenia (R-PAY-2)", str(held)),
+        ("Urządzenia bez kontaktu od doby", str(offline)),
+    ], [
+        Chart("billing-backlog", "Zaległości rozliczeń 5+1", "bar", ["stan", "miesiące"], billing_rows),
+        Chart("payments", "Płatności oczekujące i do sprawdzenia", "bar", ["stan", "płatności"], payment_rows),
+        Chart("mail", "Kolejka poczty", "bar", ["stan", "wiadomości"],
+              [["w kolejce", int(mail_waiting or 0)], ["zaniechane", int(mail_failed or 0)]]),
+        Chart("devices", "Urządzenia: ostatni kontakt, zdarzenia i oflagowane partie z ostatniej doby", "bar",
+              ["urządzenie", "rodzaj", "aktywne", "ostatni kontakt", "zdarzenia (24 h)", "oflagowane (24 h)"],
+              device_rows),
+    ])
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def devices(session: Session) -> list[Device]:
+    return list(session.scalars(select(Device).where(Device.simulator.is_(False)).order_by(Device.id).limit(1000)))  # type: ignore[attr-defined]
+
+
+def device(session: Session, device_id: int) -> Device | None:
+    found = session.get(Device, device_id)
+    return None if found is None or found.simulator else found
+
+
+def recent_events(session: Session, device_id: int, limit: int = 50) -> list[DeviceEvent]:
+    return list(session.scalars(select(DeviceEvent).where(DeviceEvent.device_id == device_id)
+                                .order_by(DeviceEvent.id.desc()).limit(limit)))  # type: ignore[union-attr]
+
+
+def meter_cash(session: Session, device_id: int, days: int, today: date) -> list[CashDay]:
+    """A meter's coin top-ups booked per Warsaw day against the cash collected, last `days` days."""
+    period = Period(today - timedelta(days=days - 1), today)
+    start, end = utc_bounds(period)
+    e = PurseLedgerEntry
+    hourly = _hourly(session, e.at, [func.sum(e.amount)], e.device_id == device_id,
+                     e.kind.in_(("topup", "credit_repayment")), e.at >= start, e.at < end)  # type: ignore[attr-defined]
+    booked = {date.fromisoformat(d): v for d, v in per_day(period, hourly, 1) if v}
+    collected = dict(session.execute(
+        select(MeterCashCollection.day, MeterCashCollection.amount)
+        .where(MeterCashCollection.device_id == device_id, MeterCashCollection.day >= period.first)).all())
+    return cash_days(booked, collected)
+
+
+# --------------------------------------------------------------------------- registry, accounts, audit
+
+
+def registry_imports(session: Session, limit: int = 100) -> list[RegistryImport]:
+    return list(session.scalars(select(RegistryImport).order_by(RegistryImport.id.desc()).limit(limit)))  # type: ignore[union-attr]
+
+
+def staff_accounts(session: Session) -> list[User]:
+    return list(session.scalars(select(User).where(User.role.in_(("staff", "inspector", "admin")))  # type: ignore[attr-defined]
+                                .order_by(User.role, User.email).limit(1000)))
+
+
+def account_overview(session: Session, user_id: int) -> dict[str, Any] | None:
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    return {
+        "user": user,
+        "cards": list(session.scalars(select(Card).where(Card.account_id == user_id).order_by(Card.id).limit(100))),
+        "purse_cards": list(session.scalars(select(PurseCardRow).where(PurseCardRow.account_id == user_id).limit(100))),
+        "subscriptions": list(session.scalars(select(Subscription5p1).where(Subscription5p1.user_id == user_id)
+                                              .order_by(Subscription5p1.id.desc()).limit(50))),  # type: ignore[union-attr]
+        "payments": list(session.scalars(select(Payment).where(Payment.user_id == user_id)
+                                         .order_by(Payment.id.desc()).limit(50))),  # type: ignore[union-attr]
+    }
+
+
+AUDIT_PAGE = 100
+
+
+def audit_log(session: Session, *, action: str = "", user_id: int | None = None, text: str = "",
+              before_id: int | None = None) -> list[AuditEvent]:
+    """The audit log, newest first, filtered by action prefix, user id and text in the detail."""
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))  # type: ignore[attr-defined]
+    if user_id is not None:
+        query = query.where(AuditEvent.user_id == user_id)
+    if text:
+        query = query.where(AuditEvent.detail.contains(text, autoescape=True))  # type: ignore[attr-defined]
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)  # type: ignore[operator]
+    return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE)))  # type: ignore[union-attr]
