@@ -6,7 +6,6 @@ Create Date: 2026-11-22 00:18:39.988866
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
 
 
 revision = '0006'

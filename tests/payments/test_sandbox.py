@@ -305,7 +305,7 @@ async def test_pending_delivery_resumes_after_restart(tmp_path: Path) -> None:
         sock2 = bind_loopback()  # a new process, possibly on another port: same store, same key
         holder2, server2 = start_sandbox(db, sock2)
         with server2 as url2:
-            run2 = Running(holder2["sandbox"], url2, f"{rec_url}/notify", receiver)
+            Running(holder2["sandbox"], url2, f"{rec_url}/notify", receiver)
             await anyio.to_thread.run_sync(lambda: wait_for(lambda: len(receiver.payments()) == 1))
         holder2["sandbox"].close()
     assert len(receiver.attempts) > attempts_before

@@ -174,7 +174,7 @@ def five_plus_one(session: Session, period: Period, today: date) -> Dashboard:
         select(m.starts_on, func.count()).where(m.starts_on >= period.first, m.starts_on <= period.last,
                                                 m.state != "cancelled").group_by(m.starts_on)).all())
     charges = []
-    for day, attempts, paid, declined, automatic in per_day(period, charge_groups, 4):
+    for day, _attempts, paid, declined, automatic in per_day(period, charge_groups, 4):
         retried = max(0, automatic - int(due.get(date.fromisoformat(day), 0))) if automatic else 0
         charges.append([day, int(due.get(date.fromisoformat(day), 0)), paid, declined, retried])
 
