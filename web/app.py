@@ -31,7 +31,7 @@ from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, ops, tickets
 from web.card_applications import controller as card_applications
 from web.gateway import SANDBOX_PREFIX, build_payments
-from web.http import csrf_bound_to_session
+from web.http import FILES_OPT, SKIP_COMPRESSION, csrf_bound_to_session
 from web.observe import configure_logging, request_id_of, with_request_id
 from web.office import controllers as office
 from web.openapi import openapi_config
@@ -273,18 +273,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         ops.router,
         office.router,
         create_static_files_router(path="/static", directories=[STATIC_DIR],
-                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False),
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False, opt=FILES_OPT),
         create_static_files_router(path="/static/vendor/htmx", directories=[NODE_MODULES / "htmx.org" / "dist"],
-                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False, opt=FILES_OPT,
                                    name="vendor_htmx"),
         create_static_files_router(path="/static/vendor/zxing", directories=[NODE_MODULES / "zxing-wasm" / "dist"],
-                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False, opt=FILES_OPT,
                                    name="vendor_zxing"),
         create_static_files_router(path="/static/vendor/chartjs", directories=[VENDOR_DIRS["vendor/chartjs/"]],
-                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False, opt=FILES_OPT,
                                    name="vendor_chartjs"),
         create_static_files_router(path="/static/vendor/chartjs-matrix", directories=[VENDOR_DIRS["vendor/chartjs-matrix/"]],
-                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False,
+                                   cache_control=CacheControlHeader(max_age=31536000, public=True), include_in_schema=False, opt=FILES_OPT,
                                    name="vendor_chartjs_matrix"),
     ]
     if settings.dev_pages:
@@ -310,9 +310,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             # Files carry no form: no CSRF cookie on them (a cookie-free, cacheable answer); probes and metrics neither.
             exclude=["/api/", "/payments/notify", "/sandbox-pay/", "^/healthz$", "^/readyz$", "^/metrics$", *STATIC_PATHS],
         ),
-        # Pages and text assets gzip-compressed (brotli would need a package not installed); a phone on a slow
-        # network gets a page in a few KB.
-        compression_config=CompressionConfig(backend="gzip", minimum_size=512, gzip_compress_level=6),
+        # Files gzip-compressed (brotli would need a package not installed). Pages are not: each carries the
+        # CSRF token beside text the visitor chose, and a compressed answer's size would leak the token (BREACH);
+        # uncompressed a page is 4-8 KB.
+        compression_config=CompressionConfig(backend="gzip", minimum_size=512, gzip_compress_level=6,
+                                             exclude_opt_key=SKIP_COMPRESSION),
+        opt={SKIP_COMPRESSION: True},
         middleware=[
             prometheus_config().middleware,
             modules_middleware,

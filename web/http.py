@@ -270,3 +270,10 @@ def offline_headers(request: ASGIConnection, user: User) -> dict[str, str]:
     key = hmac.new(settings_of(request).secret_key, f"offline-pages:{user.id}:{session_stamp(user)}".encode(),
                    hashlib.sha256).hexdigest()[:24]
     return {"X-EKP-Offline": "1", "X-EKP-Cache-Key": key, "Cache-Control": "no-store"}
+
+
+# Only files are compressed: every handler carries SKIP_COMPRESSION from the app's opt and file routes turn it
+# off. Pages never are: each carries the CSRF token beside text the visitor chose, and a compressed answer's
+# size would leak the token (BREACH).
+SKIP_COMPRESSION = "skip_compression"
+FILES_OPT = {SKIP_COMPRESSION: False}

@@ -9,7 +9,7 @@ from domain.tariff_5p1 import period_in_force
 from web import clock, i18n
 from web.billing import billing_policy
 from web.controllers import tickets as ticket_texts
-from web.http import current_user, form_of, in_transaction, offline_headers, page, redirect, requires_login, safe_next, settings_of
+from web.http import FILES_OPT, current_user, form_of, in_transaction, offline_headers, page, redirect, requires_login, safe_next, settings_of
 from web.services import home as home_service
 from web.tariffs import tariff_5p1
 from web.templating import TEMPLATES_DIR, theme_css
@@ -55,7 +55,7 @@ async def help_page(request: Request) -> Template:
     return await page(request, "legal/help.html")
 
 
-@get("/operator.css", include_in_schema=False)
+@get("/operator.css", include_in_schema=False, opt=FILES_OPT)
 async def operator_css(request: Request) -> Response:
     # Linked with its content's hash (templating.theme_url): cached like the static files.
     return Response(theme_css(settings_of(request).profile), media_type="text/css",
@@ -93,13 +93,13 @@ def _save_language(session, user_id: int, language: str) -> None:  # type: ignor
         user.language = language
 
 
-@get("/sw.js", include_in_schema=False)
+@get("/sw.js", include_in_schema=False, opt=FILES_OPT)
 async def service_worker() -> File:
     # Served from the root so its scope covers the whole app.
     return File(path=STATIC_DIR / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
 
 
-@get("/manifest.webmanifest", include_in_schema=False)
+@get("/manifest.webmanifest", include_in_schema=False, opt=FILES_OPT)
 async def manifest() -> File:
     return File(path=STATIC_DIR / "manifest.webmanifest", media_type="application/manifest+json")
 
