@@ -375,7 +375,8 @@ class Sandbox:
         ):
             self.store.record_charge(tx["id"], tx["reference"], token, tx["amount"], True)
             self._notify(tx["id"], "TRUE", with_card=True)
-        return tx["success_url"]
+        success_url: str = tx["success_url"]  # a NOT NULL text column of the row
+        return success_url
 
     def _decline_hosted(self, tx: dict[str, Any], error_code: str) -> str:
         # No notification: Tpay sends none for a declined payment (its tr_status has no FALSE); the
@@ -383,7 +384,8 @@ class Sandbox:
         self.store.update_transaction(
             tx["id"], only_if_status="pending", status="declined", error_code=error_code, pending_behaviour=None
         )
-        return tx["error_url"]
+        error_url: str = tx["error_url"]  # a NOT NULL text column of the row
+        return error_url
 
     # ------------------------------------------------------------------ API operations
     def _check_auth(self, request: Request[Any, Any, Any]) -> None:
