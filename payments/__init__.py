@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .port import (
     ACKNOWLEDGEMENT,
@@ -32,6 +32,9 @@ from .port import (
     TransactionStatus,
 )
 
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
 
 def make_gateway(kind: str, **settings: Any) -> PaymentGateway:
     """Build a gateway: `kind` is "tpay" or "sandbox".
@@ -47,7 +50,7 @@ def make_gateway(kind: str, **settings: Any) -> PaymentGateway:
     if kind == "tpay":
         return TpayGateway(**settings)
     if kind == "sandbox":
-        sandbox = settings.pop("sandbox", None)
+        sandbox: Sandbox | None = settings.pop("sandbox", None)
         if sandbox is not None:
             return sandbox.gateway(**settings)
         api_url = str(settings.pop("api_url")).rstrip("/")

@@ -22,10 +22,10 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -163,22 +163,39 @@ def _api_error_response(exc: _ApiError) -> Response[Any]:
     )
 
 
+def _json_object(value: object) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one (a missing or malformed part of a request body)."""
+    return value if isinstance(value, dict) else {}
+
+
 def format_pln(grosze: int) -> str:
     zl, gr = divmod(grosze, 100)
     return f"{zl:,}".replace(",", "\u00a0") + f",{gr:02d}\u00a0zł"
+
+
+# An ASGI app as plain mappings, the way httpx's ASGITransport types it. Litestar types the same scope and
+# messages as TypedDicts, which are not MutableMappings to mypy; at run time both are the same dicts.
+_ASGIMessage = MutableMapping[str, Any]
+_PlainASGIApp = Callable[
+    [_ASGIMessage, Callable[[], Awaitable[_ASGIMessage]], Callable[[_ASGIMessage], Awaitable[None]]], Awaitable[None]
+]
 
 
 class _StripPrefix:
     """ASGI wrapper: lets in-process HTTP clients use the sandbox's public URLs (with the mount prefix)."""
 
     def __init__(self, app: Litestar, prefix: str) -> None:
-        self.app, self.prefix = app, prefix.rstrip("/")
+        self.app = cast("_PlainASGIApp", app)  # Litestar is an ASGI app; only its scope types are narrower
+        self.prefix = prefix.rstrip("/")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
+    async def __call__(
+        self, scope: _ASGIMessage, receive: Callable[[], Awaitable[_ASGIMessage]],
+        send: Callable[[_ASGIMessage], Awaitable[None]],
+    ) -> None:
+        path: str = scope.get("path", "")
         if self.prefix and scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
             rest = path[len(self.prefix) :] or "/"
-            scope = {**scope, "path": rest, "raw_path": rest.encode()}  # type: ignore[assignment]
+            scope = {**scope, "path": rest, "raw_path": rest.encode()}
         await self.app(scope, receive, send)
 
 
@@ -358,7 +375,8 @@ class Sandbox:
         ):
             self.store.record_charge(tx["id"], tx["reference"], token, tx["amount"], True)
             self._notify(tx["id"], "TRUE", with_card=True)
-        return tx["success_url"]
+        success_url: str = tx["success_url"]  # a NOT NULL text column of the row
+        return success_url
 
     def _decline_hosted(self, tx: dict[str, Any], error_code: str) -> str:
         # No notification: Tpay sends none for a declined payment (its tr_status has no FALSE); the
@@ -366,7 +384,8 @@ class Sandbox:
         self.store.update_transaction(
             tx["id"], only_if_status="pending", status="declined", error_code=error_code, pending_behaviour=None
         )
-        return tx["error_url"]
+        error_url: str = tx["error_url"]  # a NOT NULL text column of the row
+        return error_url
 
     # ------------------------------------------------------------------ API operations
     def _check_auth(self, request: Request[Any, Any, Any]) -> None:
@@ -407,14 +426,13 @@ class Sandbox:
             raise _ApiError(400, "invalid_amount", "amount must be positive")
         reference = str(body.get("hiddenDescription") or "")
         description = str(body.get("description") or "")
-        payer = body.get("payer") if isinstance(body.get("payer"), dict) else {}
+        payer = _json_object(body.get("payer"))
         if not reference or not description or not payer.get("email"):
             raise _ApiError(400, "missing_field", "hiddenDescription, description and payer.email are required")
-        callbacks = body.get("callbacks") if isinstance(body.get("callbacks"), dict) else {}
-        payer_urls = callbacks.get("payerUrls") if isinstance(callbacks.get("payerUrls"), dict) else {}
-        notification = callbacks.get("notification") if isinstance(callbacks.get("notification"), dict) else {}
-        pay = body.get("pay") if isinstance(body.get("pay"), dict) else {}
-        card_data = pay.get("cardPaymentData") if isinstance(pay.get("cardPaymentData"), dict) else {}
+        callbacks = _json_object(body.get("callbacks"))
+        payer_urls = _json_object(callbacks.get("payerUrls"))
+        notification = _json_object(callbacks.get("notification"))
+        card_data = _json_object(_json_object(body.get("pay")).get("cardPaymentData"))
         for url in (payer_urls.get("success"), payer_urls.get("error"), notification.get("url")):
             if url and not _allowed_callback(str(url), self.settings.callback_base):
                 raise _ApiError(400, "invalid_url", "notification and return URLs must lie under the merchant's URL")

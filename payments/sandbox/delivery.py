@@ -25,9 +25,10 @@ def acknowledged(body: str, response: httpx.Response) -> bool:
         return False
     if body.startswith("{"):
         try:
-            return json.loads(response.text) == {"result": True}
+            answer: object = json.loads(response.text)
         except ValueError:
             return False
+        return answer == {"result": True}
     return response.text.strip() == "TRUE"
 
 
@@ -78,7 +79,7 @@ class NotificationDeliverer:
 
     def delay_after(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failed attempt: base, 2*base, 4*base, ... capped."""
-        return min(self.backoff_base * (2 ** (attempts - 1)), self.backoff_max)
+        return min(self.backoff_base * 2.0 ** (attempts - 1), self.backoff_max)
 
     async def _run(self) -> None:
         while True:

@@ -376,7 +376,10 @@ class SandboxStore:
                     given_up=False,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key  # None only after an executemany, which this is not
+            if key is None:
+                raise RuntimeError("the sandbox store did not return the new delivery's id")
+            return int(key[0])
 
     def due_deliveries(self, now: float, limit: int = 50) -> list[Delivery]:
         stmt = (
@@ -396,7 +399,8 @@ class SandboxStore:
             deliveries.c.delivered_at.is_(None), deliveries.c.given_up.is_(False)
         )
         with self.engine.connect() as conn:
-            return conn.execute(stmt).scalar_one()
+            at: float | None = conn.execute(stmt).scalar_one()  # MIN of a REAL column: None when nothing is pending
+        return at
 
     def mark_delivered(self, delivery_id: int, at: float) -> None:
         with self.engine.begin() as conn:
