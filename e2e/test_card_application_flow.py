@@ -32,7 +32,7 @@ def test_r_kkm_3_apply_pay_collect_and_ride_with_the_new_card(page: Page, browse
     # The passenger (Olena: no card yet, R-KKM-1) applies from Portmonetka.
     log_in(page, "olena@demo.ekp")
     page.get_by_role("link", name="Portmonetka").tap()
-    page.get_by_role("link", name=re.compile("Wnioski o kartę KKM")).tap()
+    page.get_by_role("link", name=re.compile("Wnioski o kartę z portmonetką")).tap()
     page.get_by_role("link", name="Złóż wniosek o kartę").tap()
     expect(page.get_by_test_id("applicant")).to_have_text("Olena Shevchenko")
     page.get_by_label("Rodzaj karty").select_option("normal")
@@ -65,7 +65,7 @@ def test_r_kkm_3_apply_pay_collect_and_ride_with_the_new_card(page: Page, browse
     desk = desk_context.new_page()
     try:
         log_in(desk, "bok@demo.ekp", demo_data)
-        desk.get_by_role("link", name="Obsługa klienta").tap()
+        desk.get_by_role("navigation", name="Menu główne").get_by_role("link", name="Obsługa klienta").tap()
         desk.get_by_role("link", name="Wnioski o karty KKM (kolejka)").tap()
         desk.get_by_role("link", name=application_id, exact=True).tap()
         expect(desk.get_by_role("heading", level=1)).to_contain_text("Olena Shevchenko")

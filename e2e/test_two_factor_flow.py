@@ -55,6 +55,7 @@ def test_r_auth_3_staff_enrols_by_scanning_the_qr_code_and_signs_in_with_it(page
     assert len(codes) == 10 and all(re.fullmatch(r"[a-z2-9]{5}-[a-z2-9]{5}", code) for code in codes)
     axe(page, "recovery codes")
     page.get_by_role("link", name="Zapisałem kody — dalej").tap()
+    expect(page).to_have_url(re.compile(r"/home$"))  # let that navigation finish before the next one
     page.goto("/desk")
     expect(page.get_by_role("heading", level=1)).to_have_text("Obsługa klienta (BOK/POK)")
     page.get_by_role("button", name="Wyloguj").tap()
