@@ -183,7 +183,7 @@ def give_up_stale(session: Session, retry_for: timedelta) -> int:
     waiting = (OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))  # type: ignore[union-attr]
     given_up = 0
     old = session.execute(select(OutboxMail.id, OutboxMail.to_address, OutboxMail.attempts, OutboxMail.last_error)
-                          .where(*waiting, OutboxMail.created_at <= now - retry_for)).all()  # type: ignore[operator]
+                          .where(*waiting, OutboxMail.created_at <= now - retry_for)).all()
     hours = int(retry_for.total_seconds() // 3600)
     for mail_id, _to, attempts, last_error in old:
         if _give_up(session, mail_id, f"given up after {attempts} attempts in {hours} h; last error: {last_error or '-'}"):
@@ -192,8 +192,8 @@ def give_up_stale(session: Session, retry_for: timedelta) -> int:
                       last_error)
     pointless = session.execute(
         select(OutboxMail.id)
-        .join(EmailToken, EmailToken.id == OutboxMail.email_token_id)  # type: ignore[arg-type]
-        .join(User, User.id == EmailToken.user_id)  # type: ignore[arg-type]
+        .join(EmailToken, EmailToken.id == OutboxMail.email_token_id)
+        .join(User, User.id == EmailToken.user_id)
         .where(*waiting, EmailToken.used_at.is_not(None)  # type: ignore[union-attr]
                | ((EmailToken.purpose == "activate") & User.activated_at.is_not(None)))  # type: ignore[union-attr]
     ).scalars().all()

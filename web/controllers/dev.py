@@ -27,7 +27,7 @@ def loopback_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise NotFoundException()
 
 
-def _mails(session, limit: int = 100):  # type: ignore[no-untyped-def]
+def _mails(session, limit: int = 100):
     return list(session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(limit)))  # type: ignore[union-attr]
 
 

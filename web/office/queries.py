@@ -433,7 +433,7 @@ def audit_log(session: Session, *, action: str = "", user_id: int | None = None,
     """The audit log, newest first, filtered by action prefix, user id and text in the detail."""
     query = select(AuditEvent)
     if action:
-        query = query.where(AuditEvent.action.startswith(action, autoescape=True))  # type: ignore[attr-defined]
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if user_id is not None:
         query = query.where(AuditEvent.user_id == user_id)
     if text:

@@ -196,7 +196,7 @@ def find_accounts(session: Session, settings: Settings, admin_id: int, query: st
                 found.setdefault(user.id, Found(user, "PESEL"))  # type: ignore[arg-type]
     if "@" in query:
         email = normalise_email(query)
-        for user in session.scalars(select(User).where(User.email.startswith(email, autoescape=True))  # type: ignore[attr-defined]
+        for user in session.scalars(select(User).where(User.email.startswith(email, autoescape=True))
                                     .order_by(User.email).limit(50)):
             found.setdefault(user.id, Found(user, "e-mail"))  # type: ignore[arg-type]
     if compact.isascii() and compact.isalnum() and len(compact) <= 20:

@@ -495,7 +495,7 @@ def staff_queue(session: Session, limit: int = 50) -> list[ForStaff]:
         if p.status == HELD:
             queue.append(ForStaff(p, "held", paid_amount=paid.get(p.id)))  # type: ignore[arg-type]
         elif p.id in reversal:
-            queue.append(ForStaff(p, "reversed", note=reversal[p.id]))  # type: ignore[index]
+            queue.append(ForStaff(p, "reversed", note=reversal[p.id]))
         else:
             queue.append(ForStaff(p, "refund_due" if p.status == REFUND_DUE else "refunded"))
     return queue
@@ -522,7 +522,7 @@ async def settle(engine: Engine, gateway: PaymentGateway, outcome: Outcome, sour
     payment, settled = await anyio.to_thread.run_sync(_in_tx, engine, apply_outcome, outcome, source)
     refunded = False
     if settled is not None and settled.refund:
-        refunded = await give_back(engine, gateway, payment.id, payment.gateway_transaction_id)  # type: ignore[arg-type]
+        refunded = await give_back(engine, gateway, payment.id, payment.gateway_transaction_id)
     return Settlement(payment, settled, refunded)
 
 

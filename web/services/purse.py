@@ -276,7 +276,7 @@ def flagged_events(session: Session, *, since: datetime, limit: int = 500) -> li
     rows = session.execute(
         select(DeviceEvent.received_at, DeviceEvent.device_id, Device.name, DeviceEvent.event_id, DeviceEvent.flag,
                DeviceEvent.card_number, DeviceEvent.event_at, DeviceEvent.response)
-        .join(Device, Device.id == DeviceEvent.device_id)  # type: ignore[arg-type]
+        .join(Device, Device.id == DeviceEvent.device_id)
         .where(DeviceEvent.flag.is_not(None), DeviceEvent.received_at >= since)  # type: ignore[union-attr]
         .order_by(DeviceEvent.received_at.desc(), DeviceEvent.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
     ).all()
@@ -800,7 +800,7 @@ def driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] 
     columns = [(d["name"], d["type"]) for d in described]
     results = tuple((i, proc) for i, (_name, type_) in enumerate(columns)
                     if (proc := type_.dialect_impl(dialect).result_processor(dialect, None)))
-    row = namedtuple("Row", [name for name, _type in columns]) if columns else None  # type: ignore[misc]
+    row = namedtuple("Row", [name for name, _type in columns]) if columns else None
     positions = tuple(compiled.positiontup) if dialect.positional else None
     return DriverStatement(compiled.string, binds, row, results, positions)
 

@@ -29,7 +29,7 @@ def is_disabled(session: Session, kind: str) -> bool:
     """Whether the simulator device of `kind` was taken out of service (read only: the page shows it)."""
     active = session.scalars(
         select(Device.active).where(Device.kind == kind, Device.simulator.is_(True))  # type: ignore[attr-defined]
-        .order_by(Device.id)  # type: ignore[arg-type]
+        .order_by(Device.id)
     ).first()
     return active is False
 

@@ -38,7 +38,7 @@ PURPOSE = "5p1_month"
 PAYER_CANCELLED = frozenset({"cancelled", "canceled"})  # gateway error codes of a payment the payer cancelled
 
 
-def billing_policy(settings) -> BillingPolicy:  # type: ignore[no-untyped-def]
+def billing_policy(settings) -> BillingPolicy:
     """When months are charged and retried (EKP_CHARGE_DAYS_BEFORE, EKP_RETRY_EVERY_DAYS; validated at start-up)."""
     extra = settings.extra
     return BillingPolicy(
@@ -109,7 +109,7 @@ def _store(session: Session, row: Subscription5p1, decision: Decision, rows: lis
 
 # --- telling the passenger ------------------------------------------------------------------------
 
-def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Notice, ...],  # type: ignore[no-untyped-def]
+def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Notice, ...],
             month: SubscriptionMonthRow | None = None) -> None:
     """Mail the passenger about each notice (R-5P1-9 confirmation with the cycle's schedule)."""
     user = session.get(User, row.user_id)
@@ -119,8 +119,8 @@ def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Not
                                          notices, month))
 
 
-def _mails(settings, email: str, language: str, first_name: str, variant: str, first_day: date,  # type: ignore[no-untyped-def]
-           notices: tuple[Notice, ...], month) -> list[dict]:  # type: ignore[no-untyped-def]
+def _mails(settings, email: str, language: str, first_name: str, variant: str, first_day: date,
+           notices: tuple[Notice, ...], month) -> list[dict]:
     """The outbox rows telling a passenger about `notices`, rendered when delivered (web.mail.deferred_mail).
     `month`: the month the notices are about (anything with cycle, starts_on, ends_on, price) or None."""
     rows = []
@@ -421,7 +421,7 @@ def _write_months(session: Session, changed: list[tuple[int, SubscriptionMonth]]
              "paid_on": m.paid_on, "updated_at": now} for i, m in changed])
 
 
-def _rows_in(session: Session, query, column, ids: list) -> list:  # type: ignore[no-untyped-def]
+def _rows_in(session: Session, query, column, ids: list) -> list:
     """Core rows of `query` whose `column` is in `ids`, a few IN (...) queries."""
     found: list = []
     for start in range(0, len(ids), payment_records.IN_CHUNK):
@@ -430,7 +430,7 @@ def _rows_in(session: Session, query, column, ids: list) -> list:  # type: ignor
     return found
 
 
-def _settle(session: Session, settings, today: date, outcome: payment_records.Outcome,  # type: ignore[no-untyped-def]
+def _settle(session: Session, settings, today: date, outcome: payment_records.Outcome,
             month: SubscriptionMonthRow | None, row: Subscription5p1 | None,
             tickets: dict[int, Ticket] | None) -> payment_records.Settled:
     if month is None or row is None:
@@ -637,7 +637,7 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     return charges
 
 
-def _review_and_plan(session: Session, settings, row: Subscription5p1, months: list[SubscriptionMonthRow],  # type: ignore[no-untyped-def]
+def _review_and_plan(session: Session, settings, row: Subscription5p1, months: list[SubscriptionMonthRow],
                      today: date, policy: BillingPolicy) -> list[tuple[Subscription5p1, SubscriptionMonthRow, SubscriptionMonth]]:
     """One subscription (rows already loaded): review, plan the next month (added to `months`), and the
     months to claim for charging today with the state each moves to."""
@@ -693,7 +693,7 @@ def _claim_many(session: Session, wanted: list[tuple[int, SubscriptionMonth, Sub
 def open_subscription_ids(session: Session, after_id: int = 0, limit: int = 1000) -> list[int]:
     return list(session.scalars(
         select(Subscription5p1.id).where(Subscription5p1.status.in_(OPEN_STATUSES), Subscription5p1.id > after_id)  # type: ignore[attr-defined,operator]
-        .order_by(Subscription5p1.id).limit(limit)  # type: ignore[arg-type]
+        .order_by(Subscription5p1.id).limit(limit)
     ))
 
 
