@@ -349,13 +349,13 @@ def mail_failed(limit: int) -> None:
 
 def _print_failed_mail(engine, limit: int) -> None:
     from sqlalchemy import select
-    from sqlmodel import Session
+    from sqlmodel import Session, col
 
     from web.models import OutboxMail
 
     with Session(engine) as session:
-        mails = list(session.scalars(select(OutboxMail).where(OutboxMail.failed_at.is_not(None))  # type: ignore[union-attr]
-                                     .order_by(OutboxMail.failed_at.desc(), OutboxMail.id.desc())  # type: ignore[union-attr]
+        mails = list(session.scalars(select(OutboxMail).where(col(OutboxMail.failed_at).is_not(None))
+                                     .order_by(col(OutboxMail.failed_at).desc(), col(OutboxMail.id).desc())
                                      .limit(limit)))
         if not mails:
             click.echo("no failed mail")

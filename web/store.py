@@ -9,7 +9,7 @@ import anyio
 from litestar.stores.base import NamespacedStore
 from sqlalchemy import BigInteger, Integer, LargeBinary, Text, case, cast, delete, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from web import clock
 from web.models import StoreEntry
@@ -121,7 +121,7 @@ class DatabaseStore(NamespacedStore):
 
     def _delete(self, key: str) -> None:
         with Session(self.engine) as session:
-            session.exec(delete(StoreEntry).where(StoreEntry.key == key))
+            session.exec(delete(StoreEntry).where(col(StoreEntry.key) == key))
             session.commit()
 
     async def delete(self, key: str) -> None:
@@ -129,7 +129,7 @@ class DatabaseStore(NamespacedStore):
 
     def _delete_all(self) -> None:
         with Session(self.engine) as session:
-            session.exec(delete(StoreEntry).where(StoreEntry.key.startswith(self.namespace + ":")))
+            session.exec(delete(StoreEntry).where(col(StoreEntry.key).startswith(self.namespace + ":")))
             session.commit()
 
     async def delete_all(self) -> None:
@@ -140,7 +140,7 @@ class DatabaseStore(NamespacedStore):
 
     def _expires_in(self, key: str) -> int | None:
         with Session(self.engine) as session:
-            row = session.exec(select(StoreEntry.expires_at).where(StoreEntry.key == key)).first()  # type: ignore[call-overload]
+            row = session.exec(select(col(StoreEntry.expires_at)).where(col(StoreEntry.key) == key)).first()  # type: ignore[call-overload]
             if row is None or row[0] is None:
                 return None
             return max(0, int((row[0] - clock.now()).total_seconds()))
@@ -190,7 +190,7 @@ class DatabaseStore(NamespacedStore):
 
     def purge_expired(self) -> int:
         with Session(self.engine) as session:
-            result = session.exec(delete(StoreEntry).where(StoreEntry.expires_at <= clock.now()))  # type: ignore[operator]
+            result = session.exec(delete(StoreEntry).where(col(StoreEntry.expires_at) <= clock.now()))
             session.commit()
             return result.rowcount or 0
 

@@ -12,6 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 from sqlalchemy import select
+from sqlmodel import col
 
 from web.http import RowId, in_transaction, page
 from web.models import OutboxMail
@@ -28,7 +29,7 @@ def loopback_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 
 
 def _mails(session, limit: int = 100):
-    return list(session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(limit)))  # type: ignore[union-attr]
+    return list(session.scalars(select(OutboxMail).order_by(col(OutboxMail.id).desc()).limit(limit)))
 
 
 @get("/dev/mail")
