@@ -355,8 +355,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
 class _RouteMetrics(PrometheusMiddleware):
     """Requests counted by route (the path template, e.g. `/tickets/{ticket_id:int}`), method and status."""
 
-    def _get_default_labels(self, request: Request) -> dict[str, str | int | float]:  # type: ignore[override]
-        return {"method": request.method, "path": request.scope.get("path_template") or "other",  # type: ignore[typeddict-item]
+    def _get_default_labels(self, request: Request) -> dict[str, str | int | float]:
+        return {"method": request.method, "path": request.scope.get("path_template") or "other",
                 "status_code": 200, "app_name": self._config.app_name}
 
 

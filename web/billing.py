@@ -64,7 +64,7 @@ class BillingReport:
                 f"declined: {self.declined}, no answer yet (retried later with the same key): {self.unanswered}")
 
 
-def _in_tx(engine: Engine, fn, *args):  # type: ignore[no-untyped-def]
+def _in_tx(engine: Engine, fn, *args):
     with transaction(engine) as session:
         return fn(session, *args)
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -18,7 +19,7 @@ from web.purposes import register_payment_purposes
 from web.settings import Settings, SettingsError, load_settings, start_warnings
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings():
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -91,12 +92,12 @@ def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo
         metrics_dir.mkdir(parents=True)
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     # JSON logs: uvicorn's own lines go through the same handler (log_config=None leaves logging to EKP).
-    logging_options: dict[str, object] = {"log_config": None} if settings.log_format == "json" else {}
+    logging_options: dict[str, Any] = {"log_config": None} if settings.log_format == "json" else {}
     uvicorn.run("web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=settings.log_level.lower(), access_log=False, **logging_options, **proxy_options(settings))
 
 
-def proxy_options(settings: Settings) -> dict[str, object]:
+def proxy_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for X-Forwarded-For: believed only from EKP_TRUSTED_PROXIES (R-AUTH-1).
 
     Without any, the client address is the connection's peer: a header a client sends itself never
@@ -346,15 +347,15 @@ def mail_failed(limit: int) -> None:
         engine.dispose()
 
 
-def _print_failed_mail(engine, limit: int) -> None:  # type: ignore[no-untyped-def]
+def _print_failed_mail(engine, limit: int) -> None:
     from sqlalchemy import select
-    from sqlmodel import Session
+    from sqlmodel import Session, col
 
     from web.models import OutboxMail
 
     with Session(engine) as session:
-        mails = list(session.scalars(select(OutboxMail).where(OutboxMail.failed_at.is_not(None))  # type: ignore[union-attr]
-                                     .order_by(OutboxMail.failed_at.desc(), OutboxMail.id.desc())  # type: ignore[union-attr]
+        mails = list(session.scalars(select(OutboxMail).where(col(OutboxMail.failed_at).is_not(None))
+                                     .order_by(col(OutboxMail.failed_at).desc(), col(OutboxMail.id).desc())
                                      .limit(limit)))
         if not mails:
             click.echo("no failed mail")

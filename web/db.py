@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
@@ -73,3 +74,8 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched: its cursor's rowcount (typed: `Session.execute` says `Result`)."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -98,6 +98,7 @@ def load_purse_cards(settings: Settings) -> Iterator[str]:
     """E-purse cards for the demo passengers (linked to their accounts; marked demo: the simulators act on
     these only), a demo validator and a meter."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from domain.purse import CardKind, RegisteredFare
     from web import clock
@@ -108,7 +109,7 @@ def load_purse_cards(settings: Settings) -> Iterator[str]:
     engine = make_engine(settings.database_url)
     with transaction(engine) as session:
         for number, kind, fare, holder, pesel, balance in DEMO_PURSE_CARDS:
-            if session.scalars(select(PurseCardRow).where(PurseCardRow.number == number)).first() is not None:
+            if session.scalars(select(PurseCardRow).where(col(PurseCardRow.number) == number)).first() is not None:
                 yield f"demo e-purse card {number}: already there"
                 continue
             row = purse.issue_card(session, number=number, kind=CardKind(kind), issued_on=clock.today(), holder_name=holder,
@@ -120,7 +121,7 @@ def load_purse_cards(settings: Settings) -> Iterator[str]:
                 row.account_id, row.linked_at = owner.id, clock.now()
             yield f"demo e-purse card {number} ({kind}, {fare}) added with {balance / 100:.2f} zł"
         for kind, name in (("validator", "Demo: kasownik BUS-101"), ("parking-meter", "Demo: parkometr ul. Ratuszowa")):
-            if session.scalars(select(Device).where(Device.name == name)).first() is not None:
+            if session.scalars(select(Device).where(col(Device.name) == name)).first() is not None:
                 yield f"demo {kind} {name!r}: already there (its secret was shown when it was added)"
                 continue
             device, credential = purse.add_device(session, kind, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from domain.trust import sandbox_refusal
 from payments import PaymentGateway, make_gateway
@@ -21,7 +21,13 @@ class Payments:
     sandbox: Any = None  # payments.sandbox.Sandbox when EKP_PAYMENTS=sandbox
 
 
-def sandbox_credentials(key: bytes) -> dict[str, str]:
+class SandboxCredentials(TypedDict):
+    client_id: str
+    client_secret: str
+    security_code: str
+
+
+def sandbox_credentials(key: bytes) -> SandboxCredentials:
     """This installation's sandbox credentials, derived from its random `var/sandbox_key` (never the public
     `sandbox`/`sandbox`: anyone could otherwise create, pay and refund transactions in its name)."""
 

@@ -134,6 +134,17 @@ def forget_user(user_id: int) -> None:
         _user_cache.pop(key, None)
 
 
+def session_data(request: ASGIConnection) -> dict[str, Any]:
+    """The request's session (web.sessions.SessionMiddleware keeps a plain dict in the scope), read and
+    written like a dict. A request outside the session middleware (static files, the device API) gets an
+    empty one, kept in its scope for the rest of the request and never saved."""
+    session = request.scope.get("session")
+    if not isinstance(session, dict):
+        session = {}
+        request.scope["session"] = session
+    return session
+
+
 async def current_user(request: ASGIConnection) -> User | None:
     state = request.scope.setdefault("state", {})  # what request.state wraps, without a State object per access
     if "user" in state:
@@ -170,8 +181,17 @@ async def current_user(request: ASGIConnection) -> User | None:
     return user
 
 
+async def signed_in_user(request: ASGIConnection) -> User:
+    """The signed-in user, in a handler guarded by `requires_login` or `requires_role` (so never None there);
+    without one the request is refused (401) as the guard would have refused it."""
+    user = await current_user(request)
+    if user is None:
+        raise NotAuthorizedException()
+    return user
+
+
 def login_session(request: Request, user: User, remember: bool) -> None:
-    session = request.scope["session"]
+    session = session_data(request)
     flashes = session.get("_flash", [])
     session.clear()
     session.update(
@@ -226,7 +246,7 @@ def requires_role(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], A
 
 
 def flash(request: ASGIConnection, message: str, category: str = "info") -> None:
-    request.scope["session"].setdefault("_flash", []).append({"message": message, "category": category})
+    session_data(request).setdefault("_flash", []).append({"message": message, "category": category})
 
 
 def take_flashes(request: ASGIConnection) -> list[dict[str, str]]:

@@ -21,10 +21,11 @@ import anyio
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.accounts import sender_address
 from web import clock, i18n
+from web.db import affected
 from web.models import EmailToken, OutboxMail, User
 from web.templating import environment
 
@@ -168,22 +169,22 @@ class SmtpSender:
 
 def _give_up(session: Session, mail_id: int, reason: str) -> bool:
     """Mark one undelivered mail failed (once, whichever worker gets there first)."""
-    return session.execute(
+    return affected(session.execute(
         update(OutboxMail)
-        .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))  # type: ignore[union-attr]
+        .where(col(OutboxMail.id) == mail_id, col(OutboxMail.sent_at).is_(None), col(OutboxMail.failed_at).is_(None))
         .values(failed_at=clock.now(), last_error=reason[:500])
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1
 
 
 def give_up_stale(session: Session, retry_for: timedelta) -> int:
     """Mark failed the mail that no longer means anything: queued longer than `retry_for` ago, or carrying a
     single-use link that can no longer be used. Returns how many."""
     now = clock.now()
-    waiting = (OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None))  # type: ignore[union-attr]
+    waiting = (col(OutboxMail.sent_at).is_(None), col(OutboxMail.failed_at).is_(None))
     given_up = 0
-    old = session.execute(select(OutboxMail.id, OutboxMail.to_address, OutboxMail.attempts, OutboxMail.last_error)
-                          .where(*waiting, OutboxMail.created_at <= now - retry_for)).all()  # type: ignore[operator]
+    old = session.execute(select(col(OutboxMail.id), col(OutboxMail.to_address), col(OutboxMail.attempts), col(OutboxMail.last_error))
+                          .where(*waiting, col(OutboxMail.created_at) <= now - retry_for)).all()
     hours = int(retry_for.total_seconds() // 3600)
     for mail_id, _to, attempts, last_error in old:
         if _give_up(session, mail_id, f"given up after {attempts} attempts in {hours} h; last error: {last_error or '-'}"):
@@ -191,11 +192,11 @@ def give_up_stale(session: Session, retry_for: timedelta) -> int:
             log.error("mail %s given up after %s attempts in %s h (see `ekp mail failed`): %s", mail_id, attempts, hours,
                       last_error)
     pointless = session.execute(
-        select(OutboxMail.id)
-        .join(EmailToken, EmailToken.id == OutboxMail.email_token_id)  # type: ignore[arg-type]
-        .join(User, User.id == EmailToken.user_id)  # type: ignore[arg-type]
-        .where(*waiting, EmailToken.used_at.is_not(None)  # type: ignore[union-attr]
-               | ((EmailToken.purpose == "activate") & User.activated_at.is_not(None)))  # type: ignore[union-attr]
+        select(col(OutboxMail.id))
+        .join(EmailToken, EmailToken.id == OutboxMail.email_token_id)
+        .join(User, User.id == EmailToken.user_id)
+        .where(*waiting, col(EmailToken.used_at).is_not(None)
+               | ((EmailToken.purpose == "activate") & col(User.activated_at).is_not(None)))
     ).scalars().all()
     for mail_id in pointless:
         if _give_up(session, mail_id, "given up: its link is no longer usable (already used, or the account is active)"):
@@ -210,8 +211,8 @@ def _claim_due(engine: Engine, limit: int, retry_for: timedelta = DEFAULT_RETRY_
             session.commit()
         query = (
             select(OutboxMail)
-            .where(OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None), OutboxMail.next_attempt_at <= clock.now())  # type: ignore[union-attr]
-            .order_by(OutboxMail.id)  # type: ignore[arg-type]
+            .where(col(OutboxMail.sent_at).is_(None), col(OutboxMail.failed_at).is_(None), col(OutboxMail.next_attempt_at) <= clock.now())
+            .order_by(col(OutboxMail.id))
             .limit(limit)
         )
         if engine.dialect.name == "postgresql":
@@ -222,12 +223,12 @@ def _claim_due(engine: Engine, limit: int, retry_for: timedelta = DEFAULT_RETRY_
         # read the same mail still send it once.
         claimed = []
         for mail in mails:
-            won = session.execute(
+            won = affected(session.execute(
                 update(OutboxMail)
-                .where(OutboxMail.id == mail.id, OutboxMail.attempts == mail.attempts, OutboxMail.sent_at.is_(None))  # type: ignore[union-attr]
+                .where(col(OutboxMail.id) == mail.id, col(OutboxMail.attempts) == mail.attempts, col(OutboxMail.sent_at).is_(None))
                 .values(attempts=mail.attempts + 1, next_attempt_at=clock.now() + _retry_delay(mail.attempts + 1))
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             if won == 1:
                 mail.attempts += 1
                 claimed.append(mail)
@@ -249,7 +250,7 @@ def _record(engine: Engine, mail_id: int, error: str | None, give_up: bool = Fal
             mail.last_error = None
             if mail.email_token_id is not None:
                 # "valid for 3 hours from sending": from when the mail really left, not when it was queued.
-                session.execute(update(EmailToken).where(EmailToken.id == mail.email_token_id, EmailToken.used_at.is_(None))  # type: ignore[union-attr]
+                session.execute(update(EmailToken).where(col(EmailToken.id) == mail.email_token_id, col(EmailToken.used_at).is_(None))
                                 .values(sent_at=mail.sent_at))
         else:
             mail.last_error = error[:500]

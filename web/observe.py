@@ -25,8 +25,10 @@ from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from web import clock
+from web.db import affected
 
 # ---------------------------------------------------------------------------------------------- request id
 
@@ -177,7 +179,7 @@ class BusinessCollector:
             failed = conn.execute(text("SELECT count(*) FROM mail_outbox WHERE failed_at IS NOT NULL")).scalar()
             payments = conn.execute(text("SELECT status, count(*) FROM payments GROUP BY status")).all()
             charges = conn.execute(text("SELECT status, count(*) FROM payments WHERE kind = 'token' GROUP BY status")).all()
-            jobs = conn.execute(select(JobRun.job, JobRun.runs, JobRun.failures, JobRun.last_success_at)).all()
+            jobs = conn.execute(select(col(JobRun.job), col(JobRun.runs), col(JobRun.failures), col(JobRun.last_success_at))).all()
         yield GaugeMetricFamily("ekp_outbox_backlog", "Mail waiting in the outbox (not sent, not given up)", value=backlog or 0)
         yield GaugeMetricFamily("ekp_outbox_failed", "Mail given up (ekp mail failed)", value=failed or 0)
         by_status = GaugeMetricFamily("ekp_payments", "Payments by status (pending, held_for_review (R-PAY-2), "
@@ -239,7 +241,7 @@ def _record(engine: Engine, job: str, *, ok: bool, error: str | None) -> None:
         for _ in range(2):
             try:
                 with engine.begin() as conn:
-                    if conn.execute(update(table).where(table.c.job == job).values(**changes)).rowcount == 0:
+                    if affected(conn.execute(update(table).where(table.c.job == job).values(**changes))) == 0:
                         conn.execute(insert(table).values(job=job, runs=1, failures=0 if ok else 1, last_run_at=now,
                                                           last_success_at=now if ok else None, last_error=error))
                 return

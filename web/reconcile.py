@@ -31,12 +31,12 @@ class ReconcileReport:
                 f"refunded: {self.refunded}, refunds still owed: {self.refunds_owed}")
 
 
-def _in_tx(engine: Engine, fn, *args):  # type: ignore[no-untyped-def]
+def _in_tx(engine: Engine, fn, *args):
     with transaction(engine) as session:
         return fn(session, *args)
 
 
-def _hosted_pending(session, older_than_seconds: int) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _hosted_pending(session, older_than_seconds: int) -> list[tuple[str, str]]:
     return [
         (p.reference, p.gateway_transaction_id)
         for p in records.pending_payments(session, older_than_seconds)
@@ -44,7 +44,7 @@ def _hosted_pending(session, older_than_seconds: int) -> list[tuple[str, str]]: 
     ]
 
 
-def _refunds_due(session, older_than_seconds: int) -> list[tuple[int, str | None]]:  # type: ignore[no-untyped-def]
+def _refunds_due(session, older_than_seconds: int) -> list[tuple[int, str | None]]:
     return [(p.id, p.gateway_transaction_id) for p in records.refunds_due(session, older_than_seconds)]
 
 

@@ -371,7 +371,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     metrics_token = get("EKP_METRICS_TOKEN", "")
     if metrics_token and not re.fullmatch(r"[A-Za-z0-9._~+/=-]{24,200}", metrics_token):
         problems.append("EKP_METRICS_TOKEN: expected 24-200 letters, digits or ._~+/=- (e.g. `openssl rand -hex 32`)")
-    settings_kwargs = dict(
+    settings_kwargs: dict[str, Any] = dict(
         env=mode,
         log_format=log_format,
         log_level=log_level,
@@ -431,5 +431,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     pesel_key = pesel_key or _secret_from_var(var_dir, "pesel_key")
     sandbox_key = _secret_from_var(var_dir, "sandbox_key") if payments == "sandbox" else b""
     photo_key = photo_key or hashlib.sha256(b"ekp card photos\0" + secret_key).digest()  # not in production
-    return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, ticket_keys=ticket_keys,  # type: ignore[arg-type]
+    return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, ticket_keys=ticket_keys,
                     photo_key=photo_key, operator=operator, **settings_kwargs)

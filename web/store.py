@@ -9,7 +9,7 @@ import anyio
 from litestar.stores.base import NamespacedStore
 from sqlalchemy import BigInteger, Integer, LargeBinary, Text, case, cast, delete, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from web import clock
 from web.models import StoreEntry
@@ -60,7 +60,7 @@ class DatabaseStore(NamespacedStore):
         raw = value.encode() if isinstance(value, str) else value
         await anyio.to_thread.run_sync(self._set, self._key(key), raw, _seconds(expires_in))
 
-    def _inline_connection(self):  # type: ignore[no-untyped-def]
+    def _inline_connection(self):
         conn = getattr(self._inline, "conn", None)
         if conn is None:
             dialect = self.engine.dialect
@@ -71,7 +71,7 @@ class DatabaseStore(NamespacedStore):
             self._inline.conn = conn
         return conn
 
-    def _fetch(self, conn, key: str):  # type: ignore[no-untyped-def]
+    def _fetch(self, conn, key: str):
         cursor = conn.cursor()
         try:
             cursor.execute(self._read_sql, (key,))
@@ -121,7 +121,7 @@ class DatabaseStore(NamespacedStore):
 
     def _delete(self, key: str) -> None:
         with Session(self.engine) as session:
-            session.exec(delete(StoreEntry).where(StoreEntry.key == key))  # type: ignore[call-overload]
+            session.exec(delete(StoreEntry).where(col(StoreEntry.key) == key))
             session.commit()
 
     async def delete(self, key: str) -> None:
@@ -129,7 +129,7 @@ class DatabaseStore(NamespacedStore):
 
     def _delete_all(self) -> None:
         with Session(self.engine) as session:
-            session.exec(delete(StoreEntry).where(StoreEntry.key.startswith(self.namespace + ":")))  # type: ignore[call-overload,attr-defined]
+            session.exec(delete(StoreEntry).where(col(StoreEntry.key).startswith(self.namespace + ":")))
             session.commit()
 
     async def delete_all(self) -> None:
@@ -140,7 +140,7 @@ class DatabaseStore(NamespacedStore):
 
     def _expires_in(self, key: str) -> int | None:
         with Session(self.engine) as session:
-            row = session.exec(select(StoreEntry.expires_at).where(StoreEntry.key == key)).first()  # type: ignore[call-overload]
+            row = session.exec(select(col(StoreEntry.expires_at)).where(col(StoreEntry.key) == key)).first()  # type: ignore[call-overload]
             if row is None or row[0] is None:
                 return None
             return max(0, int((row[0] - clock.now()).total_seconds()))
@@ -159,14 +159,14 @@ class DatabaseStore(NamespacedStore):
 
             count = cast(func.convert_from(table.c.value, "UTF8"), BigInteger)
 
-            def as_value(number):  # type: ignore[no-untyped-def]
+            def as_value(number):
                 return func.convert_to(cast(number, Text), "UTF8")
         else:
             from sqlalchemy.dialects.sqlite import insert
 
             count = cast(cast(table.c.value, Text), Integer)
 
-            def as_value(number):  # type: ignore[no-untyped-def]
+            def as_value(number):
                 return cast(cast(number, Text), LargeBinary)
 
         statement = insert(table).values(key=key, value=str(max(delta, 0)).encode(),
@@ -190,7 +190,7 @@ class DatabaseStore(NamespacedStore):
 
     def purge_expired(self) -> int:
         with Session(self.engine) as session:
-            result = session.exec(delete(StoreEntry).where(StoreEntry.expires_at <= clock.now()))  # type: ignore[call-overload,operator]
+            result = session.exec(delete(StoreEntry).where(col(StoreEntry.expires_at) <= clock.now()))
             session.commit()
             return result.rowcount or 0
 

@@ -39,7 +39,7 @@ def _local_date(value: date | None) -> str:
 
 
 @pass_context
-def _announces_test_money(context) -> bool:  # type: ignore[no-untyped-def]
+def _announces_test_money(context) -> bool:
     """R-PAY-5: whether this page must say that payments are not real (the app serving it runs the sandbox
     in production). Read from the request's app, so apps with other settings in one process differ."""
     settings = getattr(getattr(getattr(context.get("request"), "app", None), "state", None), "settings", None)
@@ -55,7 +55,7 @@ class TemplateLoader(FileSystemLoader):
     the imports and includes), a `stat` system call each, on the event loop; here it is checked at most
     once per TEMPLATE_CHECK_SECONDS."""
 
-    def get_source(self, environment: Environment, template: str):  # type: ignore[no-untyped-def]
+    def get_source(self, environment: Environment, template: str):
         source, filename, uptodate = super().get_source(environment, template)
         checked_at, fresh = time.monotonic(), True
 
@@ -70,21 +70,21 @@ class TemplateLoader(FileSystemLoader):
         return source, filename, throttled
 
 
-class _Globals(ChainMap):  # type: ignore[type-arg]
+class _Globals(ChainMap):
     """A template's globals over the environment's (Jinja's ChainMap), with `keys()` a plain set: Jinja takes the
     difference of two templates' global names at every `{% from ... import %}`, which on ChainMaps' key views
     walked both maps in Python, at every render of a page with form fields."""
 
-    def keys(self):  # type: ignore[no-untyped-def,override]
+    def keys(self):
         return set().union(*self.maps)
 
 
 class PageEnvironment(Environment):
-    def make_globals(self, d):  # type: ignore[no-untyped-def]
+    def make_globals(self, d):
         return _Globals({} if d is None else d, self.globals)
 
 
-def _settings_in(context):  # type: ignore[no-untyped-def]
+def _settings_in(context):
     settings = context.get("settings")
     if settings is None:
         settings = getattr(getattr(getattr(context.get("request"), "app", None), "state", None), "settings", None)
@@ -96,12 +96,12 @@ def _settings_in(context):  # type: ignore[no-untyped-def]
 
 
 @pass_context
-def _operator(context):  # type: ignore[no-untyped-def]
+def _operator(context):
     """The operator profile (name, colours, logo, contacts, legal texts, modules) of the app serving this."""
     return _settings_in(context).profile
 
 
-def theme_css(profile) -> str:  # type: ignore[no-untyped-def]
+def theme_css(profile) -> str:
     """The operator's colours as the style sheet's variables (served as /operator.css: no inline style)."""
     return f":root {{ --blue: {profile.primary_colour}; --blue-dark: {profile.primary_dark_colour}; }}\n"
 
@@ -114,7 +114,7 @@ def _theme_version(css: str) -> str:
 
 
 @pass_context
-def _theme_url(context) -> str:  # type: ignore[no-untyped-def]
+def _theme_url(context) -> str:
     return f"/operator.css?v={_theme_version(theme_css(_settings_in(context).profile))}"
 
 
@@ -206,7 +206,7 @@ def page_environment(language: str) -> Environment:
 class PageTemplates(JinjaTemplateEngine):
     """Litestar's Jinja engine, picking the environment of the request's language."""
 
-    def get_template(self, template_name: str):  # type: ignore[no-untyped-def]
+    def get_template(self, template_name: str):
         try:
             return page_environment(i18n.current_language.get()).get_template(template_name)
         except TemplateNotFound as exc:

@@ -17,8 +17,8 @@ from web.card_applications import photos
 from web.card_applications import service
 from web.card_applications.texts import fare_text, status_text, text
 from web.controllers.payments import send_to_payment_page
-from web.http import (RowId, checked, clean_text, client_ip, current_user, flash, form_of, in_transaction, page,
-                      redirect, requires_role, settings_of)
+from web.http import (RowId, checked, clean_text, client_ip, flash, form_of, in_transaction, page, redirect,
+                      requires_role, settings_of, signed_in_user)
 from web.i18n import _
 
 log = logging.getLogger("ekp.card_applications")
@@ -37,7 +37,7 @@ def _helpers() -> dict[str, Any]:
 
 
 async def _form_page(request: Request, status: int = 200, **context: Any) -> Template:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     context.setdefault("errors", {})
     context.setdefault("values", {})
     return await page(request, "card_applications/new.html", status_code=status, applicant=user,
@@ -46,8 +46,8 @@ async def _form_page(request: Request, status: int = 200, **context: Any) -> Tem
 
 @get("/card-applications", guards=passenger)
 async def index(request: Request) -> Template:
-    user = await current_user(request)
-    applications = await in_transaction(request, service.my_applications, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    applications = await in_transaction(request, service.my_applications, user.id)
     return await page(request, "card_applications/index.html", applications=applications, **_helpers())
 
 
@@ -80,7 +80,7 @@ def _declared_length(request: Request) -> int | None:
       exception_handlers={413: _too_big})
 async def apply(request: Request) -> Template | Response:
     """R-KKM-1, R-KKM-3: check and save; then the deposit on the payment page (R-KKM-2), none for free rides."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     assert user is not None
     declared = _declared_length(request)
     if declared is not None and declared > MAX_BODY:
@@ -113,13 +113,13 @@ async def _pay(request: Request, user_id: int, application_id: int) -> Response:
 
 @post("/card-applications/{application_id:int}/pay", guards=passenger)
 async def pay(request: Request, application_id: RowId) -> Response:
-    user = await current_user(request)
-    return await _pay(request, user.id, application_id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    return await _pay(request, user.id, application_id)
 
 
 async def _status_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
-    user = await current_user(request)
-    found = await in_transaction(request, service.my_application_view, user.id, application_id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    found = await in_transaction(request, service.my_application_view, user.id, application_id)
     if found is None:
         raise NotFoundException()
     context.setdefault("errors", {})
@@ -143,9 +143,9 @@ def _image(found: tuple[bytes, str] | None, name: str) -> Response:
 
 @get("/card-applications/{application_id:int}/photo", guards=passenger)
 async def my_photo(request: Request, application_id: RowId) -> Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     found = await in_transaction(
-        request, lambda s: service.photo_of(s, settings_of(request), application_id, "photo", user_id=user.id))  # type: ignore[union-attr]
+        request, lambda s: service.photo_of(s, settings_of(request), application_id, "photo", user_id=user.id))
     return _image(found, "zdjecie")
 
 
@@ -183,7 +183,7 @@ def _given_up_message(given_up: service.GivenUp) -> str:
 async def give_up(request: Request, application_id: RowId) -> Template | Response:
     """R-KKM-2: giving up before collection, or a collected card; the deposit goes back to the payer (except
     for a lost, damaged or 3-years-unused card) and the card's balance moves to another of the account's cards."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     if not checked(form, "confirm"):
         return await _status_page(request, application_id, 422,
@@ -192,7 +192,7 @@ async def give_up(request: Request, application_id: RowId) -> Template | Respons
     if isinstance(move_to, str):
         return await _status_page(request, application_id, 422, errors={"move_to": [text(move_to)]})
     try:
-        given_up = await in_transaction(request, service.give_up, user.id, application_id, client_ip(request),  # type: ignore[union-attr]
+        given_up = await in_transaction(request, service.give_up, user.id, application_id, client_ip(request),
                                         move_to)
     except service.Refused as exc:
         field = "move_to" if exc.code.startswith("card_applications.give_up.") and \
@@ -209,7 +209,7 @@ async def give_up(request: Request, application_id: RowId) -> Template | Respons
       exception_handlers={413: _too_big})
 async def complete(request: Request, application_id: RowId) -> Template | Response:
     """R-KKM-3: a returned application completed (new photo or scan) goes back to the desk; no second deposit."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     assert user is not None
     declared = _declared_length(request)
     if declared is not None and declared > MAX_BODY:
@@ -233,8 +233,8 @@ async def complete(request: Request, application_id: RowId) -> Template | Respon
 
 
 async def _change_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
-    user = await current_user(request)
-    found = await in_transaction(request, service.my_application_view, user.id, application_id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    found = await in_transaction(request, service.my_application_view, user.id, application_id)
     if found is None or found.row.status != service.COLLECTED or found.row.kind != "personal":
         raise NotFoundException()
     context.setdefault("errors", {})
@@ -253,7 +253,7 @@ async def change_form(request: Request, application_id: RowId) -> Template:
       exception_handlers={413: _too_big})
 async def change(request: Request, application_id: RowId) -> Template | Response:
     """R-KKM-8: free when the printed card stays as it is; otherwise a new card and a new deposit."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     assert user is not None
     declared = _declared_length(request)
     if declared is not None and declared > MAX_BODY:
@@ -320,7 +320,7 @@ async def desk_file(request: Request, application_id: RowId, what: FromPath[str]
 @post("/desk/card-applications/{application_id:int}/{step:str}", guards=staff)
 async def desk_step(request: Request, application_id: RowId, step: FromPath[str]) -> Template | Response:
     """accept | return (with a reason) | made (with the card's number) | collected (after the ID check)."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     assert user is not None
     form = await form_of(request)
     ip = client_ip(request)

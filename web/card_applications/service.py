@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain import card_application as rules
 from domain import purse as purse_rules
 from domain.money import Grosze, format_pln
 from web import clock
-from web.db import transaction
+from web.db import affected, transaction
 from web.demo import is_demo_account
 from web.mail import queue_mail
 from web.models import CardApplicationEvent, CardApplicationRow, CardNotice, Payment, PurseCardRow, User
@@ -99,7 +99,7 @@ def entitlement_of(row: CardApplicationRow) -> rules.Entitlement:
 def _cards_held(session: Session, user: User) -> list[PurseCardRow]:
     mine = PurseCardRow.account_id == user.id
     if user.pesel_hash:
-        mine = or_(mine, PurseCardRow.pesel_hash == user.pesel_hash)
+        mine = or_(mine, col(PurseCardRow.pesel_hash) == user.pesel_hash)
     return list(session.scalars(select(PurseCardRow).where(mine)))
 
 
@@ -108,9 +108,9 @@ def personal_card_refusal(session: Session, user: User) -> str | None:
     held = [purse.card_of(row) for row in _cards_held(session, user)]
     if not rules.may_apply_for(purse_rules.CardKind.PERSONAL, held, clock.to_local(clock.now())):
         return "card_applications.has_personal_card"
-    pending = session.scalars(select(CardApplicationRow.id).where(
-        CardApplicationRow.user_id == user.id, CardApplicationRow.kind == purse_rules.CardKind.PERSONAL.value,
-        CardApplicationRow.status.in_(OPEN))).first()  # type: ignore[attr-defined]
+    pending = session.scalars(select(col(CardApplicationRow.id)).where(
+        col(CardApplicationRow.user_id) == user.id, col(CardApplicationRow.kind) == purse_rules.CardKind.PERSONAL.value,
+        col(CardApplicationRow.status).in_(OPEN))).first()
     if pending is not None:
         return "card_applications.personal_pending"
     return None
@@ -272,13 +272,13 @@ def _move(session: Session, application_id: int, from_states: tuple[str, ...], t
     now = clock.now()
     if to in CLOSED:
         values.setdefault("closed_at", now)
-    won = session.execute(
-        update(CardApplicationRow).where(CardApplicationRow.id == application_id,
-                                         CardApplicationRow.status.in_(from_states))  # type: ignore[attr-defined]
-        .values(status=to, updated_at=now, **values).execution_options(synchronize_session=False)).rowcount
+    won = affected(session.execute(
+        update(CardApplicationRow).where(col(CardApplicationRow.id) == application_id,
+                                         col(CardApplicationRow.status).in_(from_states))
+        .values(status=to, updated_at=now, **values).execution_options(synchronize_session=False)))
     if won != 1:
         return None
-    row = session.scalars(select(CardApplicationRow).where(CardApplicationRow.id == application_id)
+    row = session.scalars(select(CardApplicationRow).where(col(CardApplicationRow.id) == application_id)
                           .execution_options(populate_existing=True)).one()
     return row
 
@@ -382,9 +382,9 @@ def request_change(session: Session, settings: Settings, user_id: int, applicati
     if old.status != COLLECTED or old.kind != purse_rules.CardKind.PERSONAL.value or card is None \
             or card.account_id != user_id or card.blocked_from is not None:
         raise Refused("card_applications.change.not_possible")
-    pending = session.scalars(select(CardApplicationRow.id).where(
-        CardApplicationRow.replaces_card_id == card.id,
-        CardApplicationRow.status.in_(OPEN))).first()  # type: ignore[attr-defined]
+    pending = session.scalars(select(col(CardApplicationRow.id)).where(
+        col(CardApplicationRow.replaces_card_id) == card.id,
+        col(CardApplicationRow.status).in_(OPEN))).first()
     if pending is not None:
         raise Refused("card_applications.change.pending")
     today = clock.to_local(clock.now()).date()
@@ -504,8 +504,8 @@ _TIMELINE = (SUBMITTED, ACCEPTED, READY, COLLECTED)
 
 
 def view(session: Session, row: CardApplicationRow) -> ApplicationView:
-    events = session.scalars(select(CardApplicationEvent).where(CardApplicationEvent.application_id == row.id)
-                             .order_by(CardApplicationEvent.id)).all()  # type: ignore[arg-type]
+    events = session.scalars(select(CardApplicationEvent).where(col(CardApplicationEvent.application_id) == row.id)
+                             .order_by(col(CardApplicationEvent.id))).all()
     steps = [Step(e.status, clock.to_local(e.at), e.detail) for e in events if e.status != AWAITING_DEPOSIT]
     if row.status in (SUBMITTED, ACCEPTED, READY):  # what is still to come
         seen = {s.status for s in steps}
@@ -523,16 +523,16 @@ def view(session: Session, row: CardApplicationRow) -> ApplicationView:
                                          deposit_paid=payment.amount if payment is not None else 0)
             refund = decided.deposit_refund if isinstance(decided, rules.CardGiveUp) else 0
             others = list(session.scalars(select(PurseCardRow).where(
-                PurseCardRow.account_id == row.user_id, PurseCardRow.id != card.id,
-                PurseCardRow.blocked_from.is_(None)).order_by(PurseCardRow.id)))  # type: ignore[union-attr,arg-type]
+                col(PurseCardRow.account_id) == row.user_id, col(PurseCardRow.id) != card.id,
+                col(PurseCardRow.blocked_from).is_(None)).order_by(col(PurseCardRow.id))))
         else:
             card = None
     return ApplicationView(row, steps, refund, card=card, other_cards=others, replaced=replaced_card_numbers(session, [row]))
 
 
 def my_applications(session: Session, user_id: int) -> list[ApplicationView]:
-    rows = session.scalars(select(CardApplicationRow).where(CardApplicationRow.user_id == user_id)
-                           .order_by(CardApplicationRow.id.desc())).all()  # type: ignore[union-attr]
+    rows = session.scalars(select(CardApplicationRow).where(col(CardApplicationRow.user_id) == user_id)
+                           .order_by(col(CardApplicationRow.id).desc())).all()
     return [view(session, row) for row in rows]
 
 
@@ -589,9 +589,9 @@ def give_up(session: Session, user_id: int, application_id: int, ip: str | None,
 def _issuing_application(session: Session, card_id: int) -> CardApplicationRow | None:
     """The collected application that made the card (and took its deposit); not a free data change of it."""
     return session.scalars(select(CardApplicationRow).where(
-        CardApplicationRow.card_id == card_id, CardApplicationRow.status == COLLECTED,
-        CardApplicationRow.new_card.is_(True))  # type: ignore[attr-defined]
-        .order_by(CardApplicationRow.id.desc())).first()  # type: ignore[union-attr]
+        col(CardApplicationRow.card_id) == card_id, col(CardApplicationRow.status) == COLLECTED,
+        col(CardApplicationRow.new_card).is_(True))
+        .order_by(col(CardApplicationRow.id).desc())).first()
 
 
 def _deposit_payment(session: Session, row: CardApplicationRow) -> Payment | None:
@@ -687,10 +687,10 @@ FILTERS = {
 
 def desk_queue(session: Session, which: str, limit: int = 200) -> list[CardApplicationRow]:
     states = FILTERS.get(which, FILTERS["new"])
-    query = select(CardApplicationRow).where(CardApplicationRow.status.in_(states))  # type: ignore[attr-defined]
+    query = select(CardApplicationRow).where(col(CardApplicationRow.status).in_(states))
     if which == "overdue":
-        query = query.where(CardApplicationRow.collect_by < clock.to_local(clock.now()).date())  # type: ignore[operator]
-    return list(session.scalars(query.order_by(CardApplicationRow.id).limit(limit)))  # type: ignore[arg-type]
+        query = query.where(col(CardApplicationRow.collect_by) < clock.to_local(clock.now()).date())
+    return list(session.scalars(query.order_by(col(CardApplicationRow.id)).limit(limit)))
 
 
 def replaced_card_numbers(session: Session, rows: list[CardApplicationRow]) -> dict[int, str]:
@@ -698,7 +698,7 @@ def replaced_card_numbers(session: Session, rows: list[CardApplicationRow]) -> d
     ids = {row.replaces_card_id for row in rows if row.replaces_card_id is not None}
     if not ids:
         return {}
-    found = session.execute(select(PurseCardRow.id, PurseCardRow.number).where(PurseCardRow.id.in_(ids))).all()  # type: ignore[union-attr]
+    found = session.execute(select(col(PurseCardRow.id), col(PurseCardRow.number)).where(col(PurseCardRow.id).in_(ids))).all()
     return {card_id: number for card_id, number in found}
 
 
@@ -747,9 +747,9 @@ def card_made(session: Session, staff_id: int, application_id: int, number: str,
     number = "".join(number.split())
     if not number.isascii() or not number.isdigit() or not 4 <= len(number) <= 20:
         raise Refused("card_applications.desk.number_format")
-    taken = session.scalars(select(PurseCardRow.id).where(PurseCardRow.number == number)).first() is not None or \
-        session.scalars(select(CardApplicationRow.id).where(CardApplicationRow.card_number == number,
-                                                            CardApplicationRow.id != application_id)).first() is not None
+    taken = session.scalars(select(col(PurseCardRow.id)).where(col(PurseCardRow.number) == number)).first() is not None or \
+        session.scalars(select(col(CardApplicationRow.id)).where(col(CardApplicationRow.card_number) == number,
+                                                            col(CardApplicationRow.id) != application_id)).first() is not None
     if taken:
         raise Refused("card_applications.desk.number_taken")
     row = _move(session, application_id, (ACCEPTED,), READY, card_number=number)
@@ -801,9 +801,9 @@ def collected(session: Session, staff_id: int, application_id: int, ip: str | No
 
 def erase_applications_of(session: Session, user_id: int) -> None:
     """GDPR erasure: the applications, their photos, scans and timelines go with the account."""
-    ids = select(CardApplicationRow.id).where(CardApplicationRow.user_id == user_id)
-    session.execute(delete(CardApplicationEvent).where(CardApplicationEvent.application_id.in_(ids)))  # type: ignore[attr-defined]
-    session.execute(delete(CardApplicationRow).where(CardApplicationRow.user_id == user_id))  # type: ignore[arg-type]
+    ids = select(col(CardApplicationRow.id)).where(col(CardApplicationRow.user_id) == user_id)
+    session.execute(delete(CardApplicationEvent).where(col(CardApplicationEvent.application_id).in_(ids)))
+    session.execute(delete(CardApplicationRow).where(col(CardApplicationRow.user_id) == user_id))
 
 
 # --------------------------------------------------------------------------- the jobs
@@ -835,9 +835,9 @@ def _claim_notice(session: Session, card_id: int, kind: str, due_on: date) -> bo
 
 def invalidate_uncollected(session: Session, today: date) -> int:
     """R-KKM-4: not collected in 30 days -> invalidated, the deposit forfeited, the applicant told."""
-    ids = session.scalars(select(CardApplicationRow.id).where(
-        CardApplicationRow.status.in_((SUBMITTED, ACCEPTED, READY)),  # type: ignore[attr-defined]
-        CardApplicationRow.collect_by < today)).all()  # type: ignore[operator]
+    ids = session.scalars(select(col(CardApplicationRow.id)).where(
+        col(CardApplicationRow.status).in_((SUBMITTED, ACCEPTED, READY)),
+        col(CardApplicationRow.collect_by) < today)).all()
     done = 0
     for application_id in ids:
         row = session.get(CardApplicationRow, application_id)
@@ -859,8 +859,8 @@ def card_reminders(session: Session, today: date) -> int:
     its entitlement ends (rides at the normal fare from the day after), its holder is told once."""
     sent = 0
     now_local = clock.to_local(clock.now())
-    rows = session.scalars(select(PurseCardRow).where(PurseCardRow.account_id.is_not(None),  # type: ignore[union-attr]
-                                                      PurseCardRow.blocked_from.is_(None))).all()  # type: ignore[union-attr]
+    rows = session.scalars(select(PurseCardRow).where(col(PurseCardRow.account_id).is_not(None),
+                                                      col(PurseCardRow.blocked_from).is_(None))).all()
     for row in rows:
         card = purse.card_of(row)
         validity = purse_rules.card_validity(card, now_local)
@@ -892,11 +892,11 @@ def delete_old_photos(session: Session, settings: Settings) -> int:
     """Photos and scans are deleted `card_photo_days` after the application closed (collected, invalidated,
     given up, cancelled)."""
     cutoff = clock.now() - timedelta(days=settings.card_photo_days)
-    return session.execute(
-        update(CardApplicationRow).where(CardApplicationRow.closed_at.is_not(None),  # type: ignore[union-attr]
-                                         CardApplicationRow.closed_at <= cutoff,  # type: ignore[operator]
-                                         CardApplicationRow.personal_data_deleted_at.is_(None))  # type: ignore[union-attr]
-        .values(photo=None, scan=None, personal_data_deleted_at=clock.now())).rowcount
+    return affected(session.execute(
+        update(CardApplicationRow).where(col(CardApplicationRow.closed_at).is_not(None),
+                                         col(CardApplicationRow.closed_at) <= cutoff,
+                                         col(CardApplicationRow.personal_data_deleted_at).is_(None))
+        .values(photo=None, scan=None, personal_data_deleted_at=clock.now())))
 
 
 def run_card_jobs(engine: Engine, settings: Settings) -> JobReport:

@@ -26,9 +26,6 @@ from domain.accounts import (
 from domain.throttle import login_counters, reset_counters
 from web import clock, i18n
 from web.http import (
-    wait_text,
-    known_device_token,
-    remember_device,
     CLEAR_BROWSER,
     CLEAR_SITE_DATA,
     checked,
@@ -38,12 +35,17 @@ from web.http import (
     forget_user,
     form_of,
     in_transaction,
+    known_device_token,
     login_session,
     page,
     redirect,
+    remember_device,
     requires_login,
     safe_next,
+    session_data,
     settings_of,
+    signed_in_user,
+    wait_text,
 )
 from web.i18n import _
 from web.messages import field_errors, message
@@ -108,7 +110,7 @@ async def register_submit(request: Request) -> Template | Response:
     assert result.registration is not None
     await in_transaction(request, service.register, settings_of(request), result.registration,
                          i18n.current_language.get(), ip)
-    request.scope["session"]["registered_email"] = result.registration.email
+    session_data(request)["registered_email"] = result.registration.email
     return redirect("/register/done")
 
 
@@ -143,7 +145,7 @@ async def register_check(request: Request) -> Template:
 
 @get("/register/done")
 async def register_done(request: Request) -> Template:
-    email = request.scope["session"].get("registered_email", "")
+    email = session_data(request).get("registered_email", "")
     return await page(request, "accounts/register_done.html", email=email)
 
 
@@ -237,9 +239,9 @@ async def login_submit(request: Request) -> Template | Response:
 
 @post("/logout")
 async def logout(request: Request) -> Response:
-    request.scope["session"].clear()
-    request.scope["session"]["_flash"] = [{"message": _("Wylogowano."), "category": "info"}]
-    request.scope["session"][CLEAR_BROWSER] = True
+    session_data(request).clear()
+    session_data(request)["_flash"] = [{"message": _("Wylogowano."), "category": "info"}]
+    session_data(request)[CLEAR_BROWSER] = True
     response = redirect("/login")
     response.headers["Clear-Site-Data"] = CLEAR_SITE_DATA
     return response
@@ -271,7 +273,7 @@ async def forgot_submit(request: Request) -> Template:
     return await page(request, "accounts/forgot.html", email=email, errors={}, sent=True)
 
 
-def _token_state(session, settings, token):  # type: ignore[no-untyped-def]
+def _token_state(session, settings, token):
     return service.check_token(session, settings, token, "reset").state
 
 
@@ -299,7 +301,7 @@ async def reset_submit(request: Request, token: FromPath[str]) -> Template | Res
     if check.state is not LinkState.VALID:
         return await page(request, "accounts/reset.html", status_code=410, token=token,
                           state=check.state.value if check.state else "unknown", errors={})
-    request.scope["session"].clear()
+    session_data(request).clear()
     flash(request, _("Hasło zostało zmienione. Zaloguj się nowym hasłem."), "success")
     response = redirect("/login")
     if check.user is not None:
@@ -317,12 +319,12 @@ def _account_view(request: Request, user: User) -> dict[str, str | None]:
 
 @get("/account", guards=[requires_login])
 async def account_page(request: Request) -> Template:
-    user = await current_user(request)
-    view = _account_view(request, user)  # type: ignore[arg-type]
+    user = await signed_in_user(request)
+    view = _account_view(request, user)
     return await page(request, "accounts/account.html", errors={}, **view)
 
 
-def _change_password(session, user_id, current, new):  # type: ignore[no-untyped-def]
+def _change_password(session, user_id, current, new):
     user = session.get(User, user_id)
     if not service.password_matches(user.password_hash, current):
         return None
@@ -333,7 +335,7 @@ def _change_password(session, user_id, current, new):  # type: ignore[no-untyped
 
 @post("/account/password", guards=[requires_login])
 async def account_password(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     policy = _policy(request)
     current, new, repeat = form.get("current_password", ""), form.get("password", ""), form.get("password_repeat", "")
@@ -346,15 +348,15 @@ async def account_password(request: Request) -> Template | Response:
     if new != repeat:
         errors["password_repeat"] = [message("password.mismatch")]
     if not errors:
-        changed = await in_transaction(request, _change_password, user.id, current, new)  # type: ignore[union-attr]
+        changed = await in_transaction(request, _change_password, user.id, current, new)
         if changed is None:
             errors["current_password"] = [message("password.wrong")]
         else:
             forget_user(changed.id)
-            login_session(request, changed, bool(request.scope["session"].get(SESSION_REMEMBER)))
+            login_session(request, changed, bool(session_data(request).get(SESSION_REMEMBER)))
             flash(request, _("Hasło zostało zmienione."), "success")
             return redirect("/account")
-    view = _account_view(request, user)  # type: ignore[arg-type]
+    view = _account_view(request, user)
     return await page(request, "accounts/account.html", status_code=422, errors=errors, **view)
 
 
@@ -369,7 +371,7 @@ def _erase(session: Session, user_id: int, password: str, ip: str | None,
 
 @post("/account/delete", guards=[requires_login])
 async def account_delete(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     errors: dict[str, list[str]] = {}
     if not checked(form, "confirm"):
@@ -377,15 +379,15 @@ async def account_delete(request: Request) -> Template | Response:
     if not form.get("delete_password"):
         errors["delete_password"] = [message("password.required")]
     if not errors:
-        erased = await in_transaction(request, _erase, user.id, form.get("delete_password", ""),  # type: ignore[union-attr]
+        erased = await in_transaction(request, _erase, user.id, form.get("delete_password", ""),
                                       client_ip(request), request.app.state.erasure_steps)
         if erased:
-            forget_user(user.id)  # type: ignore[union-attr]
-            request.scope["session"].clear()
-            request.scope["session"]["_flash"] = [{"message": _("Konto zostało usunięte wraz z danymi osobowymi."), "category": "info"}]
+            forget_user(user.id)
+            session_data(request).clear()
+            session_data(request)["_flash"] = [{"message": _("Konto zostało usunięte wraz z danymi osobowymi."), "category": "info"}]
             return redirect("/")
         errors["delete_password"] = [message("password.wrong")]
-    view = _account_view(request, user)  # type: ignore[arg-type]
+    view = _account_view(request, user)
     return await page(request, "accounts/account.html", status_code=422, errors=errors, **view)
 
 

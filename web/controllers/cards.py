@@ -10,7 +10,8 @@ from domain.cards import LinkOutcome, client_code_problem
 from domain.carriers import CarrierType, UnknownCarrierType, carrier_choices, carrier_type_from_code
 from web.http import wait_text
 from web import clock
-from web.http import RowId, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
+from web.http import (RowId, client_ip, flash, form_of, in_transaction, page, redirect, requires_role, session_data,
+                      signed_in_user)
 from web.i18n import _
 from web.messages import message
 from web.services import cards as service
@@ -32,13 +33,13 @@ def _go(request: Request, path: str) -> Response:
 
 @get("/cards", guards=passenger)
 async def cards_page(request: Request) -> Template:
-    user = await current_user(request)
-    cards = await in_transaction(request, service.my_cards, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    cards = await in_transaction(request, service.my_cards, user.id)
     return await page(request, "cards/list.html", cards=cards)
 
 
 async def _add_step(request: Request, status: int = 200, **context: object) -> Template:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     context.setdefault("errors", {})
     context.setdefault("values", {})
     template = "cards/add.html"
@@ -46,7 +47,7 @@ async def _add_step(request: Request, status: int = 200, **context: object) -> T
         # htmx 2 swaps only 2xx/3xx answers by default: a refusal sent with 4xx would never be shown.
         template, status = "cards/_add_step.html", 200
     return await page(request, template, status_code=status, carriers=carrier_choices(),
-                      no_pesel=user.pesel_hash is None, **context)  # type: ignore[union-attr]
+                      no_pesel=user.pesel_hash is None, **context)
 
 
 @get("/cards/add", guards=passenger)
@@ -69,7 +70,7 @@ def card_fields(values: dict[str, str]) -> tuple[CarrierType | None, dict[str, l
 
 @post("/cards/add", guards=passenger)
 async def add_card_check(request: Request) -> Template:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     assert user is not None
     form = await form_of(request)
     values = {"carrier_type": form.get("carrier_type", ""), "client_code": form.get("client_code", "").strip()}
@@ -91,7 +92,7 @@ async def add_card_check(request: Request) -> Template:
     if check.outcome is LinkOutcome.MISMATCH:
         return await _add_step(request, 422, values=values, errors={"form": [message("card.mismatch")]})
     if check.outcome is LinkOutcome.MATCH:
-        request.scope["session"]["link_card"] = {"id": check.card.id, "at": int(clock.now().timestamp())}  # type: ignore[union-attr]
+        session_data(request)["link_card"] = {"id": check.card.id, "at": int(clock.now().timestamp())}  # type: ignore[union-attr]
         template = "cards/_confirm.html" if _is_htmx(request) else "cards/confirm.html"
         return await page(request, template, card=check.card)
     return await _add_step(request, 409, values=values, errors={"form": [message(f"card.{check.outcome.value}")]})
@@ -99,14 +100,14 @@ async def add_card_check(request: Request) -> Template:
 
 @post("/cards/add/confirm", guards=passenger)
 async def add_card_confirm(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
-    pending = request.scope["session"].pop("link_card", None)
+    pending = session_data(request).pop("link_card", None)
     if form.get("answer") != "yes":
         return _go(request, "/cards")
     if not pending or clock.now().timestamp() - pending.get("at", 0) > CONFIRM_SECONDS:
         return await _add_step(request, 410, errors={"form": [message("card.confirm_expired")]})
-    outcome = await in_transaction(request, service.link_card, user.id, pending["id"], client_ip(request))  # type: ignore[union-attr]
+    outcome = await in_transaction(request, service.link_card, user.id, pending["id"], client_ip(request))
     if outcome is LinkOutcome.MATCH:
         flash(request, _("Karta została dodana do Twojego konta."), "success")
         return _go(request, "/cards")
@@ -115,8 +116,8 @@ async def add_card_confirm(request: Request) -> Template | Response:
 
 @get("/cards/{card_id:int}/unlink", guards=passenger)
 async def unlink_page(request: Request, card_id: RowId) -> Template:
-    user = await current_user(request)
-    card = await in_transaction(request, service.my_card, user.id, card_id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    card = await in_transaction(request, service.my_card, user.id, card_id)
     if card is None:
         raise NotFoundException()
     return await page(request, "cards/unlink.html", card=card, errors={})
@@ -124,13 +125,13 @@ async def unlink_page(request: Request, card_id: RowId) -> Template:
 
 @post("/cards/{card_id:int}/unlink", guards=passenger)
 async def unlink(request: Request, card_id: RowId) -> Template | Response:
-    user = await current_user(request)
-    problem = await in_transaction(request, service.unlink_card, user.id, card_id,  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    problem = await in_transaction(request, service.unlink_card, user.id, card_id,
                                    client_ip(request), card_has_active_subscription)
     if problem == "card.not_found":
         raise NotFoundException()
     if problem:
-        card = await in_transaction(request, service.my_card, user.id, card_id)  # type: ignore[union-attr]
+        card = await in_transaction(request, service.my_card, user.id, card_id)
         return await page(request, "cards/unlink.html", status_code=409, card=card, errors={"form": [message(problem)]})
     flash(request, _("Karta została odłączona od konta."), "success")
     return redirect("/cards")

@@ -13,8 +13,8 @@ from domain.cards import LinkOutcome
 from domain.carriers import carrier_choices
 from domain.money import MoneyFormatError, format_pln, parse_pln
 from web.controllers.cards import card_fields
-from web.http import (checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role,
-                      settings_of)
+from web.http import (checked, client_ip, flash, form_of, in_transaction, page, redirect, requires_role, settings_of,
+                      signed_in_user)
 from web.i18n import _
 from web.messages import message
 from web.services import desk as service
@@ -72,7 +72,7 @@ def _confirmed_amount(form: dict[str, str]) -> int | None:
 @post("/desk/purse/{number:str}/top-up", guards=staff)
 async def top_up(request: Request, number: CardNumber) -> Template:
     """R-TOP-5: a plain amount in złoty, at most the ceiling; above the threshold a second submit confirms it."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     raw = form.get("amount", "")[:40]
     values = {"amount": raw}
@@ -84,7 +84,7 @@ async def top_up(request: Request, number: CardNumber) -> Template:
     try:
         receipt = await in_transaction(request, partial(service.cash_top_up, limits=limits,
                                                         confirmed_amount=_confirmed_amount(form)),
-                                       user.id, number, amount, client_ip(request))  # type: ignore[union-attr]
+                                       user.id, number, amount, client_ip(request))
     except service.DeskProblem as exc:
         if exc.code == "purse.confirmation_needed":
             confirm = {"amount": amount, "text": format_pln(amount, symbol=False), "threshold": limits.confirm_above}
@@ -100,12 +100,12 @@ async def top_up(request: Request, number: CardNumber) -> Template:
 
 @post("/desk/purse/{number:str}/loss", guards=staff)
 async def report_loss(request: Request, number: CardNumber) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     if not checked(form, "identity_checked"):
         return await _card_page(request, number, 422, errors={"identity_checked": [message("desk.identity_required")]})
     try:
-        blocked_from = await in_transaction(request, service.report_loss, user.id, number, client_ip(request))  # type: ignore[union-attr]
+        blocked_from = await in_transaction(request, service.report_loss, user.id, number, client_ip(request))
     except service.DeskProblem as exc:
         return await _card_page(request, number, 422, errors={"loss": [message(exc.code)]})
     flash(request, _("Zgłoszono utratę karty. Karta zostanie zablokowana %(at)s.", at=blocked_from.strftime("%d.%m.%Y %H:%M")), "success")
@@ -114,11 +114,11 @@ async def report_loss(request: Request, number: CardNumber) -> Template | Respon
 
 @post("/desk/purse/{number:str}/replace", guards=staff)
 async def replace(request: Request, number: CardNumber) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     new_number = form.get("new_number", "")
     try:
-        new_card = await in_transaction(request, service.replace_card, user.id, number, new_number, client_ip(request))  # type: ignore[union-attr]
+        new_card = await in_transaction(request, service.replace_card, user.id, number, new_number, client_ip(request))
     except service.DeskProblem as exc:
         return await _card_page(request, number, 422, errors={"new_number": [message(exc.code)]},
                                 values={"new_number": new_number})
@@ -128,7 +128,7 @@ async def replace(request: Request, number: CardNumber) -> Template | Response:
 
 @post("/desk/link-card", guards=staff)
 async def link_card(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     values = {k: form.get(k, "").strip() for k in ("email", "carrier_type", "client_code")}
     carrier_type, errors = card_fields(values)
@@ -139,7 +139,7 @@ async def link_card(request: Request) -> Template | Response:
     if errors or carrier_type is None:
         return await _desk(request, 422, errors=errors, values=values)
     try:
-        outcome, _account, card = await in_transaction(request, service.link_card_for, user.id, values["email"],  # type: ignore[union-attr]
+        outcome, _account, card = await in_transaction(request, service.link_card_for, user.id, values["email"],
                                                        carrier_type, values["client_code"], client_ip(request))
     except service.DeskProblem as exc:
         return await _desk(request, 422, errors={"form": [message(exc.code)]}, values=values)

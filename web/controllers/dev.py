@@ -12,6 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 from sqlalchemy import select
+from sqlmodel import col
 
 from web.http import RowId, in_transaction, page
 from web.models import OutboxMail
@@ -27,8 +28,8 @@ def loopback_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise NotFoundException()
 
 
-def _mails(session, limit: int = 100):  # type: ignore[no-untyped-def]
-    return list(session.scalars(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(limit)))  # type: ignore[union-attr]
+def _mails(session, limit: int = 100):
+    return list(session.scalars(select(OutboxMail).order_by(col(OutboxMail.id).desc()).limit(limit)))
 
 
 @get("/dev/mail")

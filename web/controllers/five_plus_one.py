@@ -13,7 +13,8 @@ from domain.tariff_5p1 import TicketVariant, period_in_force
 from web import clock
 from web.billing import billing_policy
 from web.controllers.payments import send_to_payment_page
-from web.http import RowId, checked, current_user, flash, form_of, in_transaction, page, redirect, requires_role, settings_of
+from web.http import (RowId, checked, flash, form_of, in_transaction, page, redirect, requires_role, settings_of,
+                      signed_in_user)
 from web.i18n import _
 from web.messages import message
 from web.services import payment_history
@@ -25,8 +26,8 @@ passenger = [requires_role("passenger")]
 
 
 async def _tab(request: Request, status: int = 200, **context: object) -> Template:
-    user = await current_user(request)
-    view = await in_transaction(request, service.tab, user.id, billing_policy(settings_of(request)))  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    view = await in_transaction(request, service.tab, user.id, billing_policy(settings_of(request)))
     today = clock.today()
     cancelled = await in_transaction(request, payment_history.cancelled_ids, [p.id for p in view.payments])
     context.setdefault("values", {"first_day": today.isoformat(), "variant": "normal"})
@@ -76,7 +77,7 @@ async def schedule(request: Request) -> Template:
 
 @post("/5plus1/buy", guards=passenger)
 async def buy(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     errors, card_id, variant, first_day = _read_choice(form)
     if not checked(form, "consent"):
@@ -86,7 +87,7 @@ async def buy(request: Request) -> Template | Response:
     if errors:
         return await _tab(request, 422, errors=errors, values=values)
     try:
-        to_pay = await in_transaction(request, service.start_purchase, user.id, card_id, variant, first_day,  # type: ignore[union-attr]
+        to_pay = await in_transaction(request, service.start_purchase, user.id, card_id, variant, first_day,
                                       checked(form, "auto_renew"))
     except service.PurchaseProblem as exc:
         return await _tab(request, 409, errors={exc.field: [message(exc.code)]}, values=values)
@@ -97,9 +98,9 @@ async def buy(request: Request) -> Template | Response:
 @post("/5plus1/pay/{month_id:int}", guards=passenger)
 async def pay_now(request: Request, month_id: RowId) -> Response:
     """ "Zapłać": pay a month whose automatic charge failed (always with the card saved again)."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     try:
-        to_pay = await in_transaction(request, service.start_manual_payment, user.id, month_id)  # type: ignore[union-attr]
+        to_pay = await in_transaction(request, service.start_manual_payment, user.id, month_id)
     except service.PurchaseProblem as exc:
         flash(request, message(exc.code), "error")
         return redirect("/5plus1")
@@ -109,8 +110,8 @@ async def pay_now(request: Request, month_id: RowId) -> Response:
 
 @post("/5plus1/cancel", guards=passenger)
 async def cancel(request: Request) -> Response:
-    user = await current_user(request)
-    problem = await in_transaction(request, service.cancel_subscription, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    problem = await in_transaction(request, service.cancel_subscription, user.id)
     if problem:
         flash(request, message(problem), "error")
     else:
@@ -120,10 +121,10 @@ async def cancel(request: Request) -> Response:
 
 @post("/5plus1/auto-renew", guards=passenger)
 async def auto_renew(request: Request) -> Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     on = form.get("auto_renew") == "on"
-    problem = await in_transaction(request, service.set_auto_renew, user.id, on)  # type: ignore[union-attr]
+    problem = await in_transaction(request, service.set_auto_renew, user.id, on)
     if problem:
         flash(request, message(problem), "error")
     else:

@@ -16,7 +16,7 @@ from litestar.response import Response, Template
 from domain import ticket_record as tr
 from web import clock
 from web.controllers.tickets import product_name, state_text
-from web.http import current_user, in_transaction, offline_headers, page, requires_role, settings_of
+from web.http import in_transaction, offline_headers, page, requires_role, settings_of, signed_in_user
 from web.i18n import _
 from web.services import tickets as service
 
@@ -141,18 +141,18 @@ def _is_json(request: Request) -> bool:
 
 @get("/inspect", guards=inspector)
 async def inspect_page(request: Request) -> Template:
-    user = await current_user(request)
-    recent = await in_transaction(request, service.recent_inspections, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    recent = await in_transaction(request, service.recent_inspections, user.id)
     response = await page(request, "inspection/scan.html", texts=scanner_texts(), recent=recent,
                           methods={"scan": _("skan"), "terminal": _("terminal"), "card": _("karta")},
                           freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS)
-    response.headers.update(offline_headers(request, user))  # type: ignore[arg-type]
+    response.headers.update(offline_headers(request, user))
     return response
 
 
 @get("/inspect/card", guards=inspector)
 async def card_lookup(request: Request) -> Template:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     client_code = (request.query_params.get("client_code") or "").strip()
     results = None
     error = None
@@ -160,7 +160,7 @@ async def card_lookup(request: Request) -> Template:
         if not client_code.isalnum() or len(client_code) > 20:
             error = _("Kod klienta składa się z cyfr i liter (do 20 znaków).")
         else:
-            results = await in_transaction(request, service.look_up_card, user.id, client_code, clock.today())  # type: ignore[union-attr]
+            results = await in_transaction(request, service.look_up_card, user.id, client_code, clock.today())
     return await page(request, "inspection/card.html", client_code=client_code, results=results, error=error,
                       state_text=state_text, product_name=product_name, status_code=422 if error else 200)
 
@@ -185,9 +185,9 @@ async def verify_code(request: Request) -> Response:
         raw = base64.b64decode(code.replace("-", "+").replace("_", "/") + "=" * (-len(code) % 4), validate=True)
     except (ValueError, binascii.Error):
         return _api_problem(400, "bad_base64", _("Pole code nie jest poprawnym base64."))
-    user = await current_user(request)
+    user = await signed_in_user(request)
     keys = service.issuer_keys_for(settings_of(request))
-    checked = await in_transaction(request, service.check_code, keys, user.id, raw, clock.now(), "terminal")  # type: ignore[union-attr]
+    checked = await in_transaction(request, service.check_code, keys, user.id, raw, clock.now(), "terminal")
     return Response(verdict_json(checked), headers={"Cache-Control": "no-store"})
 
 
@@ -215,8 +215,8 @@ async def log_scans(request: Request) -> Response:
         except (OverflowError, ValueError, OSError):
             continue
         scans.append((verdict, ticket_id, moment))
-    user = await current_user(request)
-    count = await in_transaction(request, service.record_scans, user.id, scans, clock.now())  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    count = await in_transaction(request, service.record_scans, user.id, scans, clock.now())
     return Response({"logged": count})
 
 

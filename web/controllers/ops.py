@@ -31,7 +31,7 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _database_answers(engine) -> None:  # type: ignore[no-untyped-def]
+def _database_answers(engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
@@ -95,14 +95,14 @@ def _metrics_allowed(request: Request) -> bool:
             and "x-forwarded-for" not in request.headers and "forwarded" not in request.headers)
 
 
-def _exposition(engine) -> bytes:  # type: ignore[no-untyped-def]
+def _exposition(engine) -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # `ekp run --workers N`: every worker's numbers
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
     business = CollectorRegistry(auto_describe=False)
-    business.register(BusinessCollector(engine))  # type: ignore[arg-type]
+    business.register(BusinessCollector(engine))
     return generate_latest(registry) + generate_latest(business)
 
 

@@ -9,7 +9,8 @@ from domain.tariff_5p1 import period_in_force
 from web import clock, i18n
 from web.billing import billing_policy
 from web.controllers import tickets as ticket_texts
-from web.http import FILES_OPT, current_user, form_of, in_transaction, offline_headers, page, redirect, requires_login, safe_next, settings_of
+from web.http import (FILES_OPT, current_user, form_of, in_transaction, offline_headers, page, redirect,
+                      requires_login, safe_next, session_data, settings_of, signed_in_user)
 from web.services import home as home_service
 from web.tariffs import tariff_5p1
 from web.templating import TEMPLATES_DIR, theme_css
@@ -29,7 +30,7 @@ async def home(request: Request) -> Template | Response:
 async def start(request: Request) -> Template:
     """The signed-in start page: for a passenger the ticket to show, the e-purse, the next charge and what
     needs doing; kept by the service worker for offline use (per account)."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     assert user is not None
     view = None
     if user.role == "passenger":
@@ -75,7 +76,7 @@ async def set_language(request: Request) -> Response:
     target = safe_next(form.get("next"), "/")
     response = redirect(target)
     if language in i18n.LANGUAGES:
-        request.scope["session"]["lang"] = language
+        session_data(request)["lang"] = language
         settings = settings_of(request)
         response.set_cookie("lang", language, max_age=365 * 86400, httponly=True, samesite="lax",
                             secure=settings.secure_cookies or settings.is_production)
@@ -85,7 +86,7 @@ async def set_language(request: Request) -> Response:
     return response
 
 
-def _save_language(session, user_id: int, language: str) -> None:  # type: ignore[no-untyped-def]
+def _save_language(session, user_id: int, language: str) -> None:
     from web.models import User
 
     user = session.get(User, user_id)

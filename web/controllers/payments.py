@@ -13,7 +13,7 @@ from litestar.response import Response, Template
 from litestar.response import Redirect
 
 from payments import ACKNOWLEDGEMENT, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
-from web.http import current_user, flash, in_transaction, page, redirect, requires_login, safe_next, settings_of
+from web.http import flash, in_transaction, page, redirect, requires_login, safe_next, settings_of, signed_in_user
 from web.services import payment_history
 from web.services import payments as records
 
@@ -73,14 +73,14 @@ async def notify(request: Request) -> Response:
     return Response(content=ACKNOWLEDGEMENT, media_type="text/plain", status_code=200)  # Tpay wants 200 + TRUE
 
 
-def _payment_of(session, reference: str, user_id: int):  # type: ignore[no-untyped-def]
+def _payment_of(session, reference: str, user_id: int):
     payment = records.payment_by_reference(session, reference)
     if payment is None or payment.user_id != user_id:
         return None
     return payment
 
 
-async def _reconcile_one(request: Request, reference: str, user_id: int):  # type: ignore[no-untyped-def]
+async def _reconcile_one(request: Request, reference: str, user_id: int):
     payment = await in_transaction(request, _payment_of, reference, user_id)
     if payment is None:
         raise NotFoundException()
@@ -98,10 +98,10 @@ async def _reconcile_one(request: Request, reference: str, user_id: int):  # typ
 @get("/payments/return/{reference:str}", guards=[requires_login])
 async def payment_return(request: Request, reference: FromPath[str]) -> Template:
     """Where the payer lands after the payment page; the webhook may come before or after."""
-    user = await current_user(request)
-    payment = await _reconcile_one(request, reference, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    payment = await _reconcile_one(request, reference, user.id)
     partial = request.headers.get("hx-request") == "true"
-    line = await in_transaction(request, payment_history.my_payment, user.id, reference)  # type: ignore[union-attr]
+    line = await in_transaction(request, payment_history.my_payment, user.id, reference)
     return await page(request, "payments/_status.html" if partial else "payments/return.html",
                       payment=payment, line=line, back=safe_next(request.query_params.get("back"), "/"))
 
@@ -109,8 +109,8 @@ async def payment_return(request: Request, reference: FromPath[str]) -> Template
 @get("/payments", guards=[requires_login])
 async def history(request: Request) -> Template:
     """ "Historia płatności": every payment of the account, newest first, each with its confirmation."""
-    user = await current_user(request)
-    lines = await in_transaction(request, payment_history.my_payments, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    lines = await in_transaction(request, payment_history.my_payments, user.id)
     return await page(request, "payments/history.html", lines=lines, limit=payment_history.HISTORY_LIMIT)
 
 
@@ -118,8 +118,8 @@ async def history(request: Request) -> Template:
 async def confirmation(request: Request, reference: FromPath[str]) -> Template:
     """A printable confirmation of one payment (plain HTML; `?download=1` saves it as a file). Only the
     payment's owner gets it: anyone else, and any reference that is not theirs, gets 404."""
-    user = await current_user(request)
-    line = await in_transaction(request, payment_history.my_payment, user.id, reference)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    line = await in_transaction(request, payment_history.my_payment, user.id, reference)
     if line is None:
         raise NotFoundException()
     response = await page(request, "payments/confirmation.html", line=line, payer=user)

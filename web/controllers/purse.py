@@ -11,7 +11,8 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, format_pln, parse_pln
-from web.http import RowId, checked, client_ip, current_user, flash, form_of, in_transaction, page, redirect, requires_role
+from web.http import (RowId, checked, client_ip, flash, form_of, in_transaction, page, redirect, requires_role,
+                      signed_in_user)
 from web.messages import message
 from web.services import purse as service
 from web.controllers.payments import send_to_payment_page
@@ -22,8 +23,8 @@ QUICK_AMOUNTS = (2000, 5000, 10000)  # grosze: the top-up amount buttons (checke
 
 
 async def _purse_page(request: Request, status: int = 200, **context: object) -> Template:
-    user = await current_user(request)
-    cards = await in_transaction(request, service.my_purse_cards, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    cards = await in_transaction(request, service.my_purse_cards, user.id)
     context.setdefault("errors", {})
     context.setdefault("values", {})
     context.setdefault("quote", None)
@@ -31,7 +32,7 @@ async def _purse_page(request: Request, status: int = 200, **context: object) ->
     tariff = service.purse_tariff()
     return await page(request, "purse/index.html", status_code=status, cards=cards, pln=format_pln,
                       minimum=tariff.top_up.service_point_minimum, brackets=tariff.top_up.bonus_brackets,
-                      no_pesel=user.pesel_hash is None, quick_amounts=QUICK_AMOUNTS, **context)  # type: ignore[union-attr]
+                      no_pesel=user.pesel_hash is None, quick_amounts=QUICK_AMOUNTS, **context)
 
 
 @get("/purse", guards=passenger)
@@ -41,7 +42,7 @@ async def purse_page(request: Request) -> Template:
 
 @post("/purse/link", guards=passenger)
 async def link(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     assert user is not None
     form = await form_of(request)
     number = form.get("number", "").strip()
@@ -84,7 +85,7 @@ def _problem_text(code: str) -> str:
 @post("/purse/{card_id:int}/top-up", guards=passenger)
 async def top_up(request: Request, card_id: RowId) -> Template | Response:
     """`action=quote` shows the bonus and the balance after; `action=pay` goes to the payment page."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     raw = form.get("amount", "")
     if form.get("quick"):  # a quick-amount button: a quote for that amount, validated like a typed one
@@ -94,22 +95,22 @@ async def top_up(request: Request, card_id: RowId) -> Template | Response:
     amount, problem = _amount_problem(raw)
     if problem is None:
         try:
-            quote = await in_transaction(request, service.quote_online_top_up, user.id, card_id, amount)  # type: ignore[union-attr]
+            quote = await in_transaction(request, service.quote_online_top_up, user.id, card_id, amount)
         except service.TopUpProblem as exc:
             problem = exc.code
     if problem is not None:
         return await _purse_page(request, 422, errors={f"amount-{card_id}": [_problem_text(problem)]}, values=values)
     if form.get("action") != "pay":
         return await _purse_page(request, quote=quote, quote_card=card_id, values=values)
-    to_pay = await in_transaction(request, service.start_online_top_up, user.id, card_id, amount)  # type: ignore[union-attr]
+    to_pay = await in_transaction(request, service.start_online_top_up, user.id, card_id, amount)
     return await send_to_payment_page(request, to_pay, back="/purse", save_card=False,
                                      unavailable_message=message("purse.gateway_unavailable"))
 
 
 async def _loss_page(request: Request, card_id: int, status: int = 200, **context: object) -> Template:
     """The loss report (R-KKM-7) on its own page, out of the everyday purse content."""
-    user = await current_user(request)
-    cards = await in_transaction(request, service.my_purse_cards, user.id)  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    cards = await in_transaction(request, service.my_purse_cards, user.id)
     card = next((c for c in cards if c.id == card_id), None)
     if card is None:
         raise NotFoundException()
@@ -124,12 +125,12 @@ async def loss_page(request: Request, card_id: RowId) -> Template:
 
 @post("/purse/{card_id:int}/loss", guards=passenger)
 async def report_loss(request: Request, card_id: RowId) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     if not checked(form, "confirm"):
         return await _loss_page(request, card_id, 422,
                                 errors={f"loss-{card_id}": [message("purse.loss_confirm_required")]})
-    code, blocked_from = await in_transaction(request, service.report_card_loss, user.id, card_id, client_ip(request))  # type: ignore[union-attr]
+    code, blocked_from = await in_transaction(request, service.report_card_loss, user.id, card_id, client_ip(request))
     if code != "purse.loss_reported":
         return await _loss_page(request, card_id, 409, errors={f"loss-{card_id}": [message(code)]})
     text = message(code)

@@ -16,8 +16,8 @@ from litestar.response import Response, Template
 from domain import ticket_phones
 from domain import ticket_record as tr
 from web import clock
-from web.http import (RowId, client_ip, current_user, flash, form_of, in_transaction, offline_headers, page, redirect,
-                      requires_role, safe_next, settings_of)
+from web.http import (RowId, client_ip, flash, form_of, in_transaction, offline_headers, page, redirect, requires_role,
+                      safe_next, settings_of, signed_in_user)
 from web.i18n import _
 from web.services import tickets as service
 
@@ -88,16 +88,16 @@ def _device_json(device: Any, ticket_id: int) -> dict[str, object]:
 
 @get("/tickets", guards=passenger)
 async def tickets_page(request: Request) -> Template:
-    user = await current_user(request)
-    views = await in_transaction(request, service.my_tickets, user.id, clock.today())  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    views = await in_transaction(request, service.my_tickets, user.id, clock.today())
     return await page(request, "tickets/list.html", tickets=views, state_text=state_text, product_name=product_name,
                       max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS, rename_errors={})
 
 
 @get("/tickets/{ticket_id:int}/show", guards=passenger)
 async def show_ticket(request: Request, ticket_id: RowId) -> Template:
-    user = await current_user(request)
-    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())
     if view is None:
         raise NotFoundException()
     response = await page(request, "tickets/show.html", view=view, state_text=state_text, product_name=product_name,
@@ -105,7 +105,7 @@ async def show_ticket(request: Request, ticket_id: RowId) -> Template:
                           max_devices=service.MAX_DEVICES, change_days=ticket_phones.PHONE_CHANGE_DAYS,
                           rename_errors={})
     if view.is_mobile:
-        response.headers.update(offline_headers(request, user))  # type: ignore[arg-type]
+        response.headers.update(offline_headers(request, user))
     return response
 
 
@@ -113,16 +113,16 @@ async def show_ticket(request: Request, ticket_id: RowId) -> Template:
 async def current_ticket(request: Request) -> Response:
     """The manifest's "Pokaż bilet do kontroli" shortcut: the valid mobile ticket, else the ticket list
     (offline, the service worker answers with the ticket page it kept)."""
-    user = await current_user(request)
-    ticket_id = await in_transaction(request, service.current_mobile_ticket, user.id, clock.today())  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    ticket_id = await in_transaction(request, service.current_mobile_ticket, user.id, clock.today())
     return redirect(f"/tickets/{ticket_id}/show" if ticket_id else "/tickets")
 
 
 @get("/tickets/{ticket_id:int}/devices", guards=passenger)
 async def devices_box(request: Request, ticket_id: RowId) -> Template:
     """The phones holding a ticket (htmx/fetch after binding: the count and names as they are now)."""
-    user = await current_user(request)
-    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())
     if view is None:
         raise NotFoundException()
     return Template(template_name="tickets/_devices_box.html", context={
@@ -133,18 +133,18 @@ async def devices_box(request: Request, ticket_id: RowId) -> Template:
 @post("/tickets/devices/{device_id:int}/rename", guards=passenger)
 async def rename_device(request: Request, device_id: RowId) -> Template | Response:
     """A name the passenger recognises a phone by (bounded, no control characters; escaped when shown)."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
     name = ticket_phones.clean_phone_name(form.get("label", ""))
     if name is None:
-        views = await in_transaction(request, service.my_tickets, user.id, clock.today())  # type: ignore[union-attr]
+        views = await in_transaction(request, service.my_tickets, user.id, clock.today())
         if not any(d.id == device_id for v in views for d in v.devices):
             raise NotFoundException()
         error = _("Podaj nazwę telefonu: od 1 do %(n)s znaków, bez znaków sterujących.", n=ticket_phones.PHONE_NAME_MAX)
         return await page(request, "tickets/list.html", status_code=422, tickets=views, state_text=state_text,
                           product_name=product_name, max_devices=service.MAX_DEVICES,
                           change_days=ticket_phones.PHONE_CHANGE_DAYS, rename_errors={device_id: error})
-    device = await in_transaction(request, service.rename_device, user.id, device_id, name)  # type: ignore[union-attr]
+    device = await in_transaction(request, service.rename_device, user.id, device_id, name)
     if device is None:
         raise NotFoundException()
     flash(request, _("Zmieniono nazwę telefonu."), "success")
@@ -154,14 +154,14 @@ async def rename_device(request: Request, device_id: RowId) -> Template | Respon
 @post("/tickets/{ticket_id:int}/devices", guards=passenger, status_code=201)
 async def bind_device(request: Request, ticket_id: RowId) -> Response:
     """JSON {public_key: base64 of the 33- or 65-byte P-256 point, label} -> the signed static record."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     parsed = _key_from(await request.body())
     if parsed is None:
         return _problem("ticket.bad_request", 400)
     # The phone's name: the one the page sent if usable, else its browser and system ("Chrome · Android").
     label = ticket_phones.clean_phone_name(parsed[1]) or ticket_phones.phone_name(request.headers.get("user-agent"))
     keys = service.issuer_keys_for(settings_of(request))
-    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], label, keys,  # type: ignore[union-attr]
+    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], label, keys,
                                   clock.today(), client_ip(request))
     if result.problem:
         status = {"ticket.not_found": 404, "ticket.bad_key": 400, "ticket.device_limit": 409}.get(result.problem, 409)
@@ -172,7 +172,7 @@ async def bind_device(request: Request, ticket_id: RowId) -> Response:
 @post("/tickets/{ticket_id:int}/devices/refresh", guards=passenger, status_code=200)
 async def refresh_record(request: Request, ticket_id: RowId) -> Response:
     """A bound phone, when online, fetches a freshly signed record; 410 when it was unbound meanwhile."""
-    user = await current_user(request)
+    user = await signed_in_user(request)
     parsed = _key_from(await request.body())
     if parsed is None:
         return _problem("ticket.bad_request", 400)
@@ -180,13 +180,13 @@ async def refresh_record(request: Request, ticket_id: RowId) -> Response:
         key_hex = tr.compressed_device_key(parsed[0]).hex()
     except ValueError:
         return _problem("ticket.bad_key", 400)
-    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())  # type: ignore[union-attr]
+    view = await in_transaction(request, service.my_ticket, user.id, ticket_id, clock.today())
     if view is None:
         return _problem("ticket.not_found", 404)
     if not any(d.public_key == key_hex for d in view.devices):
         return _problem("ticket.unbound", 410)
     keys = service.issuer_keys_for(settings_of(request))
-    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], "", keys,  # type: ignore[union-attr]
+    result = await in_transaction(request, service.bind_device, user.id, ticket_id, parsed[0], "", keys,
                                   clock.today(), client_ip(request))
     if result.problem:
         return _problem(result.problem, 410 if result.problem == "ticket.ended" else 409)
@@ -195,9 +195,9 @@ async def refresh_record(request: Request, ticket_id: RowId) -> Response:
 
 @post("/tickets/devices/{device_id:int}/unbind", guards=passenger)
 async def unbind_device(request: Request, device_id: RowId) -> Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     form = await form_of(request)
-    device = await in_transaction(request, service.unbind_device, user.id, device_id, client_ip(request))  # type: ignore[union-attr]
+    device = await in_transaction(request, service.unbind_device, user.id, device_id, client_ip(request))
     if device is None:
         raise NotFoundException()
     flash(request, _("Telefon został odłączony od biletu."), "success")

@@ -14,20 +14,21 @@ from litestar.response import Response, Template
 from domain import twofactor as rules
 from web import clock, i18n
 from web.http import (
-    wait_text,
-    remember_device,
     client_ip,
-    current_user,
     flash,
     form_of,
     in_transaction,
     login_session,
     page,
     redirect,
+    remember_device,
     requires_login,
     requires_role,
+    session_data,
     session_stamp,
     settings_of,
+    signed_in_user,
+    wait_text,
 )
 from web.i18n import _
 from web.messages import message
@@ -47,7 +48,7 @@ def start_second_step(request: Request, user: User, remember: bool, next_path: s
     the redirect to the second step (or to enrolment, for staff and inspectors without a factor yet)."""
     if not rules.factor_required(user.role, user.has_totp):
         return None
-    session = request.scope["session"]
+    session = session_data(request)
     session.clear()
     session.update({
         SESSION_PENDING: {"uid": user.id, "pwd": session_stamp(user), "remember": remember, "next": next_path,
@@ -58,7 +59,7 @@ def start_second_step(request: Request, user: User, remember: bool, next_path: s
     return redirect("/login/code" if user.has_totp else "/login/enrol")
 
 
-def _load_pending(session, user_id, stamp):  # type: ignore[no-untyped-def]
+def _load_pending(session, user_id, stamp):
     user = session.get(User, user_id)
     if user is None or not user.is_active or session_stamp(user) != stamp:
         return None
@@ -66,16 +67,16 @@ def _load_pending(session, user_id, stamp):  # type: ignore[no-untyped-def]
     return user
 
 
-async def _pending(request: Request) -> tuple[dict, User] | None:  # type: ignore[type-arg]
-    pending = request.scope["session"].get(SESSION_PENDING)
+async def _pending(request: Request) -> tuple[dict, User] | None:
+    pending = session_data(request).get(SESSION_PENDING)
     if not isinstance(pending, dict) or not isinstance(pending.get("uid"), int):
         return None
     if clock.now().timestamp() - int(pending.get("since", 0)) > PENDING_SECONDS:
-        request.scope["session"].pop(SESSION_PENDING, None)
+        session_data(request).pop(SESSION_PENDING, None)
         return None
     user = await in_transaction(request, _load_pending, pending["uid"], pending.get("pwd"))
     if user is None:
-        request.scope["session"].pop(SESSION_PENDING, None)
+        session_data(request).pop(SESSION_PENDING, None)
         return None
     return dict(pending), user  # a copy: the session notices a change only when its value is a new object
 
@@ -85,7 +86,7 @@ def _start_over(request: Request) -> Response:
     return redirect("/login")
 
 
-async def _finish(request: Request, pending: dict, user: User) -> None:  # type: ignore[type-arg]
+async def _finish(request: Request, pending: dict, user: User) -> None:
     await in_transaction(request, accounts_service.audit, "login", user.id, client_ip(request))
     login_session(request, user, bool(pending.get("remember")))  # clears the pending sign-in, new session id
     i18n.current_language.set(user.language)
@@ -143,7 +144,7 @@ async def code_submit(request: Request) -> Template | Response:
 # --------------------------------------------------------------------------- enrolment at first sign-in
 
 
-def _setup_secret(request: Request, user_id: int, key: str, holder: dict) -> str:  # type: ignore[type-arg]
+def _setup_secret(request: Request, user_id: int, key: str, holder: dict) -> str:
     """The secret being enrolled, kept encrypted in the (server-side) session until confirmed."""
     secret_key = settings_of(request).secret_key
     blob = holder.get(key)
@@ -158,13 +159,13 @@ def _setup_secret(request: Request, user_id: int, key: str, holder: dict) -> str
 
 
 async def _enrol_page(request: Request, template: str, account: User, secret: str, *, status_code: int = 200,
-                      errors: dict | None = None, **context: object) -> Template:  # type: ignore[type-arg]
+                      errors: dict | None = None, **context: object) -> Template:
     return await page(request, template, status_code=status_code, errors=errors or {},
                       qr=service.qr_svg(secret, account.email, _("Kod QR do zeskanowania aplikacją uwierzytelniającą")),
                       secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)), **context)
 
 
-async def _enrolling(request: Request) -> Response | tuple[dict, User, str]:  # type: ignore[type-arg]
+async def _enrolling(request: Request) -> Response | tuple[dict, User, str]:
     """The pending sign-in of an account enrolling its first factor, with the secret it is shown; or where
     to go instead (sign in again, or the code step when a factor is already enrolled)."""
     found = await _pending(request)
@@ -174,7 +175,7 @@ async def _enrolling(request: Request) -> Response | tuple[dict, User, str]:  # 
     if user.has_totp:
         return redirect("/login/code")
     secret = _setup_secret(request, user.id, "secret", pending)  # type: ignore[arg-type]
-    request.scope["session"][SESSION_PENDING] = pending
+    session_data(request)[SESSION_PENDING] = pending
     return pending, user, secret
 
 
@@ -215,21 +216,21 @@ async def enrol_submit(request: Request) -> Template | Response:
 # --------------------------------------------------------------------------- account settings
 
 
-def _with_codes_left(session, user_id):  # type: ignore[no-untyped-def]
+def _with_codes_left(session, user_id):
     user = session.get(User, user_id)
     return user.has_totp, service.recovery_codes_left(session, user_id)
 
 
-async def _settings_page(request: Request, *, status_code: int = 200, errors: dict | None = None) -> Template:  # type: ignore[type-arg]
-    user = await current_user(request)
-    enrolled, left = await in_transaction(request, _with_codes_left, user.id)  # type: ignore[union-attr]
+async def _settings_page(request: Request, *, status_code: int = 200, errors: dict | None = None) -> Template:
+    user = await signed_in_user(request)
+    enrolled, left = await in_transaction(request, _with_codes_left, user.id)
     if enrolled:
         return await page(request, "accounts/two_factor.html", status_code=status_code, errors=errors or {},
-                          enrolled=True, codes_left=left, required=rules.role_requires_factor(user.role))  # type: ignore[union-attr]
-    setup = dict(request.scope["session"].get(SESSION_SETUP) or {})
-    secret = _setup_secret(request, user.id, "secret", setup)  # type: ignore[union-attr, arg-type]
-    request.scope["session"][SESSION_SETUP] = setup
-    return await _enrol_page(request, "accounts/two_factor.html", user, secret, status_code=status_code,  # type: ignore[arg-type]
+                          enrolled=True, codes_left=left, required=rules.role_requires_factor(user.role))
+    setup = dict(session_data(request).get(SESSION_SETUP) or {})
+    secret = _setup_secret(request, user.id, "secret", setup)  # type: ignore[arg-type]
+    session_data(request)[SESSION_SETUP] = setup
+    return await _enrol_page(request, "accounts/two_factor.html", user, secret, status_code=status_code,
                              errors=errors, enrolled=False, codes_left=0, required=False)
 
 
@@ -240,30 +241,30 @@ async def settings_page(request: Request) -> Template:
 
 @post("/account/two-factor/enable", guards=[requires_login])
 async def settings_enable(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     code = (await form_of(request)).get("code", "")
     typed = rules.read_code(code)
     if typed is None or typed.kind != "totp":
         return await _settings_page(request, status_code=422, errors={"code": [message("twofactor.totp_format")]})
-    if wait := await _throttled(request, user.id):  # type: ignore[union-attr, arg-type]
+    if wait := await _throttled(request, user.id):  # type: ignore[arg-type]
         return await _settings_page(request, status_code=429, errors={"form": [wait_text(wait)]})
-    setup = dict(request.scope["session"].get(SESSION_SETUP) or {})
-    secret = _setup_secret(request, user.id, "secret", setup)  # type: ignore[union-attr, arg-type]
-    request.scope["session"][SESSION_SETUP] = setup
-    codes = await in_transaction(request, service.enrol, settings_of(request), user.id, secret, code, client_ip(request))  # type: ignore[union-attr]
+    setup = dict(session_data(request).get(SESSION_SETUP) or {})
+    secret = _setup_secret(request, user.id, "secret", setup)  # type: ignore[arg-type]
+    session_data(request)[SESSION_SETUP] = setup
+    codes = await in_transaction(request, service.enrol, settings_of(request), user.id, secret, code, client_ip(request))
     if codes is None:
         return await _settings_page(request, status_code=422, errors={"code": [message("twofactor.code_wrong")]})
-    request.scope["session"].pop(SESSION_SETUP, None)
+    session_data(request).pop(SESSION_SETUP, None)
     return await page(request, "accounts/recovery_codes.html", codes=codes, next="/account/two-factor")
 
 
 @post("/account/two-factor/recovery-codes", guards=[requires_login])
 async def settings_new_codes(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     code = (await form_of(request)).get("code", "")
-    if wait := await _throttled(request, user.id):  # type: ignore[union-attr, arg-type]
+    if wait := await _throttled(request, user.id):  # type: ignore[arg-type]
         return await _settings_page(request, status_code=429, errors={"form": [wait_text(wait)]})
-    codes = await in_transaction(request, service.new_recovery_codes, settings_of(request), user.id, code, client_ip(request))  # type: ignore[union-attr]
+    codes = await in_transaction(request, service.new_recovery_codes, settings_of(request), user.id, code, client_ip(request))
     if codes is None:
         return await _settings_page(request, status_code=422, errors={"code": [message("twofactor.code_wrong")]})
     return await page(request, "accounts/recovery_codes.html", codes=codes, next="/account/two-factor")
@@ -271,13 +272,13 @@ async def settings_new_codes(request: Request) -> Template | Response:
 
 @post("/account/two-factor/disable", guards=[requires_login])
 async def settings_disable(request: Request) -> Template | Response:
-    user = await current_user(request)
-    if rules.role_requires_factor(user.role):  # type: ignore[union-attr]
+    user = await signed_in_user(request)
+    if rules.role_requires_factor(user.role):
         return await _settings_page(request, status_code=403, errors={"form": [message("twofactor.required_for_role")]})
     code = (await form_of(request)).get("code", "")
-    if wait := await _throttled(request, user.id):  # type: ignore[union-attr, arg-type]
+    if wait := await _throttled(request, user.id):  # type: ignore[arg-type]
         return await _settings_page(request, status_code=429, errors={"form": [wait_text(wait)]})
-    done = await in_transaction(request, service.disable, settings_of(request), user.id, code, client_ip(request))  # type: ignore[union-attr]
+    done = await in_transaction(request, service.disable, settings_of(request), user.id, code, client_ip(request))
     if not done:
         return await _settings_page(request, status_code=422, errors={"code": [message("twofactor.code_wrong")]})
     flash(request, _("Logowanie dwuetapowe zostało wyłączone."), "info")
@@ -294,13 +295,13 @@ async def desk_reset_page(request: Request) -> Template:
 
 @post("/desk/two-factor", guards=[requires_role("staff")])
 async def desk_reset_submit(request: Request) -> Template | Response:
-    user = await current_user(request)
+    user = await signed_in_user(request)
     email = (await form_of(request)).get("email", "").strip()[:254]
     values = {"email": email}
     if not email:
         return await page(request, "accounts/desk_two_factor.html", status_code=422, values=values,
                           errors={"email": [message("email.required")]})
-    problem, target = await in_transaction(request, service.reset_for, user.id, email, client_ip(request))  # type: ignore[union-attr]
+    problem, target = await in_transaction(request, service.reset_for, user.id, email, client_ip(request))
     if problem:
         status = 403 if problem in ("twofactor.reset_self", "twofactor.reset_forbidden") else 422
         return await page(request, "accounts/desk_two_factor.html", status_code=status, values=values,

@@ -95,7 +95,7 @@ def _period(request: Request) -> tuple[Period, dict[str, list[str]], dict[str, s
     return period, {k: [_problem(v)] for k, v in problems.items()}, {"from": first, "to": last}
 
 
-def _dashboard(session, key: str, period: Period) -> queries.Dashboard:  # type: ignore[no-untyped-def]
+def _dashboard(session, key: str, period: Period) -> queries.Dashboard:
     queries.calm(session)
     if key == "5plus1":
         return queries.five_plus_one(session, period, clock.today())
@@ -145,7 +145,7 @@ async def dashboard_csv(request: Request, key: DashboardKey, chart: ChartFile) -
 # --------------------------------------------------------------------------- devices
 
 
-def _devices_context(session) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _devices_context(session) -> dict[str, Any]:
     return {"devices": queries.devices(session)}
 
 
@@ -173,7 +173,7 @@ async def device_add(request: Request) -> Template:
     return await _devices_page(request, added={"id": device_id, "name": name, "credential": credential})
 
 
-def _device_context(session, device_id: int, today: date) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+def _device_context(session, device_id: int, today: date) -> dict[str, Any] | None:
     device = queries.device(session, device_id)
     if device is None:
         return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, select, text
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days, fare_category
 from web import clock
@@ -225,7 +225,7 @@ def purse(session: Session, period: Period) -> Dashboard:
     groups = session.execute(
         select(e.device_id, e.kind, e.detail, online, func.count(), func.sum(e.amount))
         .where(*in_period).group_by(e.device_id, e.kind, e.detail, online)).all()
-    names = dict(session.execute(select(Device.id, Device.name)).all()) if groups else {}
+    names = dict(session.execute(select(col(Device.id), col(Device.name))).all()) if groups else {}
     per_line: dict[str, int] = defaultdict(int)
     by_type: dict[str, list[int]] = {c: [0, 0] for c in FARE_CATEGORIES}
     channels = {name: [0, 0, 0] for name in ("kasa", "parkometr", "online")}  # top-ups, paid in, bonus
@@ -253,7 +253,7 @@ def purse(session: Session, period: Period) -> Dashboard:
                   "companion": "współpasażerowie, bagaż"}
     fare_rows = [[fare_names[c], v[0], v[1]] for c, v in by_type.items()]
     owed_cards, owed = session.execute(
-        select(func.count(), func.coalesce(func.sum(-PurseCardRow.balance), 0)).where(PurseCardRow.balance < 0)).one()
+        select(func.count(), func.coalesce(func.sum(-PurseCardRow.balance), 0)).where(col(PurseCardRow.balance) < 0)).one()
     topup_rows = [[name, *values] for name, values in channels.items()]
     parking_rows = [[name, v[0], v[1]] for name, v in sorted(meters.items(), key=lambda item: -item[1][1])[:50]]
     return Dashboard("purse", "Portmonetka (karta KKM)", [
@@ -339,9 +339,9 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
                       .where(ev.device_id == Device.id, ev.received_at >= day_ago, ev.flag.is_not(None))  # type: ignore[union-attr]
                       .scalar_subquery())
     seen = session.execute(
-        select(Device.id, Device.name, Device.kind, Device.active, last, recent, flagged_recent)
-        .where(Device.simulator.is_(False))  # type: ignore[attr-defined]
-        .order_by(Device.id).limit(500)).all()
+        select(col(Device.id), col(Device.name), col(Device.kind), col(Device.active), last, recent, flagged_recent)
+        .where(col(Device.simulator).is_(False))
+        .order_by(col(Device.id)).limit(500)).all()
     device_rows = [[name, kind, "tak" if active else "wyłączony",
                     clock.to_local(_as_utc(last)).strftime("%Y-%m-%d %H:%M") if last else "nigdy",
                     int(events or 0), int(flagged or 0)]
@@ -371,7 +371,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
 
 
 def devices(session: Session) -> list[Device]:
-    return list(session.scalars(select(Device).where(Device.simulator.is_(False)).order_by(Device.id).limit(1000)))  # type: ignore[attr-defined]
+    return list(session.scalars(select(Device).where(col(Device.simulator).is_(False)).order_by(col(Device.id)).limit(1000)))
 
 
 def device(session: Session, device_id: int) -> Device | None:
@@ -380,8 +380,8 @@ def device(session: Session, device_id: int) -> Device | None:
 
 
 def recent_events(session: Session, device_id: int, limit: int = 50) -> list[DeviceEvent]:
-    return list(session.scalars(select(DeviceEvent).where(DeviceEvent.device_id == device_id)
-                                .order_by(DeviceEvent.id.desc()).limit(limit)))  # type: ignore[union-attr]
+    return list(session.scalars(select(DeviceEvent).where(col(DeviceEvent.device_id) == device_id)
+                                .order_by(col(DeviceEvent.id).desc()).limit(limit)))
 
 
 def meter_cash(session: Session, device_id: int, days: int, today: date) -> list[CashDay]:
@@ -393,8 +393,8 @@ def meter_cash(session: Session, device_id: int, days: int, today: date) -> list
                      e.kind.in_(("topup", "credit_repayment")), e.at >= start, e.at < end)  # type: ignore[attr-defined]
     booked = {date.fromisoformat(d): v for d, v in per_day(period, hourly, 1) if v}
     collected = dict(session.execute(
-        select(MeterCashCollection.day, MeterCashCollection.amount)
-        .where(MeterCashCollection.device_id == device_id, MeterCashCollection.day >= period.first)).all())
+        select(col(MeterCashCollection.day), col(MeterCashCollection.amount))
+        .where(col(MeterCashCollection.device_id) == device_id, col(MeterCashCollection.day) >= period.first)).all())
     return cash_days(booked, collected)
 
 
@@ -402,12 +402,12 @@ def meter_cash(session: Session, device_id: int, days: int, today: date) -> list
 
 
 def registry_imports(session: Session, limit: int = 100) -> list[RegistryImport]:
-    return list(session.scalars(select(RegistryImport).order_by(RegistryImport.id.desc()).limit(limit)))  # type: ignore[union-attr]
+    return list(session.scalars(select(RegistryImport).order_by(col(RegistryImport.id).desc()).limit(limit)))
 
 
 def staff_accounts(session: Session) -> list[User]:
-    return list(session.scalars(select(User).where(User.role.in_(("staff", "inspector", "admin")))  # type: ignore[attr-defined]
-                                .order_by(User.role, User.email).limit(1000)))
+    return list(session.scalars(select(User).where(col(User.role).in_(("staff", "inspector", "admin")))
+                                .order_by(col(User.role), col(User.email)).limit(1000)))
 
 
 def account_overview(session: Session, user_id: int) -> dict[str, Any] | None:
@@ -416,12 +416,12 @@ def account_overview(session: Session, user_id: int) -> dict[str, Any] | None:
         return None
     return {
         "user": user,
-        "cards": list(session.scalars(select(Card).where(Card.account_id == user_id).order_by(Card.id).limit(100))),
-        "purse_cards": list(session.scalars(select(PurseCardRow).where(PurseCardRow.account_id == user_id).limit(100))),
-        "subscriptions": list(session.scalars(select(Subscription5p1).where(Subscription5p1.user_id == user_id)
-                                              .order_by(Subscription5p1.id.desc()).limit(50))),  # type: ignore[union-attr]
-        "payments": list(session.scalars(select(Payment).where(Payment.user_id == user_id)
-                                         .order_by(Payment.id.desc()).limit(50))),  # type: ignore[union-attr]
+        "cards": list(session.scalars(select(Card).where(col(Card.account_id) == user_id).order_by(col(Card.id)).limit(100))),
+        "purse_cards": list(session.scalars(select(PurseCardRow).where(col(PurseCardRow.account_id) == user_id).limit(100))),
+        "subscriptions": list(session.scalars(select(Subscription5p1).where(col(Subscription5p1.user_id) == user_id)
+                                              .order_by(col(Subscription5p1.id).desc()).limit(50))),
+        "payments": list(session.scalars(select(Payment).where(col(Payment.user_id) == user_id)
+                                         .order_by(col(Payment.id).desc()).limit(50))),
     }
 
 
@@ -433,11 +433,11 @@ def audit_log(session: Session, *, action: str = "", user_id: int | None = None,
     """The audit log, newest first, filtered by action prefix, user id and text in the detail."""
     query = select(AuditEvent)
     if action:
-        query = query.where(AuditEvent.action.startswith(action, autoescape=True))  # type: ignore[attr-defined]
+        query = query.where(col(AuditEvent.action).startswith(action, autoescape=True))
     if user_id is not None:
-        query = query.where(AuditEvent.user_id == user_id)
+        query = query.where(col(AuditEvent.user_id) == user_id)
     if text:
-        query = query.where(AuditEvent.detail.contains(text, autoescape=True))  # type: ignore[attr-defined]
+        query = query.where(col(AuditEvent.detail).contains(text, autoescape=True))
     if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)  # type: ignore[operator]
-    return list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(AUDIT_PAGE)))  # type: ignore[union-attr]
+        query = query.where(col(AuditEvent.id) < before_id)
+    return list(session.scalars(query.order_by(col(AuditEvent.id).desc()).limit(AUDIT_PAGE)))

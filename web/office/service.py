@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.accounts import InvalidPesel, normalise_email, read_pesel
 from domain.cards import RowProblem
@@ -79,8 +79,8 @@ def record_cash(session: Session, admin_id: int, device_id: int, day: date, amou
         raise OfficeProblem("office.cash_amount", "amount")
     if day > clock.today():
         raise OfficeProblem("office.cash_future", "day")
-    row = session.scalars(select(MeterCashCollection).where(MeterCashCollection.device_id == device_id,
-                                                            MeterCashCollection.day == day)).first()
+    row = session.scalars(select(MeterCashCollection).where(col(MeterCashCollection.device_id) == device_id,
+                                                            col(MeterCashCollection.day) == day)).first()
     if row is None:
         session.add(MeterCashCollection(device_id=device_id, day=day, amount=amount, entered_by=admin_id))
     else:
@@ -191,19 +191,19 @@ def find_accounts(session: Session, settings: Settings, admin_id: int, query: st
         except InvalidPesel:
             info = None
         if info is not None:
-            for user in session.scalars(select(User).where(User.pesel_hash == pesel_hash(settings.pesel_key, info.number))
+            for user in session.scalars(select(User).where(col(User.pesel_hash) == pesel_hash(settings.pesel_key, info.number))
                                         .limit(20)):
                 found.setdefault(user.id, Found(user, "PESEL"))  # type: ignore[arg-type]
     if "@" in query:
         email = normalise_email(query)
-        for user in session.scalars(select(User).where(User.email.startswith(email, autoescape=True))  # type: ignore[attr-defined]
-                                    .order_by(User.email).limit(50)):
+        for user in session.scalars(select(User).where(col(User.email).startswith(email, autoescape=True))
+                                    .order_by(col(User.email)).limit(50)):
             found.setdefault(user.id, Found(user, "e-mail"))  # type: ignore[arg-type]
     if compact.isascii() and compact.isalnum() and len(compact) <= 20:
         owners = session.scalars(
             select(User).where(or_(
-                User.id.in_(select(Card.account_id).where(Card.client_code == compact.upper())),  # type: ignore[union-attr]
-                User.id.in_(select(PurseCardRow.account_id).where(PurseCardRow.number == compact))))  # type: ignore[union-attr]
+                col(User.id).in_(select(col(Card.account_id)).where(col(Card.client_code) == compact.upper())),
+                col(User.id).in_(select(col(PurseCardRow.account_id)).where(col(PurseCardRow.number) == compact))))
             .limit(20))
         for user in owners:
             found.setdefault(user.id, Found(user, "karta"))  # type: ignore[arg-type]
@@ -238,7 +238,7 @@ def create_staff_account(session: Session, settings: Settings, admin_id: int, fi
 
 def disable_account(session: Session, admin_id: int, user_id: int, ip: str | None) -> User:
     """Take a staff or inspector account out of service: it can no longer sign in, its sessions end."""
-    already = session.scalar(select(User.disabled_at).where(User.id == user_id))
+    already = session.scalar(select(col(User.disabled_at)).where(col(User.id) == user_id))
     user = disable_user(session, user_id, STAFF_ROLES)
     if user is None:
         raise OfficeProblem("office.not_staff")

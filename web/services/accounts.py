@@ -11,10 +11,11 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.accounts import LinkState, Registration, link_state, normalise_email, pesel_held_elsewhere
 from web import clock
+from web.db import affected
 from web.mail import queue_mail
 from web.models import AuditEvent, EmailToken, User
 from web.protect import encrypt_pesel, pesel_hash, token_hash
@@ -41,15 +42,15 @@ def audit(session: Session, action: str, user_id: int | None = None, ip: str | N
 
 
 def find_user(session: Session, email: str) -> User | None:
-    return session.scalars(select(User).where(User.email == normalise_email(email))).first()
+    return session.scalars(select(User).where(col(User.email) == normalise_email(email))).first()
 
 
 def active_pesel_holders(session: Session, pesel_hash: str | None) -> list[User]:
     """The active accounts holding this PESEL (one, or none; more only from before R-AUTH-2)."""
     if not pesel_hash:
         return []
-    return list(session.scalars(select(User).where(User.pesel_hash == pesel_hash, User.activated_at.is_not(None))  # type: ignore[union-attr]
-                                .order_by(User.id)))  # type: ignore[arg-type]
+    return list(session.scalars(select(User).where(col(User.pesel_hash) == pesel_hash, col(User.activated_at).is_not(None))
+                                .order_by(col(User.id))))
 
 
 def _lock_pesel(session: Session, pesel_hash: str | None) -> None:
@@ -57,7 +58,7 @@ def _lock_pesel(session: Session, pesel_hash: str | None) -> None:
     the row locks (PostgreSQL) or the write lock (SQLite) before the check, so two accounts activated at
     once cannot both see the PESEL free (R-AUTH-2)."""
     if pesel_hash:
-        session.execute(update(User).where(User.pesel_hash == pesel_hash).values(pesel_hash=User.pesel_hash)  # type: ignore[arg-type]
+        session.execute(update(User).where(col(User.pesel_hash) == pesel_hash).values(pesel_hash=User.pesel_hash)
                         .execution_options(synchronize_session=False))
 
 
@@ -143,7 +144,7 @@ class TokenCheck:
 
 def check_token(session: Session, settings: Settings, raw_token: str, purpose: str) -> TokenCheck:
     token = session.scalars(
-        select(EmailToken).where(EmailToken.token_hash == token_hash(raw_token), EmailToken.purpose == purpose)
+        select(EmailToken).where(col(EmailToken.token_hash) == token_hash(raw_token), col(EmailToken.purpose) == purpose)
     ).first()
     if token is None:
         return TokenCheck(None)
@@ -166,11 +167,11 @@ def activate(session: Session, settings: Settings, raw_token: str, ip: str | Non
     if check.state is LinkState.VALID and check.user is not None and check.token is not None:
         # Guard against a double click racing itself: only one UPDATE marks the token used.
         now = clock.now()
-        marked = session.execute(
+        marked = affected(session.execute(
             EmailToken.__table__.update()  # type: ignore[attr-defined]
-            .where(EmailToken.id == check.token.id, EmailToken.used_at.is_(None))  # type: ignore[union-attr]
+            .where(col(EmailToken.id) == check.token.id, col(EmailToken.used_at).is_(None))
             .values(used_at=now)
-        ).rowcount
+        ))
         if marked != 1:
             return TokenCheck(LinkState.USED, check.user, check.token)
         if check.user.activated_at is None:
@@ -228,7 +229,7 @@ def reset_password(session: Session, settings: Settings, raw_token: str, passwor
             check.user.activated_at = clock.now()
         session.execute(
             EmailToken.__table__.update()  # type: ignore[attr-defined]
-            .where(EmailToken.user_id == check.user.id, EmailToken.purpose == "reset", EmailToken.used_at.is_(None))  # type: ignore[union-attr]
+            .where(col(EmailToken.user_id) == check.user.id, col(EmailToken.purpose) == "reset", col(EmailToken.used_at).is_(None))
             .values(used_at=clock.now())
         )
         audit(session, "reset.done", check.user.id, ip)
@@ -249,15 +250,15 @@ def erase_account(session: Session, user: User, ip: str | None, steps: Sequence[
     at start-up in `web.app.create_app` (`app.state.erasure_steps`): card applications with their photos."""
     from web.models import OutboxMail, RecoveryCode, Subscription5p1, SubscriptionMonthRow, Ticket
 
-    subscription_ids = select(Subscription5p1.id).where(Subscription5p1.user_id == user.id)
-    month_ids = select(SubscriptionMonthRow.id).where(SubscriptionMonthRow.subscription_id.in_(subscription_ids))  # type: ignore[attr-defined]
-    session.execute(update(Ticket).where(Ticket.subscription_month_id.in_(month_ids))  # type: ignore[union-attr]
+    subscription_ids = select(col(Subscription5p1.id)).where(col(Subscription5p1.user_id) == user.id)
+    month_ids = select(col(SubscriptionMonthRow.id)).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids))
+    session.execute(update(Ticket).where(col(Ticket.subscription_month_id).in_(month_ids))
                     .values(subscription_month_id=None, user_id=None))
-    session.execute(delete(SubscriptionMonthRow).where(SubscriptionMonthRow.subscription_id.in_(subscription_ids)))  # type: ignore[attr-defined]
-    session.execute(delete(Subscription5p1).where(Subscription5p1.user_id == user.id))  # type: ignore[arg-type]
-    session.execute(delete(EmailToken).where(EmailToken.user_id == user.id))  # type: ignore[arg-type]
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))  # type: ignore[arg-type]
-    session.execute(delete(OutboxMail).where(OutboxMail.to_address == user.email))  # type: ignore[arg-type]
+    session.execute(delete(SubscriptionMonthRow).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids)))
+    session.execute(delete(Subscription5p1).where(col(Subscription5p1.user_id) == user.id))
+    session.execute(delete(EmailToken).where(col(EmailToken.user_id) == user.id))
+    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
+    session.execute(delete(OutboxMail).where(col(OutboxMail.to_address) == user.email))
     assert user.id is not None
     for step in steps:
         step(session, user.id)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.cards import (
     LinkOutcome,
@@ -23,6 +23,7 @@ from domain.cards import (
 )
 from domain.carriers import CarrierType, ResidentStatus, carrier_info, resident_status_on
 from web import clock
+from web.db import affected
 from web.models import Card, User
 from web.protect import pesel_hash
 from web.services.accounts import audit
@@ -119,7 +120,7 @@ def apply_registry_rows(session: Session, settings: Settings, rows: list[Registr
         }
         label = f"{row.carrier_type.value} {row.client_code}"
         card = session.scalars(
-            select(Card).where(Card.carrier_type == row.carrier_type.value, Card.client_code == row.client_code)
+            select(Card).where(col(Card.carrier_type) == row.carrier_type.value, col(Card.client_code) == row.client_code)
         ).first()
         if card is None:
             session.add(Card(carrier_type=row.carrier_type.value, client_code=row.client_code, **values))
@@ -181,7 +182,7 @@ def card_view(card: Card, today: date) -> CardView:
 
 
 def cards_of(session: Session, user_id: int) -> list[Card]:
-    return list(session.scalars(select(Card).where(Card.account_id == user_id).order_by(Card.linked_at, Card.id)))  # type: ignore[arg-type]
+    return list(session.scalars(select(Card).where(col(Card.account_id) == user_id).order_by(col(Card.linked_at), col(Card.id))))
 
 
 def my_cards(session: Session, user_id: int) -> list[CardView]:
@@ -202,7 +203,7 @@ def find_card_to_link(session: Session, user_id: int, carrier_type: CarrierType,
     user = session.get(User, user_id)
     assert user is not None
     card = session.scalars(
-        select(Card).where(Card.carrier_type == carrier_type.value, Card.client_code == normalise_client_code(client_code))
+        select(Card).where(col(Card.carrier_type) == carrier_type.value, col(Card.client_code) == normalise_client_code(client_code))
     ).first()
     found = None
     if card is not None:
@@ -227,9 +228,9 @@ def link_card(session: Session, user_id: int, card_id: int, ip: str | None) -> L
     if outcome is not LinkOutcome.MATCH:
         return outcome
     # One UPDATE decides a race between two accounts: a card is linked to at most one (R-CARD-3).
-    linked = session.execute(
-        update(Card).where(Card.id == card_id, Card.account_id.is_(None)).values(account_id=user_id, linked_at=clock.now())  # type: ignore[union-attr]
-    ).rowcount
+    linked = affected(session.execute(
+        update(Card).where(col(Card.id) == card_id, col(Card.account_id).is_(None)).values(account_id=user_id, linked_at=clock.now())
+    ))
     if linked != 1:
         return LinkOutcome.LINKED_ELSEWHERE
     audit(session, "card.linked", user_id, ip, f"card={card_id}")

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain import purse as rules
 from domain.cards import LinkOutcome, normalise_client_code
 from domain.carriers import CarrierType
 from domain.money import Grosze
 from web import clock
+from web.db import affected
 from web.models import Card, PurseCardRow, User
 from web.services import purse
 from web.services.accounts import audit, find_user
@@ -28,7 +29,7 @@ class DeskProblem(Exception):
 
 
 def find_purse_card(session: Session, number: str) -> purse.PurseView | None:
-    row = session.scalars(select(PurseCardRow).where(PurseCardRow.number == "".join(number.split()))).first()
+    row = session.scalars(select(PurseCardRow).where(col(PurseCardRow.number) == "".join(number.split()))).first()
     return purse.purse_view(session, row) if row is not None else None
 
 
@@ -95,7 +96,7 @@ def replace_card(session: Session, staff_id: int, old_number: str, new_number: s
     new_number = "".join(new_number.split())
     if not new_number.isdigit() or not 4 <= len(new_number) <= 20:
         raise DeskProblem("desk.new_number_format")
-    if session.scalars(select(PurseCardRow).where(PurseCardRow.number == new_number)).first() is not None:
+    if session.scalars(select(PurseCardRow).where(col(PurseCardRow.number) == new_number)).first() is not None:
         raise DeskProblem("desk.new_number_taken")
     old = purse.lock_card(session, old_number)
     if old is None:
@@ -129,16 +130,16 @@ def link_card_for(session: Session, staff_id: int, email: str, carrier_type: Car
     user = find_user(session, email)
     if user is None or user.role != "passenger":
         raise DeskProblem("desk.no_such_account")
-    card = session.scalars(select(Card).where(Card.carrier_type == carrier_type.value,
-                                              Card.client_code == normalise_client_code(client_code))).first()
+    card = session.scalars(select(Card).where(col(Card.carrier_type) == carrier_type.value,
+                                              col(Card.client_code) == normalise_client_code(client_code))).first()
     if card is None:
         raise DeskProblem("desk.no_such_card")
     if card.account_id == user.id:
         return LinkOutcome.ALREADY_YOURS, user, card
     if card.account_id is not None:
         return LinkOutcome.LINKED_ELSEWHERE, user, card
-    linked = session.execute(update(Card).where(Card.id == card.id, Card.account_id.is_(None))  # type: ignore[union-attr]
-                             .values(account_id=user.id, linked_at=clock.now())).rowcount
+    linked = affected(session.execute(update(Card).where(col(Card.id) == card.id, col(Card.account_id).is_(None))
+                             .values(account_id=user.id, linked_at=clock.now())))
     if linked != 1:
         return LinkOutcome.LINKED_ELSEWHERE, user, card
     audit(session, "desk.card_linked", staff_id, ip, f"card={card.id} user={user.id}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from web.models import (
     Card,
@@ -36,8 +36,8 @@ def cancelled_ids(session: Session, payment_ids: list[int]) -> set[int]:
     """Those of `payment_ids` whose failure the gateway reported as the payer's cancel."""
     if not payment_ids:
         return set()
-    rows = session.execute(select(PaymentEvent.payment_id, PaymentEvent.detail).where(
-        PaymentEvent.payment_id.in_(payment_ids), PaymentEvent.status == "failed")).all()  # type: ignore[attr-defined]
+    rows = session.execute(select(col(PaymentEvent.payment_id), col(PaymentEvent.detail)).where(
+        col(PaymentEvent.payment_id).in_(payment_ids), col(PaymentEvent.status) == "failed")).all()
     return {pid for pid, detail in rows if (detail or "").split(";")[0].strip() in subscriptions.PAYER_CANCELLED}
 
 
@@ -49,7 +49,7 @@ def _line(session: Session, payment: Payment, cancelled: set[int]) -> PaymentLin
         if month is not None and sub is not None:
             line.description = {"kind": "5p1", "variant": sub.variant, "index": month.month_index,
                                  "starts_on": month.starts_on, "ends_on": month.ends_on}
-            ticket = session.scalars(select(Ticket).where(Ticket.subscription_month_id == month.id)).first()
+            ticket = session.scalars(select(Ticket).where(col(Ticket.subscription_month_id) == month.id)).first()
             if ticket is not None and payment.status == "paid":
                 card = session.get(Card, ticket.card_id)
                 line.ticket_id, line.ticket_mobile = ticket.id, bool(card and _is_mobile(card))
@@ -60,8 +60,8 @@ def _line(session: Session, payment: Payment, cancelled: set[int]) -> PaymentLin
 
 
 def my_payments(session: Session, user_id: int, limit: int = HISTORY_LIMIT) -> list[PaymentLine]:
-    payments = list(session.scalars(select(Payment).where(Payment.user_id == user_id)  # type: ignore[arg-type]
-                                    .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit)))  # type: ignore[attr-defined,union-attr]
+    payments = list(session.scalars(select(Payment).where(col(Payment.user_id) == user_id)
+                                    .order_by(col(Payment.created_at).desc(), col(Payment.id).desc()).limit(limit)))
     cancelled = cancelled_ids(session, [p.id for p in payments])  # type: ignore[misc]
     return [_line(session, p, cancelled) for p in payments]
 
@@ -70,7 +70,7 @@ def my_payment(session: Session, user_id: int, reference: str) -> PaymentLine | 
     """One of the passenger's payments by its reference; None for anyone else's (or none)."""
     if not reference or len(reference) > 96:
         return None
-    payment = session.scalars(select(Payment).where(Payment.reference == reference)).first()  # type: ignore[arg-type]
+    payment = session.scalars(select(Payment).where(col(Payment.reference) == reference)).first()
     if payment is None or payment.user_id != user_id:
         return None
     return _line(session, payment, cancelled_ids(session, [payment.id]))  # type: ignore[list-item]

@@ -13,12 +13,12 @@ from typing import Any, Protocol
 import anyio
 from sqlalchemy import ARRAY, any_, bindparam, insert, literal, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.payment_outcomes import paid_in_full
 from payments import GatewayError, GatewayTimeout, PaymentGateway, PaymentStatus, Refund
 from web import clock
-from web.db import transaction
+from web.db import affected, transaction
 from web.models import Payment, PaymentEvent
 
 log = logging.getLogger("ekp.payments")
@@ -185,7 +185,7 @@ def record_charge_transactions(session: Session, opened: list[tuple[str, str, st
 
 
 def payment_by_reference(session: Session, reference: str) -> Payment | None:
-    return session.scalars(select(Payment).where(Payment.reference == reference)).first()
+    return session.scalars(select(Payment).where(col(Payment.reference) == reference)).first()
 
 
 class OutcomeRejected(Exception):
@@ -250,11 +250,11 @@ def _apply_terminal(session: Session, payment: Payment, outcome: Outcome) -> Set
     applies it, on SQLite and PostgreSQL alike. None when it was applied before."""
     held = underpaid(payment.amount, outcome)
     status = HELD if held else outcome.status
-    won = session.execute(
+    won = affected(session.execute(
         update(Payment)
-        .where(Payment.id == payment.id, Payment.applied_at.is_(None))  # type: ignore[union-attr]
+        .where(col(Payment.id) == payment.id, col(Payment.applied_at).is_(None))
         .values(status=status, applied_at=clock.now(), updated_at=clock.now())
-    ).rowcount
+    ))
     if won != 1:
         return None
     session.refresh(payment)
@@ -292,10 +292,10 @@ def _reverse(session: Session, payment: Payment, outcome: Outcome, source: str) 
     before = payment.status
     if before not in (PaymentStatus.PAID.value, REFUND_DUE, HELD):
         return settled  # failed, or reversed before: nothing (more) to take back
-    won = session.execute(
-        update(Payment).where(Payment.id == payment.id, Payment.status == before)
+    won = affected(session.execute(
+        update(Payment).where(col(Payment.id) == payment.id, col(Payment.status) == before)
         .values(status=outcome.status, updated_at=clock.now())
-    ).rowcount
+    ))
     session.refresh(payment)
     if won != 1 or before != PaymentStatus.PAID.value:
         # Our own refund of money that bought nothing (REFUND_DUE), or staff gave back a held payment.
@@ -414,8 +414,8 @@ def pending_payments(session: Session, older_than_seconds: int, limit: int = 500
     """Payments we never heard back about: candidates for reconciliation with the gateway."""
     cutoff = clock.now() - timedelta(seconds=older_than_seconds)
     return list(session.scalars(
-        select(Payment).where(Payment.applied_at.is_(None), Payment.created_at <= cutoff)  # type: ignore[union-attr]
-        .order_by(Payment.id).limit(limit)  # type: ignore[arg-type]
+        select(Payment).where(col(Payment.applied_at).is_(None), col(Payment.created_at) <= cutoff)
+        .order_by(col(Payment.id)).limit(limit)
     ))
 
 
@@ -444,17 +444,17 @@ def refunds_due(session: Session, older_than_seconds: int, limit: int = 500) -> 
     the process stopped in between): reconciliation asks again."""
     cutoff = clock.now() - timedelta(seconds=older_than_seconds)
     return list(session.scalars(
-        select(Payment).where(Payment.status == REFUND_DUE, Payment.updated_at <= cutoff)  # type: ignore[arg-type]
-        .order_by(Payment.id).limit(limit)  # type: ignore[arg-type]
+        select(Payment).where(col(Payment.status) == REFUND_DUE, col(Payment.updated_at) <= cutoff)
+        .order_by(col(Payment.id)).limit(limit)
     ))
 
 
 def refund_done(session: Session, payment_id: int, source: str) -> bool:
     """The gateway gave the money back: REFUND_DUE -> refunded (once; a notification may have said so first)."""
-    won = session.execute(
-        update(Payment).where(Payment.id == payment_id, Payment.status == REFUND_DUE)
+    won = affected(session.execute(
+        update(Payment).where(col(Payment.id) == payment_id, col(Payment.status) == REFUND_DUE)
         .values(status=PaymentStatus.REFUNDED.value, updated_at=clock.now())
-    ).rowcount
+    ))
     if won == 1:
         session.add(PaymentEvent(payment_id=payment_id, source=source, status=PaymentStatus.REFUNDED.value,
                                  detail="refund of a payment for nothing"))
@@ -475,15 +475,15 @@ def staff_queue(session: Session, limit: int = 50) -> list[ForStaff]:
     """The desk's queue (R-PAY-2..4): payments held for review, refunds owed or made, reversals of what a
     payment had bought; the most recently changed first."""
     payments = list(session.scalars(
-        select(Payment).where(Payment.status.in_(FOR_STAFF))  # type: ignore[attr-defined]
-        .order_by(Payment.updated_at.desc(), Payment.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+        select(Payment).where(col(Payment.status).in_(FOR_STAFF))
+        .order_by(col(Payment.updated_at).desc(), col(Payment.id).desc()).limit(limit)
     ))
     paid: dict[int, int] = {}
     reversal: dict[int, str] = {}
     if payments:
         for event in session.scalars(
                 select(PaymentEvent).where(one_of(session, PaymentEvent.payment_id, [p.id for p in payments]))
-                .order_by(PaymentEvent.id)):  # type: ignore[arg-type]
+                .order_by(col(PaymentEvent.id))):
             if event.source == "reversal":
                 reversal[event.payment_id] = event.detail
             elif event.status == PaymentStatus.PAID.value and event.detail.startswith("paid "):
@@ -495,7 +495,7 @@ def staff_queue(session: Session, limit: int = 50) -> list[ForStaff]:
         if p.status == HELD:
             queue.append(ForStaff(p, "held", paid_amount=paid.get(p.id)))  # type: ignore[arg-type]
         elif p.id in reversal:
-            queue.append(ForStaff(p, "reversed", note=reversal[p.id]))  # type: ignore[index]
+            queue.append(ForStaff(p, "reversed", note=reversal[p.id]))
         else:
             queue.append(ForStaff(p, "refund_due" if p.status == REFUND_DUE else "refunded"))
     return queue
@@ -522,7 +522,7 @@ async def settle(engine: Engine, gateway: PaymentGateway, outcome: Outcome, sour
     payment, settled = await anyio.to_thread.run_sync(_in_tx, engine, apply_outcome, outcome, source)
     refunded = False
     if settled is not None and settled.refund:
-        refunded = await give_back(engine, gateway, payment.id, payment.gateway_transaction_id)  # type: ignore[arg-type]
+        refunded = await give_back(engine, gateway, payment.id, payment.gateway_transaction_id)
     return Settlement(payment, settled, refunded)
 
 

@@ -51,14 +51,14 @@ except ImportError:  # pragma: no cover - not POSIX: the per-process lock alone
 from sqlalchemy import Select, bindparam, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain import purse as rules
 from domain.ledger import LedgerEntry, outstanding_credit
 from domain.money import Grosze, format_pln
 from domain.purse_tariff import PurseTariff, purse_tariff_from_dict
 from web import clock
-from web.db import is_lost_connection, make_engine
+from web.db import affected, is_lost_connection, make_engine
 from web.messages import message
 from web.models import Device, DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry, User
 from web.services import payments as payment_records
@@ -167,20 +167,20 @@ def forget_device(device_id: int) -> None:
 
 def disable_device(session: Session, device_id: int) -> bool:
     """Take a device out of service: from this transaction on, every request with its credential is refused."""
-    disabled = session.execute(
-        update(Device).where(Device.id == device_id, Device.active.is_(True))  # type: ignore[arg-type,attr-defined]
+    disabled = affected(session.execute(
+        update(Device).where(col(Device.id) == device_id, col(Device.active).is_(True))
         .values(active=False).execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     forget_device(device_id)
     return disabled == 1
 
 
 def rename_device(session: Session, device_id: int, name: str) -> bool:
     """Give a (non-simulator) device a new name (where it is now); its credential stays."""
-    renamed = session.execute(
-        update(Device).where(Device.id == device_id, Device.simulator.is_(False))  # type: ignore[arg-type,attr-defined]
+    renamed = affected(session.execute(
+        update(Device).where(col(Device.id) == device_id, col(Device.simulator).is_(False))
         .values(name=name.strip()[:80]).execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     forget_device(device_id)
     return renamed == 1
 
@@ -246,8 +246,8 @@ def simulator_device(session: Session, kind: str) -> Device | None:
     that is thrown away) and the device API refuses simulator devices anyway; the simulator pages act as it
     on the server."""
     device = session.scalars(
-        select(Device).where(Device.kind == kind, Device.simulator.is_(True))  # type: ignore[attr-defined]
-        .order_by(Device.id)  # type: ignore[arg-type]
+        select(Device).where(col(Device.kind) == kind, col(Device.simulator).is_(True))
+        .order_by(col(Device.id))
     ).first()
     if device is None:
         device = Device(kind=kind, name=SIMULATOR_NAMES[kind], simulator=True,
@@ -274,11 +274,11 @@ class FlaggedEvent:
 def flagged_events(session: Session, *, since: datetime, limit: int = 500) -> list[FlaggedEvent]:
     """Events flagged for staff received since `since`, newest first."""
     rows = session.execute(
-        select(DeviceEvent.received_at, DeviceEvent.device_id, Device.name, DeviceEvent.event_id, DeviceEvent.flag,
-               DeviceEvent.card_number, DeviceEvent.event_at, DeviceEvent.response)
-        .join(Device, Device.id == DeviceEvent.device_id)  # type: ignore[arg-type]
-        .where(DeviceEvent.flag.is_not(None), DeviceEvent.received_at >= since)  # type: ignore[union-attr]
-        .order_by(DeviceEvent.received_at.desc(), DeviceEvent.id.desc()).limit(limit)  # type: ignore[attr-defined,union-attr]
+        select(col(DeviceEvent.received_at), col(DeviceEvent.device_id), col(Device.name), col(DeviceEvent.event_id), col(DeviceEvent.flag),
+               col(DeviceEvent.card_number), col(DeviceEvent.event_at), col(DeviceEvent.response))
+        .join(Device, Device.id == DeviceEvent.device_id)
+        .where(col(DeviceEvent.flag).is_not(None), col(DeviceEvent.received_at) >= since)
+        .order_by(col(DeviceEvent.received_at).desc(), col(DeviceEvent.id).desc()).limit(limit)
     ).all()
     return [FlaggedEvent(r.received_at, r.device_id, r.name, r.event_id, r.flag, r.card_number, r.event_at,
                          str(json.loads(r.response).get("code", ""))) for r in rows]
@@ -288,8 +288,8 @@ def _replayed(session: Session, device_id: int, event_id: str, digest: str) -> d
     """The stored answer to this device's event `event_id`, if it was seen; an event id already used for
     another event (another digest) is refused (R-VAL-7)."""
     stored = session.execute(
-        select(DeviceEvent.response, DeviceEvent.request_digest)  # type: ignore[call-overload]
-        .where(DeviceEvent.device_id == device_id, DeviceEvent.event_id == event_id)
+        select(col(DeviceEvent.response), col(DeviceEvent.request_digest))
+        .where(col(DeviceEvent.device_id) == device_id, col(DeviceEvent.event_id) == event_id)
     ).first()
     if stored is None:
         return None
@@ -333,14 +333,14 @@ def card_of(row: PurseCardRow) -> rules.PurseCard:
 
 def lock_card(session: Session, number: str) -> PurseCardRow | None:
     """Lock the card row (UPDATE first, see the module docstring), then read it afresh."""
-    locked = session.execute(
-        update(PurseCardRow).where(PurseCardRow.number == number)  # type: ignore[arg-type]
+    locked = affected(session.execute(
+        update(PurseCardRow).where(col(PurseCardRow.number) == number)
         .values(balance=PurseCardRow.balance).execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if locked != 1:
         return None
     return session.scalars(
-        select(PurseCardRow).where(PurseCardRow.number == number).execution_options(populate_existing=True)
+        select(PurseCardRow).where(col(PurseCardRow.number) == number).execution_options(populate_existing=True)
     ).one()
 
 
@@ -364,7 +364,7 @@ def _book(session: Session, row: PurseCardRow, entries: tuple[LedgerEntry, ...] 
 
 def ledger_sum(session: Session, card_id: int) -> Grosze:
     return int(session.scalar(select(func.coalesce(func.sum(PurseLedgerEntry.amount), 0))
-                              .where(PurseLedgerEntry.card_id == card_id)) or 0)
+                              .where(col(PurseLedgerEntry.card_id) == card_id)) or 0)
 
 
 def issue_card(session: Session, *, number: str, kind: rules.CardKind, issued_on: date, holder_name: str = "",
@@ -800,7 +800,7 @@ def driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] 
     columns = [(d["name"], d["type"]) for d in described]
     results = tuple((i, proc) for i, (_name, type_) in enumerate(columns)
                     if (proc := type_.dialect_impl(dialect).result_processor(dialect, None)))
-    row = namedtuple("Row", [name for name, _type in columns]) if columns else None  # type: ignore[misc]
+    row = namedtuple("Row", [name for name, _type in columns]) if columns else None
     positions = tuple(compiled.positiontup) if dialect.positional else None
     return DriverStatement(compiled.string, binds, row, results, positions)
 
@@ -846,7 +846,7 @@ def _session_for(row: PurseCardRow | None, at: datetime) -> rules.MeterSession |
 def _find_card(session: Session, number: str | None) -> PurseCardRow | None:
     if not number:
         return None
-    return session.scalars(select(PurseCardRow).where(PurseCardRow.number == number)).first()
+    return session.scalars(select(PurseCardRow).where(col(PurseCardRow.number) == number)).first()
 
 
 def meter_insert(session: Session, card_number: str | None, at: datetime) -> dict[str, Any]:
@@ -1045,8 +1045,8 @@ def purse_view(session: Session, row: PurseCardRow, history_limit: int = 50) -> 
     card = card_of(row)
     validity = rules.card_validity(card, now_local)
     entries = session.scalars(
-        select(PurseLedgerEntry).where(PurseLedgerEntry.card_id == row.id)
-        .order_by(PurseLedgerEntry.at.desc(), PurseLedgerEntry.id.desc()).limit(history_limit)  # type: ignore[attr-defined]
+        select(PurseLedgerEntry).where(col(PurseLedgerEntry.card_id) == row.id)
+        .order_by(col(PurseLedgerEntry.at).desc(), col(PurseLedgerEntry.id).desc()).limit(history_limit)
     ).all()
     state = validity.state.value
     if row.blocked_from is not None and validity.state is not rules.CardState.BLOCKED:
@@ -1062,8 +1062,8 @@ def purse_view(session: Session, row: PurseCardRow, history_limit: int = 50) -> 
 
 
 def my_purse_cards(session: Session, user_id: int) -> list[PurseView]:
-    rows = session.scalars(select(PurseCardRow).where(PurseCardRow.account_id == user_id)
-                           .order_by(PurseCardRow.linked_at, PurseCardRow.id)).all()  # type: ignore[arg-type]
+    rows = session.scalars(select(PurseCardRow).where(col(PurseCardRow.account_id) == user_id)
+                           .order_by(col(PurseCardRow.linked_at), col(PurseCardRow.id))).all()
     return [purse_view(session, row) for row in rows]
 
 
@@ -1082,17 +1082,17 @@ def link_purse_card(session: Session, user_id: int, number: str, ip: str | None)
     if user.pesel_hash is None:
         return "purse.no_pesel"
     number = "".join(number.split())
-    row = session.scalars(select(PurseCardRow).where(PurseCardRow.number == number)).first()
+    row = session.scalars(select(PurseCardRow).where(col(PurseCardRow.number) == number)).first()
     if row is None or row.kind != rules.CardKind.PERSONAL.value or not row.pesel_hash \
             or not hmac.compare_digest(row.pesel_hash, user.pesel_hash):
         audit(session, "purse.link.mismatch", user_id, ip, "")
         return "purse.mismatch"
     if row.account_id == user_id:
         return "purse.already_yours"
-    linked = session.execute(
-        update(PurseCardRow).where(PurseCardRow.id == row.id, PurseCardRow.account_id.is_(None))  # type: ignore[union-attr]
+    linked = affected(session.execute(
+        update(PurseCardRow).where(col(PurseCardRow.id) == row.id, col(PurseCardRow.account_id).is_(None))
         .values(account_id=user_id, linked_at=clock.now()).execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if linked != 1:
         return "purse.linked_elsewhere"
     audit(session, "purse.linked", user_id, ip, f"purse_card={row.id}")
@@ -1205,7 +1205,7 @@ def reverse_top_up_payment(session: Session, payment: Payment, status: str) -> s
         return "nothing to take back (the card no longer exists)"
     row = lock_card(session, row.number)
     assert row is not None
-    booked = session.scalars(select(PurseLedgerEntry).where(PurseLedgerEntry.payment_id == payment.id)).all()
+    booked = session.scalars(select(PurseLedgerEntry).where(col(PurseLedgerEntry.payment_id) == payment.id)).all()
     entry = reversal_of([LedgerEntry(EntryKind(e.kind), e.amount, e.detail) for e in booked])
     if entry is None:
         return f"card {row.number}: nothing was credited"

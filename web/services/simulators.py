@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain.trust import simulator_may_use
 from web.models import Device, PurseCardRow
@@ -28,8 +28,8 @@ class SimulatorRefused(Exception):
 def is_disabled(session: Session, kind: str) -> bool:
     """Whether the simulator device of `kind` was taken out of service (read only: the page shows it)."""
     active = session.scalars(
-        select(Device.active).where(Device.kind == kind, Device.simulator.is_(True))  # type: ignore[attr-defined]
-        .order_by(Device.id)  # type: ignore[arg-type]
+        select(col(Device.active)).where(col(Device.kind) == kind, col(Device.simulator).is_(True))
+        .order_by(col(Device.id))
     ).first()
     return active is False
 
@@ -38,7 +38,7 @@ def _device_for(session: Session, kind: str, card_number: str | None) -> Device:
     device = purse.simulator_device(session, kind)
     if device is None:
         raise SimulatorRefused("simulator.disabled")
-    demo = session.scalars(select(PurseCardRow.demo).where(PurseCardRow.number == card_number)).first() \
+    demo = session.scalars(select(col(PurseCardRow.demo)).where(col(PurseCardRow.number) == card_number)).first() \
         if card_number else None
     if not simulator_may_use(card_number is not None, bool(demo)):
         raise SimulatorRefused("simulator.real_card")

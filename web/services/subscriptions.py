@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timezone
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain import five_plus_one as rules
 from domain.carriers import CarrierType, LinkedCard
@@ -27,6 +27,7 @@ from domain.five_plus_one import (
 )
 from domain.tariff_5p1 import TicketVariant
 from web import clock
+from web.db import affected
 from web.mail import deferred_mail, queue_deferred_mails
 from web.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket, User
 from web.services import payments as payment_records
@@ -38,7 +39,7 @@ PURPOSE = "5p1_month"
 PAYER_CANCELLED = frozenset({"cancelled", "canceled"})  # gateway error codes of a payment the payer cancelled
 
 
-def billing_policy(settings) -> BillingPolicy:  # type: ignore[no-untyped-def]
+def billing_policy(settings) -> BillingPolicy:
     """When months are charged and retried (EKP_CHARGE_DAYS_BEFORE, EKP_RETRY_EVERY_DAYS; validated at start-up)."""
     extra = settings.extra
     return BillingPolicy(
@@ -51,7 +52,7 @@ def card_has_active_subscription(session: Session, card_id: int) -> bool:
     """An open subscription (paying or waiting for its first payment) keeps its card linked."""
     count = session.scalar(
         select(func.count()).select_from(Subscription5p1).where(
-            Subscription5p1.card_id == card_id, Subscription5p1.status.in_(OPEN_STATUSES)  # type: ignore[attr-defined]
+            col(Subscription5p1.card_id) == card_id, col(Subscription5p1.status).in_(OPEN_STATUSES)
         )
     )
     return bool(count)
@@ -79,8 +80,8 @@ def month_to_domain(row: SubscriptionMonthRow) -> SubscriptionMonth:
 
 def months_of(session: Session, subscription_id: int) -> list[SubscriptionMonthRow]:
     return list(session.scalars(
-        select(SubscriptionMonthRow).where(SubscriptionMonthRow.subscription_id == subscription_id)
-        .order_by(SubscriptionMonthRow.cycle, SubscriptionMonthRow.month_index)  # type: ignore[arg-type]
+        select(SubscriptionMonthRow).where(col(SubscriptionMonthRow.subscription_id) == subscription_id)
+        .order_by(col(SubscriptionMonthRow.cycle), col(SubscriptionMonthRow.month_index))
     ))
 
 
@@ -109,7 +110,7 @@ def _store(session: Session, row: Subscription5p1, decision: Decision, rows: lis
 
 # --- telling the passenger ------------------------------------------------------------------------
 
-def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Notice, ...],  # type: ignore[no-untyped-def]
+def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Notice, ...],
             month: SubscriptionMonthRow | None = None) -> None:
     """Mail the passenger about each notice (R-5P1-9 confirmation with the cycle's schedule)."""
     user = session.get(User, row.user_id)
@@ -119,8 +120,8 @@ def _notify(session: Session, settings, row: Subscription5p1, notices: tuple[Not
                                          notices, month))
 
 
-def _mails(settings, email: str, language: str, first_name: str, variant: str, first_day: date,  # type: ignore[no-untyped-def]
-           notices: tuple[Notice, ...], month) -> list[dict]:  # type: ignore[no-untyped-def]
+def _mails(settings, email: str, language: str, first_name: str, variant: str, first_day: date,
+           notices: tuple[Notice, ...], month) -> list[dict]:
     """The outbox rows telling a passenger about `notices`, rendered when delivered (web.mail.deferred_mail).
     `month`: the month the notices are about (anything with cycle, starts_on, ends_on, price) or None."""
     rows = []
@@ -156,7 +157,7 @@ class Tab:
 
 def current_subscription(session: Session, user_id: int) -> Subscription5p1 | None:
     return session.scalars(
-        select(Subscription5p1).where(Subscription5p1.user_id == user_id).order_by(Subscription5p1.id.desc())  # type: ignore[union-attr]
+        select(Subscription5p1).where(col(Subscription5p1.user_id) == user_id).order_by(col(Subscription5p1.id).desc())
     ).first()
 
 
@@ -179,20 +180,20 @@ def tab(session: Session, user_id: int, policy: BillingPolicy) -> Tab:
         card = session.get(Card, sub_row.card_id)
         upcoming = rules.upcoming_charge(to_domain(sub_row), domain_months, tariff_5p1(), today, policy)
         tickets = list(session.scalars(select(Ticket).join(SubscriptionMonthRow, Ticket.subscription_month_id == SubscriptionMonthRow.id)  # type: ignore[arg-type]
-                                       .where(SubscriptionMonthRow.subscription_id == sub_row.id).order_by(Ticket.valid_from)))  # type: ignore[arg-type]
+                                       .where(col(SubscriptionMonthRow.subscription_id) == sub_row.id).order_by(col(Ticket.valid_from))))
         active = next((t for t in tickets if t.valid_from <= today <= t.valid_until and t.revoked_at is None), None)
         next_ticket = next((t for t in tickets if t.valid_from > today and t.revoked_at is None), None)
         if active is not None:
             month = next(m for m in months if m.id == active.subscription_month_id)
             position = (month.cycle, month.month_index)
         payments = list(session.scalars(
-            select(Payment).where(Payment.purpose == PURPOSE, Payment.subject_id.in_([m.id for m in months]))  # type: ignore[attr-defined]
-            .order_by(Payment.id.desc())  # type: ignore[union-attr]
+            select(Payment).where(col(Payment.purpose) == PURPOSE, col(Payment.subject_id).in_([m.id for m in months]))
+            .order_by(col(Payment.id).desc())
         ))
         if SubscriptionStatus(sub_row.status).is_open:
             pay_now = next((m for m in months if m.state == MonthState.FAILED.value and m.starts_on >= today), None)
-        past = list(session.scalars(select(Subscription5p1).where(Subscription5p1.user_id == user_id,
-                                                                   Subscription5p1.id != sub_row.id)))
+        past = list(session.scalars(select(Subscription5p1).where(col(Subscription5p1.user_id) == user_id,
+                                                                   col(Subscription5p1.id) != sub_row.id)))
     return Tab(eligibility, [c for c, _ in pairs], {lc.card_id for lc in eligibility.eligible_cards}, sub_row, months,  # type: ignore[misc]
                active, next_ticket, upcoming, payments, card, pay_now, position, past)
 
@@ -290,12 +291,12 @@ def start_manual_payment(session: Session, user_id: int, month_id: int) -> Payme
 
 def _claim(session: Session, month: SubscriptionMonthRow, charging: SubscriptionMonth) -> bool:
     """Compare-and-set: only one worker moves a month from its current state to CHARGING."""
-    won = session.execute(
+    won = affected(session.execute(
         update(SubscriptionMonthRow)
-        .where(SubscriptionMonthRow.id == month.id, SubscriptionMonthRow.state == month.state,
-               SubscriptionMonthRow.attempts == month.attempts)
+        .where(col(SubscriptionMonthRow.id) == month.id, col(SubscriptionMonthRow.state) == month.state,
+               col(SubscriptionMonthRow.attempts) == month.attempts)
         .values(state=charging.state.value, attempts=charging.attempts, next_attempt_on=None, updated_at=clock.now())
-    ).rowcount
+    ))
     if won == 1:
         session.refresh(month)
     return won == 1
@@ -308,7 +309,7 @@ def _issue_ticket(session: Session, row: Subscription5p1, month: SubscriptionMon
     """The month's ticket, issued once. `tickets`: the batch's tickets by month id, already loaded."""
     card = session.get(Card, row.card_id)
     if tickets is None:
-        existing = session.scalars(select(Ticket).where(Ticket.subscription_month_id == month.id)).first()
+        existing = session.scalars(select(Ticket).where(col(Ticket.subscription_month_id) == month.id)).first()
     else:
         existing = tickets.get(month.id)  # type: ignore[arg-type]
     if existing is not None:
@@ -421,7 +422,7 @@ def _write_months(session: Session, changed: list[tuple[int, SubscriptionMonth]]
              "paid_on": m.paid_on, "updated_at": now} for i, m in changed])
 
 
-def _rows_in(session: Session, query, column, ids: list) -> list:  # type: ignore[no-untyped-def]
+def _rows_in(session: Session, query, column, ids: list) -> list:
     """Core rows of `query` whose `column` is in `ids`, a few IN (...) queries."""
     found: list = []
     for start in range(0, len(ids), payment_records.IN_CHUNK):
@@ -430,7 +431,7 @@ def _rows_in(session: Session, query, column, ids: list) -> list:  # type: ignor
     return found
 
 
-def _settle(session: Session, settings, today: date, outcome: payment_records.Outcome,  # type: ignore[no-untyped-def]
+def _settle(session: Session, settings, today: date, outcome: payment_records.Outcome,
             month: SubscriptionMonthRow | None, row: Subscription5p1 | None,
             tickets: dict[int, Ticket] | None) -> payment_records.Settled:
     if month is None or row is None:
@@ -469,8 +470,8 @@ def remember_saved_card(session: Session, payment: Payment, outcome: payment_rec
         return
     newer = session.scalar(
         select(func.count()).select_from(Payment).join(SubscriptionMonthRow, Payment.subject_id == SubscriptionMonthRow.id)  # type: ignore[arg-type]
-        .where(Payment.purpose == PURPOSE, Payment.kind == "hosted", Payment.status == "paid", Payment.id > payment.id,
-               SubscriptionMonthRow.subscription_id == row.id)
+        .where(col(Payment.purpose) == PURPOSE, col(Payment.kind) == "hosted", col(Payment.status) == "paid", col(Payment.id) > payment.id,
+               col(SubscriptionMonthRow.subscription_id) == row.id)
     )
     if not newer:
         row.card_token, row.card_brand = outcome.card_token, outcome.card_brand
@@ -496,7 +497,7 @@ def reverse_month_payment(session: Session, payment: Payment, status: str) -> st
     _store(session, row, decision, months)
     done = []
     if decision.revoke_ticket_for is not None:
-        ticket = session.scalars(select(Ticket).where(Ticket.subscription_month_id == month.id)).first()
+        ticket = session.scalars(select(Ticket).where(col(Ticket.subscription_month_id) == month.id)).first()
         reason = "chargeback" if "charge" in status else "refunded"  # named in the inspectors' verdict (R-TKT-4)
         if ticket is not None and revoke_ticket(session, ticket.id, reason):  # type: ignore[arg-type]
             done.append(f"ticket {ticket.id} revoked")
@@ -637,7 +638,7 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     return charges
 
 
-def _review_and_plan(session: Session, settings, row: Subscription5p1, months: list[SubscriptionMonthRow],  # type: ignore[no-untyped-def]
+def _review_and_plan(session: Session, settings, row: Subscription5p1, months: list[SubscriptionMonthRow],
                      today: date, policy: BillingPolicy) -> list[tuple[Subscription5p1, SubscriptionMonthRow, SubscriptionMonth]]:
     """One subscription (rows already loaded): review, plan the next month (added to `months`), and the
     months to claim for charging today with the state each moves to."""
@@ -692,8 +693,8 @@ def _claim_many(session: Session, wanted: list[tuple[int, SubscriptionMonth, Sub
 
 def open_subscription_ids(session: Session, after_id: int = 0, limit: int = 1000) -> list[int]:
     return list(session.scalars(
-        select(Subscription5p1.id).where(Subscription5p1.status.in_(OPEN_STATUSES), Subscription5p1.id > after_id)  # type: ignore[attr-defined,operator]
-        .order_by(Subscription5p1.id).limit(limit)  # type: ignore[arg-type]
+        select(col(Subscription5p1.id)).where(col(Subscription5p1.status).in_(OPEN_STATUSES), col(Subscription5p1.id) > after_id)
+        .order_by(col(Subscription5p1.id)).limit(limit)
     ))
 
 

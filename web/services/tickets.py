@@ -33,6 +33,7 @@ from domain import ticket_phones
 from domain import ticket_record as tr
 from domain.carriers import UnknownCarrierType, carrier_type_from_code, display_name, is_mobile
 from web import clock
+from web.db import affected
 from web.models import AuditEvent, Card, Inspection, Ticket, TicketDevice, User
 from web.settings import Settings
 
@@ -202,7 +203,7 @@ def _bound_times(session: Session, ticket_ids: Iterable[int]) -> dict[int, list[
     ids = list(ticket_ids)
     found: dict[int, list[datetime]] = {tid: [] for tid in ids}
     if ids:
-        for ticket_id, bound_at in session.exec(select(TicketDevice.ticket_id, TicketDevice.bound_at)
+        for ticket_id, bound_at in session.exec(select(col(TicketDevice.ticket_id), col(TicketDevice.bound_at))
                                                 .where(col(TicketDevice.ticket_id).in_(ids))):
             found[ticket_id].append(_utc(bound_at))
     return found
@@ -233,7 +234,7 @@ def _view(ticket: Ticket, card: Card, devices: list[TicketDevice], today: date,
 def my_tickets(session: Session, user_id: int, today: date, past_days: int = 31) -> list[TicketView]:
     """The passenger's tickets that are valid, upcoming, or ended in the last ``past_days`` days."""
     rows = session.exec(select(Ticket, Card).join(Card, col(Ticket.card_id) == col(Card.id))
-                        .where(Ticket.user_id == user_id, Ticket.valid_until >= today - timedelta(days=past_days))
+                        .where(col(Ticket.user_id) == user_id, col(Ticket.valid_until) >= today - timedelta(days=past_days))
                         .order_by(col(Ticket.valid_from), col(Ticket.id))).all()
     ids = [t.id for t, _ in rows if t.id is not None]
     devices = _active_devices(session, ids)
@@ -299,7 +300,7 @@ def bind_device(session: Session, user_id: int, ticket_id: int, public_key: byte
     except (ValueError, TypeError):
         return BindResult(problem="ticket.bad_key")
     # Serialise concurrent binds of one ticket (the row lock is a no-op on SQLite, which serialises anyway).
-    session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).first()
+    session.exec(select(Ticket).where(col(Ticket.id) == ticket_id).with_for_update()).first()
     devices = _active_devices(session, [ticket_id])[ticket_id]
     record = sign_ticket_record(view.ticket, _birth_year(session, view.ticket), device_key, keys)
     existing = next((d for d in devices if d.public_key == device_key.hex()), None)
@@ -381,8 +382,8 @@ def revoke_ticket(session: Session, ticket_id: int, reason: str, ip: str | None 
         raise ValueError(f"unknown revocation reason {reason!r}") from None
     if why is tr.Revocation.DEVICE_UNBOUND:
         raise ValueError("a phone is unbound with unbind_device, not by revoking the ticket")
-    revoked = session.execute(update(Ticket).where(col(Ticket.id) == ticket_id, col(Ticket.revoked_at).is_(None))
-                           .values(revoked_at=clock.now(), revoked_reason=why.value)).rowcount  # type: ignore[attr-defined]
+    revoked = affected(session.execute(update(Ticket).where(col(Ticket.id) == ticket_id, col(Ticket.revoked_at).is_(None))
+                           .values(revoked_at=clock.now(), revoked_reason=why.value)))
     if revoked:
         session.add(AuditEvent(action="ticket.revoke", ip=ip, detail=f"ticket {ticket_id}: {why.value}"))
     return bool(revoked)
@@ -396,11 +397,11 @@ def _revocation_of(ticket: Ticket, card_blocked: bool) -> str:
 
 def revocations(session: Session, today: date, ticket_id: int | None = None) -> dict[int, str]:
     """Tickets still within validity (+ a day) that were revoked or sit on a blocked card -> the reason."""
-    query = (select(Ticket, Card.blocked).join(Card, col(Ticket.card_id) == col(Card.id))
-             .where(Ticket.valid_until >= today - timedelta(days=REVOKED_KEEP_DAYS),
+    query = (select(Ticket, col(Card.blocked)).join(Card, col(Ticket.card_id) == col(Card.id))
+             .where(col(Ticket.valid_until) >= today - timedelta(days=REVOKED_KEEP_DAYS),
                     or_(col(Ticket.revoked_at).is_not(None), col(Card.blocked).is_(True))))
     if ticket_id is not None:
-        query = query.where(Ticket.id == ticket_id)
+        query = query.where(col(Ticket.id) == ticket_id)
     return {int(ticket.id): _revocation_of(ticket, bool(blocked))  # type: ignore[arg-type]
             for ticket, blocked in session.exec(query).all()}
 
@@ -414,12 +415,12 @@ def revoked_devices(session: Session, today: date, ticket_id: int | None = None)
     """(ticket id, device key) of phones unbound from tickets still within validity (+ a day) and not
     bound to them again since (R-TKT-1): their records no longer verify."""
     ended = aliased(TicketDevice)
-    bound_again = select(TicketDevice.id).where(col(TicketDevice.ticket_id) == ended.ticket_id,
+    bound_again = select(col(TicketDevice.id)).where(col(TicketDevice.ticket_id) == ended.ticket_id,
                                                 col(TicketDevice.public_key) == ended.public_key,
                                                 col(TicketDevice.unbound_at).is_(None))
     query = (select(ended.ticket_id, ended.public_key).join(Ticket, col(Ticket.id) == ended.ticket_id)
              .where(col(ended.unbound_at).is_not(None),
-                    Ticket.valid_until >= today - timedelta(days=REVOKED_KEEP_DAYS),
+                    col(Ticket.valid_until) >= today - timedelta(days=REVOKED_KEEP_DAYS),
                     ~exists(bound_again)))
     if ticket_id is not None:
         query = query.where(ended.ticket_id == ticket_id)
@@ -497,13 +498,13 @@ class CardCheck:
 def look_up_card(session: Session, inspector_id: int, client_code: str, today: date,
                  carrier_type: str | None = None) -> list[CardCheck]:
     """Cards with this client code (optionally of one type) and their tickets valid today; logged."""
-    query = select(Card).where(Card.client_code == client_code.strip())
+    query = select(Card).where(col(Card.client_code) == client_code.strip())
     if carrier_type:
-        query = query.where(Card.carrier_type == carrier_type)
+        query = query.where(col(Card.carrier_type) == carrier_type)
     found = []
     for card in session.scalars(query.order_by(col(Card.id))):
-        tickets = session.scalars(select(Ticket).where(Ticket.card_id == card.id, Ticket.valid_from <= today,
-                                                       Ticket.valid_until >= today).order_by(col(Ticket.valid_from))).all()
+        tickets = session.scalars(select(Ticket).where(col(Ticket.card_id) == card.id, col(Ticket.valid_from) <= today,
+                                                       col(Ticket.valid_until) >= today).order_by(col(Ticket.valid_from))).all()
         views = [_view(t, card, [], today) for t in tickets]
         found.append(CardCheck(card=card, carrier_name=_carrier_name(card), is_mobile=_is_mobile(card), tickets=views))
         verdict = "valid" if any(v.state == "valid" for v in views) else "no_ticket"
@@ -514,5 +515,5 @@ def look_up_card(session: Session, inspector_id: int, client_code: str, today: d
 
 
 def recent_inspections(session: Session, inspector_id: int, limit: int = 20) -> list[Inspection]:
-    return list(session.scalars(select(Inspection).where(Inspection.inspector_id == inspector_id)
+    return list(session.scalars(select(Inspection).where(col(Inspection.inspector_id) == inspector_id)
                                 .order_by(col(Inspection.at).desc(), col(Inspection.id).desc()).limit(limit)))

@@ -10,11 +10,12 @@ import pyotp
 from cryptography.exceptions import InvalidTag
 import segno
 from sqlalchemy import delete, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from domain import twofactor as rules
 from domain.accounts import normalise_email
 from web import clock
+from web.db import affected
 from web.models import RecoveryCode, User
 from web.protect import decrypt_totp_secret, encrypt_totp_secret, recovery_code_hash
 from web.services.accounts import audit, find_user
@@ -37,7 +38,7 @@ def qr_svg(secret: str, email: str, title: str) -> str:
 
 
 def _new_recovery_codes(session: Session, settings: Settings, user_id: int) -> list[str]:
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))  # type: ignore[arg-type]
+    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user_id))
     codes = ["".join(secrets.choice(rules.RECOVERY_ALPHABET) for _ in range(rules.RECOVERY_LENGTH))
              for _ in range(rules.RECOVERY_CODES)]
     for code in codes:
@@ -87,25 +88,25 @@ def verify(session: Session, settings: Settings, user_id: int, code: str, ip: st
             return None
         step = rules.accepted_step(secret, typed.value, now, user.totp_last_step)
         if step is not None:
-            taken = session.execute(
+            taken = affected(session.execute(
                 update(User)
-                .where(User.id == user.id)  # type: ignore[arg-type]
-                .where((User.totp_last_step.is_(None)) | (User.totp_last_step < step))  # type: ignore[union-attr, operator]
+                .where(col(User.id) == user.id)
+                .where((col(User.totp_last_step).is_(None)) | (User.totp_last_step < step))  # type: ignore[operator]
                 .values(totp_last_step=step)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             if taken == 1:
                 audit(session, "2fa.passed", user.id, ip)
                 return "totp"
     else:
-        taken = session.execute(
+        taken = affected(session.execute(
             update(RecoveryCode)
-            .where(RecoveryCode.user_id == user.id,  # type: ignore[arg-type]
-                   RecoveryCode.code_hash == recovery_code_hash(settings.secret_key, user.id, typed.value),  # type: ignore[arg-type]
-                   RecoveryCode.used_at.is_(None))  # type: ignore[union-attr]
+            .where(col(RecoveryCode.user_id) == user.id,
+                   col(RecoveryCode.code_hash) == recovery_code_hash(settings.secret_key, user.id, typed.value),  # type: ignore[arg-type]
+                   col(RecoveryCode.used_at).is_(None))
             .values(used_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if taken == 1:
             audit(session, "2fa.recovery_used", user.id, ip)
             return "recovery"
@@ -115,7 +116,7 @@ def verify(session: Session, settings: Settings, user_id: int, code: str, ip: st
 
 def recovery_codes_left(session: Session, user_id: int) -> int:
     return session.scalar(select(func.count()).select_from(RecoveryCode)
-                          .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))) or 0  # type: ignore[arg-type, union-attr]
+                          .where(col(RecoveryCode.user_id) == user_id, col(RecoveryCode.used_at).is_(None))) or 0
 
 
 def new_recovery_codes(session: Session, settings: Settings, user_id: int, code: str, ip: str | None) -> list[str] | None:
@@ -134,7 +135,7 @@ def _clear(session: Session, user: User) -> None:
     user.totp_secret_encrypted = None
     user.totp_enabled_at = None
     user.totp_last_step = None
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))  # type: ignore[arg-type]
+    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
 
 
 def disable(session: Session, settings: Settings, user_id: int, code: str, ip: str | None) -> bool:
