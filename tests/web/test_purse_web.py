@@ -203,9 +203,10 @@ def test_r_top_2_meter_minimum_and_cancel_return_the_coins(client, devices, engi
 # --------------------------------------------------------------------------- parking (R-PARK-2, R-PARK-3)
 
 
-def test_r_park_2_3_plus_quotes_to_the_minute_and_accept_prints_the_ticket(client, devices, engine, settings, db):
+def test_r_park_2_3_plus_quotes_to_the_minute_and_accept_prints_the_ticket(client, devices, engine, settings, db, clock):
     make_card(engine, settings, "5001", balance=1000)
     inserted_at = datetime(2026, 7, 1, 10, 7, 42, tzinfo=web_clock.WARSAW)
+    clock.travel(inserted_at + timedelta(seconds=20) - clock.now())  # the meter's events happen now, whatever today is
     quote = meter(client, devices["meter"], "quote", {"at": inserted_at.isoformat(), "card_number": "5001", "presses": 3}).json()
     assert (quote["fee"], quote["minutes"], quote["paid_until"]) == (200, 60, "2026-07-01T11:07+02:00")
     assert quote["display"] == [zl("OPŁATA: 2,00 zł"), "OPŁACONO ZA: 60 min (11:07)"]
