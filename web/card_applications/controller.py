@@ -20,6 +20,7 @@ from web.controllers.payments import send_to_payment_page
 from web.http import (RowId, checked, clean_text, client_ip, flash, form_of, in_transaction, page, redirect,
                       requires_role, settings_of, signed_in_user)
 from web.i18n import _
+from web.models import User
 
 log = logging.getLogger("ekp.card_applications")
 passenger = [requires_role("passenger")]
@@ -64,6 +65,16 @@ def _too_big(request: Request, exc: Exception) -> Response:
     return redirect("/card-applications/new?too_big=1")
 
 
+async def _upload_form(request: Request) -> tuple[User, Any] | Response:
+    """The signed-in passenger and the form of an upload; a body declared past MAX_BODY is not read: back to
+    the form, which says so next to the photo field."""
+    user = await signed_in_user(request)
+    declared = _declared_length(request)
+    if declared is not None and declared > MAX_BODY:
+        return redirect("/card-applications/new?too_big=1")
+    return user, await request.form()
+
+
 async def _upload(value: Any) -> service.Upload | None:
     if not isinstance(value, UploadFile):
         return None
@@ -80,12 +91,10 @@ def _declared_length(request: Request) -> int | None:
       exception_handlers={413: _too_big})
 async def apply(request: Request) -> Template | Response:
     """R-KKM-1, R-KKM-3: check and save; then the deposit on the payment page (R-KKM-2), none for free rides."""
-    user = await signed_in_user(request)
-    assert user is not None
-    declared = _declared_length(request)
-    if declared is not None and declared > MAX_BODY:
-        return redirect("/card-applications/new?too_big=1")
-    raw = await request.form()
+    read = await _upload_form(request)
+    if isinstance(read, Response):
+        return read
+    user, raw = read
     form = {key: clean_text(value)[:100] for key, value in raw.items() if isinstance(value, str) and key in FIELDS}
     photo = await _upload(raw.get("photo"))
     scan = await _upload(raw.get("scan"))
@@ -209,12 +218,10 @@ async def give_up(request: Request, application_id: RowId) -> Template | Respons
       exception_handlers={413: _too_big})
 async def complete(request: Request, application_id: RowId) -> Template | Response:
     """R-KKM-3: a returned application completed (new photo or scan) goes back to the desk; no second deposit."""
-    user = await signed_in_user(request)
-    assert user is not None
-    declared = _declared_length(request)
-    if declared is not None and declared > MAX_BODY:
-        return redirect("/card-applications/new?too_big=1")
-    raw = await request.form()
+    read = await _upload_form(request)
+    if isinstance(read, Response):
+        return read
+    user, raw = read
     photo = await _upload(raw.get("photo"))
     scan = await _upload(raw.get("scan"))
     try:
@@ -253,12 +260,10 @@ async def change_form(request: Request, application_id: RowId) -> Template:
       exception_handlers={413: _too_big})
 async def change(request: Request, application_id: RowId) -> Template | Response:
     """R-KKM-8: free when the printed card stays as it is; otherwise a new card and a new deposit."""
-    user = await signed_in_user(request)
-    assert user is not None
-    declared = _declared_length(request)
-    if declared is not None and declared > MAX_BODY:
-        return redirect("/card-applications/new?too_big=1")
-    raw = await request.form()
+    read = await _upload_form(request)
+    if isinstance(read, Response):
+        return read
+    user, raw = read
     form = {key: clean_text(value)[:100] for key, value in raw.items()
             if isinstance(value, str) and key in ("fare", "entitlement_until", "name")}
     photo = await _upload(raw.get("photo"))
