@@ -330,9 +330,13 @@ def stored(engine: Engine, redis_url: str) -> StoredEntries:
 
 @pytest.fixture(autouse=True)
 def _reset_clock() -> Iterator[None]:
+    """Each test starts from the run's clock (EKP_TEST_TODAY or the real time) and leaves it so: its travel
+    and any pin it set (`clock.start_at`) are undone, or a later test — or the e2e server started after it in
+    the same worker — would run at that test's date."""
     web_clock.reset()
+    saved = web_clock.state()
     yield
-    web_clock.reset()
+    web_clock.restore(saved)
 
 
 @pytest.fixture(autouse=True)

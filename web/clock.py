@@ -86,6 +86,20 @@ def start_at(moment: datetime | None) -> None:
     pin(moment)
 
 
+ClockState = tuple[tuple[datetime, float] | None, timedelta]
+
+
+def state() -> ClockState:
+    """The clock's whole state (pin and travel), for a test harness to put back with `restore`."""
+    return _pinned_at, _offset
+
+
+def restore(saved: ClockState) -> None:
+    """Put back a state taken by `state()`: a test that pinned or travelled leaves no trace for the next."""
+    global _pinned_at, _offset
+    _pinned_at, _offset = saved
+
+
 def is_pinned() -> bool:
     return _pinned_at is not None
 

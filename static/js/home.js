@@ -15,7 +15,7 @@ if ("serviceWorker" in navigator && navigator.onLine) {
   document.querySelectorAll("a[data-offline-ticket]").forEach((a) => urls.push(new URL(a.href).pathname));
   for (const entry of performance.getEntriesByType("resource")) {
     const url = new URL(entry.name);
-    if (url.origin === location.origin && url.pathname.startsWith("/static/")) urls.push(url.pathname + url.search);
+    if (url.origin === location.origin && (url.pathname.startsWith("/static/") || url.pathname === "/operator.css")) urls.push(url.pathname + url.search);
   }
   navigator.serviceWorker.ready.then((registration) => {
     if (registration.active) registration.active.postMessage({ type: "ekp-cache", urls });

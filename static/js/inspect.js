@@ -211,7 +211,7 @@ function warmOfflineCache() {
   const urls = [location.pathname];
   for (const entry of performance.getEntriesByType("resource")) {
     const url = new URL(entry.name);
-    if (url.origin === location.origin && url.pathname.startsWith("/static/")) urls.push(url.pathname + url.search);
+    if (url.origin === location.origin && (url.pathname.startsWith("/static/") || url.pathname === "/operator.css")) urls.push(url.pathname + url.search);
   }
   urls.push(READER_WASM);
   navigator.serviceWorker.ready.then((registration) => {

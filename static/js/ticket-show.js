@@ -280,7 +280,7 @@ class TicketPass {
     const urls = [location.pathname, "/home"];
     for (const entry of performance.getEntriesByType("resource")) {
       const url = new URL(entry.name);
-      if (url.origin === location.origin && url.pathname.startsWith("/static/")) urls.push(url.pathname + url.search);
+      if (url.origin === location.origin && (url.pathname.startsWith("/static/") || url.pathname === "/operator.css")) urls.push(url.pathname + url.search);
     }
     navigator.serviceWorker.ready.then((registration) => {
       if (registration.active) registration.active.postMessage({ type: "ekp-cache", urls });

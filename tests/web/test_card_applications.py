@@ -370,7 +370,7 @@ def test_r_kkm_5_and_6_reminders_a_month_and_a_week_ahead_are_sent_once(logged_i
     ("2025-12-15T10:00", date(2026, 1, 12), date(2026, 1, 14)),
 ])
 def test_r_kkm_4_deadlines_in_business_days_across_holidays(browser, users, engine, clock, today, ready, collect):
-    clock.start_at(clock.parse_pin(today))
+    clock.travel(clock.parse_pin(today) - clock.now())
     users.create()
     browser.login("jan@example.pl")
     apply(browser, fare="free", photo=jpeg(), entitlement_document="at_desk")
