@@ -127,7 +127,10 @@ def test_r_acc_errors_are_shown_next_to_their_fields(page: Page, live_server, ax
     page.get_by_label("Powtórz adres e-mail").fill("jan@example.com")
     page.get_by_label("Hasło", exact=True).fill("krotkie")
     page.get_by_label("Powtórz hasło").fill("inne")
-    page.get_by_role("button", name="Zarejestruj").tap()
+    # The page is /register before and after: wait for the answer to the form, not for the URL (the inline
+    # PESEL check has already filled #pesel-errors on the page being left).
+    with page.expect_navigation():
+        page.get_by_role("button", name="Zarejestruj").tap()
 
     expect(page).to_have_url(re.compile(r"/register$"))
     expected = {
