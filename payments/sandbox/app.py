@@ -499,7 +499,7 @@ class Sandbox:
             raise _ApiError(400, "invalid_amount", "refund exceeds what is left to refund")
         self.store.update_transaction(tx["id"], status="refund", refunded=tx["refunded"] + amount)
         self._notify(tx["id"], "CHARGEBACK")
-        return {"result": "success", "status": "correct", "transactionId": tx["id"], "amount": float(amount) / 100}
+        return {"result": "success", "status": "correct", "transactionId": tx["id"], "amount": float(grosze_to_wire(amount))}
 
     def _get_tx(self, tx_id: FromPath[str]) -> dict[str, Any]:
         tx = self.store.transaction(tx_id)

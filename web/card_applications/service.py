@@ -13,7 +13,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -140,6 +141,25 @@ def _parse_until(raw: str, today: date) -> date | None | str:
     return day
 
 
+Cleaned = TypeVar("Cleaned")
+
+
+def _checked_upload(upload: Upload | None, field: str, clean: Callable[[bytes], Cleaned],
+                    errors: dict[str, list[str]]) -> Cleaned | None:
+    """A required upload (the photo, the entitlement scan) cleaned by `clean`; None with the problem put next
+    to `field` in `errors` when it is missing, too big or refused."""
+    if upload is None or (not upload.data and not upload.too_big):
+        errors[field] = [f"card_applications.{field}.required"]
+    elif upload.too_big:
+        errors[field] = [f"card_applications.{field}.too_big"]
+    else:
+        try:
+            return clean(upload.data)
+        except photos.PhotoRefused as exc:
+            errors[field] = [exc.code]
+    return None
+
+
 def apply(session: Session, settings: Settings, user_id: int, form: dict[str, str], photo: Upload | None,
           scan: Upload | None, ip: str | None) -> CardApplicationRow:
     """Check an online application (R-KKM-1, R-KKM-3) and save it; nothing is stored when anything is wrong.
@@ -161,15 +181,7 @@ def apply(session: Session, settings: Settings, user_id: int, form: dict[str, st
         errors["fare"] = [refusal]
     clean_photo = None
     if personal and "fare" not in errors:
-        if photo is None or (not photo.data and not photo.too_big):
-            errors["photo"] = ["card_applications.photo.required"]
-        elif photo.too_big:
-            errors["photo"] = ["card_applications.photo.too_big"]
-        else:
-            try:
-                clean_photo = photos.clean_photo(photo.data)
-            except photos.PhotoRefused as exc:
-                errors["photo"] = [exc.code]
+        clean_photo = _checked_upload(photo, "photo", photos.clean_photo, errors)
     document = "none"
     clean_scan = None
     until: date | None = None
@@ -178,15 +190,7 @@ def apply(session: Session, settings: Settings, user_id: int, form: dict[str, st
         if document not in ("scan", "at_desk"):
             errors["entitlement_document"] = ["card_applications.document.required"]
         elif document == "scan":
-            if scan is None or (not scan.data and not scan.too_big):
-                errors["scan"] = ["card_applications.scan.required"]
-            elif scan.too_big:
-                errors["scan"] = ["card_applications.scan.too_big"]
-            else:
-                try:
-                    clean_scan = photos.clean_scan(scan.data)
-                except photos.PhotoRefused as exc:
-                    errors["scan"] = [exc.code]
+            clean_scan = _checked_upload(scan, "scan", photos.clean_scan, errors)
         parsed = _parse_until(form.get("entitlement_until", ""), today)
         if isinstance(parsed, str):
             errors["entitlement_until"] = [parsed]
