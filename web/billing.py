@@ -28,7 +28,7 @@ from web.db import transaction
 from web.services import payments as records
 from web.services import subscriptions
 from web.services.subscriptions import billing_policy  # noqa: F401  (re-exported: where the policy is read)
-from web.settings import Settings
+from web.settings import BILLING_CRASH_VARIABLE, Settings
 
 log = logging.getLogger("ekp.billing")
 
@@ -41,12 +41,12 @@ MAX_CONCURRENCY = 256
 # Tests only (the crash test of R-PAY-1, tests/web/test_billing_crash.py): the process ends at once, as if
 # killed, at this point of a batch: "recorded" (the Tpay transaction ids committed, nothing paid yet) or
 # "answered" (Tpay answered the charges, nothing applied yet). Ignored in production.
-CRASH_VARIABLE = "EKP_TEST_BILLING_CRASH_AT"
+CRASH_VARIABLE = BILLING_CRASH_VARIABLE
 CRASH_EXIT_CODE = 86
 
 
-def _crash_point(point: str) -> None:
-    if os.environ.get(CRASH_VARIABLE) == point and os.environ.get("EKP_ENV") != "production":
+def _crash_point(crash_at: str, point: str) -> None:
+    if crash_at == point:  # settings.billing_crash_at: refused in production by the settings
         log.error("billing run ended at %s (%s)", point, CRASH_VARIABLE)
         logging.shutdown()
         os._exit(CRASH_EXIT_CODE)
@@ -144,7 +144,7 @@ async def _ask_gateway(gateway: PaymentGateway, charge: subscriptions.ChargeToMa
 
 
 async def _open_all(engine: Engine, gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
-                    limiter: anyio.CapacityLimiter) -> list[subscriptions.ChargeToMake]:
+                    limiter: anyio.CapacityLimiter, crash_at: str = "") -> list[subscriptions.ChargeToMake]:
     """R-PAY-1 (issue 19): every charge's gateway transaction is opened and its id committed to our
     record *before* any money moves. Charges that already have one (an earlier run's) keep it. Returns
     the charges ready to pay; the others stay pending for the next run."""
@@ -162,15 +162,15 @@ async def _open_all(engine: Engine, gateway: PaymentGateway, charges: list[subsc
            if c is not None and was.transaction_id is None]
     if new:
         await anyio.to_thread.run_sync(_in_tx, engine, records.record_charge_transactions, new)
-        _crash_point("recorded")
+        _crash_point(crash_at, "recorded")
     return [c for c in opened if c is not None]
 
 
 async def _ask_all(engine: Engine, gateway: PaymentGateway, charges: list[subscriptions.ChargeToMake],
-                   limiter: anyio.CapacityLimiter, report: BillingReport) -> list[ChargeResult]:
+                   limiter: anyio.CapacityLimiter, report: BillingReport, crash_at: str = "") -> list[ChargeResult]:
     """Open a batch's transactions (recorded before paying), then pay them concurrently; the answers
     received (the others stay pending)."""
-    ready = await _open_all(engine, gateway, charges, limiter)
+    ready = await _open_all(engine, gateway, charges, limiter, crash_at)
     report.unanswered += len(charges) - len(ready)
     charges = ready
     results: list[ChargeResult | None] = [None] * len(charges)
@@ -184,7 +184,7 @@ async def _ask_all(engine: Engine, gateway: PaymentGateway, charges: list[subscr
             tg.start_soon(ask, i, charge)
     answered = [r for r in results if r is not None]
     if answered:
-        _crash_point("answered")
+        _crash_point(crash_at, "answered")
     report.unanswered += len(results) - len(answered)
     return answered
 
@@ -205,15 +205,8 @@ async def _apply_answers(engine: Engine, gateway: PaymentGateway, answered: list
 
 
 def billing_concurrency(settings: Settings) -> int:
-    """EKP_BILLING_CONCURRENCY (default 8, at most 256); an unreadable value falls back to the default."""
-    text = settings.extra.get("EKP_BILLING_CONCURRENCY", "").strip()
-    if not text:
-        return DEFAULT_CONCURRENCY
-    if not text.isdigit() or not 1 <= int(text) <= MAX_CONCURRENCY:
-        log.warning("EKP_BILLING_CONCURRENCY=%r is not a number from 1 to %d; using %d", text[:20], MAX_CONCURRENCY,
-                    DEFAULT_CONCURRENCY)
-        return DEFAULT_CONCURRENCY
-    return int(text)
+    """EKP_BILLING_CONCURRENCY (default 8, at most 256; validated at start-up)."""
+    return settings.billing_concurrency
 
 
 async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: Settings, *,
@@ -231,6 +224,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
     report = BillingReport()
     limiter = anyio.CapacityLimiter(concurrency or billing_concurrency(settings))
     overlap = engine.dialect.name == "postgresql"
+    crash_at = "" if settings.is_production else settings.billing_crash_at
 
     async with anyio.create_task_group() as tg:
         applying: anyio.Event | None = None
@@ -253,7 +247,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
 
         stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
         for start in range(0, len(stuck), batch):
-            await apply(await _ask_all(engine, gateway, stuck[start:start + batch], limiter, report))
+            await apply(await _ask_all(engine, gateway, stuck[start:start + batch], limiter, report, crash_at))
         if applying is not None:
             # Stuck charges belong to any subscription: their answers are in before any is reviewed.
             await applying.wait()
@@ -267,5 +261,5 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
             report.subscriptions += len(ids)
             charges = await anyio.to_thread.run_sync(_claim_batch, engine, ids, policy)
             if charges:
-                await apply(await _ask_all(engine, gateway, charges, limiter, report))
+                await apply(await _ask_all(engine, gateway, charges, limiter, report, crash_at))
     return report

@@ -40,7 +40,6 @@ def sandbox_credentials(key: bytes) -> SandboxCredentials:
 
 def build_payments(settings: Settings) -> Payments:
     notify_url = f"{settings.base_url}/payments/notify"
-    extra = settings.extra
     if sandbox_refusal(settings.env, settings.payments, settings.sandbox_in_production):  # R-PAY-5
         raise SettingsError(["EKP_PAYMENTS: production takes real payments only (EKP_PAYMENTS=tpay), or set "
                              "EKP_ALLOW_SANDBOX_IN_PRODUCTION=true"])
@@ -51,21 +50,21 @@ def build_payments(settings: Settings) -> Payments:
         key = settings.sandbox_key or _secret_from_var(settings.var_dir, "sandbox_key")
         sandbox = Sandbox(SandboxSettings(
             public_url=f"{settings.base_url}{SANDBOX_PREFIX}",
-            db_path=extra.get("EKP_SANDBOX_DB", str(settings.var_dir / "sandbox.db")),
-            backoff_base=float(extra.get("EKP_SANDBOX_BACKOFF", "5")),
+            db_path=str(settings.sandbox_db or settings.var_dir / "sandbox.db"),
+            backoff_base=settings.sandbox_backoff,
             today=clock.today,
             callback_base=settings.base_url,  # notifications and payers go back to this app only
             **sandbox_credentials(key),
         ))
         return Payments(make_gateway("sandbox", sandbox=sandbox, notification_url=notify_url), sandbox)
     options: dict[str, Any] = {
-        "client_id": extra.get("EKP_TPAY_CLIENT_ID", ""),
-        "client_secret": extra.get("EKP_TPAY_CLIENT_SECRET", ""),
-        "security_code": extra.get("EKP_TPAY_SECURITY_CODE", ""),
+        "client_id": settings.tpay_client_id,
+        "client_secret": settings.tpay_client_secret,
+        "security_code": settings.tpay_security_code,
         "notification_url": notify_url,
     }
-    for env, name in (("EKP_TPAY_API_URL", "api_url"), ("EKP_TPAY_MERCHANT_ID", "merchant_id"),
-                      ("EKP_TPAY_ROOT_CERT", "root_cert"), ("EKP_TPAY_X5U_PREFIX", "x5u_prefix")):
-        if extra.get(env):
-            options[name] = extra[env]
+    for name, value in (("api_url", settings.tpay_api_url), ("merchant_id", settings.tpay_merchant_id),
+                        ("root_cert", settings.tpay_root_cert), ("x5u_prefix", settings.tpay_x5u_prefix)):
+        if value:
+            options[name] = value
     return Payments(make_gateway("tpay", **options))

@@ -18,12 +18,61 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from domain.operator import OperatorError, OperatorProfile, operator_from_dict
+from domain.purse_tariff import PurseTariff, purse_tariff_from_dict
+from domain.tariff_5p1 import Tariff5p1, tariff_5p1_from_toml
 from domain.trust import announces_test_money, sandbox_refusal
 from domain.money import MoneyFormatError, parse_pln
 from web import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_OPERATOR = PROJECT_ROOT / "operators" / "demo.toml"
+TARIFF_DIR = PROJECT_ROOT / "tariffs"
+DEFAULT_TARIFF_5P1 = TARIFF_DIR / "krakow-5plus1.toml"
+DEFAULT_TARIFF_PURSE = TARIFF_DIR / "kolobrzeg-purse.toml"
+BILLING_CRASH_VARIABLE = "EKP_TEST_BILLING_CRASH_AT"  # tests only: see web.billing
+BILLING_CRASH_POINTS = ("recorded", "answered")
+
+
+@dataclass(frozen=True)
+class Tariffs:
+    """The operator's tariff files (TOML, versioned in `tariffs/`), read and validated once at start-up."""
+
+    five_plus_one: Tariff5p1
+    purse: PurseTariff
+
+
+def read_tariffs(path_5p1: Path = DEFAULT_TARIFF_5P1, path_purse: Path = DEFAULT_TARIFF_PURSE) -> Tariffs:
+    """Read both tariff files. Raises SettingsError naming the variable, the path and the reason."""
+    problems: list[str] = []
+    five_plus_one = _read_tariff("EKP_TARIFF_5P1", path_5p1, tariff_5p1_from_toml, problems)
+    purse = _read_tariff("EKP_TARIFF_PURSE", path_purse, _purse_tariff_from_toml, problems)
+    if problems or five_plus_one is None or purse is None:
+        raise SettingsError(problems)
+    return Tariffs(five_plus_one=five_plus_one, purse=purse)
+
+
+def _purse_tariff_from_toml(text: str) -> PurseTariff:
+    import tomllib
+
+    return purse_tariff_from_dict(tomllib.loads(text))
+
+
+def _read_tariff(name: str, path: Path, read: Any, problems: list[str]) -> Any:
+    import tomllib
+
+    try:
+        return read(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(f"{name}={str(path)!r}: the tariff file cannot be read ({exc.strerror or exc})")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{name}={str(path)!r}: not a valid tariff file: not valid TOML ({_one_line(exc)})")
+    except (ValueError, KeyError, TypeError) as exc:
+        problems.append(f"{name}={str(path)!r}: not a valid tariff file: {_one_line(exc)}")
+    return None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 class SettingsError(Exception):
@@ -74,8 +123,32 @@ class Settings:
     ticket_keys: tuple[tuple[int, int], ...] = field(default=(), repr=False)
     """EKP_TICKET_KEYS: (key id, P-256 private scalar), the first signs tickets, all verify (R-TKT-3);
     empty: keys generated into var/ (not in production)."""
-    extra: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
     operator: OperatorProfile | None = None  # EKP_OPERATOR: the operator's profile and modules
+    tariff_5p1_path: Path = DEFAULT_TARIFF_5P1  # EKP_TARIFF_5P1
+    tariff_purse_path: Path = DEFAULT_TARIFF_PURSE  # EKP_TARIFF_PURSE
+    tariffs: Tariffs | None = None  # both files, read at start-up (the shipped ones for Settings built by hand)
+    charge_days_before: int = 3  # EKP_CHARGE_DAYS_BEFORE: a 5+1 month is charged this many days before it starts
+    retry_every_days: int = 1  # EKP_RETRY_EVERY_DAYS: a failed charge is retried every this many days
+    billing_concurrency: int = 8  # EKP_BILLING_CONCURRENCY: gateway calls in flight at once in a billing run
+    sandbox_db: Path | None = None  # EKP_SANDBOX_DB: the embedded sandbox's store (default var/sandbox.db)
+    sandbox_backoff: float = 5.0  # EKP_SANDBOX_BACKOFF: seconds before the sandbox's first notification retry
+    tpay_client_id: str = ""  # EKP_TPAY_CLIENT_ID (required with EKP_PAYMENTS=tpay)
+    tpay_client_secret: str = field(default="", repr=False)  # EKP_TPAY_CLIENT_SECRET
+    tpay_security_code: str = field(default="", repr=False)  # EKP_TPAY_SECURITY_CODE
+    tpay_api_url: str = ""  # EKP_TPAY_API_URL (default: the gateway's own)
+    tpay_merchant_id: str = ""  # EKP_TPAY_MERCHANT_ID
+    tpay_root_cert: str = ""  # EKP_TPAY_ROOT_CERT
+    tpay_x5u_prefix: str = ""  # EKP_TPAY_X5U_PREFIX
+    metrics_multiprocess_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: set by `ekp run --workers N`
+    billing_crash_at: str = ""  # EKP_TEST_BILLING_CRASH_AT: tests only, refused in production
+
+    @property
+    def tariff_5p1(self) -> Tariff5p1:
+        return (self.tariffs or shipped_tariffs()).five_plus_one
+
+    @property
+    def purse_tariff(self) -> PurseTariff:
+        return (self.tariffs or shipped_tariffs()).purse
 
     @property
     def profile(self) -> OperatorProfile:
@@ -214,6 +287,17 @@ def _zloty(name: str, raw: str, problems: list[str], high: int) -> int:
     return value
 
 
+def _seconds(name: str, raw: str, problems: list[str]) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        problems.append(f"{name}={raw[:20]!r}: expected a number of seconds from 0 to 3600")
+        return 5.0
+    return value
+
+
 def _trusted_proxies(raw: str, problems: list[str]) -> tuple[str, ...]:
     """EKP_TRUSTED_PROXIES: addresses or networks (comma-separated) of the proxies in front of the app."""
     import ipaddress
@@ -240,29 +324,6 @@ def _mail_from(raw: str, problems: list[str]) -> str:
     return raw
 
 
-def _check_tariffs(get: Any, problems: list[str]) -> None:
-    """The tariff files are read like the settings: a missing or invalid one stops the start-up (not the first
-    page that shows a price). The same paths and parsers as `web.tariffs` and `web.services.purse` use."""
-    import tomllib
-
-    from domain.purse_tariff import purse_tariff_from_dict
-    from domain.tariff_5p1 import tariff_5p1_from_toml
-
-    tariffs = (
-        ("EKP_TARIFF_5P1", PROJECT_ROOT / "tariffs" / "krakow-5plus1.toml", tariff_5p1_from_toml),
-        ("EKP_TARIFF_PURSE", PROJECT_ROOT / "tariffs" / "kolobrzeg-purse.toml",
-         lambda text: purse_tariff_from_dict(tomllib.loads(text))),
-    )
-    for name, default, read in tariffs:
-        path = get(name) or str(default)
-        try:
-            read(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            problems.append(f"{name}={path!r}: the tariff file cannot be read ({exc.strerror or exc})")
-        except (ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{name}={path!r}: not a valid tariff file: {exc}")
-
-
 def read_operator(path: Path) -> OperatorProfile:
     """Read and validate an operator profile file (TOML). Raises OSError or OperatorError."""
     import tomllib
@@ -278,6 +339,14 @@ def read_operator(path: Path) -> OperatorProfile:
 
 
 _DEMO: list[OperatorProfile] = []
+_SHIPPED_TARIFFS: list[Tariffs] = []
+
+
+def shipped_tariffs() -> Tariffs:
+    """The tariff files shipped in `tariffs/` (for Settings built by hand, not from the environment)."""
+    if not _SHIPPED_TARIFFS:
+        _SHIPPED_TARIFFS.append(read_tariffs())
+    return _SHIPPED_TARIFFS[0]
 
 
 def demo_operator() -> OperatorProfile:
@@ -400,14 +469,29 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         desk_topup_max=desk_max,
         desk_topup_confirm_above=desk_confirm,
         test_clock=test_clock,
-        extra={k: v for k, v in env.items() if k.startswith("EKP_")},
     )
-    for name, default, high in (("EKP_CHARGE_DAYS_BEFORE", "3", 28), ("EKP_RETRY_EVERY_DAYS", "1", 14)):
-        _int(name, get(name, default), problems, 1, high)
+    settings_kwargs["charge_days_before"] = _int("EKP_CHARGE_DAYS_BEFORE", get("EKP_CHARGE_DAYS_BEFORE", "3"),
+                                                 problems, 1, 28)
+    settings_kwargs["retry_every_days"] = _int("EKP_RETRY_EVERY_DAYS", get("EKP_RETRY_EVERY_DAYS", "1"), problems, 1, 14)
+    settings_kwargs["billing_concurrency"] = _int("EKP_BILLING_CONCURRENCY", get("EKP_BILLING_CONCURRENCY", "8"),
+                                                  problems, 1, 256)
+    if get("EKP_SANDBOX_DB"):
+        settings_kwargs["sandbox_db"] = Path(get("EKP_SANDBOX_DB", ""))
+    settings_kwargs["sandbox_backoff"] = _seconds("EKP_SANDBOX_BACKOFF", get("EKP_SANDBOX_BACKOFF", "5"), problems)
     if payments == "tpay":
         for name in ("EKP_TPAY_CLIENT_ID", "EKP_TPAY_CLIENT_SECRET", "EKP_TPAY_SECURITY_CODE"):
             if not get(name):
                 problems.append(f"{name}: required when EKP_PAYMENTS=tpay")
+    for name in ("client_id", "client_secret", "security_code", "api_url", "merchant_id", "root_cert", "x5u_prefix"):
+        settings_kwargs[f"tpay_{name}"] = get(f"EKP_TPAY_{name.upper()}", "")
+    if settings_kwargs["tpay_api_url"]:
+        _url("EKP_TPAY_API_URL", settings_kwargs["tpay_api_url"], problems, {"http", "https"})
+    settings_kwargs["metrics_multiprocess_dir"] = get("PROMETHEUS_MULTIPROC_DIR", "")
+    crash_at = get(BILLING_CRASH_VARIABLE, "")
+    if crash_at and (production or crash_at not in BILLING_CRASH_POINTS):
+        problems.append(f"{BILLING_CRASH_VARIABLE}={crash_at[:20]!r}: a test setting ({' or '.join(BILLING_CRASH_POINTS)}), "
+                        "refused when EKP_ENV=production")
+    settings_kwargs["billing_crash_at"] = crash_at
     if production and not smtp_url:
         problems.append("EKP_SMTP_URL: required when EKP_ENV=production (mail would never leave the outbox)")
     ticket_keys = _ticket_keys(get("EKP_TICKET_KEYS", ""), problems) if get("EKP_TICKET_KEYS", "").strip() else ()
@@ -415,7 +499,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         problems.append("EKP_TICKET_KEYS: required when EKP_ENV=production (every node must sign and verify tickets "
                         f"with the same keys); {TICKET_KEYS_FORMAT}")
 
-    _check_tariffs(get, problems)
+    tariff_5p1_path = Path(get("EKP_TARIFF_5P1") or str(DEFAULT_TARIFF_5P1))
+    tariff_purse_path = Path(get("EKP_TARIFF_PURSE") or str(DEFAULT_TARIFF_PURSE))
+    tariff_5p1 = _read_tariff("EKP_TARIFF_5P1", tariff_5p1_path, tariff_5p1_from_toml, problems)
+    purse_tariff = _read_tariff("EKP_TARIFF_PURSE", tariff_purse_path, _purse_tariff_from_toml, problems)
+    settings_kwargs.update(tariff_5p1_path=tariff_5p1_path, tariff_purse_path=tariff_purse_path)
     operator = _operator(get("EKP_OPERATOR") or str(DEMO_OPERATOR), problems)
 
     secret_key = _key("EKP_SECRET_KEY", get("EKP_SECRET_KEY", ""), problems) if get("EKP_SECRET_KEY") else b""
@@ -432,4 +520,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     sandbox_key = _secret_from_var(var_dir, "sandbox_key") if payments == "sandbox" else b""
     photo_key = photo_key or hashlib.sha256(b"ekp card photos\0" + secret_key).digest()  # not in production
     return Settings(secret_key=secret_key, pesel_key=pesel_key, sandbox_key=sandbox_key, ticket_keys=ticket_keys,
-                    photo_key=photo_key, operator=operator, **settings_kwargs)
+                    photo_key=photo_key, operator=operator, tariffs=Tariffs(five_plus_one=tariff_5p1, purse=purse_tariff),
+                    **settings_kwargs)

@@ -18,7 +18,7 @@ from domain.tariff_5p1 import TicketVariant, price_for_month
 from payments.sandbox import store as sandbox_tables
 from web import clock
 from web.models import Card, Subscription5p1, SubscriptionMonthRow, User
-from web.tariffs import tariff_5p1
+from web.services.subscriptions import tariff_5p1
 
 CHUNK = 5000
 MAX_MONTH_LENGTH = 31

@@ -36,7 +36,7 @@ WAIT = 15.0
 def tariff_price(month_index: int, starts_on: date, variant: str = "normal") -> int:
     """What the 5+1 tariff in force charges for month `month_index` starting on `starts_on` (grosze)."""
     from domain.tariff_5p1 import TicketVariant, price_for_month
-    from web.tariffs import tariff_5p1
+    from web.services.subscriptions import tariff_5p1
 
     return price_for_month(tariff_5p1(), TicketVariant(variant), month_index, starts_on)
 

@@ -75,7 +75,7 @@ def test_r_5p1_6_batches_mixing_paid_declined_and_no_longer_eligible_cards(shop:
         conn.execute(update(Card.__table__).where(Card.__table__.c.id == lapsed)
                      .values(resident_until=next_start - timedelta(days=1)))
         conn.execute(update(Card.__table__).where(Card.__table__.c.id == blocked).values(blocked=True))
-    charge_days_before = int(shop.app.state.settings.extra.get("EKP_CHARGE_DAYS_BEFORE", "3"))
+    charge_days_before = shop.app.state.settings.charge_days_before
     clock.travel(timedelta(days=(next_start - timedelta(days=charge_days_before) - clock.today()).days))
 
     report = _run(shop)
@@ -143,14 +143,12 @@ def test_billing_charges_with_bounded_concurrency_so_tpays_latency_does_not_seri
 
     _seed(shop, 24)
     slow = SlowTpay(shop.sandbox.gateway(notification_url=""), latency=0.25)
-    settings = shop.app.state.settings
-    settings.extra["EKP_BILLING_CONCURRENCY"] = "8"
-    try:
-        started = time.monotonic()
-        report = shop.run(charge_due_months, shop.engine, slow, settings)
-        took = time.monotonic() - started
-    finally:
-        settings.extra.pop("EKP_BILLING_CONCURRENCY")
+    from dataclasses import replace
+
+    settings = replace(shop.app.state.settings, billing_concurrency=8)
+    started = time.monotonic()
+    report = shop.run(charge_due_months, shop.engine, slow, settings)
+    took = time.monotonic() - started
     assert report.charged == 24 and shop.sandbox.count_charges() == 24
     assert slow.most == 8  # bounded, and used
     assert took < 6, took

@@ -331,6 +331,17 @@ def test_r_5p1_7_cancellation_mid_cycle(shop: Shop, browser: Browser, mails: Out
     assert all(t.revoked_at is None for t in db.all(Ticket))
 
 
+def use_tariff_5p1(app: Any, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app as started with EKP_TARIFF_5P1=path (tariffs are read once, at start-up, into the settings)."""
+    from dataclasses import replace
+
+    from web.settings import read_tariffs
+
+    settings = replace(app.state.settings, tariff_5p1_path=path, tariffs=read_tariffs(path_5p1=path))
+    monkeypatch.setattr(app.state, "settings", settings)
+    monkeypatch.setattr("web.app_state._settings", settings)
+
+
 def test_r_5p1_2_price_change_applies_to_months_charged_after_it(shop: Shop, browser: Browser, db, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     user, card = shop.resident(browser)
@@ -338,17 +349,17 @@ def test_r_5p1_2_price_change_applies_to_months_charged_after_it(shop: Shop, bro
     old = tmp_path / "tariff-2024.toml"
     old.write_text('name = "Bilet 5+1"\nreduced_percent = 50\n\n[[prices]]\neffective_from = 2024-01-01\n'
                    'monthly_normal = "80.00"\nplus_one_normal = "20.00"\n', encoding="utf-8")
-    monkeypatch.setenv("EKP_TARIFF_5P1", str(old))
+    use_tariff_5p1(shop.app, old, monkeypatch)
     bought(shop, browser, card, first_day)
     travel_to(charge_window(months(db)[0].ends_on + timedelta(days=1)))
     assert shop.billing_run().charged == 1  # month 2 planned now, at 80 zł
 
-    # The operator announces a new price from the day month 3 starts (a new file: the loader caches by path).
+    # The operator announces a new price from the day month 3 starts (a new file, read at the next start).
     month3_start = months(db)[1].ends_on + timedelta(days=1)
     new = tmp_path / "tariff-new.toml"
     new.write_text(old.read_text(encoding="utf-8") + f'\n[[prices]]\neffective_from = {month3_start.isoformat()}\n'
                    'monthly_normal = "95.00"\nplus_one_normal = "25.00"\n', encoding="utf-8")
-    monkeypatch.setenv("EKP_TARIFF_5P1", str(new))
+    use_tariff_5p1(shop.app, new, monkeypatch)
     tab = tab_after_travel(browser, user.email)
     assert "95,00" in tab  # the next charge shows the new price
 

@@ -170,3 +170,43 @@ def test_production_refuses_a_missing_photo_key(tmp_path):
                        "EKP_TPAY_SECURITY_CODE": "c", "EKP_TICKET_KEYS": "1:" + "11" * 32})
     assert "EKP_PHOTO_KEY" in str(refused.value)
     assert len(load_settings({"EKP_VAR_DIR": str(tmp_path)}).photo_key) == 32  # development: derived
+
+
+@pytest.mark.parametrize("name", ["EKP_TARIFF_5P1", "EKP_TARIFF_PURSE"])
+@pytest.mark.parametrize("broken", ["missing", "malformed"])
+def test_ekp_run_stops_on_a_missing_or_malformed_tariff_with_its_path_and_reason(tmp_path, name, broken):
+    path = tmp_path / "tariff.toml"
+    if broken == "malformed":
+        path.write_text("[[prices]\neffective_from = 2024-01-01\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EKP_")}
+    env.update({"EKP_VAR_DIR": str(tmp_path), name: str(path)})
+    result = subprocess.run([sys.executable, "-m", "web.cli", "run", "--no-migrate", "--no-demo"], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "EKP on http" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if name in line]
+    assert len(lines) == 1, result.stderr
+    reason = "cannot be read (No such file or directory)" if broken == "missing" else "not valid TOML"
+    assert f"{name}={str(path)!r}" in lines[0] and reason in lines[0], lines[0]
+
+
+def test_tariffs_are_read_once_into_the_settings(tmp_path):
+    from domain.tariff_5p1 import tariff_5p1_from_toml
+
+    path = tmp_path / "tariff.toml"
+    path.write_text('name = "Bilet 5+1"\nreduced_percent = 50\n\n[[prices]]\neffective_from = 2024-01-01\n'
+                    'monthly_normal = "80.00"\nplus_one_normal = "20.00"\n', encoding="utf-8")
+    settings = load_settings({"EKP_VAR_DIR": str(tmp_path), "EKP_TARIFF_5P1": str(path)})
+    assert settings.tariff_5p1_path == path and settings.tariff_5p1 == tariff_5p1_from_toml(path.read_text())
+    path.unlink()  # read at start-up: nothing reads the file again
+    assert settings.tariff_5p1.periods[0].monthly_normal == 8000
+
+
+def test_every_setting_is_a_typed_field_validated_at_start(make_settings):
+    settings = make_settings(EKP_BILLING_CONCURRENCY="16", EKP_SANDBOX_BACKOFF="0.5")
+    assert (settings.billing_concurrency, settings.sandbox_backoff) == (16, 0.5)
+    assert make_settings().billing_concurrency == 8
+    with pytest.raises(SettingsError) as caught:
+        make_settings(EKP_BILLING_CONCURRENCY="1000", EKP_SANDBOX_BACKOFF="soon", EKP_TEST_BILLING_CRASH_AT="later")
+    assert [p.split("=")[0] for p in caught.value.problems] == [
+        "EKP_BILLING_CONCURRENCY", "EKP_SANDBOX_BACKOFF", "EKP_TEST_BILLING_CRASH_AT"]

@@ -19,7 +19,6 @@ from web.i18n import _
 from web.messages import message
 from web.services import desk as service
 from web.services import payments as payment_records
-from web.services.purse import purse_tariff
 
 staff = [requires_role("staff")]
 MAX_CARD_NUMBER = 20
@@ -44,7 +43,7 @@ async def _card_page(request: Request, number: str, status: int = 200, **context
     context.setdefault("errors", {})
     context.setdefault("values", {})
     return await page(request, "desk/purse.html", status_code=status, card=card,
-                      minimum=purse_tariff().top_up.service_point_minimum,
+                      minimum=settings_of(request).purse_tariff.top_up.service_point_minimum,
                       limits=service.desk_limits(settings_of(request)), **context)
 
 

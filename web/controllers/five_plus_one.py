@@ -19,7 +19,6 @@ from web.i18n import _
 from web.messages import message
 from web.services import payment_history
 from web.services import subscriptions as service
-from web.tariffs import tariff_5p1
 
 log = logging.getLogger("ekp.5p1")
 passenger = [requires_role("passenger")]
@@ -33,7 +32,7 @@ async def _tab(request: Request, status: int = 200, **context: object) -> Templa
     context.setdefault("values", {"first_day": today.isoformat(), "variant": "normal"})
     context.setdefault("errors", {})
     return await page(request, "five_plus_one/tab.html", status_code=status, tab=view, today=today,
-                      prices=period_in_force(tariff_5p1(), today), reason_text=message(f"5p1.{view.eligibility.reason.value}") if view.eligibility.reason else None,
+                      prices=period_in_force(settings_of(request).tariff_5p1, today), reason_text=message(f"5p1.{view.eligibility.reason.value}") if view.eligibility.reason else None,
                       max_day=(today + timedelta(days=60)).isoformat(), cancelled_ids=cancelled, **context)
 
 
@@ -71,7 +70,7 @@ async def schedule(request: Request) -> Template:
     errors, _card, variant, first_day = _read_choice(form)
     months = None
     if variant is not None and first_day is not None and "first_day" not in errors:
-        months = rules.cycle_schedule(tariff_5p1(), variant, first_day).months
+        months = rules.cycle_schedule(settings_of(request).tariff_5p1, variant, first_day).months
     return Template(template_name="five_plus_one/_schedule.html", context={"months": months})
 
 

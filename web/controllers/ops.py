@@ -5,7 +5,6 @@ payment gateway configuration) and `/metrics` (Prometheus). No session, CSRF or 
 from __future__ import annotations
 
 import hmac
-import os
 
 import anyio
 from litestar import Request, Router, get
@@ -20,7 +19,7 @@ from prometheus_client import (
 from sqlalchemy import text
 
 from web.observe import BusinessCollector
-from web.settings import is_loopback_address
+from web.settings import Settings, is_loopback_address
 
 READY_TIMEOUT = 3.0  # seconds for each readiness check
 
@@ -55,8 +54,8 @@ async def _check_gateway(request: Request) -> None:
     if payments.gateway is None:
         raise RuntimeError("no gateway")
     if settings.payments == "tpay":
-        missing = [name for name in ("EKP_TPAY_CLIENT_ID", "EKP_TPAY_CLIENT_SECRET", "EKP_TPAY_SECURITY_CODE")
-                   if not settings.extra.get(name)]
+        missing = [f"EKP_TPAY_{name.upper()}" for name in ("client_id", "client_secret", "security_code")
+                   if not getattr(settings, f"tpay_{name}")]
         if missing:
             raise RuntimeError("missing " + ", ".join(missing))
     elif payments.sandbox is None:
@@ -95,8 +94,8 @@ def _metrics_allowed(request: Request) -> bool:
             and "x-forwarded-for" not in request.headers and "forwarded" not in request.headers)
 
 
-def _exposition(engine) -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # `ekp run --workers N`: every worker's numbers
+def _exposition(engine, settings: Settings) -> bytes:
+    if settings.metrics_multiprocess_dir:  # `ekp run --workers N`: every worker's numbers
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
@@ -112,7 +111,7 @@ async def metrics(request: Request) -> Response:
         return Response({"status": 403, "title": "Forbidden", "detail": "metrics need EKP_METRICS_TOKEN",
                          "code": "http.forbidden"}, status_code=403,
                         headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
-    body = await anyio.to_thread.run_sync(_exposition, request.app.state.engine)
+    body = await anyio.to_thread.run_sync(_exposition, request.app.state.engine, request.app.state.settings)
     return Response(body, status_code=200, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 

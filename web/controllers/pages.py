@@ -12,7 +12,6 @@ from web.controllers import tickets as ticket_texts
 from web.http import (FILES_OPT, current_user, form_of, in_transaction, offline_headers, page, redirect,
                       requires_login, safe_next, session_data, settings_of, signed_in_user)
 from web.services import home as home_service
-from web.tariffs import tariff_5p1
 from web.templating import TEMPLATES_DIR, theme_css
 
 STATIC_DIR = TEMPLATES_DIR.parent / "static"
@@ -23,7 +22,7 @@ async def home(request: Request) -> Template | Response:
     if await current_user(request) is not None:
         return redirect("/home")  # signed in: the start page (also the installed app's start_url)
     # The 5+1 prices in force today, from the tariff (never written into the page's text).
-    return await page(request, "home.html", prices_5p1=period_in_force(tariff_5p1(), clock.today()))
+    return await page(request, "home.html", prices_5p1=period_in_force(settings_of(request).tariff_5p1, clock.today()))
 
 
 @get("/home", guards=[requires_login])

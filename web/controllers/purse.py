@@ -12,8 +12,9 @@ from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, format_pln, parse_pln
 from web.http import (RowId, checked, client_ip, flash, form_of, in_transaction, page, redirect, requires_role,
-                      signed_in_user)
+                      settings_of, signed_in_user)
 from web.messages import message
+from web.app_state import current_settings
 from web.services import purse as service
 from web.controllers.payments import send_to_payment_page
 
@@ -29,7 +30,7 @@ async def _purse_page(request: Request, status: int = 200, **context: object) ->
     context.setdefault("values", {})
     context.setdefault("quote", None)
     context.setdefault("quote_card", None)
-    tariff = service.purse_tariff()
+    tariff = settings_of(request).purse_tariff
     return await page(request, "purse/index.html", status_code=status, cards=cards, pln=format_pln,
                       minimum=tariff.top_up.service_point_minimum, brackets=tariff.top_up.bonus_brackets,
                       no_pesel=user.pesel_hash is None, quick_amounts=QUICK_AMOUNTS, **context)
@@ -78,7 +79,7 @@ def _amount_problem(raw: str) -> tuple[int | None, str | None]:
 
 def _problem_text(code: str) -> str:
     if code == "purse.below_minimum":
-        return message("purse.top_up_minimum", min=format_pln(service.purse_tariff().top_up.service_point_minimum))
+        return message("purse.top_up_minimum", min=format_pln(current_settings().purse_tariff.top_up.service_point_minimum))
     return message(code)
 
 

@@ -29,7 +29,7 @@ from web.controllers.devices import (
     _tap,
     _text,
 )
-from web.http import current_user, in_transaction, page
+from web.http import current_user, in_transaction, page, settings_of
 from web.messages import message
 from web.services import purse as purse_service
 from web.services import simulators as service
@@ -58,7 +58,7 @@ async def _act(request: Request, use_case: Any, *args: Any) -> Response:
 
 async def _page(request: Request, kind: str, template: str) -> Template:
     disabled = await in_transaction(request, service.is_disabled, kind)
-    return await page(request, template, disabled=disabled, coins=purse_service.purse_tariff().top_up.meter_coins)
+    return await page(request, template, disabled=disabled, coins=settings_of(request).purse_tariff.top_up.meter_coins)
 
 
 @get("/validator")

@@ -32,8 +32,7 @@ from web.http import (
 )
 from web.office import queries, service
 from web.office.service import OfficeProblem
-from web.services.purse import DEVICE_KINDS, purse_tariff
-from web.tariffs import tariff_5p1
+from web.services.purse import DEVICE_KINDS
 
 admin = [requires_role("admin")]
 
@@ -316,11 +315,12 @@ async def _run(request: Request, use_case: Any, *args: Any) -> Any:
 @get("/tariffs", guards=admin)
 async def tariffs_page(request: Request) -> Template:
     today = clock.today()
-    periods = tariff_5p1().periods
+    settings = settings_of(request)
+    periods = settings.tariff_5p1.periods
     in_force = max((p for p in periods if p.effective_from <= today), key=lambda p: p.effective_from, default=None)
     rows = [{"period": p, "state": "w mocy" if p is in_force else ("zapowiedziana" if p.effective_from > today
                                                                     else "archiwalna")} for p in periods]
-    return await _page(request, "office/tariffs.html", periods=rows, tariff5=tariff_5p1(), purse=purse_tariff())
+    return await _page(request, "office/tariffs.html", periods=rows, tariff5=settings.tariff_5p1, purse=settings.purse_tariff)
 
 
 # --------------------------------------------------------------------------- accounts

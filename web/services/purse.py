@@ -32,7 +32,6 @@ import secrets
 import sqlite3
 import threading
 import time
-import tomllib
 import uuid
 from collections import namedtuple
 from collections.abc import Generator, Iterator
@@ -40,7 +39,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 try:
@@ -56,13 +54,13 @@ from sqlmodel import Session, col
 from domain import purse as rules
 from domain.ledger import LedgerEntry, outstanding_credit
 from domain.money import Grosze, format_pln
-from domain.purse_tariff import PurseTariff, purse_tariff_from_dict
+from domain.purse_tariff import PurseTariff
 from web import clock
 from web.db import affected, is_lost_connection, make_engine
 from web.messages import message
 from web.models import Device, DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry, User
 from web.services import payments as payment_records
-from web.settings import PROJECT_ROOT
+from web.app_state import current_settings
 
 PURPOSE = "purse_topup"
 DEVICE_KINDS = ("validator", "parking-meter")
@@ -72,17 +70,10 @@ ONLINE_TOP_UP_MAXIMUM: Grosze = 200_000  # a technical ceiling for one online pa
 # --------------------------------------------------------------------------- tariff
 
 
-@lru_cache(maxsize=4)
-def _tariff(path: str) -> PurseTariff:
-    return purse_tariff_from_dict(tomllib.loads(Path(path).read_text(encoding="utf-8")))
-
-
-_DEFAULT_TARIFF = str(PROJECT_ROOT / "tariffs" / "kolobrzeg-purse.toml")
-
-
 def purse_tariff() -> PurseTariff:
-    """The operator's price list (`tariffs/kolobrzeg-purse.toml`, or the file in EKP_TARIFF_PURSE)."""
-    return _tariff(os.environ.get("EKP_TARIFF_PURSE", _DEFAULT_TARIFF))
+    """The operator's price list (EKP_TARIFF_PURSE, default `tariffs/kolobrzeg-purse.toml`), read at start-up
+    into the settings."""
+    return current_settings().purse_tariff
 
 
 def pln(amount: Grosze | None) -> str | None:

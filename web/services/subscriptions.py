@@ -25,14 +25,14 @@ from domain.five_plus_one import (
     SubscriptionMonth,
     SubscriptionStatus,
 )
-from domain.tariff_5p1 import TicketVariant
+from domain.tariff_5p1 import Tariff5p1, TicketVariant
 from web import clock
 from web.db import affected
 from web.mail import deferred_mail, queue_deferred_mails
 from web.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket, User
 from web.services import payments as payment_records
 from web.services.cards import cards_of, resident_status
-from web.tariffs import tariff_5p1
+from web.app_state import current_settings
 
 OPEN_STATUSES = [s.value for s in SubscriptionStatus if s.is_open]
 PURPOSE = "5p1_month"
@@ -41,11 +41,12 @@ PAYER_CANCELLED = frozenset({"cancelled", "canceled"})  # gateway error codes of
 
 def billing_policy(settings) -> BillingPolicy:
     """When months are charged and retried (EKP_CHARGE_DAYS_BEFORE, EKP_RETRY_EVERY_DAYS; validated at start-up)."""
-    extra = settings.extra
-    return BillingPolicy(
-        charge_days_before=int(extra.get("EKP_CHARGE_DAYS_BEFORE", "3")),
-        retry_every_days=int(extra.get("EKP_RETRY_EVERY_DAYS", "1")),
-    )
+    return BillingPolicy(charge_days_before=settings.charge_days_before, retry_every_days=settings.retry_every_days)
+
+
+def tariff_5p1() -> Tariff5p1:
+    """The 5+1 tariff (EKP_TARIFF_5P1, default `tariffs/krakow-5plus1.toml`), read at start-up into the settings."""
+    return current_settings().tariff_5p1
 
 
 def card_has_active_subscription(session: Session, card_id: int) -> bool:
@@ -128,7 +129,7 @@ def _mails(settings, email: str, language: str, first_name: str, variant: str, f
     for notice in notices:
         schedule = None
         if month is not None and notice in (Notice.SUBSCRIPTION_STARTED, Notice.CYCLE_RENEWED):
-            plan = rules.cycle_schedule(tariff_5p1(), TicketVariant(variant), first_day, month.cycle)
+            plan = rules.cycle_schedule(settings.tariff_5p1, TicketVariant(variant), first_day, month.cycle)
             schedule = [(m.index, m.starts_on, m.ends_on, m.price) for m in plan.months]
         about = None if month is None else {"starts_on": month.starts_on, "ends_on": month.ends_on, "price": month.price}
         rows.append(deferred_mail(email, "five_plus_one", language, user={"first_name": first_name}, notice=notice.value,
@@ -590,7 +591,7 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
         decision = rules.review(sub, months, today, policy)
         planned = None
         if not decision.months and decision.subscription == sub and sub.status is SubscriptionStatus.ACTIVE:
-            planned = rules.plan_next_month(sub, months, tariff_5p1(), today, policy)
+            planned = rules.plan_next_month(sub, months, settings.tariff_5p1, today, policy)
             card = cards.get(row.card_id)
             if planned is None or (card is not None and rules.card_eligible_on(
                     LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked),
@@ -649,7 +650,7 @@ def _review_and_plan(session: Session, settings, row: Subscription5p1, months: l
     if row.status != SubscriptionStatus.ACTIVE.value:
         return []
     sub = to_domain(row)
-    planned = rules.plan_next_month(sub, [month_to_domain(m) for m in months], tariff_5p1(), today, policy)
+    planned = rules.plan_next_month(sub, [month_to_domain(m) for m in months], settings.tariff_5p1, today, policy)
     if planned is not None:
         card = session.get(Card, row.card_id)
         linked = LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked)  # type: ignore[union-attr,arg-type]
