@@ -28,7 +28,7 @@ Timed in the page (an init script, not subject to the page's CSP): from the tap'
 `touchstart` or `click`, its `event.timeStamp`) to the first frame after the ticket page set `data-timestamp`
 on the `#aztec` canvas (i.e. after `drawAztec` painted it), both as `performance.timeOrigin + ...`. After each
 timed run the canvas is checked non-blank (dark and light pixels); once per mode a screenshot of it is decoded
-with zxing-cpp (`web.barcodes`), outside the timed part. Targets: < 300 ms warm, < 1000 ms cold offline.
+with zxing-cpp (`tests/support/barcodes.py`), outside the timed part. Targets: < 300 ms warm, < 1000 ms cold offline.
 The worker's own fetches are not throttled by the page's DevTools session (online, the ticket page comes
 network-first through the worker).
 
@@ -61,7 +61,7 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))  # web.barcodes, web.models (benchmarks/ is not a package)
+sys.path.insert(0, str(PROJECT_ROOT))  # tests.support.barcodes, web.models (benchmarks/ is not a package)
 CHROMIUM = os.environ.get("EKP_E2E_CHROMIUM", "/usr/bin/chromium")
 HOST = "127.0.0.1"
 PHONE = {"viewport": {"width": 360, "height": 800}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
@@ -273,7 +273,7 @@ def _poll(page: Page, script: str, arg: object = None, timeout: float = 30.0, ev
 
 
 def _decodes(page: Page) -> bool:
-    from web import barcodes
+    from tests.support import barcodes
 
     return barcodes.decode_aztec_image(page.locator("#aztec").screenshot()) is not None
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
-from domain import ticket_record as tr
-from web import barcodes
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support.barcodes (benchmarks/ is no package)
+
+from domain import ticket_record as tr  # noqa: E402
+from tests.support import barcodes  # noqa: E402
 
 
 def rate(action: Callable[[], object], seconds: float) -> float:

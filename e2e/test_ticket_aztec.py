@@ -22,7 +22,8 @@ from sqlmodel import Session
 from domain import ticket_record as tr
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE
 from e2e.helpers import DEMO_TOTP_SECRET, pass_second_step
-from web import barcodes, clock
+from tests.support import barcodes
+from web import clock
 from web.db import make_engine
 from web.models import Card, Ticket
 from web.services import tickets as service

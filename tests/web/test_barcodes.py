@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from domain import ticket_record as tr
-from web import barcodes
+from tests.support import barcodes
 
 ISSUER = tr.generate_private_key()
 DEVICE = tr.generate_private_key()

@@ -2,8 +2,8 @@
 
 The payload is the raw binary presentation from ``domain.ticket_record`` (no base45/base64: zxing-cpp
 and zxing-wasm both write and read binary Aztec bytes exactly). The phone normally draws the code
-itself in JavaScript; these helpers serve the server side: rendering a code for a page or an e-mail,
-and decoding a photo uploaded by a handheld terminal to the verification endpoint.
+itself in JavaScript; these helpers serve the tests and benchmarks (zxing-cpp is a dev dependency, not
+part of the running app): rendering a code, and decoding a screenshot or a photo of one.
 """
 
 from __future__ import annotations
