@@ -16,6 +16,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.response import Redirect, Response, Template
 from litestar.static_files import create_static_files_router
@@ -184,8 +185,8 @@ def _error_page(request: Request, status: int, title: str, text: str, headers: d
     )
 
 
-def not_authorized(request: Request, _: Exception) -> Response:
-    if request.headers.get("hx-request"):
+def not_authorized(request: HTMXRequest, _: Exception) -> Response:
+    if request.htmx:
         return Response(content="", status_code=401, headers={"HX-Redirect": f"/login?next={quote(request.url.path)}"})
     return Redirect(path=f"/login?next={quote(request.url.path)}", status_code=303)
 
@@ -338,6 +339,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             Exception: server_error,
         },
         openapi_config=openapi_config(staff_only=settings.is_production),
+        plugins=[HTMXPlugin()],  # every request is an HTMXRequest: `request.htmx` says whether htmx sent it
         debug=False,
     )
     app.state.settings = settings

@@ -637,3 +637,16 @@ def test_cards_pages_need_a_logged_in_passenger(browser, users, registry) -> Non
     users.create("kontroler@example.pl", role="inspector", pesel=None, birth_date=date(1980, 1, 1))
     browser.login("kontroler@example.pl")
     assert browser.get("/cards", follow_redirects=False).status_code in (403, 404)
+
+
+def test_htmx_requests_are_told_apart_by_litestars_htmx_request(new_browser, logged_in) -> None:
+    """Litestar's HTMXRequest (`request.htmx`) decides: `HX-Request: true` only; a signed-out htmx call is sent
+    to the sign-in page by `HX-Redirect`, a page request by a redirect."""
+    stranger = new_browser(ip="10.0.0.7").client
+    signed_out = stranger.get("/cards/add", headers={"hx-request": "true"}, follow_redirects=False)
+    assert signed_out.status_code == 401 and signed_out.headers["hx-redirect"] == "/login?next=/cards/add"
+    plain = stranger.get("/cards/add", follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/login?next=/cards/add"
+    browser, _ = logged_in
+    not_htmx = browser.get("/cards/add", headers={"hx-request": "false"})
+    assert "<html" in not_htmx.text

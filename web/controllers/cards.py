@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotFoundException
+from litestar.plugins.htmx import ClientRedirect, HTMXRequest
 from litestar.response import Response, Template
 
 from domain.cards import LinkOutcome, client_code_problem
@@ -21,13 +22,11 @@ CONFIRM_SECONDS = 600
 passenger = [requires_role("passenger")]
 
 
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
-def _go(request: Request, path: str) -> Response:
-    if _is_htmx(request):
-        return Response(content="", status_code=200, headers={"HX-Redirect": path})
+def _go(request: HTMXRequest, path: str) -> Response:
+    if request.htmx:
+        answer = ClientRedirect(path)
+        answer.status_code = 200  # htmx follows HX-Redirect on a 200 (a POST handler's default would be 201)
+        return answer
     return redirect(path)
 
 
@@ -38,12 +37,12 @@ async def cards_page(request: Request) -> Template:
     return await page(request, "cards/list.html", cards=cards)
 
 
-async def _add_step(request: Request, status: int = 200, **context: object) -> Template:
+async def _add_step(request: HTMXRequest, status: int = 200, **context: object) -> Template:
     user = await signed_in_user(request)
     context.setdefault("errors", {})
     context.setdefault("values", {})
     template = "cards/add.html"
-    if _is_htmx(request):
+    if request.htmx:
         # htmx 2 swaps only 2xx/3xx answers by default: a refusal sent with 4xx would never be shown.
         template, status = "cards/_add_step.html", 200
     return await page(request, template, status_code=status, carriers=carrier_choices(),
@@ -51,7 +50,7 @@ async def _add_step(request: Request, status: int = 200, **context: object) -> T
 
 
 @get("/cards/add", guards=passenger)
-async def add_card_page(request: Request) -> Template:
+async def add_card_page(request: HTMXRequest) -> Template:
     return await _add_step(request)
 
 
@@ -69,7 +68,7 @@ def card_fields(values: dict[str, str]) -> tuple[CarrierType | None, dict[str, l
 
 
 @post("/cards/add", guards=passenger)
-async def add_card_check(request: Request) -> Template:
+async def add_card_check(request: HTMXRequest) -> Template:
     user = await signed_in_user(request)
     assert user is not None
     form = await form_of(request)
@@ -93,13 +92,13 @@ async def add_card_check(request: Request) -> Template:
         return await _add_step(request, 422, values=values, errors={"form": [message("card.mismatch")]})
     if check.outcome is LinkOutcome.MATCH:
         session_data(request)["link_card"] = {"id": check.card.id, "at": int(clock.now().timestamp())}  # type: ignore[union-attr]
-        template = "cards/_confirm.html" if _is_htmx(request) else "cards/confirm.html"
+        template = "cards/_confirm.html" if request.htmx else "cards/confirm.html"
         return await page(request, template, card=check.card)
     return await _add_step(request, 409, values=values, errors={"form": [message(f"card.{check.outcome.value}")]})
 
 
 @post("/cards/add/confirm", guards=passenger)
-async def add_card_confirm(request: Request) -> Template | Response:
+async def add_card_confirm(request: HTMXRequest) -> Template | Response:
     user = await signed_in_user(request)
     form = await form_of(request)
     pending = session_data(request).pop("link_card", None)

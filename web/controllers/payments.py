@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from litestar import Request, Router, get, post
 from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXRequest
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 
@@ -96,11 +97,11 @@ async def _reconcile_one(request: Request, reference: str, user_id: int):
 
 
 @get("/payments/return/{reference:str}", guards=[requires_login])
-async def payment_return(request: Request, reference: FromPath[str]) -> Template:
+async def payment_return(request: HTMXRequest, reference: FromPath[str]) -> Template:
     """Where the payer lands after the payment page; the webhook may come before or after."""
     user = await signed_in_user(request)
     payment = await _reconcile_one(request, reference, user.id)
-    partial = request.headers.get("hx-request") == "true"
+    partial = bool(request.htmx)
     line = await in_transaction(request, payment_history.my_payment, user.id, reference)
     return await page(request, "payments/_status.html" if partial else "payments/return.html",
                       payment=payment, line=line, back=safe_next(request.query_params.get("back"), "/"))
