@@ -17,6 +17,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
+from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.response import Redirect, Response, Template
 from litestar.static_files import create_static_files_router
@@ -32,7 +33,7 @@ from web.controllers import devices, purse as purse_pages, simulators
 from web.controllers import inspection, ops, tickets
 from web.card_applications import controller as card_applications
 from web.gateway import SANDBOX_PREFIX, build_payments
-from web.http import FILES_OPT, SKIP_COMPRESSION, csrf_bound_to_session
+from web.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session
 from web.observe import configure_logging, request_id_of, with_request_id
 from web.office import controllers as office
 from web.openapi import openapi_config
@@ -173,9 +174,7 @@ _ERROR_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not
 
 def _error_page(request: Request, status: int, title: str, text: str, headers: dict[str, str] | None = None) -> Response:
     if request.headers.get("accept", "").startswith("application/json") or request.url.path.startswith("/api/"):
-        code = f"http.{_ERROR_CODES.get(status, status)}"
-        return Response({"status": status, "title": title, "detail": text, "code": code}, status_code=status,
-                        headers=headers)
+        return api_problem(request, status, f"http.{_ERROR_CODES.get(status, status)}", text, title, headers)
     return Template(
         template_name="error.html",
         context={"status": status, "title": title, "text": text, "user": None, "flashes": [],
@@ -339,7 +338,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             Exception: server_error,
         },
         openapi_config=openapi_config(staff_only=settings.is_production),
-        plugins=[HTMXPlugin()],  # every request is an HTMXRequest: `request.htmx` says whether htmx sent it
+        plugins=[HTMXPlugin(), ProblemDetailsPlugin()],  # every request is an HTMXRequest: `request.htmx` says whether htmx sent it
         debug=False,
     )
     app.state.settings = settings

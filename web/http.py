@@ -16,7 +16,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import PathParameter
-from litestar.response import Redirect, Template
+from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.response import Redirect, Response, Template
 from sqlmodel import Session
 
 from web import i18n
@@ -55,6 +56,19 @@ async def remember_device(request: Request, response: Any, email: str) -> None:
     await request.app.state.limiter.remember_device(email, token)
     response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_DAYS * 24 * 3600, path="/", httponly=True,
                         secure=settings_of(request).secure_cookies, samesite="lax")
+
+
+def api_problem(request: Request, status: int, code: str, detail: str, title: str | None = None,
+                headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+    """Every /api error, one shape (RFC 9457 problem details, `application/problem+json`, made by Litestar's
+    problem-details plugin): `{status, title, detail, code}`, `detail` the text to show, `code` a stable id."""
+    if title is None:
+        title = {401: i18n._("Brak dostępu"), 403: i18n._("Brak dostępu"), 404: i18n._("Nie ma takiej strony"),
+                 429: i18n._("Za dużo prób"), 500: i18n._("Coś poszło nie tak")}.get(
+            status, i18n._("Nie udało się") if status >= 500 else i18n._("Nieprawidłowe żądanie"))
+    problem = ProblemDetailsException(status_code=status, title=title, detail=detail, extra={"code": code},
+                                      headers=headers)
+    return problem.to_response(request)
 
 
 def settings_of(request: ASGIConnection) -> Settings:

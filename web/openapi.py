@@ -1,7 +1,7 @@
 """The OpenAPI document at `/schema/openapi.json`: the device API and the inspection API as they answer.
 
 Litestar writes the document from the handlers; this module finishes what it cannot say: the error body
-every API answers (`Problem`: `{status, title, detail, code}`), the error statuses each operation really
+every API answers (`Problem`: `{status, title, detail, code}` as `application/problem+json`, RFC 9457), the error statuses each operation really
 gives (400, 401, 403, 405, 409, 415, 422), the limits the server enforces inside lists and on dates, the
 inspection operations' request bodies and the two security schemes (a device's bearer credential, an
 inspector's session cookie).
@@ -87,7 +87,7 @@ DEVICE_FIELDS = {
 
 def _problem_response(status: int) -> dict[str, Any]:
     response: dict[str, Any] = {"description": ERRORS[status],
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     if status == 401:
         response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
     if status == 405:

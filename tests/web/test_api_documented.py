@@ -111,7 +111,7 @@ def test_the_document_describes_the_api_as_it_answers(client):
             errors = {code: answer for code, answer in operation["responses"].items() if code.startswith("4")}
             assert {"400", "401", "405"} <= set(errors) or method == "get", (path, errors)
             for answer in errors.values():
-                assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+                assert answer["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
             assert operation["security"], path
             if method == "post":
                 assert operation["requestBody"]["content"]["application/json"]["schema"], path

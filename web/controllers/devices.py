@@ -22,8 +22,7 @@ from litestar.params import JSONBody
 from sqlalchemy.exc import IntegrityError
 
 from web import clock, i18n
-from web.http import in_transaction
-from web.i18n import _
+from web.http import api_problem, in_transaction
 from web.observe import count_taps
 from web.messages import message
 from web.services import purse as service
@@ -110,10 +109,8 @@ def _problem(request: Request, exc: Exception) -> Response:
         status, code = exc.status, exc.code
     else:
         status, code = 400, "purse.device.invalid"
-    title = _("Brak dostępu") if status == 401 else _("Nieprawidłowe żądanie")
-    headers = {"WWW-Authenticate": 'Bearer realm="ekp-devices"'} if status == 401 else {}
-    return Response({"status": status, "title": title, "detail": message(code), "code": code},
-                    status_code=status, headers=headers)
+    headers = {"WWW-Authenticate": 'Bearer realm="ekp-devices"'} if status == 401 else None
+    return api_problem(request, status, code, message(code), headers=headers)
 
 
 def _credential(request: Request) -> str:

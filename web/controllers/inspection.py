@@ -16,7 +16,7 @@ from litestar.response import Response, Template
 from domain import ticket_record as tr
 from web import clock
 from web.controllers.tickets import product_name, state_text
-from web.http import in_transaction, offline_headers, page, requires_role, settings_of, signed_in_user
+from web.http import api_problem, in_transaction, offline_headers, page, requires_role, settings_of, signed_in_user
 from web.i18n import _
 from web.services import tickets as service
 
@@ -113,18 +113,16 @@ def verdict_json(checked: service.CheckedCode) -> dict[str, object]:
     return body
 
 
-def _api_problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+def _api_problem(request: Request, status: int, code: str, detail: str,
+                 headers: dict[str, str] | None = None) -> Response:
     """An error of the inspection API, shaped like every API error (`Problem` in /schema/openapi.json)."""
-    title = {401: _("Brak dostępu"), 403: _("Brak dostępu"), 415: _("Nieprawidłowe żądanie")}.get(
-        status, _("Nieprawidłowe żądanie"))
-    return Response({"status": status, "title": title, "detail": detail, "code": f"inspection.{code}"},
-                    status_code=status, headers=headers)
+    return api_problem(request, status, f"inspection.{code}", detail, headers=headers)
 
 
 def _api_unauthorized(request: Request, exc: Exception) -> Response:
     if isinstance(exc, PermissionDeniedException):
-        return _api_problem(403, "forbidden", _("Tylko dla kontrolerów."))
-    return _api_problem(401, "unauthorized", _("Zaloguj się jako kontroler."),
+        return _api_problem(request, 403, "forbidden", _("Tylko dla kontrolerów."))
+    return _api_problem(request, 401, "unauthorized", _("Zaloguj się jako kontroler."),
                         {"WWW-Authenticate": 'Cookie realm="ekp-inspection"'})
 
 
@@ -176,15 +174,15 @@ async def trust_list(request: Request) -> Response:
 async def verify_code(request: Request) -> Response:
     """JSON {"code": base64 of the scanned Aztec bytes} -> the verdict (and an inspection log entry)."""
     if not _is_json(request):
-        return _api_problem(415, "not_json", _("Wyślij JSON (application/json)."))
+        return _api_problem(request, 415, "not_json", _("Wyślij JSON (application/json)."))
     body = _json_body(await request.body())
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not code or len(code) > MAX_CODE_BASE64:
-        return _api_problem(400, "no_code", _("Brak pola code (base64) albo jest za długie."))
+        return _api_problem(request, 400, "no_code", _("Brak pola code (base64) albo jest za długie."))
     try:
         raw = base64.b64decode(code.replace("-", "+").replace("_", "/") + "=" * (-len(code) % 4), validate=True)
     except (ValueError, binascii.Error):
-        return _api_problem(400, "bad_base64", _("Pole code nie jest poprawnym base64."))
+        return _api_problem(request, 400, "bad_base64", _("Pole code nie jest poprawnym base64."))
     user = await signed_in_user(request)
     keys = service.issuer_keys_for(settings_of(request))
     checked = await in_transaction(request, service.check_code, keys, user.id, raw, clock.now(), "terminal")
@@ -195,11 +193,11 @@ async def verify_code(request: Request) -> Response:
 async def log_scans(request: Request) -> Response:
     """The scanner app reports verdicts it reached offline: {"scans": [{"code", "ticket_id", "at"}]}."""
     if not _is_json(request):
-        return _api_problem(415, "not_json", _("Wyślij JSON (application/json)."))
+        return _api_problem(request, 415, "not_json", _("Wyślij JSON (application/json)."))
     body = _json_body(await request.body())
     items = body.get("scans") if isinstance(body, dict) else None
     if not isinstance(items, list) or len(items) > MAX_LOGGED_SCANS:
-        return _api_problem(400, "bad_scans", _("Nieprawidłowa lista skanów."))
+        return _api_problem(request, 400, "bad_scans", _("Nieprawidłowa lista skanów."))
     scans: list[tuple[str, int | None, datetime]] = []
     for item in items:
         if not isinstance(item, dict):
