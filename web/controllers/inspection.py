@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import Meta
 
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -23,6 +25,27 @@ from web.services import tickets as service
 inspector = [requires_role("inspector")]
 MAX_CODE_BASE64 = 1024
 MAX_LOGGED_SCANS = 200
+MAX_VERDICT_CODE = 64
+
+
+# The bodies, typed and bounded (read with msgspec; anything else is a 400 problem, never a 5xx).
+class VerifyIn(msgspec.Struct):
+    code: Annotated[str, Meta(min_length=1, max_length=MAX_CODE_BASE64)]  # the scanned bytes, base64
+
+
+class ScanIn(msgspec.Struct):
+    """One verdict the scanner reached offline; an entry of another shape is skipped, not a reason to refuse."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=MAX_VERDICT_CODE)]
+    at: Annotated[float, Meta(ge=0, le=2**33)]  # seconds since 1970
+    ticket_id: int | None = None  # 1..2^31-1; anything else is logged without it
+
+
+class LogIn(msgspec.Struct):
+    scans: Annotated[list[Any], Meta(max_length=MAX_LOGGED_SCANS)]
+
+
+BodyT = TypeVar("BodyT", VerifyIn, LogIn)
 
 
 def reason_texts() -> dict[str, str]:
@@ -126,10 +149,10 @@ def _api_unauthorized(request: Request, exc: Exception) -> Response:
                         {"WWW-Authenticate": 'Cookie realm="ekp-inspection"'})
 
 
-def _json_body(raw: bytes) -> Any:
+def _body(raw: bytes, kind: type[BodyT]) -> BodyT | None:
     try:
-        return json.loads(raw or b"null")
-    except ValueError:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.DecodeError:  # not JSON, or outside the type's bounds (ValidationError is a DecodeError)
         return None
 
 
@@ -175,10 +198,10 @@ async def verify_code(request: Request) -> Response:
     """JSON {"code": base64 of the scanned Aztec bytes} -> the verdict (and an inspection log entry)."""
     if not _is_json(request):
         return _api_problem(request, 415, "not_json", _("Wyślij JSON (application/json)."))
-    body = _json_body(await request.body())
-    code = body.get("code") if isinstance(body, dict) else None
-    if not isinstance(code, str) or not code or len(code) > MAX_CODE_BASE64:
+    body = _body(await request.body(), VerifyIn)
+    if body is None:
         return _api_problem(request, 400, "no_code", _("Brak pola code (base64) albo jest za długie."))
+    code = body.code
     try:
         raw = base64.b64decode(code.replace("-", "+").replace("_", "/") + "=" * (-len(code) % 4), validate=True)
     except (ValueError, binascii.Error):
@@ -194,25 +217,20 @@ async def log_scans(request: Request) -> Response:
     """The scanner app reports verdicts it reached offline: {"scans": [{"code", "ticket_id", "at"}]}."""
     if not _is_json(request):
         return _api_problem(request, 415, "not_json", _("Wyślij JSON (application/json)."))
-    body = _json_body(await request.body())
-    items = body.get("scans") if isinstance(body, dict) else None
-    if not isinstance(items, list) or len(items) > MAX_LOGGED_SCANS:
+    body = _body(await request.body(), LogIn)
+    if body is None:
         return _api_problem(request, 400, "bad_scans", _("Nieprawidłowa lista skanów."))
     scans: list[tuple[str, int | None, datetime]] = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        verdict, ticket_id, at = item.get("code"), item.get("ticket_id"), item.get("at")
-        if not isinstance(verdict, str) or isinstance(at, bool) or not isinstance(at, int | float):
-            continue
-        if ticket_id is not None and (isinstance(ticket_id, bool) or not isinstance(ticket_id, int)
-                                      or not 0 < ticket_id < 2**31):
-            ticket_id = None
+    for item in body.scans:
+        if isinstance(item, dict) and not (item.get("ticket_id") is None or (
+                type(item["ticket_id"]) is int and 0 < item["ticket_id"] < 2**31)):
+            item = {**item, "ticket_id": None}
         try:
-            moment = datetime.fromtimestamp(at, UTC)
-        except (OverflowError, ValueError, OSError):
+            scan = msgspec.convert(item, ScanIn)
+            moment = datetime.fromtimestamp(scan.at, UTC)
+        except (msgspec.ValidationError, OverflowError, ValueError, OSError):
             continue
-        scans.append((verdict, ticket_id, moment))
+        scans.append((scan.code, scan.ticket_id, moment))
     user = await signed_in_user(request)
     count = await in_transaction(request, service.record_scans, user.id, scans, clock.now())
     return Response({"logged": count})
