@@ -1,6 +1,6 @@
 """Tpay OpenAPI adapter (https://api.tpay.com).
 
-* OAuth2 client credentials (`POST /oauth/auth`) through Authlib's httpx client; the token is cached
+* OAuth2 client credentials (`POST /oauth/auth`) with Authlib's OAuth 2.0 core (ClientAuth, OAuth2Token) over httpx; the token is cached
   and fetched again shortly before it expires (or after a 401).
 * `POST /transactions` with the card group (103) and `cardPaymentData.save`, token charges
   (`POST /transactions` + `POST /transactions/{id}/pay` with `cardPaymentData.token`),
@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import re
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -27,13 +26,12 @@ from urllib.parse import parse_qs
 
 import httpx
 
-import authlib.deprecate  # noqa: F401  - installs its own warning filter first, so ours below wins
-
-with warnings.catch_warnings():
-    # Authlib 1.9 prefers the `httpx2` fork and warns when it falls back to httpx; httpx is what we have.
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=DeprecationWarning)
-    from authlib.integrations.base_client import OAuthError
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
+# Authlib's framework-independent OAuth 2.0 core (client authentication, the token request, the token and its
+# expiry) over our own httpx client: its httpx integration is deprecated in Authlib 1.9 (it wants the `httpx2`
+# fork), and client credentials need nothing more.
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749 import OAuth2Token
+from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from .amounts import grosze_to_json_number, wire_to_grosze
 from .port import (
@@ -358,15 +356,9 @@ class TpayGateway:
             # EKP_TPAY_ROOT_CERT is preferred.
             root_cert_url = x5u_prefix.rstrip("/") + "/tpay-jws-root.pem"
         self._timeout = httpx.Timeout(timeout)
-        self._oauth = AsyncOAuth2Client(
-            client_id=client_id,
-            client_secret=client_secret,
-            token_endpoint=f"{self.api_url}/oauth/auth",
-            token_endpoint_auth_method="client_secret_post",
-            grant_type="client_credentials",
-            timeout=self._timeout,
-            transport=transport,
-        )
+        self._client_auth = ClientAuth(client_id, client_secret, "client_secret_post")
+        self._token_endpoint = f"{self.api_url}/oauth/auth"
+        self._token: OAuth2Token | None = None
         self._plain = httpx.AsyncClient(timeout=self._timeout, transport=transport)
         self._token_lock = asyncio.Lock()
         self._verifier = JwsVerifier(
@@ -390,27 +382,44 @@ class TpayGateway:
             raise ValueError("certificate response too large")
         return response.content
 
-    async def _ensure_token(self, *, force: bool = False) -> None:
+    async def _ensure_token(self, *, force: bool = False) -> str:
+        """The access token (client credentials, `client_secret_post`), fetched again a minute before it expires."""
         async with self._token_lock:
-            if force or not self._oauth.token:
-                await self._oauth.fetch_token()
+            if force or self._token is None or self._token.is_expired(leeway=60):
+                self._token = await self._fetch_token()
+            return str(self._token["access_token"])
+
+    async def _fetch_token(self) -> OAuth2Token:
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        body = prepare_token_request("client_credentials")
+        url, headers, body = self._client_auth.prepare("POST", self._token_endpoint, headers, body)
+        response = await self._plain.post(url, headers=headers, content=body)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code >= 400 or not isinstance(data, dict) or not data.get("access_token"):
+            error = data.get("error") if isinstance(data, dict) else None
+            raise GatewayError("auth", str(error or f"http_{response.status_code}")[:100])
+        return OAuth2Token.from_dict(data)
+
+    async def _authorized(self, method: str, url: str, payload: dict[str, Any] | None) -> httpx.Response:
+        token = await self._ensure_token()
+        return await self._plain.request(method, url, json=payload, headers={"Authorization": f"Bearer {token}"})
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         url = f"{self.api_url}{path}"
         try:
-            await self._ensure_token()
-            response = await self._oauth.request(method, url, json=payload)
+            response = await self._authorized(method, url, payload)
             if response.status_code == 401:
                 await self._ensure_token(force=True)
-                response = await self._oauth.request(method, url, json=payload)
+                response = await self._authorized(method, url, payload)
         except httpx.TimeoutException as exc:
             log.warning("tpay %s %s timed out", method, path)
             raise GatewayTimeout(f"{method} {path} timed out") from exc
         except httpx.HTTPError as exc:
             log.warning("tpay %s %s transport error: %s", method, path, type(exc).__name__)
             raise GatewayError("transport", type(exc).__name__) from exc
-        except OAuthError as exc:
-            raise GatewayError("auth", str(exc.error)) from exc
         try:
             data = response.json()
         except ValueError:
@@ -603,7 +612,6 @@ class TpayGateway:
         return outcome
 
     async def aclose(self) -> None:
-        await self._oauth.aclose()
         await self._plain.aclose()
 
     async def __aenter__(self) -> TpayGateway:

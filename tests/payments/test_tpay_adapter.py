@@ -334,3 +334,17 @@ def test_expired_signing_certificate_is_accepted_like_tpays_client_with_a_warnin
     with caplog.at_level("WARNING", logger="payments.signing"):
         assert check_chain([ca.signer], ca.root, later) == ca.signer
     assert "outside its validity" in caplog.text
+
+
+def test_the_adapter_uses_no_deprecated_authlib_api():
+    """Issue 14: Authlib's OAuth 2.0 core, not its httpx integration (deprecated in Authlib 1.9 for `httpx2`)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+    result = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", "import payments.tpay"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "authlib.integrations" not in (PROJECT_ROOT / "payments" / "tpay.py").read_text(encoding="utf-8")
