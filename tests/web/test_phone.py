@@ -235,3 +235,23 @@ def test_r_tkt_1_nobody_renames_someone_elses_phone(new_browser: Any, users: Any
         assert other.submit("/tickets", {"label": label}, action=f"/tickets/devices/{device.id}/rename").status_code == 404
     assert other.get(f"/tickets/{ticket.id}/devices").status_code == 404
     assert db.one(TicketDevice).label == "Telefon"
+
+
+HTMX_ACTION = re.compile(r"\shx-(get|post|put|patch|delete|trigger|boost)=")
+
+
+def test_pages_without_htmx_actions_do_not_load_htmx(browser: Browser, users: Any, db: Any, client: Any) -> None:
+    """Issue 15, warm LCP < 0.5 s: htmx (52 KB of script run before DOMContentLoaded) only where a page has htmx
+    actions; every page that has one still loads it."""
+    for path in ("/", "/login"):
+        html = client.get(path).text
+        assert "htmx.min.js" not in html and not HTMX_ACTION.search(html), path
+    register = client.get("/register").text  # its fields are checked inline by htmx
+    assert HTMX_ACTION.search(register) and "htmx.min.js" in register
+    user = passenger(browser, users)
+    ticket = make_ticket(db, user, client_code="MK4405140")
+    for path in ("/home", "/account", "/tickets", f"/tickets/{ticket.id}/show", "/purse"):
+        html = browser.get(path).text
+        assert "htmx.min.js" not in html and not HTMX_ACTION.search(html), path
+    cards = browser.get("/cards/add").text
+    assert HTMX_ACTION.search(cards) and "htmx.min.js" in cards
