@@ -34,6 +34,9 @@ const passLink = passRoot && document.querySelector(`a[data-ticket-id="${passRoo
 let pass = null;
 
 async function preparePass() {
+  // No ticket database on this phone (never bound here): nothing to load. (Opening it would create it empty.)
+  if (!window.indexedDB) return;
+  if (indexedDB.databases && !(await indexedDB.databases()).some((db) => db.name === "ekp-tickets")) return;
   const { TicketPass, warmUpWriter } = await import("./ticket-pass.js");
   const candidate = new TicketPass(passRoot);
   if (!(await candidate.load())) return;
@@ -50,7 +53,7 @@ function openPass() {
   window.scrollTo(0, 0);
   document.title = `${passRoot.querySelector("h1").textContent} · ${document.title.split(" · ").pop()}`;
   pass.show();
-  if (navigator.onLine) pass.refreshRecord();
+  if (navigator.onLine) setTimeout(() => pass.refreshRecord(), 1000);  // after the code is drawn
 }
 
 function closePass() {

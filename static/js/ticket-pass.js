@@ -193,11 +193,15 @@ export class TicketPass {
     this.codeBox.hidden = false;
     if (this.root.classList.contains("pass-bright")) document.documentElement.classList.add("pass-bright-page");
     if (!this.timer) {
-      this.tick();  // signs and draws now: the code is on the next frame
+      // Signs and draws now; the rest waits until the code is on the screen.
       this.timer = setInterval(() => this.tick(), 250);
+      this.tick().finally(() => {
+        this.keepAwake();
+        this.warmOfflineCache();
+      });
+    } else {
+      this.keepAwake();
     }
-    this.keepAwake();
-    this.warmOfflineCache();
     if (this.watching) return;
     this.watching = true;
     document.addEventListener("visibilitychange", () => {
