@@ -72,8 +72,9 @@ if (passRoot && homeRoot && passLink) {
     openPass();
   });
   window.addEventListener("popstate", (event) => {
-    if (event.state && event.state.ekpPass && pass) openPass();
-    else closePass();
+    if (!(event.state && event.state.ekpPass)) closePass();
+    else if (pass) openPass();
+    else location.reload();  // the view's URL without the view ready: the ticket page itself
   });
   const idle = window.requestIdleCallback || ((run) => setTimeout(run, 200));
   idle(() => preparePass().catch((error) => console.warn("the ticket view is not ready", error)), { timeout: 2000 });
