@@ -105,6 +105,46 @@ def test_installed_app_started_offline_reaches_the_ticket_and_shows_a_valid_code
         page.context.set_offline(False)
 
 
+def test_a_bound_phone_shows_the_code_from_home_without_loading_a_page(page: Page, live_server: Any) -> None:
+    """Issue 15, a tap to a scannable code in < 300 ms: once this phone holds the ticket, the start page's button
+    shows the code in place (no page load) at the ticket page's URL; back closes it; that URL opens the page."""
+    email = make_account(live_server, "passenger")
+    ticket_id = make_mobile_ticket(live_server, email)
+    log_in(page, email)
+    page.goto(f"/tickets/{ticket_id}/show")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.get_by_role("button", name="Przypisz bilet do tego telefonu").tap()
+    wait_for_new_code(page)
+
+    page.goto("/home")
+    wait_until(page, "() => document.getElementById('home-pass').dataset.ready === 'yes'")
+    page.evaluate("window.ekpSamePage = true")  # gone if the tap loaded another page
+    page.get_by_test_id("home-ticket").get_by_role("link", name="Pokaż bilet do kontroli").tap()
+    expect(page).to_have_url(re.compile(rf"/tickets/{ticket_id}/show$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pokaż bilet do kontroli")
+    expect(page.get_by_test_id("home-ticket")).to_be_hidden()
+    assert_code_verifies(page, live_server)
+    assert page.evaluate("window.ekpSamePage === true")
+    page.evaluate("window.scrollTo(0, 0)")
+    for part in ("#aztec", "#pass-clock", "#pass-countdown"):  # above the fold at 360x800
+        box = page.locator(part).bounding_box()
+        assert box and box["y"] + box["height"] <= 800, (part, box)
+    page.get_by_role("button", name="Jasny ekran").tap()
+    expect(page.locator("#home-pass")).to_have_class(re.compile(r"pass-bright"))
+
+    page.go_back()  # back closes the code and the bright screen
+    expect(page).to_have_url(re.compile(r"/home$"))
+    expect(page.get_by_test_id("home-ticket")).to_be_visible()
+    expect(page.locator("#home-pass")).to_be_hidden()
+    assert page.evaluate("!document.documentElement.classList.contains('pass-bright-page') && window.ekpSamePage")
+
+    page.go_forward()
+    expect(page.locator("#home-pass")).to_be_visible()
+    page.reload()  # the view's URL is the ticket page itself
+    expect(page.locator("#pass-devices .this-phone")).to_be_visible()
+    assert_code_verifies(page, live_server)
+
+
 def test_bottom_tab_bar_on_every_passenger_page(page: Page, live_server: Any) -> None:
     email = make_account(live_server, "passenger")
     log_in(page, email)

@@ -5,10 +5,15 @@ export const WRITER_WASM = "/static/vendor/zxing/writer/zxing_writer.wasm";
 export const QUIET_ZONE_MODULES = 2;
 export const EC_LEVEL = "23";
 
-prepareZXingModule({
-  overrides: { locateFile: (path, prefix) => (path.endsWith(".wasm") ? WRITER_WASM : prefix + path) },
-  fireImmediately: false,
-});
+const OVERRIDES = { locateFile: (path, prefix) => (path.endsWith(".wasm") ? WRITER_WASM : prefix + path) };
+
+prepareZXingModule({ overrides: OVERRIDES, fireImmediately: false });
+
+/** Fetch, compile and instantiate the writer's wasm now (e.g. while the start page is idle), so the first code
+ * is drawn without waiting for it. The same module is used by drawAztec afterwards. */
+export function warmUpWriter() {
+  return prepareZXingModule({ overrides: OVERRIDES, fireImmediately: true });
+}
 
 /** The module matrix of an Aztec code for `bytes`: {width, height, dark(x, y)}. */
 export async function aztecModules(bytes) {

@@ -77,12 +77,38 @@ def test_home_shows_the_active_ticket_with_one_tap_to_the_code_and_the_purse(bro
     assert "Stan z " + clock.to_local(clock.now()).strftime("%d.%m.%Y") in text  # when it was last updated
 
 
+def test_home_carries_the_ticket_view_so_a_tap_shows_the_code_without_loading_a_page(browser: Browser, users: Any,
+                                                                                     db: Any) -> None:
+    """Issue 15, a tap to a scannable code in < 300 ms: the start page holds the ticket's code view (hidden; home.js
+    shows it in place at the ticket page's URL when this phone holds the ticket), with the ticket page's code,
+    clock, countdown, brightness and full-screen controls and the refresh of the record, not the phones' list."""
+    user = passenger(browser, users)
+    ticket = make_ticket(db, user, client_code="MK4405140")
+    html = browser.get("/home").text
+    view = re.search(r'<section class="panel ticket-pass home-pass" id="home-pass" hidden[^>]*>(.*?)</section>', html,
+                     re.DOTALL)
+    assert view, "no in-page ticket view on the start page"
+    assert f'data-ticket-id="{ticket.id}"' in view.group(0)
+    assert f'data-refresh-url="/tickets/{ticket.id}/devices/refresh"' in view.group(0)
+    assert 'data-refresh-seconds="30"' in view.group(0) and 'data-csrf="' in view.group(0)
+    for part in ('id="aztec"', 'id="pass-clock"', 'id="pass-countdown"', 'id="pass-bright"', 'id="pass-fullscreen"',
+                 'id="pass-status"', 'id="pass-texts"'):
+        assert view.group(1).count(part) == 1, part
+    assert "Pokaż bilet do kontroli" in page_text(view.group(1)) and "MK4405140" in view.group(1)
+    assert f'href="/tickets/{ticket.id}/show" data-offline-ticket data-ticket-id="{ticket.id}"' in html
+    assert html.count('id="aztec"') == 1  # one code per page
+    # The ticket page (the manifest's shortcut and a reload of the view's URL) still draws the same code.
+    show = browser.get(f"/tickets/{ticket.id}/show").text
+    assert 'id="aztec"' in show and 'id="pass-bind"' in show and "ticket-show.js" in show
+
+
 def test_home_of_a_plastic_card_ticket_says_the_card_is_read_by_a_reader(browser: Browser, users: Any, db: Any) -> None:
     user = passenger(browser, users)
     make_ticket(db, user, carrier_type="KKM", client_code="100200300")
     text = page_text(browser.get("/home").text)
     assert "Pokaż bilet do kontroli" not in text
     assert "podaj kartę, kontroler sprawdzi ją czytnikiem" in text
+    assert 'id="home-pass"' not in browser.get("/home").text  # no code to show, no code view
 
 
 def test_home_points_out_an_expiring_resident_status(browser: Browser, users: Any, db: Any) -> None:
@@ -209,3 +235,23 @@ def test_r_tkt_1_nobody_renames_someone_elses_phone(new_browser: Any, users: Any
         assert other.submit("/tickets", {"label": label}, action=f"/tickets/devices/{device.id}/rename").status_code == 404
     assert other.get(f"/tickets/{ticket.id}/devices").status_code == 404
     assert db.one(TicketDevice).label == "Telefon"
+
+
+HTMX_ACTION = re.compile(r"\shx-(get|post|put|patch|delete|trigger|boost)=")
+
+
+def test_pages_without_htmx_actions_do_not_load_htmx(browser: Browser, users: Any, db: Any, client: Any) -> None:
+    """Issue 15, warm LCP < 0.5 s: htmx (52 KB of script run before DOMContentLoaded) only where a page has htmx
+    actions; every page that has one still loads it."""
+    for path in ("/", "/login"):
+        html = client.get(path).text
+        assert "htmx.min.js" not in html and not HTMX_ACTION.search(html), path
+    register = client.get("/register").text  # its fields are checked inline by htmx
+    assert HTMX_ACTION.search(register) and "htmx.min.js" in register
+    user = passenger(browser, users)
+    ticket = make_ticket(db, user, client_code="MK4405140")
+    for path in ("/home", "/account", "/tickets", f"/tickets/{ticket.id}/show", "/purse"):
+        html = browser.get(path).text
+        assert "htmx.min.js" not in html and not HTMX_ACTION.search(html), path
+    cards = browser.get("/cards/add").text
+    assert HTMX_ACTION.search(cards) and "htmx.min.js" in cards

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Request, Router, get, post
 from litestar.response import File, Response, Template
 
+from domain import ticket_record as tr
 from domain.tariff_5p1 import period_in_force
 from web import clock, i18n
 from web.billing import billing_policy
@@ -35,7 +36,8 @@ async def start(request: Request) -> Template:
     if user.role == "passenger":
         view = await in_transaction(request, home_service.home, user.id, clock.today(), billing_policy(settings_of(request)))
     response = await page(request, "home/start.html", view=view, updated_at=clock.now(), today=clock.today(),
-                          state_text=ticket_texts.state_text, product_name=ticket_texts.product_name)
+                          state_text=ticket_texts.state_text, product_name=ticket_texts.product_name,
+                          refresh_seconds=tr.REFRESH_SECONDS, freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS)
     response.headers.update(offline_headers(request, user))
     return response
 
