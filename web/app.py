@@ -7,7 +7,7 @@ import hashlib
 import logging
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from litestar import Litestar, Request
@@ -21,7 +21,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.response import Redirect, Response, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from sqlalchemy.engine import Engine
 
 from web import clock, i18n, jobs
@@ -371,7 +371,7 @@ class _RouteMetrics(PrometheusMiddleware):
         if scope["type"] != "http" or config.labels or config.exemplars:
             await super().__call__(scope, receive, send)
             return
-        method = scope["method"]
+        method = cast("HTTPScope", scope)["method"]
         if config.excluded_http_methods and method in config.excluded_http_methods:
             await self.app(scope, receive, send)
             return

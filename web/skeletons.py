@@ -152,10 +152,10 @@ def skeleton_page(
     language = i18n.current_language.get()
     key = (template_name, language, id(settings), request.scope.get("path", ""), shape)
     now = time.monotonic()
-    skeleton = _skeletons.get(key, False)
-    if skeleton is None:
+    if key in _skeletons and _skeletons[key] is None:  # this shape's template cannot be a skeleton
         return None
-    if skeleton is False or skeleton.expires <= now or skeleton.settings is not settings:  # type: ignore[union-attr]
+    skeleton = _skeletons.get(key)
+    if skeleton is None or skeleton.expires <= now or skeleton.settings is not settings:
         skeleton = _render_skeleton(request, template_name, settings, context)
         if len(_skeletons) >= MAX_ENTRIES:
             _skeletons.clear()
@@ -170,7 +170,7 @@ def skeleton_page(
     # Litestar's Template response builds csrf_input with html.escape
     filled[CSRF_INPUT] = f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}" />'
     try:
-        body = skeleton.fill(filled)  # type: ignore[union-attr]
+        body = skeleton.fill(filled)
     except KeyError:  # a slot without a value: never leave a marker in a page
         return None
     return Response(content=body.encode(), status_code=status_code, media_type=MediaType.HTML)
