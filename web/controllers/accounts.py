@@ -53,6 +53,7 @@ from web.models import User
 from web.protect import decrypt_pesel
 from web.controllers.twofactor import start_second_step
 from web.services import accounts as service
+from web.skeletons import StandIn, skeleton_page
 from web.sessions import SESSION_REMEMBER
 
 FORM_FIELDS = ["first_name", "last_name", "pesel", "birth_date", "email", "email_repeat"]
@@ -184,8 +185,12 @@ async def activate_resend_page(request: Request) -> Template:
 async def login_page(request: Request) -> Template | Response:
     if await current_user(request):
         return redirect("/home")
-    return await page(request, "accounts/login.html", values={}, errors={},
-                      next=safe_next(request.query_params.get("next"), ""))
+    next_path = safe_next(request.query_params.get("next"), "")
+    fast = skeleton_page(request, "accounts/login.html", shape=(), values={"next": next_path},
+                         context=lambda slots: {"user": None, "values": {}, "errors": {}, "next": slots.next})
+    if fast is not None:  # the page's skeleton (web.skeletons), the `next` path and the CSRF token filled in
+        return fast
+    return await page(request, "accounts/login.html", values={}, errors={}, next=next_path)
 
 
 @post("/login")
@@ -318,9 +323,19 @@ def _account_view(request: Request, user: User) -> dict[str, str | None]:
 
 
 @get("/account", guards=[requires_login])
-async def account_page(request: Request) -> Template:
+async def account_page(request: Request) -> Template | Response:
     user = await signed_in_user(request)
     view = _account_view(request, user)
+    masked = view["masked_pesel"]
+    if masked:  # the common case, from the page's skeleton (web.skeletons); the date-of-birth variant is rare
+        fast = skeleton_page(
+            request, "accounts/account.html", shape=(user.role,),
+            values={"full_name": user.full_name, "email": user.email, "masked_pesel": masked},
+            context=lambda slots: {
+                "user": StandIn("user", role=user.role, full_name=slots.full_name, email=slots.email),
+                "masked_pesel": slots.masked_pesel, "errors": {}})
+        if fast is not None:
+            return fast
     return await page(request, "accounts/account.html", errors={}, **view)
 
 
