@@ -7,8 +7,8 @@ run at once on SQLite or PostgreSQL and a month is never charged twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timezone
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -36,7 +36,7 @@ from web.tariffs import tariff_5p1
 
 OPEN_STATUSES = [s.value for s in SubscriptionStatus if s.is_open]
 PURPOSE = "5p1_month"
-PAYER_CANCELLED = frozenset({"cancelled", "canceled"})  # gateway error codes of a payment the payer cancelled
+PAYER_CANCELLED = rules.PAYER_CANCELLED  # gateway error codes of a payment the payer cancelled (R-5P1-6)
 
 
 def billing_policy(settings) -> BillingPolicy:
@@ -369,10 +369,7 @@ def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_recor
         if outcome.status == "paid":
             if outcome.card_token:
                 card_now[row.id] = (outcome.card_token, outcome.card_brand, outcome.card_last4, outcome.card_expiry)
-            # A payment for an attempt other than the month's current one still pays the month.
-            if dmonth.state in (MonthState.FAILED, MonthState.DUE):
-                dmonth = replace(dmonth, state=MonthState.CHARGING)
-            decision = rules.on_charge_succeeded(sub, dmonth, today)
+            decision = rules.on_payment_arrived(sub, dmonth, today)
             if decision.duplicate or decision.refund:
                 settled.append(payment_records.Settled(refund=True))
                 continue
@@ -383,9 +380,7 @@ def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_recor
                                 "valid_from": month.starts_on, "valid_until": month.ends_on, "price": month.price,
                                 "revoked_at": None, "created_at": now})
         else:
-            retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
-            decision = rules.on_charge_failed(sub, dmonth, today, policy, retryable=retryable,
-                                              cancelled_by_payer=outcome.error_code in PAYER_CANCELLED)
+            decision = rules.on_charge_declined(sub, dmonth, today, policy, outcome.error_code)
             if decision.duplicate:
                 settled.append(payment_records.Settled())
                 continue
@@ -441,10 +436,7 @@ def _settle(session: Session, settings, today: date, outcome: payment_records.Ou
         if outcome.card_token:
             row.card_token, row.card_brand = outcome.card_token, outcome.card_brand
             row.card_last4, row.card_expiry = outcome.card_last4, outcome.card_expiry
-        # A payment for an attempt other than the month's current one still pays the month.
-        if dmonth.state in (MonthState.FAILED, MonthState.DUE):
-            dmonth = replace(dmonth, state=MonthState.CHARGING)
-        decision = rules.on_charge_succeeded(sub, dmonth, today)
+        decision = rules.on_payment_arrived(sub, dmonth, today)
         if decision.duplicate or decision.refund:
             return payment_records.Settled(refund=True)
         _store(session, row, decision, [month])
@@ -452,9 +444,7 @@ def _settle(session: Session, settings, today: date, outcome: payment_records.Ou
             _issue_ticket(session, row, month, tickets)
         _notify(session, settings, row, decision.notices, month)
         return payment_records.Settled()
-    retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
-    decision = rules.on_charge_failed(sub, dmonth, today, billing_policy(settings), retryable=retryable,
-                                      cancelled_by_payer=outcome.error_code in PAYER_CANCELLED)
+    decision = rules.on_charge_declined(sub, dmonth, today, billing_policy(settings), outcome.error_code)
     if not decision.duplicate:
         _store(session, row, decision, [month])
         _notify(session, settings, row, decision.notices, month)
@@ -714,10 +704,3 @@ def stuck_token_charges(session: Session, older_than_seconds: int = 300) -> list
         result.append(ChargeToMake(payment.reference, row.card_token, payment.amount, _description(row, month),  # type: ignore[arg-type]
                                    user.email, user.full_name, payment.gateway_transaction_id))
     return result
-
-
-def ticket_validity_utc(day_from: date, day_until: date) -> tuple[datetime, datetime]:
-    """A ticket valid on Warsaw calendar days [from, until] as UTC instants [start, end)."""
-    start = datetime.combine(day_from, time.min, tzinfo=clock.WARSAW).astimezone(timezone.utc)
-    end = datetime.combine(day_until, time.max, tzinfo=clock.WARSAW).astimezone(timezone.utc)
-    return start, end
