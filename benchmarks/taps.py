@@ -16,9 +16,10 @@ Run: .venv/bin/python benchmarks/taps.py [--concurrency 16] [--duration 10] [--c
 Target (issue 7): at least 1,000 taps/s with p99 under 50 ms.
 
 Where a tap's CPU goes (shared 2-core machine, load average 2-3 from other work, 16 clients, 1 worker; medians;
-`--breakdown` measures the first four rows in process, the HTTP run the last ones). PostgreSQL taps run on the
-event loop on asynchronous psycopg connections (web/services/taps_on_loop.py); SQLite taps on the event loop
-when no other writer is at work, else in a worker thread:
+`--breakdown` measures the first four rows in process, the HTTP run the last ones). Taps run on the event loop
+(web/services/taps_on_loop.py, the one path since issue 14): on PostgreSQL on asynchronous psycopg connections,
+on SQLite synchronously, one at a time, waiting asynchronously when another writer is at work (before issue 14
+SQLite taps went to a worker thread then, which is what the 'worker threads' figure below measured):
 
                                                   SQLite            PostgreSQL
     the tap's transaction (service)               0.27-0.37 ms      0.40 ms        (before: 0.47-0.54 / 0.72)
@@ -279,13 +280,8 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
             body = json.loads(request(index))
             return purse.Tap(body["event_id"], datetime.now(UTC), body["card_number"], body["vehicle_id"], body["stop_id"])
 
-        def service_tap(index: int) -> None:
-            tap = tap_of(index)
-            if purse.tap_if_free(engine, credentials[index], tap) is None:
-                purse.tap_with_credential(engine, credentials[index], tap)
-
-        async def service_taps_on_loop(count: int) -> None:  # PostgreSQL: the app's path, one tap after another
-            pool = taps_on_loop.TapConnections(engine)
+        async def service_taps_on_loop(count: int) -> None:  # the app's one path, one tap after another
+            pool = taps_on_loop.tap_connections(engine)
             try:
                 for i in range(count):
                     await taps_on_loop.tap_with_credential(pool, credentials[i % clients], tap_of(i % clients))
@@ -293,11 +289,7 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
                 await pool.close()
 
         def service_layer() -> None:
-            if engine.dialect.name == "postgresql":
-                run_async(service_taps_on_loop(taps))
-            else:
-                for i in range(taps):
-                    service_tap(i % clients)
+            run_async(service_taps_on_loop(taps))
 
         async def asgi_tap(index: int) -> None:
             payload = request(index)
@@ -340,18 +332,16 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
 
         @contextlib.contextmanager
         def service_answers_constant() -> Any:
-            saved = purse.tap_if_free, purse.tap_with_credential, taps_on_loop.tap_with_credential
+            saved = taps_on_loop.tap_with_credential
 
             async def constant_on_loop(*_a: Any) -> Any:
                 return constant
 
-            purse.tap_if_free = lambda *_a: constant  # type: ignore[assignment]
-            purse.tap_with_credential = lambda *_a: constant  # type: ignore[assignment]
             taps_on_loop.tap_with_credential = constant_on_loop  # type: ignore[assignment]
             try:
                 yield
             finally:
-                purse.tap_if_free, purse.tap_with_credential, taps_on_loop.tap_with_credential = saved
+                taps_on_loop.tap_with_credential = saved
 
         def framework_only() -> None:
             with service_answers_constant():

@@ -7,7 +7,7 @@ as machine codes (`ApplicationProblem`, `DepositKept`) that the web layer transl
 Readings of the operator's rules made here (the seed is silent or ambiguous):
 - "15 business days of the application": counted from the day after the application date
   (Civil Code art. 111 §2), so the card is due on the 15th business day after it. Business days
-  are Monday..Friday that are not statutory public holidays (`polish_public_holidays`).
+  are Monday..Friday that are not statutory public holidays (`domain.public_holidays`).
 - Collection: the 30 calendar days run from the application date, as the Polish seed says
   twice ("30 dni kalendarzowych od daty złożenia wniosku"); RULES.md does not say from when.
   A deadline whose last day falls on a Saturday, Sunday or public holiday ends on
@@ -38,13 +38,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from typing import NamedTuple
-
-import holidays
 
 from domain.ledger import BalanceMovedIn, BalanceMovedOut, BalancePaidOut, FundsForfeited, LedgerEntry, entries_for
 from domain.money import Grosze
+from domain.public_holidays import polish_public_holidays
 from domain.purse import CardKind, CardState, PurseCard, RegisteredFare, card_validity, may_apply_for_personal_card
 
 # --------------------------------------------------------------------------- tariff data
@@ -406,75 +404,9 @@ def give_up_card(
 # --------------------------------------------------------------------------- calendar
 
 
-class Holiday(StrEnum):
-    """Polish statutory public holidays (ustawa o dniach wolnych od pracy, art. 1)."""
-
-    NEW_YEAR = "new_year"  # 1 I
-    EPIPHANY = "epiphany"  # 6 I, since 2011
-    EASTER_SUNDAY = "easter_sunday"
-    EASTER_MONDAY = "easter_monday"
-    LABOUR_DAY = "labour_day"  # 1 V
-    CONSTITUTION_DAY = "constitution_day"  # 3 V
-    PENTECOST = "pentecost"  # Zielone Świątki, 7th Sunday after Easter
-    CORPUS_CHRISTI = "corpus_christi"  # Boże Ciało, Easter + 60 days
-    ASSUMPTION = "assumption"  # 15 VIII
-    ALL_SAINTS = "all_saints"  # 1 XI
-    INDEPENDENCE_DAY = "independence_day"  # 11 XI
-    CHRISTMAS_EVE = "christmas_eve"  # 24 XII, since 2025
-    CHRISTMAS = "christmas"  # 25 XII
-    SECOND_DAY_OF_CHRISTMAS = "second_day_of_christmas"  # 26 XII
-
-
-def easter_sunday(year: int) -> date:
-    """Western (Gregorian) Easter Sunday: the anonymous Gregorian algorithm (Meeus/Jones/Butcher)."""
-    a = year % 19
-    b, c = divmod(year, 100)
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    l = (32 + 2 * e + 2 * i - h - k) % 7  # noqa: E741 - the algorithm's own name
-    m = (a + 11 * h + 22 * l) // 451
-    month, day = divmod(h + l - 7 * m + 114, 31)
-    return date(year, month, day + 1)
-
-
-@lru_cache(maxsize=256)
-def polish_public_holidays(year: int) -> dict[date, Holiday]:
-    """Every statutory public holiday of `year` (the dict is cached: do not modify it)."""
-    easter = easter_sunday(year)
-    days = {
-        date(year, 1, 1): Holiday.NEW_YEAR,
-        easter: Holiday.EASTER_SUNDAY,
-        easter + timedelta(days=1): Holiday.EASTER_MONDAY,
-        date(year, 5, 1): Holiday.LABOUR_DAY,
-        date(year, 5, 3): Holiday.CONSTITUTION_DAY,
-        easter + timedelta(days=49): Holiday.PENTECOST,
-        easter + timedelta(days=60): Holiday.CORPUS_CHRISTI,
-        date(year, 8, 15): Holiday.ASSUMPTION,
-        date(year, 11, 1): Holiday.ALL_SAINTS,
-        date(year, 11, 11): Holiday.INDEPENDENCE_DAY,
-        date(year, 12, 25): Holiday.CHRISTMAS,
-        date(year, 12, 26): Holiday.SECOND_DAY_OF_CHRISTMAS,
-    }
-    if year >= 2011:
-        days[date(year, 1, 6)] = Holiday.EPIPHANY
-    if year >= 2025:
-        days[date(year, 12, 24)] = Holiday.CHRISTMAS_EVE
-    return dict(sorted(days.items()))
-
-
-@lru_cache(maxsize=None)  # one small set per year asked about
-def _statutory_holidays(year: int) -> frozenset[date]:
-    """Polish public holidays of `year` from the `holidays` package (the maintained calendar; it agrees with
-    `polish_public_holidays`, checked by the tests, 24 December included from 2025)."""
-    return frozenset(holidays.country_holidays("PL", years=year))
-
-
 def is_business_day(day: date) -> bool:
-    """Monday..Friday and not a public holiday (`holidays.Poland`)."""
-    return day.weekday() < 5 and day not in _statutory_holidays(day.year)
+    """Monday..Friday and not a public holiday (`domain.public_holidays`, the `holidays` package)."""
+    return day.weekday() < 5 and day not in polish_public_holidays(day.year)
 
 
 def next_business_day(day: date) -> date:

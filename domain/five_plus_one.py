@@ -63,7 +63,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from enum import StrEnum
 
 from domain.carriers import LinkedCard, ResidentStatusState
@@ -637,6 +637,43 @@ def on_charge_succeeded(sub: Subscription, month: SubscriptionMonth, today: date
         notices=(notice,),
         issue_ticket_for=paid,
     )
+
+
+def on_payment_arrived(sub: Subscription, month: SubscriptionMonth, today: date) -> Decision:
+    """R-PAY-1: a paid outcome for `month`, whichever attempt it was for. A payment of another attempt than the
+    month's current one (an earlier hosted payment completed late, a retry's answer after a newer attempt began)
+    still pays the month: a month FAILED or DUE is taken as CHARGING; then `on_charge_succeeded`."""
+    if month.state in (MonthState.FAILED, MonthState.DUE):
+        month = replace(month, state=MonthState.CHARGING)
+    return on_charge_succeeded(sub, month, today)
+
+
+# R-5P1-6: gateway error codes of a declined charge that no automatic retry can fix (the saved card is gone or
+# expired: the passenger must pay on the payment page), and of a payment the payer cancelled there.
+NOT_RETRYABLE_DECLINES = frozenset({"token_expired", "token_removed", "card_expired"})
+PAYER_CANCELLED = frozenset({"cancelled", "canceled"})
+
+
+def payer_cancelled(error_code: str | None) -> bool:
+    """The payer cancelled the payment on the payment page (they know: nobody mails them it failed)."""
+    return error_code in PAYER_CANCELLED
+
+
+def on_charge_declined(sub: Subscription, month: SubscriptionMonth, today: date, policy: BillingPolicy,
+                       error_code: str | None) -> Decision:
+    """R-5P1-6: `on_charge_failed` for a decline with the gateway's error code: retried automatically unless no
+    retry can fix it (`NOT_RETRYABLE_DECLINES`); not mailed about when the payer cancelled (`PAYER_CANCELLED`)."""
+    return on_charge_failed(sub, month, today, policy, retryable=error_code not in NOT_RETRYABLE_DECLINES,
+                            cancelled_by_payer=payer_cancelled(error_code))
+
+
+def ticket_validity(valid_from: date, valid_until: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """R-5P1-3: a monthly ticket valid on the local calendar days [valid_from, valid_until] is valid from midnight
+    at the start of its first day to midnight after its last (half-open [start, end), aware UTC instants; a
+    clock change in between is real time, so the days keep their local midnights)."""
+    start = datetime.combine(valid_from, time.min, tzinfo=zone).astimezone(timezone.utc)
+    end = datetime.combine(valid_until + ONE_DAY, time.min, tzinfo=zone).astimezone(timezone.utc)
+    return start, end
 
 
 def on_charge_failed(

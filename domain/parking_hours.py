@@ -19,10 +19,8 @@ Readings made here (documented, configurable in the tariff):
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from functools import lru_cache
 
-import holidays
-
+from domain.public_holidays import polish_public_holidays
 from domain.purse_tariff import ParkingTariff
 
 # How far ahead a purchase may carry: a zone with no paid day in this many days sells nothing.
@@ -42,12 +40,6 @@ def _at(day: date, minute_of_day: int, zone: tzinfo | None) -> datetime:
     """Local wall-clock time `minute_of_day` minutes after midnight of `day` (1440 = the next midnight)."""
     extra, minute = divmod(minute_of_day, 1440)
     return datetime.combine(day + timedelta(days=extra), time(minute // 60, minute % 60), tzinfo=zone)
-
-
-@lru_cache(maxsize=256)
-def polish_public_holidays(year: int) -> frozenset[date]:
-    """Poland's statutory public holidays of `year` (days free from work), from the `holidays` calendar."""
-    return frozenset(holidays.country_holidays("PL", years=year))
 
 
 def is_paid_day(day: date, tariff: ParkingTariff) -> bool:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,8 +36,12 @@ from domain.five_plus_one import (
     month_period,
     month_start,
     months_due_for_charge,
+    on_charge_declined,
     on_charge_failed,
     on_charge_succeeded,
+    on_payment_arrived,
+    payer_cancelled,
+    ticket_validity,
     plan_next_month,
     plus_one_earned,
     review,
@@ -738,3 +742,62 @@ def test_billing_policy_rejects_nonsense():
                    {"late_charge_grace_days": -1}):  # fmt: skip
         with pytest.raises(ValueError):
             BillingPolicy(**kwargs)
+
+
+# --------------------------------------------------------------------------- rules that lived in web/ (issue 14)
+
+
+def _charging_renewal() -> tuple[Subscription, SubscriptionMonth]:
+    sub = Subscription(variant=TicketVariant.NORMAL, first_day=D(2025, 3, 10), auto_renew=True,
+                       status=SubscriptionStatus.ACTIVE)
+    month = SubscriptionMonth(cycle=1, index=2, starts_on=D(2025, 4, 10), ends_on=D(2025, 5, 9), price=8_900,
+                              state=MonthState.CHARGING, attempts=1)
+    return sub, month
+
+
+@pytest.mark.parametrize("code", ["token_expired", "token_removed", "card_expired"])
+def test_r_5p1_6_a_decline_no_retry_can_fix_is_not_retried(code):
+    sub, month = _charging_renewal()
+    decision = on_charge_declined(sub, month, D(2025, 4, 7), BillingPolicy(), code)
+    [failed] = decision.months
+    assert failed.state is MonthState.FAILED and failed.next_attempt_on is None
+    assert decision.notices == (Notice.CHARGE_FAILED_NO_RETRY,)
+
+
+@pytest.mark.parametrize("code", [None, "", "insufficient_funds", "do_not_honor", "timeout"])
+def test_r_5p1_6_any_other_decline_is_retried(code):
+    sub, month = _charging_renewal()
+    decision = on_charge_declined(sub, month, D(2025, 4, 7), BillingPolicy(), code)
+    assert decision == on_charge_failed(sub, month, D(2025, 4, 7), BillingPolicy(), retryable=True)
+    assert decision.months[0].next_attempt_on == D(2025, 4, 8)
+
+
+@pytest.mark.parametrize("code", ["cancelled", "canceled"])
+def test_r_5p1_6_a_payment_the_payer_cancelled_is_not_mailed_as_failed(code):
+    sub, month = _charging_renewal()
+    first = replace(sub, status=SubscriptionStatus.PENDING_FIRST_PAYMENT)
+    month = replace(month, index=1, starts_on=D(2025, 3, 10), ends_on=D(2025, 4, 9))
+    decision = on_charge_declined(first, month, D(2025, 3, 9), BillingPolicy(), code)
+    assert decision.months[0].state is MonthState.FAILED and decision.notices == ()
+    assert payer_cancelled(code) and not payer_cancelled("insufficient_funds") and not payer_cancelled(None)
+
+
+@pytest.mark.parametrize("state", [MonthState.FAILED, MonthState.DUE])
+def test_r_pay_1_a_payment_of_another_attempt_still_pays_the_month(state):
+    sub, month = _charging_renewal()
+    decision = on_payment_arrived(sub, replace(month, state=state), D(2025, 4, 7))
+    assert decision.months[0].state is MonthState.PAID and decision.issue_ticket_for is not None
+    assert on_payment_arrived(sub, month, D(2025, 4, 7)) == on_charge_succeeded(sub, month, D(2025, 4, 7))
+    paid = decision.months[0]
+    assert on_payment_arrived(sub, paid, D(2025, 4, 8)).duplicate  # a second payment: refunded by the caller
+
+
+def test_r_5p1_3_a_ticket_is_valid_from_its_first_days_midnight_to_the_midnight_after_its_last_day():
+    from zoneinfo import ZoneInfo
+
+    warsaw = ZoneInfo("Europe/Warsaw")
+    start, end = ticket_validity(D(2026, 3, 10), D(2026, 4, 9), warsaw)  # across the spring clock change
+    assert start == datetime(2026, 3, 9, 23, 0, tzinfo=UTC)
+    assert end == datetime(2026, 4, 9, 22, 0, tzinfo=UTC)  # 10 April 00:00 summer time
+    start, end = ticket_validity(D(2026, 10, 10), D(2026, 11, 9), warsaw)
+    assert (start, end) == (datetime(2026, 10, 9, 22, 0, tzinfo=UTC), datetime(2026, 11, 9, 23, 0, tzinfo=UTC))

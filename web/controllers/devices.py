@@ -9,19 +9,19 @@ device's display shows; errors are JSON with a Polish `detail`.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
-import anyio
 from litestar import Request, Response, Router, post
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 from sqlalchemy.exc import IntegrityError
 
-from web import clock, i18n
+from web import clock
 from web.http import api_problem, in_transaction
 from web.observe import count_taps
 from web.messages import message
@@ -178,10 +178,10 @@ async def _run(request: Request, kind: str, use_case: Any, *args: Any) -> tuple[
         raise DeviceProblem(problem.status, f"purse.device.{problem.code}") from None
 
 
-def _tap_connections(request: Request) -> taps_on_loop.TapConnections:
-    """The app's pool of asynchronous connections for taps (PostgreSQL), made on first use; closed at shutdown."""
+def tap_connections(request: Request) -> taps_on_loop.TapConnections:
+    """The app's connections for taps (`taps_on_loop`), made on first use on this event loop; closed at shutdown."""
     pool = getattr(request.app.state, "tap_connections", None)
-    fresh = taps_on_loop.TapConnections(request.app.state.engine) if pool is None else pool.for_this_loop()
+    fresh = taps_on_loop.tap_connections(request.app.state.engine) if pool is None else pool.for_this_loop()
     if fresh is not pool:
         request.app.state.tap_connections = fresh
     return fresh
@@ -191,51 +191,23 @@ TapResult = tuple[dict[str, Any], bool] | service.TapProblem
 
 
 async def _run_taps(request: Request, taps: list[service.Tap]) -> list[TapResult]:
-    """Validator taps, each in its own transaction, in the order given; a tap refused as a whole (R-VAL-7,
-    R-VAL-8) gives its `service.TapProblem` in its place and the others go on. On PostgreSQL on the event loop
-    with asynchronous connections (`taps_on_loop`); on SQLite a single tap runs on the event loop when no other
-    writer is at work (`service.tap_if_free`, which never waits), else the taps go to a worker thread in one
-    hop (`service.tap_with_credential`)."""
+    """Validator taps, each in its own transaction, in the order given, on the event loop (`taps_on_loop`, the one
+    way a tap is booked); a tap refused as a whole (R-VAL-7, R-VAL-8) gives its `service.TapProblem` in its place
+    and the others go on."""
     credential = _credential(request)
-    engine = request.app.state.engine
+    pool = tap_connections(request)
     results: list[TapResult] = []
-    if engine.dialect.name == "postgresql":
-        pool = _tap_connections(request)
-        try:
-            for tap in taps:
-                try:
-                    results.append(await taps_on_loop.tap_with_credential(pool, credential, tap))
-                except service.TapProblem as problem:
-                    results.append(problem)
-            return results
-        except service.DeviceRefused:
-            raise DeviceProblem(401, "purse.device.unauthorized") from None
-    if len(taps) == 1:
-        try:
-            done = service.tap_if_free(engine, credential, taps[0])
-        except service.DeviceRefused:
-            raise DeviceProblem(401, "purse.device.unauthorized") from None
-        except service.TapProblem as problem:
-            return [problem]
-        if done is not None:
-            return [done]
-    language = i18n.current_language.get()
-
-    def run() -> list[TapResult]:
-        token = i18n.current_language.set(language)
-        try:
-            for tap in taps:
-                try:
-                    results.append(service.tap_with_credential(engine, credential, tap))
-                except service.TapProblem as problem:
-                    results.append(problem)
-            return results
-        except service.DeviceRefused:
-            raise DeviceProblem(401, "purse.device.unauthorized") from None
-        finally:
-            i18n.current_language.reset(token)
-
-    return await anyio.to_thread.run_sync(run)
+    try:
+        for index, tap in enumerate(taps):
+            if index:
+                await asyncio.sleep(0)  # a long batch lets other requests in between its taps
+            try:
+                results.append(await taps_on_loop.tap_with_credential(pool, credential, tap))
+            except service.TapProblem as problem:
+                results.append(problem)
+    except service.DeviceRefused:
+        raise DeviceProblem(401, "purse.device.unauthorized") from None
+    return results
 
 
 def _answer(result: tuple[dict[str, Any], bool]) -> Response:

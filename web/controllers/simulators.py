@@ -28,11 +28,13 @@ from web.controllers.devices import (
     _problem,
     _tap,
     _text,
+    tap_connections,
 )
 from web.http import current_user, in_transaction, page, settings_of
 from web.messages import message
 from web.services import purse as purse_service
 from web.services import simulators as service
+from web.services import taps_on_loop
 
 
 async def staff_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -73,7 +75,16 @@ async def meter(request: Request) -> Template:
 
 @post("/validator/tap", status_code=200)
 async def validator_tap(request: Request, data: JSONBody[TapIn]) -> Response:
-    return await _act(request, service.tap, _tap(data))
+    tap = _tap(data)
+    device = await in_transaction(request, service.validator, tap.card_number)
+    try:
+        return _answer(await taps_on_loop.tap_as(tap_connections(request), device, tap))
+    except purse_service.TapProblem as problem:  # R-VAL-7/8, as the device API answers them
+        raise DeviceProblem(problem.status, f"purse.device.{problem.code}") from None
+    except purse_service.DeviceRefused:  # disabled a moment ago
+        raise service.SimulatorRefused("simulator.disabled") from None
+    except purse_service.SimulatorCardRefused:
+        raise service.SimulatorRefused("simulator.real_card") from None
 
 
 @post("/meter/insert", status_code=200)

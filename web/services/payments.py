@@ -121,15 +121,6 @@ def one_of(session: Session, column: Any, values: list[Any]) -> Any:
     return column.in_(values)
 
 
-def create_payment_record(session: Session, *, reference: str, purpose: str, subject_id: int, user_id: int | None,
-                          kind: str, amount: int) -> Payment:
-    payment = Payment(reference=reference, purpose=purpose, subject_id=subject_id, user_id=user_id, kind=kind, amount=amount)
-    session.add(payment)
-    session.flush()
-    session.add(PaymentEvent(payment_id=payment.id, source="created", status="pending", detail=kind))  # type: ignore[arg-type]
-    return payment
-
-
 @dataclass(frozen=True)
 class PaymentToRecord:
     reference: str
@@ -140,8 +131,15 @@ class PaymentToRecord:
     amount: int
 
 
+def create_payment_record(session: Session, *, reference: str, purpose: str, subject_id: int, user_id: int | None,
+                          kind: str, amount: int) -> int:
+    """A pending payment and its first event (`create_payment_records` for one); returns its id."""
+    session.flush()  # the rows it refers to are written first
+    return create_payment_records(session, [PaymentToRecord(reference, purpose, subject_id, user_id, kind, amount)])[reference]
+
+
 def create_payment_records(session: Session, wanted: list[PaymentToRecord]) -> dict[str, int]:
-    """`create_payment_record` for many payments: two INSERTs in all. Returns reference -> payment id."""
+    """Pending payments and their first events: two INSERTs in all. Returns reference -> payment id."""
     if not wanted:
         return {}
     now = clock.now()

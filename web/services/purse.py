@@ -9,7 +9,7 @@ Every money-moving transaction follows the same order, on SQLite and PostgreSQL 
 3. read the card and its balance, let `domain.purse` decide;
 4. append the ledger entries and move the cached balance by their sum, in the same transaction.
 
-Validator taps, the device API's hot path (`tap_with_credential`), do the same in one transaction with Core
+Validator taps, the device API's hot path (`tap_steps`, run by web.services.taps_on_loop), do the same in one transaction with Core
 statements: one `UPDATE … RETURNING` locks and reads the card and, in subqueries of its RETURNING, confirms the
 device (active, its kind, its secret) and looks for the event; then the ledger rows, one UPDATE of the card and the
 remembered response are written (on PostgreSQL in one statement). On PostgreSQL the subqueries read the statement's
@@ -27,36 +27,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import sqlite3
 import threading
 import time
 import uuid
 from collections import namedtuple
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: the per-process lock alone
-    fcntl = None  # type: ignore[assignment]
-
-from sqlalchemy import Select, bindparam, event, func, insert, select, update
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlmodel import Session, col
 
 from domain import purse as rules
 from domain.ledger import LedgerEntry, outstanding_credit
 from domain.money import Grosze, format_pln
 from domain.purse_tariff import PurseTariff
+from domain.trust import simulator_may_use
 from web import clock
-from web.db import affected, is_lost_connection, make_engine
+from web.db import affected
 from web.messages import message
 from web.models import Device, DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry, User
 from web.services import payments as payment_records
@@ -134,10 +125,15 @@ class KnownDevice:
     name: str
     kind: str
     secret_hash: str  # sha256 of the token it presented
+    simulator: bool = False  # the server's own simulator device (web.services.simulators)
 
 
 class DeviceRefused(Exception):
     """The device is no longer allowed (disabled, or its secret changed) since it was authenticated."""
+
+
+class SimulatorCardRefused(Exception):
+    """A simulator device may tap only a demo card or no city card (`domain.trust.simulator_may_use`)."""
 
 
 class TapProblem(Exception):
@@ -212,20 +208,6 @@ def remember_device(credential: str, kind: str, found: Any) -> KnownDevice | Non
             _device_cache.clear()
         _device_cache[(parts[2], kind)] = (time.monotonic() + DEVICE_CACHE_SECONDS, found.id, found.name)
     return KnownDevice(found.id, found.name, kind, parts[1])
-
-
-def known_device(conn: Connection | Session, credential: str, kind: str) -> KnownDevice | None:
-    """`authenticate_device` for the hot path: answered from the per-process cache when the same credential
-    authenticated within DEVICE_CACHE_SECONDS, else from the database. The caller must confirm the device in
-    its transaction (`validator_tap` does)."""
-    device = cached_device(credential, kind)
-    if device is not None:
-        return device
-    lookup = device_lookup(credential, kind)
-    if lookup is None:
-        return None
-    found = (conn.connection() if isinstance(conn, Session) else conn).execute(*lookup).first()
-    return remember_device(credential, kind, found)
 
 
 SIMULATOR_NAMES = {"validator": "Symulator kasownika", "parking-meter": "Symulator parkometru"}
@@ -503,7 +485,7 @@ _LOCK_AND_READ_CARD = (
     update(_CARDS).where(_CARDS.c.number == bindparam("card_number")).values(balance=_CARDS.c.balance)
     .returning(_CARDS.c.id, _CARDS.c.number, _CARDS.c.kind, _CARDS.c.registered_fare, _CARDS.c.entitlement_until,
                _CARDS.c.issued_on, _CARDS.c.last_activated_on, _CARDS.c.last_used_on, _CARDS.c.blocked_from,
-               _CARDS.c.balance, _CARDS.c.boarding_vehicle, _CARDS.c.boarding_stop, _CARDS.c.boarded_at,
+               _CARDS.c.balance, _CARDS.c.boarding_vehicle, _CARDS.c.boarding_stop, _CARDS.c.boarded_at, _CARDS.c.demo,
                _DEVICE_OK.label("device_ok"), _REPLAY.label("replay"), _REPLAY_DIGEST.label("replay_digest"))
 )
 _DEVICE_AND_EVENT = select(_DEVICE_OK.label("device_ok"), _REPLAY.label("replay"), _REPLAY_DIGEST.label("replay_digest"))
@@ -524,146 +506,13 @@ def _card_of_row(row: Any) -> rules.PurseCard:
     )
 
 
-# On SQLite one transaction writes at a time. Taps queue for that turn here, on a lock per process and a
-# `flock` on a file next to the database across worker processes, instead of in SQLite's busy handler, which
-# polls in sleeps growing to 100 ms (that gave taps a p99 above a second). Other writers keep the busy handler.
-_writer_lock = threading.Lock()
-_writer_files: dict[str, int] = {}
-
-
-def _writer_file(engine: Engine) -> int | None:
-    """The descriptor of the file whose `flock` is the writer turn across processes (None: an in-memory database)."""
-    path = engine.url.database or ""
-    fd = _writer_files.get(path)
-    if fd is None and fcntl is not None and path and path != ":memory:" and not path.startswith("file:"):
-        fd = _writer_files[path] = os.open(f"{path}-writer-turn", os.O_RDWR | os.O_CREAT, 0o600)
-    return fd
-
-
-@contextmanager
-def writer_turn(engine: Engine) -> Iterator[None]:
-    """Hold the database's writer turn (SQLite); a no-op on PostgreSQL, whose row locks do the queueing."""
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    with _writer_lock:
-        fd = _writer_file(engine)
-        if fd is None:
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-# SQLite: a tap takes well under a millisecond of CPU and no network, so when nobody else is writing it runs right
-# on the event loop (`tap_if_free`): no hand-over to a worker thread and back, no queue of threads on the writer
-# lock. It never waits there: the writer turn is only tried, and its connection has no busy timeout, so a tap that
-# finds another writer at work (another process, a page's transaction) is handed to a worker thread as before.
-_no_wait_engines: dict[str, Engine] = {}
-
-
-def _no_wait_engine(engine: Engine) -> Engine:
-    url = engine.url.render_as_string(hide_password=False)
-    found = _no_wait_engines.get(url)
-    if found is None:
-        found = make_engine(url)
-
-        @event.listens_for(found, "connect")
-        def _never_wait(dbapi_conn, _record):  # after make_engine's pragmas
-            dbapi_conn.execute("PRAGMA busy_timeout=0")
-
-        _no_wait_engines[url] = found
-    return found
-
-
-def _would_wait(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def tap_if_free(engine: Engine, credential: str, tap: Tap) -> tuple[dict[str, Any], bool] | None:
-    """`tap_with_credential` if it can run without waiting for another writer, else None (nothing was done: run
-    `tap_with_credential` in a worker thread). Only for a SQLite database file; None for anything else."""
-    if engine.dialect.name != "sqlite" or not _writer_lock.acquire(blocking=False):
-        return None
-    try:
-        fd = _writer_file(engine)
-        if fd is None:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return None
-        try:
-            with _no_wait_engine(engine).begin() as conn:
-                device = known_device(conn, credential, "validator")
-                if device is None:
-                    raise DeviceRefused(credential.partition(".")[0])
-                return tap_on_validator(conn, device, tap)
-        except IntegrityError:
-            return None
-        except DBAPIError as exc:
-            if _would_wait(exc):
-                return None
-            raise
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        _writer_lock.release()
-
-
-def tap_with_credential(engine: Engine, credential: str, tap: Tap) -> tuple[dict[str, Any], bool]:
-    """A validator tap as the device API receives it, in one transaction: authenticate the credential (cached
-    per process, confirmed in the transaction), lock the card, answer a replay or book the tap. Raises
-    `DeviceRefused` when the credential is not an active validator's. A concurrent duplicate of the event
-    (the unique key) is answered from the stored response. A database connection lost under the tap (e.g. the
-    server restarted) is retried once on a new one: the event id makes the retry safe even if the lost
-    transaction committed."""
-    for attempt in (1, 2):
-        try:
-            with writer_turn(engine), engine.begin() as conn:
-                device = known_device(conn, credential, "validator")
-                if device is None:
-                    raise DeviceRefused(credential.partition(".")[0])
-                return tap_on_validator(conn, device, tap)
-        except IntegrityError:
-            if attempt == 2:
-                raise
-        except DBAPIError as exc:
-            if attempt == 2 or not is_lost_connection(exc):
-                raise
-    raise AssertionError("unreachable")
-
-
-def validator_tap(session: Session, device: Device | KnownDevice, tap: Tap) -> tuple[dict[str, Any], bool]:
-    """One tap on a validator; returns (what the display shows, whether it is a replay). Raises
-    `DeviceRefused` when the device is no longer active or its secret changed (checked in this transaction)."""
-    return tap_on_validator(session.connection(), device, tap)
-
-
-def tap_on_validator(conn: Connection, device: Device | KnownDevice, tap: Tap) -> tuple[dict[str, Any], bool]:
-    """`validator_tap` on a connection inside a transaction, with Core statements (the hot path of the device API)."""
-    steps = tap_steps(conn.dialect.name, device, tap)
-    row = None
-    try:
-        while True:
-            statement, params, column_keys = steps.send(row)
-            row = _on_driver(conn, statement, params, column_keys)
-    except StopIteration as done:
-        return done.value
-
-
-# A tap's statements, for any way of running them: `tap_steps` yields (statement, parameters, column keys) and
-# is sent each statement's first row (or None); it returns (the display, whether it is a replay). The same steps
-# run on a pooled connection in a worker thread (`tap_on_validator`) and, on PostgreSQL, on an asynchronous
-# connection on the event loop (web.services.taps_on_loop).
+# A tap's statements: `tap_steps` yields (statement, parameters, column keys) and is sent each statement's first
+# row (or None); it returns (the display, whether it is a replay). web.services.taps_on_loop runs them, on the
+# event loop, on SQLite and PostgreSQL (the one way a tap is booked).
 TapStep = tuple[Any, dict[str, Any], tuple[str, ...] | None]
 
 
-def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Generator[TapStep, Any, tuple[dict[str, Any], bool]]:
+def tap_steps(dialect_name: str, device: KnownDevice, tap: Tap) -> Generator[TapStep, Any, tuple[dict[str, Any], bool]]:
     now = clock.now()
     timing = rules.event_timing(tap.at, now)  # R-VAL-8: a clock far ahead (or no time at all) is refused at once
     if timing is rules.EventTiming.FUTURE:
@@ -672,7 +521,7 @@ def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Gene
         raise TapProblem(422, "bad_time")
     digest = rules.tap_fingerprint(tap.card_number, tap.at, tap.vehicle_id, tap.stop_id, tap.t, tap.b, tap.s)
     params = {"event_id": tap.event_id, "device_id": device.id, "device_kind": device.kind,
-              "device_secret": device.secret_hash, "device_simulator": bool(getattr(device, "simulator", False))}
+              "device_secret": device.secret_hash, "device_simulator": device.simulator}
     row = (yield _LOCK_AND_READ_CARD, {"card_number": tap.card_number, **params}, None) if tap.card_number else None
     checked = row if row is not None else (yield _DEVICE_AND_EVENT, params, None)
     if checked is None or checked.device_ok is None:
@@ -682,6 +531,8 @@ def tap_steps(dialect_name: str, device: Device | KnownDevice, tap: Tap) -> Gene
         if not rules.is_replay(checked.replay_digest, digest):  # R-VAL-7: another event under a used id
             raise TapProblem(409, "event_id_reused")
         return json.loads(checked.replay), True
+    if device.simulator and not simulator_may_use(tap.card_number is not None, bool(row is not None and row.demo)):
+        raise SimulatorCardRefused(tap.card_number)
     at_local = clock.to_local(tap.at)
     card = _card_of_row(row) if row is not None else None
     boarding = None
@@ -794,31 +645,6 @@ def driver_statement(statement: Any, dialect: Any, column_keys: tuple[str, ...] 
     row = namedtuple("Row", [name for name, _type in columns]) if columns else None
     positions = tuple(compiled.positiontup) if dialect.positional else None
     return DriverStatement(compiled.string, binds, row, results, positions)
-
-
-def _on_driver(conn: Connection, statement: Any, params: dict[str, Any], column_keys: tuple[str, ...] | None = None
-               ) -> Any:
-    """Run `statement` on the driver's cursor of `conn` and return its first row, or None. An INSERT without
-    `.values()` takes `column_keys`, the columns it is given (as SQLAlchemy compiles it for the parameters)."""
-    compiled = driver_statement(statement, conn.dialect, column_keys)
-    arguments = compiled.parameters(params)
-    dbapi_conn = conn.connection.dbapi_connection
-    cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(compiled.sql, arguments)
-        found = cursor.fetchone() if compiled.row is not None else None
-    except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
-        if lost:
-            conn.invalidate(exc)
-            conn.engine.pool.dispose()  # the server went away: the idle connections went with it
-        raise DBAPIError.instance(compiled.sql, arguments, exc, conn.dialect.loaded_dbapi.Error,
-                                  connection_invalidated=lost, dialect=conn.dialect) from exc
-    finally:
-        cursor.close()
-    return compiled.first_row(found)
-
-
 
 
 # --------------------------------------------------------------------------- the parking meter

@@ -7,8 +7,8 @@ run at once on SQLite or PostgreSQL and a month is never charged twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timezone
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -27,7 +27,6 @@ from domain.five_plus_one import (
 )
 from domain.tariff_5p1 import Tariff5p1, TicketVariant
 from web import clock
-from web.db import affected
 from web.mail import deferred_mail, queue_deferred_mails
 from web.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket, User
 from web.services import payments as payment_records
@@ -36,7 +35,7 @@ from web.app_state import current_settings
 
 OPEN_STATUSES = [s.value for s in SubscriptionStatus if s.is_open]
 PURPOSE = "5p1_month"
-PAYER_CANCELLED = frozenset({"cancelled", "canceled"})  # gateway error codes of a payment the payer cancelled
+PAYER_CANCELLED = rules.PAYER_CANCELLED  # gateway error codes of a payment the payer cancelled (R-5P1-6)
 
 
 def billing_policy(settings) -> BillingPolicy:
@@ -282,60 +281,32 @@ def start_manual_payment(session: Session, user_id: int, month_id: int) -> Payme
         charging = rules.begin_charge(to_domain(row), month_to_domain(month), clock.today())
     except rules.SubscriptionError as exc:
         raise PurchaseProblem("form", "5p1.cannot_pay_now") from exc
-    if not _claim(session, month, charging):
+    if month_id not in _claim_many(session, [(month_id, month_to_domain(month), charging)]):  # compare-and-set
         raise PurchaseProblem("form", "5p1.cannot_pay_now")
+    session.refresh(month)
     reference = rules.attempt_key(row.id, month.cycle, month.month_index, charging.attempts)
     payment_records.create_payment_record(session, reference=reference, purpose=PURPOSE, subject_id=month.id,  # type: ignore[arg-type]
                                           user_id=user_id, kind="hosted", amount=month.price)
     return PaymentToMake(reference, month.price, _description(row, month), user.email, user.full_name, row.id)  # type: ignore[union-attr,arg-type]
 
 
-def _claim(session: Session, month: SubscriptionMonthRow, charging: SubscriptionMonth) -> bool:
-    """Compare-and-set: only one worker moves a month from its current state to CHARGING."""
-    won = affected(session.execute(
-        update(SubscriptionMonthRow)
-        .where(col(SubscriptionMonthRow.id) == month.id, col(SubscriptionMonthRow.state) == month.state,
-               col(SubscriptionMonthRow.attempts) == month.attempts)
-        .values(state=charging.state.value, attempts=charging.attempts, next_attempt_on=None, updated_at=clock.now())
-    ))
-    if won == 1:
-        session.refresh(month)
-    return won == 1
-
-
 # --- outcomes -------------------------------------------------------------------------------------
 
-def _issue_ticket(session: Session, row: Subscription5p1, month: SubscriptionMonthRow,
-                  tickets: dict[int, Ticket] | None = None) -> Ticket:
-    """The month's ticket, issued once. `tickets`: the batch's tickets by month id, already loaded."""
-    card = session.get(Card, row.card_id)
-    if tickets is None:
-        existing = session.scalars(select(Ticket).where(col(Ticket.subscription_month_id) == month.id)).first()
-    else:
-        existing = tickets.get(month.id)  # type: ignore[arg-type]
-    if existing is not None:
-        return existing
-    ticket = Ticket(user_id=row.user_id, card_id=row.card_id, subscription_month_id=month.id, product="5P1",
-                    variant=row.variant, holder_name=card.holder_name if card else "", valid_from=month.starts_on,
-                    valid_until=month.ends_on, price=month.price)
-    session.add(ticket)
-    if tickets is not None:
-        tickets[month.id] = ticket  # type: ignore[index]
-    return ticket
-
-
 def settle_month_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
-    """Apply a paid/failed outcome to the month it was for (called exactly once per payment)."""
-    from web.app_state import current_settings
-
-    month = session.get(SubscriptionMonthRow, payment.subject_id)
-    row = session.get(Subscription5p1, month.subscription_id) if month else None
-    return _settle(session, current_settings(), clock.today(), outcome, month, row, None)
+    """Apply a paid/failed outcome to the month it was for (called exactly once per payment):
+    `settle_month_payments` for one. It writes with Core, so what the ORM holds of these tables is written first
+    and read again afterwards."""
+    session.flush()
+    [settled] = settle_month_payments(session, [(payment, outcome)])
+    for held in list(session.identity_map.values()):
+        if isinstance(held, (SubscriptionMonthRow, Subscription5p1, Ticket)):
+            session.expire(held)
+    return settled
 
 
 def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_records.Outcome]]) -> list[payment_records.Settled]:
-    """`settle_month_payment` for a batch of payments (rows with at least `subject_id`), with SQLAlchemy
-    Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
+    """Apply paid/failed outcomes to the months they were for (payments: rows with at least `subject_id`; the
+    one way, `settle_month_payment` is this for one), with SQLAlchemy Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
     each payment decided in order by the same domain rules as one at a time (a later payment of the
     same subscription sees what an earlier one changed), then the changes written in a few statements:
     one executemany UPDATE for the months, one for the subscriptions that changed, one INSERT for the
@@ -370,10 +341,7 @@ def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_recor
         if outcome.status == "paid":
             if outcome.card_token:
                 card_now[row.id] = (outcome.card_token, outcome.card_brand, outcome.card_last4, outcome.card_expiry)
-            # A payment for an attempt other than the month's current one still pays the month.
-            if dmonth.state in (MonthState.FAILED, MonthState.DUE):
-                dmonth = replace(dmonth, state=MonthState.CHARGING)
-            decision = rules.on_charge_succeeded(sub, dmonth, today)
+            decision = rules.on_payment_arrived(sub, dmonth, today)
             if decision.duplicate or decision.refund:
                 settled.append(payment_records.Settled(refund=True))
                 continue
@@ -384,9 +352,7 @@ def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_recor
                                 "valid_from": month.starts_on, "valid_until": month.ends_on, "price": month.price,
                                 "revoked_at": None, "created_at": now})
         else:
-            retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
-            decision = rules.on_charge_failed(sub, dmonth, today, policy, retryable=retryable,
-                                              cancelled_by_payer=outcome.error_code in PAYER_CANCELLED)
+            decision = rules.on_charge_declined(sub, dmonth, today, policy, outcome.error_code)
             if decision.duplicate:
                 settled.append(payment_records.Settled())
                 continue
@@ -430,36 +396,6 @@ def _rows_in(session: Session, query, column, ids: list) -> list:
         found.extend(session.execute(query.where(
             payment_records.one_of(session, column, ids[start:start + payment_records.IN_CHUNK]))).all())
     return found
-
-
-def _settle(session: Session, settings, today: date, outcome: payment_records.Outcome,
-            month: SubscriptionMonthRow | None, row: Subscription5p1 | None,
-            tickets: dict[int, Ticket] | None) -> payment_records.Settled:
-    if month is None or row is None:
-        return payment_records.Settled(refund=outcome.status == "paid")
-    sub, dmonth = to_domain(row), month_to_domain(month)
-    if outcome.status == "paid":
-        if outcome.card_token:
-            row.card_token, row.card_brand = outcome.card_token, outcome.card_brand
-            row.card_last4, row.card_expiry = outcome.card_last4, outcome.card_expiry
-        # A payment for an attempt other than the month's current one still pays the month.
-        if dmonth.state in (MonthState.FAILED, MonthState.DUE):
-            dmonth = replace(dmonth, state=MonthState.CHARGING)
-        decision = rules.on_charge_succeeded(sub, dmonth, today)
-        if decision.duplicate or decision.refund:
-            return payment_records.Settled(refund=True)
-        _store(session, row, decision, [month])
-        if decision.issue_ticket_for is not None:
-            _issue_ticket(session, row, month, tickets)
-        _notify(session, settings, row, decision.notices, month)
-        return payment_records.Settled()
-    retryable = outcome.error_code not in {"token_expired", "token_removed", "card_expired"}
-    decision = rules.on_charge_failed(sub, dmonth, today, billing_policy(settings), retryable=retryable,
-                                      cancelled_by_payer=outcome.error_code in PAYER_CANCELLED)
-    if not decision.duplicate:
-        _store(session, row, decision, [month])
-        _notify(session, settings, row, decision.notices, month)
-    return payment_records.Settled()
 
 
 def remember_saved_card(session: Session, payment: Payment, outcome: payment_records.Outcome) -> None:
@@ -715,10 +651,3 @@ def stuck_token_charges(session: Session, older_than_seconds: int = 300) -> list
         result.append(ChargeToMake(payment.reference, row.card_token, payment.amount, _description(row, month),  # type: ignore[arg-type]
                                    user.email, user.full_name, payment.gateway_transaction_id))
     return result
-
-
-def ticket_validity_utc(day_from: date, day_until: date) -> tuple[datetime, datetime]:
-    """A ticket valid on Warsaw calendar days [from, until] as UTC instants [start, end)."""
-    start = datetime.combine(day_from, time.min, tzinfo=clock.WARSAW).astimezone(timezone.utc)
-    end = datetime.combine(day_until, time.max, tzinfo=clock.WARSAW).astimezone(timezone.utc)
-    return start, end

@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -29,7 +29,7 @@ from sqlalchemy import exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from domain import ticket_phones
+from domain import five_plus_one, ticket_phones
 from domain import ticket_record as tr
 from domain.carriers import UnknownCarrierType, carrier_type_from_code, display_name, is_mobile
 from web import clock
@@ -145,10 +145,8 @@ def product_code(ticket: Ticket) -> str:
 
 
 def validity_utc(ticket: Ticket) -> tuple[datetime, datetime]:
-    """Warsaw days [valid_from, valid_until] as UTC instants [start, end) on whole minutes."""
-    start = datetime.combine(ticket.valid_from, time.min, tzinfo=clock.WARSAW).astimezone(UTC)
-    end = datetime.combine(ticket.valid_until + timedelta(days=1), time.min, tzinfo=clock.WARSAW).astimezone(UTC)
-    return start, end
+    """Warsaw days [valid_from, valid_until] as UTC instants [start, end) on whole minutes (R-5P1-3)."""
+    return five_plus_one.ticket_validity(ticket.valid_from, ticket.valid_until, clock.WARSAW)
 
 
 def ticket_state(ticket: Ticket, today: date, card_blocked: bool = False) -> str:
