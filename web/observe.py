@@ -207,7 +207,7 @@ class BusinessCollector:
         yield last
 
 
-JOB_NAMES = ("billing", "mail", "reconcile", "purge")
+JOB_NAMES = ("billing", "mail", "reconcile", "purge", "rollup")
 
 
 @contextmanager
