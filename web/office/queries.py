@@ -48,7 +48,7 @@ class Chart:
 
     key: str
     title: str
-    kind: str  # line | bar | matrix | doughnut
+    kind: str  # line | bar | matrix | doughnut | table (a table only, no chart)
     columns: list[str]
     rows: list[list[Any]]
     note: str = ""
@@ -351,6 +351,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
     offline = sum(1 for row in device_rows if row[2] == "tak" and row[3] != "nigdy"
                   and row[3] < clock.to_local(day_ago).strftime("%Y-%m-%d %H:%M"))
     held = int(counted.get("held_for_review", 0))
+    failure_rows, job_rows = _jobs(session, now)
     return Dashboard("health", "Stan systemu", [
         ("Miesiące 5+1 czekające na obciążenie", str(sum(r[1] for r in billing_rows))),
         ("Poczta w kolejce", f"{int(mail_waiting or 0)}"
@@ -358,6 +359,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
         ("Poczta nieodebrana (zaniechana)", str(int(mail_failed or 0))),
         ("Płatności wstrzymane do sprawdzenia (R-PAY-2)", str(held)),
         ("Urządzenia bez kontaktu od doby", str(offline)),
+        ("Nieudane zadania (7 dni)", str(len(failure_rows))),
     ], [
         Chart("billing-backlog", "Zaległości rozliczeń 5+1", "bar", ["stan", "miesiące"], billing_rows),
         Chart("payments", "Płatności oczekujące i do sprawdzenia", "bar", ["stan", "płatności"], payment_rows),
@@ -366,7 +368,32 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
         Chart("devices", "Urządzenia: ostatni kontakt, zdarzenia i oflagowane partie z ostatniej doby", "bar",
               ["urządzenie", "rodzaj", "aktywne", "ostatni kontakt", "zdarzenia (24 h)", "oflagowane (24 h)"],
               device_rows),
+        Chart("failed-jobs", "Nieudane uruchomienia zadań (ostatnie 7 dni, najnowsze najpierw)", "table",
+              ["zadanie", "kiedy", "błąd"], failure_rows),
+        Chart("jobs", "Zadania: uruchomienia i ostatnie powodzenie", "table",
+              ["zadanie", "uruchomienia", "nieudane", "ostatnie uruchomienie", "ostatnie powodzenie", "ostatni błąd"],
+              job_rows),
     ])
+
+
+FAILURES_SHOWN = 100
+
+
+def _jobs(session: Session, now: datetime) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Recent failed runs of the scheduled jobs (job, when, error summary) and each job's runs and last success."""
+    from web.models import JobRun
+    from web.observe import JOB_FAILURES as f
+
+    def when(moment: datetime | None) -> str:
+        return clock.to_local(_as_utc(moment)).strftime("%Y-%m-%d %H:%M") if moment else "nigdy"
+
+    failures = session.execute(select(f.c.job, f.c.at, f.c.error).where(f.c.at >= now - timedelta(days=7))
+                               .order_by(f.c.at.desc(), f.c.id.desc()).limit(FAILURES_SHOWN)).all()
+    failure_rows = [[job, when(at), error] for job, at, error in failures]
+    runs = session.scalars(select(JobRun).order_by(col(JobRun.job)).limit(100)).all()
+    job_rows = [[r.job, r.runs, r.failures, when(r.last_run_at), when(r.last_success_at), r.last_error or ""]
+                for r in runs]
+    return failure_rows, job_rows
 
 
 # --------------------------------------------------------------------------- devices
