@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 
 from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days
 from web import clock
+from web.i18n import _
 from web.models import (
     AuditEvent,
     Card,
@@ -194,17 +195,17 @@ def five_plus_one(session: Session, period: Period, today: date, *, live: bool =
                 total[i] += v
     revenue_rows = [[month, *v] for month, v in sorted(months_revenue.items())]
     broken_total = sum(row[3] for row in subs_rows)
-    return Dashboard("5plus1", "Bilet 5+1", [
-        ("Aktywne subskrypcje", str(active)),
-        ("Przerwane cykle w okresie", str(broken_total)),
+    return Dashboard("5plus1", _("Bilet 5+1"), [
+        (_("Aktywne subskrypcje"), str(active)),
+        (_("Przerwane cykle w okresie"), str(broken_total)),
     ], [
-        Chart("subscriptions", "Nowe i zakończone subskrypcje dziennie", "line",
-              ["dzień", "nowe", "anulowane", "przerwane cykle"], subs_rows),
-        Chart("month-of-six", "Bilety 5+1 ważne dziś: który to miesiąc z 6", "bar", ["miesiąc", "bilety"], month_rows),
-        Chart("charges", "Obciążenia dziennie", "bar",
-              ["dzień", "należne", "opłacone", "odrzucone", "ponowione"], charges,
-              note="należne: miesiące zaczynające się tego dnia; ponowione: obciążenia automatyczne ponad należne"),
-        Chart("revenue", "Przychód miesięcznie (zł)", "bar", ["miesiąc", "normalny", "ulgowy", "„+1”"],
+        Chart("subscriptions", _("Nowe i zakończone subskrypcje dziennie"), "line",
+              [_("dzień"), _("nowe"), _("anulowane"), _("przerwane cykle")], subs_rows),
+        Chart("month-of-six", _("Bilety 5+1 ważne dziś: który to miesiąc z 6"), "bar", [_("miesiąc"), _("bilety")], month_rows),
+        Chart("charges", _("Obciążenia dziennie"), "bar",
+              [_("dzień"), _("należne"), _("opłacone"), _("odrzucone"), _("ponowione")], charges,
+              note=_("należne: miesiące zaczynające się tego dnia; ponowione: obciążenia automatyczne ponad należne")),
+        Chart("revenue", _("Przychód miesięcznie (zł)"), "bar", [_("miesiąc"), _("normalny"), _("ulgowy"), _("„+1”")],
               revenue_rows, money_columns=[1, 2, 3]),
     ])
 
@@ -258,18 +259,18 @@ def purse(session: Session, period: Period, today: date | None = None, *, live: 
         select(func.count(), func.coalesce(func.sum(-PurseCardRow.balance), 0)).where(col(PurseCardRow.balance) < 0)).one()
     topup_rows = [[name, *values] for name, values in channels.items()]
     parking_rows = [[name, v[0], v[1]] for name, v in sorted(meters.items(), key=lambda item: (-item[1][1], item[0]))[:50]]
-    return Dashboard("purse", "Portmonetka (karta KKM)", [
-        ("Przejazdy w okresie", str(sum(v[0] for v in by_type.values()))),
-        ("Przejazdy na kredyt do spłaty", f"{owed_cards} kart, {owed / 100:.2f} zł"),
+    return Dashboard("purse", _("Portmonetka (karta KKM)"), [
+        (_("Przejazdy w okresie"), str(sum(v[0] for v in by_type.values()))),
+        (_("Przejazdy na kredyt do spłaty"), _("%(cards)s kart, %(amount)s zł", cards=owed_cards, amount=f"{owed / 100:.2f}")),
     ], [
-        Chart("rides-heatmap", "Przejazdy: godzina × dzień tygodnia", "matrix", ["dzień", "godzina", "przejazdy"], heat_rows),
-        Chart("rides-per-hour", "Przejazdy według godziny", "bar", ["godzina", "przejazdy"], per_hour),
-        Chart("rides-per-line", "Przejazdy według kasownika (pojazdu)", "bar", ["kasownik", "przejazdy"], line_rows),
-        Chart("fares", "Opłaty według rodzaju", "bar", ["rodzaj", "przejazdy", "kwota (zł)"], fare_rows,
+        Chart("rides-heatmap", _("Przejazdy: godzina × dzień tygodnia"), "matrix", [_("dzień"), _("godzina"), _("przejazdy")], heat_rows),
+        Chart("rides-per-hour", _("Przejazdy według godziny"), "bar", [_("godzina"), _("przejazdy")], per_hour),
+        Chart("rides-per-line", _("Przejazdy według kasownika (pojazdu)"), "bar", [_("kasownik"), _("przejazdy")], line_rows),
+        Chart("fares", _("Opłaty według rodzaju"), "bar", [_("rodzaj"), _("przejazdy"), _("kwota (zł)")], fare_rows,
               money_columns=[2]),
-        Chart("topups", "Doładowania według kanału i koszt premii", "bar",
-              ["kanał", "doładowania", "wpłaty (zł)", "premia (zł)"], topup_rows, money_columns=[2, 3]),
-        Chart("parking", "Przychód z parkowania według parkometru", "bar", ["parkometr", "opłaty", "kwota (zł)"],
+        Chart("topups", _("Doładowania według kanału i koszt premii"), "bar",
+              [_("kanał"), _("doładowania"), _("wpłaty (zł)"), _("premia (zł)")], topup_rows, money_columns=[2, 3]),
+        Chart("parking", _("Przychód z parkowania według parkometru"), "bar", [_("parkometr"), _("opłaty"), _("kwota (zł)")],
               parking_rows, money_columns=[2]),
     ])
 
@@ -295,12 +296,12 @@ def inspections(session: Session, period: Period) -> Dashboard:
     methods = session.execute(select(i.method, func.count()).where(*in_period).group_by(i.method)).all()
     method_names = {"scan": "skan (zweryfikowany offline, przesłany)", "terminal": "terminal", "card": "karta"}
     method_rows = [[method_names.get(mth, mth), int(n)] for mth, n in methods]
-    return Dashboard("inspections", "Kontrole biletów", [
-        ("Kontrole w okresie", str(sum(r[1] for r in day_rows))),
+    return Dashboard("inspections", _("Kontrole biletów"), [
+        (_("Kontrole w okresie"), str(sum(r[1] for r in day_rows))),
     ], [
-        Chart("checks", "Kontrole dziennie", "line", ["dzień", "wszystkie", "ważne", "nieważne"], day_rows),
-        Chart("verdicts", "Werdykty", "bar", ["werdykt", "kontrole"], verdict_rows),
-        Chart("uploads", "Skany przesłane z aplikacji (offline) i inne sposoby", "bar", ["sposób", "kontrole"], method_rows),
+        Chart("checks", _("Kontrole dziennie"), "line", [_("dzień"), _("wszystkie"), _("ważne"), _("nieważne")], day_rows),
+        Chart("verdicts", _("Werdykty"), "bar", [_("werdykt"), _("kontrole")], verdict_rows),
+        Chart("uploads", _("Skany przesłane z aplikacji (offline) i inne sposoby"), "bar", [_("sposób"), _("kontrole")], method_rows),
     ])
 
 
@@ -352,26 +353,26 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
                   and row[3] < clock.to_local(day_ago).strftime("%Y-%m-%d %H:%M"))
     held = int(counted.get("held_for_review", 0))
     failure_rows, job_rows = _jobs(session, now)
-    return Dashboard("health", "Stan systemu", [
-        ("Miesiące 5+1 czekające na obciążenie", str(sum(r[1] for r in billing_rows))),
-        ("Poczta w kolejce", f"{int(mail_waiting or 0)}"
+    return Dashboard("health", _("Stan systemu"), [
+        (_("Miesiące 5+1 czekające na obciążenie"), str(sum(r[1] for r in billing_rows))),
+        (_("Poczta w kolejce"), f"{int(mail_waiting or 0)}"
          + (f" (najstarsza z {clock.to_local(_as_utc(mail_oldest)).strftime('%Y-%m-%d %H:%M')})" if mail_oldest else "")),
-        ("Poczta nieodebrana (zaniechana)", str(int(mail_failed or 0))),
-        ("Płatności wstrzymane do sprawdzenia (R-PAY-2)", str(held)),
-        ("Urządzenia bez kontaktu od doby", str(offline)),
-        ("Nieudane zadania (7 dni)", str(len(failure_rows))),
+        (_("Poczta nieodebrana (zaniechana)"), str(int(mail_failed or 0))),
+        (_("Płatności wstrzymane do sprawdzenia (R-PAY-2)"), str(held)),
+        (_("Urządzenia bez kontaktu od doby"), str(offline)),
+        (_("Nieudane zadania (7 dni)"), str(len(failure_rows))),
     ], [
-        Chart("billing-backlog", "Zaległości rozliczeń 5+1", "bar", ["stan", "miesiące"], billing_rows),
-        Chart("payments", "Płatności oczekujące i do sprawdzenia", "bar", ["stan", "płatności"], payment_rows),
-        Chart("mail", "Kolejka poczty", "bar", ["stan", "wiadomości"],
+        Chart("billing-backlog", _("Zaległości rozliczeń 5+1"), "bar", [_("stan"), _("miesiące")], billing_rows),
+        Chart("payments", _("Płatności oczekujące i do sprawdzenia"), "bar", [_("stan"), _("płatności")], payment_rows),
+        Chart("mail", _("Kolejka poczty"), "bar", [_("stan"), _("wiadomości")],
               [["w kolejce", int(mail_waiting or 0)], ["zaniechane", int(mail_failed or 0)]]),
-        Chart("devices", "Urządzenia: ostatni kontakt, zdarzenia i oflagowane partie z ostatniej doby", "bar",
-              ["urządzenie", "rodzaj", "aktywne", "ostatni kontakt", "zdarzenia (24 h)", "oflagowane (24 h)"],
+        Chart("devices", _("Urządzenia: ostatni kontakt, zdarzenia i oflagowane partie z ostatniej doby"), "bar",
+              [_("urządzenie"), _("rodzaj"), _("aktywne"), _("ostatni kontakt"), _("zdarzenia (24 h)"), _("oflagowane (24 h)")],
               device_rows),
-        Chart("failed-jobs", "Nieudane uruchomienia zadań (ostatnie 7 dni, najnowsze najpierw)", "table",
-              ["zadanie", "kiedy", "błąd"], failure_rows),
-        Chart("jobs", "Zadania: uruchomienia i ostatnie powodzenie", "table",
-              ["zadanie", "uruchomienia", "nieudane", "ostatnie uruchomienie", "ostatnie powodzenie", "ostatni błąd"],
+        Chart("failed-jobs", _("Nieudane uruchomienia zadań (ostatnie 7 dni, najnowsze najpierw)"), "table",
+              [_("zadanie"), _("kiedy"), _("błąd")], failure_rows),
+        Chart("jobs", _("Zadania: uruchomienia i ostatnie powodzenie"), "table",
+              [_("zadanie"), _("uruchomienia"), _("nieudane"), _("ostatnie uruchomienie"), _("ostatnie powodzenie"), _("ostatni błąd")],
               job_rows),
     ])
 
