@@ -451,3 +451,24 @@ def devices_flagged(days: int) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.group()
+def office() -> None:
+    """The back office (/office)."""
+
+
+@office.command("rollup")
+def office_rollup() -> None:
+    """Roll up the dashboards' figures of closed days (Europe/Warsaw) that are missing or stale (late data,
+    e.g. an offline validator's batch for a past day). Idempotent; safe on many nodes at once; run hourly."""
+    from web.db import make_engine
+    from web.office.rollup import refresh
+
+    settings = _settings()
+    with _recorded(settings, "rollup"):
+        engine = make_engine(settings.database_url)
+        try:
+            click.echo(str(refresh(engine)))
+        finally:
+            engine.dispose()

@@ -20,6 +20,7 @@ MAIL_EVERY = 5.0
 PURGE_EVERY = 3600.0
 BILLING_EVERY = 3600.0
 CARDS_EVERY = 3600.0
+ROLLUP_EVERY = 3600.0
 
 
 async def run_mail(app: Litestar) -> None:
@@ -81,6 +82,22 @@ async def run_card_jobs(app: Litestar) -> None:
         await anyio.sleep(CARDS_EVERY)
 
 
+async def run_rollup(app: Litestar) -> None:
+    """`ekp office rollup` in-process (issue 17): the back office's daily roll-up of closed days."""
+    from web.office.rollup import refresh
+
+    await anyio.sleep(5)
+    while True:
+        try:
+            with job_run(app.state.engine, "rollup"):
+                report = await anyio.to_thread.run_sync(refresh, app.state.engine)
+            if report.computed or report.stale_marked:
+                log.info("%s", report)
+        except Exception:
+            log.exception("dashboard roll-up failed")
+        await anyio.sleep(ROLLUP_EVERY)
+
+
 @asynccontextmanager
 async def scheduler_lifespan(app: Litestar) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tg:
@@ -88,6 +105,7 @@ async def scheduler_lifespan(app: Litestar) -> AsyncIterator[None]:
         tg.start_soon(run_purge, app)
         tg.start_soon(run_billing, app)
         tg.start_soon(run_card_jobs, app)
+        tg.start_soon(run_rollup, app)
         try:
             yield
         finally:

@@ -17,12 +17,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+import sqlalchemy as sa
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import col
@@ -207,13 +208,21 @@ class BusinessCollector:
         yield last
 
 
-JOB_NAMES = ("billing", "mail", "reconcile", "purge")
+JOB_NAMES = ("billing", "mail", "reconcile", "purge", "rollup")
+
+
+FAILURES_KEPT = timedelta(days=30)
+JOB_FAILURES = sa.Table(  # migration 0018: one row per failed run (the error is a summary: the exception's type)
+    "job_failures", sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("job", sa.String(32), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False), sa.Column("error", sa.String(300), nullable=False))
 
 
 @contextmanager
 def job_run(engine: Engine, job: str) -> Iterator[None]:
-    """Record one run of `job` in `job_runs` (runs, failures, last success), for the metrics; a failure is
-    counted and raised on."""
+    """Record one run of `job` in `job_runs` (runs, failures, last success), for the metrics, and a failure also in
+    `job_failures` (for the back office's health dashboard); a failure is counted and raised on. The error kept is
+    the exception's type and the run's length, never its message (which may hold a URL or an address)."""
     assert job in JOB_NAMES
     started = time.monotonic()
     try:
@@ -238,6 +247,10 @@ def _record(engine: Engine, job: str, *, ok: bool, error: str | None) -> None:
     else:
         changes["last_error"] = error
     try:
+        if not ok:  # the health dashboard's recent failures (issue 17); a month of them is kept
+            with engine.begin() as conn:
+                conn.execute(JOB_FAILURES.delete().where(JOB_FAILURES.c.at < now - FAILURES_KEPT))
+                conn.execute(JOB_FAILURES.insert().values(job=job, at=now, error=(error or "")[:300]))
         for _ in range(2):
             try:
                 with engine.begin() as conn:

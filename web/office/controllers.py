@@ -1,6 +1,6 @@
 """The operator's back office (`/office`, role admin, two-factor sign-in): dashboards with charts, tables and
-CSV exports; devices, the card registry, tariffs, accounts and the audit log. Polish only (an internal tool
-of the operator's office)."""
+CSV exports; devices, the card registry, tariffs, accounts and the audit log. In Polish and English (the
+i18n catalogue, like the rest of the app)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from web.http import (
     requires_role,
     settings_of,
 )
+from web.i18n import N_, _
 from web.office import queries, service
 from web.office.service import OfficeProblem
 from web.services.purse import DEVICE_KINDS
@@ -37,39 +38,40 @@ from web.services.purse import DEVICE_KINDS
 admin = [requires_role("admin")]
 
 PROBLEMS = {
-    "office.date_format": "Podaj datę w formacie RRRR-MM-DD.",
-    "office.period_reversed": "Data końcowa nie może być wcześniejsza niż początkowa.",
-    "office.period_too_long": "Okres może mieć najwyżej 366 dni.",
-    "office.device_kind": "Wybierz rodzaj urządzenia: kasownik albo parkometr.",
-    "office.device_name_required": "Podaj nazwę urządzenia (np. numer pojazdu albo ulicę parkometru).",
-    "office.device_name_invalid": "Nazwa urządzenia może mieć najwyżej 80 znaków, bez znaków sterujących.",
-    "office.no_device": "Nie ma takiego urządzenia albo jest już wyłączone.",
-    "office.cash_amount": "Podaj kwotę w złotych, np. 120 albo 120,50 (najwyżej 100 000 zł).",
-    "office.cash_future": "Gotówkę wpisuje się za dzień, który już był.",
-    "office.cash_not_meter": "Gotówkę wpisuje się tylko dla parkometru.",
-    "office.registry_too_large": "Plik jest za duży (najwyżej 20 MB).",
-    "office.registry_empty": "Wybierz plik CSV z rejestrem kart.",
-    "office.registry_not_utf8": "Plik nie jest tekstem UTF-8 — wyeksportuj go jako CSV UTF-8.",
-    "office.registry_not_previewed": "Najpierw wyślij ten plik do podglądu; zastosować można tylko plik z podglądu.",
-    "office.registry_already_applied": "Ten import został już zastosowany.",
-    "office.registry_has_problems": "Plik ma błędy — popraw je i wyślij do podglądu jeszcze raz.",
-    "office.role": "Wybierz rolę: obsługa klienta albo kontroler.",
-    "office.email_taken": "Konto z tym adresem e-mail już istnieje.",
-    "office.password_weak": "Hasło: co najmniej tyle znaków, ile wymaga polityka haseł, wielka litera i cyfra.",
-    "office.not_staff": "W biurze wyłącza się tylko konta obsługi klienta i kontrolerów.",
-    "email.invalid": "To nie wygląda na adres e-mail (np. jan.kowalski@example.pl).",
-    "first_name.required": "Podaj imię.",
-    "first_name.invalid": "Imię może mieć najwyżej 80 znaków.",
-    "last_name.required": "Podaj nazwisko.",
-    "last_name.invalid": "Nazwisko może mieć najwyżej 80 znaków.",
+    "office.date_format": N_("Podaj datę w formacie RRRR-MM-DD."),
+    "office.period_reversed": N_("Data końcowa nie może być wcześniejsza niż początkowa."),
+    "office.period_too_long": N_("Okres może mieć najwyżej 366 dni."),
+    "office.device_kind": N_("Wybierz rodzaj urządzenia: kasownik albo parkometr."),
+    "office.device_name_required": N_("Podaj nazwę urządzenia (np. numer pojazdu albo ulicę parkometru)."),
+    "office.device_name_invalid": N_("Nazwa urządzenia może mieć najwyżej 80 znaków, bez znaków sterujących."),
+    "office.no_device": N_("Nie ma takiego urządzenia albo jest już wyłączone."),
+    "office.cash_amount": N_("Podaj kwotę w złotych, np. 120 albo 120,50 (najwyżej 100 000 zł)."),
+    "office.cash_future": N_("Gotówkę wpisuje się za dzień, który już był."),
+    "office.cash_not_meter": N_("Gotówkę wpisuje się tylko dla parkometru."),
+    "office.registry_too_large": N_("Plik jest za duży (najwyżej 20 MB)."),
+    "office.registry_empty": N_("Wybierz plik CSV z rejestrem kart."),
+    "office.registry_not_utf8": N_("Plik nie jest tekstem UTF-8 — wyeksportuj go jako CSV UTF-8."),
+    "office.registry_not_previewed": N_("Najpierw wyślij ten plik do podglądu; zastosować można tylko plik z podglądu."),
+    "office.registry_already_applied": N_("Ten import został już zastosowany."),
+    "office.registry_has_problems": N_("Plik ma błędy — popraw je i wyślij do podglądu jeszcze raz."),
+    "office.role": N_("Wybierz rolę: obsługa klienta albo kontroler."),
+    "office.email_taken": N_("Konto z tym adresem e-mail już istnieje."),
+    "office.password_weak": N_("Hasło: co najmniej tyle znaków, ile wymaga polityka haseł, wielka litera i cyfra."),
+    "office.not_staff": N_("W biurze wyłącza się tylko konta obsługi klienta i kontrolerów."),
+    "email.invalid": N_("To nie wygląda na adres e-mail (np. jan.kowalski@example.pl)."),
+    "first_name.required": N_("Podaj imię."),
+    "first_name.invalid": N_("Imię może mieć najwyżej 80 znaków."),
+    "last_name.required": N_("Podaj nazwisko."),
+    "last_name.invalid": N_("Nazwisko może mieć najwyżej 80 znaków."),
 }
-DASHBOARDS = {"5plus1": "Bilet 5+1", "purse": "Portmonetka", "inspections": "Kontrole", "health": "Stan systemu"}
+DASHBOARDS = {"5plus1": N_("Bilet 5+1"), "purse": N_("Portmonetka"), "inspections": N_("Kontrole"),
+              "health": N_("Stan systemu")}
 DashboardKey = Annotated[str, PathParameter(pattern=r"^(5plus1|purse|inspections|health)$")]
 ChartFile = Annotated[str, PathParameter(min_length=5, max_length=44, pattern=r"^[a-z0-9-]+\.csv$")]
 
 
 def _problem(code: str) -> str:
-    return PROBLEMS.get(code, "Nie udało się. Sprawdź dane i spróbuj jeszcze raz.")
+    return _(PROBLEMS.get(code, N_("Nie udało się. Sprawdź dane i spróbuj jeszcze raz.")))
 
 
 async def _admin_id(request: Request) -> int:
@@ -130,7 +132,7 @@ async def dashboard_csv(request: Request, key: DashboardKey, chart: ChartFile) -
     chart = chart.removesuffix(".csv")
     period, errors, _values = _period(request)
     if errors:
-        return Response({"status": 422, "title": "Nieprawidłowy okres", "detail": " ".join(m for ms in errors.values() for m in ms),
+        return Response({"status": 422, "title": _("Nieprawidłowy okres"), "detail": " ".join(m for ms in errors.values() for m in ms),
                          "code": "office.period"}, status_code=422)
     board = await in_transaction(request, _dashboard, key, period)
     found = board.chart(chart)
@@ -204,7 +206,7 @@ async def device_rename(request: Request, device_id: RowId) -> Template | Respon
                                   values={"name": name})
     if not done:
         raise NotFoundException()
-    flash(request, "Zmieniono nazwę urządzenia.", "success")
+    flash(request, _("Zmieniono nazwę urządzenia."), "success")
     return redirect(f"/office/devices/{device_id}")
 
 
@@ -214,7 +216,7 @@ async def device_disable(request: Request, device_id: RowId) -> Template | Respo
                                 client_ip(request))
     if not done:
         return await _device_page(request, device_id, 422, errors={"disable": [_problem("office.no_device")]})
-    flash(request, "Urządzenie wyłączone: jego poświadczenie jest odtąd odrzucane.", "success")
+    flash(request, _("Urządzenie wyłączone: jego poświadczenie jest odtąd odrzucane."), "success")
     return redirect(f"/office/devices/{device_id}")
 
 
@@ -246,7 +248,7 @@ async def device_cash(request: Request, device_id: RowId) -> Template | Response
                              client_ip(request))
     except OfficeProblem as exc:
         return await _device_page(request, device_id, 422, errors={exc.field: [_problem(exc.code)]}, values=values)
-    flash(request, "Zapisano gotówkę z kasety.", "success")
+    flash(request, _("Zapisano gotówkę z kasety."), "success")
     return redirect(f"/office/devices/{device_id}")
 
 
@@ -295,9 +297,9 @@ async def registry_apply(request: Request, import_id: RowId,
                             import_id, raw, client_ip(request))
     except OfficeProblem as exc:
         return await _registry_page(request, 422, errors={exc.field: [_problem(exc.code)]})
-    flash(request, f"Zastosowano import: {report.added} dodanych, {report.updated} zmienionych "
-                   f"(w tym {report.unlinked} odłączonych, bo karta zmieniła właściciela), {report.unchanged} bez zmian.",
-          "success")
+    flash(request, _("Zastosowano import: %(added)s dodanych, %(updated)s zmienionych (w tym %(unlinked)s odłączonych, "
+                     "bo karta zmieniła właściciela), %(unchanged)s bez zmian.", added=report.added,
+                     updated=report.updated, unlinked=report.unlinked, unchanged=report.unchanged), "success")
     return redirect("/office/registry")
 
 
@@ -358,8 +360,8 @@ async def account_create(request: Request) -> Template | Response:
         values = {k: v for k, v in fields.items() if k != "password"}
         return await _page(request, "office/accounts.html", 422, found=None, query="", staff=staff,
                            errors={exc.field: [_problem(exc.code)]}, values=values)
-    flash(request, f"Dodano konto {user.email}. Przy pierwszym logowaniu skonfiguruje drugi składnik (TOTP).",
-          "success")
+    flash(request, _("Dodano konto %(email)s. Przy pierwszym logowaniu skonfiguruje drugi składnik (TOTP).",
+                     email=user.email), "success")
     return redirect("/office/accounts")
 
 
@@ -375,7 +377,7 @@ async def account_disable(request: Request, user_id: RowId) -> Template | Respon
         return await _page(request, "office/accounts.html", 422, found=None, query="", staff=staff,
                            errors={"form": [_problem(exc.code)]})
     forget_user(user_id)
-    flash(request, f"Konto {user.email} zostało wyłączone.", "success")
+    flash(request, _("Konto %(email)s zostało wyłączone.", email=user.email), "success")
     return redirect("/office/accounts")
 
 
@@ -392,7 +394,7 @@ async def audit_page(request: Request) -> Template:
     errors: dict[str, list[str]] = {}
     user_id = int(user_text) if user_text.isdigit() and 0 < int(user_text) < 2**31 else None
     if user_text and user_id is None:
-        errors["user"] = ["Numer użytkownika to liczba, np. 42."]
+        errors["user"] = [_("Numer użytkownika to liczba, np. 42.")]
     before = int(before_text) if before_text.isdigit() and 0 < int(before_text) < 2**31 else None
     events = await in_transaction(request, partial(queries.audit_log, action=action, user_id=user_id, text=text,
                                                    before_id=before))

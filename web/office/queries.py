@@ -17,8 +17,9 @@ from sqlalchemy import and_, case, func, select, text
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days, fare_category
+from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days
 from web import clock
+from web.i18n import _
 from web.models import (
     AuditEvent,
     Card,
@@ -48,7 +49,7 @@ class Chart:
 
     key: str
     title: str
-    kind: str  # line | bar | matrix | doughnut
+    kind: str  # line | bar | matrix | doughnut | table (a table only, no chart)
     columns: list[str]
     rows: list[list[Any]]
     note: str = ""
@@ -138,18 +139,24 @@ def per_day(period: Period, hourly: Iterable[tuple[Any, ...]], width: int) -> li
 # --------------------------------------------------------------------------- 5+1
 
 
-def five_plus_one(session: Session, period: Period, today: date) -> Dashboard:
+def five_plus_one(session: Session, period: Period, today: date, *, live: bool = False) -> Dashboard:
+    """New subscriptions and revenue: closed days from the daily roll-up (web.office.rollup), today live; `live`
+    reads every day live. The rest is live (states that change: cancelled, charges, months due)."""
+    from web.office import rollup
+
     start, end = utc_bounds(period)
     s = Subscription5p1
     m = SubscriptionMonthRow
     active = session.scalar(select(func.count()).select_from(s).where(s.status == "active")) or 0
 
-    new_rows = _hourly(session, s.created_at, [func.count()], s.created_at >= start, s.created_at < end)
+    found = rollup.figures(session, period.first.replace(day=1), period.last, today if not live else date.min,
+                           rollup.FIVE_METRICS, daily=rollup.FIVE_METRICS)
     ended = session.execute(
         select(s.ended_on, func.sum(case((s.status == "cancelled", 1), else_=0)),
                func.sum(case((s.status == "broken", 1), else_=0)))
         .where(s.ended_on >= period.first, s.ended_on <= period.last).group_by(s.ended_on)).all()
-    by_day = {row[0]: row[1:] for row in per_day(period, new_rows, 1)}
+    by_day = {d.isoformat(): [found.per_day[d][("sub_new", "")][0] if ("sub_new", "") in found.per_day[d] else 0]
+              for d in period.each_day()}
     cancelled = {str(r[0]): (int(r[1] or 0), int(r[2] or 0)) for r in ended}
     subs_rows = [[day, by_day[day][0], *cancelled.get(day, (0, 0))] for day in by_day]
 
@@ -178,28 +185,27 @@ def five_plus_one(session: Session, period: Period, today: date) -> Dashboard:
         retried = max(0, automatic - int(due.get(date.fromisoformat(day), 0))) if automatic else 0
         charges.append([day, int(due.get(date.fromisoformat(day), 0)), paid, declined, retried])
 
-    month_label = _month_of(session, m.paid_on).label("month")
-    revenue = session.execute(
-        select(month_label,
-               func.sum(case((and_(m.month_index == 6), m.price), else_=0)),
-               func.sum(case((and_(m.month_index < 6, s.variant == "normal"), m.price), else_=0)),
-               func.sum(case((and_(m.month_index < 6, s.variant == "reduced"), m.price), else_=0)))
-        .join(s, s.id == m.subscription_id)
-        .where(m.state == "paid", m.paid_on >= period.first.replace(day=1), m.paid_on <= period.last)
-        .group_by(month_label).order_by(month_label)).all()
-    revenue_rows = [[str(r[0]), int(r[2] or 0), int(r[3] or 0), int(r[1] or 0)] for r in revenue]
+    months_revenue: dict[str, list[int]] = {}
+    for day in sorted(found.per_day):
+        records = found.per_day[day]
+        cells = [records[("revenue", k)][1] if ("revenue", k) in records else 0 for k in ("normal", "reduced", "plus1")]
+        if ("revenue", "paid") in records:
+            total = months_revenue.setdefault(day.strftime("%Y-%m"), [0, 0, 0])
+            for i, v in enumerate(cells):
+                total[i] += v
+    revenue_rows = [[month, *v] for month, v in sorted(months_revenue.items())]
     broken_total = sum(row[3] for row in subs_rows)
-    return Dashboard("5plus1", "Bilet 5+1", [
-        ("Aktywne subskrypcje", str(active)),
-        ("Przerwane cykle w okresie", str(broken_total)),
+    return Dashboard("5plus1", _("Bilet 5+1"), [
+        (_("Aktywne subskrypcje"), str(active)),
+        (_("Przerwane cykle w okresie"), str(broken_total)),
     ], [
-        Chart("subscriptions", "Nowe i zakończone subskrypcje dziennie", "line",
-              ["dzień", "nowe", "anulowane", "przerwane cykle"], subs_rows),
-        Chart("month-of-six", "Bilety 5+1 ważne dziś: który to miesiąc z 6", "bar", ["miesiąc", "bilety"], month_rows),
-        Chart("charges", "Obciążenia dziennie", "bar",
-              ["dzień", "należne", "opłacone", "odrzucone", "ponowione"], charges,
-              note="należne: miesiące zaczynające się tego dnia; ponowione: obciążenia automatyczne ponad należne"),
-        Chart("revenue", "Przychód miesięcznie (zł)", "bar", ["miesiąc", "normalny", "ulgowy", "„+1”"],
+        Chart("subscriptions", _("Nowe i zakończone subskrypcje dziennie"), "line",
+              [_("dzień"), _("nowe"), _("anulowane"), _("przerwane cykle")], subs_rows),
+        Chart("month-of-six", _("Bilety 5+1 ważne dziś: który to miesiąc z 6"), "bar", [_("miesiąc"), _("bilety")], month_rows),
+        Chart("charges", _("Obciążenia dziennie"), "bar",
+              [_("dzień"), _("należne"), _("opłacone"), _("odrzucone"), _("ponowione")], charges,
+              note=_("należne: miesiące zaczynające się tego dnia; ponowione: obciążenia automatyczne ponad należne")),
+        Chart("revenue", _("Przychód miesięcznie (zł)"), "bar", [_("miesiąc"), _("normalny"), _("ulgowy"), _("„+1”")],
               revenue_rows, money_columns=[1, 2, 3]),
     ])
 
@@ -207,67 +213,64 @@ def five_plus_one(session: Session, period: Period, today: date) -> Dashboard:
 # --------------------------------------------------------------------------- e-purse
 
 
-def purse(session: Session, period: Period) -> Dashboard:
-    start, end = utc_bounds(period)
-    e = PurseLedgerEntry
-    in_period = (e.at >= start, e.at < end)
-    rides = _hourly(session, e.at, [func.count()], e.kind.in_(RIDE_KINDS), *in_period)  # type: ignore[attr-defined]
+def purse(session: Session, period: Period, today: date | None = None, *, live: bool = False) -> Dashboard:
+    """Closed days from the daily roll-up (web.office.rollup), today live; `live` reads every day live."""
+    from web.office import rollup
+
+    today = today or clock.today()
+    found = rollup.figures(session, period.first, period.last, today if not live else date.min, rollup.PURSE_METRICS)
+    totals = found.totals
     heat: dict[tuple[int, int], int] = defaultdict(int)
-    for bucket, count in rides:
-        local = clock.to_local(_as_utc(bucket))
-        heat[(local.weekday(), local.hour)] += int(count)
+    for (metric, key), (count, _amount) in totals.items():
+        if metric == "heat":
+            weekday, hour = key.split(":")
+            heat[(int(weekday), int(hour))] += count
     heat_rows = [[WEEKDAYS[d], h, heat.get((d, h), 0)] for d in range(7) for h in range(24)]
     per_hour = [[f"{h:02d}", sum(heat.get((d, h), 0) for d in range(7))] for h in range(24)]
 
-    # One pass over the period's entries for everything else, grouped by device and kind of entry (a few
-    # hundred groups), folded here into lines, fare types, top-up channels and meters.
-    online = case((e.place == "online", 1), else_=0).label("online")
-    groups = session.execute(
-        select(e.device_id, e.kind, e.detail, online, func.count(), func.sum(e.amount))
-        .where(*in_period).group_by(e.device_id, e.kind, e.detail, online)).all()
-    names = dict(session.execute(select(col(Device.id), col(Device.name))).all()) if groups else {}
+    names = dict(session.execute(select(col(Device.id), col(Device.name))).all()) if totals else {}
+
+    def device_name(key: str) -> str:
+        return str(names.get(int(key), "—")) if key else "—"
+
     per_line: dict[str, int] = defaultdict(int)
     by_type: dict[str, list[int]] = {c: [0, 0] for c in FARE_CATEGORIES}
-    channels = {name: [0, 0, 0] for name in ("kasa", "parkometr", "online")}  # top-ups, paid in, bonus
+    channels = {name: [0, 0, 0] for name in rollup.CHANNELS}  # top-ups, paid in, bonus
     meters: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for device_id, kind, detail, is_online, count, amount in groups:
-        count, amount = int(count), int(amount or 0)
-        device = str(names.get(device_id, "—"))
-        if kind in RIDE_KINDS:
-            per_line[device] += count
-            cell = by_type[fare_category(kind, detail or "")]
-            cell[0] += count
-            cell[1] += -amount
-        elif kind in ("topup", "credit_repayment", "bonus"):
-            channel = channels["online" if is_online else "parkometr" if detail == "parking_meter" else "kasa"]
-            if kind == "bonus":
-                channel[2] += amount
-            else:
-                channel[1] += amount
-                channel[0] += count if kind == "topup" else 0
-        elif kind == "parking":
-            meters[device][0] += count
-            meters[device][1] += -amount
-    line_rows = [[name, n] for name, n in sorted(per_line.items(), key=lambda item: -item[1])[:30]]
+    for (metric, key), (count, amount) in totals.items():
+        if metric == "line":
+            per_line[device_name(key)] += count
+        elif metric == "fare":
+            by_type[key][0] += count
+            by_type[key][1] += amount
+        elif metric == "topup":
+            channels[key][0] += count
+            channels[key][1] += amount
+        elif metric == "bonus":
+            channels[key][2] += amount
+        elif metric == "meter":
+            meters[device_name(key)][0] += count
+            meters[device_name(key)][1] += amount
+    line_rows = [[name, n] for name, n in sorted(per_line.items(), key=lambda item: (-item[1], item[0]))[:30]]
     fare_names = {"normal": "normalny", "reduced": "ulgowy", "short": "krótki", "suburban": "podmiejski",
                   "companion": "współpasażerowie, bagaż"}
     fare_rows = [[fare_names[c], v[0], v[1]] for c, v in by_type.items()]
     owed_cards, owed = session.execute(
         select(func.count(), func.coalesce(func.sum(-PurseCardRow.balance), 0)).where(col(PurseCardRow.balance) < 0)).one()
     topup_rows = [[name, *values] for name, values in channels.items()]
-    parking_rows = [[name, v[0], v[1]] for name, v in sorted(meters.items(), key=lambda item: -item[1][1])[:50]]
-    return Dashboard("purse", "Portmonetka (karta KKM)", [
-        ("Przejazdy w okresie", str(sum(v[0] for v in by_type.values()))),
-        ("Przejazdy na kredyt do spłaty", f"{owed_cards} kart, {owed / 100:.2f} zł"),
+    parking_rows = [[name, v[0], v[1]] for name, v in sorted(meters.items(), key=lambda item: (-item[1][1], item[0]))[:50]]
+    return Dashboard("purse", _("Portmonetka (karta KKM)"), [
+        (_("Przejazdy w okresie"), str(sum(v[0] for v in by_type.values()))),
+        (_("Przejazdy na kredyt do spłaty"), _("%(cards)s kart, %(amount)s zł", cards=owed_cards, amount=f"{owed / 100:.2f}")),
     ], [
-        Chart("rides-heatmap", "Przejazdy: godzina × dzień tygodnia", "matrix", ["dzień", "godzina", "przejazdy"], heat_rows),
-        Chart("rides-per-hour", "Przejazdy według godziny", "bar", ["godzina", "przejazdy"], per_hour),
-        Chart("rides-per-line", "Przejazdy według kasownika (pojazdu)", "bar", ["kasownik", "przejazdy"], line_rows),
-        Chart("fares", "Opłaty według rodzaju", "bar", ["rodzaj", "przejazdy", "kwota (zł)"], fare_rows,
+        Chart("rides-heatmap", _("Przejazdy: godzina × dzień tygodnia"), "matrix", [_("dzień"), _("godzina"), _("przejazdy")], heat_rows),
+        Chart("rides-per-hour", _("Przejazdy według godziny"), "bar", [_("godzina"), _("przejazdy")], per_hour),
+        Chart("rides-per-line", _("Przejazdy według kasownika (pojazdu)"), "bar", [_("kasownik"), _("przejazdy")], line_rows),
+        Chart("fares", _("Opłaty według rodzaju"), "bar", [_("rodzaj"), _("przejazdy"), _("kwota (zł)")], fare_rows,
               money_columns=[2]),
-        Chart("topups", "Doładowania według kanału i koszt premii", "bar",
-              ["kanał", "doładowania", "wpłaty (zł)", "premia (zł)"], topup_rows, money_columns=[2, 3]),
-        Chart("parking", "Przychód z parkowania według parkometru", "bar", ["parkometr", "opłaty", "kwota (zł)"],
+        Chart("topups", _("Doładowania według kanału i koszt premii"), "bar",
+              [_("kanał"), _("doładowania"), _("wpłaty (zł)"), _("premia (zł)")], topup_rows, money_columns=[2, 3]),
+        Chart("parking", _("Przychód z parkowania według parkometru"), "bar", [_("parkometr"), _("opłaty"), _("kwota (zł)")],
               parking_rows, money_columns=[2]),
     ])
 
@@ -293,12 +296,12 @@ def inspections(session: Session, period: Period) -> Dashboard:
     methods = session.execute(select(i.method, func.count()).where(*in_period).group_by(i.method)).all()
     method_names = {"scan": "skan (zweryfikowany offline, przesłany)", "terminal": "terminal", "card": "karta"}
     method_rows = [[method_names.get(mth, mth), int(n)] for mth, n in methods]
-    return Dashboard("inspections", "Kontrole biletów", [
-        ("Kontrole w okresie", str(sum(r[1] for r in day_rows))),
+    return Dashboard("inspections", _("Kontrole biletów"), [
+        (_("Kontrole w okresie"), str(sum(r[1] for r in day_rows))),
     ], [
-        Chart("checks", "Kontrole dziennie", "line", ["dzień", "wszystkie", "ważne", "nieważne"], day_rows),
-        Chart("verdicts", "Werdykty", "bar", ["werdykt", "kontrole"], verdict_rows),
-        Chart("uploads", "Skany przesłane z aplikacji (offline) i inne sposoby", "bar", ["sposób", "kontrole"], method_rows),
+        Chart("checks", _("Kontrole dziennie"), "line", [_("dzień"), _("wszystkie"), _("ważne"), _("nieważne")], day_rows),
+        Chart("verdicts", _("Werdykty"), "bar", [_("werdykt"), _("kontrole")], verdict_rows),
+        Chart("uploads", _("Skany przesłane z aplikacji (offline) i inne sposoby"), "bar", [_("sposób"), _("kontrole")], method_rows),
     ])
 
 
@@ -349,22 +352,49 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
     offline = sum(1 for row in device_rows if row[2] == "tak" and row[3] != "nigdy"
                   and row[3] < clock.to_local(day_ago).strftime("%Y-%m-%d %H:%M"))
     held = int(counted.get("held_for_review", 0))
-    return Dashboard("health", "Stan systemu", [
-        ("Miesiące 5+1 czekające na obciążenie", str(sum(r[1] for r in billing_rows))),
-        ("Poczta w kolejce", f"{int(mail_waiting or 0)}"
+    failure_rows, job_rows = _jobs(session, now)
+    return Dashboard("health", _("Stan systemu"), [
+        (_("Miesiące 5+1 czekające na obciążenie"), str(sum(r[1] for r in billing_rows))),
+        (_("Poczta w kolejce"), f"{int(mail_waiting or 0)}"
          + (f" (najstarsza z {clock.to_local(_as_utc(mail_oldest)).strftime('%Y-%m-%d %H:%M')})" if mail_oldest else "")),
-        ("Poczta nieodebrana (zaniechana)", str(int(mail_failed or 0))),
-        ("Płatności wstrzymane do sprawdzenia (R-PAY-2)", str(held)),
-        ("Urządzenia bez kontaktu od doby", str(offline)),
+        (_("Poczta nieodebrana (zaniechana)"), str(int(mail_failed or 0))),
+        (_("Płatności wstrzymane do sprawdzenia (R-PAY-2)"), str(held)),
+        (_("Urządzenia bez kontaktu od doby"), str(offline)),
+        (_("Nieudane zadania (7 dni)"), str(len(failure_rows))),
     ], [
-        Chart("billing-backlog", "Zaległości rozliczeń 5+1", "bar", ["stan", "miesiące"], billing_rows),
-        Chart("payments", "Płatności oczekujące i do sprawdzenia", "bar", ["stan", "płatności"], payment_rows),
-        Chart("mail", "Kolejka poczty", "bar", ["stan", "wiadomości"],
+        Chart("billing-backlog", _("Zaległości rozliczeń 5+1"), "bar", [_("stan"), _("miesiące")], billing_rows),
+        Chart("payments", _("Płatności oczekujące i do sprawdzenia"), "bar", [_("stan"), _("płatności")], payment_rows),
+        Chart("mail", _("Kolejka poczty"), "bar", [_("stan"), _("wiadomości")],
               [["w kolejce", int(mail_waiting or 0)], ["zaniechane", int(mail_failed or 0)]]),
-        Chart("devices", "Urządzenia: ostatni kontakt, zdarzenia i oflagowane partie z ostatniej doby", "bar",
-              ["urządzenie", "rodzaj", "aktywne", "ostatni kontakt", "zdarzenia (24 h)", "oflagowane (24 h)"],
+        Chart("devices", _("Urządzenia: ostatni kontakt, zdarzenia i oflagowane partie z ostatniej doby"), "bar",
+              [_("urządzenie"), _("rodzaj"), _("aktywne"), _("ostatni kontakt"), _("zdarzenia (24 h)"), _("oflagowane (24 h)")],
               device_rows),
+        Chart("failed-jobs", _("Nieudane uruchomienia zadań (ostatnie 7 dni, najnowsze najpierw)"), "table",
+              [_("zadanie"), _("kiedy"), _("błąd")], failure_rows),
+        Chart("jobs", _("Zadania: uruchomienia i ostatnie powodzenie"), "table",
+              [_("zadanie"), _("uruchomienia"), _("nieudane"), _("ostatnie uruchomienie"), _("ostatnie powodzenie"), _("ostatni błąd")],
+              job_rows),
     ])
+
+
+FAILURES_SHOWN = 100
+
+
+def _jobs(session: Session, now: datetime) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Recent failed runs of the scheduled jobs (job, when, error summary) and each job's runs and last success."""
+    from web.models import JobRun
+    from web.observe import JOB_FAILURES as f
+
+    def when(moment: datetime | None) -> str:
+        return clock.to_local(_as_utc(moment)).strftime("%Y-%m-%d %H:%M") if moment else "nigdy"
+
+    failures = session.execute(select(f.c.job, f.c.at, f.c.error).where(f.c.at >= now - timedelta(days=7))
+                               .order_by(f.c.at.desc(), f.c.id.desc()).limit(FAILURES_SHOWN)).all()
+    failure_rows = [[job, when(at), error] for job, at, error in failures]
+    runs = session.scalars(select(JobRun).order_by(col(JobRun.job)).limit(100)).all()
+    job_rows = [[r.job, r.runs, r.failures, when(r.last_run_at), when(r.last_success_at), r.last_error or ""]
+                for r in runs]
+    return failure_rows, job_rows
 
 
 # --------------------------------------------------------------------------- devices
