@@ -31,7 +31,7 @@ from playwright.sync_api import sync_playwright
 
 from domain import ticket_record as tr
 from domain.five_plus_one import month_end
-from web import clock
+from web.platform import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("EKP_E2E_CHROMIUM", "/usr/bin/chromium")

@@ -115,8 +115,8 @@ class InstantGateway:
 
 
 def _prepare_database(kind: str, workdir: Path, postgres_url: str | None) -> str:
-    from web.migrate import upgrade
-    from web.settings import load_settings
+    from web.platform.migrate import upgrade
+    from web.platform.settings import load_settings
 
     if kind == "sqlite":
         url = f"sqlite:///{workdir / 'ekp-bench.db'}"
@@ -144,11 +144,11 @@ def _env(workdir: Path, url: str) -> dict[str, str]:
 
 def run_once(kind: str, count: int, postgres_url: str | None, concurrency: int, gateway_kind: str = "sandbox",
              trace_memory: bool = False) -> dict[str, Any]:
-    from web.app_state import set_settings
-    from web.billing import charge_due_months
-    from web.db import make_engine
+    from web.platform.app_state import set_settings
+    from web.five_plus_one.billing import charge_due_months
+    from web.platform.db import make_engine
     from web.purposes import register_payment_purposes
-    from web.settings import load_settings
+    from web.platform.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="ekp-billing-bench-") as tmp:
         workdir = Path(tmp)

@@ -49,8 +49,8 @@ def _env(workdir: Path, url: str) -> dict[str, str]:
 
 
 def _prepare_database(kind: str, workdir: Path, postgres_url: str | None) -> str:
-    from web.migrate import upgrade
-    from web.settings import load_settings
+    from web.platform.migrate import upgrade
+    from web.platform.settings import load_settings
 
     if kind == "sqlite":
         url = f"sqlite:///{workdir / 'ekp-dashboards.db'}"
@@ -97,7 +97,7 @@ def _insert(engine: sa.Engine, table: sa.Table, rows: Any) -> int:
 
 
 def seed(engine: sa.Engine, scale: float, now: datetime, today: date) -> dict[str, int]:
-    from web.models import (Card, Device, DeviceEvent, Inspection, Payment, PurseCardRow, PurseLedgerEntry,
+    from web.platform.models import (Card, Device, DeviceEvent, Inspection, Payment, PurseCardRow, PurseLedgerEntry,
                             Subscription5p1, SubscriptionMonthRow, User)
 
     rng = random.Random(17)
@@ -198,9 +198,9 @@ def _signed_in_client(app: Any, engine: sa.Engine, settings: Any) -> Any:
     import pyotp
     from litestar.testing import TestClient
 
-    from web.db import transaction
-    from web.services.people import create_active_user
-    from web.services.twofactor import set_secret
+    from web.platform.db import transaction
+    from web.accounts.people import create_active_user
+    from web.accounts.twofactor import set_secret
 
     secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
     with transaction(engine) as session:
@@ -229,16 +229,16 @@ def _reused_url(postgres_url: str) -> str:
 
 def run(kind: str, scale: float, postgres_url: str | None, rounds: int, keep: bool = False,
         reuse: bool = False) -> None:
-    from web import clock
+    from web.platform import clock
     from web.app import create_app
-    from web.db import make_engine
-    from web.settings import load_settings
+    from web.platform.db import make_engine
+    from web.platform.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="ekp-dashboards.") as tmp:
         workdir = Path(tmp)
         if reuse and kind == "postgres":  # the database a --keep run left (seeded then)
             url = _reused_url(postgres_url)  # type: ignore[arg-type]
-            from web.migrate import upgrade
+            from web.platform.migrate import upgrade
 
             upgrade(load_settings(_env(workdir, url)))
             settings = load_settings(_env(workdir, url))

@@ -86,9 +86,9 @@ def main() -> None:
     from litestar import Litestar, get
     from litestar.testing import TestClient
 
-    from web import i18n
+    from web.platform import i18n
     from web.app import create_app
-    from web.http import requires_login
+    from web.platform.http import requires_login
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -142,8 +142,8 @@ def main() -> None:
     # The account page's template alone, with the context the handler gives it.
     from types import SimpleNamespace
 
-    from web.settings import load_settings
-    from web.templating import page_environment
+    from web.platform.settings import load_settings
+    from web.platform.templating import page_environment
 
     user = SimpleNamespace(full_name="Anna Nowak", email="anna@demo.ekp", role="passenger", birth_date=None)
     context = {"user": user, "masked_pesel": "*******1458", "errors": {}, "flashes": [], "request": None,

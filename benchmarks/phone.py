@@ -61,7 +61,7 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))  # tests.support.barcodes, web.models (benchmarks/ is not a package)
+sys.path.insert(0, str(PROJECT_ROOT))  # tests.support.barcodes, web.platform.models (benchmarks/ is not a package)
 CHROMIUM = os.environ.get("EKP_E2E_CHROMIUM", "/usr/bin/chromium")
 HOST = "127.0.0.1"
 PHONE = {"viewport": {"width": 360, "height": 800}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
@@ -236,10 +236,10 @@ def add_mobile_ticket(work: Path) -> int:
     four weeks: rows written directly, as the e2e tests do (the demo data has no ticket)."""
     from sqlmodel import Session, select
 
-    from web import clock
-    from web.db import make_engine
-    from web.models import Card, Ticket, User
-    from web.settings import load_settings
+    from web.platform import clock
+    from web.platform.db import make_engine
+    from web.platform.models import Card, Ticket, User
+    from web.platform.settings import load_settings
 
     engine = make_engine(load_settings(server_env(work, 8000)).database_url)
     try:

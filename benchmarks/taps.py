@@ -4,7 +4,7 @@ Starts EKP with uvicorn (1 worker unless --workers, in a subprocess) on a fresh 
 directory, and on PostgreSQL too when EKP_TEST_POSTGRES_URL is set (a fresh database next to it).
 Registers one validator per client and N e-purse cards, then drives `POST /api/devices/validator/taps`
 with C concurrent keep-alive clients for a fixed time. Client i taps cards i, i+C, i+2C, ... (mod N),
-so with the defaults no two clients share a card (tests/web/test_purse_concurrency.py covers one hot card).
+so with the defaults no two clients share a card (tests/web/purse/test_purse_concurrency.py covers one hot card).
 
 The load generator runs on the same machine and shares its cores with the server (and PostgreSQL): it is a
 lean asyncio HTTP/1.1 client (about 0.1-0.2 ms of CPU per request; --httpx uses httpx, about 1 ms). Each
@@ -17,7 +17,7 @@ Target (issue 7): at least 1,000 taps/s with p99 under 50 ms.
 
 Where a tap's CPU goes (shared 2-core machine, load average 2-3 from other work, 16 clients, 1 worker; medians;
 `--breakdown` measures the first four rows in process, the HTTP run the last ones). Taps run on the event loop
-(web/services/taps_on_loop.py, the one path since issue 14): on PostgreSQL on asynchronous psycopg connections,
+(web/purse/taps_on_loop.py, the one path since issue 14): on PostgreSQL on asynchronous psycopg connections,
 on SQLite synchronously, one at a time, waiting asynchronously when another writer is at work (before issue 14
 SQLite taps went to a worker thread then, which is what the 'worker threads' figure below measured):
 
@@ -68,11 +68,11 @@ def free_port() -> int:
 
 def prepare(env: dict[str, str], cards: int, clients: int) -> list[str]:
     from domain.purse import CardKind
-    from web import clock
-    from web.db import make_engine, transaction
-    from web.migrate import upgrade
-    from web.services import purse
-    from web.settings import load_settings
+    from web.platform import clock
+    from web.platform.db import make_engine, transaction
+    from web.platform.migrate import upgrade
+    from web.purse import service as purse
+    from web.platform.settings import load_settings
 
     settings = load_settings(env)
     upgrade(settings)
@@ -258,8 +258,9 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
     from datetime import UTC, datetime
 
     from web.app import create_app
-    from web.services import purse, taps_on_loop
-    from web.settings import load_settings
+    from web.purse import service as purse
+    from web.purse import taps_on_loop
+    from web.platform.settings import load_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("EKP_")},

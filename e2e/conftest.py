@@ -28,7 +28,7 @@ import pytest
 
 from e2e.helpers import MailBox, assert_accessible, free_port, start_smtp
 from tests.support import DATES_BOTH_MARKER, DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
-from web import clock as web_clock
+from web.platform import clock as web_clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("EKP_E2E_CHROMIUM", "/usr/bin/chromium")

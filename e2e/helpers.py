@@ -146,7 +146,7 @@ def assert_no_horizontal_scroll(page, width: int = 360) -> None:  # type: ignore
     assert scroll_width <= width, f"{page.url} scrolls sideways at {width} px: scrollWidth is {scroll_width}"
 
 
-DEMO_TOTP_SECRET = "EKPDEMOTOTPSECRETFORDEVELOPMENT2"  # web.demo.DEMO_TOTP_SECRET (R-AUTH-3)
+DEMO_TOTP_SECRET = "EKPDEMOTOTPSECRETFORDEVELOPMENT2"  # web.simulators.demo.DEMO_TOTP_SECRET (R-AUTH-3)
 
 
 def totp_code_for(live_server, email: str, secret: str = DEMO_TOTP_SECRET) -> str:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.helpers import assert_no_horizontal_scroll, link_from_mail, make_pesel
-from web import clock as web_clock
+from web.platform import clock as web_clock
 
 pytestmark = pytest.mark.e2e
 

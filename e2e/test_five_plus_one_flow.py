@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from e2e.helpers import assert_no_horizontal_scroll, text_of
 from tests.support.shop import tariff_price, zl
-from web import clock as web_clock
+from web.platform import clock as web_clock
 
 pytestmark = pytest.mark.e2e
 

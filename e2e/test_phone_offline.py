@@ -24,7 +24,7 @@ from e2e.test_ticket_aztec import (
     wait_for_new_code,
     wait_until,
 )
-from web import clock
+from web.platform import clock
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from e2e.conftest import PHONE, PROJECT_ROOT
 from e2e.helpers import assert_accessible, pass_second_step
-from web import clock as web_clock
+from web.platform import clock as web_clock
 
 pytestmark = pytest.mark.e2e
 

@@ -23,13 +23,13 @@ from domain import ticket_record as tr
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE
 from e2e.helpers import DEMO_TOTP_SECRET, pass_second_step
 from tests.support import barcodes
-from web import clock
-from web.db import make_engine
-from web.models import Card, Ticket
-from web.services import tickets as service
-from web.services.people import create_active_user
-from web.services.twofactor import set_secret
-from web.settings import load_settings
+from web.platform import clock
+from web.platform.db import make_engine
+from web.platform.models import Card, Ticket
+from web.tickets import service
+from web.accounts.people import create_active_user
+from web.accounts.twofactor import set_secret
+from web.platform.settings import load_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ def make_mobile_ticket(live_server: Any, email: str | None) -> int:
     with Session(engine) as session:
         from sqlmodel import select
 
-        from web.models import User
+        from web.platform.models import User
 
         user = session.exec(select(User).where(User.email == email)).first() if email else None
         card = Card(carrier_type="mKK", client_code=uuid.uuid4().hex[:12], holder_name="Łucja Żak",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import web.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from web.db import make_engine
+import web.platform.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from web.platform.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

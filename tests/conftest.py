@@ -38,10 +38,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 from tests.support import DATES_BOTH_MARKER, DATES_MARKER, mark_date_sensitive, pin_clock_from_environment
-from web import clock as web_clock
-from web.db import make_engine
-from web.migrate import upgrade
-from web.settings import Settings, load_settings
+from web.platform import clock as web_clock
+from web.platform.db import make_engine
+from web.platform.migrate import upgrade
+from web.platform.settings import Settings, load_settings
 
 DEFAULT_PASSWORD = "Haslo1234"
 # Staff, inspector and admin accounts made by the `users` fixture are enrolled with this TOTP secret (R-AUTH-3);
@@ -239,7 +239,7 @@ class Db:
         return rows[0]
 
     def user(self, email: str) -> Any:
-        from web.models import User
+        from web.platform.models import User
 
         rows = self.all(User, User.email == email.lower())
         return rows[0] if rows else None
@@ -314,7 +314,7 @@ class StoredEntries:
                 return [client.get(key) or b"" for key in client.scan_iter(match=f"*{containing}*", count=1000)]
             finally:
                 client.close()
-        from web.models import StoreEntry
+        from web.platform.models import StoreEntry
 
         with Session(self.engine) as session:
             return [bytes(entry.value) for entry in session.scalars(select(StoreEntry).where(StoreEntry.key.contains(containing)))]  # type: ignore[attr-defined]
@@ -342,7 +342,7 @@ def _reset_clock() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _forget_cached_users() -> Iterator[None]:
     """Tables are emptied between tests and ids start again at 1: no user may outlive its test."""
-    from web import http
+    from web.platform import http
 
     http._user_cache.clear()
     yield
@@ -350,7 +350,7 @@ def _forget_cached_users() -> Iterator[None]:
 
 
 class _ClockWithRedis:
-    """`web.clock` whose `travel` also ages the Redis store's keys (Redis expires them on its own clock)."""
+    """`web.platform.clock` whose `travel` also ages the Redis store's keys (Redis expires them on its own clock)."""
 
     def __init__(self, redis_url: str) -> None:
         self._redis_url = redis_url
@@ -367,7 +367,7 @@ class _ClockWithRedis:
 
 @pytest.fixture
 def clock(store_backend: str, _redis_url: dict[str, Any]) -> Any:
-    """`web.clock`: `clock.travel(timedelta(hours=3))` moves the app's time; reset after each test."""
+    """`web.platform.clock`: `clock.travel(timedelta(hours=3))` moves the app's time; reset after each test."""
     if store_backend == "redis":
         return _ClockWithRedis(_redis_url["get"]())
     return web_clock
@@ -419,11 +419,11 @@ def _with_test_client_ip(app: Litestar) -> Litestar:
 def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argon2id with small cost parameters, so tests that log in many times stay quick.
 
-    Still the app's own code path (`web.services.accounts.hasher`); only memory/time costs are lowered.
+    Still the app's own code path (`web.accounts.service.hasher`); only memory/time costs are lowered.
     """
     from argon2 import PasswordHasher
 
-    from web.services import accounts as service
+    from web.accounts import service
 
     fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     monkeypatch.setattr(service, "hasher", fast)
@@ -537,8 +537,8 @@ class Browser:
         """A code the app accepts now and newer than the last step the account used (so several logins within
         30 s pass too; from the third on, the test clock moves on by 30 s)."""
         from domain import twofactor
-        from web.db import transaction
-        from web.models import User
+        from web.platform.db import transaction
+        from web.platform.models import User
 
         app = getattr(self.client, "app", None)
         if app is not None:
@@ -620,7 +620,7 @@ class Outbox:
         self.engine = engine
 
     def all(self, to: str | None = None) -> list[Mail]:
-        from web.models import OutboxMail
+        from web.platform.models import OutboxMail
 
         query = select(OutboxMail).order_by(OutboxMail.id)  # type: ignore[arg-type]
         if to is not None:
@@ -709,10 +709,10 @@ class Users:
         """`totp_secret`: enrol a second factor (R-AUTH-3); staff and inspectors get TEST_TOTP_SECRET unless
         given "" (not enrolled: they enrol at their first sign-in)."""
         from domain.accounts import read_pesel
-        from web.db import transaction
-        from web.models import User
-        from web.protect import encrypt_pesel, pesel_hash
-        from web.services import accounts as service
+        from web.platform.db import transaction
+        from web.platform.models import User
+        from web.platform.protect import encrypt_pesel, pesel_hash
+        from web.accounts import service
 
         born = birth_date or (read_pesel(pesel).birth_date if pesel else date(1990, 1, 1))
         key = self.settings.pesel_key
@@ -734,7 +734,7 @@ class Users:
             session.add(user)
             session.flush()
             if totp_secret:
-                from web.services.twofactor import set_secret
+                from web.accounts.twofactor import set_secret
 
                 set_secret(session, self.settings, user, totp_secret)
                 session.flush()

@@ -1,4 +1,4 @@
-"""One typed configuration (issue 14): only `web/settings.py` reads the environment; `web/cli.py` may set
+"""One typed configuration (issue 14): only `web/platform/settings.py` reads the environment; `web/cli.py` may set
 variables for the processes it starts (uvicorn's workers), never read them."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-READER = Path("web/settings.py")
+READER = Path("web/platform/settings.py")
 # A stand-alone sandbox host (`uvicorn payments.sandbox.app:standalone_app`) is its own process with its own
 # EKP_SANDBOX_* configuration, read in one function.
 OWN_PROCESS = {(Path("payments/sandbox/app.py"), "settings_from_env")}
@@ -53,7 +53,7 @@ def test_only_the_settings_read_the_environment():
     modules = [p.relative_to(ROOT) for package in ("web", "domain", "payments") for p in (ROOT / package).rglob("*.py")]
     assert READER in modules and SETS_FOR_CHILDREN in modules
     reads = [read for path in modules if path != READER for read in _environment_reads(path)]
-    assert reads == [], "read the setting from web.settings.Settings instead:\n" + "\n".join(reads)
+    assert reads == [], "read the setting from web.platform.settings.Settings instead:\n" + "\n".join(reads)
 
 
 def test_the_check_sees_a_read():

@@ -26,26 +26,38 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from sqlalchemy.engine import Engine
 
-from web import clock, i18n, jobs
-from web.app_state import set_settings
-from web.csrf import CSRFWithSafeShortcut
-from web.controllers import accounts, cards, desk, dev, five_plus_one, pages, twofactor
-from web.controllers import payments as payment_pages
-from web.controllers import devices, purse as purse_pages, simulators
-from web.controllers import inspection, ops, tickets
+from web import jobs
+from web.platform import clock
+from web.platform import i18n
+from web.platform.app_state import set_settings
+from web.platform.csrf import CSRFWithSafeShortcut
+from web.accounts import controllers as accounts
+from web.cards import controllers as cards
+from web.desk import controllers as desk
+from web.simulators import dev
+from web.five_plus_one import controllers as five_plus_one
+from web.pages import controllers as pages
+from web.accounts import twofactor_controllers as twofactor
+from web.payment_records import controllers as payment_pages
+from web.purse import devices
+from web.purse import controllers as purse_pages
+from web.purse import simulators
+from web.tickets import inspection
+from web.platform import ops
+from web.tickets import controllers as tickets
 from web.card_applications import controller as card_applications
-from web.gateway import SANDBOX_PREFIX, build_payments
-from web.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session
-from web.observe import configure_logging, request_id_of, with_request_id
+from web.platform.gateway import SANDBOX_PREFIX, build_payments
+from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session
+from web.platform.observe import configure_logging, request_id_of, with_request_id
 from web.office import controllers as office
-from web.openapi import openapi_config
+from web.platform.openapi import openapi_config
 from web.purposes import gdpr_erasure_steps, register_payment_purposes
-from web.db import make_engine
-from web.ratelimit import RateLimiter
-from web.sessions import SessionMiddleware
-from web.settings import PROJECT_ROOT, Settings, load_settings, start_warnings
-from web.store import make_store
-from web.templating import PageTemplates, environment
+from web.platform.db import make_engine
+from web.platform.ratelimit import RateLimiter
+from web.platform.sessions import SessionMiddleware
+from web.platform.settings import PROJECT_ROOT, Settings, load_settings, start_warnings
+from web.platform.store import make_store
+from web.platform.templating import PageTemplates, environment
 
 log = logging.getLogger("ekp")
 STATIC_DIR = PROJECT_ROOT / "static"
@@ -329,7 +341,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
                 secure=settings.secure_cookies,
             ),
             language_middleware,
-            # Innermost, where Litestar puts its own CSRF middleware (given as csrf_config); see web/csrf.py.
+            # Innermost, where Litestar puts its own CSRF middleware (given as csrf_config); see web/platform/csrf.py.
             DefineMiddleware(CSRFWithSafeShortcut, config=csrf_config),
         ],
         before_send=[security_headers],

@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from web import clock
-from web.observe import configure_logging
+from web.platform import clock
+from web.platform.observe import configure_logging
 from web.purposes import register_payment_purposes
-from web.settings import Settings, SettingsError, load_settings, start_warnings
+from web.platform.settings import Settings, SettingsError, load_settings, start_warnings
 
 
 def _settings():
@@ -36,8 +36,8 @@ def _settings():
 @contextmanager
 def _recorded(settings: Settings, job: str) -> Iterator[None]:
     """Count this run of a scheduled job (and a failure) in `job_runs`, for the metrics of every node."""
-    from web.db import make_engine
-    from web.observe import job_run
+    from web.platform.db import make_engine
+    from web.platform.observe import job_run
 
     engine = make_engine(settings.database_url)
     try:
@@ -63,8 +63,8 @@ def run(host: str | None, port: int | None, workers: int, no_migrate: bool, demo
     """Upgrade the database if needed, then serve the app."""
     import uvicorn
 
-    from web import demo as demo_data
-    from web.migrate import upgrade
+    from web.simulators import demo as demo_data
+    from web.platform.migrate import upgrade
 
     import os
 
@@ -122,7 +122,7 @@ def db() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    from web.migrate import upgrade
+    from web.platform.migrate import upgrade
 
     settings = _settings()
     upgrade(settings, revision)
@@ -145,7 +145,7 @@ def users_add(role: str, email: str, first_name: str, last_name: str, password: 
     """Create an active account with ROLE (no PESEL needed for staff, inspectors and admins).
 
     Staff, inspectors and admins (the back office, /office) enrol their second factor (TOTP) at their first sign-in, before any staff page."""
-    from web.services.people import add_user
+    from web.accounts.people import add_user
 
     settings = _settings()
     if password is None:
@@ -170,8 +170,8 @@ def demo() -> None:
 @demo.command("load")
 def demo_load() -> None:
     """Add demo passengers, staff and an inspector (idempotent)."""
-    from web import demo as demo_data
-    from web.migrate import upgrade
+    from web.simulators import demo as demo_data
+    from web.platform.migrate import upgrade
 
     settings = _settings()
     upgrade(settings)
@@ -190,8 +190,8 @@ def cards_import(csv_file: str) -> None:
     """Import or update the card registry from the operator's CSV export (all rows or none)."""
     from pathlib import Path
 
-    from web.db import make_engine, transaction
-    from web.services.cards import import_registry
+    from web.platform.db import make_engine, transaction
+    from web.cards.service import import_registry
 
     settings = _settings()
     raw = Path(csv_file).read_bytes()
@@ -222,7 +222,7 @@ def cards_expire() -> None:
     send the expiry and entitlement-end reminders (R-KKM-5, R-KKM-6), delete old photos and scans.
     Idempotent; safe on many nodes at once."""
     from web.card_applications.service import run_card_jobs
-    from web.db import make_engine
+    from web.platform.db import make_engine
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -242,10 +242,10 @@ def billing_run() -> None:
     """Charge every month that is due now; idempotent, safe to run on many nodes at once."""
     import anyio
 
-    from web.app_state import set_settings
-    from web.billing import charge_due_months
-    from web.db import make_engine
-    from web.gateway import build_payments
+    from web.platform.app_state import set_settings
+    from web.five_plus_one.billing import charge_due_months
+    from web.platform.db import make_engine
+    from web.platform.gateway import build_payments
 
     settings = _settings()
     set_settings(settings)
@@ -280,10 +280,10 @@ def payments_reconcile(older_than: int) -> None:
     refunds still owed."""
     import anyio
 
-    from web.app_state import set_settings
-    from web.db import make_engine
-    from web.gateway import build_payments
-    from web.reconcile import reconcile_pending_payments
+    from web.platform.app_state import set_settings
+    from web.platform.db import make_engine
+    from web.platform.gateway import build_payments
+    from web.payment_records.reconcile import reconcile_pending_payments
 
     settings = _settings()
     set_settings(settings)
@@ -315,8 +315,8 @@ def mail_send() -> None:
     """Deliver due mail from the outbox over EKP_SMTP_URL (for cron)."""
     import anyio
 
-    from web.db import make_engine
-    from web.mail import SmtpSender, deliver_outbox
+    from web.platform.db import make_engine
+    from web.platform.mail import SmtpSender, deliver_outbox
 
     settings = _settings()
     if not settings.smtp_url:
@@ -337,7 +337,7 @@ def mail_send() -> None:
 def mail_failed(limit: int) -> None:
     """Mail given up (undelivered for EKP_MAIL_RETRY_HOURS, a link no longer usable, or a bad address), newest
     first: when it was queued and given up, attempts, recipient, subject and why."""
-    from web.db import make_engine
+    from web.platform.db import make_engine
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -351,7 +351,7 @@ def _print_failed_mail(engine, limit: int) -> None:
     from sqlalchemy import select
     from sqlmodel import Session, col
 
-    from web.models import OutboxMail
+    from web.platform.models import OutboxMail
 
     with Session(engine) as session:
         mails = list(session.scalars(select(OutboxMail).where(col(OutboxMail.failed_at).is_not(None))
@@ -377,8 +377,8 @@ def devices() -> None:
 @click.option("--name", required=True, help="Where it is, e.g. the bus number or the meter's street.")
 def devices_add(kind: str, name: str) -> None:
     """Register a device; prints its id and its secret once (only a hash of the secret is kept)."""
-    from web.db import make_engine, transaction
-    from web.services.purse import add_device
+    from web.platform.db import make_engine, transaction
+    from web.purse.service import add_device
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -394,8 +394,8 @@ def devices_add(kind: str, name: str) -> None:
 @click.argument("device_id", type=int)
 def devices_disable(device_id: int) -> None:
     """Take a device out of service (lost, stolen, replaced): its credential is refused from now on."""
-    from web.db import make_engine, transaction
-    from web.services.purse import disable_device
+    from web.platform.db import make_engine, transaction
+    from web.purse.service import disable_device
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -433,8 +433,8 @@ def devices_flagged(days: int) -> None:
     the device's clock) and taps on a card already blocked at their time, uploaded later (`blocked_card`)."""
     from datetime import timedelta
 
-    from web.db import make_engine, transaction
-    from web.services.purse import flagged_events
+    from web.platform.db import make_engine, transaction
+    from web.purse.service import flagged_events
 
     settings = _settings()
     engine = make_engine(settings.database_url)
@@ -462,7 +462,7 @@ def office() -> None:
 def office_rollup() -> None:
     """Roll up the dashboards' figures of closed days (Europe/Warsaw) that are missing or stale (late data,
     e.g. an offline validator's batch for a past day). Idempotent; safe on many nodes at once; run hourly."""
-    from web.db import make_engine
+    from web.platform.db import make_engine
     from web.office.rollup import refresh
 
     settings = _settings()

@@ -11,9 +11,9 @@ from datetime import timedelta
 import anyio
 from litestar import Litestar
 
-from web.mail import SmtpSender, deliver_outbox
-from web.observe import job_run
-from web.store import DatabaseStore
+from web.platform.mail import SmtpSender, deliver_outbox
+from web.platform.observe import job_run
+from web.platform.store import DatabaseStore
 
 log = logging.getLogger("ekp.jobs")
 MAIL_EVERY = 5.0
@@ -48,8 +48,8 @@ async def run_purge(app: Litestar) -> None:
 
 
 async def run_billing(app: Litestar) -> None:
-    from web.billing import charge_due_months
-    from web.reconcile import reconcile_pending_payments
+    from web.five_plus_one.billing import charge_due_months
+    from web.payment_records.reconcile import reconcile_pending_payments
 
     await anyio.sleep(5)
     while True:

@@ -16,7 +16,9 @@ from sqlmodel import Session
 def register_payment_purposes() -> None:
     """Register the 5+1 month, the e-purse top-up and the card deposit payments (idempotent)."""
     from web.card_applications import service as card_applications
-    from web.services import payments, purse, subscriptions
+    from web.payment_records import service as payments
+    from web.purse import service as purse
+    from web.five_plus_one import service as subscriptions
 
     payments.register_purpose(subscriptions.PURPOSE, settle=subscriptions.settle_month_payment,
                               settle_batch=subscriptions.settle_month_payments,
@@ -28,7 +30,7 @@ def register_payment_purposes() -> None:
 
 
 def gdpr_erasure_steps() -> tuple[Callable[[Session, int], None], ...]:
-    """Each area's part of a GDPR erasure beyond the account's own rows (`web.services.accounts.erase_account`
+    """Each area's part of a GDPR erasure beyond the account's own rows (`web.accounts.service.erase_account`
     runs them in its transaction; the app factory passes them through `app.state.erasure_steps`)."""
     from web.card_applications.service import erase_applications_of
 

@@ -1,4 +1,4 @@
-// The back office's charts (templates/office/dashboard.html): each <canvas data-chart="ID"> is drawn with
+// The back office's charts (web/office/templates/office/dashboard.html): each <canvas data-chart="ID"> is drawn with
 // Chart.js (served from our origin) from the JSON in <script type="application/json" id="ID">:
 // {kind: "line"|"bar"|"matrix", columns: [x, series...], rows: [[x, v1, ...], ...]}. The same rows are in the
 // table under the chart and in its CSV. No inline script: the page's CSP stays strict.

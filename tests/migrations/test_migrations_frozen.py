@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from web.migrate import alembic_config
+from web.platform.migrate import alembic_config
 
 VERSIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 APP_PACKAGES = {"web", "domain", "payments"}

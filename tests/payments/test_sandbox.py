@@ -397,7 +397,7 @@ async def test_embedded_token_charge_goes_over_the_adapters_http_path_in_two_cal
 async def test_sandbox_does_not_deduplicate_on_the_reference_like_tpay(running: Running) -> None:
     """Tpay opens a new transaction for every `POST /transactions`, whatever its hiddenDescription: two
     charges with the same reference and no recorded transaction id are two charges. (EKP's billing records
-    the transaction id before paying; see tests/web/test_billing_crash.py.) The one-call form
+    the transaction id before paying; see tests/web/five_plus_one/test_billing_crash.py.) The one-call form
     (`pay.cardPaymentData.token` in `POST /transactions`) opens and pays at once."""
     token = running.sandbox.store.save_card("Visa", "1111", 12, 2039, "succeeds")
     body = {"amount": 45.0, "description": "Odnowienie", "hiddenDescription": "renewal-10",

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import BASE_URL, Browser, page_text
 from tests.support.purse import balance_of, make_card
 from tests.support.tickets import make_ticket
-from web.db import make_engine
+from web.platform.db import make_engine
 
 pytestmark = pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 # `ekp` sub-commands the deployment files use, and the tests that run them as those files do.
 TESTED = {
     "run": "tests/production/test_multi_node.py (ekp run --no-demo --no-migrate [--workers 2] on PostgreSQL + Redis)",
-    "db upgrade": "here, and every test database (web.migrate.upgrade)",
+    "db upgrade": "here, and every test database (web.platform.migrate.upgrade)",
     "mail send": "here, and tests/production/test_multi_node.py (on two nodes at once)",
     "billing run": "here, and tests/production/test_multi_node.py (on two nodes at once)",
-    "payments reconcile": "here, and tests/web/test_payment_outcomes.py",
+    "payments reconcile": "here, and tests/web/payment_records/test_payment_outcomes.py",
 }
 
 

@@ -24,9 +24,9 @@ from tests.support.nodes import CountingSmtp, LoadBalancer, Node, cluster, node_
 from tests.support.redis_server import flush
 from tests.support.shop import GOOD_CARD, add_card, card_expiry
 from tests.support.tickets import bind, make_ticket, present, verify_online
-from web import clock as web_clock
-from web.db import transaction
-from web.models import OutboxMail, Payment, SubscriptionMonthRow, Ticket
+from web.platform import clock as web_clock
+from web.platform.db import transaction
+from web.platform.models import OutboxMail, Payment, SubscriptionMonthRow, Ticket
 
 pytestmark = [pytest.mark.multinode,
               pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from web import clock
+from web.platform import clock
 
 
 DATES_MARKER = "dates: date-sensitive: run again at each pinned date of the CI date matrix (tests/support DATE_SENSITIVE)"
@@ -15,7 +15,7 @@ DATES_BOTH_MARKER = "dates_both: date-sensitive on PostgreSQL too (tests/support
 
 
 def pin_clock_from_environment() -> None:
-    """`EKP_TEST_TODAY=YYYY-MM-DD[THH:MM]` pins `web.clock` for the whole run (every xdist worker starts
+    """`EKP_TEST_TODAY=YYYY-MM-DD[THH:MM]` pins `web.platform.clock` for the whole run (every xdist worker starts
     from the same moment); without it the tests use the real date."""
     text = os.environ.get(clock.PIN_VARIABLE, "").strip()
     if text:
@@ -26,26 +26,26 @@ def pin_clock_from_environment() -> None:
 # here when what it checks depends on the calendar day the app thinks it is; pure `domain/` tests take the day as an
 # argument and cover month ends, leap days and clock changes themselves, so they run once.
 DATE_SENSITIVE = {
-    "tests/web/test_billing_batches.py": "5+1 billing runs, retries, eligibility at the next month",
-    "tests/web/test_five_plus_one_web.py": "5+1 schedules, renewals, retries, broken cycles, cancellation, prices",
-    "tests/web/test_payments_web.py": "payments and reconciliation after time passes",
-    "tests/web/test_accounts.py": "activation and reset links, login throttling windows",
-    "tests/web/test_accounts_registration.py": "activation links, PESEL birth dates against today",
-    "tests/web/test_accounts_limits.py": "rate-limit windows",
-    "tests/web/test_sessions.py": "session lifetimes",
-    "tests/web/test_purse_web.py": "loss report blocking at 08:00 next day, parking time to the minute, taps",
-    "tests/web/test_purse_meter_events.py": "meter events against the server's clock",
-    "tests/web/test_desk.py": "loss reports and replacement cards at the desk",
-    "tests/web/test_tickets_web.py": "ticket validity and expiry, code freshness",
-    "tests/web/test_erasure.py": "tickets and months around erasure",
-    "tests/web/test_cards.py": "resident status from/until today",
-    "tests/web/test_clock.py": "the pinned clock itself",
+    "tests/web/five_plus_one/test_billing_batches.py": "5+1 billing runs, retries, eligibility at the next month",
+    "tests/web/five_plus_one/test_five_plus_one_web.py": "5+1 schedules, renewals, retries, broken cycles, cancellation, prices",
+    "tests/web/payment_records/test_payments_web.py": "payments and reconciliation after time passes",
+    "tests/web/accounts/test_accounts.py": "activation and reset links, login throttling windows",
+    "tests/web/accounts/test_accounts_registration.py": "activation links, PESEL birth dates against today",
+    "tests/web/accounts/test_accounts_limits.py": "rate-limit windows",
+    "tests/web/platform/test_sessions.py": "session lifetimes",
+    "tests/web/purse/test_purse_web.py": "loss report blocking at 08:00 next day, parking time to the minute, taps",
+    "tests/web/purse/test_purse_meter_events.py": "meter events against the server's clock",
+    "tests/web/desk/test_desk.py": "loss reports and replacement cards at the desk",
+    "tests/web/tickets/test_tickets_web.py": "ticket validity and expiry, code freshness",
+    "tests/web/accounts/test_erasure.py": "tickets and months around erasure",
+    "tests/web/cards/test_cards.py": "resident status from/until today",
+    "tests/web/platform/test_clock.py": "the pinned clock itself",
     "e2e/test_five_plus_one_flow.py": "buying 5+1 from a chosen first day, in the browser",
     "e2e/test_ticket_aztec.py": "ticket codes signed by the page's clock and verified by the server's",
 }
 # Run at every date on PostgreSQL too (date arithmetic in SQL: billing claims months by their dates); the
-# rest of the matrix runs on SQLite, since the calendar is computed in Python (`domain/`, `web.clock`).
-DATE_SENSITIVE_ON_BOTH_DATABASES = {"tests/web/test_billing_batches.py", "tests/web/test_five_plus_one_web.py"}
+# rest of the matrix runs on SQLite, since the calendar is computed in Python (`domain/`, `web.platform.clock`).
+DATE_SENSITIVE_ON_BOTH_DATABASES = {"tests/web/five_plus_one/test_billing_batches.py", "tests/web/five_plus_one/test_five_plus_one_web.py"}
 DATE_MATRIX = ("2027-01-30", "2028-02-28", "2028-02-29", "2027-12-30", "2027-03-27", "2027-10-30")
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import PESEL_KEY_HEX, SECRET_KEY_HEX, Browser
-from web import clock as web_clock
+from web.platform import clock as web_clock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0

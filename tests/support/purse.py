@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from domain.purse import CardKind, RegisteredFare
 from tests.conftest import VALID_PESEL
-from web import clock as web_clock
-from web.db import transaction
-from web.models import PurseCardRow
-from web.protect import pesel_hash
-from web.services import purse as service
+from web.platform import clock as web_clock
+from web.platform.db import transaction
+from web.platform.models import PurseCardRow
+from web.platform.protect import pesel_hash
+from web.purse import service
 
 
 def make_card(engine, settings, number: str, *, kind: CardKind = CardKind.PERSONAL, balance: int = 0,

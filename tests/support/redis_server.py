@@ -58,7 +58,7 @@ def flush(url: str) -> None:
 
 def shift_expiries(url: str, by_seconds: float) -> None:
     """Make every key's time to live `by_seconds` shorter (a test's clock travelled): Redis expires keys on
-    its own clock, which `web.clock` does not move."""
+    its own clock, which `web.platform.clock` does not move."""
     import redis
 
     client = redis.Redis.from_url(url)

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from domain.five_plus_one import month_period, month_start
 from domain.tariff_5p1 import TicketVariant, price_for_month
 from payments.sandbox import store as sandbox_tables
-from web import clock
-from web.models import Card, Subscription5p1, SubscriptionMonthRow, User
-from web.services.subscriptions import tariff_5p1
+from web.platform import clock
+from web.platform.models import Card, Subscription5p1, SubscriptionMonthRow, User
+from web.five_plus_one.service import tariff_5p1
 
 CHUNK = 5000
 MAX_MONTH_LENGTH = 31

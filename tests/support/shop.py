@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from tests.conftest import BASE_URL, Browser, Outbox, Users
-from web import clock
-from web.db import transaction
-from web.models import Card, Payment
+from web.platform import clock
+from web.platform.db import transaction
+from web.platform.models import Card, Payment
 
 GOOD_CARD = "4111 1111 1111 1111"
 DECLINED_CARD = "4000 0000 0000 0002"
@@ -36,7 +36,7 @@ WAIT = 15.0
 def tariff_price(month_index: int, starts_on: date, variant: str = "normal") -> int:
     """What the 5+1 tariff in force charges for month `month_index` starting on `starts_on` (grosze)."""
     from domain.tariff_5p1 import TicketVariant, price_for_month
-    from web.services.subscriptions import tariff_5p1
+    from web.five_plus_one.service import tariff_5p1
 
     return price_for_month(tariff_5p1(), TicketVariant(variant), month_index, starts_on)
 
@@ -187,7 +187,7 @@ class Shop:
         return self.client.post("/payments/notify", content=body, headers=headers)
 
     def billing_run(self, settings: Any = None) -> Any:
-        from web.billing import charge_due_months
+        from web.five_plus_one.billing import charge_due_months
 
         return self.run(charge_due_months, self.engine, self.gateway, settings or self.app.state.settings)
 

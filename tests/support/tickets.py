@@ -10,8 +10,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from domain import ticket_record as tr
-from web import clock
-from web.models import Card, Ticket
+from web.platform import clock
+from web.platform.models import Card, Ticket
 
 
 def raw_public(key: Any) -> bytes:

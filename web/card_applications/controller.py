@@ -16,11 +16,11 @@ from domain.money import format_pln
 from web.card_applications import photos
 from web.card_applications import service
 from web.card_applications.texts import fare_text, status_text, text
-from web.controllers.payments import send_to_payment_page
-from web.http import (RowId, checked, clean_text, client_ip, flash, form_of, in_transaction, page, redirect,
+from web.payment_records.interface import send_to_payment_page
+from web.platform.http import (RowId, checked, clean_text, client_ip, flash, form_of, in_transaction, page, redirect,
                       requires_role, settings_of, signed_in_user)
-from web.i18n import _
-from web.models import User
+from web.platform.i18n import _
+from web.platform.models import User
 
 log = logging.getLogger("ekp.card_applications")
 passenger = [requires_role("passenger")]

@@ -3,7 +3,7 @@ through the payments port (purpose `card_deposit`), the desk's queue (accept, re
 collected), giving up with the deposit refunded (R-KKM-2) and the jobs (`run_card_jobs`).
 
 The rules are `domain.card_application` and `domain.purse`; the e-purse card itself is made only through
-`web.services.purse.issue_card_to_account`. Every state change is one conditional UPDATE (`_move`): from the
+`web.purse.service.issue_card_to_account`. Every state change is one conditional UPDATE (`_move`): from the
 states it may leave, to the next; whoever wins it writes the timeline and sends the mail, so a repeated click,
 a second node or a payment outcome reported twice changes nothing more.
 """
@@ -24,15 +24,15 @@ from sqlmodel import Session, col
 from domain import card_application as rules
 from domain import purse as purse_rules
 from domain.money import Grosze, format_pln
-from web import clock
-from web.db import affected, transaction
-from web.demo import is_demo_account
-from web.mail import queue_mail
-from web.models import CardApplicationEvent, CardApplicationRow, CardNotice, Payment, PurseCardRow, User
-from web.services import payments as payment_records
-from web.services import purse
-from web.services.accounts import audit
-from web.settings import Settings
+from web.platform import clock
+from web.platform.db import affected, transaction
+from web.simulators.interface import is_demo_account
+from web.platform.mail import queue_mail
+from web.platform.models import CardApplicationEvent, CardApplicationRow, CardNotice, Payment, PurseCardRow, User
+from web.payment_records import interface as payment_records
+from web.purse import interface as purse
+from web.accounts.interface import audit
+from web.platform.settings import Settings
 
 from web.card_applications import photos
 

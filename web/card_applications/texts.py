@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from web.i18n import N_, gettext
+from web.platform.i18n import N_, gettext
 
 TEXTS: dict[str, str] = {
     "card_applications.fare.required": N_("Wybierz rodzaj karty."),

@@ -17,8 +17,8 @@ from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, parse_pln
 from domain.office import MAX_EXPORT_ROWS, Period, csv_text, read_period
-from web import clock
-from web.http import (
+from web.platform import clock
+from web.platform.http import (
     RowId,
     client_ip,
     current_user,
@@ -30,10 +30,10 @@ from web.http import (
     requires_role,
     settings_of,
 )
-from web.i18n import N_, _
+from web.platform.i18n import N_, _
 from web.office import queries, service
 from web.office.service import OfficeProblem
-from web.services.purse import DEVICE_KINDS
+from web.purse.interface import DEVICE_KINDS
 
 admin = [requires_role("admin")]
 
@@ -367,7 +367,7 @@ async def account_create(request: Request) -> Template | Response:
 
 @post("/accounts/{user_id:int}/disable", guards=admin)
 async def account_disable(request: Request, user_id: RowId) -> Template | Response:
-    from web.http import forget_user
+    from web.platform.http import forget_user
 
     try:
         user = await in_transaction(request, service.disable_account, await _admin_id(request), user_id,

@@ -18,9 +18,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days
-from web import clock
-from web.i18n import _
-from web.models import (
+from web.platform import clock
+from web.platform.i18n import _
+from web.platform.models import (
     AuditEvent,
     Card,
     Device,
@@ -382,8 +382,8 @@ FAILURES_SHOWN = 100
 
 def _jobs(session: Session, now: datetime) -> tuple[list[list[Any]], list[list[Any]]]:
     """Recent failed runs of the scheduled jobs (job, when, error summary) and each job's runs and last success."""
-    from web.models import JobRun
-    from web.observe import JOB_FAILURES as f
+    from web.platform.models import JobRun
+    from web.platform.observe import JOB_FAILURES as f
 
     def when(moment: datetime | None) -> str:
         return clock.to_local(_as_utc(moment)).strftime("%Y-%m-%d %H:%M") if moment else "nigdy"

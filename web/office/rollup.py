@@ -35,8 +35,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, col
 
 from domain.office import Period, fare_category
-from web import clock
-from web.models import PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow
+from web.platform import clock
+from web.platform.models import PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow
 from web.office.queries import RIDE_KINDS, _as_utc, _hourly, utc_bounds
 
 log = logging.getLogger("ekp.office.rollup")

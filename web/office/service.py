@@ -1,6 +1,6 @@
 """The back office's use cases: what an admin changes. Other areas are reached only through their public
-service functions (devices: `web.services.purse`; registry: `web.services.cards`; accounts:
-`web.services.people` / `web.services.accounts`). Every action lands in the audit log as `office.*`."""
+service functions (devices: `web.purse.service`; registry: `web.cards.service`; accounts:
+`web.accounts.people` / `web.accounts.service`). Every action lands in the audit log as `office.*`."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from sqlmodel import Session, col
 from domain.accounts import InvalidPesel, normalise_email, read_pesel
 from domain.cards import RowProblem
 from domain.office import MAX_COLLECTED
-from web import clock
-from web.db import transaction
-from web.models import Card, MeterCashCollection, PurseCardRow, RegistryImport, User
-from web.protect import pesel_hash
-from web.services import cards as registry
-from web.services import purse as devices_service
-from web.services.accounts import audit
-from web.services.people import create_active_user, disable_user
-from web.settings import Settings
+from web.platform import clock
+from web.platform.db import transaction
+from web.platform.models import Card, MeterCashCollection, PurseCardRow, RegistryImport, User
+from web.platform.protect import pesel_hash
+from web.cards import interface as registry
+from web.purse import interface as devices_service
+from web.accounts.interface import audit
+from web.accounts.interface import create_active_user, disable_user
+from web.platform.settings import Settings
 
 MAX_DEVICE_NAME = 80
 MAX_REGISTRY_BYTES = 20 * 1024 * 1024  # 20 MB: about 200 000 rows of the operator's export

@@ -1,0 +1,22 @@
+"""What the other areas may use of `web.five_plus_one`: its only door (import-linter: areas are
+independent except through their `interface`). Keep it small; grow it on purpose."""
+
+from __future__ import annotations
+
+from web.five_plus_one.billing import (
+    billing_policy as billing_policy,
+)
+from web.five_plus_one.service import (
+    PAYER_CANCELLED as PAYER_CANCELLED,
+    PURPOSE as PURPOSE,
+    card_has_active_subscription as card_has_active_subscription,
+    tab as tab,
+)
+
+__all__ = [
+    "PAYER_CANCELLED",
+    "PURPOSE",
+    "billing_policy",
+    "card_has_active_subscription",
+    "tab",
+]

@@ -1,0 +1,46 @@
+"""What the other areas may use of `web.payment_records`: its only door (import-linter: areas are
+independent except through their `interface`). Keep it small; grow it on purpose."""
+
+from __future__ import annotations
+
+from web.payment_records.controllers import (
+    send_to_payment_page as send_to_payment_page,
+)
+from web.payment_records.service import (
+    Applied as Applied,
+    IN_CHUNK as IN_CHUNK,
+    Outcome as Outcome,
+    PaymentStatus as PaymentStatus,
+    PaymentToRecord as PaymentToRecord,
+    Settled as Settled,
+    apply_outcomes as apply_outcomes,
+    ask_refund as ask_refund,
+    create_payment_record as create_payment_record,
+    create_payment_records as create_payment_records,
+    give_back as give_back,
+    one_of as one_of,
+    outcome_from_gateway as outcome_from_gateway,
+    pending_payments as pending_payments,
+    record_charge_transactions as record_charge_transactions,
+    staff_queue as staff_queue,
+)
+
+__all__ = [
+    "Applied",
+    "IN_CHUNK",
+    "Outcome",
+    "PaymentStatus",
+    "PaymentToRecord",
+    "Settled",
+    "apply_outcomes",
+    "ask_refund",
+    "create_payment_record",
+    "create_payment_records",
+    "give_back",
+    "one_of",
+    "outcome_from_gateway",
+    "pending_payments",
+    "record_charge_transactions",
+    "send_to_payment_page",
+    "staff_queue",
+]

@@ -1,0 +1,545 @@
+"""Our side of payments: a record per payment with its state history, and applying each outcome
+exactly once however many times (and in whatever order) the webhook, the browser's return, a token
+charge's answer or reconciliation report it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Protocol
+
+import anyio
+from sqlalchemy import ARRAY, any_, bindparam, insert, literal, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from domain.payment_outcomes import paid_in_full
+from payments import GatewayError, GatewayTimeout, PaymentGateway, PaymentStatus, Refund
+from web.platform import clock
+from web.platform.db import affected, transaction
+from web.platform.models import Payment, PaymentEvent
+
+log = logging.getLogger("ekp.payments")
+
+TERMINAL = {PaymentStatus.PAID.value, PaymentStatus.FAILED.value}
+# Money went back to the payer (our refund, one made in the operator's panel, or the bank's chargeback).
+REVERSED = {PaymentStatus.REFUNDED.value, PaymentStatus.CHARGEBACK.value}
+# Our record's own states besides the gateway's (Payment.status):
+HELD = "held_for_review"  # R-PAY-2: paid less (or more) than due; nothing applied, staff decide
+REFUND_DUE = "refund_due"  # R-PAY-4: paid for nothing; the refund is asked of the gateway until it is done
+# What staff see in the desk's queue (R-PAY-2..4).
+FOR_STAFF = [HELD, REFUND_DUE, *sorted(REVERSED)]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What the business side decided when an outcome was applied."""
+
+    refund: bool = False  # money arrived for something no longer wanted: give it back
+    reversed: bool = False  # a refund or chargeback took back what the payment had bought (R-PAY-3)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A payment outcome from any source, reduced to what the business needs."""
+
+    reference: str
+    status: str  # a PaymentStatus value
+    amount: int | None = None
+    currency: str = "PLN"
+    title: str | None = None
+    transaction_id: str | None = None
+    card_token: str | None = None
+    card_brand: str | None = None
+    card_last4: str | None = None
+    card_expiry: str | None = None
+    error_code: str | None = None
+    paid_amount: int | None = None  # what the payer actually paid, when the source says (R-PAY-2)
+
+
+class HostedPayment(Protocol):
+    """A payment recorded on our side, ready to be created at the gateway's hosted page."""
+
+    reference: str
+    amount: int
+    description: str
+    payer_email: str
+    payer_name: str
+
+
+# Each purpose's handlers are registered at start-up by `web.purposes.register_payment_purposes()` (the app
+# factory and every `ekp` command call it), never as a side effect of importing a module.
+
+# purpose -> function(session, payment, outcome) -> Settled: apply a paid or failed outcome to what it paid for.
+HANDLERS: dict[str, Callable[[Session, Payment, Outcome], Settled]] = {}
+
+# purpose -> function(session, payment, status) -> str: a refund or chargeback (`status`) of a payment that
+# had bought something takes it back (R-PAY-3); returns what was done, for staff.
+REVERSALS: dict[str, Callable[[Session, Payment, str], str]] = {}
+
+# purpose -> function(session, payment, outcome): a card saved with a payment whose outcome was already
+# applied from a source that carries no card (the browser's return asks the gateway's status first).
+CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
+
+
+# purpose -> function(session, [(payment, outcome), ...]) -> [Settled, ...]: the same as the purpose's
+# HANDLERS entry for many payments at once; used by `apply_outcomes`, which passes each payment as a
+# Core row (id, reference, purpose, subject_id, user_id, kind, amount, currency, gateway ids).
+BATCH_HANDLERS: dict[str, Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]] = {}
+
+IN_CHUNK = 500  # ids or references per IN (...) list
+
+
+def register_purpose(purpose: str, *, settle: Callable[[Session, Payment, Outcome], Settled],
+                     reverse: Callable[[Session, Payment, str], str],
+                     settle_batch: Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]] | None = None,
+                     card_saved: Callable[[Session, Payment, Outcome], None] | None = None) -> None:
+    """What a payment of `purpose` buys: how its outcome is applied and how a reversal takes it back."""
+    HANDLERS[purpose] = settle
+    REVERSALS[purpose] = reverse
+    if settle_batch is not None:
+        BATCH_HANDLERS[purpose] = settle_batch
+    if card_saved is not None:
+        CARD_SAVED[purpose] = card_saved
+
+
+def _registered(table: dict[str, Any], purpose: str) -> Any:
+    try:
+        return table[purpose]
+    except KeyError:
+        raise RuntimeError(f"no handler for payments of purpose {purpose!r}: "
+                           "web.purposes.register_payment_purposes() must run at start-up") from None
+
+
+def one_of(session: Session, column: Any, values: list[Any]) -> Any:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one parameter instead of one per value
+    (psycopg parses a query with hundreds of parameters each time it is sent)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(values), ARRAY(column.type)))
+    return column.in_(values)
+
+
+@dataclass(frozen=True)
+class PaymentToRecord:
+    reference: str
+    purpose: str
+    subject_id: int
+    user_id: int | None
+    kind: str
+    amount: int
+
+
+def create_payment_record(session: Session, *, reference: str, purpose: str, subject_id: int, user_id: int | None,
+                          kind: str, amount: int) -> int:
+    """A pending payment and its first event (`create_payment_records` for one); returns its id."""
+    session.flush()  # the rows it refers to are written first
+    return create_payment_records(session, [PaymentToRecord(reference, purpose, subject_id, user_id, kind, amount)])[reference]
+
+
+def create_payment_records(session: Session, wanted: list[PaymentToRecord]) -> dict[str, int]:
+    """Pending payments and their first events: two INSERTs in all. Returns reference -> payment id."""
+    if not wanted:
+        return {}
+    now = clock.now()
+    table, events = Payment.__table__, PaymentEvent.__table__  # type: ignore[attr-defined]
+    ids: dict[str, int] = {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start:start + IN_CHUNK]
+        rows = session.execute(insert(table).returning(table.c.id, table.c.reference, sort_by_parameter_order=True), [
+            {"reference": w.reference, "purpose": w.purpose, "subject_id": w.subject_id, "user_id": w.user_id,
+             "kind": w.kind, "amount": w.amount, "currency": "PLN", "status": PaymentStatus.PENDING.value,
+             "created_at": now, "updated_at": now} for w in chunk]).all()
+        ids.update({reference: payment_id for payment_id, reference in rows})
+        session.execute(insert(events), [
+            {"payment_id": ids[w.reference], "at": now, "source": "created", "status": "pending", "detail": w.kind}
+            for w in chunk])
+    return ids
+
+
+def record_gateway_ids(session: Session, reference: str, transaction_id: str, title: str, redirect_url: str | None) -> None:
+    payment = payment_by_reference(session, reference)
+    if payment is None:
+        return
+    payment.gateway_transaction_id, payment.gateway_title = transaction_id, title
+    payment.redirect_url = redirect_url
+    payment.updated_at = clock.now()
+
+
+def record_charge_transactions(session: Session, opened: list[tuple[str, str, str]]) -> None:
+    """Token charges' gateway transactions (reference, transaction id, title), recorded - and committed by
+    the caller - before any of them is paid, so that a crash or a second worker asks the gateway about
+    that transaction instead of opening (and paying) another (R-PAY-1). A payment that already has one
+    keeps it."""
+    if not opened:
+        return
+    table = Payment.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(table).where(table.c.reference == bindparam("b_reference"), table.c.gateway_transaction_id.is_(None))
+        .values(gateway_transaction_id=bindparam("b_transaction_id"), gateway_title=bindparam("b_title"),
+                updated_at=clock.now()),
+        [{"b_reference": r, "b_transaction_id": t[:64], "b_title": title[:64]} for r, t, title in opened])
+
+
+def payment_by_reference(session: Session, reference: str) -> Payment | None:
+    return session.scalars(select(Payment).where(col(Payment.reference) == reference)).first()
+
+
+class OutcomeRejected(Exception):
+    """An outcome that does not fit our record (unknown reference, wrong amount or currency)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Payment, Settled | None]:
+    """Apply `outcome` once: the first terminal report changes the business, repeats change nothing.
+
+    R-PAY-2: a "paid" that paid less (or more) than due is held for staff review, never applied.
+    R-PAY-4: a paid payment its purpose no longer wants is left REFUND_DUE (the caller asks the gateway).
+    R-PAY-3: a refund or chargeback of a payment that bought something takes it back; one we never heard
+    was paid is applied as paid first, so the effect is the same in whatever order the reports come.
+    Returns the payment and what was settled (None when nothing new happened).
+    """
+    payment = payment_by_reference(session, outcome.reference)
+    if payment is None:
+        raise OutcomeRejected("unknown_reference")
+    if outcome.amount is not None and outcome.amount != payment.amount:
+        log.warning("payment %s: amount differs from our record; ignored", payment.id)
+        raise OutcomeRejected("amount_mismatch")
+    if outcome.currency.upper() != payment.currency:
+        log.warning("payment %s: currency differs from our record; ignored", payment.id)
+        raise OutcomeRejected("currency_mismatch")
+    session.add(PaymentEvent(payment_id=payment.id, source=source, status=outcome.status,  # type: ignore[arg-type]
+                             detail=_detail(outcome)))
+    if outcome.title and not payment.gateway_title:
+        payment.gateway_title = outcome.title
+    if outcome.transaction_id and not payment.gateway_transaction_id:
+        payment.gateway_transaction_id = outcome.transaction_id
+
+    if outcome.status in TERMINAL:
+        settled = _apply_terminal(session, payment, outcome)
+        if settled is None:
+            session.refresh(payment)
+            if outcome.card_token and payment.status == PaymentStatus.PAID.value and payment.purpose in CARD_SAVED:
+                CARD_SAVED[payment.purpose](session, payment, outcome)
+        return payment, settled
+    if outcome.status in REVERSED:
+        return payment, _reverse(session, payment, outcome, source)
+    return payment, None
+
+
+def underpaid(payment_amount: int, outcome: Outcome) -> bool:
+    """R-PAY-2: a "paid" whose paid amount (when the source gives one) is not the amount due."""
+    return outcome.status == PaymentStatus.PAID.value and not paid_in_full(payment_amount, outcome.paid_amount)
+
+
+def _detail(outcome: Outcome) -> str:
+    detail = outcome.error_code or ""
+    if outcome.paid_amount is not None and outcome.status == PaymentStatus.PAID.value:
+        detail = f"paid {outcome.paid_amount}" + (f"; {detail}" if detail else "")
+    return detail[:300]
+
+
+def _apply_terminal(session: Session, payment: Payment, outcome: Outcome) -> Settled | None:
+    """A paid or failed outcome, if it is the first terminal one: one conditional UPDATE decides who
+    applies it, on SQLite and PostgreSQL alike. None when it was applied before."""
+    held = underpaid(payment.amount, outcome)
+    status = HELD if held else outcome.status
+    won = affected(session.execute(
+        update(Payment)
+        .where(col(Payment.id) == payment.id, col(Payment.applied_at).is_(None))
+        .values(status=status, applied_at=clock.now(), updated_at=clock.now())
+    ))
+    if won != 1:
+        return None
+    session.refresh(payment)
+    if held:
+        log.warning("payment %s: paid %s of %s; held for staff review", payment.id, outcome.paid_amount, payment.amount)
+        return Settled()
+    settled = _registered(HANDLERS, payment.purpose)(session, payment, outcome)
+    if settled.refund:
+        _refund_due(session, [payment.id])  # type: ignore[list-item]
+        session.refresh(payment)
+    return settled
+
+
+def ask_refund(session: Session, payment_id: int) -> None:
+    """A paid payment its purpose gives back (e.g. a card deposit on giving up, R-KKM-2): REFUND_DUE, refunded
+    by `give_back` now or by the next reconciliation."""
+    _refund_due(session, [payment_id])
+
+
+def _refund_due(session: Session, ids: list[int]) -> None:
+    table = Payment.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(ids), IN_CHUNK):
+        session.execute(update(table).where(one_of(session, table.c.id, ids[start:start + IN_CHUNK]),
+                                            table.c.status == PaymentStatus.PAID.value)
+                        .values(status=REFUND_DUE, updated_at=clock.now()))
+
+
+def _reverse(session: Session, payment: Payment, outcome: Outcome, source: str) -> Settled | None:
+    """R-PAY-3 (and R-PAY-1: any order): money went back to the payer."""
+    settled = None
+    if payment.applied_at is None:
+        # Paid, then given back, and we never heard of the payment: apply it as paid first.
+        settled = _apply_terminal(session, payment, replace(outcome, status=PaymentStatus.PAID.value, paid_amount=None))
+        session.refresh(payment)
+    before = payment.status
+    if before not in (PaymentStatus.PAID.value, REFUND_DUE, HELD):
+        return settled  # failed, or reversed before: nothing (more) to take back
+    won = affected(session.execute(
+        update(Payment).where(col(Payment.id) == payment.id, col(Payment.status) == before)
+        .values(status=outcome.status, updated_at=clock.now())
+    ))
+    session.refresh(payment)
+    if won != 1 or before != PaymentStatus.PAID.value:
+        # Our own refund of money that bought nothing (REFUND_DUE), or staff gave back a held payment.
+        return settled
+    done = _registered(REVERSALS, payment.purpose)(session, payment, outcome.status)
+    session.add(PaymentEvent(payment_id=payment.id, source="reversal", status=outcome.status,  # type: ignore[arg-type]
+                             detail=done[:300]))
+    log.warning("payment %s: %s after it was applied (%s); reversed: %s", payment.id, outcome.status, source, done)
+    return Settled(reversed=True)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One outcome of `apply_outcomes`: what `apply_outcome` would have returned, or why it was refused."""
+
+    outcome: Outcome
+    payment: Any  # the Payment, or its Core row when the batch handler settled it; None if unknown
+    settled: Settled | None = None
+    rejected: str | None = None  # an OutcomeRejected code
+
+
+def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> list[Applied]:
+    """`apply_outcome` for many outcomes in one transaction, in the input's order of results.
+
+    Same rule: a terminal outcome changes the business only if its conditional UPDATE (`applied_at IS
+    NULL`) wins, here one set-based UPDATE … RETURNING per status; the winners are settled by the
+    purpose's batch handler, which gets the payments as Core rows. The batch path reads and writes with
+    SQLAlchemy Core (one SELECT, one INSERT of events, one executemany for the gateway's ids, one UPDATE
+    per status). Outcomes with no batch handler, non-terminal ones and repeated references go through
+    `apply_outcome` one by one. A refused outcome is returned with its code, not raised.
+    """
+    references = [o.reference for o in outcomes]
+    if len(set(references)) != len(references):
+        return [_apply_one(session, o, source) for o in outcomes]
+    table = Payment.__table__  # type: ignore[attr-defined]
+    payments: dict[str, Any] = {}
+    for start in range(0, len(references), IN_CHUNK):
+        chunk = references[start:start + IN_CHUNK]
+        payments.update((p.reference, p) for p in session.execute(
+            select(table.c.id, table.c.reference, table.c.purpose, table.c.subject_id, table.c.user_id, table.c.kind,
+                   table.c.amount, table.c.currency, table.c.gateway_title, table.c.gateway_transaction_id)
+            .where(one_of(session, table.c.reference, chunk))))
+    results: dict[str, Applied] = {}
+    terminal: list[tuple[Any, Outcome]] = []
+    events, gateway_ids = [], []
+    now = clock.now()
+    for outcome in outcomes:
+        payment = payments.get(outcome.reference)
+        if (payment is None or outcome.status not in TERMINAL or payment.purpose not in BATCH_HANDLERS
+                or underpaid(payment.amount, outcome)):
+            results[outcome.reference] = _apply_one(session, outcome, source)
+            continue
+        if outcome.amount is not None and outcome.amount != payment.amount:
+            log.warning("payment %s: amount differs from our record; ignored", payment.id)
+            results[outcome.reference] = Applied(outcome, None, rejected="amount_mismatch")
+            continue
+        if outcome.currency.upper() != payment.currency:
+            log.warning("payment %s: currency differs from our record; ignored", payment.id)
+            results[outcome.reference] = Applied(outcome, None, rejected="currency_mismatch")
+            continue
+        events.append({"payment_id": payment.id, "at": now, "source": source, "status": outcome.status,
+                       "detail": _detail(outcome)})
+        title = payment.gateway_title or outcome.title
+        transaction_id = payment.gateway_transaction_id or outcome.transaction_id
+        if (title, transaction_id) != (payment.gateway_title, payment.gateway_transaction_id):
+            gateway_ids.append({"b_id": payment.id, "gateway_title": title, "gateway_transaction_id": transaction_id})
+        terminal.append((payment, outcome))
+    session.flush()  # whatever `_apply_one` changed is written before the set-based statements below
+    if events:
+        session.execute(insert(PaymentEvent.__table__), events)  # type: ignore[attr-defined]
+    if gateway_ids:
+        session.execute(update(table).where(table.c.id == bindparam("b_id")), gateway_ids)
+    won: set[int] = set()
+    for status in sorted(TERMINAL):
+        ids = [p.id for p, o in terminal if o.status == status]
+        for start in range(0, len(ids), IN_CHUNK):
+            won.update(session.scalars(
+                update(table).where(one_of(session, table.c.id, ids[start:start + IN_CHUNK]), table.c.applied_at.is_(None))
+                .values(status=status, applied_at=now, updated_at=now).returning(table.c.id)))
+    winners: dict[str, list[tuple[Any, Outcome]]] = {}
+    for payment, outcome in terminal:
+        if payment.id in won:
+            winners.setdefault(payment.purpose, []).append((payment, outcome))
+            continue
+        # Applied before (another run, the webhook): nothing new, except a card saved with it.
+        record = session.get(Payment, payment.id)
+        if (record is not None and outcome.card_token and record.status == PaymentStatus.PAID.value
+                and record.purpose in CARD_SAVED):
+            CARD_SAVED[record.purpose](session, record, outcome)
+        results[outcome.reference] = Applied(outcome, record)
+    session.flush()  # the handlers below write with Core: nothing of the ORM's may be left to write after them
+    unwanted: list[int] = []
+    for purpose, pairs in winners.items():
+        for (payment, outcome), settled in zip(pairs, BATCH_HANDLERS[purpose](session, pairs), strict=True):
+            results[outcome.reference] = Applied(outcome, payment, settled)
+            if settled.refund:
+                unwanted.append(payment.id)
+    _refund_due(session, unwanted)  # R-PAY-4: the caller asks the gateway for these refunds
+    return [results[r] for r in references]
+
+
+def _apply_one(session: Session, outcome: Outcome, source: str) -> Applied:
+    try:
+        payment, settled = apply_outcome(session, outcome, source)
+    except OutcomeRejected as exc:
+        return Applied(outcome, None, rejected=exc.code)
+    return Applied(outcome, payment, settled)
+
+
+def payment_failed_to_start(session: Session, reference: str) -> None:
+    """The gateway could not even create the payment: it failed, nothing was charged."""
+    apply_outcome(session, Outcome(reference=reference, status="failed", error_code="gateway_unavailable"), "created")
+
+
+def pending_payments(session: Session, older_than_seconds: int, limit: int = 500) -> list[Payment]:
+    """Payments we never heard back about: candidates for reconciliation with the gateway."""
+    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    return list(session.scalars(
+        select(Payment).where(col(Payment.applied_at).is_(None), col(Payment.created_at) <= cutoff)
+        .order_by(col(Payment.id)).limit(limit)
+    ))
+
+
+def outcome_from_gateway(outcome: Any) -> Outcome:
+    """Turn the port's PaymentOutcome/ChargeResult/TransactionStatus into our Outcome."""
+    card = getattr(outcome, "card", None)
+    status = outcome.status
+    return Outcome(
+        reference=outcome.reference,
+        status=status.value if hasattr(status, "value") else str(status),
+        amount=getattr(outcome, "amount", None),
+        currency=getattr(outcome, "currency", "PLN"),
+        title=getattr(outcome, "title", None),
+        transaction_id=getattr(outcome, "transaction_id", None),
+        card_token=card.token if card else None,
+        card_brand=card.brand if card else None,
+        card_last4=getattr(card, "last4", None) if card else None,
+        card_expiry=card.expiry if card else None,
+        error_code=getattr(outcome, "error_code", None),
+        paid_amount=getattr(outcome, "paid_amount", None),
+    )
+
+
+def refunds_due(session: Session, older_than_seconds: int, limit: int = 500) -> list[Payment]:
+    """R-PAY-4: payments for nothing whose refund the gateway has not confirmed (refused, timed out, or
+    the process stopped in between): reconciliation asks again."""
+    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    return list(session.scalars(
+        select(Payment).where(col(Payment.status) == REFUND_DUE, col(Payment.updated_at) <= cutoff)
+        .order_by(col(Payment.id)).limit(limit)
+    ))
+
+
+def refund_done(session: Session, payment_id: int, source: str) -> bool:
+    """The gateway gave the money back: REFUND_DUE -> refunded (once; a notification may have said so first)."""
+    won = affected(session.execute(
+        update(Payment).where(col(Payment.id) == payment_id, col(Payment.status) == REFUND_DUE)
+        .values(status=PaymentStatus.REFUNDED.value, updated_at=clock.now())
+    ))
+    if won == 1:
+        session.add(PaymentEvent(payment_id=payment_id, source=source, status=PaymentStatus.REFUNDED.value,
+                                 detail="refund of a payment for nothing"))
+    return won == 1
+
+
+@dataclass(frozen=True)
+class ForStaff:
+    """A payment in the desk's queue and why it is there."""
+
+    payment: Payment
+    kind: str  # held | refund_due | refunded | reversed
+    paid_amount: int | None = None  # held: what the payer paid (grosze)
+    note: str = ""  # reversed: what was taken back
+
+
+def staff_queue(session: Session, limit: int = 50) -> list[ForStaff]:
+    """The desk's queue (R-PAY-2..4): payments held for review, refunds owed or made, reversals of what a
+    payment had bought; the most recently changed first."""
+    payments = list(session.scalars(
+        select(Payment).where(col(Payment.status).in_(FOR_STAFF))
+        .order_by(col(Payment.updated_at).desc(), col(Payment.id).desc()).limit(limit)
+    ))
+    paid: dict[int, int] = {}
+    reversal: dict[int, str] = {}
+    if payments:
+        for event in session.scalars(
+                select(PaymentEvent).where(one_of(session, PaymentEvent.payment_id, [p.id for p in payments]))
+                .order_by(col(PaymentEvent.id))):
+            if event.source == "reversal":
+                reversal[event.payment_id] = event.detail
+            elif event.status == PaymentStatus.PAID.value and event.detail.startswith("paid "):
+                amount = event.detail[5:].split(";", 1)[0]
+                if amount.isdigit():
+                    paid.setdefault(event.payment_id, int(amount))  # the report that decided the hold
+    queue = []
+    for p in payments:
+        if p.status == HELD:
+            queue.append(ForStaff(p, "held", paid_amount=paid.get(p.id)))  # type: ignore[arg-type]
+        elif p.id in reversal:
+            queue.append(ForStaff(p, "reversed", note=reversal[p.id]))
+        else:
+            queue.append(ForStaff(p, "refund_due" if p.status == REFUND_DUE else "refunded"))
+    return queue
+
+
+# --------------------------------------------------------------------------- the one use case
+
+
+def _in_tx(engine: Engine, fn: Callable[..., Any], *args: Any) -> Any:
+    with transaction(engine) as session:
+        return fn(session, *args)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    payment: Payment
+    settled: Settled | None
+    refunded: bool = False  # the refund this outcome called for was made
+
+
+async def settle(engine: Engine, gateway: PaymentGateway, outcome: Outcome, source: str) -> Settlement:
+    """R-PAY-1: apply a payment outcome, whatever path brought it (webhook, return page, reconciliation),
+    then give the money back if the business no longer wanted it (R-PAY-4). Raises OutcomeRejected."""
+    payment, settled = await anyio.to_thread.run_sync(_in_tx, engine, apply_outcome, outcome, source)
+    refunded = False
+    if settled is not None and settled.refund:
+        refunded = await give_back(engine, gateway, payment.id, payment.gateway_transaction_id)
+    return Settlement(payment, settled, refunded)
+
+
+async def give_back(engine: Engine, gateway: PaymentGateway, payment_id: int, transaction_id: str | None) -> bool:
+    """Refund a REFUND_DUE payment in full. Safe to repeat: if the gateway refuses because the money
+    already went back (an earlier answer was lost), its status says so. False: still owed (the next
+    reconciliation asks again; staff see it in the queue)."""
+    if not transaction_id:
+        log.warning("refund of payment %s: no gateway transaction to refund; left for staff", payment_id)
+        return False
+    try:
+        await gateway.refund(Refund(transaction_id, reason="EKP"))
+    except (GatewayError, GatewayTimeout) as exc:
+        try:
+            status = await gateway.get_status(transaction_id)
+        except (GatewayError, GatewayTimeout):
+            status = None
+        if status is None or status.status.value not in REVERSED:
+            log.warning("refund of payment %s failed (%s); reconciliation asks again", payment_id, type(exc).__name__)
+            return False
+    await anyio.to_thread.run_sync(_in_tx, engine, refund_done, payment_id, "refund")
+    return True

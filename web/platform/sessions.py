@@ -1,0 +1,99 @@
+"""Server-side sessions: a random id in an HttpOnly cookie, the data in the shared store.
+
+Handlers read and write `request.session` like a dict. Set `SESSION_ROTATE` in it to get a fresh id
+(on login, against session fixation) and `SESSION_REMEMBER` to keep the cookie across browser restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.stores.base import Store
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.platform import clock
+
+COOKIE = "ekp_session"
+SESSION_ROTATE = "_rotate"
+SESSION_REMEMBER = "_remember"
+_TOUCHED = "_touched"
+_TOUCH_EVERY = 300
+NO_SESSION = ("/static/", "/api/devices/", "/healthz", "/readyz", "/metrics")
+
+
+class SessionMiddleware:
+    def __init__(self, app: ASGIApp, store: Store, *, hours: int, remember_days: int, secure: bool) -> None:
+        self.app = app
+        self.store = store
+        self.ttl = hours * 3600
+        self.remember_ttl = remember_days * 86400
+        self.secure = secure
+
+    def _cookie_id(self, scope: Scope) -> str | None:
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                for part in value.decode("latin-1").split(";"):
+                    key, _, val = part.strip().partition("=")
+                    if key == COOKIE and 20 <= len(val) <= 100:
+                        return val
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Static files, the device API (validators, meters) and the operators' probes and metrics have no use
+        # for a browser session.
+        if scope["type"] != "http" or scope.get("path", "").startswith(NO_SESSION):
+            await self.app(scope, receive, send)
+            return
+        session_id = self._cookie_id(scope)
+        original: dict[str, Any] = {}
+        if session_id:
+            raw = await self.store.get(f"session:{session_id}")
+            if raw is not None:
+                original = json.loads(raw)
+            else:
+                session_id = None
+        scope["session"] = dict(original)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = await self._save(scope, session_id, original)
+                if cookie is not None:
+                    MutableScopeHeaders.from_message(message).add("set-cookie", cookie.to_header(header=""))
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    async def _save(self, scope: Scope, session_id: str | None, original: dict[str, Any]) -> Cookie | None:
+        data = scope.get("session")
+        if not isinstance(data, dict):
+            data = {}
+        rotate = bool(data.pop(SESSION_ROTATE, False))
+        now = int(clock.now().timestamp())
+        if not data:
+            if session_id:
+                await self.store.delete(f"session:{session_id}")
+                return Cookie(key=COOKIE, value="", max_age=0, httponly=True, secure=self.secure, samesite="lax")
+            return None
+        changed = data != original
+        stale = now - int(data.get(_TOUCHED, 0)) > _TOUCH_EVERY
+        if not (changed or stale or rotate or session_id is None):
+            return None
+        data[_TOUCHED] = now
+        if rotate and session_id:
+            await self.store.delete(f"session:{session_id}")
+        new_id = secrets.token_urlsafe(32) if (rotate or session_id is None) else session_id
+        remember = bool(data.get(SESSION_REMEMBER))
+        ttl = self.remember_ttl if remember else self.ttl
+        await self.store.set(f"session:{new_id}", json.dumps(data), expires_in=ttl)
+        return Cookie(
+            key=COOKIE,
+            value=new_id,
+            max_age=ttl if remember else None,
+            httponly=True,
+            secure=self.secure,
+            samesite="lax",
+            path="/",
+        )

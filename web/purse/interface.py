@@ -1,0 +1,40 @@
+"""What the other areas may use of `web.purse`: its only door (import-linter: areas are
+independent except through their `interface`). Keep it small; grow it on purpose."""
+
+from __future__ import annotations
+
+from web.purse.service import (
+    DEVICE_KINDS as DEVICE_KINDS,
+    PURPOSE as PURPOSE,
+    PurseView as PurseView,
+    _book as _book,
+    add_device as add_device,
+    card_of as card_of,
+    disable_device as disable_device,
+    issue_card as issue_card,
+    issue_card_to_account as issue_card_to_account,
+    lock_card as lock_card,
+    my_purse_cards as my_purse_cards,
+    purse_tariff as purse_tariff,
+    purse_view as purse_view,
+    rename_device as rename_device,
+    top_up_at_service_point as top_up_at_service_point,
+)
+
+__all__ = [
+    "DEVICE_KINDS",
+    "PURPOSE",
+    "PurseView",
+    "_book",
+    "add_device",
+    "card_of",
+    "disable_device",
+    "issue_card",
+    "issue_card_to_account",
+    "lock_card",
+    "my_purse_cards",
+    "purse_tariff",
+    "purse_view",
+    "rename_device",
+    "top_up_at_service_point",
+]

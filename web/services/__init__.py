@@ -1,1 +1,0 @@
-"""Use cases: one function each; open no transactions themselves (the caller passes a Session)."""

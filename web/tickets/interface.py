@@ -1,0 +1,24 @@
+"""What the other areas may use of `web.tickets`: its only door (import-linter: areas are
+independent except through their `interface`). Keep it small; grow it on purpose."""
+
+from __future__ import annotations
+
+from web.tickets.controllers import (
+    product_name as product_name,
+    state_text as state_text,
+)
+from web.tickets.service import (
+    TicketView as TicketView,
+    _is_mobile as _is_mobile,
+    my_tickets as my_tickets,
+    revoke_ticket as revoke_ticket,
+)
+
+__all__ = [
+    "TicketView",
+    "_is_mobile",
+    "my_tickets",
+    "product_name",
+    "revoke_ticket",
+    "state_text",
+]
