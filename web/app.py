@@ -51,7 +51,7 @@ from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bou
 from web.platform.observe import configure_logging, request_id_of, with_request_id
 from web.office import controllers as office
 from web.platform.openapi import openapi_config
-from web.purposes import gdpr_erasure_steps, register_payment_purposes
+from web.purposes import card_in_use_question, gdpr_erasure_steps, register_payment_purposes
 from web.platform.db import make_engine
 from web.platform.ratelimit import RateLimiter
 from web.platform.sessions import SessionMiddleware
@@ -244,6 +244,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     set_settings(settings)
     register_payment_purposes()
     erasure_steps = gdpr_erasure_steps()
+    card_in_use = card_in_use_question()
     payments = build_payments(settings)
     env = environment()
     env.globals["static_url"] = static_url
@@ -256,6 +257,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         app.state.limiter = RateLimiter(store)
         app.state.payments = payments
         app.state.erasure_steps = erasure_steps
+        app.state.card_in_use = card_in_use
 
     async def start_sandbox(app: Litestar) -> None:
         if payments.sandbox is not None:
@@ -364,6 +366,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     app.state.limiter = RateLimiter(store)
     app.state.payments = payments
     app.state.erasure_steps = erasure_steps
+    app.state.card_in_use = card_in_use
     # Outermost: every answer (a 404 no route produced too) carries the request's id, and every log line of it.
     app.asgi_handler = with_request_id(app.asgi_handler, trust_header=bool(settings.trusted_proxies))
     return app

@@ -35,3 +35,12 @@ def gdpr_erasure_steps() -> tuple[Callable[[Session, int], None], ...]:
     from web.card_applications.service import erase_applications_of
 
     return (erase_applications_of,)
+
+
+def card_in_use_question() -> Callable[[Session, int], bool]:
+    """The cards area's question "is this Kraków card in use?" (R-CARD: an active 5+1 subscription's card is not
+    unlinked), answered by 5+1; the app factory passes it through `app.state.card_in_use`, so neither area
+    imports the other."""
+    from web.five_plus_one.service import card_has_active_subscription
+
+    return card_has_active_subscription

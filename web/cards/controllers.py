@@ -16,7 +16,6 @@ from web.platform.http import (RowId, client_ip, flash, form_of, in_transaction,
 from web.platform.i18n import _
 from web.platform.messages import message
 from web.cards import service
-from web.five_plus_one.interface import card_has_active_subscription
 
 CONFIRM_SECONDS = 600
 passenger = [requires_role("passenger")]
@@ -126,7 +125,7 @@ async def unlink_page(request: Request, card_id: RowId) -> Template:
 async def unlink(request: Request, card_id: RowId) -> Template | Response:
     user = await signed_in_user(request)
     problem = await in_transaction(request, service.unlink_card, user.id, card_id,
-                                   client_ip(request), card_has_active_subscription)
+                                   client_ip(request), request.app.state.card_in_use)
     if problem == "card.not_found":
         raise NotFoundException()
     if problem:

@@ -259,8 +259,8 @@ class CardInUse(Exception):
 
 CardIsInUse = Callable[[Session, int], bool]
 """The named question this area asks the 5+1 area: does an active subscription use this card? Passed in by
-the caller (the cards controller wires `web.five_plus_one.service.card_has_active_subscription`), so the
-card registry never imports the subscription's internals."""
+the caller: the app factory takes `web.purposes.card_in_use_question()` (5+1's `card_has_active_subscription`)
+into `app.state.card_in_use` and the cards controller hands that on, so neither area imports the other."""
 
 
 def why_card_cannot_be_unlinked(session: Session, card: Card, in_use: CardIsInUse) -> str | None:
