@@ -39,6 +39,7 @@ from web.five_plus_one import controllers as five_plus_one
 from web.pages import controllers as pages
 from web.accounts import twofactor_controllers as twofactor
 from web.payment_records import controllers as payment_pages
+from web.pages import payments as payment_history_pages
 from web.purse import devices
 from web.purse import controllers as purse_pages
 from web.purse import simulators
@@ -281,7 +282,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         cards.router,
         desk.router,
         five_plus_one.router,
-        payment_pages.router,
+        payment_pages.router, payment_history_pages.router,
         devices.router, purse_pages.router,
         tickets.router,
         inspection.router,

@@ -17,7 +17,6 @@ from web.platform.http import (RowId, checked, flash, form_of, in_transaction, p
                       signed_in_user)
 from web.platform.i18n import _
 from web.platform.messages import message
-from web.pages import interface as payment_history
 from web.five_plus_one import service
 
 log = logging.getLogger("ekp.5p1")
@@ -28,7 +27,7 @@ async def _tab(request: Request, status: int = 200, **context: object) -> Templa
     user = await signed_in_user(request)
     view = await in_transaction(request, service.tab, user.id, billing_policy(settings_of(request)))
     today = clock.today()
-    cancelled = await in_transaction(request, payment_history.cancelled_ids, [p.id for p in view.payments])
+    cancelled = await in_transaction(request, service.cancelled_ids, [p.id for p in view.payments])
     context.setdefault("values", {"first_day": today.isoformat(), "variant": "normal"})
     context.setdefault("errors", {})
     return await page(request, "five_plus_one/tab.html", status_code=status, tab=view, today=today,

@@ -9,6 +9,7 @@ from web.five_plus_one.billing import (
 from web.five_plus_one.service import (
     PAYER_CANCELLED as PAYER_CANCELLED,
     PURPOSE as PURPOSE,
+    cancelled_ids as cancelled_ids,
     card_has_active_subscription as card_has_active_subscription,
     tab as tab,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "PAYER_CANCELLED",
     "PURPOSE",
     "billing_policy",
+    "cancelled_ids",
     "card_has_active_subscription",
     "tab",
 ]

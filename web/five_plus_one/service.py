@@ -28,7 +28,7 @@ from domain.five_plus_one import (
 from domain.tariff_5p1 import Tariff5p1, TicketVariant
 from web.platform import clock
 from web.platform.mail import deferred_mail, queue_deferred_mails
-from web.platform.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket, User
+from web.platform.models import Card, Payment, PaymentEvent, Subscription5p1, SubscriptionMonthRow, Ticket, User
 from web.payment_records import interface as payment_records
 from web.cards.interface import cards_of, resident_status
 from web.platform.app_state import current_settings
@@ -651,3 +651,12 @@ def stuck_token_charges(session: Session, older_than_seconds: int = 300) -> list
         result.append(ChargeToMake(payment.reference, row.card_token, payment.amount, _description(row, month),  # type: ignore[arg-type]
                                    user.email, user.full_name, payment.gateway_transaction_id))
     return result
+
+
+def cancelled_ids(session: Session, payment_ids: list[int]) -> set[int]:
+    """Those of `payment_ids` whose failure the gateway reported as the payer's cancel."""
+    if not payment_ids:
+        return set()
+    rows = session.execute(select(col(PaymentEvent.payment_id), col(PaymentEvent.detail)).where(
+        col(PaymentEvent.payment_id).in_(payment_ids), col(PaymentEvent.status) == "failed")).all()
+    return {pid for pid, detail in rows if (detail or "").split(";")[0].strip() in PAYER_CANCELLED}

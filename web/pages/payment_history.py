@@ -11,7 +11,6 @@ from sqlmodel import Session, col
 from web.platform.models import (
     Card,
     Payment,
-    PaymentEvent,
     PurseCardRow,
     Subscription5p1,
     SubscriptionMonthRow,
@@ -31,15 +30,6 @@ class PaymentLine:
     cancelled: bool  # failed because the payer pressed cancel on the payment page
     ticket_id: int | None = None  # the ticket a 5+1 payment bought
     ticket_mobile: bool = False
-
-
-def cancelled_ids(session: Session, payment_ids: list[int]) -> set[int]:
-    """Those of `payment_ids` whose failure the gateway reported as the payer's cancel."""
-    if not payment_ids:
-        return set()
-    rows = session.execute(select(col(PaymentEvent.payment_id), col(PaymentEvent.detail)).where(
-        col(PaymentEvent.payment_id).in_(payment_ids), col(PaymentEvent.status) == "failed")).all()
-    return {pid for pid, detail in rows if (detail or "").split(";")[0].strip() in subscriptions.PAYER_CANCELLED}
 
 
 def _line(session: Session, payment: Payment, cancelled: set[int]) -> PaymentLine:
@@ -63,7 +53,7 @@ def _line(session: Session, payment: Payment, cancelled: set[int]) -> PaymentLin
 def my_payments(session: Session, user_id: int, limit: int = HISTORY_LIMIT) -> list[PaymentLine]:
     payments = list(session.scalars(select(Payment).where(col(Payment.user_id) == user_id)
                                     .order_by(col(Payment.created_at).desc(), col(Payment.id).desc()).limit(limit)))
-    cancelled = cancelled_ids(session, [p.id for p in payments])  # type: ignore[misc]
+    cancelled = subscriptions.cancelled_ids(session, [p.id for p in payments])  # type: ignore[misc]
     return [_line(session, p, cancelled) for p in payments]
 
 
@@ -74,4 +64,4 @@ def my_payment(session: Session, user_id: int, reference: str) -> PaymentLine | 
     payment = session.scalars(select(Payment).where(col(Payment.reference) == reference)).first()
     if payment is None or payment.user_id != user_id:
         return None
-    return _line(session, payment, cancelled_ids(session, [payment.id]))  # type: ignore[list-item]
+    return _line(session, payment, subscriptions.cancelled_ids(session, [payment.id]))  # type: ignore[list-item]

@@ -5,17 +5,14 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from litestar import Request, Router, get, post
-from litestar.params import FromPath
-from litestar.plugins.htmx import HTMXRequest
+from litestar import Request, Router, post
 from litestar.exceptions import NotFoundException
-from litestar.response import Response, Template
+from litestar.response import Response
 
 from litestar.response import Redirect
 
 from payments import ACKNOWLEDGEMENT, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
-from web.platform.http import flash, in_transaction, page, redirect, requires_login, safe_next, settings_of, signed_in_user
-from web.pages import interface as payment_history
+from web.platform.http import flash, in_transaction, redirect, safe_next, settings_of
 from web.payment_records import service as records
 
 log = logging.getLogger("ekp.payments")
@@ -81,7 +78,7 @@ def _payment_of(session, reference: str, user_id: int):
     return payment
 
 
-async def _reconcile_one(request: Request, reference: str, user_id: int):
+async def reconcile_one(request: Request, reference: str, user_id: int):
     payment = await in_transaction(request, _payment_of, reference, user_id)
     if payment is None:
         raise NotFoundException()
@@ -96,39 +93,4 @@ async def _reconcile_one(request: Request, reference: str, user_id: int):
     return payment
 
 
-@get("/payments/return/{reference:str}", guards=[requires_login])
-async def payment_return(request: HTMXRequest, reference: FromPath[str]) -> Template:
-    """Where the payer lands after the payment page; the webhook may come before or after."""
-    user = await signed_in_user(request)
-    payment = await _reconcile_one(request, reference, user.id)
-    partial = bool(request.htmx)
-    line = await in_transaction(request, payment_history.my_payment, user.id, reference)
-    return await page(request, "payments/_status.html" if partial else "payments/return.html",
-                      payment=payment, line=line, back=safe_next(request.query_params.get("back"), "/"))
-
-
-@get("/payments", guards=[requires_login])
-async def history(request: Request) -> Template:
-    """ "Historia płatności": every payment of the account, newest first, each with its confirmation."""
-    user = await signed_in_user(request)
-    lines = await in_transaction(request, payment_history.my_payments, user.id)
-    return await page(request, "payments/history.html", lines=lines, limit=payment_history.HISTORY_LIMIT)
-
-
-@get("/payments/{reference:str}/confirmation", guards=[requires_login])
-async def confirmation(request: Request, reference: FromPath[str]) -> Template:
-    """A printable confirmation of one payment (plain HTML; `?download=1` saves it as a file). Only the
-    payment's owner gets it: anyone else, and any reference that is not theirs, gets 404."""
-    user = await signed_in_user(request)
-    line = await in_transaction(request, payment_history.my_payment, user.id, reference)
-    if line is None:
-        raise NotFoundException()
-    response = await page(request, "payments/confirmation.html", line=line, payer=user)
-    response.headers["Cache-Control"] = "no-store"
-    if request.query_params.get("download") == "1":
-        safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "-" for ch in line.payment.reference)[:96]
-        response.headers["Content-Disposition"] = f'attachment; filename="potwierdzenie-{safe}.html"'
-    return response
-
-
-router = Router(path="/", route_handlers=[notify, payment_return, history, confirmation])
+router = Router(path="/", route_handlers=[notify])

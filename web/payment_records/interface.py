@@ -4,6 +4,7 @@ independent except through their `interface`). Keep it small; grow it on purpose
 from __future__ import annotations
 
 from web.payment_records.controllers import (
+    reconcile_one as reconcile_one,
     send_to_payment_page as send_to_payment_page,
 )
 from web.payment_records.service import (
@@ -26,6 +27,7 @@ from web.payment_records.service import (
 )
 
 __all__ = [
+    "reconcile_one",
     "Applied",
     "IN_CHUNK",
     "Outcome",
