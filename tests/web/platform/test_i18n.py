@@ -101,10 +101,10 @@ def test_babel_cfg_maps_web_python_and_templates_only() -> None:
         method_map, options_map = parse_mapping_cfg(fh, filename=str(BABEL_CFG))
     assert dict(method_map) == {
         "web/**.py": "python",
-        "templates/**.html": "jinja2",
-        "templates/**.txt": "jinja2",
+        "web/**/templates/**.html": "jinja2",
+        "web/**/templates/**.txt": "jinja2",
     }
-    for pattern in ("templates/**.html", "templates/**.txt"):
+    for pattern in ("web/**/templates/**.html", "web/**/templates/**.txt"):
         assert options_map[pattern]["extensions"] == "jinja2.ext.i18n"
         assert options_map[pattern]["newstyle_gettext"] == "true"
 
@@ -150,7 +150,7 @@ def test_template_messages_are_valid_format_strings(extracted: dict, english: Ca
     # when a text has %(name)s places: "50%" in a template crashes the page; it must be "50%%".
     problems = []
     for key, places in extracted.items():
-        if not (any(place.startswith("templates") for place in places) or "%(" in "".join(_forms(key))):
+        if not (any("/templates/" in place for place in places) or "%(" in "".join(_forms(key))):
             continue
         entry = english.get(key if isinstance(key, str) else key[0])
         texts = [*_forms(key), *(_forms(entry.string) if entry is not None else ())]

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import page_text
 from web.platform.clock import WARSAW
+from web.platform.templating import TEMPLATE_DIRS
 
 
 def _travel_to(clock, year: int, month: int, day: int) -> None:  # type: ignore[no-untyped-def]
@@ -77,11 +78,9 @@ def test_static_assets_are_hashed_cached_for_a_year_and_compressed(client):
 # --------------------------------------------------------------------------- item 5: forms
 
 
-TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
-
-
-def _templates() -> list[tuple[str, str]]:
-    return [(str(p.relative_to(TEMPLATES)), p.read_text(encoding="utf-8")) for p in sorted(TEMPLATES.rglob("*.html"))]
+def _templates() -> list[tuple[str, str]]:  # every area's templates (web/*/templates), by the names pages use
+    return [(str(p.relative_to(folder)), p.read_text(encoding="utf-8"))
+            for folder in TEMPLATE_DIRS for p in sorted(folder.rglob("*.html"))]
 
 
 def test_every_htmx_form_shows_progress_and_cannot_be_sent_twice():
