@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select, text
@@ -19,6 +19,8 @@ from sqlmodel import Session, col
 
 from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days
 from web.platform import clock
+from web.office import rollup
+from web.office.sql import as_utc, hourly, utc_bounds
 from web.platform.i18n import _
 from web.platform.models import (
     AuditEvent,
@@ -38,7 +40,7 @@ from web.platform.models import (
 )
 
 WEEKDAYS = ("pon", "wt", "śr", "czw", "pt", "sob", "niedz")
-RIDE_KINDS = ("fare", "companion", "credit_ride")
+
 
 
 @dataclass
@@ -91,45 +93,17 @@ def calm(session: Session) -> None:
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
-def utc_bounds(period: Period) -> tuple[datetime, datetime]:
-    start = datetime.combine(period.first, time(0), clock.WARSAW).astimezone(UTC)
-    end = datetime.combine(period.last + timedelta(days=1), time(0), clock.WARSAW).astimezone(UTC)
-    return start, end
-
-
-def _hour_bucket(session: Session, column: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date_trunc("hour", func.timezone("UTC", column))
-    return func.strftime("%Y-%m-%d %H:00:00", column)
-
-
 def _month_of(session: Session, column: Any) -> ColumnElement[Any]:
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(column, "YYYY-MM")
     return func.strftime("%Y-%m", column)
 
 
-def _as_utc(bucket: Any) -> datetime:
-    if isinstance(bucket, str):
-        bucket = datetime.fromisoformat(bucket)
-    if bucket.tzinfo is None:
-        bucket = bucket.replace(tzinfo=UTC)
-    return bucket.astimezone(UTC)
-
-
-def _hourly(session: Session, column: Any, values: Iterable[Any], *where: Any,
-            extra: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """(UTC hour, *extra group columns, *values) grouped in SQL."""
-    bucket = _hour_bucket(session, column).label("bucket")
-    query = select(bucket, *extra, *values).where(*where).group_by(bucket, *extra)
-    return [tuple(row) for row in session.execute(query)]
-
-
-def per_day(period: Period, hourly: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+def per_day(period: Period, groups: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Fold (UTC hour, v1..vn) groups into one row per Warsaw day of the period: [day, v1..vn]."""
     days: dict[date, list[int]] = {d: [0] * width for d in period.each_day()}
-    for bucket, *values in hourly:
-        day = clock.to_local(_as_utc(bucket)).date()
+    for bucket, *values in groups:
+        day = clock.to_local(as_utc(bucket)).date()
         if day in days:
             for i, value in enumerate(values):
                 days[day][i] += int(value or 0)
@@ -142,7 +116,6 @@ def per_day(period: Period, hourly: Iterable[tuple[Any, ...]], width: int) -> li
 def five_plus_one(session: Session, period: Period, today: date, *, live: bool = False) -> Dashboard:
     """New subscriptions and revenue: closed days from the daily roll-up (web.office.rollup), today live; `live`
     reads every day live. The rest is live (states that change: cancelled, charges, months due)."""
-    from web.office import rollup
 
     start, end = utc_bounds(period)
     s = Subscription5p1
@@ -170,7 +143,7 @@ def five_plus_one(session: Session, period: Period, today: date, *, live: bool =
     month_rows = [[f"{i}/6", months.get(i, 0)] for i in range(1, 7)]
 
     p = Payment
-    charge_groups = _hourly(
+    charge_groups = hourly(
         session, p.created_at,
         [func.count(),
          func.sum(case((p.status == "paid", 1), else_=0)),
@@ -215,7 +188,6 @@ def five_plus_one(session: Session, period: Period, today: date, *, live: bool =
 
 def purse(session: Session, period: Period, today: date | None = None, *, live: bool = False) -> Dashboard:
     """Closed days from the daily roll-up (web.office.rollup), today live; `live` reads every day live."""
-    from web.office import rollup
 
     today = today or clock.today()
     found = rollup.figures(session, period.first, period.last, today if not live else date.min, rollup.PURSE_METRICS)
@@ -288,7 +260,7 @@ def inspections(session: Session, period: Period) -> Dashboard:
     start, end = utc_bounds(period)
     i = Inspection
     in_period = (i.at >= start, i.at < end)
-    per = _hourly(session, i.at, [func.count(), func.sum(case((i.verdict == "valid", 1), else_=0))], *in_period)
+    per = hourly(session, i.at, [func.count(), func.sum(case((i.verdict == "valid", 1), else_=0))], *in_period)
     day_rows = [[d, total, valid, total - valid] for d, total, valid in per_day(period, per, 2)]
     verdicts = session.execute(select(i.verdict, func.count()).where(*in_period).group_by(i.verdict)
                                .order_by(func.count().desc())).all()
@@ -346,7 +318,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
         .where(col(Device.simulator).is_(False))
         .order_by(col(Device.id)).limit(500)).all()
     device_rows = [[name, kind, "tak" if active else "wyłączony",
-                    clock.to_local(_as_utc(last)).strftime("%Y-%m-%d %H:%M") if last else "nigdy",
+                    clock.to_local(as_utc(last)).strftime("%Y-%m-%d %H:%M") if last else "nigdy",
                     int(events or 0), int(flagged or 0)]
                    for _id, name, kind, active, last, events, flagged in seen]
     offline = sum(1 for row in device_rows if row[2] == "tak" and row[3] != "nigdy"
@@ -356,7 +328,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
     return Dashboard("health", _("Stan systemu"), [
         (_("Miesiące 5+1 czekające na obciążenie"), str(sum(r[1] for r in billing_rows))),
         (_("Poczta w kolejce"), f"{int(mail_waiting or 0)}"
-         + (f" (najstarsza z {clock.to_local(_as_utc(mail_oldest)).strftime('%Y-%m-%d %H:%M')})" if mail_oldest else "")),
+         + (f" (najstarsza z {clock.to_local(as_utc(mail_oldest)).strftime('%Y-%m-%d %H:%M')})" if mail_oldest else "")),
         (_("Poczta nieodebrana (zaniechana)"), str(int(mail_failed or 0))),
         (_("Płatności wstrzymane do sprawdzenia (R-PAY-2)"), str(held)),
         (_("Urządzenia bez kontaktu od doby"), str(offline)),
@@ -386,7 +358,7 @@ def _jobs(session: Session, now: datetime) -> tuple[list[list[Any]], list[list[A
     from web.platform.observe import JOB_FAILURES as f
 
     def when(moment: datetime | None) -> str:
-        return clock.to_local(_as_utc(moment)).strftime("%Y-%m-%d %H:%M") if moment else "nigdy"
+        return clock.to_local(as_utc(moment)).strftime("%Y-%m-%d %H:%M") if moment else "nigdy"
 
     failures = session.execute(select(f.c.job, f.c.at, f.c.error).where(f.c.at >= now - timedelta(days=7))
                                .order_by(f.c.at.desc(), f.c.id.desc()).limit(FAILURES_SHOWN)).all()
@@ -419,9 +391,9 @@ def meter_cash(session: Session, device_id: int, days: int, today: date) -> list
     period = Period(today - timedelta(days=days - 1), today)
     start, end = utc_bounds(period)
     e = PurseLedgerEntry
-    hourly = _hourly(session, e.at, [func.sum(e.amount)], e.device_id == device_id,
+    by_hour = hourly(session, e.at, [func.sum(e.amount)], e.device_id == device_id,
                      e.kind.in_(("topup", "credit_repayment")), e.at >= start, e.at < end)  # type: ignore[attr-defined]
-    booked = {date.fromisoformat(d): v for d, v in per_day(period, hourly, 1) if v}
+    booked = {date.fromisoformat(d): v for d, v in per_day(period, by_hour, 1) if v}
     collected = dict(session.execute(
         select(col(MeterCashCollection.day), col(MeterCashCollection.amount))
         .where(col(MeterCashCollection.device_id) == device_id, col(MeterCashCollection.day) >= period.first)).all())

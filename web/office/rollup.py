@@ -37,7 +37,7 @@ from sqlmodel import Session, SQLModel, col
 from domain.office import Period, fare_category
 from web.platform import clock
 from web.platform.models import PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow
-from web.office.queries import RIDE_KINDS, _as_utc, _hourly, utc_bounds
+from web.office.sql import RIDE_KINDS, as_utc, hourly, utc_bounds
 
 log = logging.getLogger("ekp.office.rollup")
 
@@ -89,8 +89,8 @@ def purse_records(session: Session, first: date, last: date) -> dict[date, Recor
     e = PurseLedgerEntry
     out: dict[date, Records] = defaultdict(_new_records)
     in_range = (col(e.at) >= start, col(e.at) < end)
-    for bucket, count in _hourly(session, e.at, [func.count()], col(e.kind).in_(RIDE_KINDS), *in_range):
-        local = clock.to_local(_as_utc(bucket))
+    for bucket, count in hourly(session, e.at, [func.count()], col(e.kind).in_(RIDE_KINDS), *in_range):
+        local = clock.to_local(as_utc(bucket))
         out[local.date()][("heat", f"{local.weekday()}:{local.hour}")][0] += int(count)
     online = case((col(e.place) == "online", 1), else_=0).label("online")
     bucket = _day_bucket(session, e.at).label("bucket")
@@ -98,7 +98,7 @@ def purse_records(session: Session, first: date, last: date) -> dict[date, Recor
     groups = session.execute(select(bucket, *extra, func.count(), func.sum(col(e.amount))).where(*in_range)
                              .group_by(bucket, *extra)).all()
     for bucket, device_id, kind, detail, is_online, count, amount in groups:
-        records = out[clock.to_local(_as_utc(bucket)).date()]
+        records = out[clock.to_local(as_utc(bucket)).date()]
         count, amount = int(count), int(amount or 0)
         device = "" if device_id is None else str(device_id)
         if kind in RIDE_KINDS:
@@ -126,8 +126,8 @@ def five_plus_one_records(session: Session, first: date, last: date) -> dict[dat
     start, end = utc_bounds(Period(first, last))
     s, m = Subscription5p1, SubscriptionMonthRow
     out: dict[date, Records] = defaultdict(_new_records)
-    for bucket, count in _hourly(session, s.created_at, [func.count()], s.created_at >= start, s.created_at < end):
-        out[clock.to_local(_as_utc(bucket)).date()][("sub_new", "")][0] += int(count)
+    for bucket, count in hourly(session, s.created_at, [func.count()], s.created_at >= start, s.created_at < end):
+        out[clock.to_local(as_utc(bucket)).date()][("sub_new", "")][0] += int(count)
     index, price, variant = col(m.month_index), col(m.price), col(s.variant)
     revenue = session.execute(
         select(col(m.paid_on),
@@ -195,9 +195,9 @@ def late_days(session: Session, today: date, since: date) -> set[date]:
         table = _table(name)
         at = table.c[column]
         # the hours holding such rows, grouped by UTC hour in SQL (exact in Warsaw days)
-        hours = _hourly(session, at, [func.count()], table.c.id > int(marks.get(name, 0)), at >= bounds[0],
+        hours = hourly(session, at, [func.count()], table.c.id > int(marks.get(name, 0)), at >= bounds[0],
                         at < bounds[1])
-        found.update(clock.to_local(_as_utc(bucket)).date() for bucket, _count in hours)
+        found.update(clock.to_local(as_utc(bucket)).date() for bucket, _count in hours)
     return found
 
 
