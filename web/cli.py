@@ -227,7 +227,9 @@ def cards_expire() -> None:
     settings = _settings()
     engine = make_engine(settings.database_url)
     try:
-        click.echo(str(run_card_jobs(engine, settings)))
+        with _recorded(settings, "cards"):
+            report = run_card_jobs(engine, settings)
+        click.echo(str(report))
     finally:
         engine.dispose()
 

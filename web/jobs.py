@@ -41,7 +41,8 @@ async def run_purge(app: Litestar) -> None:
     while True:
         if isinstance(store, DatabaseStore):
             try:
-                await anyio.to_thread.run_sync(store.purge_expired)
+                with job_run(app.state.engine, "purge"):  # counted like the other jobs (health dashboard)
+                    await anyio.to_thread.run_sync(store.purge_expired)
             except Exception:
                 log.exception("store purge failed")
         await anyio.sleep(PURGE_EVERY)
@@ -67,18 +68,24 @@ async def run_billing(app: Litestar) -> None:
         await anyio.sleep(BILLING_EVERY)
 
 
-async def run_card_jobs(app: Litestar) -> None:
-    """`ekp cards expire` in-process (issue 16): uncollected cards, reminders, old photos."""
+async def card_jobs_round(app: Litestar) -> None:
+    """One round of `ekp cards expire` in-process (issue 16): uncollected cards, reminders, old photos; counted in
+    `job_runs` like the cron command, so a failing round shows on the health dashboard."""
     from web.card_applications.service import run_card_jobs as run_once
 
+    try:
+        with job_run(app.state.engine, "cards"):
+            report = await anyio.to_thread.run_sync(run_once, app.state.engine, app.state.settings)
+        if report.invalidated or report.reminders or report.photos_deleted:
+            log.info("cards: %s", report)
+    except Exception:
+        log.exception("card jobs failed")
+
+
+async def run_card_jobs(app: Litestar) -> None:
     await anyio.sleep(5)
     while True:
-        try:
-            report = await anyio.to_thread.run_sync(run_once, app.state.engine, app.state.settings)
-            if report.invalidated or report.reminders or report.photos_deleted:
-                log.info("cards: %s", report)
-        except Exception:
-            log.exception("card jobs failed")
+        await card_jobs_round(app)
         await anyio.sleep(CARDS_EVERY)
 
 

@@ -208,7 +208,7 @@ class BusinessCollector:
         yield last
 
 
-JOB_NAMES = ("billing", "mail", "reconcile", "purge", "rollup")
+JOB_NAMES = ("billing", "mail", "reconcile", "purge", "rollup", "cards")
 
 
 FAILURES_KEPT = timedelta(days=30)

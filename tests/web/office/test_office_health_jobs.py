@@ -50,3 +50,39 @@ def test_health_dashboard_lists_recent_job_failures_without_secrets_and_each_job
     jobs = {row[0]: row for row in _csv(office.get("/office/dashboards/health/jobs.csv"))[1:]}
     assert jobs["billing"][1:3] == ["2", "2"] and jobs["billing"][4] == "nigdy"
     assert jobs["mail"][2] == "0" and jobs["mail"][4] != "nigdy" and jobs["reconcile"][1] == "1"
+
+
+def test_the_card_jobs_are_recorded_like_the_other_jobs_from_cron_and_in_process(
+        engine, settings_env, monkeypatch):  # type: ignore[no-untyped-def]
+    """`ekp cards expire` (cron) and its in-process loop count their runs in `job_runs`, so a failing card job
+    shows on the health dashboard like billing or the roll-up."""
+    import anyio
+    from click.testing import CliRunner
+
+    from web import jobs
+    from web.cli import main
+    from web.platform.db import transaction
+    from web.platform.models import JobRun
+
+    for name, value in settings_env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["cards", "expire"])
+    assert result.exit_code == 0, result.output
+    with transaction(engine) as session:
+        run = session.get(JobRun, "cards")
+        assert run is not None and (run.runs, run.failures) == (1, 0)
+
+    def broken(_engine, _settings):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database gone")
+
+    class App:
+        class state:  # noqa: N801 - the shape of Litestar's app.state
+            pass
+
+    App.state.engine = engine
+    App.state.settings = None
+    monkeypatch.setattr("web.card_applications.service.run_card_jobs", broken)
+    anyio.run(jobs.card_jobs_round, App)  # one round of the in-process loop: the failure is logged, not raised
+    with transaction(engine) as session:
+        run = session.get(JobRun, "cards")
+        assert run is not None and (run.runs, run.failures) == (2, 1)
