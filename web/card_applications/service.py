@@ -469,8 +469,8 @@ def _retire_replaced_card(session: Session, row: CardApplicationRow, new: PurseC
         old.blocked_from = now
     moved = purse_rules.transfer_balance(purse.card_of(old), old_balance=old.balance, new_card=purse.card_of(new),
                                          new_balance=new.balance, now=clock.to_local(now))
-    purse._book(session, old, moved.old_card_entries, at=now, place="BOK", staff_id=staff_id)
-    purse._book(session, new, moved.new_card_entries, at=now, place="BOK", staff_id=staff_id)
+    purse.book_entry(session, old, moved.old_card_entries, at=now, place="BOK", staff_id=staff_id)
+    purse.book_entry(session, new, moved.new_card_entries, at=now, place="BOK", staff_id=staff_id)
     old.account_id, old.linked_at, old.updated_at = None, None, now
 
 
@@ -634,9 +634,9 @@ def give_up_card(session: Session, number: str, ip: str | None, *, user_id: int 
     if moved is None:
         raise Refused("card_applications.give_up.not_possible")
     place = "BOK" if staff_id is not None else "online"
-    purse._book(session, card, decided.old_card_entries, at=now, place=place, staff_id=staff_id)
+    purse.book_entry(session, card, decided.old_card_entries, at=now, place=place, staff_id=staff_id)
     if target is not None and decided.new_card_entries:
-        purse._book(session, target, decided.new_card_entries, at=now, place=place, staff_id=staff_id)
+        purse.book_entry(session, target, decided.new_card_entries, at=now, place=place, staff_id=staff_id)
     if card.blocked_from is None or card.blocked_from > now:
         card.blocked_from = now
     card.account_id, card.linked_at, card.updated_at = None, None, now

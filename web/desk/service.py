@@ -67,7 +67,7 @@ def cash_top_up(session: Session, staff_id: int, number: str, payment: Grosze, i
         raise DeskProblem(f"purse.{exc.reason.value}") from exc
     if receipt.renews_activation:
         row.last_activated_on = clock.to_local(now).date()
-    purse._book(session, row, receipt.entries, at=now, place="BOK", staff_id=staff_id)
+    purse.book_entry(session, row, receipt.entries, at=now, place="BOK", staff_id=staff_id)
     audit(session, "desk.top_up", staff_id, ip, f"purse_card={row.id} amount={payment}")
     return DeskReceipt(row.number, clock.to_local(now), receipt.payment, receipt.bonus, receipt.credit_repaid,
                        receipt.balance_after)
@@ -112,8 +112,8 @@ def replace_card(session: Session, staff_id: int, old_number: str, new_number: s
                                        new_balance=new.balance, now=clock.to_local(now))
     except rules.PurseRefused as exc:
         raise DeskProblem(f"purse.{exc.reason.value}") from exc
-    purse._book(session, old, moved.old_card_entries, at=now, place="BOK", staff_id=staff_id)
-    purse._book(session, new, moved.new_card_entries, at=now, place="BOK", staff_id=staff_id)
+    purse.book_entry(session, old, moved.old_card_entries, at=now, place="BOK", staff_id=staff_id)
+    purse.book_entry(session, new, moved.new_card_entries, at=now, place="BOK", staff_id=staff_id)
     if old.account_id is not None:
         new.account_id, new.linked_at = old.account_id, now
         old.account_id, old.linked_at = None, None

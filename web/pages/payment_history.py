@@ -18,7 +18,7 @@ from web.platform.models import (
 )
 from web.purse import interface as purse
 from web.five_plus_one import interface as subscriptions
-from web.tickets.interface import _is_mobile
+from web.tickets.interface import is_mobile_card
 
 HISTORY_LIMIT = 100  # the newest payments the history page lists
 
@@ -43,7 +43,7 @@ def _line(session: Session, payment: Payment, cancelled: set[int]) -> PaymentLin
             ticket = session.scalars(select(Ticket).where(col(Ticket.subscription_month_id) == month.id)).first()
             if ticket is not None and payment.status == "paid":
                 card = session.get(Card, ticket.card_id)
-                line.ticket_id, line.ticket_mobile = ticket.id, bool(card and _is_mobile(card))
+                line.ticket_id, line.ticket_mobile = ticket.id, bool(card and is_mobile_card(card))
     elif payment.purpose == purse.PURPOSE:
         purse_card = session.get(PurseCardRow, payment.subject_id)
         line.description = {"kind": "purse", "number": purse_card.number if purse_card else ""}

@@ -317,7 +317,7 @@ def lock_card(session: Session, number: str) -> PurseCardRow | None:
     ).one()
 
 
-def _book(session: Session, row: PurseCardRow, entries: tuple[LedgerEntry, ...] | list[LedgerEntry], *, at: datetime,
+def book_entry(session: Session, row: PurseCardRow, entries: tuple[LedgerEntry, ...] | list[LedgerEntry], *, at: datetime,
           place: str = "", device_id: int | None = None, payment_id: int | None = None,
           staff_id: int | None = None) -> Grosze:
     """Append `entries` to the card's ledger and move the cached balance by their sum (the caller holds the lock).
@@ -380,7 +380,7 @@ def top_up_at_service_point(session: Session, number: str, payment: Grosze, *, p
                                             now=clock.to_local(now), tariff=purse_tariff())
     if receipt.renews_activation:
         row.last_activated_on = clock.to_local(now).date()
-    _book(session, row, receipt.entries, at=now, place=place)
+    book_entry(session, row, receipt.entries, at=now, place=place)
     return receipt
 
 
@@ -736,7 +736,7 @@ def meter_accept(session: Session, device: Device, event_id: str, card_number: s
         outcome = rules.accept(meter)
         if isinstance(outcome, rules.ParkingTicket):
             assert row is not None
-            balance = _book(session, row, outcome.entries, at=inserted_at, place=device.name, device_id=device.id)
+            balance = book_entry(session, row, outcome.entries, at=inserted_at, place=device.name, device_id=device.id)
             _mark_used(row, clock.to_local(inserted_at).date())
             start, until = clock.to_local(outcome.started_at), clock.to_local(outcome.paid_until)
             response = {
@@ -783,7 +783,7 @@ def meter_top_up(session: Session, device: Device, event_id: str, card_number: s
         outcome = rules.accept(meter)
         if isinstance(outcome, rules.TopUpReceipt):
             assert row is not None
-            balance = _book(session, row, outcome.entries, at=inserted_at, place=device.name, device_id=device.id)
+            balance = book_entry(session, row, outcome.entries, at=inserted_at, place=device.name, device_id=device.id)
             at_local = clock.to_local(inserted_at)
             receipt = [message("purse.receipt.title"), device.name, f"{message('purse.label.card')}: {row.number}",
                        f"{at_local:%Y-%m-%d %H:%M}", f"{message('purse.label.paid_in')}: {format_pln(outcome.payment)}"]
@@ -1007,7 +1007,7 @@ def settle_top_up_payment(session: Session, payment: Payment, outcome: payment_r
                                                 now=clock.to_local(now), tariff=purse_tariff())
     except rules.PurseRefused:
         return payment_records.Settled(refund=True)
-    _book(session, row, receipt.entries, at=now, place="online", payment_id=payment.id)
+    book_entry(session, row, receipt.entries, at=now, place="online", payment_id=payment.id)
     return payment_records.Settled()
 
 
@@ -1026,6 +1026,6 @@ def reverse_top_up_payment(session: Session, payment: Payment, status: str) -> s
     entry = reversal_of([LedgerEntry(EntryKind(e.kind), e.amount, e.detail) for e in booked])
     if entry is None:
         return f"card {row.number}: nothing was credited"
-    balance = _book(session, row, [entry], at=clock.now(), place="online", payment_id=payment.id)
+    balance = book_entry(session, row, [entry], at=clock.now(), place="online", payment_id=payment.id)
     return f"card {row.number}: {format_pln(-entry.amount)} taken back, balance {format_pln(balance)}"
 

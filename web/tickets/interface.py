@@ -9,14 +9,14 @@ from web.tickets.controllers import (
 )
 from web.tickets.service import (
     TicketView as TicketView,
-    _is_mobile as _is_mobile,
+    is_mobile_card as is_mobile_card,
     my_tickets as my_tickets,
     revoke_ticket as revoke_ticket,
 )
 
 __all__ = [
     "TicketView",
-    "_is_mobile",
+    "is_mobile_card",
     "my_tickets",
     "product_name",
     "revoke_ticket",

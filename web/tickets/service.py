@@ -178,7 +178,7 @@ class TicketView:
         return self.is_mobile and self.state in {"valid", "upcoming"} and len(self.devices) < MAX_DEVICES
 
 
-def _is_mobile(card: Card) -> bool:
+def is_mobile_card(card: Card) -> bool:
     try:
         return is_mobile(carrier_type_from_code(card.carrier_type))
     except UnknownCarrierType:
@@ -222,7 +222,7 @@ def _active_devices(session: Session, ticket_ids: Iterable[int]) -> dict[int, li
 
 def _view(ticket: Ticket, card: Card, devices: list[TicketDevice], today: date,
           bound: list[datetime] | None = None) -> TicketView:
-    mobile = _is_mobile(card)
+    mobile = is_mobile_card(card)
     changes = ticket_phones.phone_changes(bound, clock.now()) if mobile and bound is not None else None
     return TicketView(ticket=ticket, product_code=product_code(ticket), carrier_type=card.carrier_type,
                       carrier_name=_carrier_name(card), client_code=card.client_code, is_mobile=mobile,
@@ -504,7 +504,7 @@ def look_up_card(session: Session, inspector_id: int, client_code: str, today: d
         tickets = session.scalars(select(Ticket).where(col(Ticket.card_id) == card.id, col(Ticket.valid_from) <= today,
                                                        col(Ticket.valid_until) >= today).order_by(col(Ticket.valid_from))).all()
         views = [_view(t, card, [], today) for t in tickets]
-        found.append(CardCheck(card=card, carrier_name=_carrier_name(card), is_mobile=_is_mobile(card), tickets=views))
+        found.append(CardCheck(card=card, carrier_name=_carrier_name(card), is_mobile=is_mobile_card(card), tickets=views))
         verdict = "valid" if any(v.state == "valid" for v in views) else "no_ticket"
         _log(session, inspector_id, "card", verdict, views[0].ticket.id if views else None, card.id)
     if not found:

@@ -292,7 +292,7 @@ def test_r_pay_3_chargeback_of_a_top_up_takes_the_money_back_into_debt(shop: Sho
 
     with transaction(engine) as session:  # most of it is spent (a day of parking) before the chargeback
         row = session.get(PurseCardRow, card_id)
-        purse_service._book(session, row, [LedgerEntry(EntryKind.PARKING, -6000, "meter")], at=clock.now(), place="Rynek")
+        purse_service.book_entry(session, row, [LedgerEntry(EntryKind.PARKING, -6000, "meter")], at=clock.now(), place="Rynek")
     assert balance_of(engine, "7001") == 501
 
     chargeback, chargeback_signature = signed_notification(shop, reference, status="CHARGEBACK", amount="50.01", paid="50.01")
