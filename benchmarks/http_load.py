@@ -101,8 +101,8 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 # --- servers -------------------------------------------------------------------------------------
 
 
-def _uvicorn(app: str, port: int, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", app, *extra, "--host", HOST, "--port", str(port), "--workers", "1",
+def _uvicorn(app: str, port: int, env: dict[str, str], log: Path, *extra: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "uvicorn", app, *extra, "--host", HOST, "--port", str(port), "--workers", str(workers),
                "--no-access-log", "--log-level", "warning"]
     with log.open("ab") as out:
         return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -132,12 +132,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def servers(work: Path) -> Iterator[tuple[str, str]]:
-    """Start EKP (with demo data) and the bare hello app; yield their base URLs."""
+def servers(work: Path, workers: int = 1, database_url: str | None = None,
+            redis_url: str | None = None) -> Iterator[tuple[str, str]]:
+    """Start EKP (with demo data; `workers` uvicorn processes, on `database_url` and `redis_url` when given, else the
+    embedded SQLite) and the bare hello app; yield their base URLs."""
     ekp_port, hello_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EKP_")}
     env.update(EKP_VAR_DIR=str(work / "var"), EKP_HOST=HOST, EKP_PORT=str(ekp_port),
                EKP_BASE_URL=f"http://{HOST}:{ekp_port}", EKP_DEV_PAGES="false", PYTHONUNBUFFERED="1")
+    if database_url:
+        env["EKP_DATABASE_URL"] = database_url
+    if redis_url:
+        env["EKP_REDIS_URL"] = redis_url
     log = work / "servers.log"
     loaded = subprocess.run([sys.executable, "-m", "web.cli", "demo", "load"], cwd=PROJECT_ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
@@ -147,7 +153,7 @@ def servers(work: Path) -> Iterator[tuple[str, str]]:
     hello_env = dict(env, PYTHONPATH=str(work))
     started: list[subprocess.Popen[bytes]] = []
     try:
-        started.append(_uvicorn("web.app:app_from_env", ekp_port, env, log, "--factory"))
+        started.append(_uvicorn("web.app:app_from_env", ekp_port, env, log, "--factory", workers=workers))
         started.append(_uvicorn("hello_app:app", hello_port, hello_env, log, "--app-dir", str(work)))
         ekp, hello = f"http://{HOST}:{ekp_port}", f"http://{HOST}:{hello_port}"
         _wait_ready(started[0], f"{ekp}/healthz", log)
@@ -351,12 +357,16 @@ def main() -> None:
     parser.add_argument("--tool", choices=["httpx", "asyncio", "wrk"], default="httpx",
                         help="load generator: httpx (default), asyncio (raw streams, lighter), wrk (if installed)")
     parser.add_argument("--targets", default="hello,login,account", help="comma-separated subset to run")
+    parser.add_argument("--workers", type=int, default=1, help="EKP's uvicorn worker processes (default 1)")
+    parser.add_argument("--database-url", help="EKP_DATABASE_URL for EKP (default: the embedded SQLite)")
+    parser.add_argument("--redis-url", help="EKP_REDIS_URL for EKP's sessions and rate limits (default: the database)")
     args = parser.parse_args()
     if args.concurrency < 1 or args.duration <= 0 or args.repeats < 1:
         parser.error("concurrency and repeats must be at least 1, duration above 0")
     load = {"httpx": httpx_load, "asyncio": asyncio_load, "wrk": wrk_load}[args.tool]
 
-    with tempfile.TemporaryDirectory(prefix="ekp-bench-") as tmp, servers(Path(tmp)) as (ekp, hello):
+    with tempfile.TemporaryDirectory(prefix="ekp-bench-") as tmp, servers(Path(tmp), args.workers, args.database_url,
+                                                                          args.redis_url) as (ekp, hello):
         cookie = logged_in_cookie(ekp)
         targets = [
             Target("hello", f"{hello}/", {}, b"Hello, world!"),
