@@ -21,7 +21,7 @@ from domain.office import FARE_CATEGORIES, CashDay, Period, cash_days
 from web.platform import clock
 from web.office import rollup
 from web.office.sql import as_utc, hourly, utc_bounds
-from web.platform.i18n import _
+from web.platform.i18n import N_, _
 from web.platform.models import (
     AuditEvent,
     Card,
@@ -39,7 +39,8 @@ from web.platform.models import (
     User,
 )
 
-WEEKDAYS = ("pon", "wt", "śr", "czw", "pt", "sob", "niedz")
+CHANNEL_NAMES = (N_("kasa"), N_("parkometr"), N_("online"))  # web.office.rollup.CHANNELS, translated when shown
+WEEKDAYS = (N_("pon"), N_("wt"), N_("śr"), N_("czw"), N_("pt"), N_("sob"), N_("niedz"))
 
 
 
@@ -197,7 +198,7 @@ def purse(session: Session, period: Period, today: date | None = None, *, live: 
         if metric == "heat":
             weekday, hour = key.split(":")
             heat[(int(weekday), int(hour))] += count
-    heat_rows = [[WEEKDAYS[d], h, heat.get((d, h), 0)] for d in range(7) for h in range(24)]
+    heat_rows = [[_(WEEKDAYS[d]), h, heat.get((d, h), 0)] for d in range(7) for h in range(24)]
     per_hour = [[f"{h:02d}", sum(heat.get((d, h), 0) for d in range(7))] for h in range(24)]
 
     names = dict(session.execute(select(col(Device.id), col(Device.name))).all()) if totals else {}
@@ -224,12 +225,12 @@ def purse(session: Session, period: Period, today: date | None = None, *, live: 
             meters[device_name(key)][0] += count
             meters[device_name(key)][1] += amount
     line_rows = [[name, n] for name, n in sorted(per_line.items(), key=lambda item: (-item[1], item[0]))[:30]]
-    fare_names = {"normal": "normalny", "reduced": "ulgowy", "short": "krótki", "suburban": "podmiejski",
-                  "companion": "współpasażerowie, bagaż"}
+    fare_names = {"normal": _("normalny"), "reduced": _("ulgowy"), "short": _("krótki"), "suburban": _("podmiejski"),
+                  "companion": _("współpasażerowie, bagaż")}
     fare_rows = [[fare_names[c], v[0], v[1]] for c, v in by_type.items()]
     owed_cards, owed = session.execute(
         select(func.count(), func.coalesce(func.sum(-PurseCardRow.balance), 0)).where(col(PurseCardRow.balance) < 0)).one()
-    topup_rows = [[name, *values] for name, values in channels.items()]
+    topup_rows = [[_(name), *values] for name, values in channels.items()]  # the channel names: CHANNEL_NAMES
     parking_rows = [[name, v[0], v[1]] for name, v in sorted(meters.items(), key=lambda item: (-item[1][1], item[0]))[:50]]
     return Dashboard("purse", _("Portmonetka (karta KKM)"), [
         (_("Przejazdy w okresie"), str(sum(v[0] for v in by_type.values()))),
@@ -250,10 +251,10 @@ def purse(session: Session, period: Period, today: date | None = None, *, live: 
 # --------------------------------------------------------------------------- inspections
 
 
-VERDICT_NAMES = {"valid": "ważny", "stale": "nieaktualny kod", "forged": "podrobiony", "revoked": "unieważniony",
-                 "expired": "wygasły", "not_yet_valid": "jeszcze nieważny", "malformed": "nieczytelny",
-                 "unknown_key": "nieznany klucz", "bad_device_signature": "zły podpis telefonu",
-                 "unsupported_version": "nieobsługiwana wersja"}
+VERDICT_NAMES = {"valid": N_("ważny"), "stale": N_("nieaktualny kod"), "forged": N_("podrobiony"),
+                 "revoked": N_("unieważniony"), "expired": N_("wygasły"), "not_yet_valid": N_("jeszcze nieważny"),
+                 "malformed": N_("nieczytelny"), "unknown_key": N_("nieznany klucz"),
+                 "bad_device_signature": N_("zły podpis telefonu"), "unsupported_version": N_("nieobsługiwana wersja")}
 
 
 def inspections(session: Session, period: Period) -> Dashboard:
@@ -264,9 +265,9 @@ def inspections(session: Session, period: Period) -> Dashboard:
     day_rows = [[d, total, valid, total - valid] for d, total, valid in per_day(period, per, 2)]
     verdicts = session.execute(select(i.verdict, func.count()).where(*in_period).group_by(i.verdict)
                                .order_by(func.count().desc())).all()
-    verdict_rows = [[VERDICT_NAMES.get(v, v), int(n)] for v, n in verdicts]
+    verdict_rows = [[_(VERDICT_NAMES[v]) if v in VERDICT_NAMES else v, int(n)] for v, n in verdicts]
     methods = session.execute(select(i.method, func.count()).where(*in_period).group_by(i.method)).all()
-    method_names = {"scan": "skan (zweryfikowany offline, przesłany)", "terminal": "terminal", "card": "karta"}
+    method_names = {"scan": _("skan (zweryfikowany offline, przesłany)"), "terminal": _("terminal"), "card": _("karta")}
     method_rows = [[method_names.get(mth, mth), int(n)] for mth, n in methods]
     return Dashboard("inspections", _("Kontrole biletów"), [
         (_("Kontrole w okresie"), str(sum(r[1] for r in day_rows))),
@@ -280,8 +281,8 @@ def inspections(session: Session, period: Period) -> Dashboard:
 # --------------------------------------------------------------------------- health
 
 
-PAYMENT_STATES = {"pending": "w toku u operatora płatności", "held_for_review": "wstrzymane do sprawdzenia (R-PAY-2)",
-                  "refund_due": "zwrot do wykonania"}
+PAYMENT_STATES = {"pending": N_("w toku u operatora płatności"),
+                  "held_for_review": N_("wstrzymane do sprawdzenia (R-PAY-2)"), "refund_due": N_("zwrot do wykonania")}
 
 
 def health(session: Session, today: date, now: datetime) -> Dashboard:
@@ -290,7 +291,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
     billing = session.execute(
         select(m.state, func.count()).where(m.state.in_(("due", "failed", "charging")), due_now)  # type: ignore[attr-defined]
         .group_by(m.state)).all()
-    billing_rows = [[{"due": "do obciążenia", "failed": "do ponowienia", "charging": "w toku"}.get(s, s), int(n)]
+    billing_rows = [[{"due": _("do obciążenia"), "failed": _("do ponowienia"), "charging": _("w toku")}.get(s, s), int(n)]
                     for s, n in billing]
     o = OutboxMail
     mail_waiting, mail_failed, mail_oldest = session.execute(
@@ -302,7 +303,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
     counted = dict(session.execute(
         select(p.status, func.count()).where(p.status.in_(tuple(PAYMENT_STATES)))  # type: ignore[attr-defined]
         .group_by(p.status)).all())
-    payment_rows = [[name, int(counted.get(state, 0))] for state, name in PAYMENT_STATES.items()]
+    payment_rows = [[_(name), int(counted.get(state, 0))] for state, name in PAYMENT_STATES.items()]
     ev = DeviceEvent
     day_ago = now - timedelta(days=1)
     # Per device, through the (device_id, received_at) index: its last event and those of the last 24 h;
@@ -317,18 +318,19 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
         select(col(Device.id), col(Device.name), col(Device.kind), col(Device.active), last, recent, flagged_recent)
         .where(col(Device.simulator).is_(False))
         .order_by(col(Device.id)).limit(500)).all()
-    device_rows = [[name, kind, "tak" if active else "wyłączony",
-                    clock.to_local(as_utc(last)).strftime("%Y-%m-%d %H:%M") if last else "nigdy",
+    offline = sum(1 for _id, _name, _kind, active, last, _events, _flagged in seen
+                  if active and last and as_utc(last) < day_ago)
+    device_rows = [[name, kind, _("tak") if active else _("wyłączony"),
+                    clock.to_local(as_utc(last)).strftime("%Y-%m-%d %H:%M") if last else _("nigdy"),
                     int(events or 0), int(flagged or 0)]
                    for _id, name, kind, active, last, events, flagged in seen]
-    offline = sum(1 for row in device_rows if row[2] == "tak" and row[3] != "nigdy"
-                  and row[3] < clock.to_local(day_ago).strftime("%Y-%m-%d %H:%M"))
     held = int(counted.get("held_for_review", 0))
     failure_rows, job_rows = _jobs(session, now)
     return Dashboard("health", _("Stan systemu"), [
         (_("Miesiące 5+1 czekające na obciążenie"), str(sum(r[1] for r in billing_rows))),
         (_("Poczta w kolejce"), f"{int(mail_waiting or 0)}"
-         + (f" (najstarsza z {clock.to_local(as_utc(mail_oldest)).strftime('%Y-%m-%d %H:%M')})" if mail_oldest else "")),
+         + (" " + _("(najstarsza z %(when)s)", when=clock.to_local(as_utc(mail_oldest)).strftime("%Y-%m-%d %H:%M"))
+            if mail_oldest else "")),
         (_("Poczta nieodebrana (zaniechana)"), str(int(mail_failed or 0))),
         (_("Płatności wstrzymane do sprawdzenia (R-PAY-2)"), str(held)),
         (_("Urządzenia bez kontaktu od doby"), str(offline)),
@@ -337,7 +339,7 @@ def health(session: Session, today: date, now: datetime) -> Dashboard:
         Chart("billing-backlog", _("Zaległości rozliczeń 5+1"), "bar", [_("stan"), _("miesiące")], billing_rows),
         Chart("payments", _("Płatności oczekujące i do sprawdzenia"), "bar", [_("stan"), _("płatności")], payment_rows),
         Chart("mail", _("Kolejka poczty"), "bar", [_("stan"), _("wiadomości")],
-              [["w kolejce", int(mail_waiting or 0)], ["zaniechane", int(mail_failed or 0)]]),
+              [[_("w kolejce"), int(mail_waiting or 0)], [_("zaniechane"), int(mail_failed or 0)]]),
         Chart("devices", _("Urządzenia: ostatni kontakt, zdarzenia i oflagowane partie z ostatniej doby"), "bar",
               [_("urządzenie"), _("rodzaj"), _("aktywne"), _("ostatni kontakt"), _("zdarzenia (24 h)"), _("oflagowane (24 h)")],
               device_rows),
@@ -358,7 +360,7 @@ def _jobs(session: Session, now: datetime) -> tuple[list[list[Any]], list[list[A
     from web.platform.observe import JOB_FAILURES as f
 
     def when(moment: datetime | None) -> str:
-        return clock.to_local(as_utc(moment)).strftime("%Y-%m-%d %H:%M") if moment else "nigdy"
+        return clock.to_local(as_utc(moment)).strftime("%Y-%m-%d %H:%M") if moment else _("nigdy")
 
     failures = session.execute(select(f.c.job, f.c.at, f.c.error).where(f.c.at >= now - timedelta(days=7))
                                .order_by(f.c.at.desc(), f.c.id.desc()).limit(FAILURES_SHOWN)).all()

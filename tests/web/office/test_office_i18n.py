@@ -47,3 +47,14 @@ def test_office_field_errors_are_in_english_too(english_office):  # type: ignore
     added = english_office.post("/office/devices", {"kind": "validator", "name": ""})
     assert added.status_code == 422
     assert field_errors(added.text, "name") == ["Enter the device’s name (e.g. the vehicle number or the parking meter’s street)."]
+
+
+def test_office_table_values_are_in_english_too(english_office):  # type: ignore[no-untyped-def]
+    """Not only the headers: the states, weekdays and kinds inside the tables and CSVs are the admin's language."""
+    health = page_text(english_office.get("/office/dashboards/health").text)
+    for english in ("in progress at the payment operator", "held for review (R-PAY-2)", "refund due", "queued",
+                    "given up"):
+        assert english in health, english
+    assert "w toku u operatora płatności" not in health and "zaniechane" not in health
+    heat = english_office.get("/office/dashboards/purse/rides-heatmap.csv").content.decode("utf-8-sig").splitlines()
+    assert {line.split(",")[0] for line in heat[1:]} == {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
