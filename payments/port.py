@@ -40,6 +40,16 @@ ACKNOWLEDGEMENT = "TRUE"
 JSON_ACKNOWLEDGEMENT = '{"result":true}'
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """What the webhook answers the gateway: each operator has its own convention (Tpay: 200 `TRUE`, or 400
+    `FALSE - <reason>` for a notification it should resend or drop)."""
+
+    body: str
+    media_type: str = "text/plain"
+    status_code: int = 200
+
+
 class PaymentStatus(enum.StrEnum):
     """Where a payment stands, as far as the gateway is concerned."""
 
@@ -300,6 +310,11 @@ class PaymentGateway(Protocol):
 
         `body` must be the raw request body (signatures cover the exact bytes).
         """
+        ...
+
+    def acknowledge(self, accepted: bool, reason: str = "") -> Acknowledgement:
+        """The webhook's answer to a notification: accepted (applied, or nothing to apply), or refused with
+        `reason` (a short code, never a secret)."""
         ...
 
     async def get_status(self, transaction_id: str) -> TransactionStatus:

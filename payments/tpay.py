@@ -35,6 +35,8 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from .amounts import grosze_to_json_number, wire_to_grosze
 from .port import (
+    ACKNOWLEDGEMENT,
+    Acknowledgement,
     CardNotice,
     ChargeResult,
     CreatedPayment,
@@ -593,6 +595,12 @@ class TpayGateway:
             )
         except (KeyError, ValueError) as exc:
             raise GatewayError("bad_response", "unreadable transaction") from exc
+
+    def acknowledge(self, accepted: bool, reason: str = "") -> Acknowledgement:
+        """Tpay wants 200 and `TRUE` for a notification it may stop resending; anything else makes it retry."""
+        if accepted:
+            return Acknowledgement(ACKNOWLEDGEMENT)
+        return Acknowledgement(f"FALSE - {reason}", status_code=400)
 
     async def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> PaymentOutcome | CardNotice:
         """Form notifications (a payment's outcome; JWS + md5sum) and JSON ones (a card token; JWS),

@@ -11,7 +11,7 @@ from litestar.response import Response
 
 from litestar.response import Redirect
 
-from payments import ACKNOWLEDGEMENT, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
+from payments import Acknowledgement, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
 from web.platform.http import flash, in_transaction, redirect, safe_next, settings_of
 from web.payment_records import service as records
 
@@ -49,11 +49,12 @@ async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, 
 @post("/payments/notify", include_in_schema=False)
 async def notify(request: Request) -> Response:
     body = await request.body()
+    gateway = request.app.state.payments.gateway
     try:
-        outcome = await request.app.state.payments.gateway.parse_notification(body, request.headers)
+        outcome = await gateway.parse_notification(body, request.headers)
     except NotificationRejected as exc:
         log.warning("payment notification rejected: %s", exc.reason)
-        return Response(content=f"FALSE - {exc.reason}", media_type="text/plain", status_code=400)
+        return _answer(gateway.acknowledge(False, str(exc.reason)))
     if isinstance(outcome, CardNotice):
         # A card token was issued or updated (Tpay's JSON notifications). Cards saved with a payment come
         # with the payment's own notification, which is what EKP applies; this one is acknowledged so
@@ -62,13 +63,18 @@ async def notify(request: Request) -> Response:
         return Response(content=outcome.acknowledgement, media_type="application/json", status_code=200)
     if outcome.panel_test:
         log.info("test notification from the operator's panel acknowledged (nothing applied)")
-        return Response(content=ACKNOWLEDGEMENT, media_type="text/plain", status_code=200)
+        return _answer(gateway.acknowledge(True))
     try:
         await settle(request, records.outcome_from_gateway(outcome), "webhook")
     except records.OutcomeRejected as exc:
         log.warning("payment notification not applied: %s", exc.code)
-        return Response(content=f"FALSE - {exc.code}", media_type="text/plain", status_code=400)
-    return Response(content=ACKNOWLEDGEMENT, media_type="text/plain", status_code=200)  # Tpay wants 200 + TRUE
+        return _answer(gateway.acknowledge(False, exc.code))
+    return _answer(gateway.acknowledge(True))  # in the operator's convention (Tpay: 200 and TRUE)
+
+
+def _answer(acknowledgement: Acknowledgement) -> Response:
+    return Response(content=acknowledgement.body, media_type=acknowledgement.media_type,
+                    status_code=acknowledgement.status_code)
 
 
 def _payment_of(session, reference: str, user_id: int):

@@ -1,4 +1,5 @@
-"""Builds the payment gateway named by EKP_PAYMENTS: the embedded Tpay-style sandbox or Tpay itself."""
+"""Builds the payment gateway named by EKP_PAYMENTS from `payments.GATEWAYS`: the embedded Tpay-style sandbox (run
+in this process, wired here) or any other adapter from its settings (Tpay)."""
 
 from __future__ import annotations
 
@@ -57,14 +58,5 @@ def build_payments(settings: Settings) -> Payments:
             **sandbox_credentials(key),
         ))
         return Payments(make_gateway("sandbox", sandbox=sandbox, notification_url=notify_url), sandbox)
-    options: dict[str, Any] = {
-        "client_id": settings.tpay_client_id,
-        "client_secret": settings.tpay_client_secret,
-        "security_code": settings.tpay_security_code,
-        "notification_url": notify_url,
-    }
-    for name, value in (("api_url", settings.tpay_api_url), ("merchant_id", settings.tpay_merchant_id),
-                        ("root_cert", settings.tpay_root_cert), ("x5u_prefix", settings.tpay_x5u_prefix)):
-        if value:
-            options[name] = value
-    return Payments(make_gateway("tpay", **options))
+    # any other adapter: its settings, as read and checked by the settings (payments.GATEWAYS)
+    return Payments(make_gateway(settings.payments, notification_url=notify_url, **settings.gateway_options))

@@ -22,6 +22,7 @@ from domain.purse_tariff import PurseTariff, purse_tariff_from_dict
 from domain.tariff_5p1 import Tariff5p1, tariff_5p1_from_toml
 from domain.trust import announces_test_money, sandbox_refusal
 from domain.money import MoneyFormatError, parse_pln
+from payments import GatewayAdapter, gateway_adapter, gateway_names
 from web.platform import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -132,13 +133,10 @@ class Settings:
     billing_concurrency: int = 8  # EKP_BILLING_CONCURRENCY: gateway calls in flight at once in a billing run
     sandbox_db: Path | None = None  # EKP_SANDBOX_DB: the embedded sandbox's store (default var/sandbox.db)
     sandbox_backoff: float = 5.0  # EKP_SANDBOX_BACKOFF: seconds before the sandbox's first notification retry
-    tpay_client_id: str = ""  # EKP_TPAY_CLIENT_ID (required with EKP_PAYMENTS=tpay)
-    tpay_client_secret: str = field(default="", repr=False)  # EKP_TPAY_CLIENT_SECRET
-    tpay_security_code: str = field(default="", repr=False)  # EKP_TPAY_SECURITY_CODE
-    tpay_api_url: str = ""  # EKP_TPAY_API_URL (default: the gateway's own)
-    tpay_merchant_id: str = ""  # EKP_TPAY_MERCHANT_ID
-    tpay_root_cert: str = ""  # EKP_TPAY_ROOT_CERT
-    tpay_x5u_prefix: str = ""  # EKP_TPAY_X5U_PREFIX
+    # The chosen adapter's settings (`payments.GATEWAYS[payments].options`), each from EKP_<GATEWAY>_<OPTION>
+    # (Tpay: EKP_TPAY_CLIENT_ID, _CLIENT_SECRET, _SECURITY_CODE required; _API_URL, _MERCHANT_ID, _ROOT_CERT,
+    # _X5U_PREFIX optional). Only those set are kept; never printed (secrets).
+    gateway_options: dict[str, str] = field(default_factory=dict, repr=False)
     metrics_multiprocess_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: set by `ekp run --workers N`
     billing_crash_at: str = ""  # EKP_TEST_BILLING_CRASH_AT: tests only, refused in production
 
@@ -233,6 +231,22 @@ def _int(name: str, raw: str, problems: list[str], low: int, high: int) -> int:
     if not low <= value <= high:
         problems.append(f"{name}={raw!r}: expected a whole number from {low} to {high}")
     return value
+
+
+def _gateway_options(adapter: GatewayAdapter, get: Any, problems: list[str]) -> dict[str, str]:
+    """The adapter's settings from EKP_<GATEWAY>_<OPTION>: required ones present, URLs checked."""
+    options: dict[str, str] = {}
+    for option in adapter.options:
+        variable = f"EKP_{adapter.name.upper()}_{option.name.upper()}"
+        value = get(variable, "")
+        if not value:
+            if option.required:
+                problems.append(f"{variable}: required when EKP_PAYMENTS={adapter.name}")
+            continue
+        if option.url:
+            _url(variable, value, problems, {"http", "https"})
+        options[option.name] = value
+    return options
 
 
 def _url(name: str, raw: str, problems: list[str], schemes: set[str]) -> str:
@@ -398,8 +412,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         _url("EKP_SMTP_URL", smtp_url, problems, {"smtp", "smtps", "smtp+starttls"})
 
     payments = get("EKP_PAYMENTS", "sandbox")
-    if payments not in {"sandbox", "tpay"}:
-        problems.append(f"EKP_PAYMENTS={payments!r}: expected sandbox or tpay")
+    adapter = gateway_adapter(payments)
+    if adapter is None:
+        problems.append(f"EKP_PAYMENTS={payments!r}: expected {' or '.join(gateway_names())}")
 
     language = get("EKP_LANGUAGE", "pl")
     if language not in {"pl", "en"}:
@@ -478,14 +493,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if get("EKP_SANDBOX_DB"):
         settings_kwargs["sandbox_db"] = Path(get("EKP_SANDBOX_DB", ""))
     settings_kwargs["sandbox_backoff"] = _seconds("EKP_SANDBOX_BACKOFF", get("EKP_SANDBOX_BACKOFF", "5"), problems)
-    if payments == "tpay":
-        for name in ("EKP_TPAY_CLIENT_ID", "EKP_TPAY_CLIENT_SECRET", "EKP_TPAY_SECURITY_CODE"):
-            if not get(name):
-                problems.append(f"{name}: required when EKP_PAYMENTS=tpay")
-    for name in ("client_id", "client_secret", "security_code", "api_url", "merchant_id", "root_cert", "x5u_prefix"):
-        settings_kwargs[f"tpay_{name}"] = get(f"EKP_TPAY_{name.upper()}", "")
-    if settings_kwargs["tpay_api_url"]:
-        _url("EKP_TPAY_API_URL", settings_kwargs["tpay_api_url"], problems, {"http", "https"})
+    settings_kwargs["gateway_options"] = _gateway_options(adapter, get, problems) if adapter else {}
     settings_kwargs["metrics_multiprocess_dir"] = get("PROMETHEUS_MULTIPROC_DIR", "")
     crash_at = get(BILLING_CRASH_VARIABLE, "")
     if crash_at and (production or crash_at not in BILLING_CRASH_POINTS):
