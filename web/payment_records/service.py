@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import anyio
-from sqlalchemy import ARRAY, any_, bindparam, insert, literal, select, update
+from sqlalchemy import ARRAY, any_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -158,28 +158,34 @@ def create_payment_records(session: Session, wanted: list[PaymentToRecord]) -> d
     return ids
 
 
-def record_gateway_ids(session: Session, reference: str, transaction_id: str, title: str, redirect_url: str | None) -> None:
-    payment = payment_by_reference(session, reference)
-    if payment is None:
-        return
-    payment.gateway_transaction_id, payment.gateway_title = transaction_id, title
-    payment.redirect_url = redirect_url
-    payment.updated_at = clock.now()
+@dataclass(frozen=True)
+class OpenedTransaction:
+    """A payment's transaction as the gateway opened it: its id, title and (hosted) payment page."""
+
+    reference: str
+    transaction_id: str
+    title: str
+    redirect_url: str | None = None
 
 
-def record_charge_transactions(session: Session, opened: list[tuple[str, str, str]]) -> None:
-    """Token charges' gateway transactions (reference, transaction id, title), recorded - and committed by
-    the caller - before any of them is paid, so that a crash or a second worker asks the gateway about
-    that transaction instead of opening (and paying) another (R-PAY-1). A payment that already has one
-    keeps it."""
+def record_gateway_ids(session: Session, opened: list[OpenedTransaction]) -> None:
+    """The gateway's transactions for our payments (a hosted payment's page, token charges' transactions),
+    in one executemany. Token charges are recorded - and committed by the caller - before any of them is
+    paid, so that a crash or a second worker asks the gateway about that transaction instead of opening
+    (and paying) another (R-PAY-1): a payment that already has a different transaction keeps it. An
+    unknown reference changes nothing."""
     if not opened:
         return
     table = Payment.__table__  # type: ignore[attr-defined]
     session.execute(
-        update(table).where(table.c.reference == bindparam("b_reference"), table.c.gateway_transaction_id.is_(None))
+        update(table).where(table.c.reference == bindparam("b_reference"),
+                            or_(table.c.gateway_transaction_id.is_(None),
+                                table.c.gateway_transaction_id == bindparam("b_transaction_id")))
         .values(gateway_transaction_id=bindparam("b_transaction_id"), gateway_title=bindparam("b_title"),
+                redirect_url=func.coalesce(bindparam("b_redirect_url"), table.c.redirect_url),
                 updated_at=clock.now()),
-        [{"b_reference": r, "b_transaction_id": t[:64], "b_title": title[:64]} for r, t, title in opened])
+        [{"b_reference": o.reference, "b_transaction_id": o.transaction_id[:64], "b_title": o.title[:64],
+          "b_redirect_url": o.redirect_url[:1000] if o.redirect_url else None} for o in opened])
 
 
 def payment_by_reference(session: Session, reference: str) -> Payment | None:
