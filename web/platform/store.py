@@ -102,9 +102,8 @@ class DatabaseStore(NamespacedStore):
         UPDATE. An expired value is not renewed, just absent (the purge deletes its row)."""
         value = self._read(key)
         if value is not None and renew is not None:
-            table = StoreEntry.__table__  # type: ignore[attr-defined]
             with self.engine.begin() as conn:
-                conn.execute(update(table).where(table.c.key == key, table.c.expires_at.is_not(None))
+                conn.execute(update(StoreEntry).where(col(StoreEntry.key) == key, col(StoreEntry.expires_at).is_not(None))
                              .values(expires_at=clock.now() + timedelta(seconds=renew)))
         return value
 
