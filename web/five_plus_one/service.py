@@ -292,26 +292,17 @@ def start_manual_payment(session: Session, user_id: int, month_id: int) -> Payme
 
 # --- outcomes -------------------------------------------------------------------------------------
 
-def settle_month_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
-    """Apply a paid/failed outcome to the month it was for (called exactly once per payment):
-    `settle_month_payments` for one. It writes with Core, so what the ORM holds of these tables is written first
-    and read again afterwards."""
-    session.flush()
-    [settled] = settle_month_payments(session, [(payment, outcome)])
-    for held in list(session.identity_map.values()):
-        if isinstance(held, (SubscriptionMonthRow, Subscription5p1, Ticket)):
-            session.expire(held)
-    return settled
-
-
 def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_records.Outcome]]) -> list[payment_records.Settled]:
     """Apply paid/failed outcomes to the months they were for (payments: rows with at least `subject_id`; the
-    one way, `settle_month_payment` is this for one), with SQLAlchemy Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
+    one way, for one payment as for a billing run's thousands), with SQLAlchemy Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
     each payment decided in order by the same domain rules as one at a time (a later payment of the
     same subscription sees what an earlier one changed), then the changes written in a few statements:
     one executemany UPDATE for the months, one for the subscriptions that changed, one INSERT for the
-    tickets and one for the mails (rendered when delivered)."""
+    tickets and one for the mails (rendered when delivered). What the ORM holds of these tables is written
+    first and read again afterwards."""
     from web.platform.app_state import current_settings
+
+    session.flush()
 
     settings, today, now = current_settings(), clock.today(), clock.now()
     policy = billing_policy(settings)
@@ -377,6 +368,9 @@ def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_recor
     if tickets:
         session.execute(insert(t_t), tickets)
     queue_deferred_mails(session, mails)
+    for held in list(session.identity_map.values()):
+        if isinstance(held, (SubscriptionMonthRow, Subscription5p1, Ticket)):
+            session.expire(held)
     return settled
 
 
