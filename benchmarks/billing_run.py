@@ -44,7 +44,7 @@ What changed (where the time went before, per month):
     domain decides as before, and per batch: one INSERT ... RETURNING for planned months, one UPDATE
     ... RETURNING per claim group, one executemany UPDATE each for months and subscriptions, one INSERT
     each for payments, events, tickets, mails. Unusual subscriptions (something to review, a card no
-    longer eligible) still take the ORM path.
+    longer eligible) took an ORM path until issue 14; now they are the same Core rows and statements.
   * PostgreSQL: IN lists of 200-500 ids were hundreds of parameters psycopg parses at each send; now one
     array parameter (= ANY). A batch's answers are applied while the next batch is claimed and charged,
     so PostgreSQL's round trips overlap our CPU (SQLite has one writer: batches take turns).

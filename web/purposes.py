@@ -20,8 +20,7 @@ def register_payment_purposes() -> None:
     from web.purse import service as purse
     from web.five_plus_one import service as subscriptions
 
-    payments.register_purpose(subscriptions.PURPOSE, settle=subscriptions.settle_month_payment,
-                              settle_batch=subscriptions.settle_month_payments,
+    payments.register_purpose(subscriptions.PURPOSE, settle_batch=subscriptions.settle_month_payments,
                               card_saved=subscriptions.remember_saved_card,
                               reverse=subscriptions.reverse_month_payment)
     payments.register_purpose(purse.PURPOSE, settle=purse.settle_top_up_payment, reverse=purse.reverse_top_up_payment)

@@ -158,10 +158,10 @@ async def _open_all(engine: Engine, gateway: PaymentGateway, charges: list[subsc
         for i, charge in enumerate(charges):
             if charge.transaction_id is None:
                 tg.start_soon(open_one, i, charge)
-    new = [(c.reference, c.transaction_id, c.title) for c, was in zip(opened, charges, strict=True)
-           if c is not None and was.transaction_id is None]
+    new = [records.OpenedTransaction(c.reference, c.transaction_id, c.title) for c, was in zip(opened, charges, strict=True)
+           if c is not None and c.transaction_id and was.transaction_id is None]
     if new:
-        await anyio.to_thread.run_sync(_in_tx, engine, records.record_charge_transactions, new)
+        await anyio.to_thread.run_sync(_in_tx, engine, records.record_gateway_ids, new)
         _crash_point(crash_at, "recorded")
     return [c for c in opened if c is not None]
 

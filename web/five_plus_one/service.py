@@ -292,26 +292,17 @@ def start_manual_payment(session: Session, user_id: int, month_id: int) -> Payme
 
 # --- outcomes -------------------------------------------------------------------------------------
 
-def settle_month_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
-    """Apply a paid/failed outcome to the month it was for (called exactly once per payment):
-    `settle_month_payments` for one. It writes with Core, so what the ORM holds of these tables is written first
-    and read again afterwards."""
-    session.flush()
-    [settled] = settle_month_payments(session, [(payment, outcome)])
-    for held in list(session.identity_map.values()):
-        if isinstance(held, (SubscriptionMonthRow, Subscription5p1, Ticket)):
-            session.expire(held)
-    return settled
-
-
 def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_records.Outcome]]) -> list[payment_records.Settled]:
     """Apply paid/failed outcomes to the months they were for (payments: rows with at least `subject_id`; the
-    one way, `settle_month_payment` is this for one), with SQLAlchemy Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
+    one way, for one payment as for a billing run's thousands), with SQLAlchemy Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
     each payment decided in order by the same domain rules as one at a time (a later payment of the
     same subscription sees what an earlier one changed), then the changes written in a few statements:
     one executemany UPDATE for the months, one for the subscriptions that changed, one INSERT for the
-    tickets and one for the mails (rendered when delivered)."""
+    tickets and one for the mails (rendered when delivered). What the ORM holds of these tables is written
+    first and read again afterwards."""
     from web.platform.app_state import current_settings
+
+    session.flush()
 
     settings, today, now = current_settings(), clock.today(), clock.now()
     policy = billing_policy(settings)
@@ -377,6 +368,9 @@ def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_recor
     if tickets:
         session.execute(insert(t_t), tickets)
     queue_deferred_mails(session, mails)
+    for held in list(session.identity_map.values()):
+        if isinstance(held, (SubscriptionMonthRow, Subscription5p1, Ticket)):
+            session.expire(held)
     return settled
 
 
@@ -490,9 +484,9 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     claim the months due today and record their token payments.
 
     Rows are read with SQLAlchemy Core, one query per table; the domain decides each subscription as
-    before. A subscription whose review changes something, or whose next month cannot be planned on its
-    card, goes through the ORM path (`_review_and_plan`); the usual ones (nothing to review, maybe a
-    month to plan, a month due) cost one row in a few set-based statements: the planned months in one
+    before: the calendar review, the next month planned (or the subscription cancelled when its card is no
+    longer eligible, R-5P1), the months due. The changes are written in a few set-based statements: the
+    reviews' changes in one executemany per table and one INSERT of mails, the planned months in one
     INSERT … RETURNING, the claims in one UPDATE … RETURNING per (state, attempts) group - only the
     months returned were moved to CHARGING by this run, and only they get a payment record and a charge.
     """
@@ -515,25 +509,35 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     cards = {c.id: c for c in _rows_in(session, select(c_t.c.id, c_t.c.carrier_type, c_t.c.has_resident_status,
                                                          c_t.c.resident_from, c_t.c.resident_until, c_t.c.blocked),
                                        c_t.c.id, sorted({r.card_id for r in rows}))}
-    users = {u.id: u for u in _rows_in(session, select(u_t.c.id, u_t.c.email, u_t.c.first_name, u_t.c.last_name),
+    users = {u.id: u for u in _rows_in(session, select(u_t.c.id, u_t.c.email, u_t.c.language, u_t.c.first_name, u_t.c.last_name),
                                        u_t.c.id, sorted({r.user_id for r in rows}))}
     # (subscription row, month id or None while planned, the month as the domain sees it, its charging state)
     to_claim: list[tuple[Any, int | None, SubscriptionMonth, SubscriptionMonth]] = []
     planned_rows: list[dict] = []
+    sub_changes: list[dict] = []
+    month_changes: dict[int, SubscriptionMonth] = {}
+    mails: list[dict] = []
     for row in rows:
         sub = to_domain(row)
         known = sorted(months_by_sub[row.id], key=lambda pair: pair[1].position)
+        ids = {m.position: i for i, m in known}
         months = [m for _, m in known]
+        user = users.get(row.user_id)
+        decisions = []
         decision = rules.review(sub, months, today, policy)
-        planned = None
-        if not decision.months and decision.subscription == sub and sub.status is SubscriptionStatus.ACTIVE:
+        if decision.months or decision.subscription != sub:
+            decisions.append(decision)
+            sub, months = decision.subscription, _taken(decision, ids, months, month_changes)
+        if sub.status is SubscriptionStatus.ACTIVE:
             planned = rules.plan_next_month(sub, months, settings.tariff_5p1, today, policy)
             card = cards.get(row.card_id)
-            if planned is None or (card is not None and rules.card_eligible_on(
+            if planned is not None and not (card is not None and rules.card_eligible_on(
                     LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked),
                     planned.starts_on)):
-                # The usual case, without the ORM: nothing to review; maybe a month to plan; what is due.
-                ids = {m.position: i for i, m in known}
+                decision = rules.cancel(sub, months, today, rules.CancelReason.NOT_ELIGIBLE)
+                decisions.append(decision)
+                sub, months = decision.subscription, _taken(decision, ids, months, month_changes)
+            else:
                 if planned is not None:
                     months = [*months, planned]
                     planned_rows.append({"subscription_id": row.id, "cycle": planned.cycle, "month_index": planned.index,
@@ -544,13 +548,18 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
                 if row.card_token:
                     to_claim.extend((row, ids.get(due.position), due, rules.begin_charge(sub, due, today, policy))
                                     for due in rules.months_due_for_charge(sub, months, today, policy))
-                continue
-        if decision.months or decision.subscription != sub or sub.status is SubscriptionStatus.ACTIVE:
-            # Something to store or tell, or a card no longer eligible: the ORM path, as one at a time.
-            orm_row = session.get(Subscription5p1, row.id)
-            for _, month, charging in _review_and_plan(session, settings, orm_row, months_of(session, row.id), today, policy):  # type: ignore[arg-type]
-                session.flush()
-                to_claim.append((row, month.id, month_to_domain(month), charging))
+        for decision in decisions:
+            if user is not None and decision.notices:
+                mails.extend(_mails(settings, user.email, user.language, user.first_name, row.variant, row.first_day,
+                                    decision.notices, None))
+        if sub != to_domain(row):
+            sub_changes.append({"b_id": row.id, "status": sub.status.value, "auto_renew": sub.auto_renew,
+                                "end_reason": sub.end_reason.value if sub.end_reason else None, "ended_on": sub.ended_on})
+    # What the reviews changed is written before the claims (which compare the months as decided here).
+    _write_months(session, sorted(month_changes.items()), clock.now())
+    if sub_changes:
+        session.execute(update(s_t).where(s_t.c.id == bindparam("b_id")), sub_changes)
+    queue_deferred_mails(session, mails)
     if planned_rows:
         session.flush()
         new_ids = {(r.subscription_id, r.cycle, r.month_index): r.id for r in session.execute(
@@ -558,7 +567,6 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
             planned_rows)}
         to_claim = [(row, month_id if month_id is not None else new_ids[(row.id, *month.position)], month, charging)
                     for row, month_id, month, charging in to_claim]
-    session.flush()  # reviewed rows are written before the claims
     won = _claim_many(session, [(month_id, month, charging) for _, month_id, month, charging in to_claim])
     claimed = [(row, month_id, month, charging) for row, month_id, month, charging in to_claim if month_id in won]
     wanted = [payment_records.PaymentToRecord(
@@ -575,36 +583,13 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     return charges
 
 
-def _review_and_plan(session: Session, settings, row: Subscription5p1, months: list[SubscriptionMonthRow],
-                     today: date, policy: BillingPolicy) -> list[tuple[Subscription5p1, SubscriptionMonthRow, SubscriptionMonth]]:
-    """One subscription (rows already loaded): review, plan the next month (added to `months`), and the
-    months to claim for charging today with the state each moves to."""
-    decision = rules.review(to_domain(row), [month_to_domain(m) for m in months], today, policy)
-    if decision.months or decision.subscription != to_domain(row):
-        _store(session, row, decision, months)
-        _notify(session, settings, row, decision.notices)
-    if row.status != SubscriptionStatus.ACTIVE.value:
-        return []
-    sub = to_domain(row)
-    planned = rules.plan_next_month(sub, [month_to_domain(m) for m in months], settings.tariff_5p1, today, policy)
-    if planned is not None:
-        card = session.get(Card, row.card_id)
-        linked = LinkedCard(row.card_id, CarrierType(card.carrier_type), resident_status(card), card.blocked)  # type: ignore[union-attr,arg-type]
-        if not rules.card_eligible_on(linked, planned.starts_on):
-            cancelled = rules.cancel(sub, [month_to_domain(m) for m in months], today, rules.CancelReason.NOT_ELIGIBLE)
-            _store(session, row, cancelled, months)
-            _notify(session, settings, row, cancelled.notices)
-            return []
-        new_row = SubscriptionMonthRow(subscription_id=row.id, cycle=planned.cycle, month_index=planned.index,  # type: ignore[arg-type]
-                                       starts_on=planned.starts_on, ends_on=planned.ends_on, price=planned.price,
-                                       state=planned.state.value)
-        session.add(new_row)
-        months.append(new_row)
-    if not row.card_token:
-        return []
-    by_position = {(m.cycle, m.month_index): m for m in months}
-    return [(row, by_position[due.position], rules.begin_charge(sub, due, today, policy))
-            for due in rules.months_due_for_charge(sub, [month_to_domain(m) for m in months], today, policy)]
+def _taken(decision: Decision, ids: dict[tuple[int, int], int], months: list[SubscriptionMonth],
+           month_changes: dict[int, SubscriptionMonth]) -> list[SubscriptionMonth]:
+    """A subscription's months after `decision`; the changes of its stored ones (`ids`: position -> id) noted
+    in `month_changes` (id -> month) to be written."""
+    changed = {m.position: m for m in decision.months if m.position in ids}
+    month_changes.update((ids[position], m) for position, m in changed.items())
+    return [changed.get(m.position, m) for m in months]
 
 
 def _claim_many(session: Session, wanted: list[tuple[int, SubscriptionMonth, SubscriptionMonth]]) -> set[int]:

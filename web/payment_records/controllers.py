@@ -41,8 +41,8 @@ async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, 
         await in_transaction(request, records.payment_failed_to_start, to_pay.reference)
         flash(request, unavailable_message, "error")
         return redirect(back)
-    await in_transaction(request, records.record_gateway_ids, to_pay.reference, created.transaction_id, created.title,
-                         created.redirect_url)
+    await in_transaction(request, records.record_gateway_ids, [records.OpenedTransaction(
+        to_pay.reference, created.transaction_id, created.title, created.redirect_url)])
     return Redirect(path=created.redirect_url, status_code=303)
 
 

@@ -22,7 +22,8 @@ from web.payment_records.service import (
     one_of as one_of,
     outcome_from_gateway as outcome_from_gateway,
     pending_payments as pending_payments,
-    record_charge_transactions as record_charge_transactions,
+    OpenedTransaction as OpenedTransaction,
+    record_gateway_ids as record_gateway_ids,
     staff_queue as staff_queue,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "reconcile_one",
     "Applied",
     "IN_CHUNK",
+    "OpenedTransaction",
     "Outcome",
     "PaymentStatus",
     "PaymentToRecord",
@@ -42,7 +44,7 @@ __all__ = [
     "one_of",
     "outcome_from_gateway",
     "pending_payments",
-    "record_charge_transactions",
+    "record_gateway_ids",
     "send_to_payment_page",
     "staff_queue",
 ]

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import anyio
-from sqlalchemy import ARRAY, any_, bindparam, insert, literal, select, update
+from sqlalchemy import ARRAY, any_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -72,8 +72,10 @@ class HostedPayment(Protocol):
 # Each purpose's handlers are registered at start-up by `web.purposes.register_payment_purposes()` (the app
 # factory and every `ekp` command call it), never as a side effect of importing a module.
 
-# purpose -> function(session, payment, outcome) -> Settled: apply a paid or failed outcome to what it paid for.
-HANDLERS: dict[str, Callable[[Session, Payment, Outcome], Settled]] = {}
+# purpose -> function(session, [(payment, outcome), ...]) -> [Settled, ...]: apply paid or failed outcomes to
+# what they paid for, in order; `apply_outcomes` passes each payment as a Core row (id, reference, purpose,
+# subject_id, user_id, kind, amount, currency, status, gateway ids) just after its conditional UPDATE won.
+SETTLE: dict[str, Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]] = {}
 
 # purpose -> function(session, payment, status) -> str: a refund or chargeback (`status`) of a payment that
 # had bought something takes it back (R-PAY-3); returns what was done, for staff.
@@ -83,26 +85,40 @@ REVERSALS: dict[str, Callable[[Session, Payment, str], str]] = {}
 # applied from a source that carries no card (the browser's return asks the gateway's status first).
 CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
 
-
-# purpose -> function(session, [(payment, outcome), ...]) -> [Settled, ...]: the same as the purpose's
-# HANDLERS entry for many payments at once; used by `apply_outcomes`, which passes each payment as a
-# Core row (id, reference, purpose, subject_id, user_id, kind, amount, currency, gateway ids).
-BATCH_HANDLERS: dict[str, Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]] = {}
-
 IN_CHUNK = 500  # ids or references per IN (...) list
 
 
-def register_purpose(purpose: str, *, settle: Callable[[Session, Payment, Outcome], Settled],
-                     reverse: Callable[[Session, Payment, str], str],
+def register_purpose(purpose: str, *, reverse: Callable[[Session, Payment, str], str],
+                     settle: Callable[[Session, Payment, Outcome], Settled] | None = None,
                      settle_batch: Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]] | None = None,
                      card_saved: Callable[[Session, Payment, Outcome], None] | None = None) -> None:
-    """What a payment of `purpose` buys: how its outcome is applied and how a reversal takes it back."""
-    HANDLERS[purpose] = settle
+    """What a payment of `purpose` buys: how its outcome is applied (`settle_batch` for many payments at
+    once, or `settle` for one payment, then called with each as an ORM `Payment`) and how a reversal takes
+    it back."""
+    if settle_batch is None:
+        if settle is None:
+            raise ValueError(f"purpose {purpose!r}: give settle or settle_batch")
+        settle_batch = _one_by_one(settle)
+    elif settle is not None:
+        raise ValueError(f"purpose {purpose!r}: give settle or settle_batch, not both")
+    SETTLE[purpose] = settle_batch
     REVERSALS[purpose] = reverse
-    if settle_batch is not None:
-        BATCH_HANDLERS[purpose] = settle_batch
     if card_saved is not None:
         CARD_SAVED[purpose] = card_saved
+
+
+def _one_by_one(settle: Callable[[Session, Payment, Outcome], Settled]) -> Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]:
+    def settle_each(session: Session, pairs: list[tuple[Any, Outcome]]) -> list[Settled]:
+        return [settle(session, _fresh(session, row.id), outcome) for row, outcome in pairs]
+    return settle_each
+
+
+def _fresh(session: Session, payment_id: int) -> Payment:
+    """The payment as the database has it now (our Core statements changed it under the ORM's feet)."""
+    session.flush()
+    payment = session.get(Payment, payment_id, populate_existing=True)
+    assert payment is not None
+    return payment
 
 
 def _registered(table: dict[str, Any], purpose: str) -> Any:
@@ -158,28 +174,34 @@ def create_payment_records(session: Session, wanted: list[PaymentToRecord]) -> d
     return ids
 
 
-def record_gateway_ids(session: Session, reference: str, transaction_id: str, title: str, redirect_url: str | None) -> None:
-    payment = payment_by_reference(session, reference)
-    if payment is None:
-        return
-    payment.gateway_transaction_id, payment.gateway_title = transaction_id, title
-    payment.redirect_url = redirect_url
-    payment.updated_at = clock.now()
+@dataclass(frozen=True)
+class OpenedTransaction:
+    """A payment's transaction as the gateway opened it: its id, title and (hosted) payment page."""
+
+    reference: str
+    transaction_id: str
+    title: str
+    redirect_url: str | None = None
 
 
-def record_charge_transactions(session: Session, opened: list[tuple[str, str, str]]) -> None:
-    """Token charges' gateway transactions (reference, transaction id, title), recorded - and committed by
-    the caller - before any of them is paid, so that a crash or a second worker asks the gateway about
-    that transaction instead of opening (and paying) another (R-PAY-1). A payment that already has one
-    keeps it."""
+def record_gateway_ids(session: Session, opened: list[OpenedTransaction]) -> None:
+    """The gateway's transactions for our payments (a hosted payment's page, token charges' transactions),
+    in one executemany. Token charges are recorded - and committed by the caller - before any of them is
+    paid, so that a crash or a second worker asks the gateway about that transaction instead of opening
+    (and paying) another (R-PAY-1): a payment that already has a different transaction keeps it. An
+    unknown reference changes nothing."""
     if not opened:
         return
     table = Payment.__table__  # type: ignore[attr-defined]
     session.execute(
-        update(table).where(table.c.reference == bindparam("b_reference"), table.c.gateway_transaction_id.is_(None))
+        update(table).where(table.c.reference == bindparam("b_reference"),
+                            or_(table.c.gateway_transaction_id.is_(None),
+                                table.c.gateway_transaction_id == bindparam("b_transaction_id")))
         .values(gateway_transaction_id=bindparam("b_transaction_id"), gateway_title=bindparam("b_title"),
+                redirect_url=func.coalesce(bindparam("b_redirect_url"), table.c.redirect_url),
                 updated_at=clock.now()),
-        [{"b_reference": r, "b_transaction_id": t[:64], "b_title": title[:64]} for r, t, title in opened])
+        [{"b_reference": o.reference, "b_transaction_id": o.transaction_id[:64], "b_title": o.title[:64],
+          "b_redirect_url": o.redirect_url[:1000] if o.redirect_url else None} for o in opened])
 
 
 def payment_by_reference(session: Session, reference: str) -> Payment | None:
@@ -195,40 +217,12 @@ class OutcomeRejected(Exception):
 
 
 def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Payment, Settled | None]:
-    """Apply `outcome` once: the first terminal report changes the business, repeats change nothing.
-
-    R-PAY-2: a "paid" that paid less (or more) than due is held for staff review, never applied.
-    R-PAY-4: a paid payment its purpose no longer wants is left REFUND_DUE (the caller asks the gateway).
-    R-PAY-3: a refund or chargeback of a payment that bought something takes it back; one we never heard
-    was paid is applied as paid first, so the effect is the same in whatever order the reports come.
-    Returns the payment and what was settled (None when nothing new happened).
-    """
-    payment = payment_by_reference(session, outcome.reference)
-    if payment is None:
-        raise OutcomeRejected("unknown_reference")
-    if outcome.amount is not None and outcome.amount != payment.amount:
-        log.warning("payment %s: amount differs from our record; ignored", payment.id)
-        raise OutcomeRejected("amount_mismatch")
-    if outcome.currency.upper() != payment.currency:
-        log.warning("payment %s: currency differs from our record; ignored", payment.id)
-        raise OutcomeRejected("currency_mismatch")
-    session.add(PaymentEvent(payment_id=payment.id, source=source, status=outcome.status,  # type: ignore[arg-type]
-                             detail=_detail(outcome)))
-    if outcome.title and not payment.gateway_title:
-        payment.gateway_title = outcome.title
-    if outcome.transaction_id and not payment.gateway_transaction_id:
-        payment.gateway_transaction_id = outcome.transaction_id
-
-    if outcome.status in TERMINAL:
-        settled = _apply_terminal(session, payment, outcome)
-        if settled is None:
-            session.refresh(payment)
-            if outcome.card_token and payment.status == PaymentStatus.PAID.value and payment.purpose in CARD_SAVED:
-                CARD_SAVED[payment.purpose](session, payment, outcome)
-        return payment, settled
-    if outcome.status in REVERSED:
-        return payment, _reverse(session, payment, outcome, source)
-    return payment, None
+    """`apply_outcomes` for one outcome: the payment as it is now and what was settled (None when nothing
+    new happened). Raises OutcomeRejected."""
+    [applied] = apply_outcomes(session, [outcome], source)
+    if applied.rejected is not None:
+        raise OutcomeRejected(applied.rejected)
+    return _fresh(session, applied.payment.id), applied.settled
 
 
 def underpaid(payment_amount: int, outcome: Outcome) -> bool:
@@ -241,29 +235,6 @@ def _detail(outcome: Outcome) -> str:
     if outcome.paid_amount is not None and outcome.status == PaymentStatus.PAID.value:
         detail = f"paid {outcome.paid_amount}" + (f"; {detail}" if detail else "")
     return detail[:300]
-
-
-def _apply_terminal(session: Session, payment: Payment, outcome: Outcome) -> Settled | None:
-    """A paid or failed outcome, if it is the first terminal one: one conditional UPDATE decides who
-    applies it, on SQLite and PostgreSQL alike. None when it was applied before."""
-    held = underpaid(payment.amount, outcome)
-    status = HELD if held else outcome.status
-    won = affected(session.execute(
-        update(Payment)
-        .where(col(Payment.id) == payment.id, col(Payment.applied_at).is_(None))
-        .values(status=status, applied_at=clock.now(), updated_at=clock.now())
-    ))
-    if won != 1:
-        return None
-    session.refresh(payment)
-    if held:
-        log.warning("payment %s: paid %s of %s; held for staff review", payment.id, outcome.paid_amount, payment.amount)
-        return Settled()
-    settled = _registered(HANDLERS, payment.purpose)(session, payment, outcome)
-    if settled.refund:
-        _refund_due(session, [payment.id])  # type: ignore[list-item]
-        session.refresh(payment)
-    return settled
 
 
 def ask_refund(session: Session, payment_id: int) -> None:
@@ -280,71 +251,70 @@ def _refund_due(session: Session, ids: list[int]) -> None:
                         .values(status=REFUND_DUE, updated_at=clock.now()))
 
 
-def _reverse(session: Session, payment: Payment, outcome: Outcome, source: str) -> Settled | None:
-    """R-PAY-3 (and R-PAY-1: any order): money went back to the payer."""
-    settled = None
-    if payment.applied_at is None:
-        # Paid, then given back, and we never heard of the payment: apply it as paid first.
-        settled = _apply_terminal(session, payment, replace(outcome, status=PaymentStatus.PAID.value, paid_amount=None))
-        session.refresh(payment)
-    before = payment.status
-    if before not in (PaymentStatus.PAID.value, REFUND_DUE, HELD):
-        return settled  # failed, or reversed before: nothing (more) to take back
-    won = affected(session.execute(
-        update(Payment).where(col(Payment.id) == payment.id, col(Payment.status) == before)
-        .values(status=outcome.status, updated_at=clock.now())
-    ))
-    session.refresh(payment)
-    if won != 1 or before != PaymentStatus.PAID.value:
-        # Our own refund of money that bought nothing (REFUND_DUE), or staff gave back a held payment.
-        return settled
-    done = _registered(REVERSALS, payment.purpose)(session, payment, outcome.status)
-    session.add(PaymentEvent(payment_id=payment.id, source="reversal", status=outcome.status,  # type: ignore[arg-type]
-                             detail=done[:300]))
-    log.warning("payment %s: %s after it was applied (%s); reversed: %s", payment.id, outcome.status, source, done)
-    return Settled(reversed=True)
-
-
 @dataclass(frozen=True)
 class Applied:
-    """One outcome of `apply_outcomes`: what `apply_outcome` would have returned, or why it was refused."""
+    """One outcome of `apply_outcomes`: what was settled, or why it was refused."""
 
     outcome: Outcome
-    payment: Any  # the Payment, or its Core row when the batch handler settled it; None if unknown
-    settled: Settled | None = None
+    payment: Any  # the payment's Core row as read before applying (an ORM Payment where one was needed); None if refused
+    settled: Settled | None = None  # None when nothing new happened
     rejected: str | None = None  # an OutcomeRejected code
 
 
 def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> list[Applied]:
-    """`apply_outcome` for many outcomes in one transaction, in the input's order of results.
+    """Apply each outcome once, in one transaction: the first terminal report changes the business,
+    repeats change nothing (R-PAY-1). Every path uses it: webhook, return page, reconciliation (through
+    `apply_outcome`, this for one) and the billing run's token charges (many at once). Results come in
+    the input's order; a refused outcome (unknown reference, amount or currency differing from our
+    record) is returned with its code and changes nothing.
 
-    Same rule: a terminal outcome changes the business only if its conditional UPDATE (`applied_at IS
-    NULL`) wins, here one set-based UPDATE … RETURNING per status; the winners are settled by the
-    purpose's batch handler, which gets the payments as Core rows. The batch path reads and writes with
-    SQLAlchemy Core (one SELECT, one INSERT of events, one executemany for the gateway's ids, one UPDATE
-    per status). Outcomes with no batch handler, non-terminal ones and repeated references go through
-    `apply_outcome` one by one. A refused outcome is returned with its code, not raised.
+    R-PAY-2: a "paid" that paid less (or more) than due is held for staff review, never applied.
+    R-PAY-4: a paid payment its purpose no longer wants is left REFUND_DUE (the caller asks the gateway).
+    R-PAY-3: a refund or chargeback of a payment that bought something takes it back; one we never heard
+    was paid is applied as paid first, so the effect is the same in whatever order the reports come.
+
+    Who applies a terminal outcome is decided by one conditional UPDATE (`applied_at IS NULL`) … RETURNING
+    per status, on SQLite and PostgreSQL alike; the winners are settled by their purpose's handler in
+    input order. Reads and writes are SQLAlchemy Core (one SELECT, one INSERT of events, one executemany
+    for the gateway's ids, one UPDATE per status); reversals, rare, go one by one. The same reference
+    twice is applied in turn (a second round for the repeats).
     """
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for i, outcome in enumerate(outcomes):
+        n = seen.get(outcome.reference, 0)
+        seen[outcome.reference] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(i)
+    results: dict[int, Applied] = {}
+    for indexes in rounds:
+        results.update(zip(indexes, _apply_round(session, [outcomes[i] for i in indexes], source), strict=True))
+    return [results[i] for i in range(len(outcomes))]
+
+
+def _apply_round(session: Session, outcomes: list[Outcome], source: str) -> list[Applied]:
+    """`apply_outcomes` for outcomes of distinct references."""
     references = [o.reference for o in outcomes]
-    if len(set(references)) != len(references):
-        return [_apply_one(session, o, source) for o in outcomes]
     table = Payment.__table__  # type: ignore[attr-defined]
+    session.flush()  # what the ORM holds is written before the set-based statements below
     payments: dict[str, Any] = {}
     for start in range(0, len(references), IN_CHUNK):
         chunk = references[start:start + IN_CHUNK]
         payments.update((p.reference, p) for p in session.execute(
             select(table.c.id, table.c.reference, table.c.purpose, table.c.subject_id, table.c.user_id, table.c.kind,
-                   table.c.amount, table.c.currency, table.c.gateway_title, table.c.gateway_transaction_id)
+                   table.c.amount, table.c.currency, table.c.status, table.c.applied_at, table.c.gateway_title,
+                   table.c.gateway_transaction_id)
             .where(one_of(session, table.c.reference, chunk))))
     results: dict[str, Applied] = {}
-    terminal: list[tuple[Any, Outcome]] = []
+    terminal: list[tuple[Any, Outcome, str]] = []  # (payment, outcome to apply, the status it gets)
+    reversals: list[tuple[Any, Outcome]] = []
     events, gateway_ids = [], []
     now = clock.now()
     for outcome in outcomes:
         payment = payments.get(outcome.reference)
-        if (payment is None or outcome.status not in TERMINAL or payment.purpose not in BATCH_HANDLERS
-                or underpaid(payment.amount, outcome)):
-            results[outcome.reference] = _apply_one(session, outcome, source)
+        if payment is None:
+            results[outcome.reference] = Applied(outcome, None, rejected="unknown_reference")
             continue
         if outcome.amount is not None and outcome.amount != payment.amount:
             log.warning("payment %s: amount differs from our record; ignored", payment.id)
@@ -360,47 +330,77 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
         transaction_id = payment.gateway_transaction_id or outcome.transaction_id
         if (title, transaction_id) != (payment.gateway_title, payment.gateway_transaction_id):
             gateway_ids.append({"b_id": payment.id, "gateway_title": title, "gateway_transaction_id": transaction_id})
-        terminal.append((payment, outcome))
-    session.flush()  # whatever `_apply_one` changed is written before the set-based statements below
+        results[outcome.reference] = Applied(outcome, payment)  # nothing new, unless decided below
+        if outcome.status in TERMINAL:
+            terminal.append((payment, outcome, HELD if underpaid(payment.amount, outcome) else outcome.status))
+        elif outcome.status in REVERSED:
+            if payment.applied_at is None:
+                # Paid, then given back, and we never heard of the payment: apply it as paid first.
+                paid = replace(outcome, status=PaymentStatus.PAID.value, paid_amount=None)
+                terminal.append((payment, paid, PaymentStatus.PAID.value))
+            reversals.append((payment, outcome))
     if events:
         session.execute(insert(PaymentEvent.__table__), events)  # type: ignore[attr-defined]
     if gateway_ids:
         session.execute(update(table).where(table.c.id == bindparam("b_id")), gateway_ids)
     won: set[int] = set()
-    for status in sorted(TERMINAL):
-        ids = [p.id for p, o in terminal if o.status == status]
+    for status in sorted({status for _, _, status in terminal}):
+        ids = [p.id for p, _, s in terminal if s == status]
         for start in range(0, len(ids), IN_CHUNK):
             won.update(session.scalars(
                 update(table).where(one_of(session, table.c.id, ids[start:start + IN_CHUNK]), table.c.applied_at.is_(None))
                 .values(status=status, applied_at=now, updated_at=now).returning(table.c.id)))
     winners: dict[str, list[tuple[Any, Outcome]]] = {}
-    for payment, outcome in terminal:
-        if payment.id in won:
-            winners.setdefault(payment.purpose, []).append((payment, outcome))
+    for payment, outcome, status in terminal:
+        if payment.id not in won:
+            # Applied before (another report, another worker): nothing new, except a card saved with it.
+            reported = results[payment.reference].outcome  # not a refund's "paid first"
+            if reported.status in TERMINAL and outcome.card_token and payment.purpose in CARD_SAVED:
+                record = _fresh(session, payment.id)
+                if record.status == PaymentStatus.PAID.value:
+                    CARD_SAVED[record.purpose](session, record, outcome)
+                    session.flush()
             continue
-        # Applied before (another run, the webhook): nothing new, except a card saved with it.
-        record = session.get(Payment, payment.id)
-        if (record is not None and outcome.card_token and record.status == PaymentStatus.PAID.value
-                and record.purpose in CARD_SAVED):
-            CARD_SAVED[record.purpose](session, record, outcome)
-        results[outcome.reference] = Applied(outcome, record)
-    session.flush()  # the handlers below write with Core: nothing of the ORM's may be left to write after them
+        if status == HELD:
+            log.warning("payment %s: paid %s of %s; held for staff review", payment.id, outcome.paid_amount, payment.amount)
+            results[outcome.reference] = Applied(results[outcome.reference].outcome, payment, Settled())
+            continue
+        winners.setdefault(payment.purpose, []).append((payment, outcome))
     unwanted: list[int] = []
     for purpose, pairs in winners.items():
-        for (payment, outcome), settled in zip(pairs, BATCH_HANDLERS[purpose](session, pairs), strict=True):
-            results[outcome.reference] = Applied(outcome, payment, settled)
+        settle = _registered(SETTLE, purpose)
+        session.flush()  # the handlers may write with Core: nothing of the ORM's may be left to write after them
+        for (payment, _), settled in zip(pairs, settle(session, pairs), strict=True):
+            results[payment.reference] = Applied(results[payment.reference].outcome, payment, settled)
             if settled.refund:
                 unwanted.append(payment.id)
+    session.flush()
     _refund_due(session, unwanted)  # R-PAY-4: the caller asks the gateway for these refunds
+    for payment, outcome in reversals:
+        reversed_now = _reverse(session, _fresh(session, payment.id), outcome, source)
+        if reversed_now is not None:
+            results[outcome.reference] = Applied(outcome, payment, reversed_now)
     return [results[r] for r in references]
 
 
-def _apply_one(session: Session, outcome: Outcome, source: str) -> Applied:
-    try:
-        payment, settled = apply_outcome(session, outcome, source)
-    except OutcomeRejected as exc:
-        return Applied(outcome, None, rejected=exc.code)
-    return Applied(outcome, payment, settled)
+def _reverse(session: Session, payment: Payment, outcome: Outcome, source: str) -> Settled | None:
+    """R-PAY-3 (and R-PAY-1: any order): money went back to the payer; None if nothing (more) to take back."""
+    before = payment.status
+    if before not in (PaymentStatus.PAID.value, REFUND_DUE, HELD):
+        return None  # failed, or reversed before: nothing (more) to take back
+    won = affected(session.execute(
+        update(Payment).where(col(Payment.id) == payment.id, col(Payment.status) == before)
+        .values(status=outcome.status, updated_at=clock.now())
+    ))
+    session.refresh(payment)
+    if won != 1 or before != PaymentStatus.PAID.value:
+        # Our own refund of money that bought nothing (REFUND_DUE), or staff gave back a held payment.
+        return None
+    done = _registered(REVERSALS, payment.purpose)(session, payment, outcome.status)
+    session.add(PaymentEvent(payment_id=payment.id, source="reversal", status=outcome.status,  # type: ignore[arg-type]
+                             detail=done[:300]))
+    log.warning("payment %s: %s after it was applied (%s); reversed: %s", payment.id, outcome.status, source, done)
+    return Settled(reversed=True)
 
 
 def payment_failed_to_start(session: Session, reference: str) -> None:

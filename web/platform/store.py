@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import anyio
 from litestar.stores.base import NamespacedStore
-from sqlalchemy import BigInteger, Integer, LargeBinary, Text, case, cast, delete, func, or_, select
+from sqlalchemy import BigInteger, Integer, LargeBinary, Text, case, cast, delete, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -98,21 +98,14 @@ class DatabaseStore(NamespacedStore):
         return bytes(row[0])
 
     def _get(self, key: str, renew: int | None) -> bytes | None:
-        if renew is None:
-            return self._read(key)
-        with Session(self.engine) as session:
-            entry = session.get(StoreEntry, key)
-            if entry is None:
-                return None
-            now = clock.now()
-            if entry.expires_at is not None and entry.expires_at <= now:
-                session.delete(entry)
-                session.commit()
-                return None
-            if renew is not None and entry.expires_at is not None:
-                entry.expires_at = now + timedelta(seconds=renew)
-                session.commit()
-            return entry.value
+        """The one read (`_read`); with `renew`, a value that expires gets `renew` seconds from now by one
+        UPDATE. An expired value is not renewed, just absent (the purge deletes its row)."""
+        value = self._read(key)
+        if value is not None and renew is not None:
+            with self.engine.begin() as conn:
+                conn.execute(update(StoreEntry).where(col(StoreEntry.key) == key, col(StoreEntry.expires_at).is_not(None))
+                             .values(expires_at=clock.now() + timedelta(seconds=renew)))
+        return value
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         if renew_for is None and self._read_inline:

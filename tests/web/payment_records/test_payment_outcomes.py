@@ -23,7 +23,7 @@ from tests.conftest import Browser, Outbox, page_text
 from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card
 from tests.support.shop import Purchase, Shop, add_card, settings_env, shop  # noqa: F401  (fixtures)
 from web.platform import clock
-from web.platform.models import Payment, PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow, Ticket
+from web.platform.models import Payment, PaymentEvent, PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow, Ticket
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -356,3 +356,52 @@ def test_r_pay_3_our_own_refund_of_a_second_payment_reverses_nothing(shop: Shop,
     [ticket] = db.all(Ticket)
     assert ticket.revoked_at is None
     assert db.one(Subscription5p1, Subscription5p1.status == "active")
+
+
+def test_r_pay_1_one_batch_with_a_repeat_an_unknown_reference_and_a_chargeback_applies_each_once(
+        shop: Shop, browser: Browser, db) -> None:
+    """`apply_outcomes` is the one way every path applies outcomes (`apply_outcome` is it for one): in one
+    batch a repeated report applies nothing more and an unknown reference is refused without stopping the
+    others; a chargeback afterwards takes back what the payment bought."""
+    from web.payment_records import service as records
+    from web.platform.db import transaction
+
+    _, card = shop.resident(browser)
+    first = pay_unheard(shop, browser, shop.buy(browser, card))
+    amount = shop.payment(first.reference).amount
+    paid = records.Outcome(first.reference, "paid", amount=amount, transaction_id=first.transaction_id)
+    with transaction(shop.engine) as session:
+        applied = records.apply_outcomes(session, [paid, records.Outcome("5p1-999-1-1-1", "paid", amount=amount), paid],
+                                         "reconcile")
+    assert [(a.settled, a.rejected) for a in applied] == [(records.Settled(), None), (None, "unknown_reference"),
+                                                          (None, None)]
+    assert shop.payment(first.reference).status == "paid"
+    [ticket] = db.all(Ticket)
+    assert ticket.revoked_at is None
+
+    with transaction(shop.engine) as session:
+        [chargeback] = records.apply_outcomes(session, [records.Outcome(first.reference, "chargeback", amount=amount)],
+                                              "reconcile")
+    assert chargeback.settled == records.Settled(reversed=True)
+    assert shop.payment(first.reference).status == "chargeback"
+    assert db.one(Ticket).revoked_at is not None
+    assert db.one(Subscription5p1).status == "cancelled"
+
+
+def test_r_pay_3_a_refund_of_a_payment_never_heard_of_applies_it_then_takes_it_back_in_one_call(
+        shop: Shop, browser: Browser, db) -> None:
+    from web.payment_records import service as records
+    from web.platform.db import transaction
+
+    _, card = shop.resident(browser)
+    purchase = pay_unheard(shop, browser, shop.buy(browser, card))
+    amount = shop.payment(purchase.reference).amount
+    with transaction(shop.engine) as session:
+        payment, settled = records.apply_outcome(session, records.Outcome(purchase.reference, "refunded", amount=amount),
+                                                 "reconcile")
+        assert payment.status == "refunded" and payment.applied_at is not None
+        payment_id = payment.id
+    assert settled == records.Settled(reversed=True)
+    assert db.one(Ticket).revoked_at is not None
+    events = [(e.source, e.status) for e in db.all(PaymentEvent, PaymentEvent.payment_id == payment_id)]
+    assert events == [("created", "pending"), ("reconcile", "refunded"), ("reversal", "refunded")]

@@ -105,6 +105,19 @@ def test_return_before_webhook(shop: Shop, browser: Browser, mails: Outbox, db) 
     assert "Aktywny bilet" in tab.text and payment.gateway_title in tab.text
 
 
+def test_hosted_payment_records_the_gateways_transaction_title_and_page(shop: Shop, browser: Browser, db) -> None:
+    """Sending the payer to the payment page records the gateway's transaction, title and page on our
+    payment (`record_gateway_ids`, the same call that records token charges' transactions)."""
+    _, card = shop.resident(browser)
+    shop.webhook.online = False
+    purchase = shop.buy(browser, card)
+    payment = shop.payment(purchase.reference)
+    assert payment.status == "pending"
+    assert payment.gateway_transaction_id == purchase.transaction_id
+    assert payment.gateway_title and payment.gateway_title.startswith("TR-SBX-")
+    assert payment.redirect_url and payment.redirect_url.endswith(purchase.pay_path)
+
+
 def test_return_while_pending_says_waiting(shop: Shop, browser: Browser, db) -> None:
     _, card = shop.resident(browser)
     shop.webhook.online = False

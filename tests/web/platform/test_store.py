@@ -64,6 +64,24 @@ def test_store_values_expire_with_the_clock(engine, redis_url, clock):
     _run(engine, redis_url, after)
 
 
+def test_store_renews_only_live_values_that_expire(engine, redis_url, clock):
+    """A read with `renew_for` is the same read as without it, plus a new expiry: an expired value stays
+    gone, a value that never expires keeps never expiring."""
+    async def put(store) -> None:  # type: ignore[no-untyped-def]
+        await store.set("session:short", "x", expires_in=60)
+        await store.set("session:forever", "y")
+
+    async def after(store) -> None:  # type: ignore[no-untyped-def]
+        assert await store.get("session:short", renew_for=3600) is None
+        assert await store.get("session:short") is None
+        assert await store.get("session:forever", renew_for=3600) == b"y"
+        assert (await store.expires_in("session:forever") or 0) <= 0  # no expiry (Redis says -1, the database None)
+
+    _run(engine, redis_url, put)
+    clock.travel(timedelta(seconds=61))
+    _run(engine, redis_url, after)
+
+
 def test_store_namespaces_are_apart(engine, redis_url):
     async def check(store) -> None:  # type: ignore[no-untyped-def]
         one, two = store.with_namespace("one"), store.with_namespace("two")
