@@ -5,26 +5,18 @@ have ids and rotate, an old key verifies until its tickets expire. Two real app 
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from domain import ticket_record as tr
 from tests.conftest import PESEL_KEY_HEX, SECRET_KEY_HEX, Browser
+from tests.support.nodes import Node
 from tests.support.tickets import bind, make_ticket, present, raw_public, trust_list, verify_offline, verify_online
-from web.platform import clock as web_clock
 from web.platform.settings import SettingsError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-START_TIMEOUT = 60.0
 
 
 def key_entry(key_id: int, key: Any | None = None) -> str:
@@ -33,70 +25,16 @@ def key_entry(key_id: int, key: Any | None = None) -> str:
     return f"{key_id}:{key.private_numbers().private_value:064x}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Node:
-    """`python -m web.cli run` in a subprocess on a free port, with its own EKP_VAR_DIR."""
-
-    def __init__(self, name: str, var_dir: Path, database_url: str, ticket_keys: str) -> None:
-        self.clients: list[httpx.Client] = []
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        var_dir.mkdir(parents=True)
-        self.var_dir = var_dir
-        self.log_path = var_dir / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EKP_")}
-        env.update(EKP_ENV="test", EKP_VAR_DIR=str(var_dir), EKP_DATABASE_URL=database_url, EKP_HOST="127.0.0.1",
-                   EKP_PORT=str(self.port), EKP_BASE_URL=self.url, EKP_SECRET_KEY=SECRET_KEY_HEX,
-                   EKP_PESEL_KEY=PESEL_KEY_HEX, EKP_SCHEDULER="false", EKP_TICKET_KEYS=ticket_keys,
-                   PYTHONUNBUFFERED="1")
-        if web_clock.is_pinned():
-            env[web_clock.PIN_VARIABLE] = web_clock.pin_text()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "web.cli", "run", "--no-demo", "--no-migrate"],
-                                            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def log_tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"node exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"node did not start within {START_TIMEOUT} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        for client in self.clients:
-            client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-
-    def browser(self) -> Browser:
-        client = httpx.Client(base_url=self.url, timeout=30)
-        self.clients.append(client)
-        return Browser(client)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def two_nodes(db_url: str, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     keys = f"{key_entry(7)},{key_entry(6)}"
-    nodes = [Node("a", tmp_path / "var-a", db_url, keys), Node("b", tmp_path / "var-b", db_url, keys)]
+    shared = {"EKP_ENV": "test", "EKP_DATABASE_URL": db_url, "EKP_SECRET_KEY": SECRET_KEY_HEX,
+              "EKP_PESEL_KEY": PESEL_KEY_HEX, "EKP_SCHEDULER": "false", "EKP_TICKET_KEYS": keys}
+    nodes = [Node("a", tmp_path / "var-a", shared), Node("b", tmp_path / "var-b", shared)]
     try:
+        for node in nodes:
+            node.env["EKP_BASE_URL"] = node.url  # each node is its own public address here
+            node.start()
         for node in nodes:
             node.wait_ready()
         yield nodes[0], nodes[1]
