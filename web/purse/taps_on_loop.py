@@ -20,6 +20,7 @@ API (`/api/devices/validator/*`) and the validator simulator both call `tap_with
 from __future__ import annotations
 
 import asyncio
+import abc
 import os
 import sqlite3
 import threading
@@ -49,7 +50,7 @@ Execute = Callable[[TapStep], Awaitable[Any]]  # run one step, give its first ro
 Work = Callable[[Execute], Awaitable[TapResult]]
 
 
-class TapConnections:
+class TapConnections(abc.ABC):
     """Where taps run for one engine and the event loop it was made on (`tap_connections` picks the database's
     kind; `for_this_loop` makes another for another loop, e.g. an app served again in tests)."""
 
@@ -67,8 +68,9 @@ class TapConnections:
     def _drop_idle(self) -> None:
         self._closed = True
 
-    async def run(self, work: Work) -> TapResult:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def run(self, work: Work) -> TapResult:
+        """Run one tap's steps on this database's connections (PostgreSQL: the async pool; SQLite: inline)."""
 
     async def close(self) -> None:
         self._closed = True
