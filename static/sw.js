@@ -2,7 +2,7 @@
 // use (home, mobile tickets: `X-EKP-Offline: 1`), those per account (`X-EKP-Cache-Key`): the pages of one
 // account are kept in their own cache, and a page of another account (or the sign-in page) drops them, so a
 // phone never shows the previous person's ticket. Signing out deletes every cache (static/js/logout.js).
-const CACHE = "ekp-v5";  // bump when vendor files or modules imported by a relative URL (unversioned URLs) change
+const CACHE = "ekp-v6";  // bump when vendor files or modules imported by a relative URL (unversioned URLs) change
 const PAGES = "ekp-pages-";  // + the account's key
 const ACCOUNT = "ekp-account";  // which account's pages are kept
 const SHELL = ["/offline", "/static/css/app.css", "/static/js/app.js", "/static/js/phone.js", "/operator.css",

@@ -5,6 +5,7 @@
 // the code without loading another page when this phone already holds the ticket.
 import { decodeStatic, exportDevicePublicKey, generateDeviceKey, signPresentation } from "./ticket-record.js";
 import { drawAztec, warmUpWriter } from "./aztec.js";
+import { keepForOffline } from "./offline-cache.js";
 
 export { warmUpWriter };
 
@@ -316,15 +317,7 @@ export class TicketPass {
 
   /** Ask the service worker to keep this page and every script, style and wasm it loaded. */
   warmOfflineCache() {
-    if (!("serviceWorker" in navigator)) return;
-    const urls = [location.pathname, "/home"];
-    for (const entry of performance.getEntriesByType("resource")) {
-      const url = new URL(entry.name);
-      if (url.origin === location.origin && (url.pathname.startsWith("/static/") || url.pathname === "/operator.css")) urls.push(url.pathname + url.search);
-    }
-    navigator.serviceWorker.ready.then((registration) => {
-      if (registration.active) registration.active.postMessage({ type: "ekp-cache", urls });
-    }).catch(() => {});
+    keepForOffline([location.pathname, "/home"]);
   }
 }
 
