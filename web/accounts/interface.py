@@ -3,6 +3,9 @@ independent except through their `interface`). Keep it small; grow it on purpose
 
 from __future__ import annotations
 
+from web.accounts.current import (
+    signed_in_account as signed_in_account,
+)
 from web.accounts.people import (
     create_active_user as create_active_user,
     disable_user as disable_user,
@@ -23,4 +26,5 @@ __all__ = [
     "disable_user",
     "find_user",
     "set_secret",
+    "signed_in_account",
 ]
