@@ -50,7 +50,7 @@ from web.platform.http import (
 from web.accounts.current import signed_in_account
 from web.platform.i18n import _
 from web.platform.messages import field_errors, message
-from web.platform.models import User
+from web.accounts.models import User
 from web.platform.protect import decrypt_pesel
 from web.accounts.twofactor_controllers import start_second_step
 from web.accounts import service

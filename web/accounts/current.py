@@ -7,7 +7,7 @@ from litestar.connection import ASGIConnection
 from sqlmodel import Session
 
 from web.platform.http import signed_in_user
-from web.platform.models import User
+from web.accounts.models import User
 
 
 def load_account(session: Session, user_id: int) -> User | None:

@@ -18,8 +18,12 @@ from web.accounts.service import (
 from web.accounts.twofactor import (
     set_secret as set_secret,
 )
+from web.accounts.models import (
+    User as User,
+)
 
 __all__ = [
+    "User",
     "active_pesel_holders",
     "audit",
     "create_active_user",

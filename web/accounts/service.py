@@ -17,7 +17,8 @@ from domain.accounts import LinkState, Registration, link_state, normalise_email
 from web.platform import clock
 from web.platform.db import affected
 from web.platform.mail import queue_mail
-from web.platform.models import AuditEvent, EmailToken, User
+from web.platform.models import AuditEvent
+from web.accounts.models import EmailToken, User
 from web.platform.protect import encrypt_pesel, pesel_hash, token_hash
 from web.platform.settings import Settings
 
@@ -249,7 +250,8 @@ def erase_account(session: Session, user: User, ip: str | None, steps: Sequence[
     sent or not, is deleted from the outbox. Every other area erases its own data through `steps`, registered
     at start-up in `web.purposes.gdpr_erasure_steps` (`app.state.erasure_steps`): 5+1 subscriptions with their
     months (`web.five_plus_one.service.erase_subscriptions_of`), card applications with their photos."""
-    from web.platform.models import OutboxMail, RecoveryCode
+    from web.platform.models import OutboxMail
+    from web.accounts.models import RecoveryCode
 
     session.execute(delete(EmailToken).where(col(EmailToken.user_id) == user.id))
     session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))

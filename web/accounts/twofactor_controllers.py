@@ -33,7 +33,7 @@ from web.platform.http import (
 from web.accounts.current import signed_in_account
 from web.platform.i18n import _
 from web.platform.messages import message
-from web.platform.models import User
+from web.accounts.models import User
 from web.platform.protect import decrypt_totp_secret, encrypt_totp_secret
 from web.accounts import service as accounts_service
 from web.accounts import twofactor as service

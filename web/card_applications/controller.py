@@ -21,7 +21,7 @@ from web.platform.http import (RowId, checked, clean_text, client_ip, flash, for
                       requires_role, settings_of)
 from web.accounts.interface import signed_in_account
 from web.platform.i18n import _
-from web.platform.models import User
+from web.accounts.interface import User
 
 log = logging.getLogger("ekp.card_applications")
 passenger = [requires_role("passenger")]

@@ -28,7 +28,11 @@ from domain.five_plus_one import (
 from domain.tariff_5p1 import Tariff5p1, TicketVariant
 from web.platform import clock
 from web.platform.mail import deferred_mail, queue_deferred_mails
-from web.platform.models import Card, Payment, PaymentEvent, Subscription5p1, SubscriptionMonthRow, Ticket, User
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.accounts.interface import User
+from web.cards.interface import Card
+from web.payment_records.interface import Payment, PaymentEvent
+from web.tickets.interface import Ticket
 from web.payment_records import interface as payment_records
 from web.cards.interface import cards_of, resident_status
 from web.platform.app_state import current_settings
