@@ -1,4 +1,6 @@
-"""Database tables (SQLModel). Changes to these go with an Alembic migration in `migrations/`."""
+"""The platform's own tables (SQLModel): the mail outbox, the key/value store, the audit trail, the jobs' counters.
+Every area keeps its tables in its own `models.py` (docs/architecture.md, "Tables per area"); `web/tables.py`
+registers them all. Changes to these go with an Alembic migration in `migrations/`."""
 
 from __future__ import annotations
 
