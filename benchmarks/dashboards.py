@@ -97,8 +97,12 @@ def _insert(engine: sa.Engine, table: sa.Table, rows: Any) -> int:
 
 
 def seed(engine: sa.Engine, scale: float, now: datetime, today: date) -> dict[str, int]:
-    from web.platform.models import (Card, Device, DeviceEvent, Inspection, Payment, PurseCardRow, PurseLedgerEntry,
-                            Subscription5p1, SubscriptionMonthRow, User)
+    from web.accounts.models import User
+    from web.cards.models import Card
+    from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+    from web.payment_records.models import Payment
+    from web.purse.models import Device, DeviceEvent, PurseCardRow, PurseLedgerEntry
+    from web.tickets.models import Inspection
 
     rng = random.Random(17)
     n = {"taps": int(1_000_000 * scale), "subscriptions": int(100_000 * scale), "inspections": int(100_000 * scale),

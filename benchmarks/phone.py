@@ -238,7 +238,9 @@ def add_mobile_ticket(work: Path) -> int:
 
     from web.platform import clock
     from web.platform.db import make_engine
-    from web.platform.models import Card, Ticket, User
+    from web.accounts.models import User
+    from web.cards.models import Card
+    from web.tickets.models import Ticket
     from web.platform.settings import load_settings
 
     engine = make_engine(load_settings(server_env(work, 8000)).database_url)

@@ -25,7 +25,8 @@ from e2e.helpers import DEMO_TOTP_SECRET, pass_second_step
 from tests.support import barcodes
 from web.platform import clock
 from web.platform.db import make_engine
-from web.platform.models import Card, Ticket
+from web.cards.models import Card
+from web.tickets.models import Ticket
 from web.tickets import service
 from web.accounts.people import create_active_user
 from web.accounts.twofactor import set_secret
@@ -62,7 +63,7 @@ def make_mobile_ticket(live_server: Any, email: str | None) -> int:
     with Session(engine) as session:
         from sqlmodel import select
 
-        from web.platform.models import User
+        from web.accounts.models import User
 
         user = session.exec(select(User).where(User.email == email)).first() if email else None
         card = Card(carrier_type="mKK", client_code=uuid.uuid4().hex[:12], holder_name="Łucja Żak",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import web.platform.models  # noqa: F401  (registers every table on SQLModel.metadata)
+import web.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from web.platform.db import make_engine
 
 config = context.config

@@ -239,7 +239,7 @@ class Db:
         return rows[0]
 
     def user(self, email: str) -> Any:
-        from web.platform.models import User
+        from web.accounts.models import User
 
         rows = self.all(User, User.email == email.lower())
         return rows[0] if rows else None
@@ -538,7 +538,7 @@ class Browser:
         30 s pass too; from the third on, the test clock moves on by 30 s)."""
         from domain import twofactor
         from web.platform.db import transaction
-        from web.platform.models import User
+        from web.accounts.models import User
 
         app = getattr(self.client, "app", None)
         if app is not None:
@@ -710,7 +710,7 @@ class Users:
         given "" (not enrolled: they enrol at their first sign-in)."""
         from domain.accounts import read_pesel
         from web.platform.db import transaction
-        from web.platform.models import User
+        from web.accounts.models import User
         from web.platform.protect import encrypt_pesel, pesel_hash
         from web.accounts import service
 

@@ -32,6 +32,7 @@ from web.platform import i18n
 from web.platform.app_state import set_settings
 from web.platform.csrf import CSRFWithSafeShortcut
 from web.accounts import controllers as accounts
+from web.accounts.current import load_account
 from web.cards import controllers as cards
 from web.desk import controllers as desk
 from web.simulators import dev
@@ -48,7 +49,7 @@ from web.platform import ops
 from web.tickets import controllers as tickets
 from web.card_applications import controller as card_applications
 from web.platform.gateway import SANDBOX_PREFIX, build_payments
-from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session
+from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session, use_account_loader
 from web.platform.observe import configure_logging, request_id_of, with_request_id
 from web.office import controllers as office
 from web.platform.openapi import openapi_config
@@ -243,6 +244,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     engine = engine or make_engine(settings.database_url)
     store = make_store(settings.redis_url, engine)
     set_settings(settings)
+    use_account_loader(load_account)  # the platform's sessions load the signed-in account through accounts
     register_payment_purposes()
     erasure_steps = gdpr_erasure_steps()
     card_in_use = card_in_use_question()

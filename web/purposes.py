@@ -32,8 +32,9 @@ def gdpr_erasure_steps() -> tuple[Callable[[Session, int], None], ...]:
     """Each area's part of a GDPR erasure beyond the account's own rows (`web.accounts.service.erase_account`
     runs them in its transaction; the app factory passes them through `app.state.erasure_steps`)."""
     from web.card_applications.service import erase_applications_of
+    from web.five_plus_one.service import erase_subscriptions_of
 
-    return (erase_applications_of,)
+    return (erase_subscriptions_of, erase_applications_of)
 
 
 def card_in_use_question() -> Callable[[Session, int], bool]:

@@ -26,7 +26,10 @@ from tests.support.shop import GOOD_CARD, add_card, card_expiry
 from tests.support.tickets import bind, make_ticket, present, verify_online
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import OutboxMail, Payment, SubscriptionMonthRow, Ticket
+from web.platform.models import OutboxMail
+from web.five_plus_one.models import SubscriptionMonthRow
+from web.payment_records.models import Payment
+from web.tickets.models import Ticket
 
 pytestmark = [pytest.mark.multinode,
               pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)]

@@ -12,7 +12,7 @@ from domain.purse import CardKind, RegisteredFare
 from tests.conftest import VALID_PESEL
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import PurseCardRow
+from web.purse.models import PurseCardRow
 from web.platform.protect import pesel_hash
 from web.purse import service
 

@@ -17,7 +17,9 @@ from domain.five_plus_one import month_period, month_start
 from domain.tariff_5p1 import TicketVariant, price_for_month
 from payments.sandbox import store as sandbox_tables
 from web.platform import clock
-from web.platform.models import Card, Subscription5p1, SubscriptionMonthRow, User
+from web.accounts.models import User
+from web.cards.models import Card
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
 from web.five_plus_one.service import tariff_5p1
 
 CHUNK = 5000

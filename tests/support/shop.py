@@ -23,7 +23,8 @@ from sqlalchemy.engine import Engine
 from tests.conftest import BASE_URL, Browser, Outbox, Users
 from web.platform import clock
 from web.platform.db import transaction
-from web.platform.models import Card, Payment
+from web.cards.models import Card
+from web.payment_records.models import Payment
 
 GOOD_CARD = "4111 1111 1111 1111"
 DECLINED_CARD = "4000 0000 0000 0002"

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives import serialization
 
 from domain import ticket_record as tr
 from web.platform import clock
-from web.platform.models import Card, Ticket
+from web.cards.models import Card
+from web.tickets.models import Ticket
 
 
 def raw_public(key: Any) -> bytes:

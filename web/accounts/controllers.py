@@ -45,12 +45,12 @@ from web.platform.http import (
     safe_next,
     session_data,
     settings_of,
-    signed_in_user,
     wait_text,
 )
+from web.accounts.current import signed_in_account
 from web.platform.i18n import _
 from web.platform.messages import field_errors, message
-from web.platform.models import User
+from web.accounts.models import User
 from web.platform.protect import decrypt_pesel
 from web.accounts.twofactor_controllers import start_second_step
 from web.accounts import service
@@ -325,7 +325,7 @@ def _account_view(request: Request, user: User) -> dict[str, str | None]:
 
 @get("/account", guards=[requires_login])
 async def account_page(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     view = _account_view(request, user)
     masked = view["masked_pesel"]
     if masked:  # the common case, from the page's skeleton (web.platform.skeletons); the date-of-birth variant is rare
@@ -351,7 +351,7 @@ def _change_password(session, user_id, current, new):
 
 @post("/account/password", guards=[requires_login])
 async def account_password(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     form = await form_of(request)
     policy = _policy(request)
     current, new, repeat = form.get("current_password", ""), form.get("password", ""), form.get("password_repeat", "")
@@ -387,7 +387,7 @@ def _erase(session: Session, user_id: int, password: str, ip: str | None,
 
 @post("/account/delete", guards=[requires_login])
 async def account_delete(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     form = await form_of(request)
     errors: dict[str, list[str]] = {}
     if not checked(form, "confirm"):

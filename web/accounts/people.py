@@ -9,7 +9,7 @@ from sqlmodel import Session
 from domain.accounts import PasswordPolicy, email_problem, normalise_email, password_problems, read_pesel
 from web.platform import clock
 from web.platform.db import make_engine, transaction
-from web.platform.models import User
+from web.accounts.models import User
 from web.platform.protect import encrypt_pesel, pesel_hash
 from web.accounts.service import find_user, hash_password
 from web.platform.settings import Settings

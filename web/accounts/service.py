@@ -17,7 +17,8 @@ from domain.accounts import LinkState, Registration, link_state, normalise_email
 from web.platform import clock
 from web.platform.db import affected
 from web.platform.mail import queue_mail
-from web.platform.models import AuditEvent, EmailToken, User
+from web.platform.models import AuditEvent
+from web.accounts.models import EmailToken, User
 from web.platform.protect import encrypt_pesel, pesel_hash, token_hash
 from web.platform.settings import Settings
 
@@ -247,15 +248,11 @@ def erase_account(session: Session, user: User, ip: str | None, steps: Sequence[
     paid stay valid on the card, and payments stay as the operator's accounting records — both without
     the link to the account. Cards are unlinked (the registry is the operator's). Mail to the address,
     sent or not, is deleted from the outbox. Every other area erases its own data through `steps`, registered
-    at start-up in `web.app.create_app` (`app.state.erasure_steps`): card applications with their photos."""
-    from web.platform.models import OutboxMail, RecoveryCode, Subscription5p1, SubscriptionMonthRow, Ticket
+    at start-up in `web.purposes.gdpr_erasure_steps` (`app.state.erasure_steps`): 5+1 subscriptions with their
+    months (`web.five_plus_one.service.erase_subscriptions_of`), card applications with their photos."""
+    from web.platform.models import OutboxMail
+    from web.accounts.models import RecoveryCode
 
-    subscription_ids = select(col(Subscription5p1.id)).where(col(Subscription5p1.user_id) == user.id)
-    month_ids = select(col(SubscriptionMonthRow.id)).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids))
-    session.execute(update(Ticket).where(col(Ticket.subscription_month_id).in_(month_ids))
-                    .values(subscription_month_id=None, user_id=None))
-    session.execute(delete(SubscriptionMonthRow).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids)))
-    session.execute(delete(Subscription5p1).where(col(Subscription5p1.user_id) == user.id))
     session.execute(delete(EmailToken).where(col(EmailToken.user_id) == user.id))
     session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
     session.execute(delete(OutboxMail).where(col(OutboxMail.to_address) == user.email))

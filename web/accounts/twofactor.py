@@ -16,7 +16,7 @@ from domain import twofactor as rules
 from domain.accounts import normalise_email
 from web.platform import clock
 from web.platform.db import affected
-from web.platform.models import RecoveryCode, User
+from web.accounts.models import RecoveryCode, User
 from web.platform.protect import decrypt_totp_secret, encrypt_totp_secret, recovery_code_hash
 from web.accounts.service import audit, find_user
 from web.platform.settings import Settings

@@ -28,12 +28,12 @@ from web.platform.http import (
     session_data,
     session_stamp,
     settings_of,
-    signed_in_user,
     wait_text,
 )
+from web.accounts.current import signed_in_account
 from web.platform.i18n import _
 from web.platform.messages import message
-from web.platform.models import User
+from web.accounts.models import User
 from web.platform.protect import decrypt_totp_secret, encrypt_totp_secret
 from web.accounts import service as accounts_service
 from web.accounts import twofactor as service
@@ -223,7 +223,7 @@ def _with_codes_left(session, user_id):
 
 
 async def _settings_page(request: Request, *, status_code: int = 200, errors: dict | None = None) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     enrolled, left = await in_transaction(request, _with_codes_left, user.id)
     if enrolled:
         return await page(request, "accounts/two_factor.html", status_code=status_code, errors=errors or {},
@@ -242,7 +242,7 @@ async def settings_page(request: Request) -> Template:
 
 @post("/account/two-factor/enable", guards=[requires_login])
 async def settings_enable(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     code = (await form_of(request)).get("code", "")
     typed = rules.read_code(code)
     if typed is None or typed.kind != "totp":
@@ -261,7 +261,7 @@ async def settings_enable(request: Request) -> Template | Response:
 
 @post("/account/two-factor/recovery-codes", guards=[requires_login])
 async def settings_new_codes(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     code = (await form_of(request)).get("code", "")
     if wait := await _throttled(request, user.id):  # type: ignore[arg-type]
         return await _settings_page(request, status_code=429, errors={"form": [wait_text(wait)]})
@@ -273,7 +273,7 @@ async def settings_new_codes(request: Request) -> Template | Response:
 
 @post("/account/two-factor/disable", guards=[requires_login])
 async def settings_disable(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     if rules.role_requires_factor(user.role):
         return await _settings_page(request, status_code=403, errors={"form": [message("twofactor.required_for_role")]})
     code = (await form_of(request)).get("code", "")
@@ -296,7 +296,7 @@ async def desk_reset_page(request: Request) -> Template:
 
 @post("/desk/two-factor", guards=[requires_role("staff")])
 async def desk_reset_submit(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     email = (await form_of(request)).get("email", "").strip()[:254]
     values = {"email": email}
     if not email:

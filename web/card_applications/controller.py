@@ -18,9 +18,10 @@ from web.card_applications import service
 from web.card_applications.texts import fare_text, status_text, text
 from web.payment_records.interface import send_to_payment_page
 from web.platform.http import (RowId, checked, clean_text, client_ip, flash, form_of, in_transaction, page, redirect,
-                      requires_role, settings_of, signed_in_user)
+                      requires_role, settings_of)
+from web.accounts.interface import signed_in_account
 from web.platform.i18n import _
-from web.platform.models import User
+from web.accounts.interface import User
 
 log = logging.getLogger("ekp.card_applications")
 passenger = [requires_role("passenger")]
@@ -38,7 +39,7 @@ def _helpers() -> dict[str, Any]:
 
 
 async def _form_page(request: Request, status: int = 200, **context: Any) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     context.setdefault("errors", {})
     context.setdefault("values", {})
     return await page(request, "card_applications/new.html", status_code=status, applicant=user,
@@ -47,7 +48,7 @@ async def _form_page(request: Request, status: int = 200, **context: Any) -> Tem
 
 @get("/card-applications", guards=passenger)
 async def index(request: Request) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     applications = await in_transaction(request, service.my_applications, user.id)
     return await page(request, "card_applications/index.html", applications=applications, **_helpers())
 
@@ -68,7 +69,7 @@ def _too_big(request: Request, exc: Exception) -> Response:
 async def _upload_form(request: Request) -> tuple[User, Any] | Response:
     """The signed-in passenger and the form of an upload; a body declared past MAX_BODY is not read: back to
     the form, which says so next to the photo field."""
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     declared = _declared_length(request)
     if declared is not None and declared > MAX_BODY:
         return redirect("/card-applications/new?too_big=1")
@@ -122,12 +123,12 @@ async def _pay(request: Request, user_id: int, application_id: int) -> Response:
 
 @post("/card-applications/{application_id:int}/pay", guards=passenger)
 async def pay(request: Request, application_id: RowId) -> Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     return await _pay(request, user.id, application_id)
 
 
 async def _status_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     found = await in_transaction(request, service.my_application_view, user.id, application_id)
     if found is None:
         raise NotFoundException()
@@ -152,7 +153,7 @@ def _image(found: tuple[bytes, str] | None, name: str) -> Response:
 
 @get("/card-applications/{application_id:int}/photo", guards=passenger)
 async def my_photo(request: Request, application_id: RowId) -> Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     found = await in_transaction(
         request, lambda s: service.photo_of(s, settings_of(request), application_id, "photo", user_id=user.id))
     return _image(found, "zdjecie")
@@ -192,7 +193,7 @@ def _given_up_message(given_up: service.GivenUp) -> str:
 async def give_up(request: Request, application_id: RowId) -> Template | Response:
     """R-KKM-2: giving up before collection, or a collected card; the deposit goes back to the payer (except
     for a lost, damaged or 3-years-unused card) and the card's balance moves to another of the account's cards."""
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     form = await form_of(request)
     if not checked(form, "confirm"):
         return await _status_page(request, application_id, 422,
@@ -240,7 +241,7 @@ async def complete(request: Request, application_id: RowId) -> Template | Respon
 
 
 async def _change_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     found = await in_transaction(request, service.my_application_view, user.id, application_id)
     if found is None or found.row.status != service.COLLECTED or found.row.kind != "personal":
         raise NotFoundException()
@@ -325,7 +326,7 @@ async def desk_file(request: Request, application_id: RowId, what: FromPath[str]
 @post("/desk/card-applications/{application_id:int}/{step:str}", guards=staff)
 async def desk_step(request: Request, application_id: RowId, step: FromPath[str]) -> Template | Response:
     """accept | return (with a reason) | made (with the card's number) | collected (after the ID check)."""
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     assert user is not None
     form = await form_of(request)
     ip = client_ip(request)

@@ -28,7 +28,10 @@ from web.platform import clock
 from web.platform.db import affected, transaction
 from web.simulators.interface import is_demo_account
 from web.platform.mail import queue_mail
-from web.platform.models import CardApplicationEvent, CardApplicationRow, CardNotice, Payment, PurseCardRow, User
+from web.card_applications.models import CardApplicationEvent, CardApplicationRow, CardNotice
+from web.accounts.interface import User
+from web.payment_records.interface import Payment
+from web.purse.interface import PurseCardRow
 from web.payment_records import interface as payment_records
 from web.purse import interface as purse
 from web.accounts.interface import audit

@@ -10,9 +10,9 @@ from litestar.response import Response, Template
 from domain.cards import LinkOutcome, client_code_problem
 from domain.carriers import CarrierType, UnknownCarrierType, carrier_choices, carrier_type_from_code
 from web.platform.http import wait_text
+from web.accounts.interface import signed_in_account
 from web.platform import clock
-from web.platform.http import (RowId, client_ip, flash, form_of, in_transaction, page, redirect, requires_role, session_data,
-                      signed_in_user)
+from web.platform.http import (RowId, client_ip, flash, form_of, in_transaction, page, redirect, requires_role, session_data)
 from web.platform.i18n import _
 from web.platform.messages import message
 from web.cards import service
@@ -31,13 +31,13 @@ def _go(request: HTMXRequest, path: str) -> Response:
 
 @get("/cards", guards=passenger)
 async def cards_page(request: Request) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     cards = await in_transaction(request, service.my_cards, user.id)
     return await page(request, "cards/list.html", cards=cards)
 
 
 async def _add_step(request: HTMXRequest, status: int = 200, **context: object) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     context.setdefault("errors", {})
     context.setdefault("values", {})
     template = "cards/add.html"
@@ -68,7 +68,7 @@ def card_fields(values: dict[str, str]) -> tuple[CarrierType | None, dict[str, l
 
 @post("/cards/add", guards=passenger)
 async def add_card_check(request: HTMXRequest) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     assert user is not None
     form = await form_of(request)
     values = {"carrier_type": form.get("carrier_type", ""), "client_code": form.get("client_code", "").strip()}
@@ -98,7 +98,7 @@ async def add_card_check(request: HTMXRequest) -> Template:
 
 @post("/cards/add/confirm", guards=passenger)
 async def add_card_confirm(request: HTMXRequest) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     form = await form_of(request)
     pending = session_data(request).pop("link_card", None)
     if form.get("answer") != "yes":
@@ -114,7 +114,7 @@ async def add_card_confirm(request: HTMXRequest) -> Template | Response:
 
 @get("/cards/{card_id:int}/unlink", guards=passenger)
 async def unlink_page(request: Request, card_id: RowId) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     card = await in_transaction(request, service.my_card, user.id, card_id)
     if card is None:
         raise NotFoundException()
@@ -123,7 +123,7 @@ async def unlink_page(request: Request, card_id: RowId) -> Template:
 
 @post("/cards/{card_id:int}/unlink", guards=passenger)
 async def unlink(request: Request, card_id: RowId) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     problem = await in_transaction(request, service.unlink_card, user.id, card_id,
                                    client_ip(request), request.app.state.card_in_use)
     if problem == "card.not_found":

@@ -15,8 +15,12 @@ from web.cards.service import (
     resident_status as resident_status,
     tell_pesel_holders_of_link as tell_pesel_holders_of_link,
 )
+from web.cards.models import (
+    Card as Card,
+)
 
 __all__ = [
+    "Card",
     "ImportReport",
     "apply_registry_rows",
     "card_fields",

@@ -24,7 +24,8 @@ from domain.cards import (
 from domain.carriers import CarrierType, ResidentStatus, carrier_info, resident_status_on
 from web.platform import clock
 from web.platform.db import affected
-from web.platform.models import Card, User
+from web.cards.models import Card
+from web.accounts.interface import User
 from web.platform.protect import pesel_hash
 from web.accounts.interface import audit
 from web.platform.settings import Settings

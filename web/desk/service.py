@@ -16,7 +16,9 @@ from domain.carriers import CarrierType
 from domain.money import Grosze
 from web.platform import clock
 from web.platform.db import affected
-from web.platform.models import Card, PurseCardRow, User
+from web.accounts.interface import User
+from web.cards.interface import Card
+from web.purse.interface import PurseCardRow
 from web.purse import interface as purse
 from web.accounts.interface import audit, find_user
 from web.platform.settings import Settings

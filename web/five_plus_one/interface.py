@@ -13,10 +13,16 @@ from web.five_plus_one.service import (
     card_has_active_subscription as card_has_active_subscription,
     tab as tab,
 )
+from web.five_plus_one.models import (
+    Subscription5p1 as Subscription5p1,
+    SubscriptionMonthRow as SubscriptionMonthRow,
+)
 
 __all__ = [
     "PAYER_CANCELLED",
     "PURPOSE",
+    "Subscription5p1",
+    "SubscriptionMonthRow",
     "billing_policy",
     "cancelled_ids",
     "card_has_active_subscription",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
 from domain import five_plus_one as rules
@@ -28,7 +28,11 @@ from domain.five_plus_one import (
 from domain.tariff_5p1 import Tariff5p1, TicketVariant
 from web.platform import clock
 from web.platform.mail import deferred_mail, queue_deferred_mails
-from web.platform.models import Card, Payment, PaymentEvent, Subscription5p1, SubscriptionMonthRow, Ticket, User
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.accounts.interface import User
+from web.cards.interface import Card
+from web.payment_records.interface import Payment, PaymentEvent
+from web.tickets.interface import Ticket
 from web.payment_records import interface as payment_records
 from web.cards.interface import cards_of, resident_status
 from web.platform.app_state import current_settings
@@ -46,6 +50,18 @@ def billing_policy(settings) -> BillingPolicy:
 def tariff_5p1() -> Tariff5p1:
     """The 5+1 tariff (EKP_TARIFF_5P1, default `tariffs/krakow-5plus1.toml`), read at start-up into the settings."""
     return current_settings().tariff_5p1
+
+
+def erase_subscriptions_of(session: Session, user_id: int) -> None:
+    """GDPR erasure (a step of `web.accounts.service.erase_account`): the subscriptions go with their months,
+    so nothing more is ever charged (R-5P1-7); tickets already paid stay valid on the card, without the link to
+    the month or the account."""
+    subscription_ids = select(col(Subscription5p1.id)).where(col(Subscription5p1.user_id) == user_id)
+    month_ids = select(col(SubscriptionMonthRow.id)).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids))
+    session.execute(update(Ticket).where(col(Ticket.subscription_month_id).in_(month_ids))
+                    .values(subscription_month_id=None, user_id=None))
+    session.execute(delete(SubscriptionMonthRow).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids)))
+    session.execute(delete(Subscription5p1).where(col(Subscription5p1.user_id) == user_id))
 
 
 def card_has_active_subscription(session: Session, card_id: int) -> bool:

@@ -24,20 +24,26 @@ from web.office.sql import as_utc, hourly, utc_bounds
 from web.platform.i18n import N_, _
 from web.platform.models import (
     AuditEvent,
-    Card,
-    Device,
-    DeviceEvent,
-    Inspection,
-    MeterCashCollection,
     OutboxMail,
-    Payment,
-    PurseCardRow,
-    PurseLedgerEntry,
+)
+from web.office.models import (
+    MeterCashCollection,
     RegistryImport,
+)
+from web.accounts.interface import User
+from web.cards.interface import Card
+from web.five_plus_one.interface import (
     Subscription5p1,
     SubscriptionMonthRow,
-    User,
 )
+from web.payment_records.interface import Payment
+from web.purse.interface import (
+    Device,
+    DeviceEvent,
+    PurseCardRow,
+    PurseLedgerEntry,
+)
+from web.tickets.interface import Inspection
 
 CHANNEL_NAMES = (N_("kasa"), N_("parkometr"), N_("online"))  # web.office.rollup.CHANNELS, translated when shown
 WEEKDAYS = (N_("pon"), N_("wt"), N_("śr"), N_("czw"), N_("pt"), N_("sob"), N_("niedz"))

@@ -36,7 +36,8 @@ from sqlmodel import Session, SQLModel, col
 
 from domain.office import Period, fare_category
 from web.platform import clock
-from web.platform.models import PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow
+from web.five_plus_one.interface import Subscription5p1, SubscriptionMonthRow
+from web.purse.interface import PurseLedgerEntry
 from web.office.sql import RIDE_KINDS, as_utc, hourly, utc_bounds
 
 log = logging.getLogger("ekp.office.rollup")

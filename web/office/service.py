@@ -18,7 +18,10 @@ from domain.cards import RowProblem
 from domain.office import MAX_COLLECTED
 from web.platform import clock
 from web.platform.db import transaction
-from web.platform.models import Card, MeterCashCollection, PurseCardRow, RegistryImport, User
+from web.office.models import MeterCashCollection, RegistryImport
+from web.accounts.interface import User
+from web.cards.interface import Card
+from web.purse.interface import PurseCardRow
 from web.platform.protect import pesel_hash
 from web.cards import interface as registry
 from web.purse import interface as devices_service

@@ -89,7 +89,7 @@ async def set_language(request: Request) -> Response:
 
 
 def _save_language(session, user_id: int, language: str) -> None:
-    from web.platform.models import User
+    from web.accounts.interface import User
 
     user = session.get(User, user_id)
     if user is not None:

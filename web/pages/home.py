@@ -10,7 +10,8 @@ from sqlmodel import Session
 
 from domain import home as rules
 from domain.five_plus_one import BillingPolicy
-from web.platform.models import Card, SubscriptionMonthRow
+from web.cards.interface import Card
+from web.five_plus_one.interface import SubscriptionMonthRow
 from web.purse import interface as purse
 from web.five_plus_one import interface as subscriptions
 from web.cards.interface import cards_of

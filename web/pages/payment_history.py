@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from web.platform.models import (
-    Card,
-    Payment,
-    PurseCardRow,
+from web.cards.interface import Card
+from web.five_plus_one.interface import (
     Subscription5p1,
     SubscriptionMonthRow,
-    Ticket,
 )
+from web.payment_records.interface import Payment
+from web.purse.interface import PurseCardRow
+from web.tickets.interface import Ticket
 from web.purse import interface as purse
 from web.five_plus_one import interface as subscriptions
 from web.tickets.interface import is_mobile_card

@@ -26,13 +26,18 @@ from web.payment_records.service import (
     record_gateway_ids as record_gateway_ids,
     staff_queue as staff_queue,
 )
+from web.payment_records.models import (
+    Payment as Payment,
+    PaymentEvent as PaymentEvent,
+)
 
 __all__ = [
-    "reconcile_one",
     "Applied",
     "IN_CHUNK",
     "OpenedTransaction",
     "Outcome",
+    "Payment",
+    "PaymentEvent",
     "PaymentStatus",
     "PaymentToRecord",
     "Settled",
@@ -44,6 +49,7 @@ __all__ = [
     "one_of",
     "outcome_from_gateway",
     "pending_payments",
+    "reconcile_one",
     "record_gateway_ids",
     "send_to_payment_page",
     "staff_queue",

@@ -19,7 +19,7 @@ from domain.payment_outcomes import paid_in_full
 from payments import GatewayError, GatewayTimeout, PaymentGateway, PaymentStatus, Refund
 from web.platform import clock
 from web.platform.db import affected, transaction
-from web.platform.models import Payment, PaymentEvent
+from web.payment_records.models import Payment, PaymentEvent
 
 log = logging.getLogger("ekp.payments")
 

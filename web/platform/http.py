@@ -8,7 +8,8 @@ import hmac
 import math
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, Protocol, TypeVar
 
 import anyio
 from litestar import MediaType, Request
@@ -22,7 +23,6 @@ from sqlmodel import Session
 
 from web.platform import i18n
 from web.platform.db import transaction
-from web.platform.models import User
 from web.platform.ratelimit import DEVICE_COOKIE, DEVICE_DAYS, device_token_of, new_device_token
 from web.platform.sessions import SESSION_REMEMBER, SESSION_ROTATE
 from web.platform.settings import Settings
@@ -117,7 +117,36 @@ CLEAR_BROWSER = "_clear_browser"  # set at logout: the next page clears what the
 CLEAR_SITE_DATA = '"cache", "storage"'
 
 
-def session_stamp(user: User) -> str:
+class Account(Protocol):
+    """What the platform knows of a signed-in account: the accounts area's `User` row (web.accounts.models).
+    The platform imports no area: the app factory hands it the loader (`use_account_loader`)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def password_changed_at(self) -> datetime | None: ...
+    @property
+    def is_active(self) -> bool: ...
+
+
+AccountLoader = Callable[[Session, int], Any]
+"""Loads an account row by id (None when there is none): `web.accounts.service.load_account`."""
+_account_loader: AccountLoader | None = None
+
+
+def use_account_loader(loader: AccountLoader) -> None:
+    """Called by the app factory: how `current_user` loads the signed-in account."""
+    global _account_loader
+    _account_loader = loader
+
+
+def session_stamp(user: Account) -> str:
     """What a session remembers of its account besides the id: when the account was created (an id
     freed by an erased account and given to a new one never opens the old sessions) and when its
     password last changed (a change or reset ends every other session)."""
@@ -125,8 +154,10 @@ def session_stamp(user: User) -> str:
     return f"{user.created_at.isoformat()}|{changed}"
 
 
-def _load_user(session: Session, user_id: int, stamp: str | None) -> User | None:
-    user = session.get(User, user_id)
+def _load_user(session: Session, user_id: int, stamp: str | None) -> Any:
+    if _account_loader is None:
+        raise RuntimeError("no account loader: the app factory calls web.platform.http.use_account_loader")
+    user: Account | None = _account_loader(session, user_id)
     if user is None or not user.is_active or session_stamp(user) != stamp:
         return None
     return user
@@ -136,11 +167,11 @@ def _load_user(session: Session, user_id: int, stamp: str | None) -> User | None
 # skips one database round trip. Treat cached users as read-only. A password change, reset or erasure
 # forgets the user here at once; other processes notice within USER_CACHE_SECONDS.
 USER_CACHE_SECONDS = 2.0
-_user_cache: dict[tuple[int, str | None], tuple[float, User]] = {}
+_user_cache: dict[tuple[int, str | None], tuple[float, Any]] = {}
 # Requests of one user that miss the cache together wait for one load, not one each: a page open in 30
 # tabs (or 30 concurrent requests) once sent 30 worker threads after the same row when the entry expired,
 # and the event loop waited for the convoy (a 2-second stall, measured).
-_user_loads: dict[tuple[int, str | None], asyncio.Future[User | None]] = {}
+_user_loads: dict[tuple[int, str | None], asyncio.Future[Any]] = {}
 
 
 def forget_user(user_id: int) -> None:
@@ -159,7 +190,9 @@ def session_data(request: ASGIConnection) -> dict[str, Any]:
     return session
 
 
-async def current_user(request: ASGIConnection) -> User | None:
+async def current_user(request: ASGIConnection) -> Account | None:
+    """The signed-in account (the accounts area's `User`, typed `Any` here: the platform does not know the
+    class; `Account` is what it uses of it), or None."""
     state = request.scope.setdefault("state", {})  # what request.state wraps, without a State object per access
     if "user" in state:
         return state["user"]
@@ -195,7 +228,7 @@ async def current_user(request: ASGIConnection) -> User | None:
     return user
 
 
-async def signed_in_user(request: ASGIConnection) -> User:
+async def signed_in_user(request: ASGIConnection) -> Account:
     """The signed-in user, in a handler guarded by `requires_login` or `requires_role` (so never None there);
     without one the request is refused (401) as the guard would have refused it."""
     user = await current_user(request)
@@ -204,7 +237,7 @@ async def signed_in_user(request: ASGIConnection) -> User:
     return user
 
 
-def login_session(request: Request, user: User, remember: bool) -> None:
+def login_session(request: Request, user: Account, remember: bool) -> None:
     session = session_data(request)
     flashes = session.get("_flash", [])
     session.clear()
@@ -296,7 +329,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return default
 
 
-def offline_headers(request: ASGIConnection, user: User) -> dict[str, str]:
+def offline_headers(request: ASGIConnection, user: Account) -> dict[str, str]:
     """Headers of a page the service worker keeps for offline use (home, a mobile ticket): marked for it,
     never stored by HTTP caches, and filed under a key of this account (a keyed hash of its id, not the id)
     so a phone that signs in as someone else never shows the previous person's page. Signing out clears

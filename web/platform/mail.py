@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosmtplib
 import anyio
+import sqlalchemy as sa
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import set_committed_value
@@ -27,7 +28,7 @@ from domain.accounts import sender_address
 from web.platform import clock
 from web.platform import i18n
 from web.platform.db import affected
-from web.platform.models import EmailToken, OutboxMail, User
+from web.platform.models import OutboxMail
 from web.platform.templating import environment
 
 log = logging.getLogger("ekp.mail")
@@ -64,7 +65,7 @@ def queue_mail(session: Session, to: str, template: str, language: str = "pl", *
 # transaction cost more than the rest of the month's work. A deferred mail is an outbox row with the
 # template's name, the language and a JSON context (plain values: dicts, lists, str, int, dates), and
 # empty subject and bodies; loading the row (the SMTP sender, /dev/mail, the tests' outbox) renders it
-# (web.platform.models registers the load hook). Templates read the context's dicts as objects: `user.first_name`.
+# (the load hook below, on OutboxMail). Templates read the context's dicts as objects: `user.first_name`.
 
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -178,6 +179,15 @@ def _give_up(session: Session, mail_id: int, reason: str) -> bool:
     )) == 1
 
 
+# The single-use links the outbox delivers (OutboxMail.email_token_id) and their accounts: the accounts area's
+# tables (web.accounts.models), named here as the outbox's foreign key names them, since the platform imports no
+# area. The outbox reads whether a link can still be used and stamps when its mail left (R-ACC-3).
+_LINKS = sa.table("email_tokens", sa.column("id", sa.Integer()), sa.column("user_id", sa.Integer()),
+                  sa.column("purpose", sa.String()), sa.column("used_at", sa.DateTime()),
+                  sa.column("sent_at", sa.DateTime()))
+_ACCOUNTS = sa.table("users", sa.column("id", sa.Integer()), sa.column("activated_at", sa.DateTime()))
+
+
 def give_up_stale(session: Session, retry_for: timedelta) -> int:
     """Mark failed the mail that no longer means anything: queued longer than `retry_for` ago, or carrying a
     single-use link that can no longer be used. Returns how many."""
@@ -194,10 +204,10 @@ def give_up_stale(session: Session, retry_for: timedelta) -> int:
                       last_error)
     pointless = session.execute(
         select(col(OutboxMail.id))
-        .join(EmailToken, EmailToken.id == OutboxMail.email_token_id)
-        .join(User, User.id == EmailToken.user_id)
-        .where(*waiting, col(EmailToken.used_at).is_not(None)
-               | ((EmailToken.purpose == "activate") & col(User.activated_at).is_not(None)))
+        .join(_LINKS, _LINKS.c.id == OutboxMail.email_token_id)
+        .join(_ACCOUNTS, _ACCOUNTS.c.id == _LINKS.c.user_id)
+        .where(*waiting, _LINKS.c.used_at.is_not(None)
+               | ((_LINKS.c.purpose == "activate") & _ACCOUNTS.c.activated_at.is_not(None)))
     ).scalars().all()
     for mail_id in pointless:
         if _give_up(session, mail_id, "given up: its link is no longer usable (already used, or the account is active)"):
@@ -251,7 +261,7 @@ def _record(engine: Engine, mail_id: int, error: str | None, give_up: bool = Fal
             mail.last_error = None
             if mail.email_token_id is not None:
                 # "valid for 3 hours from sending": from when the mail really left, not when it was queued.
-                session.execute(update(EmailToken).where(col(EmailToken.id) == mail.email_token_id, col(EmailToken.used_at).is_(None))
+                session.execute(update(_LINKS).where(_LINKS.c.id == mail.email_token_id, _LINKS.c.used_at.is_(None))
                                 .values(sent_at=mail.sent_at))
         else:
             mail.last_error = error[:500]

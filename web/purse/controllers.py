@@ -12,7 +12,8 @@ from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, format_pln, parse_pln
 from web.platform.http import (RowId, checked, client_ip, flash, form_of, in_transaction, page, redirect, requires_role,
-                      settings_of, signed_in_user)
+                      settings_of)
+from web.accounts.interface import signed_in_account
 from web.platform.messages import message
 from web.platform.app_state import current_settings
 from web.purse import service
@@ -24,7 +25,7 @@ QUICK_AMOUNTS = (2000, 5000, 10000)  # grosze: the top-up amount buttons (checke
 
 
 async def _purse_page(request: Request, status: int = 200, **context: object) -> Template:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     cards = await in_transaction(request, service.my_purse_cards, user.id)
     context.setdefault("errors", {})
     context.setdefault("values", {})
@@ -43,7 +44,7 @@ async def purse_page(request: Request) -> Template:
 
 @post("/purse/link", guards=passenger)
 async def link(request: Request) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     assert user is not None
     form = await form_of(request)
     number = form.get("number", "").strip()
@@ -86,7 +87,7 @@ def _problem_text(code: str) -> str:
 @post("/purse/{card_id:int}/top-up", guards=passenger)
 async def top_up(request: Request, card_id: RowId) -> Template | Response:
     """`action=quote` shows the bonus and the balance after; `action=pay` goes to the payment page."""
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     form = await form_of(request)
     raw = form.get("amount", "")
     if form.get("quick"):  # a quick-amount button: a quote for that amount, validated like a typed one
@@ -110,7 +111,7 @@ async def top_up(request: Request, card_id: RowId) -> Template | Response:
 
 async def _loss_page(request: Request, card_id: int, status: int = 200, **context: object) -> Template:
     """The loss report (R-KKM-7) on its own page, out of the everyday purse content."""
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     cards = await in_transaction(request, service.my_purse_cards, user.id)
     card = next((c for c in cards if c.id == card_id), None)
     if card is None:
@@ -126,7 +127,7 @@ async def loss_page(request: Request, card_id: RowId) -> Template:
 
 @post("/purse/{card_id:int}/loss", guards=passenger)
 async def report_loss(request: Request, card_id: RowId) -> Template | Response:
-    user = await signed_in_user(request)
+    user = await signed_in_account(request)
     form = await form_of(request)
     if not checked(form, "confirm"):
         return await _loss_page(request, card_id, 422,

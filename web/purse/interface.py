@@ -20,13 +20,23 @@ from web.purse.service import (
     rename_device as rename_device,
     top_up_at_service_point as top_up_at_service_point,
 )
+from web.purse.models import (
+    Device as Device,
+    DeviceEvent as DeviceEvent,
+    PurseCardRow as PurseCardRow,
+    PurseLedgerEntry as PurseLedgerEntry,
+)
 
 __all__ = [
     "DEVICE_KINDS",
+    "Device",
+    "DeviceEvent",
     "PURPOSE",
+    "PurseCardRow",
+    "PurseLedgerEntry",
     "PurseView",
-    "book_entry",
     "add_device",
+    "book_entry",
     "card_of",
     "disable_device",
     "issue_card",

@@ -49,7 +49,9 @@ from domain.trust import simulator_may_use
 from web.platform import clock
 from web.platform.db import affected
 from web.platform.messages import message
-from web.platform.models import Device, DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry, User
+from web.purse.models import Device, DeviceEvent, PurseCardRow, PurseLedgerEntry
+from web.accounts.interface import User
+from web.payment_records.interface import Payment
 from web.payment_records import interface as payment_records
 from web.platform.app_state import current_settings
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from domain.trust import simulator_may_use
-from web.platform.models import Device, PurseCardRow
+from web.purse.models import Device, PurseCardRow
 from web.purse import service as purse
 
 

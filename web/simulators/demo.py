@@ -102,7 +102,7 @@ def load_purse_cards(settings: Settings) -> Iterator[str]:
 
     from domain.purse import CardKind, RegisteredFare
     from web.platform import clock
-    from web.platform.models import Device, PurseCardRow
+    from web.purse.interface import Device, PurseCardRow
     from web.platform.protect import pesel_hash
     from web.purse import interface as purse
 

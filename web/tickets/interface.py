@@ -13,8 +13,14 @@ from web.tickets.service import (
     my_tickets as my_tickets,
     revoke_ticket as revoke_ticket,
 )
+from web.tickets.models import (
+    Inspection as Inspection,
+    Ticket as Ticket,
+)
 
 __all__ = [
+    "Inspection",
+    "Ticket",
     "TicketView",
     "is_mobile_card",
     "my_tickets",

@@ -34,7 +34,10 @@ from domain import ticket_record as tr
 from domain.carriers import UnknownCarrierType, carrier_type_from_code, display_name, is_mobile
 from web.platform import clock
 from web.platform.db import affected
-from web.platform.models import AuditEvent, Card, Inspection, Ticket, TicketDevice, User
+from web.platform.models import AuditEvent
+from web.tickets.models import Inspection, Ticket, TicketDevice
+from web.accounts.interface import User
+from web.cards.interface import Card
 from web.platform.settings import Settings
 
 MAX_DEVICES = ticket_phones.MAX_PHONES

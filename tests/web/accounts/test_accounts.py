@@ -7,7 +7,8 @@ import logging
 from datetime import timedelta
 
 from tests.conftest import DEFAULT_PASSWORD, VALID_PESEL, field_errors, page_text, registration_form
-from web.platform.models import AuditEvent, EmailToken, OutboxMail, User
+from web.platform.models import AuditEvent, OutboxMail
+from web.accounts.models import EmailToken, User
 
 EMAIL = "anna@example.pl"
 

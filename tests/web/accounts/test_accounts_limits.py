@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import DEFAULT_PASSWORD, page_text, registration_form
-from web.platform.models import OutboxMail, User
+from web.platform.models import OutboxMail
+from web.accounts.models import User
 
 pytestmark = pytest.mark.both_stores  # every limit on the database store and on Redis
 

@@ -24,7 +24,8 @@ from tests.conftest import (
     with_check_digit,
 )
 from web.platform import clock
-from web.platform.models import AuditEvent, OutboxMail, User
+from web.platform.models import AuditEvent, OutboxMail
+from web.accounts.models import User
 
 
 FUTURE_PESEL = make_pesel(clock.today() + timedelta(days=400))

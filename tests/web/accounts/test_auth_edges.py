@@ -49,7 +49,7 @@ BAD_ADDRESSES = ["a,b@example.pl", "a<b@example.pl", "a\x00b@example.pl", "a\x07
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
 def test_registration_refuses_an_address_that_is_not_one_plain_address(browser: Browser, db, mails, address: str) -> None:
-    from web.platform.models import User
+    from web.accounts.models import User
 
     response = browser.register(email=address, email_repeat=address)
     assert response.status_code == 422
@@ -70,7 +70,7 @@ def test_cli_users_add_refuses_a_bad_address(settings_env, db, address: str) -> 
     from click.testing import CliRunner
 
     from web.cli import main
-    from web.platform.models import User
+    from web.accounts.models import User
 
     result = CliRunner().invoke(main, ["users", "add", "--role", "staff", "--email", address, "--first-name", "Ewa",
                                        "--last-name", "Nowak", "--password", "Haslo1234"], env=settings_env)
@@ -303,7 +303,8 @@ def test_r_auth_2_another_persons_pesel_opens_no_account_and_cannot_link_their_c
         browser: Browser, new_browser, users, mails, db, engine, settings) -> None:
     """The attack: register with Jan's PESEL, activate, link Jan's card by its client code."""
     from tests.conftest import VALID_PESEL
-    from web.platform.models import Card, User
+    from web.accounts.models import User
+    from web.cards.models import Card
 
     _registry_with_jans_card(engine, settings)
     users.create("jan@example.pl", pesel=VALID_PESEL)
@@ -391,7 +392,7 @@ def test_r_auth_2_two_accounts_with_one_pesel_activated_at_once_leave_one_active
     import time
 
     from tests.conftest import VALID_PESEL
-    from web.platform.models import User
+    from web.accounts.models import User
     from web.accounts import service
 
     checked = service._pesel_held_elsewhere

@@ -77,7 +77,7 @@ def test_r_auth_1_concurrent_card_link_attempts_stop_at_the_limit(app, logged_in
 
 @pytest.mark.both_stores
 def test_r_auth_1_concurrent_registrations_stop_at_the_limit(db, browser):
-    from web.platform.models import User
+    from web.accounts.models import User
 
     forms = [registration_form(email=f"osoba{n}@example.pl", pesel="", no_pesel="on", birth_date="1990-01-01")
              for n in range(14)]

@@ -10,7 +10,12 @@ from sqlalchemy import select
 from tests.conftest import DEFAULT_PASSWORD
 from web.platform import clock
 from web.platform.db import transaction
-from web.platform.models import Card, OutboxMail, Payment, Subscription5p1, SubscriptionMonthRow, Ticket, User
+from web.platform.models import OutboxMail
+from web.accounts.models import User
+from web.cards.models import Card
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.payment_records.models import Payment
+from web.tickets.models import Ticket
 
 
 def test_erasing_an_account_with_a_paid_subscription(browser, users, engine, db):

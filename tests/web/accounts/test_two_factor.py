@@ -16,7 +16,8 @@ from domain import twofactor
 from tests.conftest import DEFAULT_PASSWORD, TEST_TOTP_SECRET, field_errors, page_text
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import AuditEvent, RecoveryCode, User
+from web.platform.models import AuditEvent
+from web.accounts.models import RecoveryCode, User
 
 
 def password_step(browser, email: str, password: str = DEFAULT_PASSWORD):  # type: ignore[no-untyped-def]

@@ -19,7 +19,9 @@ from web.platform import clock as web_clock
 from web.card_applications import photos
 from web.card_applications import service
 from web.platform.db import transaction
-from web.platform.models import CardApplicationEvent, CardApplicationRow, Payment, PurseCardRow
+from web.card_applications.models import CardApplicationEvent, CardApplicationRow
+from web.payment_records.models import Payment
+from web.purse.models import PurseCardRow
 from web.payment_records import service as records
 from web.purse import service as purse_service
 
@@ -329,7 +331,7 @@ def test_photos_are_deleted_after_the_stated_time_and_gdpr_erasure_takes_the_app
     [row] = applications(engine)
     assert row.photo is None and row.personal_data_deleted_at is not None
     with transaction(engine) as session:
-        from web.platform.models import User
+        from web.accounts.models import User
         from web.purposes import gdpr_erasure_steps
         from web.accounts.service import erase_account
 
@@ -451,7 +453,7 @@ def test_r_kkm_8_a_change_of_the_printed_name_needs_a_new_card_and_a_new_deposit
     first = _collected_card(browser, engine, settings)
     with transaction(engine) as session:
         purse_service.top_up_at_service_point(session, "70060001", 1500)
-        from web.platform.models import User
+        from web.accounts.models import User
         session.get(User, user.id).last_name = "Nowak-Kowalski"  # changed in Moje konto
     nothing = browser.submit(f"/card-applications/{first.id}/change", {"fare": "normal"})
     assert nothing.status_code == 422 and field_errors(nothing.text, "fare")[0].startswith("Nic się nie zmienia")

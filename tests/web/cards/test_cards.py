@@ -19,7 +19,10 @@ from sqlalchemy import delete, select
 from tests.conftest import VALID_PESEL, Browser, make_pesel, page_text
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import AuditEvent, Card, Subscription5p1, User
+from web.platform.models import AuditEvent
+from web.accounts.models import User
+from web.cards.models import Card
+from web.five_plus_one.models import Subscription5p1
 from web.platform.protect import pesel_hash
 from web.cards.service import ImportReport, import_registry
 

@@ -13,7 +13,9 @@ from domain.purse import CardKind
 from tests.conftest import page_text
 from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card
 from web.platform.db import transaction
-from web.platform.models import AuditEvent, Card, PurseCardRow, PurseLedgerEntry
+from web.platform.models import AuditEvent
+from web.cards.models import Card
+from web.purse.models import PurseCardRow, PurseLedgerEntry
 
 
 def staff_browser(browser, users):  # type: ignore[no-untyped-def]

@@ -16,7 +16,10 @@ from tests.support.seeds import seed_due_months
 from tests.support.shop import Shop, settings_env, shop, zl  # noqa: F401  (fixtures)
 from web.platform import clock
 from web.five_plus_one.billing import charge_due_months
-from web.platform.models import Card, Payment, Subscription5p1, SubscriptionMonthRow, Ticket
+from web.cards.models import Card
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.payment_records.models import Payment
+from web.tickets.models import Ticket
 
 PAID_SUBJECT = "Kolejny bilet 5+1 opłacony"
 FAILED_SUBJECT = "Nie udało się pobrać opłaty za bilet 5+1"

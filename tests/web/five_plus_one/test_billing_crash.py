@@ -24,7 +24,9 @@ from tests.conftest import Browser
 from tests.support.shop import Shop, settings_env, shop  # noqa: F401  (fixtures)
 from web.platform import clock
 from web.five_plus_one.billing import CRASH_EXIT_CODE, CRASH_VARIABLE
-from web.platform.models import Payment, SubscriptionMonthRow, Ticket
+from web.five_plus_one.models import SubscriptionMonthRow
+from web.payment_records.models import Payment
+from web.tickets.models import Ticket
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 

@@ -34,7 +34,9 @@ from tests.support.shop import (  # noqa: F401  (fixtures)
     zl,
 )
 from web.platform import clock
-from web.platform.models import Payment, Subscription5p1, SubscriptionMonthRow, Ticket
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.payment_records.models import Payment
+from web.tickets.models import Ticket
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 

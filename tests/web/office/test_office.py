@@ -19,7 +19,12 @@ from tests.conftest import VALID_PESEL, field_errors, page_text
 from tests.support.purse import make_card, meter, tap
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import AuditEvent, Card, Device, Inspection, MeterCashCollection, RegistryImport, User
+from web.platform.models import AuditEvent
+from web.accounts.models import User
+from web.cards.models import Card
+from web.office.models import MeterCashCollection, RegistryImport
+from web.purse.models import Device
+from web.tickets.models import Inspection
 
 ADMIN = "admin@example.pl"
 
@@ -313,7 +318,7 @@ def test_accounts_are_found_by_email_card_and_exact_pesel_only(office, users, en
     anna = users.create("anna@example.pl", pesel=VALID_PESEL)
     make_card(engine, settings, "70010001")
     with transaction(engine) as session:
-        from web.platform.models import PurseCardRow
+        from web.purse.models import PurseCardRow
 
         session.scalars(select(PurseCardRow).where(PurseCardRow.number == "70010001")).one().account_id = anna.id
     for query in ("anna@example.pl", VALID_PESEL, "70010001"):
@@ -369,7 +374,8 @@ def test_every_admin_action_is_in_the_searchable_audit_log(office, db):
 
 
 def test_five_plus_one_dashboard_counts_subscriptions_months_charges_and_revenue(office, users, engine, settings):
-    from web.platform.models import Payment, Subscription5p1, SubscriptionMonthRow
+    from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+    from web.payment_records.models import Payment
 
     anna = users.create("anna@example.pl", pesel=VALID_PESEL)
     today = web_clock.today()

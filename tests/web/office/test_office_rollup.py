@@ -18,7 +18,9 @@ from tests.conftest import VALID_PESEL
 from tests.support.purse import make_card, tap
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import Card, PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow
+from web.cards.models import Card
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.purse.models import PurseLedgerEntry
 from web.office import queries, rollup
 
 NOW = datetime(2026, 11, 5, 9, 30, tzinfo=UTC)  # 10:30 in Warsaw

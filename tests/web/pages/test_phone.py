@@ -18,7 +18,9 @@ from tests.support.purse import make_card
 from tests.support.tickets import bind, make_ticket
 from web.platform import clock
 from web.platform.db import transaction
-from web.platform.models import Card, PurseCardRow, TicketDevice
+from web.cards.models import Card
+from web.purse.models import PurseCardRow
+from web.tickets.models import TicketDevice
 
 ANDROID_CHROME = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/131.0.0.0 Mobile Safari/537.36")

@@ -23,7 +23,10 @@ from tests.conftest import Browser, Outbox, page_text
 from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card
 from tests.support.shop import Purchase, Shop, add_card, settings_env, shop  # noqa: F401  (fixtures)
 from web.platform import clock
-from web.platform.models import Payment, PaymentEvent, PurseLedgerEntry, Subscription5p1, SubscriptionMonthRow, Ticket
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.payment_records.models import Payment, PaymentEvent
+from web.purse.models import PurseLedgerEntry
+from web.tickets.models import Ticket
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -198,7 +201,7 @@ def test_r_pay_4_billing_refunds_a_charge_that_arrived_for_a_cancelled_month(sho
     clock.travel(timedelta(minutes=10))
     shop.billing_run()
     [token_payment] = db.all(Payment, Payment.kind == "token")
-    from web.platform.models import PaymentEvent
+    from web.payment_records.models import PaymentEvent
     print("MONTHS", [(m.month_index, m.state) for m in db.all(SubscriptionMonthRow)], db.one(Subscription5p1).status)
     print("EVENTS", [(e.source, e.status, e.detail) for e in db.all(PaymentEvent, PaymentEvent.payment_id == token_payment.id)])
     assert token_payment.status == "refunded"
@@ -287,7 +290,7 @@ def test_r_pay_3_chargeback_of_a_top_up_takes_the_money_back_into_debt(shop: Sho
     assert balance_of(engine, "7001") == 1000 + 5001 + 500  # payment and its 10 % bonus
     from domain.ledger import EntryKind, LedgerEntry
     from web.platform.db import transaction
-    from web.platform.models import PurseCardRow
+    from web.purse.models import PurseCardRow
     from web.purse import service as purse_service
 
     with transaction(engine) as session:  # most of it is spent (a day of parking) before the chargeback

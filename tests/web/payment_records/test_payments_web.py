@@ -25,7 +25,9 @@ from tests.conftest import BASE_URL, Browser, Outbox, Users
 from tests.support.shop import DECLINED_CARD, Shop, confirmations, settings_env, shop  # noqa: F401  (fixtures)
 from web.platform import clock
 from web.platform.db import transaction
-from web.platform.models import Payment, PaymentEvent, Subscription5p1, SubscriptionMonthRow, Ticket
+from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
+from web.payment_records.models import Payment, PaymentEvent
+from web.tickets.models import Ticket
 
 
 # --------------------------------------------------------------------------- exactly once

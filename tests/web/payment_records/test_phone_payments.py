@@ -19,7 +19,8 @@ from tests.support.shop import (  # noqa: F401
     settings_env,
     shop,
 )
-from web.platform.models import SubscriptionMonthRow, Ticket
+from web.five_plus_one.models import SubscriptionMonthRow
+from web.tickets.models import Ticket
 
 FAILURE_SUBJECT = "Nie udało się pobrać opłaty za bilet 5+1"
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.purse import make_card, meter, tap_body
 from web.platform.db import transaction
-from web.platform.models import DeviceEvent, PurseLedgerEntry
+from web.purse.models import DeviceEvent, PurseLedgerEntry
 from web.purse import service
 
 PROBLEM_KEYS = {"status", "title", "detail", "code"}

@@ -9,7 +9,9 @@ from click.testing import CliRunner
 
 from tests.support.purse import make_card, meter, tap_body
 from web.platform.db import transaction
-from web.platform.models import DeviceEvent, OutboxMail, PurseLedgerEntry, User
+from web.platform.models import OutboxMail
+from web.accounts.models import User
+from web.purse.models import DeviceEvent, PurseLedgerEntry
 from web.purse import service
 
 BEYOND_INT32 = 2**31  # the first id no INTEGER column (PostgreSQL) can hold

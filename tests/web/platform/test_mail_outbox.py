@@ -12,7 +12,8 @@ from sqlalchemy import select
 from web.platform import clock
 from web.platform.db import transaction
 from web.platform.mail import _claim_due, deliver_outbox, queue_mail
-from web.platform.models import OutboxMail, User
+from web.platform.models import OutboxMail
+from web.accounts.models import User
 
 
 class FakeSmtp:
@@ -64,7 +65,7 @@ def test_a_claimed_mail_is_not_claimed_again_by_another_worker(engine, users):
 def test_r_acc_3_link_validity_counts_from_delivery_not_from_queueing(browser, engine, db):
     """SMTP down for 2 hours: the 3-hour window starts when the activation mail really leaves."""
     from tests.conftest import registration_form
-    from web.platform.models import EmailToken
+    from web.accounts.models import EmailToken
 
     browser.register(**registration_form(email="opozniony@example.pl"))
     clock.travel(timedelta(hours=2))

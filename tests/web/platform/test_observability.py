@@ -27,7 +27,8 @@ from tests.conftest import (
 from tests.support.purse import bearer_card_and_validator, tap
 from tests.support.shop import GOOD_CARD, add_card, settings_env, shop  # noqa: F401  (fixtures)
 from web.platform.db import make_engine, transaction
-from web.platform.models import OutboxMail, Payment
+from web.platform.models import OutboxMail
+from web.payment_records.models import Payment
 
 LOOPBACK = {TEST_IP_HEADER: "127.0.0.1"}
 TOKEN = "m" * 40

@@ -132,7 +132,7 @@ def test_r_top_3_quick_amount_buttons_quote_the_amount_with_its_bonus(purse_pass
 
 @pytest.mark.parametrize("quick", ["abc", "-5", "0", "99999999999999999999", "1e3", "4,99"])
 def test_quick_amounts_are_checked_on_the_server_like_typed_ones(purse_passenger, quick, db):
-    from web.platform.models import Payment
+    from web.payment_records.models import Payment
 
     browser, card_id = purse_passenger
     refused = browser.submit("/purse", {"quick": quick, "action": "pay"}, action=f"/purse/{card_id}/top-up")
@@ -145,7 +145,7 @@ def test_quick_amounts_are_checked_on_the_server_like_typed_ones(purse_passenger
 
 
 def test_r_kkm_7_loss_report_has_its_own_page_linked_from_the_card(purse_passenger, db):
-    from web.platform.models import PurseCardRow
+    from web.purse.models import PurseCardRow
 
     browser, card_id = purse_passenger
     purse = browser.get("/purse").text

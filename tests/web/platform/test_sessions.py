@@ -79,7 +79,7 @@ def test_remembered_session_outlives_a_normal_one(browser, users, clock):
 def test_deleted_account_session_is_gone(logged_in, db):
     browser, user = logged_in
     from web.platform.db import transaction
-    from web.platform.models import User
+    from web.accounts.models import User
 
     with transaction(db.engine) as session:
         session.delete(session.get(User, user.id))

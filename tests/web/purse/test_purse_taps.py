@@ -12,7 +12,7 @@ from domain.purse import RegisteredFare
 from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card, tap, tap_body
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import DeviceEvent, PurseCardRow, PurseLedgerEntry
+from web.purse.models import DeviceEvent, PurseCardRow, PurseLedgerEntry
 from web.purse import service
 
 BOARDING_STOP_ONLY = "PRZEJAZD JUŻ SKASOWANY — DOPŁATY TYLKO NA PRZYSTANKU WSIADANIA"

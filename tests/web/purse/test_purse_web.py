@@ -13,7 +13,8 @@ from tests.conftest import page_text
 from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card, meter, tap, tap_body
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import DeviceEvent, Payment, PurseCardRow, PurseLedgerEntry
+from web.payment_records.models import Payment
+from web.purse.models import DeviceEvent, PurseCardRow, PurseLedgerEntry
 from web.payment_records import service as records
 from web.purse import service
 from domain.purse import CardKind, RegisteredFare

@@ -22,7 +22,7 @@ from domain.purse import CardKind
 from tests.support.purse import assert_balance_is_ledger_sum, balance_of, make_card, meter, tap, tap_body
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import Device, PurseCardRow, PurseLedgerEntry
+from web.purse.models import Device, PurseCardRow, PurseLedgerEntry
 from web.purse import service
 
 REAL_CARD = "70020001"

@@ -14,7 +14,7 @@ from sqlalchemy import text, update
 
 from web.platform import clock as web_clock
 from web.platform.db import transaction
-from web.platform.models import Device
+from web.purse.models import Device
 from web.purse import service
 from web.purse import taps_on_loop
 from tests.support.purse import bearer_card_and_validator as _card_and_validator, validator_tap as _tap

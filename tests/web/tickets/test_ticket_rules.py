@@ -14,7 +14,8 @@ from domain import ticket_phones
 from domain import ticket_record as tr
 from tests.conftest import page_text
 from tests.support.tickets import bind, make_ticket, present, trust_list, verify_offline, verify_online
-from web.platform.models import Card, Ticket, TicketDevice
+from web.cards.models import Card
+from web.tickets.models import Ticket, TicketDevice
 from web.tickets import service
 
 

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from domain import ticket_record as tr
 from tests.conftest import page_text
 from web.platform import clock as web_clock
-from web.platform.models import Card, Inspection, Ticket, TicketDevice
+from web.cards.models import Card
+from web.tickets.models import Inspection, Ticket, TicketDevice
 from web.tickets import service
 
 def raw_public(key: Any) -> bytes:
