@@ -7,6 +7,7 @@ from web.five_plus_one.billing import (
     billing_policy as billing_policy,
 )
 from web.five_plus_one.service import (
+    erase_subscriptions_of as erase_subscriptions_of,
     PAYER_CANCELLED as PAYER_CANCELLED,
     PURPOSE as PURPOSE,
     cancelled_ids as cancelled_ids,
@@ -15,6 +16,7 @@ from web.five_plus_one.service import (
 )
 
 __all__ = [
+    "erase_subscriptions_of",
     "PAYER_CANCELLED",
     "PURPOSE",
     "billing_policy",
