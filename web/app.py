@@ -345,8 +345,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
 
     app = Litestar(
         route_handlers=route_handlers,
-        # What handlers are given by name (Litestar's dependency injection), each built once above by
-        # web.purposes and kept in app.state: `purposes: NamedDependency[PaymentPurposes]`, `erasure_steps`, `card_in_use`.
+        # What handlers are given by name (Litestar's dependency injection), each built once above by web.purposes
+        # and kept in app.state: `purposes: NamedDependency[PaymentPurposes]`, `erasure_steps`, `card_in_use`.
         dependencies={"purposes": Provide(provide_purposes, sync_to_thread=False),
                       "erasure_steps": Provide(provide_erasure_steps, sync_to_thread=False),
                       "card_in_use": Provide(provide_card_in_use, sync_to_thread=False)},

@@ -70,8 +70,8 @@ def _pesel_held_elsewhere(session: Session, user: User) -> bool:
 def _tell_pesel_holders(session: Session, settings: Settings, holders: list[User], ip: str | None) -> None:
     """R-AUTH-2: someone tried to open (or activate) a second account with the holder's PESEL."""
     for holder in holders:
-        queue_mail(session, holder.email, "pesel_in_use", language=holder.language, operator=settings.profile, user=holder,
-                   login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
+        queue_mail(session, holder.email, "pesel_in_use", language=holder.language, operator=settings.profile,
+                   user=holder, login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
         audit(session, "register.pesel_held", holder.id, ip)
 
 

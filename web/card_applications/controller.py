@@ -119,7 +119,8 @@ async def _pay(request: Request, purposes: PaymentPurposes, user_id: int, applic
     except service.Refused as exc:
         flash(request, text(exc.code), "error")
         return redirect(f"/card-applications/{application_id}")
-    return await send_to_payment_page(request, purposes, to_pay, back=f"/card-applications/{application_id}", save_card=False,
+    return await send_to_payment_page(request, purposes, to_pay, back=f"/card-applications/{application_id}",
+                                      save_card=False,
                                       unavailable_message=text("card_applications.gateway_unavailable"))
 
 

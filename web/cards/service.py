@@ -248,8 +248,8 @@ def tell_pesel_holders_of_link(session: Session, operator: OperatorProfile, user
 
     label = f"{card.carrier_type} {card.client_code}"
     for holder in active_pesel_holders(session, card.pesel_hash):
-        queue_mail(session, holder.email, "card_linked", language=holder.language, operator=operator, user=holder, card=label,
-                   own=holder.id == user.id, account=mask_email(user.email))
+        queue_mail(session, holder.email, "card_linked", language=holder.language, operator=operator, user=holder,
+                   card=label, own=holder.id == user.id, account=mask_email(user.email))
 
 
 class CardInUse(Exception):

@@ -69,7 +69,8 @@ def _in_tx(engine: Engine, fn, *args):
         return fn(session, *args)
 
 
-def _claim_batch(engine: Engine, settings: Settings, ids: list[int], policy: BillingPolicy) -> list[subscriptions.ChargeToMake]:
+def _claim_batch(engine: Engine, settings: Settings, ids: list[int],
+                 policy: BillingPolicy) -> list[subscriptions.ChargeToMake]:
     """Review a batch of subscriptions and claim what is due, in one transaction.
 
     Another run working on the same rows at the same moment can make the transaction fail (a month it
@@ -90,7 +91,8 @@ def _claim_batch(engine: Engine, settings: Settings, ids: list[int], policy: Bil
     return charges
 
 
-def _apply_batch(engine: Engine, purposes: records.PaymentPurposes, outcomes: list[records.Outcome]) -> list[records.Applied]:
+def _apply_batch(engine: Engine, purposes: records.PaymentPurposes,
+                 outcomes: list[records.Outcome]) -> list[records.Applied]:
     """Apply a batch of gateway answers in one transaction; if that fails, each in its own (as a
     webhook would), so one bad answer cannot hold back the others. Unapplied answers leave their
     payment pending: the next run asks again."""
@@ -192,7 +194,8 @@ async def _ask_all(engine: Engine, gateway: PaymentGateway, charges: list[subscr
 async def _apply_answers(engine: Engine, gateway: PaymentGateway, purposes: records.PaymentPurposes,
                          answered: list[ChargeResult], report: BillingReport) -> None:
     if answered:
-        applied = await anyio.to_thread.run_sync(_apply_batch, engine, purposes, [records.outcome_from_gateway(r) for r in answered])
+        outcomes = [records.outcome_from_gateway(r) for r in answered]
+        applied = await anyio.to_thread.run_sync(_apply_batch, engine, purposes, outcomes)
         for result in applied:
             if result.settled is not None and result.settled.refund:
                 # R-PAY-4: paid for a month no longer wanted (cancelled while the charge was in flight).

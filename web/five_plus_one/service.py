@@ -126,8 +126,8 @@ def _mails(settings, email: str, language: str, first_name: str, variant: str, f
             plan = rules.cycle_schedule(settings.tariff_5p1, TicketVariant(variant), first_day, month.cycle)
             schedule = [(m.index, m.starts_on, m.ends_on, m.price) for m in plan.months]
         about = None if month is None else {"starts_on": month.starts_on, "ends_on": month.ends_on, "price": month.price}
-        rows.append(deferred_mail(email, "five_plus_one", language, operator=settings.profile, user={"first_name": first_name}, notice=notice.value,
-                                  month=about, schedule=schedule, link=f"{settings.base_url}/5plus1"))
+        rows.append(deferred_mail(email, "five_plus_one", language, operator=settings.profile,
+                                  user={"first_name": first_name}, notice=notice.value, month=about, schedule=schedule, link=f"{settings.base_url}/5plus1"))
     return rows
 
 

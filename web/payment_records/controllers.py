@@ -25,7 +25,8 @@ async def settle(request: Request, purposes: records.PaymentPurposes, outcome: r
     return await records.settle(request.app.state.engine, request.app.state.payments.gateway, purposes, outcome, source)
 
 
-async def send_to_payment_page(request: Request, purposes: records.PaymentPurposes, to_pay: records.HostedPayment, *, back: str, save_card: bool,
+async def send_to_payment_page(request: Request, purposes: records.PaymentPurposes, to_pay: records.HostedPayment, *,
+                               back: str, save_card: bool,
                                unavailable_message: str) -> Response:
     """Create the hosted payment recorded as `to_pay` and send the payer to the operator's page; the
     payer comes back to /payments/return/<reference>, then to `back`. If the gateway cannot even

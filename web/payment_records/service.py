@@ -428,7 +428,8 @@ def _reverse(session: Session, purposes: PaymentPurposes, payment: Payment, outc
 
 def payment_failed_to_start(session: Session, purposes: PaymentPurposes, reference: str) -> None:
     """The gateway could not even create the payment: it failed, nothing was charged."""
-    apply_outcome(session, purposes, Outcome(reference=reference, status="failed", error_code="gateway_unavailable"), "created")
+    apply_outcome(session, purposes, Outcome(reference=reference, status="failed", error_code="gateway_unavailable"),
+                  "created")
 
 
 def pending_payments(session: Session, older_than_seconds: int, limit: int = 500) -> list[Payment]:

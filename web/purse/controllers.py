@@ -103,7 +103,8 @@ async def top_up(request: Request, card_id: RowId,
         except service.TopUpProblem as exc:
             problem = exc.code
     if problem is not None:
-        return await _purse_page(request, 422, errors={f"amount-{card_id}": [_problem_text(problem, settings_of(request).purse_tariff)]}, values=values)
+        problem_text = _problem_text(problem, settings_of(request).purse_tariff)
+        return await _purse_page(request, 422, errors={f"amount-{card_id}": [problem_text]}, values=values)
     if form.get("action") != "pay":
         return await _purse_page(request, quote=quote, quote_card=card_id, values=values)
     to_pay = await in_transaction(request, service.start_online_top_up, settings_of(request).purse_tariff,
