@@ -144,18 +144,16 @@ def _env(workdir: Path, url: str) -> dict[str, str]:
 
 def run_once(kind: str, count: int, postgres_url: str | None, concurrency: int, gateway_kind: str = "sandbox",
              trace_memory: bool = False) -> dict[str, Any]:
-    from web.platform.app_state import set_settings
     from web.five_plus_one.billing import charge_due_months
     from web.platform.db import make_engine
-    from web.purposes import register_payment_purposes
+    from web.purposes import payment_purposes
     from web.platform.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="ekp-billing-bench-") as tmp:
         workdir = Path(tmp)
         url = _prepare_database(kind, workdir, postgres_url)
         settings = load_settings(_env(workdir, url))
-        set_settings(settings)
-        register_payment_purposes()
+        purposes = payment_purposes(settings)
         engine = make_engine(url)
         # No notification URL: the sandbox answers token charges synchronously and queues no webhooks,
         # so the run measures our side plus the gateway round trip, not a delivery loop.
@@ -172,7 +170,7 @@ def run_once(kind: str, count: int, postgres_url: str | None, concurrency: int, 
         async def charge() -> Any:
             gateway = instant if instant is not None else sandbox.gateway(notification_url="")
             try:
-                return await charge_due_months(engine, gateway, settings, concurrency=concurrency)
+                return await charge_due_months(engine, gateway, purposes, settings, concurrency=concurrency)
             finally:
                 await gateway.aclose()
 

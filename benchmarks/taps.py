@@ -80,7 +80,7 @@ def prepare(env: dict[str, str], cards: int, clients: int) -> list[str]:
     with transaction(engine) as session:
         for i in range(cards):
             purse.issue_card(session, number=f"9{i:07d}", kind=CardKind.BEARER, issued_on=clock.today())
-            purse.top_up_at_service_point(session, f"9{i:07d}", 10_000_000)
+            purse.top_up_at_service_point(session, f"9{i:07d}", 10_000_000, tariff=settings.purse_tariff)
         credentials = [purse.add_device(session, "validator", f"bench {i}")[1] for i in range(clients)]
     engine.dispose()
     return credentials
@@ -285,7 +285,8 @@ def breakdown(label: str, database_url: str, args: argparse.Namespace) -> None:
             pool = taps_on_loop.tap_connections(engine)
             try:
                 for i in range(count):
-                    await taps_on_loop.tap_with_credential(pool, credentials[i % clients], tap_of(i % clients))
+                    await taps_on_loop.tap_with_credential(pool, credentials[i % clients], tap_of(i % clients),
+                                                           app.state.settings.purse_tariff)
             finally:
                 await pool.close()
 

@@ -400,6 +400,15 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
 
 
+@pytest.fixture
+def purposes(settings: Settings) -> Any:
+    """What each payment purpose settles and reverses, built from the test settings as the app factory and
+    `ekp` build it (`web.purposes.payment_purposes`); pass it to `apply_outcome(s)`."""
+    from web.purposes import payment_purposes
+
+    return payment_purposes(settings)
+
+
 def _with_test_client_ip(app: Litestar) -> Litestar:
     """Let a test client pose as another IP address (header `x-test-client-ip`), for per-IP limits."""
     inner = app.asgi_handler

@@ -11,6 +11,8 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.di import Provide
 from markupsafe import Markup, escape
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
@@ -29,7 +31,6 @@ from sqlalchemy.engine import Engine
 from web import jobs
 from web.platform import clock
 from web.platform import i18n
-from web.platform.app_state import set_settings
 from web.platform.csrf import CSRFWithSafeShortcut
 from web.accounts import controllers as accounts
 from web.accounts.current import load_account
@@ -49,11 +50,14 @@ from web.platform import ops
 from web.tickets import controllers as tickets
 from web.card_applications import controller as card_applications
 from web.platform.gateway import SANDBOX_PREFIX, build_payments
-from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session, use_account_loader
+from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session
 from web.platform.observe import configure_logging, request_id_of, with_request_id
 from web.office import controllers as office
 from web.platform.openapi import openapi_config
-from web.purposes import card_in_use_question, gdpr_erasure_steps, register_payment_purposes
+from web.accounts.service import ErasureSteps
+from web.cards.service import CardIsInUse
+from web.payment_records.interface import PaymentPurposes
+from web.purposes import card_in_use_question, gdpr_erasure_steps, payment_purposes
 from web.platform.db import make_engine
 from web.platform.ratelimit import RateLimiter
 from web.platform.sessions import SessionMiddleware
@@ -237,15 +241,31 @@ def server_error(request: Request, exc: Exception) -> Response:
                        i18n._("Przepraszamy, wystąpił błąd po naszej stronie. Spróbuj ponownie za chwilę."))
 
 
+def provide_purposes(state: State) -> PaymentPurposes:
+    """The payment purposes built at start-up (`web.purposes.payment_purposes`), for handlers that apply an outcome."""
+    purposes: PaymentPurposes = state.purposes
+    return purposes
+
+
+def provide_erasure_steps(state: State) -> ErasureSteps:
+    """Each area's GDPR erasure step (`web.purposes.gdpr_erasure_steps`), for the account's deletion."""
+    steps: ErasureSteps = state.erasure_steps
+    return steps
+
+
+def provide_card_in_use(state: State) -> CardIsInUse:
+    """The cards area's question answered by 5+1 (`web.purposes.card_in_use_question`), for unlinking a card."""
+    question: CardIsInUse = state.card_in_use
+    return question
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None, *, start_jobs: bool | None = None) -> Litestar:
     settings = settings or load_settings()
     for warning in start_warnings(settings):
         log.warning("WARNING: %s", warning)
     engine = engine or make_engine(settings.database_url)
     store = make_store(settings.redis_url, engine)
-    set_settings(settings)
-    use_account_loader(load_account)  # the platform's sessions load the signed-in account through accounts
-    register_payment_purposes()
+    purposes = payment_purposes(settings)
     erasure_steps = gdpr_erasure_steps()
     card_in_use = card_in_use_question()
     payments = build_payments(settings)
@@ -259,6 +279,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         app.state.store = store
         app.state.limiter = RateLimiter(store)
         app.state.payments = payments
+        app.state.purposes = purposes
+        app.state.account_loader = load_account  # how the platform's sessions load the signed-in account
         app.state.erasure_steps = erasure_steps
         app.state.card_in_use = card_in_use
 
@@ -325,6 +347,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
 
     app = Litestar(
         route_handlers=route_handlers,
+        # What handlers are given by name (Litestar's dependency injection), each built once above by web.purposes
+        # and kept in app.state: `purposes: NamedDependency[PaymentPurposes]`, `erasure_steps`, `card_in_use`.
+        dependencies={"purposes": Provide(provide_purposes, sync_to_thread=False),
+                      "erasure_steps": Provide(provide_erasure_steps, sync_to_thread=False),
+                      "card_in_use": Provide(provide_card_in_use, sync_to_thread=False)},
         on_startup=[on_startup, start_sandbox],
         on_shutdown=[shut_down],
         lifespan=lifespan,
@@ -362,14 +389,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         plugins=[HTMXPlugin(), ProblemDetailsPlugin()],  # every request is an HTMXRequest: `request.htmx` says whether htmx sent it
         debug=False,
     )
-    app.state.settings = settings
-    app.state.closed_prefixes = closed_prefixes(settings)
-    app.state.engine = engine
-    app.state.store = store
-    app.state.limiter = RateLimiter(store)
-    app.state.payments = payments
-    app.state.erasure_steps = erasure_steps
-    app.state.card_in_use = card_in_use
+    on_startup(app)  # the same state before start-up: tests and tools call handlers on an app not yet started
     # Outermost: every answer (a 404 no route produced too) carries the request's id, and every log line of it.
     app.asgi_handler = with_request_id(app.asgi_handler, trust_header=bool(settings.trusted_proxies))
     return app

@@ -15,7 +15,6 @@ import click
 
 from web.platform import clock
 from web.platform.observe import configure_logging
-from web.purposes import register_payment_purposes
 from web.platform.settings import Settings, SettingsError, load_settings, start_warnings
 
 
@@ -29,7 +28,6 @@ def _settings():
         sys.exit(2)
     configure_logging(settings.log_format, settings.log_level)
     clock.start_at(settings.test_clock)
-    register_payment_purposes()  # every command may apply a payment outcome (R-PAY-1)
     return settings
 
 
@@ -244,13 +242,13 @@ def billing_run() -> None:
     """Charge every month that is due now; idempotent, safe to run on many nodes at once."""
     import anyio
 
-    from web.platform.app_state import set_settings
     from web.five_plus_one.billing import charge_due_months
     from web.platform.db import make_engine
     from web.platform.gateway import build_payments
+    from web.purposes import payment_purposes
 
     settings = _settings()
-    set_settings(settings)
+    purposes = payment_purposes(settings)  # what each paid month (or other payment) settles (R-PAY-1)
 
     async def run() -> str:
         payments = build_payments(settings)
@@ -258,7 +256,7 @@ def billing_run() -> None:
             await payments.sandbox.start()
         engine = make_engine(settings.database_url)
         try:
-            report = await charge_due_months(engine, payments.gateway, settings)
+            report = await charge_due_months(engine, payments.gateway, purposes, settings)
         finally:
             engine.dispose()  # (tests run commands in-process: no connection left for the garbage collector)
             if payments.sandbox is not None:
@@ -282,13 +280,13 @@ def payments_reconcile(older_than: int) -> None:
     refunds still owed."""
     import anyio
 
-    from web.platform.app_state import set_settings
     from web.platform.db import make_engine
     from web.platform.gateway import build_payments
     from web.payment_records.reconcile import reconcile_pending_payments
+    from web.purposes import payment_purposes
 
     settings = _settings()
-    set_settings(settings)
+    purposes = payment_purposes(settings)  # what each payment settles or reverses (R-PAY-1)
 
     async def run() -> str:
         payments = build_payments(settings)
@@ -296,7 +294,8 @@ def payments_reconcile(older_than: int) -> None:
             await payments.sandbox.start()
         engine = make_engine(settings.database_url)
         try:
-            return str(await reconcile_pending_payments(engine, payments.gateway, older_than_seconds=older_than))
+            return str(await reconcile_pending_payments(engine, payments.gateway, purposes,
+                                                         older_than_seconds=older_than))
         finally:
             engine.dispose()
             if payments.sandbox is not None:

@@ -56,11 +56,13 @@ async def run_billing(app: Litestar) -> None:
     while True:
         try:
             with job_run(app.state.engine, "billing"):  # counted in the metrics like `ekp billing run`
-                report = await charge_due_months(app.state.engine, app.state.payments.gateway, app.state.settings)
+                report = await charge_due_months(app.state.engine, app.state.payments.gateway, app.state.purposes,
+                                                 app.state.settings)
             if report.charged or report.declined or report.unanswered:
                 log.info("billing: %s", report)
             with job_run(app.state.engine, "reconcile"):
-                reconciled = await reconcile_pending_payments(app.state.engine, app.state.payments.gateway)
+                reconciled = await reconcile_pending_payments(app.state.engine, app.state.payments.gateway,
+                                                              app.state.purposes)
             if reconciled.asked:
                 log.info("reconciliation: %s", reconciled)
         except Exception:

@@ -12,9 +12,16 @@ from domain.purse import CardKind, RegisteredFare
 from tests.conftest import VALID_PESEL
 from web.platform import clock as web_clock
 from web.platform.db import transaction
+from domain.purse_tariff import PurseTariff
 from web.purse.models import PurseCardRow
 from web.platform.protect import pesel_hash
+from web.platform.settings import read_tariffs
 from web.purse import service
+
+
+def purse_tariff() -> PurseTariff:
+    """The e-purse tariff the test settings load (the default file; the app reads it once, at start-up)."""
+    return read_tariffs().purse
 
 
 def make_card(engine, settings, number: str, *, kind: CardKind = CardKind.PERSONAL, balance: int = 0,
@@ -26,7 +33,7 @@ def make_card(engine, settings, number: str, *, kind: CardKind = CardKind.PERSON
                                  registered_fare=fare if kind is CardKind.PERSONAL else RegisteredFare.NORMAL)
         card_id = row.id
         if balance:
-            service.top_up_at_service_point(session, number, balance)
+            service.top_up_at_service_point(session, number, balance, tariff=settings.purse_tariff)
     return card_id  # type: ignore[return-value]
 
 
@@ -60,7 +67,7 @@ def bearer_card_and_validator(engine, number: str) -> str:
     """A bearer card with 100 zł and a new validator; returns the validator's credential."""
     with transaction(engine) as session:
         service.issue_card(session, number=number, kind=CardKind.BEARER, issued_on=web_clock.today())
-        service.top_up_at_service_point(session, number, 10_000)
+        service.top_up_at_service_point(session, number, 10_000, tariff=purse_tariff())
         return service.add_device(session, "validator", "Kasownik")[1]
 
 

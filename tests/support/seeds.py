@@ -20,7 +20,7 @@ from web.platform import clock
 from web.accounts.models import User
 from web.cards.models import Card
 from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
-from web.five_plus_one.service import tariff_5p1
+from web.platform.settings import read_tariffs
 
 CHUNK = 5000
 MAX_MONTH_LENGTH = 31
@@ -62,7 +62,7 @@ def seed_due_months(engine: sa.Engine, sandbox_store: Any, count: int, *, today:
     charge today. Returns the subscription ids; the due month is the one row in state "due"."""
     today = today or clock.today()
     first_day, due_index = due_month_layout(today, starts_in_days)
-    tariff = tariff_5p1()
+    tariff = read_tariffs().five_plus_one  # the tariff the test settings load (the default file)
     months = []
     for index in range(1, due_index + 1):
         starts_on, ends_on = month_period(first_day, 1, index)

@@ -37,9 +37,9 @@ WAIT = 15.0
 def tariff_price(month_index: int, starts_on: date, variant: str = "normal") -> int:
     """What the 5+1 tariff in force charges for month `month_index` starting on `starts_on` (grosze)."""
     from domain.tariff_5p1 import TicketVariant, price_for_month
-    from web.five_plus_one.service import tariff_5p1
+    from web.platform.settings import read_tariffs
 
-    return price_for_month(tariff_5p1(), TicketVariant(variant), month_index, starts_on)
+    return price_for_month(read_tariffs().five_plus_one, TicketVariant(variant), month_index, starts_on)
 
 
 def zl(grosze: int) -> str:
@@ -190,7 +190,11 @@ class Shop:
     def billing_run(self, settings: Any = None) -> Any:
         from web.five_plus_one.billing import charge_due_months
 
-        return self.run(charge_due_months, self.engine, self.gateway, settings or self.app.state.settings)
+        from web.purposes import payment_purposes
+
+        # Another configuration is another start-up: its purposes are built from it, as the app factory does.
+        purposes = self.app.state.purposes if settings is None else payment_purposes(settings)
+        return self.run(charge_due_months, self.engine, self.gateway, purposes, settings or self.app.state.settings)
 
 
 def add_card(engine: Engine, user: Any, *, resident: bool = True, resident_until: date = date(2099, 12, 31),

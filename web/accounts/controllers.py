@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import anyio
 from litestar import Request, Router, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response, Template
 from sqlmodel import Session
@@ -54,6 +55,7 @@ from web.accounts.models import User
 from web.platform.protect import decrypt_pesel
 from web.accounts.twofactor_controllers import start_second_step
 from web.accounts import service
+from web.accounts.service import ErasureSteps
 from web.platform.skeletons import StandIn, skeleton_page
 from web.platform.sessions import SESSION_REMEMBER
 
@@ -386,7 +388,7 @@ def _erase(session: Session, user_id: int, password: str, ip: str | None,
 
 
 @post("/account/delete", guards=[requires_login])
-async def account_delete(request: Request) -> Template | Response:
+async def account_delete(request: Request, erasure_steps: NamedDependency[ErasureSteps]) -> Template | Response:
     user = await signed_in_account(request)
     form = await form_of(request)
     errors: dict[str, list[str]] = {}
@@ -396,7 +398,7 @@ async def account_delete(request: Request) -> Template | Response:
         errors["delete_password"] = [message("password.required")]
     if not errors:
         erased = await in_transaction(request, _erase, user.id, form.get("delete_password", ""),
-                                      client_ip(request), request.app.state.erasure_steps)
+                                      client_ip(request), erasure_steps)
         if erased:
             forget_user(user.id)
             session_data(request).clear()

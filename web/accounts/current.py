@@ -11,7 +11,7 @@ from web.accounts.models import User
 
 
 def load_account(session: Session, user_id: int) -> User | None:
-    """The account row of a session's id; the app factory hands it to `web.platform.http.use_account_loader`."""
+    """The account row of a session's id; the app factory puts it in `app.state.account_loader`."""
     return session.get(User, user_id)
 
 

@@ -71,8 +71,8 @@ def _pesel_held_elsewhere(session: Session, user: User) -> bool:
 def _tell_pesel_holders(session: Session, settings: Settings, holders: list[User], ip: str | None) -> None:
     """R-AUTH-2: someone tried to open (or activate) a second account with the holder's PESEL."""
     for holder in holders:
-        queue_mail(session, holder.email, "pesel_in_use", language=holder.language, user=holder,
-                   login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
+        queue_mail(session, holder.email, "pesel_in_use", language=holder.language, operator=settings.profile,
+                   user=holder, login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
         audit(session, "register.pesel_held", holder.id, ip)
 
 
@@ -91,6 +91,7 @@ def _send_activation(session: Session, settings: Settings, user: User) -> None:
         user.email,
         "activate",
         language=user.language,
+        operator=settings.profile,
         user=user,
         link=f"{settings.base_url}/activate/{token}",
         hours=settings.activation_hours,
@@ -108,7 +109,8 @@ def register(session: Session, settings: Settings, data: Registration, language:
     password_hash = hash_password(data.password)
     existing = find_user(session, data.email)
     if existing is not None:
-        queue_mail(session, existing.email, "already_registered", language=existing.language, user=existing,
+        queue_mail(session, existing.email, "already_registered", language=existing.language,
+                   operator=settings.profile, user=existing,
                    login_link=f"{settings.base_url}/login", reset_link=f"{settings.base_url}/password/forgot")
         audit(session, "register.duplicate", existing.id, ip)
         return
@@ -206,7 +208,7 @@ def request_password_reset(session: Session, settings: Settings, email: str, ip:
     if user is None:
         return
     token, row = _issue_token(session, user, "reset")
-    mail = queue_mail(session, user.email, "reset", language=user.language, user=user,
+    mail = queue_mail(session, user.email, "reset", language=user.language, operator=settings.profile, user=user,
                       link=f"{settings.base_url}/password/reset/{token}", hours=settings.reset_hours)
     mail.email_token_id = row.id
     audit(session, "reset.request", user.id, ip)
@@ -239,6 +241,8 @@ def reset_password(session: Session, settings: Settings, raw_token: str, passwor
 
 EraseStep = Callable[[Session, int], None]
 """One area's part of a GDPR erasure: delete what it holds of this account id (in the same transaction)."""
+ErasureSteps = tuple[EraseStep, ...]
+"""Every area's step, in order (built once at start-up: `web.purposes.gdpr_erasure_steps`)."""
 
 
 def erase_account(session: Session, user: User, ip: str | None, steps: Sequence[EraseStep] = ()) -> None:
@@ -247,18 +251,18 @@ def erase_account(session: Session, user: User, ip: str | None, steps: Sequence[
     5+1 subscriptions go with their months, so nothing more is ever charged (R-5P1-7); tickets already
     paid stay valid on the card, and payments stay as the operator's accounting records — both without
     the link to the account. Cards are unlinked (the registry is the operator's). Mail to the address,
-    sent or not, is deleted from the outbox. Every other area erases its own data through `steps`, registered
-    at start-up in `web.purposes.gdpr_erasure_steps` (`app.state.erasure_steps`): 5+1 subscriptions with their
-    months (`web.five_plus_one.service.erase_subscriptions_of`), card applications with their photos."""
-    from web.platform.models import OutboxMail
+    sent or not, is deleted from the outbox. Each area erases its own data through `steps`, run here in
+    order in the same transaction before the account's own rows go: listed in one place,
+    `web.purposes.gdpr_erasure_steps()` (the app factory passes them through `app.state.erasure_steps`)."""
+    from web.platform.mail import erase_mail_to
     from web.accounts.models import RecoveryCode
 
-    session.execute(delete(EmailToken).where(col(EmailToken.user_id) == user.id))
-    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
-    session.execute(delete(OutboxMail).where(col(OutboxMail.to_address) == user.email))
     assert user.id is not None
     for step in steps:
         step(session, user.id)
+    session.execute(delete(EmailToken).where(col(EmailToken.user_id) == user.id))
+    session.execute(delete(RecoveryCode).where(col(RecoveryCode.user_id) == user.id))
+    erase_mail_to(session, user.email)
     audit(session, "account.erased", user.id, ip)
     session.delete(user)
 

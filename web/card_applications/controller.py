@@ -4,8 +4,10 @@ up (/card-applications); the desk's queue and steps (/desk/card-applications).""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
+from litestar.di import NamedDependency
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
@@ -13,10 +15,11 @@ from litestar.params import FromPath
 from litestar.response import Response, Template
 
 from domain.money import format_pln
+from domain.operator import OperatorProfile
 from web.card_applications import photos
 from web.card_applications import service
 from web.card_applications.texts import fare_text, status_text, text
-from web.payment_records.interface import send_to_payment_page
+from web.payment_records.interface import PaymentPurposes, send_to_payment_page
 from web.platform.http import (RowId, checked, clean_text, client_ip, flash, form_of, in_transaction, page, redirect,
                       requires_role, settings_of)
 from web.accounts.interface import signed_in_account
@@ -90,7 +93,7 @@ def _declared_length(request: Request) -> int | None:
 
 @post("/card-applications/new", guards=passenger, request_max_body_size=MAX_BODY,
       exception_handlers={413: _too_big})
-async def apply(request: Request) -> Template | Response:
+async def apply(request: Request, purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
     """R-KKM-1, R-KKM-3: check and save; then the deposit on the payment page (R-KKM-2), none for free rides."""
     read = await _upload_form(request)
     if isinstance(read, Response):
@@ -106,25 +109,26 @@ async def apply(request: Request) -> Template | Response:
         errors = {name: [text(code) for code in codes] for name, codes in exc.errors.items()}
         return await _form_page(request, 422, errors=errors, values=form)
     if row.deposit > 0:
-        return await _pay(request, user.id, row.id)  # type: ignore[arg-type]
+        return await _pay(request, purposes, user.id, row.id)  # type: ignore[arg-type]
     flash(request, _("Wniosek został złożony."), "success")
     return redirect(f"/card-applications/{row.id}")
 
 
-async def _pay(request: Request, user_id: int, application_id: int) -> Response:
+async def _pay(request: Request, purposes: PaymentPurposes, user_id: int, application_id: int) -> Response:
     try:
         to_pay = await in_transaction(request, service.start_deposit_payment, user_id, application_id)
     except service.Refused as exc:
         flash(request, text(exc.code), "error")
         return redirect(f"/card-applications/{application_id}")
-    return await send_to_payment_page(request, to_pay, back=f"/card-applications/{application_id}", save_card=False,
+    return await send_to_payment_page(request, purposes, to_pay, back=f"/card-applications/{application_id}",
+                                      save_card=False,
                                       unavailable_message=text("card_applications.gateway_unavailable"))
 
 
 @post("/card-applications/{application_id:int}/pay", guards=passenger)
-async def pay(request: Request, application_id: RowId) -> Response:
+async def pay(request: Request, application_id: RowId, purposes: NamedDependency[PaymentPurposes]) -> Response:
     user = await signed_in_account(request)
-    return await _pay(request, user.id, application_id)
+    return await _pay(request, purposes, user.id, application_id)
 
 
 async def _status_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
@@ -202,8 +206,8 @@ async def give_up(request: Request, application_id: RowId) -> Template | Respons
     if isinstance(move_to, str):
         return await _status_page(request, application_id, 422, errors={"move_to": [text(move_to)]})
     try:
-        given_up = await in_transaction(request, service.give_up, user.id, application_id, client_ip(request),
-                                        move_to)
+        given_up = await in_transaction(request, partial(service.give_up, operator=settings_of(request).profile),
+                                        user.id, application_id, client_ip(request), move_to)
     except service.Refused as exc:
         field = "move_to" if exc.code.startswith("card_applications.give_up.") and \
             exc.code != "card_applications.give_up.not_possible" else "confirm"
@@ -259,7 +263,8 @@ async def change_form(request: Request, application_id: RowId) -> Template:
 
 @post("/card-applications/{application_id:int}/change", guards=passenger, request_max_body_size=MAX_BODY,
       exception_handlers={413: _too_big})
-async def change(request: Request, application_id: RowId) -> Template | Response:
+async def change(request: Request, application_id: RowId,
+                 purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
     """R-KKM-8: free when the printed card stays as it is; otherwise a new card and a new deposit."""
     read = await _upload_form(request)
     if isinstance(read, Response):
@@ -277,7 +282,7 @@ async def change(request: Request, application_id: RowId) -> Template | Response
     except service.Refused as exc:
         return await _change_page(request, application_id, 409, errors={"fare": [text(exc.code)]}, values=form)
     if row.deposit > 0:
-        return await _pay(request, user.id, row.id)  # type: ignore[arg-type]
+        return await _pay(request, purposes, user.id, row.id)  # type: ignore[arg-type]
     flash(request, _("Wniosek o zmianę danych został złożony."), "success")
     return redirect(f"/card-applications/{row.id}")
 
@@ -336,24 +341,28 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
              "give-up": "give_up"}.get(step)
     if field is None:
         raise NotFoundException()
+    operator = settings_of(request).profile
     try:
         if step == "accept":
-            await in_transaction(request, service.accept, user.id, application_id, ip)
+            await in_transaction(request, partial(service.accept, operator=operator), user.id, application_id, ip)
             done = _("Wniosek przyjęty: karta w produkcji.")
         elif step == "return":
-            await in_transaction(request, service.return_incomplete, user.id, application_id, values["reason"], ip)
+            await in_transaction(request, partial(service.return_incomplete, operator=operator), user.id,
+                                 application_id, values["reason"], ip)
             done = _("Wniosek zwrócony do uzupełnienia.")
         elif step == "made":
-            await in_transaction(request, service.card_made, user.id, application_id, values["number"], ip)
+            await in_transaction(request, partial(service.card_made, operator=operator), user.id, application_id,
+                                 values["number"], ip)
             done = _("Karta wykonana i czeka na odbiór.")
         elif step == "give-up":
-            given_up = await in_transaction(request, _desk_give_up, user.id, application_id, form, values["move_to"], ip)
+            given_up = await in_transaction(request, partial(_desk_give_up, operator=operator), user.id, application_id,
+                                            form, values["move_to"], ip)
             if given_up.refund:
                 await service.give_back_deposit(request.app.state.engine, request.app.state.payments.gateway, given_up)
             done = _given_up_message(given_up)
         else:
             number = await in_transaction(
-                request, lambda s: service.collected(s, user.id, application_id, ip,  # type: ignore[arg-type]
+                request, lambda s: service.collected(s, user.id, application_id, ip, operator=operator,  # type: ignore[arg-type]
                                                      identity_checked=checked(form, "identity_checked"),
                                                      entitlement_shown=checked(form, "entitlement_shown"),
                                                      settings=settings_of(request)))
@@ -370,14 +379,14 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
 
 
 def _desk_give_up(session: Any, staff_id: int, application_id: int, form: dict[str, str], move_to: str,
-                  ip: str | None) -> service.GivenUp:
+                  ip: str | None, *, operator: OperatorProfile) -> service.GivenUp:
     """R-KKM-2 at the desk: the card of this collected application given up; the balance moved to the card
     numbered `move_to` (same account) or paid out in cash."""
     row = session.get(service.CardApplicationRow, application_id)
     if row is None or row.status != service.COLLECTED or not row.card_number:
         raise service.Refused("card_applications.give_up.not_possible")
     target = "".join(move_to.split()) or None
-    return service.give_up_card(session, row.card_number, ip, user_id=None, staff_id=staff_id,
+    return service.give_up_card(session, row.card_number, ip, operator=operator, user_id=None, staff_id=staff_id,
                                 damaged_by_holder=checked(form, "damaged_by_holder"), move_to=target,
                                 pay_out=checked(form, "pay_out") and target is None)
 

@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 from domain import card_application as rules
 from domain import purse as purse_rules
 from domain.money import Grosze, format_pln
+from domain.operator import OperatorProfile
 from web.platform import clock
 from web.platform.db import affected, transaction
 from web.simulators.interface import is_demo_account
@@ -216,7 +217,7 @@ def apply(session: Session, settings: Settings, user_id: int, form: dict[str, st
     _event(session, row, AWAITING_DEPOSIT)
     audit(session, "card_application.created", user_id, ip, f"application={row.id}")
     if row.deposit == 0:
-        _submit(session, row, payment_id=None)
+        _submit(session, settings.profile, row, payment_id=None)
     return row
 
 
@@ -290,11 +291,12 @@ def _move(session: Session, application_id: int, from_states: tuple[str, ...], t
     return row
 
 
-def _mail(session: Session, row: CardApplicationRow, step: str, **context: Any) -> None:
+def _mail(session: Session, operator: OperatorProfile, row: CardApplicationRow, step: str, **context: Any) -> None:
     user = session.get(User, row.user_id)
     if user is None:
         return
-    queue_mail(session, user.email, "card_application", user.language, first_name=user.first_name, step=step,
+    queue_mail(session, user.email, "card_application", user.language, operator=operator, first_name=user.first_name,
+               step=step,
                application_id=row.id, service_point=service_point_text(row.service_point),
                ready_by=_day(row.ready_by), collect_by=_day(row.collect_by), reason=row.return_reason,
                card_number=row.card_number or "", deposit=format_pln(row.deposit), **context)
@@ -304,7 +306,8 @@ def _day(day: date | None) -> str:
     return day.strftime("%d.%m.%Y") if day else ""
 
 
-def _submit(session: Session, row: CardApplicationRow, payment_id: int | None) -> CardApplicationRow | None:
+def _submit(session: Session, operator: OperatorProfile, row: CardApplicationRow,
+            payment_id: int | None) -> CardApplicationRow | None:
     """R-KKM-3/4: the application date is today (the deposit booked, or none due); the deadlines follow."""
     applied_on = clock.to_local(clock.now()).date()
     moved = _move(session, row.id, (AWAITING_DEPOSIT,), SUBMITTED, applied_on=applied_on,  # type: ignore[arg-type]
@@ -312,7 +315,7 @@ def _submit(session: Session, row: CardApplicationRow, payment_id: int | None) -
                   deposit_payment_id=payment_id)
     if moved is not None:
         _event(session, moved, SUBMITTED)
-        _mail(session, moved, SUBMITTED)
+        _mail(session, operator, moved, SUBMITTED)
     return moved
 
 
@@ -343,7 +346,8 @@ def start_deposit_payment(session: Session, user_id: int, application_id: int) -
     return DepositToPay(reference, row.deposit, f"Kaucja za kartę KKM, wniosek {row.id}", user.email, user.full_name)
 
 
-def settle_deposit_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
+def settle_deposit_payment(session: Session, payment: Payment, outcome: payment_records.Outcome, *,
+                           operator: OperatorProfile) -> payment_records.Settled:
     """Applied once per payment: a paid deposit submits the application (its date is today, R-KKM-3). A deposit
     for an application no longer waiting for one (given up, or already paid by another payment) goes back."""
     if outcome.status != "paid":
@@ -351,12 +355,12 @@ def settle_deposit_payment(session: Session, payment: Payment, outcome: payment_
     row = session.get(CardApplicationRow, payment.subject_id)
     if row is None or payment.amount != row.deposit:
         return payment_records.Settled(refund=True)
-    if _submit(session, row, payment.id) is None:
+    if _submit(session, operator, row, payment.id) is None:
         return payment_records.Settled(refund=True)
     return payment_records.Settled()
 
 
-def reverse_deposit_payment(session: Session, payment: Payment, status: str) -> str:
+def reverse_deposit_payment(session: Session, payment: Payment, status: str, *, operator: OperatorProfile) -> str:
     """R-PAY-3: a deposit refunded or charged back cancels an application not yet collected."""
     row = session.get(CardApplicationRow, payment.subject_id)
     if row is None or row.deposit_payment_id != payment.id:
@@ -365,7 +369,7 @@ def reverse_deposit_payment(session: Session, payment: Payment, status: str) -> 
     if moved is None:
         return f"application {row.id} ({row.status}): left as it is"
     _event(session, moved, CANCELLED, status)
-    _mail(session, moved, CANCELLED)
+    _mail(session, operator, moved, CANCELLED)
     return f"application {row.id}: cancelled"
 
 
@@ -446,11 +450,11 @@ def request_change(session: Session, settings: Settings, user_id: int, applicati
     audit(session, "card_application.change_requested", user_id, ip,
           f"application={row.id} card={card.id} new_card={consequence.new_card_needed}")
     if row.deposit == 0:
-        _submit(session, row, payment_id=None)
+        _submit(session, settings.profile, row, payment_id=None)
     return row
 
 
-def _apply_free_change(session: Session, row: CardApplicationRow, staff_id: int) -> None:
+def _apply_free_change(session: Session, operator: OperatorProfile, row: CardApplicationRow, staff_id: int) -> None:
     """R-KKM-8: data not printed on the card change on it at once (free), at the desk on the original document."""
     card = session.get(PurseCardRow, row.replaces_card_id)
     if card is None or card.blocked_from is not None:
@@ -459,7 +463,7 @@ def _apply_free_change(session: Session, row: CardApplicationRow, staff_id: int)
     moved = _move(session, row.id, (ACCEPTED,), COLLECTED, card_id=card.id, card_number=card.number)  # type: ignore[arg-type]
     assert moved is not None
     _event(session, moved, COLLECTED, card.number, staff_id=staff_id)
-    _mail(session, moved, COLLECTED)
+    _mail(session, operator, moved, COLLECTED)
 
 
 def _retire_replaced_card(session: Session, row: CardApplicationRow, new: PurseCardRow, staff_id: int) -> None:
@@ -560,7 +564,8 @@ class GivenUp:
     deposit_kept: rules.DepositKept | None = None
 
 
-def give_up(session: Session, user_id: int, application_id: int, ip: str | None, move_to: int | None = None) -> GivenUp:
+def give_up(session: Session, user_id: int, application_id: int, ip: str | None, move_to: int | None = None, *,
+            operator: OperatorProfile) -> GivenUp:
     """R-KKM-2: giving up before collection; the deposit paid online is refunded (the payment is its receipt).
     A collected card is given up with `give_up_card` (its balance moved to the card `move_to`).
     Raises `Refused`."""
@@ -574,7 +579,7 @@ def give_up(session: Session, user_id: int, application_id: int, ip: str | None,
         target = session.get(PurseCardRow, move_to) if move_to is not None else None
         if move_to is not None and (target is None or target.account_id != user_id):
             raise Refused("card_applications.give_up.target_not_yours")
-        return give_up_card(session, card.number, ip, user_id=user_id, staff_id=None,
+        return give_up_card(session, card.number, ip, operator=operator, user_id=user_id, staff_id=None,
                             move_to=target.number if target is not None else None)
     moved = _move(session, row.id, OPEN, WITHDRAWN)  # type: ignore[arg-type]
     if moved is None:
@@ -587,9 +592,9 @@ def give_up(session: Session, user_id: int, application_id: int, ip: str | None,
     audit(session, "card_application.given_up", user_id, ip, f"application={moved.id} refund={refund}")
     if payment is not None and refund:
         payment_records.ask_refund(session, payment.id)  # type: ignore[arg-type]
-        _mail(session, moved, WITHDRAWN, refund=format_pln(refund))
+        _mail(session, operator, moved, WITHDRAWN, refund=format_pln(refund))
         return GivenUp(payment.id, payment.gateway_transaction_id, refund)
-    _mail(session, moved, WITHDRAWN, refund="")
+    _mail(session, operator, moved, WITHDRAWN, refund="")
     return GivenUp(None, None, 0)
 
 
@@ -606,7 +611,8 @@ def _deposit_payment(session: Session, row: CardApplicationRow) -> Payment | Non
     return payment if payment is not None and payment.status == payment_records.PaymentStatus.PAID.value else None
 
 
-def give_up_card(session: Session, number: str, ip: str | None, *, user_id: int | None, staff_id: int | None,
+def give_up_card(session: Session, number: str, ip: str | None, *, operator: OperatorProfile, user_id: int | None,
+                 staff_id: int | None,
                  damaged_by_holder: bool = False, move_to: str | None = None, pay_out: bool = False) -> GivenUp:
     """R-KKM-2: a collected card given up online by its holder (`user_id`) or at the desk (`staff_id`): blocked
     at once and unlinked; the deposit paid online refunded through the payments port unless the card was lost,
@@ -649,7 +655,7 @@ def give_up_card(session: Session, number: str, ip: str | None, *, user_id: int 
           f"application={moved.id} purse_card={card.id} end={decided.end.value} refund={decided.deposit_refund} "
           f"balance={decided.balance.value}:{decided.amount}")
     moved_to = target.number if target is not None and decided.balance is rules.BalanceHandling.MOVED else None
-    _mail(session, moved, GIVEN_BACK, refund=format_pln(decided.deposit_refund) if decided.deposit_refund else "",
+    _mail(session, operator, moved, GIVEN_BACK, refund=format_pln(decided.deposit_refund) if decided.deposit_refund else "",
           kept=decided.deposit_kept.value if decided.deposit_kept else "", balance=decided.balance.value,
           amount=format_pln(decided.amount), moved_to=moved_to or "")
     given = GivenUp(None, None, decided.deposit_refund, card.number, decided.balance, decided.amount, moved_to,
@@ -719,7 +725,7 @@ def desk_view(session: Session, application_id: int) -> ApplicationView | None:
     return view(session, row) if row is not None else None
 
 
-def accept(session: Session, staff_id: int, application_id: int, ip: str | None) -> None:
+def accept(session: Session, staff_id: int, application_id: int, ip: str | None, *, operator: OperatorProfile) -> None:
     """The application is complete (R-KKM-3); the card is being made."""
     row = _move(session, application_id, (SUBMITTED, RETURNED), ACCEPTED, return_reason="")
     if row is None:
@@ -729,12 +735,13 @@ def accept(session: Session, staff_id: int, application_id: int, ip: str | None)
     _event(session, row, ACCEPTED, staff_id=staff_id)
     audit(session, "card_application.accepted", staff_id, ip, f"application={row.id}")
     if row.replaces_card_id is not None and not row.new_card:
-        _apply_free_change(session, row, staff_id)
+        _apply_free_change(session, operator, row, staff_id)
         return
-    _mail(session, row, ACCEPTED)
+    _mail(session, operator, row, ACCEPTED)
 
 
-def return_incomplete(session: Session, staff_id: int, application_id: int, reason: str, ip: str | None) -> None:
+def return_incomplete(session: Session, staff_id: int, application_id: int, reason: str, ip: str | None, *,
+                      operator: OperatorProfile) -> None:
     """Incomplete applications are not processed (R-KKM-3): back to the applicant with the reason."""
     reason = " ".join(reason.split())
     if not reason:
@@ -746,10 +753,11 @@ def return_incomplete(session: Session, staff_id: int, application_id: int, reas
         raise Refused("card_applications.desk.wrong_state")
     _event(session, row, RETURNED, reason, staff_id=staff_id)
     audit(session, "card_application.returned", staff_id, ip, f"application={row.id}")
-    _mail(session, row, RETURNED)
+    _mail(session, operator, row, RETURNED)
 
 
-def card_made(session: Session, staff_id: int, application_id: int, number: str, ip: str | None) -> None:
+def card_made(session: Session, staff_id: int, application_id: int, number: str, ip: str | None, *,
+              operator: OperatorProfile) -> None:
     """The card is made with its number and waits at the service point until the collection deadline."""
     number = "".join(number.split())
     if not number.isascii() or not number.isdigit() or not 4 <= len(number) <= 20:
@@ -764,10 +772,11 @@ def card_made(session: Session, staff_id: int, application_id: int, number: str,
         raise Refused("card_applications.desk.wrong_state")
     _event(session, row, READY, number, staff_id=staff_id)
     audit(session, "card_application.made", staff_id, ip, f"application={row.id} card={number}")
-    _mail(session, row, READY)
+    _mail(session, operator, row, READY)
 
 
-def collected(session: Session, staff_id: int, application_id: int, ip: str | None, *, identity_checked: bool,
+def collected(session: Session, staff_id: int, application_id: int, ip: str | None, *, operator: OperatorProfile,
+              identity_checked: bool,
               entitlement_shown: bool, settings: Settings | None = None) -> str:
     """Handed over after the photo ID (and, for reduced/free, the original entitlement document) was shown
     (R-KKM-3): the card is issued, linked to the applicant's account with its fare type. Returns its number."""
@@ -799,7 +808,7 @@ def collected(session: Session, staff_id: int, application_id: int, ip: str | No
         _retire_replaced_card(session, moved, card, staff_id)
     _event(session, moved, COLLECTED, moved.card_number, staff_id=staff_id)
     audit(session, "card_application.collected", staff_id, ip, f"application={moved.id} purse_card={card.id}")
-    _mail(session, moved, COLLECTED)
+    _mail(session, operator, moved, COLLECTED)
     return moved.card_number
 
 
@@ -840,7 +849,7 @@ def _claim_notice(session: Session, card_id: int, kind: str, due_on: date) -> bo
     return claimed is not None
 
 
-def invalidate_uncollected(session: Session, today: date) -> int:
+def invalidate_uncollected(session: Session, today: date, *, operator: OperatorProfile) -> int:
     """R-KKM-4: not collected in 30 days -> invalidated, the deposit forfeited, the applicant told."""
     ids = session.scalars(select(col(CardApplicationRow.id)).where(
         col(CardApplicationRow.status).in_((SUBMITTED, ACCEPTED, READY)),
@@ -855,12 +864,12 @@ def invalidate_uncollected(session: Session, today: date) -> int:
             continue  # another node did it
         kept = rules.deposit_kept(rules.CardEnd.NOT_COLLECTED, deposit_paid=moved.deposit)
         _event(session, moved, INVALIDATED, kept.value if kept else "")
-        _mail(session, moved, INVALIDATED)
+        _mail(session, operator, moved, INVALIDATED)
         done += 1
     return done
 
 
-def card_reminders(session: Session, today: date) -> int:
+def card_reminders(session: Session, today: date, *, operator: OperatorProfile) -> int:
     """R-KKM-5 and R-KKM-6: a month and a week before a card lapses (12 months without a top-up at a service
     point or a ride), before it becomes void for good (3 years unused: deposit and funds forfeited) and before
     its entitlement ends (rides at the normal fare from the day after), its holder is told once."""
@@ -887,7 +896,7 @@ def card_reminders(session: Session, today: date) -> int:
                     continue
                 user = session.get(User, row.account_id)
                 if user is not None:
-                    queue_mail(session, user.email, "card_notice", user.language, first_name=user.first_name,
+                    queue_mail(session, user.email, "card_notice", user.language, operator=operator, first_name=user.first_name,
                                what=what, card_number=row.number, due_on=_day(due_on),
                                day_after=_day(due_on + timedelta(days=1)))
                     sent += 1
@@ -912,9 +921,9 @@ def run_card_jobs(engine: Engine, settings: Settings) -> JobReport:
     today = clock.to_local(clock.now()).date()
     report = JobReport()
     with transaction(engine) as session:
-        report.invalidated = invalidate_uncollected(session, today)
+        report.invalidated = invalidate_uncollected(session, today, operator=settings.profile)
     with transaction(engine) as session:
-        report.reminders = card_reminders(session, today)
+        report.reminders = card_reminders(session, today, operator=settings.profile)
     with transaction(engine) as session:
         report.photos_deleted = delete_old_photos(session, settings)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request, Router, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.plugins.htmx import ClientRedirect, HTMXRequest
 from litestar.response import Response, Template
@@ -12,10 +13,12 @@ from domain.carriers import CarrierType, UnknownCarrierType, carrier_choices, ca
 from web.platform.http import wait_text
 from web.accounts.interface import signed_in_account
 from web.platform import clock
-from web.platform.http import (RowId, client_ip, flash, form_of, in_transaction, page, redirect, requires_role, session_data)
+from web.platform.http import (RowId, client_ip, flash, form_of, in_transaction, page, redirect, requires_role, session_data,
+                      settings_of)
 from web.platform.i18n import _
 from web.platform.messages import message
 from web.cards import service
+from web.cards.service import CardIsInUse
 
 CONFIRM_SECONDS = 600
 passenger = [requires_role("passenger")]
@@ -105,7 +108,8 @@ async def add_card_confirm(request: HTMXRequest) -> Template | Response:
         return _go(request, "/cards")
     if not pending or clock.now().timestamp() - pending.get("at", 0) > CONFIRM_SECONDS:
         return await _add_step(request, 410, errors={"form": [message("card.confirm_expired")]})
-    outcome = await in_transaction(request, service.link_card, user.id, pending["id"], client_ip(request))
+    outcome = await in_transaction(request, service.link_card, settings_of(request).profile, user.id, pending["id"],
+                                   client_ip(request))
     if outcome is LinkOutcome.MATCH:
         flash(request, _("Karta została dodana do Twojego konta."), "success")
         return _go(request, "/cards")
@@ -122,10 +126,11 @@ async def unlink_page(request: Request, card_id: RowId) -> Template:
 
 
 @post("/cards/{card_id:int}/unlink", guards=passenger)
-async def unlink(request: Request, card_id: RowId) -> Template | Response:
+async def unlink(request: Request, card_id: RowId,
+                 card_in_use: NamedDependency[CardIsInUse]) -> Template | Response:
     user = await signed_in_account(request)
     problem = await in_transaction(request, service.unlink_card, user.id, card_id,
-                                   client_ip(request), request.app.state.card_in_use)
+                                   client_ip(request), card_in_use)
     if problem == "card.not_found":
         raise NotFoundException()
     if problem:

@@ -7,6 +7,7 @@ from web.cards.controllers import (
     card_fields as card_fields,
 )
 from web.cards.service import (
+    erase_cards_of as erase_cards_of,
     ImportReport as ImportReport,
     apply_registry_rows as apply_registry_rows,
     cards_of as cards_of,
@@ -21,6 +22,7 @@ from web.cards.models import (
 
 __all__ = [
     "Card",
+    "erase_cards_of",
     "ImportReport",
     "apply_registry_rows",
     "card_fields",

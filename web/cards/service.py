@@ -22,6 +22,7 @@ from domain.cards import (
     read_registry_row,
 )
 from domain.carriers import CarrierType, ResidentStatus, carrier_info, resident_status_on
+from domain.operator import OperatorProfile
 from web.platform import clock
 from web.platform.db import affected
 from web.cards.models import Card
@@ -218,7 +219,7 @@ def find_card_to_link(session: Session, user_id: int, carrier_type: CarrierType,
     return LinkCheck(outcome, view)
 
 
-def link_card(session: Session, user_id: int, card_id: int, ip: str | None) -> LinkOutcome:
+def link_card(session: Session, operator: OperatorProfile, user_id: int, card_id: int, ip: str | None) -> LinkOutcome:
     """The passenger said "Tak": link the card, unless someone else got it in the meantime."""
     user = session.get(User, user_id)
     card = session.get(Card, card_id)
@@ -235,11 +236,11 @@ def link_card(session: Session, user_id: int, card_id: int, ip: str | None) -> L
     if linked != 1:
         return LinkOutcome.LINKED_ELSEWHERE
     audit(session, "card.linked", user_id, ip, f"card={card_id}")
-    tell_pesel_holders_of_link(session, user, card)
+    tell_pesel_holders_of_link(session, operator, user, card)
     return LinkOutcome.MATCH
 
 
-def tell_pesel_holders_of_link(session: Session, user: User, card: Card) -> None:
+def tell_pesel_holders_of_link(session: Session, operator: OperatorProfile, user: User, card: Card) -> None:
     """R-AUTH-2: every active account holding the card's PESEL hears that the card was linked (the linking
     account itself, and any other, with the linking account's address masked)."""
     from domain.accounts import mask_email
@@ -248,8 +249,8 @@ def tell_pesel_holders_of_link(session: Session, user: User, card: Card) -> None
 
     label = f"{card.carrier_type} {card.client_code}"
     for holder in active_pesel_holders(session, card.pesel_hash):
-        queue_mail(session, holder.email, "card_linked", language=holder.language, user=holder, card=label,
-                   own=holder.id == user.id, account=mask_email(user.email))
+        queue_mail(session, holder.email, "card_linked", language=holder.language, operator=operator, user=holder,
+                   card=label, own=holder.id == user.id, account=mask_email(user.email))
 
 
 class CardInUse(Exception):
@@ -289,3 +290,12 @@ def my_card(session: Session, user_id: int, card_id: int) -> CardView | None:
     if card is None or card.account_id != user_id:
         return None
     return card_view(card, clock.today())
+
+
+# --------------------------------------------------------------------------- GDPR erasure
+
+
+def erase_cards_of(session: Session, user_id: int) -> None:
+    """GDPR erasure (a step of `web.purposes.gdpr_erasure_steps`): the person's Kraków cards are unlinked (the
+    registry is the operator's)."""
+    session.execute(update(Card).where(col(Card.account_id) == user_id).values(account_id=None, linked_at=None))

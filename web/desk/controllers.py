@@ -82,7 +82,8 @@ async def top_up(request: Request, number: CardNumber) -> Template:
     limits = service.desk_limits(settings_of(request))
     try:
         receipt = await in_transaction(request, partial(service.cash_top_up, limits=limits,
-                                                        confirmed_amount=_confirmed_amount(form)),
+                                                        confirmed_amount=_confirmed_amount(form),
+                                                        tariff=settings_of(request).purse_tariff),
                                        user.id, number, amount, client_ip(request))
     except service.DeskProblem as exc:
         if exc.code == "purse.confirmation_needed":
@@ -138,7 +139,8 @@ async def link_card(request: Request) -> Template | Response:
     if errors or carrier_type is None:
         return await _desk(request, 422, errors=errors, values=values)
     try:
-        outcome, _account, card = await in_transaction(request, service.link_card_for, user.id, values["email"],
+        outcome, _account, card = await in_transaction(request, service.link_card_for, settings_of(request).profile,
+                                                       user.id, values["email"],
                                                        carrier_type, values["client_code"], client_ip(request))
     except service.DeskProblem as exc:
         return await _desk(request, 422, errors={"form": [message(exc.code)]}, values=values)

@@ -14,6 +14,8 @@ from domain import purse as rules
 from domain.cards import LinkOutcome, normalise_client_code
 from domain.carriers import CarrierType
 from domain.money import Grosze
+from domain.operator import OperatorProfile
+from domain.purse_tariff import PurseTariff
 from web.platform import clock
 from web.platform.db import affected
 from web.accounts.interface import User
@@ -53,7 +55,7 @@ def desk_limits(settings: Settings) -> rules.DeskCashLimits:
 
 
 def cash_top_up(session: Session, staff_id: int, number: str, payment: Grosze, ip: str | None, *,
-                limits: rules.DeskCashLimits, confirmed_amount: Grosze | None) -> DeskReceipt:
+                limits: rules.DeskCashLimits, confirmed_amount: Grosze | None, tariff: PurseTariff) -> DeskReceipt:
     """R-TOP-5 and R-TOP-1: within the desk's ceiling, above its threshold only when the same amount was
     confirmed a second time; at least the minimum; the bonus for personal cards; an outstanding credit repaid
     first. The ledger entries and the audit event name the staff member."""
@@ -64,7 +66,7 @@ def cash_top_up(session: Session, staff_id: int, number: str, payment: Grosze, i
     try:
         receipt = rules.top_up_at_desk(purse.card_of(row), balance=row.balance, payment=payment,
                                        now=clock.to_local(now), limits=limits, confirmed_amount=confirmed_amount,
-                                       tariff=purse.purse_tariff())
+                                       tariff=tariff)
     except rules.PurseRefused as exc:
         raise DeskProblem(f"purse.{exc.reason.value}") from exc
     if receipt.renews_activation:
@@ -123,8 +125,8 @@ def replace_card(session: Session, staff_id: int, old_number: str, new_number: s
     return purse.purse_view(session, new)
 
 
-def link_card_for(session: Session, staff_id: int, email: str, carrier_type: CarrierType, client_code: str,
-                  ip: str | None) -> tuple[LinkOutcome, User | None, Card | None]:
+def link_card_for(session: Session, operator: OperatorProfile, staff_id: int, email: str, carrier_type: CarrierType,
+                  client_code: str, ip: str | None) -> tuple[LinkOutcome, User | None, Card | None]:
     """Link a registry card to an account after the holder showed an ID at the desk (the only way for
     an account registered without PESEL). A card on another account is refused."""
     from sqlalchemy import update
@@ -147,5 +149,5 @@ def link_card_for(session: Session, staff_id: int, email: str, carrier_type: Car
     audit(session, "desk.card_linked", staff_id, ip, f"card={card.id} user={user.id}")
     from web.cards.interface import tell_pesel_holders_of_link
 
-    tell_pesel_holders_of_link(session, user, card)  # R-AUTH-2
+    tell_pesel_holders_of_link(session, operator, user, card)  # R-AUTH-2
     return LinkOutcome.MATCH, user, card

@@ -69,7 +69,8 @@ def _in_tx(engine: Engine, fn, *args):
         return fn(session, *args)
 
 
-def _claim_batch(engine: Engine, ids: list[int], policy: BillingPolicy) -> list[subscriptions.ChargeToMake]:
+def _claim_batch(engine: Engine, settings: Settings, ids: list[int],
+                 policy: BillingPolicy) -> list[subscriptions.ChargeToMake]:
     """Review a batch of subscriptions and claim what is due, in one transaction.
 
     Another run working on the same rows at the same moment can make the transaction fail (a month it
@@ -77,31 +78,32 @@ def _claim_batch(engine: Engine, ids: list[int], policy: BillingPolicy) -> list[
     the compare-and-set skips what the other run took. After repeated collisions, one by one."""
     for _ in range(CONFLICT_RETRIES):
         try:
-            return _in_tx(engine, subscriptions.prepare_subscriptions, ids, policy)
+            return _in_tx(engine, subscriptions.prepare_subscriptions, settings, ids, policy)
         except (IntegrityError, OperationalError) as exc:
             log.info("billing batch after id %s collided with another run (%s); reading it again", ids[0], type(exc).__name__)
     charges: list[subscriptions.ChargeToMake] = []
     for sub_id in ids:
         try:
-            charges.extend(_in_tx(engine, subscriptions.prepare_subscription, sub_id, policy))
+            charges.extend(_in_tx(engine, subscriptions.prepare_subscription, settings, sub_id, policy))
         except (IntegrityError, OperationalError) as exc:
             # Still colliding: the other run has it in hand, or the next run will.
             log.info("billing subscription %s left to the other run (%s)", sub_id, type(exc).__name__)
     return charges
 
 
-def _apply_batch(engine: Engine, outcomes: list[records.Outcome]) -> list[records.Applied]:
+def _apply_batch(engine: Engine, purposes: records.PaymentPurposes,
+                 outcomes: list[records.Outcome]) -> list[records.Applied]:
     """Apply a batch of gateway answers in one transaction; if that fails, each in its own (as a
     webhook would), so one bad answer cannot hold back the others. Unapplied answers leave their
     payment pending: the next run asks again."""
     try:
-        applied = _in_tx(engine, records.apply_outcomes, outcomes, "charge")
+        applied = _in_tx(engine, records.apply_outcomes, purposes, outcomes, "charge")
     except Exception:  # noqa: BLE001 - the batch failed as a whole; retried one by one below
         log.exception("applying %d charge outcomes together failed; applying them one by one", len(outcomes))
         applied = []
         for outcome in outcomes:
             try:
-                applied.extend(_in_tx(engine, records.apply_outcomes, [outcome], "charge"))
+                applied.extend(_in_tx(engine, records.apply_outcomes, purposes, [outcome], "charge"))
             except Exception:  # noqa: BLE001 - stays pending; the next run asks the gateway again
                 log.exception("charge %s: outcome not applied; the next run asks again", outcome.reference)
     for result in applied:
@@ -189,9 +191,11 @@ async def _ask_all(engine: Engine, gateway: PaymentGateway, charges: list[subscr
     return answered
 
 
-async def _apply_answers(engine: Engine, gateway: PaymentGateway, answered: list[ChargeResult], report: BillingReport) -> None:
+async def _apply_answers(engine: Engine, gateway: PaymentGateway, purposes: records.PaymentPurposes,
+                         answered: list[ChargeResult], report: BillingReport) -> None:
     if answered:
-        applied = await anyio.to_thread.run_sync(_apply_batch, engine, [records.outcome_from_gateway(r) for r in answered])
+        outcomes = [records.outcome_from_gateway(r) for r in answered]
+        applied = await anyio.to_thread.run_sync(_apply_batch, engine, purposes, outcomes)
         for result in applied:
             if result.settled is not None and result.settled.refund:
                 # R-PAY-4: paid for a month no longer wanted (cancelled while the charge was in flight).
@@ -209,7 +213,8 @@ def billing_concurrency(settings: Settings) -> int:
     return settings.billing_concurrency
 
 
-async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: Settings, *,
+async def charge_due_months(engine: Engine, gateway: PaymentGateway, purposes: records.PaymentPurposes,
+                            settings: Settings, *,
                             batch: int = 200, concurrency: int | None = None) -> BillingReport:
     """Review every open subscription, plan and charge what is due today (R-5P1-4..6).
 
@@ -231,7 +236,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
 
         async def apply_in_background(answered: list[ChargeResult], done: anyio.Event) -> None:
             try:
-                await _apply_answers(engine, gateway, answered, report)
+                await _apply_answers(engine, gateway, purposes, answered, report)
             finally:
                 done.set()
 
@@ -243,7 +248,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
                 applying = anyio.Event()
                 tg.start_soon(apply_in_background, answered, applying)
             else:
-                await _apply_answers(engine, gateway, answered, report)
+                await _apply_answers(engine, gateway, purposes, answered, report)
 
         stuck = await anyio.to_thread.run_sync(_in_tx, engine, subscriptions.stuck_token_charges)
         for start in range(0, len(stuck), batch):
@@ -259,7 +264,7 @@ async def charge_due_months(engine: Engine, gateway: PaymentGateway, settings: S
                 break
             after = ids[-1]
             report.subscriptions += len(ids)
-            charges = await anyio.to_thread.run_sync(_claim_batch, engine, ids, policy)
+            charges = await anyio.to_thread.run_sync(_claim_batch, engine, settings, ids, policy)
             if charges:
                 await apply(await _ask_all(engine, gateway, charges, limiter, report, crash_at))
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
+from litestar.di import NamedDependency
 from litestar import Request, Router, get, post
 from litestar.response import Response, Template
 
@@ -12,7 +13,7 @@ from domain import five_plus_one as rules
 from domain.tariff_5p1 import TicketVariant, period_in_force
 from web.platform import clock
 from web.five_plus_one.billing import billing_policy
-from web.payment_records.interface import send_to_payment_page
+from web.payment_records.interface import PaymentPurposes, send_to_payment_page
 from web.platform.http import (RowId, checked, flash, form_of, in_transaction, page, redirect, requires_role, settings_of,
                       signed_in_user)
 from web.platform.i18n import _
@@ -25,7 +26,8 @@ passenger = [requires_role("passenger")]
 
 async def _tab(request: Request, status: int = 200, **context: object) -> Template:
     user = await signed_in_user(request)
-    view = await in_transaction(request, service.tab, user.id, billing_policy(settings_of(request)))
+    view = await in_transaction(request, service.tab, user.id, billing_policy(settings_of(request)),
+                                settings_of(request).tariff_5p1)
     today = clock.today()
     cancelled = await in_transaction(request, service.cancelled_ids, [p.id for p in view.payments])
     context.setdefault("values", {"first_day": today.isoformat(), "variant": "normal"})
@@ -74,7 +76,7 @@ async def schedule(request: Request) -> Template:
 
 
 @post("/5plus1/buy", guards=passenger)
-async def buy(request: Request) -> Template | Response:
+async def buy(request: Request, purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
     user = await signed_in_user(request)
     form = await form_of(request)
     errors, card_id, variant, first_day = _read_choice(form)
@@ -85,16 +87,16 @@ async def buy(request: Request) -> Template | Response:
     if errors:
         return await _tab(request, 422, errors=errors, values=values)
     try:
-        to_pay = await in_transaction(request, service.start_purchase, user.id, card_id, variant, first_day,
+        to_pay = await in_transaction(request, service.start_purchase, settings_of(request).tariff_5p1, user.id, card_id, variant, first_day,
                                       checked(form, "auto_renew"))
     except service.PurchaseProblem as exc:
         return await _tab(request, 409, errors={exc.field: [message(exc.code)]}, values=values)
-    return await send_to_payment_page(request, to_pay, back="/5plus1", save_card=True,
+    return await send_to_payment_page(request, purposes, to_pay, back="/5plus1", save_card=True,
                                      unavailable_message=message("5p1.gateway_unavailable"))
 
 
 @post("/5plus1/pay/{month_id:int}", guards=passenger)
-async def pay_now(request: Request, month_id: RowId) -> Response:
+async def pay_now(request: Request, month_id: RowId, purposes: NamedDependency[PaymentPurposes]) -> Response:
     """ "Zapłać": pay a month whose automatic charge failed (always with the card saved again)."""
     user = await signed_in_user(request)
     try:
@@ -102,14 +104,14 @@ async def pay_now(request: Request, month_id: RowId) -> Response:
     except service.PurchaseProblem as exc:
         flash(request, message(exc.code), "error")
         return redirect("/5plus1")
-    return await send_to_payment_page(request, to_pay, back="/5plus1", save_card=True,
+    return await send_to_payment_page(request, purposes, to_pay, back="/5plus1", save_card=True,
                                      unavailable_message=message("5p1.gateway_unavailable"))
 
 
 @post("/5plus1/cancel", guards=passenger)
 async def cancel(request: Request) -> Response:
     user = await signed_in_user(request)
-    problem = await in_transaction(request, service.cancel_subscription, user.id)
+    problem = await in_transaction(request, service.cancel_subscription, settings_of(request), user.id)
     if problem:
         flash(request, message(problem), "error")
     else:

@@ -7,6 +7,7 @@ from web.five_plus_one.billing import (
     billing_policy as billing_policy,
 )
 from web.five_plus_one.service import (
+    erase_subscriptions_of as erase_subscriptions_of,
     PAYER_CANCELLED as PAYER_CANCELLED,
     PURPOSE as PURPOSE,
     cancelled_ids as cancelled_ids,
@@ -19,6 +20,7 @@ from web.five_plus_one.models import (
 )
 
 __all__ = [
+    "erase_subscriptions_of",
     "PAYER_CANCELLED",
     "PURPOSE",
     "Subscription5p1",

@@ -27,6 +27,7 @@ from domain.five_plus_one import (
 )
 from domain.tariff_5p1 import Tariff5p1, TicketVariant
 from web.platform import clock
+from web.platform.settings import Settings
 from web.platform.mail import deferred_mail, queue_deferred_mails
 from web.five_plus_one.models import Subscription5p1, SubscriptionMonthRow
 from web.accounts.interface import User
@@ -35,7 +36,6 @@ from web.payment_records.interface import Payment, PaymentEvent
 from web.tickets.interface import Ticket
 from web.payment_records import interface as payment_records
 from web.cards.interface import cards_of, resident_status
-from web.platform.app_state import current_settings
 
 OPEN_STATUSES = [s.value for s in SubscriptionStatus if s.is_open]
 PURPOSE = "5p1_month"
@@ -45,23 +45,6 @@ PAYER_CANCELLED = rules.PAYER_CANCELLED  # gateway error codes of a payment the 
 def billing_policy(settings) -> BillingPolicy:
     """When months are charged and retried (EKP_CHARGE_DAYS_BEFORE, EKP_RETRY_EVERY_DAYS; validated at start-up)."""
     return BillingPolicy(charge_days_before=settings.charge_days_before, retry_every_days=settings.retry_every_days)
-
-
-def tariff_5p1() -> Tariff5p1:
-    """The 5+1 tariff (EKP_TARIFF_5P1, default `tariffs/krakow-5plus1.toml`), read at start-up into the settings."""
-    return current_settings().tariff_5p1
-
-
-def erase_subscriptions_of(session: Session, user_id: int) -> None:
-    """GDPR erasure (a step of `web.accounts.service.erase_account`): the subscriptions go with their months,
-    so nothing more is ever charged (R-5P1-7); tickets already paid stay valid on the card, without the link to
-    the month or the account."""
-    subscription_ids = select(col(Subscription5p1.id)).where(col(Subscription5p1.user_id) == user_id)
-    month_ids = select(col(SubscriptionMonthRow.id)).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids))
-    session.execute(update(Ticket).where(col(Ticket.subscription_month_id).in_(month_ids))
-                    .values(subscription_month_id=None, user_id=None))
-    session.execute(delete(SubscriptionMonthRow).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids)))
-    session.execute(delete(Subscription5p1).where(col(Subscription5p1.user_id) == user_id))
 
 
 def card_has_active_subscription(session: Session, card_id: int) -> bool:
@@ -147,8 +130,8 @@ def _mails(settings, email: str, language: str, first_name: str, variant: str, f
             plan = rules.cycle_schedule(settings.tariff_5p1, TicketVariant(variant), first_day, month.cycle)
             schedule = [(m.index, m.starts_on, m.ends_on, m.price) for m in plan.months]
         about = None if month is None else {"starts_on": month.starts_on, "ends_on": month.ends_on, "price": month.price}
-        rows.append(deferred_mail(email, "five_plus_one", language, user={"first_name": first_name}, notice=notice.value,
-                                  month=about, schedule=schedule, link=f"{settings.base_url}/5plus1"))
+        rows.append(deferred_mail(email, "five_plus_one", language, operator=settings.profile,
+                                  user={"first_name": first_name}, notice=notice.value, month=about, schedule=schedule, link=f"{settings.base_url}/5plus1"))
     return rows
 
 
@@ -177,7 +160,8 @@ def current_subscription(session: Session, user_id: int) -> Subscription5p1 | No
     ).first()
 
 
-def tab(session: Session, user_id: int, policy: BillingPolicy) -> Tab:
+def tab(session: Session, user_id: int, policy: BillingPolicy, tariff: Tariff5p1) -> Tab:
+    """The passenger's 5+1 tab; `tariff` is the settings' (EKP_TARIFF_5P1, read at start-up)."""
     user = session.get(User, user_id)
     assert user is not None
     today = clock.today()
@@ -194,7 +178,7 @@ def tab(session: Session, user_id: int, policy: BillingPolicy) -> Tab:
         months = months_of(session, sub_row.id)  # type: ignore[arg-type]
         domain_months = [month_to_domain(m) for m in months]
         card = session.get(Card, sub_row.card_id)
-        upcoming = rules.upcoming_charge(to_domain(sub_row), domain_months, tariff_5p1(), today, policy)
+        upcoming = rules.upcoming_charge(to_domain(sub_row), domain_months, tariff, today, policy)
         tickets = list(session.scalars(select(Ticket).join(SubscriptionMonthRow, Ticket.subscription_month_id == SubscriptionMonthRow.id)  # type: ignore[arg-type]
                                        .where(col(SubscriptionMonthRow.subscription_id) == sub_row.id).order_by(col(Ticket.valid_from))))
         active = next((t for t in tickets if t.valid_from <= today <= t.valid_until and t.revoked_at is None), None)
@@ -232,8 +216,8 @@ class PaymentToMake:
     subscription_id: int
 
 
-def start_purchase(session: Session, user_id: int, card_id: int, variant: TicketVariant, first_day: date,
-                   auto_renew: bool) -> PaymentToMake:
+def start_purchase(session: Session, tariff: Tariff5p1, user_id: int, card_id: int, variant: TicketVariant,
+                   first_day: date, auto_renew: bool) -> PaymentToMake:
     """R-5P1-1..4: check eligibility, enrol, plan month 1 as CHARGING and record its hosted payment."""
     user = session.get(User, user_id)
     assert user is not None
@@ -253,7 +237,7 @@ def start_purchase(session: Session, user_id: int, card_id: int, variant: Ticket
     if not eligibility.eligible:
         raise PurchaseProblem("card_id", f"5p1.{eligibility.reason.value}")  # type: ignore[union-attr]
     try:
-        sub, month = rules.start_subscription(tariff=tariff_5p1(), variant=variant, first_day=first_day,
+        sub, month = rules.start_subscription(tariff=tariff, variant=variant, first_day=first_day,
                                               auto_renew=auto_renew, today=today, max_days_ahead=60)
     except rules.SubscriptionError as exc:
         raise PurchaseProblem("first_day", f"5p1.{exc.code}") from exc
@@ -308,19 +292,19 @@ def start_manual_payment(session: Session, user_id: int, month_id: int) -> Payme
 
 # --- outcomes -------------------------------------------------------------------------------------
 
-def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_records.Outcome]]) -> list[payment_records.Settled]:
+def settle_month_payments(session: Session, pairs: list[tuple[Any, payment_records.Outcome]], *,
+                          settings: Settings) -> list[payment_records.Settled]:
     """Apply paid/failed outcomes to the months they were for (payments: rows with at least `subject_id`; the
     one way, for one payment as for a billing run's thousands), with SQLAlchemy Core: months, subscriptions, cards, passengers and existing tickets read in one query per table,
     each payment decided in order by the same domain rules as one at a time (a later payment of the
     same subscription sees what an earlier one changed), then the changes written in a few statements:
     one executemany UPDATE for the months, one for the subscriptions that changed, one INSERT for the
     tickets and one for the mails (rendered when delivered). What the ORM holds of these tables is written
-    first and read again afterwards."""
-    from web.platform.app_state import current_settings
-
+    first and read again afterwards. `settings` (the billing policy, the mails' links) are those loaded at
+    start-up (`web.purposes.payment_purposes` closes over them)."""
     session.flush()
 
-    settings, today, now = current_settings(), clock.today(), clock.now()
+    today, now = clock.today(), clock.now()
     policy = billing_policy(settings)
     m_t, s_t = SubscriptionMonthRow.__table__, Subscription5p1.__table__  # type: ignore[attr-defined]
     c_t, u_t, t_t = Card.__table__, User.__table__, Ticket.__table__  # type: ignore[attr-defined]
@@ -425,11 +409,10 @@ def remember_saved_card(session: Session, payment: Payment, outcome: payment_rec
         row.card_last4, row.card_expiry = outcome.card_last4, outcome.card_expiry
 
 
-def reverse_month_payment(session: Session, payment: Payment, status: str) -> str:
+def reverse_month_payment(session: Session, payment: Payment, status: str, *, settings: Settings) -> str:
     """R-PAY-3: the payment for a month was refunded or charged back: its ticket is revoked (and reaches
     the inspectors' revocation list), the subscription cancelled (nothing more is charged to a card whose
     holder disputed a charge), the passenger told. Returns what was done, for staff."""
-    from web.platform.app_state import current_settings
     from web.tickets.interface import revoke_ticket
 
     month = session.get(SubscriptionMonthRow, payment.subject_id)
@@ -449,22 +432,20 @@ def reverse_month_payment(session: Session, payment: Payment, status: str) -> st
         if ticket is not None and revoke_ticket(session, ticket.id, reason):  # type: ignore[arg-type]
             done.append(f"ticket {ticket.id} revoked")
     done.append(f"subscription {row.id} {row.status}")
-    _notify(session, current_settings(), row, decision.notices, month)
+    _notify(session, settings, row, decision.notices, month)
     return "; ".join(done) or "month cancelled"
 
 
 # --- passenger's switches -------------------------------------------------------------------------
 
-def cancel_subscription(session: Session, user_id: int) -> str | None:
-    from web.platform.app_state import current_settings
-
+def cancel_subscription(session: Session, settings: Settings, user_id: int) -> str | None:
     row = current_subscription(session, user_id)
     if row is None or not SubscriptionStatus(row.status).is_open:
         return "5p1.nothing_to_cancel"
     months = months_of(session, row.id)  # type: ignore[arg-type]
     decision = rules.cancel(to_domain(row), [month_to_domain(m) for m in months], clock.today())
     _store(session, row, decision, months)
-    _notify(session, current_settings(), row, decision.notices)
+    _notify(session, settings, row, decision.notices)
     return None
 
 
@@ -490,12 +471,14 @@ class ChargeToMake:
     title: str = ""  # its title at the gateway
 
 
-def prepare_subscription(session: Session, subscription_id: int, policy: BillingPolicy) -> list[ChargeToMake]:
+def prepare_subscription(session: Session, settings: Settings, subscription_id: int,
+                         policy: BillingPolicy) -> list[ChargeToMake]:
     """One subscription's daily step: calendar review, plan the next month, claim months due today."""
-    return prepare_subscriptions(session, [subscription_id], policy)
+    return prepare_subscriptions(session, settings, [subscription_id], policy)
 
 
-def prepare_subscriptions(session: Session, subscription_ids: list[int], policy: BillingPolicy) -> list[ChargeToMake]:
+def prepare_subscriptions(session: Session, settings: Settings, subscription_ids: list[int],
+                          policy: BillingPolicy) -> list[ChargeToMake]:
     """A batch of subscriptions' daily step, in one transaction: calendar review, plan the next month,
     claim the months due today and record their token payments.
 
@@ -506,9 +489,7 @@ def prepare_subscriptions(session: Session, subscription_ids: list[int], policy:
     INSERT … RETURNING, the claims in one UPDATE … RETURNING per (state, attempts) group - only the
     months returned were moved to CHARGING by this run, and only they get a payment record and a charge.
     """
-    from web.platform.app_state import current_settings
-
-    settings, today = current_settings(), clock.today()
+    today = clock.today()
     s_t, m_t = Subscription5p1.__table__, SubscriptionMonthRow.__table__  # type: ignore[attr-defined]
     c_t, u_t = Card.__table__, User.__table__  # type: ignore[attr-defined]
     rows = sorted((r for r in _rows_in(session, select(s_t.c.id, s_t.c.user_id, s_t.c.card_id, s_t.c.variant, s_t.c.first_day,
@@ -661,3 +642,18 @@ def cancelled_ids(session: Session, payment_ids: list[int]) -> set[int]:
     rows = session.execute(select(col(PaymentEvent.payment_id), col(PaymentEvent.detail)).where(
         col(PaymentEvent.payment_id).in_(payment_ids), col(PaymentEvent.status) == "failed")).all()
     return {pid for pid, detail in rows if (detail or "").split(";")[0].strip() in PAYER_CANCELLED}
+
+
+# --- GDPR erasure ---------------------------------------------------------------------------------
+
+def erase_subscriptions_of(session: Session, user_id: int) -> None:
+    """GDPR erasure (a step of `web.purposes.gdpr_erasure_steps`): the person's subscriptions go with their
+    months, so nothing more is ever charged (R-5P1-7); the tickets already bought for those months stay valid
+    (the tickets area detaches them from the months first)."""
+    from web.tickets.interface import detach_tickets_from_months
+
+    subscription_ids = select(col(Subscription5p1.id)).where(col(Subscription5p1.user_id) == user_id)
+    month_ids = select(col(SubscriptionMonthRow.id)).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids))
+    detach_tickets_from_months(session, month_ids)
+    session.execute(delete(SubscriptionMonthRow).where(col(SubscriptionMonthRow.subscription_id).in_(subscription_ids)))
+    session.execute(delete(Subscription5p1).where(col(Subscription5p1.user_id) == user_id))

@@ -257,3 +257,16 @@ def viewed_account(session: Session, admin_id: int, user_id: int, ip: str | None
 def noted(session: Session, admin_id: int, action: str, detail: str, ip: str | None) -> Any:
     """An admin's read of personal data or an export, in the audit log."""
     audit(session, f"office.{action}", admin_id, ip, detail)
+
+
+# --------------------------------------------------------------------------- GDPR erasure
+
+
+def erase_staff_marks_of(session: Session, user_id: int) -> None:
+    """GDPR erasure (a step of `web.purposes.gdpr_erasure_steps`) of a staff account: the meter cash it counted
+    and the registry files it imported stay, no longer naming it."""
+    from sqlalchemy import update
+
+    session.execute(update(MeterCashCollection).where(col(MeterCashCollection.entered_by) == user_id)
+                    .values(entered_by=None))
+    session.execute(update(RegistryImport).where(col(RegistryImport.admin_id) == user_id).values(admin_id=None))

@@ -35,7 +35,8 @@ async def start(request: Request) -> Template:
     assert user is not None
     view = None
     if user.role == "passenger":
-        view = await in_transaction(request, home_service.home, user.id, clock.today(), billing_policy(settings_of(request)))
+        view = await in_transaction(request, home_service.home, user.id, clock.today(), billing_policy(settings_of(request)),
+                                    settings_of(request).tariff_5p1)
     response = await page(request, "home/start.html", view=view, updated_at=clock.now(), today=clock.today(),
                           state_text=ticket_texts.state_text, product_name=ticket_texts.product_name,
                           refresh_seconds=tr.REFRESH_SECONDS, freshness_seconds=tr.DEFAULT_FRESHNESS_SECONDS)

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from domain import home as rules
 from domain.five_plus_one import BillingPolicy
+from domain.tariff_5p1 import Tariff5p1
 from web.cards.interface import Card
 from web.five_plus_one.interface import SubscriptionMonthRow
 from web.purse import interface as purse
@@ -35,7 +36,7 @@ class Home:
     attention: list[Attention] = field(default_factory=list)
 
 
-def home(session: Session, user_id: int, today: date, policy: BillingPolicy) -> Home:
+def home(session: Session, user_id: int, today: date, policy: BillingPolicy, tariff_5p1: Tariff5p1) -> Home:
     tickets = my_tickets(session, user_id, today, past_days=0)
     valid = [t for t in tickets if t.state == "valid"]
     # A mobile ticket first: it is the one with a code to show.
@@ -46,7 +47,7 @@ def home(session: Session, user_id: int, today: date, policy: BillingPolicy) -> 
     if shown is not None and shown.ticket.subscription_month_id is not None:
         month = session.get(SubscriptionMonthRow, shown.ticket.subscription_month_id)
         cycle_month = month.month_index if month is not None else None
-    tab = subscriptions.tab(session, user_id, policy)
+    tab = subscriptions.tab(session, user_id, policy, tariff_5p1)
     attention: list[Attention] = []
     sub = tab.subscription
     if sub is not None and sub.status == "pending_first_payment":

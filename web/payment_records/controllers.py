@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
+from litestar.di import NamedDependency
 from litestar import Request, Router, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Response
@@ -18,12 +19,14 @@ from web.payment_records import service as records
 log = logging.getLogger("ekp.payments")
 
 
-async def settle(request: Request, outcome: records.Outcome, source: str) -> records.Settlement:
+async def settle(request: Request, purposes: records.PaymentPurposes, outcome: records.Outcome,
+                 source: str) -> records.Settlement:
     """Apply an outcome once, by the same use case as every other path (R-PAY-1)."""
-    return await records.settle(request.app.state.engine, request.app.state.payments.gateway, outcome, source)
+    return await records.settle(request.app.state.engine, request.app.state.payments.gateway, purposes, outcome, source)
 
 
-async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, *, back: str, save_card: bool,
+async def send_to_payment_page(request: Request, purposes: records.PaymentPurposes, to_pay: records.HostedPayment, *,
+                               back: str, save_card: bool,
                                unavailable_message: str) -> Response:
     """Create the hosted payment recorded as `to_pay` and send the payer to the operator's page; the
     payer comes back to /payments/return/<reference>, then to `back`. If the gateway cannot even
@@ -38,7 +41,7 @@ async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, 
             error_url=return_url, save_card=save_card))
     except (GatewayError, GatewayTimeout) as exc:
         log.warning("payment %s could not be created: %s", to_pay.reference, type(exc).__name__)
-        await in_transaction(request, records.payment_failed_to_start, to_pay.reference)
+        await in_transaction(request, records.payment_failed_to_start, purposes, to_pay.reference)
         flash(request, unavailable_message, "error")
         return redirect(back)
     await in_transaction(request, records.record_gateway_ids, [records.OpenedTransaction(
@@ -47,7 +50,7 @@ async def send_to_payment_page(request: Request, to_pay: records.HostedPayment, 
 
 
 @post("/payments/notify", include_in_schema=False)
-async def notify(request: Request) -> Response:
+async def notify(request: Request, purposes: NamedDependency[records.PaymentPurposes]) -> Response:
     body = await request.body()
     gateway = request.app.state.payments.gateway
     try:
@@ -65,7 +68,7 @@ async def notify(request: Request) -> Response:
         log.info("test notification from the operator's panel acknowledged (nothing applied)")
         return _answer(gateway.acknowledge(True))
     try:
-        await settle(request, records.outcome_from_gateway(outcome), "webhook")
+        await settle(request, purposes, records.outcome_from_gateway(outcome), "webhook")
     except records.OutcomeRejected as exc:
         log.warning("payment notification not applied: %s", exc.code)
         return _answer(gateway.acknowledge(False, exc.code))
@@ -84,7 +87,7 @@ def _payment_of(session, reference: str, user_id: int):
     return payment
 
 
-async def reconcile_one(request: Request, reference: str, user_id: int):
+async def reconcile_one(request: Request, purposes: records.PaymentPurposes, reference: str, user_id: int):
     payment = await in_transaction(request, _payment_of, reference, user_id)
     if payment is None:
         raise NotFoundException()
@@ -94,7 +97,7 @@ async def reconcile_one(request: Request, reference: str, user_id: int):
         except (GatewayError, GatewayTimeout):
             return payment
         if status.status.value != "pending":
-            await settle(request, records.outcome_from_gateway(status), "return")
+            await settle(request, purposes, records.outcome_from_gateway(status), "return")
             payment = await in_transaction(request, _payment_of, reference, user_id)
     return payment
 

@@ -8,10 +8,14 @@ from web.payment_records.controllers import (
     send_to_payment_page as send_to_payment_page,
 )
 from web.payment_records.service import (
+    erase_payer_of as erase_payer_of,
     Applied as Applied,
     IN_CHUNK as IN_CHUNK,
     Outcome as Outcome,
+    PaymentPurposes as PaymentPurposes,
     PaymentStatus as PaymentStatus,
+    PurposeHandlers as PurposeHandlers,
+    purpose_handlers as purpose_handlers,
     PaymentToRecord as PaymentToRecord,
     Settled as Settled,
     apply_outcomes as apply_outcomes,
@@ -32,13 +36,18 @@ from web.payment_records.models import (
 )
 
 __all__ = [
+    "erase_payer_of",
+    "reconcile_one",
     "Applied",
     "IN_CHUNK",
     "OpenedTransaction",
     "Outcome",
     "Payment",
     "PaymentEvent",
+    "PaymentPurposes",
     "PaymentStatus",
+    "PurposeHandlers",
+    "purpose_handlers",
     "PaymentToRecord",
     "Settled",
     "apply_outcomes",

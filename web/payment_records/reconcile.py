@@ -48,7 +48,8 @@ def _refunds_due(session, older_than_seconds: int) -> list[tuple[int, str | None
     return [(p.id, p.gateway_transaction_id) for p in records.refunds_due(session, older_than_seconds)]
 
 
-async def reconcile_pending_payments(engine: Engine, gateway: PaymentGateway, *, older_than_seconds: int = 600) -> ReconcileReport:
+async def reconcile_pending_payments(engine: Engine, gateway: PaymentGateway, purposes: records.PaymentPurposes, *,
+                                     older_than_seconds: int = 600) -> ReconcileReport:
     """Hosted payments still pending after `older_than_seconds`: ask the gateway for their status and
     apply it by the one use case (`records.settle`: paid, failed, refunded or charged back, a refund
     where the payment bought nothing). Then refunds still owed (R-PAY-4) are asked for again.
@@ -67,7 +68,7 @@ async def reconcile_pending_payments(engine: Engine, gateway: PaymentGateway, *,
             report.still_pending += 1
             continue
         try:
-            done = await records.settle(engine, gateway, records.outcome_from_gateway(status), "reconcile")
+            done = await records.settle(engine, gateway, purposes, records.outcome_from_gateway(status), "reconcile")
         except records.OutcomeRejected as exc:
             log.warning("reconcile %s: gateway's answer does not fit our record (%s)", reference, exc.code)
             continue

@@ -5,9 +5,10 @@ charge's answer or reconciliation report it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import anyio
@@ -69,42 +70,69 @@ class HostedPayment(Protocol):
     payer_name: str
 
 
-# Each purpose's handlers are registered at start-up by `web.purposes.register_payment_purposes()` (the app
-# factory and every `ekp` command call it), never as a side effect of importing a module.
+# What each payment purpose buys. `web.purposes.payment_purposes(settings)` builds the one `PaymentPurposes`
+# at start-up (the app factory, every `ekp` command, the jobs); it is passed explicitly to every function
+# that applies an outcome. Nothing is registered as a side effect of importing a module.
 
-# purpose -> function(session, [(payment, outcome), ...]) -> [Settled, ...]: apply paid or failed outcomes to
-# what they paid for, in order; `apply_outcomes` passes each payment as a Core row (id, reference, purpose,
-# subject_id, user_id, kind, amount, currency, status, gateway ids) just after its conditional UPDATE won.
-SETTLE: dict[str, Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]] = {}
-
-# purpose -> function(session, payment, status) -> str: a refund or chargeback (`status`) of a payment that
-# had bought something takes it back (R-PAY-3); returns what was done, for staff.
-REVERSALS: dict[str, Callable[[Session, Payment, str], str]] = {}
-
-# purpose -> function(session, payment, outcome): a card saved with a payment whose outcome was already
-# applied from a source that carries no card (the browser's return asks the gateway's status first).
-CARD_SAVED: dict[str, Callable[[Session, Payment, Outcome], None]] = {}
-
-IN_CHUNK = 500  # ids or references per IN (...) list
+# function(session, [(payment, outcome), ...]) -> [Settled, ...]: apply paid or failed outcomes to what they
+# paid for, in order; `apply_outcomes` passes each payment as a Core row (id, reference, purpose, subject_id,
+# user_id, kind, amount, currency, status, gateway ids) just after its conditional UPDATE won.
+SettleBatch = Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]
+# function(session, payment, status) -> str: a refund or chargeback (`status`) of a payment that had bought
+# something takes it back (R-PAY-3); returns what was done, for staff.
+Reverse = Callable[[Session, Payment, str], str]
+# function(session, payment, outcome): a card saved with a payment whose outcome was already applied from a
+# source that carries no card (the browser's return asks the gateway's status first).
+CardSaved = Callable[[Session, Payment, Outcome], None]
 
 
-def register_purpose(purpose: str, *, reverse: Callable[[Session, Payment, str], str],
-                     settle: Callable[[Session, Payment, Outcome], Settled] | None = None,
-                     settle_batch: Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]] | None = None,
-                     card_saved: Callable[[Session, Payment, Outcome], None] | None = None) -> None:
-    """What a payment of `purpose` buys: how its outcome is applied (`settle_batch` for many payments at
+@dataclass(frozen=True)
+class PurposeHandlers:
+    """How the outcome of a payment of one purpose is applied and how a reversal takes it back."""
+
+    settle_batch: SettleBatch
+    reverse: Reverse
+    card_saved: CardSaved | None = None
+
+
+def purpose_handlers(*, reverse: Reverse, settle: Callable[[Session, Payment, Outcome], Settled] | None = None,
+                     settle_batch: SettleBatch | None = None, card_saved: CardSaved | None = None) -> PurposeHandlers:
+    """What a payment of a purpose buys: how its outcome is applied (`settle_batch` for many payments at
     once, or `settle` for one payment, then called with each as an ORM `Payment`) and how a reversal takes
     it back."""
     if settle_batch is None:
         if settle is None:
-            raise ValueError(f"purpose {purpose!r}: give settle or settle_batch")
+            raise ValueError("give settle or settle_batch")
         settle_batch = _one_by_one(settle)
     elif settle is not None:
-        raise ValueError(f"purpose {purpose!r}: give settle or settle_batch, not both")
-    SETTLE[purpose] = settle_batch
-    REVERSALS[purpose] = reverse
-    if card_saved is not None:
-        CARD_SAVED[purpose] = card_saved
+        raise ValueError("give settle or settle_batch, not both")
+    return PurposeHandlers(settle_batch=settle_batch, reverse=reverse, card_saved=card_saved)
+
+
+@dataclass(frozen=True)
+class PaymentPurposes:
+    """Every payment purpose's handlers, built once at start-up (`web.purposes.payment_purposes`), immutable."""
+
+    handlers: Mapping[str, PurposeHandlers]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "handlers", MappingProxyType(dict(self.handlers)))
+
+    def of(self, purpose: str) -> PurposeHandlers:
+        """The handlers of `purpose`; a payment of a purpose nobody handles is a wiring error (RuntimeError:
+        the transaction rolls back, the outcome stays unapplied and is reported again)."""
+        try:
+            return self.handlers[purpose]
+        except KeyError:
+            raise RuntimeError(f"no handler for payments of purpose {purpose!r}: "
+                               "web.purposes.payment_purposes() builds them at start-up") from None
+
+    def card_saved(self, purpose: str) -> CardSaved | None:
+        handlers = self.handlers.get(purpose)
+        return handlers.card_saved if handlers is not None else None
+
+
+IN_CHUNK = 500  # ids or references per IN (...) list
 
 
 def _one_by_one(settle: Callable[[Session, Payment, Outcome], Settled]) -> Callable[[Session, list[tuple[Any, Outcome]]], list[Settled]]:
@@ -119,14 +147,6 @@ def _fresh(session: Session, payment_id: int) -> Payment:
     payment = session.get(Payment, payment_id, populate_existing=True)
     assert payment is not None
     return payment
-
-
-def _registered(table: dict[str, Any], purpose: str) -> Any:
-    try:
-        return table[purpose]
-    except KeyError:
-        raise RuntimeError(f"no handler for payments of purpose {purpose!r}: "
-                           "web.purposes.register_payment_purposes() must run at start-up") from None
 
 
 def one_of(session: Session, column: Any, values: list[Any]) -> Any:
@@ -216,10 +236,11 @@ class OutcomeRejected(Exception):
         self.code = code
 
 
-def apply_outcome(session: Session, outcome: Outcome, source: str) -> tuple[Payment, Settled | None]:
+def apply_outcome(session: Session, purposes: PaymentPurposes, outcome: Outcome,
+                  source: str) -> tuple[Payment, Settled | None]:
     """`apply_outcomes` for one outcome: the payment as it is now and what was settled (None when nothing
     new happened). Raises OutcomeRejected."""
-    [applied] = apply_outcomes(session, [outcome], source)
+    [applied] = apply_outcomes(session, purposes, [outcome], source)
     if applied.rejected is not None:
         raise OutcomeRejected(applied.rejected)
     return _fresh(session, applied.payment.id), applied.settled
@@ -261,7 +282,7 @@ class Applied:
     rejected: str | None = None  # an OutcomeRejected code
 
 
-def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> list[Applied]:
+def apply_outcomes(session: Session, purposes: PaymentPurposes, outcomes: list[Outcome], source: str) -> list[Applied]:
     """Apply each outcome once, in one transaction: the first terminal report changes the business,
     repeats change nothing (R-PAY-1). Every path uses it: webhook, return page, reconciliation (through
     `apply_outcome`, this for one) and the billing run's token charges (many at once). Results come in
@@ -289,11 +310,11 @@ def apply_outcomes(session: Session, outcomes: list[Outcome], source: str) -> li
         rounds[n].append(i)
     results: dict[int, Applied] = {}
     for indexes in rounds:
-        results.update(zip(indexes, _apply_round(session, [outcomes[i] for i in indexes], source), strict=True))
+        results.update(zip(indexes, _apply_round(session, purposes, [outcomes[i] for i in indexes], source), strict=True))
     return [results[i] for i in range(len(outcomes))]
 
 
-def _apply_round(session: Session, outcomes: list[Outcome], source: str) -> list[Applied]:
+def _apply_round(session: Session, purposes: PaymentPurposes, outcomes: list[Outcome], source: str) -> list[Applied]:
     """`apply_outcomes` for outcomes of distinct references."""
     references = [o.reference for o in outcomes]
     table = Payment.__table__  # type: ignore[attr-defined]
@@ -355,10 +376,11 @@ def _apply_round(session: Session, outcomes: list[Outcome], source: str) -> list
         if payment.id not in won:
             # Applied before (another report, another worker): nothing new, except a card saved with it.
             reported = results[payment.reference].outcome  # not a refund's "paid first"
-            if reported.status in TERMINAL and outcome.card_token and payment.purpose in CARD_SAVED:
+            card_saved = purposes.card_saved(payment.purpose)
+            if reported.status in TERMINAL and outcome.card_token and card_saved is not None:
                 record = _fresh(session, payment.id)
                 if record.status == PaymentStatus.PAID.value:
-                    CARD_SAVED[record.purpose](session, record, outcome)
+                    card_saved(session, record, outcome)
                     session.flush()
             continue
         if status == HELD:
@@ -368,7 +390,7 @@ def _apply_round(session: Session, outcomes: list[Outcome], source: str) -> list
         winners.setdefault(payment.purpose, []).append((payment, outcome))
     unwanted: list[int] = []
     for purpose, pairs in winners.items():
-        settle = _registered(SETTLE, purpose)
+        settle = purposes.of(purpose).settle_batch
         session.flush()  # the handlers may write with Core: nothing of the ORM's may be left to write after them
         for (payment, _), settled in zip(pairs, settle(session, pairs), strict=True):
             results[payment.reference] = Applied(results[payment.reference].outcome, payment, settled)
@@ -377,13 +399,14 @@ def _apply_round(session: Session, outcomes: list[Outcome], source: str) -> list
     session.flush()
     _refund_due(session, unwanted)  # R-PAY-4: the caller asks the gateway for these refunds
     for payment, outcome in reversals:
-        reversed_now = _reverse(session, _fresh(session, payment.id), outcome, source)
+        reversed_now = _reverse(session, purposes, _fresh(session, payment.id), outcome, source)
         if reversed_now is not None:
             results[outcome.reference] = Applied(outcome, payment, reversed_now)
     return [results[r] for r in references]
 
 
-def _reverse(session: Session, payment: Payment, outcome: Outcome, source: str) -> Settled | None:
+def _reverse(session: Session, purposes: PaymentPurposes, payment: Payment, outcome: Outcome,
+             source: str) -> Settled | None:
     """R-PAY-3 (and R-PAY-1: any order): money went back to the payer; None if nothing (more) to take back."""
     before = payment.status
     if before not in (PaymentStatus.PAID.value, REFUND_DUE, HELD):
@@ -396,16 +419,17 @@ def _reverse(session: Session, payment: Payment, outcome: Outcome, source: str) 
     if won != 1 or before != PaymentStatus.PAID.value:
         # Our own refund of money that bought nothing (REFUND_DUE), or staff gave back a held payment.
         return None
-    done = _registered(REVERSALS, payment.purpose)(session, payment, outcome.status)
+    done = purposes.of(payment.purpose).reverse(session, payment, outcome.status)
     session.add(PaymentEvent(payment_id=payment.id, source="reversal", status=outcome.status,  # type: ignore[arg-type]
                              detail=done[:300]))
     log.warning("payment %s: %s after it was applied (%s); reversed: %s", payment.id, outcome.status, source, done)
     return Settled(reversed=True)
 
 
-def payment_failed_to_start(session: Session, reference: str) -> None:
+def payment_failed_to_start(session: Session, purposes: PaymentPurposes, reference: str) -> None:
     """The gateway could not even create the payment: it failed, nothing was charged."""
-    apply_outcome(session, Outcome(reference=reference, status="failed", error_code="gateway_unavailable"), "created")
+    apply_outcome(session, purposes, Outcome(reference=reference, status="failed", error_code="gateway_unavailable"),
+                  "created")
 
 
 def pending_payments(session: Session, older_than_seconds: int, limit: int = 500) -> list[Payment]:
@@ -514,10 +538,11 @@ class Settlement:
     refunded: bool = False  # the refund this outcome called for was made
 
 
-async def settle(engine: Engine, gateway: PaymentGateway, outcome: Outcome, source: str) -> Settlement:
+async def settle(engine: Engine, gateway: PaymentGateway, purposes: PaymentPurposes, outcome: Outcome,
+                 source: str) -> Settlement:
     """R-PAY-1: apply a payment outcome, whatever path brought it (webhook, return page, reconciliation),
     then give the money back if the business no longer wanted it (R-PAY-4). Raises OutcomeRejected."""
-    payment, settled = await anyio.to_thread.run_sync(_in_tx, engine, apply_outcome, outcome, source)
+    payment, settled = await anyio.to_thread.run_sync(_in_tx, engine, apply_outcome, purposes, outcome, source)
     refunded = False
     if settled is not None and settled.refund:
         refunded = await give_back(engine, gateway, payment.id, payment.gateway_transaction_id)
@@ -543,3 +568,12 @@ async def give_back(engine: Engine, gateway: PaymentGateway, payment_id: int, tr
             return False
     await anyio.to_thread.run_sync(_in_tx, engine, refund_done, payment_id, "refund")
     return True
+
+
+# --------------------------------------------------------------------------- GDPR erasure
+
+
+def erase_payer_of(session: Session, user_id: int) -> None:
+    """GDPR erasure (a step of `web.purposes.gdpr_erasure_steps`): payments stay as the operator's accounting
+    records, no longer linked to the account."""
+    session.execute(update(Payment).where(col(Payment.user_id) == user_id).values(user_id=None))

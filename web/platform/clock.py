@@ -19,16 +19,27 @@ WARSAW = ZoneInfo("Europe/Warsaw")
 PIN_VARIABLE = "EKP_TEST_TODAY"
 DEFAULT_PIN_TIME = (12, 0)  # a date alone pins to noon in Warsaw: away from midnight and the clock changes
 
-_pinned_at: tuple[datetime, float] | None = None  # (the pinned moment, time.monotonic() when pinned)
-_offset = timedelta(0)
+class _Clock:
+    """The process's clock: where it was pinned and how far tests travelled. The one process-wide value the web
+    layer keeps on purpose (time itself is process-wide); changed only by `pin`, `travel`, `reset`, `restore`."""
+
+    __slots__ = ("pinned_at", "offset")
+
+    def __init__(self) -> None:
+        self.pinned_at: tuple[datetime, float] | None = None  # (the pinned moment, time.monotonic() when pinned)
+        self.offset = timedelta(0)
+
+
+_clock = _Clock()
 
 
 def now() -> datetime:
     """Current time, aware UTC (from the pinned moment if any, shifted by `travel` in tests)."""
-    if _pinned_at is None:
-        return datetime.now(timezone.utc) + _offset
-    moment, since = _pinned_at
-    return moment + timedelta(seconds=time.monotonic() - since) + _offset
+    pinned_at, offset = _clock.pinned_at, _clock.offset
+    if pinned_at is None:
+        return datetime.now(timezone.utc) + offset
+    moment, since = pinned_at
+    return moment + timedelta(seconds=time.monotonic() - since) + offset
 
 
 def today() -> date:
@@ -43,14 +54,12 @@ def to_local(moment: datetime) -> datetime:
 
 def travel(by: timedelta) -> None:
     """Move the clock forward (or back); used by tests."""
-    global _offset
-    _offset += by
+    _clock.offset += by
 
 
 def reset() -> None:
     """Undo every `travel`: back to the pinned moment (plus the time run since) or to the real time."""
-    global _offset
-    _offset = timedelta(0)
+    _clock.offset = timedelta(0)
 
 
 def parse_pin(text: str) -> datetime:
@@ -71,17 +80,16 @@ def parse_pin(text: str) -> datetime:
 
 def pin(moment: datetime | None) -> None:
     """Start the clock at `moment` (aware) from now on; `None` returns to the real time. Clears travel."""
-    global _pinned_at
     if moment is not None and moment.tzinfo is None:
         raise ValueError("pin() needs an aware datetime")
-    _pinned_at = None if moment is None else (moment.astimezone(timezone.utc), time.monotonic())
+    _clock.pinned_at = None if moment is None else (moment.astimezone(timezone.utc), time.monotonic())
     reset()
 
 
 def start_at(moment: datetime | None) -> None:
     """Pin to a configured moment once per process (`Settings.test_clock`); a second call with the same
     moment (the CLI, then the app factory in the same process) does not restart the clock."""
-    if moment is None or (_pinned_at is not None and _pinned_at[0] == moment):
+    if moment is None or (_clock.pinned_at is not None and _clock.pinned_at[0] == moment):
         return
     pin(moment)
 
@@ -91,17 +99,16 @@ ClockState = tuple[tuple[datetime, float] | None, timedelta]
 
 def state() -> ClockState:
     """The clock's whole state (pin and travel), for a test harness to put back with `restore`."""
-    return _pinned_at, _offset
+    return _clock.pinned_at, _clock.offset
 
 
 def restore(saved: ClockState) -> None:
     """Put back a state taken by `state()`: a test that pinned or travelled leaves no trace for the next."""
-    global _pinned_at, _offset
-    _pinned_at, _offset = saved
+    _clock.pinned_at, _clock.offset = saved
 
 
 def is_pinned() -> bool:
-    return _pinned_at is not None
+    return _clock.pinned_at is not None
 
 
 def pin_text() -> str:

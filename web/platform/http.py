@@ -119,7 +119,7 @@ CLEAR_SITE_DATA = '"cache", "storage"'
 
 class Account(Protocol):
     """What the platform knows of a signed-in account: the accounts area's `User` row (web.accounts.models).
-    The platform imports no area: the app factory hands it the loader (`use_account_loader`)."""
+    The platform imports no area: the app factory hands it the loader (`app.state.account_loader`)."""
 
     @property
     def id(self) -> int | None: ...
@@ -136,16 +136,8 @@ class Account(Protocol):
 
 
 AccountLoader = Callable[[Session, int], Any]
-"""Loads an account row by id (None when there is none): `web.accounts.service.load_account`."""
-_account_loader: AccountLoader | None = None
-
-
-def use_account_loader(loader: AccountLoader) -> None:
-    """Called by the app factory: how `current_user` loads the signed-in account."""
-    global _account_loader
-    _account_loader = loader
-
-
+"""Loads an account row by id (None when there is none): `web.accounts.current.load_account`, which the app
+factory puts in `app.state.account_loader`."""
 def session_stamp(user: Account) -> str:
     """What a session remembers of its account besides the id: when the account was created (an id
     freed by an erased account and given to a new one never opens the old sessions) and when its
@@ -154,10 +146,8 @@ def session_stamp(user: Account) -> str:
     return f"{user.created_at.isoformat()}|{changed}"
 
 
-def _load_user(session: Session, user_id: int, stamp: str | None) -> Any:
-    if _account_loader is None:
-        raise RuntimeError("no account loader: the app factory calls web.platform.http.use_account_loader")
-    user: Account | None = _account_loader(session, user_id)
+def _load_user(session: Session, loader: AccountLoader, user_id: int, stamp: str | None) -> Any:
+    user: Account | None = loader(session, user_id)
     if user is None or not user.is_active or session_stamp(user) != stamp:
         return None
     return user
@@ -209,7 +199,7 @@ async def current_user(request: ASGIConnection) -> Account | None:
         else:
             loading = _user_loads[key] = asyncio.get_running_loop().create_future()
             try:
-                user = await in_transaction(request, _load_user, *key)
+                user = await in_transaction(request, _load_user, request.app.state.account_loader, *key)
             except BaseException as exc:
                 loading.set_exception(exc)
                 loading.exception()  # retrieved here: the waiting requests get it, nobody else must

@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from domain.accounts import sender_address
+from domain.operator import OperatorProfile
 from web.platform import clock
 from web.platform import i18n
 from web.platform.db import affected
@@ -51,9 +52,25 @@ def _render(template: str, language: str, context: dict[str, Any]) -> tuple[str,
     return subject, text, html
 
 
-def queue_mail(session: Session, to: str, template: str, language: str = "pl", **context: object) -> OutboxMail:
-    """Render `web/platform/templates/mail/<template>.{txt,html}` in `language` and put it in the outbox."""
-    subject, text, html = _render(template, language, context)
+def erase_mail_to(session: Session, address: str) -> None:
+    """GDPR erasure: mail to `address`, sent or not, leaves the outbox."""
+    from sqlalchemy import delete
+
+    session.execute(delete(OutboxMail).where(col(OutboxMail.to_address) == address))
+
+
+def mail_operator(profile: OperatorProfile) -> dict[str, str]:
+    """What a mail shows of the operator (its header and footer), as plain values: the caller passes the profile
+    of the settings loaded at start-up, and a deferred mail keeps these with its context."""
+    return {"name": profile.name, "short_name": profile.short_name, "primary_colour": profile.primary_colour,
+            "help_phone": profile.help_phone, "help_email": profile.help_email}
+
+
+def queue_mail(session: Session, to: str, template: str, language: str = "pl", *, operator: OperatorProfile,
+               **context: object) -> OutboxMail:
+    """Render `web/platform/templates/mail/<template>.{txt,html}` in `language` and put it in the outbox;
+    `operator`: the settings' operator profile (`settings.profile`), shown in the mail."""
+    subject, text, html = _render(template, language, {**context, "mail_operator": mail_operator(operator)})
     mail = OutboxMail(to_address=to, subject=subject, text_body=text, html_body=html)
     session.add(mail)
     return mail
@@ -84,9 +101,12 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def deferred_mail(to: str, template: str, language: str = "pl", **context: Any) -> dict[str, Any]:
-    """A `mail_outbox` row for `queue_deferred_mails`: rendered when read, not now."""
+def deferred_mail(to: str, template: str, language: str = "pl", *, operator: OperatorProfile,
+                  **context: Any) -> dict[str, Any]:
+    """A `mail_outbox` row for `queue_deferred_mails`: rendered when read, not now (`operator` as for `queue_mail`,
+    kept in the row's context)."""
     now = clock.now()
+    context = {**context, "mail_operator": mail_operator(operator)}
     return {"to_address": to, "subject": "", "text_body": "", "html_body": "", "created_at": now, "attempts": 0,
             "next_attempt_at": now, "template": template, "language": language,
             "context": json.dumps(context, default=_encode, separators=(",", ":"), ensure_ascii=False)}

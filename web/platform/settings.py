@@ -6,6 +6,8 @@ Secrets that are not given are generated into `var/` on first run and never comm
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import hashlib
 import ipaddress
 import os
@@ -352,21 +354,16 @@ def read_operator(path: Path) -> OperatorProfile:
     return profile
 
 
-_DEMO: list[OperatorProfile] = []
-_SHIPPED_TARIFFS: list[Tariffs] = []
-
-
+@lru_cache(maxsize=1)  # a cache of shipped files, read once per process: not state
 def shipped_tariffs() -> Tariffs:
     """The tariff files shipped in `tariffs/` (for Settings built by hand, not from the environment)."""
-    if not _SHIPPED_TARIFFS:
-        _SHIPPED_TARIFFS.append(read_tariffs())
-    return _SHIPPED_TARIFFS[0]
+    return read_tariffs()
 
 
+@lru_cache(maxsize=1)  # a cache of a shipped file, read once per process: not state
 def demo_operator() -> OperatorProfile:
-    if not _DEMO:
-        _DEMO.append(read_operator(DEMO_OPERATOR))
-    return _DEMO[0]
+    """The demo operator profile shipped in `operators/` (the default EKP_OPERATOR)."""
+    return read_operator(DEMO_OPERATOR)
 
 
 def _operator(raw: str, problems: list[str]) -> OperatorProfile | None:

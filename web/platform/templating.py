@@ -93,10 +93,8 @@ def _settings_in(context):
     settings = context.get("settings")
     if settings is None:
         settings = getattr(getattr(getattr(context.get("request"), "app", None), "state", None), "settings", None)
-    if settings is None:  # mail rendered by a job, outside a request
-        from web.platform.app_state import current_settings
-
-        settings = current_settings()
+    if settings is None:  # mail is given its operator explicitly (`web.platform.mail.mail_operator`)
+        raise LookupError("a template needing the settings got neither `settings` nor a request")
     return settings
 
 

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import logging
 
+from litestar.di import NamedDependency
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Response, Template
 
 from domain.money import MoneyFormatError, format_pln, parse_pln
+from domain.purse_tariff import PurseTariff
 from web.platform.http import (RowId, checked, client_ip, flash, form_of, in_transaction, page, redirect, requires_role,
                       settings_of)
 from web.accounts.interface import signed_in_account
 from web.platform.messages import message
-from web.platform.app_state import current_settings
 from web.purse import service
-from web.payment_records.interface import send_to_payment_page
+from web.payment_records.interface import PaymentPurposes, send_to_payment_page
 
 log = logging.getLogger("ekp.purse")
 passenger = [requires_role("passenger")]
@@ -78,14 +79,15 @@ def _amount_problem(raw: str) -> tuple[int | None, str | None]:
     return amount, None
 
 
-def _problem_text(code: str) -> str:
+def _problem_text(code: str, tariff: PurseTariff) -> str:
     if code == "purse.below_minimum":
-        return message("purse.top_up_minimum", min=format_pln(current_settings().purse_tariff.top_up.service_point_minimum))
+        return message("purse.top_up_minimum", min=format_pln(tariff.top_up.service_point_minimum))
     return message(code)
 
 
 @post("/purse/{card_id:int}/top-up", guards=passenger)
-async def top_up(request: Request, card_id: RowId) -> Template | Response:
+async def top_up(request: Request, card_id: RowId,
+                 purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
     """`action=quote` shows the bonus and the balance after; `action=pay` goes to the payment page."""
     user = await signed_in_account(request)
     form = await form_of(request)
@@ -97,15 +99,18 @@ async def top_up(request: Request, card_id: RowId) -> Template | Response:
     amount, problem = _amount_problem(raw)
     if problem is None:
         try:
-            quote = await in_transaction(request, service.quote_online_top_up, user.id, card_id, amount)
+            quote = await in_transaction(request, service.quote_online_top_up, settings_of(request).purse_tariff,
+                                         user.id, card_id, amount)
         except service.TopUpProblem as exc:
             problem = exc.code
     if problem is not None:
-        return await _purse_page(request, 422, errors={f"amount-{card_id}": [_problem_text(problem)]}, values=values)
+        problem_text = _problem_text(problem, settings_of(request).purse_tariff)
+        return await _purse_page(request, 422, errors={f"amount-{card_id}": [problem_text]}, values=values)
     if form.get("action") != "pay":
         return await _purse_page(request, quote=quote, quote_card=card_id, values=values)
-    to_pay = await in_transaction(request, service.start_online_top_up, user.id, card_id, amount)
-    return await send_to_payment_page(request, to_pay, back="/purse", save_card=False,
+    to_pay = await in_transaction(request, service.start_online_top_up, settings_of(request).purse_tariff,
+                                   user.id, card_id, amount)
+    return await send_to_payment_page(request, purposes, to_pay, back="/purse", save_card=False,
                                      unavailable_message=message("purse.gateway_unavailable"))
 
 

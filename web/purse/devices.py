@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -22,7 +23,7 @@ from litestar.params import JSONBody
 from sqlalchemy.exc import IntegrityError
 
 from web.platform import clock
-from web.platform.http import api_problem, in_transaction
+from web.platform.http import api_problem, in_transaction, settings_of
 from web.platform.observe import count_taps
 from web.platform.messages import message
 from web.purse import service
@@ -196,13 +197,14 @@ async def _run_taps(request: Request, taps: list[service.Tap]) -> list[TapResult
     and the others go on."""
     credential = _credential(request)
     pool = tap_connections(request)
+    tariff = settings_of(request).purse_tariff
     results: list[TapResult] = []
     try:
         for index, tap in enumerate(taps):
             if index:
                 await asyncio.sleep(0)  # a long batch lets other requests in between its taps
             try:
-                results.append(await taps_on_loop.tap_with_credential(pool, credential, tap))
+                results.append(await taps_on_loop.tap_with_credential(pool, credential, tap, tariff))
             except service.TapProblem as problem:
                 results.append(problem)
     except service.DeviceRefused:
@@ -266,14 +268,16 @@ def _batch_line(tap: service.Tap, result: TapResult) -> dict[str, Any]:
 async def meter_insert(request: Request, data: JSONBody[MeterCardIn]) -> Response:
     """R-PARK-1: the card's content, or "ZŁA KARTA" for any other card (nothing is charged)."""
     number, at = _text(data.card_number, 20, required=False), _moment(data.at)
-    return _answer(await _run(request, "parking-meter", lambda s, _d: service.meter_insert(s, number, at)))
+    tariff = settings_of(request).purse_tariff
+    return _answer(await _run(request, "parking-meter", lambda s, _d: service.meter_insert(s, number, at, tariff=tariff)))
 
 
 @post("/meter/quote", status_code=200, summary='The fee after "+" pressed n times')
 async def meter_quote(request: Request, data: JSONBody[MeterQuoteIn]) -> Response:
     """R-PARK-2: OPŁATA and OPŁACONO ZA (to the minute); a "+" beyond the balance is refused."""
     number, at, presses = _text(data.card_number, 20, required=False), _moment(data.at), data.presses
-    return _answer(await _run(request, "parking-meter", lambda s, _d: service.meter_quote(s, number, at, presses)))
+    tariff = settings_of(request).purse_tariff
+    return _answer(await _run(request, "parking-meter", lambda s, _d: service.meter_quote(s, number, at, presses, tariff=tariff)))
 
 
 @post("/meter/accept", status_code=200, summary="AKCEPTUJ: print the parking ticket")
@@ -283,7 +287,8 @@ async def meter_accept(request: Request, data: JSONBody[MeterAcceptIn]) -> Respo
     the server is refused with 422 (R-VAL-8)."""
     args = (_text(data.event_id, 64), _text(data.card_number, 20, required=False), _moment(data.at),
             data.presses)
-    return _answer(await _run(request, "parking-meter", service.meter_accept, *args))
+    return _answer(await _run(request, "parking-meter", partial(service.meter_accept, tariff=settings_of(request).purse_tariff),
+                               *args))
 
 
 @post("/meter/top-up", status_code=200, summary="DOŁADUJ, coins, AKCEPTUJ: top up the card")
@@ -292,7 +297,8 @@ async def meter_top_up(request: Request, data: JSONBody[MeterTopUpIn]) -> Respon
     receipt lines; idempotent by `event_id` (another event under a used id: 409, R-VAL-7); `at` more than
     5 minutes ahead of the server: 422 (R-VAL-8)."""
     args = (_text(data.event_id, 64), _text(data.card_number, 20, required=False), _moment(data.at), _coins(data.coins))
-    return _answer(await _run(request, "parking-meter", service.meter_top_up, *args))
+    return _answer(await _run(request, "parking-meter", partial(service.meter_top_up, tariff=settings_of(request).purse_tariff),
+                               *args))
 
 
 @post("/meter/cancel", status_code=200, summary="ANULUJ: return the card and the coins")

@@ -4,6 +4,7 @@ independent except through their `interface`). Keep it small; grow it on purpose
 from __future__ import annotations
 
 from web.purse.service import (
+    erase_purse_cards_of as erase_purse_cards_of,
     DEVICE_KINDS as DEVICE_KINDS,
     PURPOSE as PURPOSE,
     PurseView as PurseView,
@@ -15,7 +16,6 @@ from web.purse.service import (
     issue_card_to_account as issue_card_to_account,
     lock_card as lock_card,
     my_purse_cards as my_purse_cards,
-    purse_tariff as purse_tariff,
     purse_view as purse_view,
     rename_device as rename_device,
     top_up_at_service_point as top_up_at_service_point,
@@ -28,6 +28,7 @@ from web.purse.models import (
 )
 
 __all__ = [
+    "erase_purse_cards_of",
     "DEVICE_KINDS",
     "Device",
     "DeviceEvent",
@@ -43,7 +44,6 @@ __all__ = [
     "issue_card_to_account",
     "lock_card",
     "my_purse_cards",
-    "purse_tariff",
     "purse_view",
     "rename_device",
     "top_up_at_service_point",

@@ -53,7 +53,6 @@ from web.purse.models import Device, DeviceEvent, PurseCardRow, PurseLedgerEntry
 from web.accounts.interface import User
 from web.payment_records.interface import Payment
 from web.payment_records import interface as payment_records
-from web.platform.app_state import current_settings
 
 PURPOSE = "purse_topup"
 DEVICE_KINDS = ("validator", "parking-meter")
@@ -61,12 +60,6 @@ ONLINE_TOP_UP_MAXIMUM: Grosze = 200_000  # a technical ceiling for one online pa
 
 
 # --------------------------------------------------------------------------- tariff
-
-
-def purse_tariff() -> PurseTariff:
-    """The operator's price list (EKP_TARIFF_PURSE, default `tariffs/kolobrzeg-purse.toml`), read at start-up
-    into the settings."""
-    return current_settings().purse_tariff
 
 
 def pln(amount: Grosze | None) -> str | None:
@@ -372,14 +365,16 @@ def issue_card_to_account(session: Session, *, account_id: int, number: str, kin
     return row
 
 
-def top_up_at_service_point(session: Session, number: str, payment: Grosze, *, place: str = "BOK") -> rules.TopUpReceipt:
-    """R-TOP-1 at a desk (also revives a lapsed card, R-KKM-5). Raises `rules.PurseRefused`."""
+def top_up_at_service_point(session: Session, number: str, payment: Grosze, *, tariff: PurseTariff,
+                            place: str = "BOK") -> rules.TopUpReceipt:
+    """R-TOP-1 at a desk (also revives a lapsed card, R-KKM-5); `tariff`: the settings' (EKP_TARIFF_PURSE, read at
+    start-up). Raises `rules.PurseRefused`."""
     row = lock_card(session, number)
     if row is None:
         raise rules.PurseRefused(rules.Refusal.WRONG_CARD)
     now = clock.now()
     receipt = rules.top_up_at_service_point(card_of(row), balance=row.balance, payment=payment,
-                                            now=clock.to_local(now), tariff=purse_tariff())
+                                            now=clock.to_local(now), tariff=tariff)
     if receipt.renews_activation:
         row.last_activated_on = clock.to_local(now).date()
     book_entry(session, row, receipt.entries, at=now, place=place)
@@ -514,7 +509,8 @@ def _card_of_row(row: Any) -> rules.PurseCard:
 TapStep = tuple[Any, dict[str, Any], tuple[str, ...] | None]
 
 
-def tap_steps(dialect_name: str, device: KnownDevice, tap: Tap) -> Generator[TapStep, Any, tuple[dict[str, Any], bool]]:
+def tap_steps(dialect_name: str, device: KnownDevice, tap: Tap,
+              tariff: PurseTariff) -> Generator[TapStep, Any, tuple[dict[str, Any], bool]]:
     now = clock.now()
     timing = rules.event_timing(tap.at, now)  # R-VAL-8: a clock far ahead (or no time at all) is refused at once
     if timing is rules.EventTiming.FUTURE:
@@ -542,7 +538,7 @@ def tap_steps(dialect_name: str, device: KnownDevice, tap: Tap) -> Generator[Tap
         boarding = rules.Boarding(row.number, row.boarding_vehicle, row.boarding_stop, clock.to_local(row.boarded_at))
     decision = rules.tap(card, balance=row.balance if row else 0, panel=panel_for(tap.t, tap.b, tap.s),
                          vehicle_id=tap.vehicle_id, stop_id=tap.stop_id, now=at_local, boarding=boarding,
-                         tariff=purse_tariff(), received_at=clock.to_local(now))
+                         tariff=tariff, received_at=clock.to_local(now))
     ledger: list[dict[str, Any]] = []
     card_change: dict[str, Any] | None = None
     if row is not None and decision.accepted:
@@ -657,9 +653,9 @@ def _returned(code: str, coins_returned: Grosze = 0) -> dict[str, Any]:
             "coins_returned": coins_returned, "coins_returned_text": format_pln(coins_returned), "card_returned": True}
 
 
-def _session_for(row: PurseCardRow | None, at: datetime) -> rules.MeterSession | rules.CardReturned:
+def _session_for(row: PurseCardRow | None, at: datetime, tariff: PurseTariff) -> rules.MeterSession | rules.CardReturned:
     card = card_of(row) if row is not None else None
-    return rules.insert_card(card, balance=row.balance if row else 0, now=clock.to_local(at), tariff=purse_tariff())
+    return rules.insert_card(card, balance=row.balance if row else 0, now=clock.to_local(at), tariff=tariff)
 
 
 def _find_card(session: Session, number: str | None) -> PurseCardRow | None:
@@ -668,10 +664,10 @@ def _find_card(session: Session, number: str | None) -> PurseCardRow | None:
     return session.scalars(select(PurseCardRow).where(col(PurseCardRow.number) == number)).first()
 
 
-def meter_insert(session: Session, card_number: str | None, at: datetime) -> dict[str, Any]:
+def meter_insert(session: Session, card_number: str | None, at: datetime, *, tariff: PurseTariff) -> dict[str, Any]:
     """R-PARK-1: the card's content, or "ZŁA KARTA" (the card comes back)."""
     row = _find_card(session, card_number)
-    meter = _session_for(row, at)
+    meter = _session_for(row, at, tariff)
     if isinstance(meter, rules.CardReturned):
         return _returned(meter.refusal.value if meter.refusal else "wrong_card")
     assert row is not None
@@ -712,17 +708,18 @@ def _quote_response(meter: rules.MeterSession) -> dict[str, Any]:
     }
 
 
-def meter_quote(session: Session, card_number: str | None, inserted_at: datetime, presses: int) -> dict[str, Any]:
+def meter_quote(session: Session, card_number: str | None, inserted_at: datetime, presses: int, *,
+                tariff: PurseTariff) -> dict[str, Any]:
     """R-PARK-2: OPŁATA and OPŁACONO ZA after "+" pressed `presses` times (never beyond the balance)."""
     row = _find_card(session, card_number)
-    meter = _session_for(row, inserted_at)
+    meter = _session_for(row, inserted_at, tariff)
     if isinstance(meter, rules.CardReturned):
         return _returned(meter.refusal.value if meter.refusal else "wrong_card")
     return _quote_response(_plus(meter, presses))
 
 
 def meter_accept(session: Session, device: Device, event_id: str, card_number: str | None, inserted_at: datetime,
-                 presses: int) -> tuple[dict[str, Any], bool]:
+                 presses: int, *, tariff: PurseTariff) -> tuple[dict[str, Any], bool]:
     """R-PARK-3: AKCEPTUJ prints the parking ticket and deducts the fee. The same event again answers as the
     first time; another event under its id is refused (R-VAL-7); a time far ahead is refused (R-VAL-8)."""
     _check_device_time(inserted_at)
@@ -730,7 +727,7 @@ def meter_accept(session: Session, device: Device, event_id: str, card_number: s
     row = lock_card(session, card_number) if card_number else None
     if (stored := _replayed(session, device.id, event_id, digest)) is not None:  # type: ignore[arg-type]
         return stored, True
-    meter = _session_for(row, inserted_at)
+    meter = _session_for(row, inserted_at, tariff)
     if isinstance(meter, rules.CardReturned):
         response = _returned(meter.refusal.value if meter.refusal else "wrong_card")
     else:
@@ -763,14 +760,14 @@ def meter_accept(session: Session, device: Device, event_id: str, card_number: s
 
 
 def meter_top_up(session: Session, device: Device, event_id: str, card_number: str | None, inserted_at: datetime,
-                 coins: list[int]) -> tuple[dict[str, Any], bool]:
+                 coins: list[int], *, tariff: PurseTariff) -> tuple[dict[str, Any], bool]:
     """R-TOP-2: DOŁADUJ, the coins, AKCEPTUJ: book the top-up (repaying a credit first, R-TOP-4) and print a receipt."""
     _check_device_time(inserted_at)
     digest = rules.meter_fingerprint("top_up", card_number, inserted_at, tuple(coins))
     row = lock_card(session, card_number) if card_number else None
     if (stored := _replayed(session, device.id, event_id, digest)) is not None:  # type: ignore[arg-type]
         return stored, True
-    meter = _session_for(row, inserted_at)
+    meter = _session_for(row, inserted_at, tariff)
     paid_in = sum(c for c in coins if c > 0)
     if isinstance(meter, rules.CardReturned):
         response = _returned(meter.refusal.value if meter.refusal else "wrong_card", paid_in)
@@ -956,7 +953,7 @@ class TopUpProblem(Exception):
         self.code = code
 
 
-def quote_online_top_up(session: Session, user_id: int, card_id: int, payment: Grosze) -> TopUpQuote:
+def quote_online_top_up(session: Session, tariff: PurseTariff, user_id: int, card_id: int, payment: Grosze) -> TopUpQuote:
     """What a top-up of `payment` would bring (R-TOP-1 minimum, R-TOP-3 bonus, R-TOP-4 repayment).
     Raises `TopUpProblem`."""
     row = _my_card(session, user_id, card_id)
@@ -966,7 +963,7 @@ def quote_online_top_up(session: Session, user_id: int, card_id: int, payment: G
         raise TopUpProblem("purse.top_up_too_much")
     try:
         receipt = rules.top_up_at_service_point(card_of(row), balance=row.balance, payment=payment,
-                                                now=clock.to_local(clock.now()), tariff=purse_tariff())
+                                                now=clock.to_local(clock.now()), tariff=tariff)
     except rules.PurseRefused as exc:
         raise TopUpProblem(f"purse.{exc.reason.value}") from exc
     return TopUpQuote(receipt.payment, receipt.bonus, receipt.credit_repaid, receipt.balance_after)
@@ -981,9 +978,9 @@ class TopUpToPay:
     payer_name: str
 
 
-def start_online_top_up(session: Session, user_id: int, card_id: int, payment: Grosze) -> TopUpToPay:
+def start_online_top_up(session: Session, tariff: PurseTariff, user_id: int, card_id: int, payment: Grosze) -> TopUpToPay:
     """Check the amount and record the hosted payment (purpose `purse_topup`, subject: the card)."""
-    quote_online_top_up(session, user_id, card_id, payment)
+    quote_online_top_up(session, tariff, user_id, card_id, payment)
     user = session.get(User, user_id)
     row = session.get(PurseCardRow, card_id)
     assert user is not None and row is not None
@@ -993,7 +990,8 @@ def start_online_top_up(session: Session, user_id: int, card_id: int, payment: G
     return TopUpToPay(reference, payment, f"Doładowanie karty KKM {row.number}", user.email, user.full_name)
 
 
-def settle_top_up_payment(session: Session, payment: Payment, outcome: payment_records.Outcome) -> payment_records.Settled:
+def settle_top_up_payment(session: Session, payment: Payment, outcome: payment_records.Outcome, *,
+                          tariff: PurseTariff) -> payment_records.Settled:
     """Applied exactly once per payment: a paid top-up is booked with its bonus; if the card can no
     longer take it (blocked, void), the money goes back."""
     if outcome.status != "paid":
@@ -1006,7 +1004,7 @@ def settle_top_up_payment(session: Session, payment: Payment, outcome: payment_r
     now = clock.now()
     try:
         receipt = rules.top_up_at_service_point(card_of(row), balance=row.balance, payment=payment.amount,
-                                                now=clock.to_local(now), tariff=purse_tariff())
+                                                now=clock.to_local(now), tariff=tariff)
     except rules.PurseRefused:
         return payment_records.Settled(refund=True)
     book_entry(session, row, receipt.entries, at=now, place="online", payment_id=payment.id)
@@ -1031,3 +1029,12 @@ def reverse_top_up_payment(session: Session, payment: Payment, status: str) -> s
     balance = book_entry(session, row, [entry], at=clock.now(), place="online", payment_id=payment.id)
     return f"card {row.number}: {format_pln(-entry.amount)} taken back, balance {format_pln(balance)}"
 
+
+# --------------------------------------------------------------------------- GDPR erasure
+
+
+def erase_purse_cards_of(session: Session, user_id: int) -> None:
+    """GDPR erasure (a step of `web.purposes.gdpr_erasure_steps`): the person's e-purse cards are unlinked from
+    the account; the cards, their balances and ledgers stay (the card registry is the operator's)."""
+    session.execute(update(PurseCardRow).where(col(PurseCardRow.account_id) == user_id)
+                    .values(account_id=None, linked_at=None))

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from domain.purse_tariff import PurseTariff
 from domain.trust import simulator_may_use
 from web.purse.models import Device, PurseCardRow
 from web.purse import service as purse
@@ -53,26 +54,28 @@ def validator(session: Session, card_number: str | None) -> purse.KnownDevice:
     return purse.KnownDevice(device.id, device.name, device.kind, device.secret_hash, simulator=True)
 
 
-def meter_insert(session: Session, card_number: str | None, at: datetime) -> tuple[dict[str, Any], bool]:
+def meter_insert(session: Session, card_number: str | None, at: datetime, *,
+                 tariff: PurseTariff) -> tuple[dict[str, Any], bool]:
     _device_for(session, "parking-meter", card_number)
-    return purse.meter_insert(session, card_number, at), False
+    return purse.meter_insert(session, card_number, at, tariff=tariff), False
 
 
-def meter_quote(session: Session, card_number: str | None, at: datetime, presses: int) -> tuple[dict[str, Any], bool]:
+def meter_quote(session: Session, card_number: str | None, at: datetime, presses: int, *,
+                tariff: PurseTariff) -> tuple[dict[str, Any], bool]:
     _device_for(session, "parking-meter", card_number)
-    return purse.meter_quote(session, card_number, at, presses), False
+    return purse.meter_quote(session, card_number, at, presses, tariff=tariff), False
 
 
 def meter_accept(session: Session, event_id: str, card_number: str | None, at: datetime,
-                 presses: int) -> tuple[dict[str, Any], bool]:
+                 presses: int, *, tariff: PurseTariff) -> tuple[dict[str, Any], bool]:
     device = _device_for(session, "parking-meter", card_number)
-    return purse.meter_accept(session, device, event_id, card_number, at, presses)
+    return purse.meter_accept(session, device, event_id, card_number, at, presses, tariff=tariff)
 
 
 def meter_top_up(session: Session, event_id: str, card_number: str | None, at: datetime,
-                 coins: list[int]) -> tuple[dict[str, Any], bool]:
+                 coins: list[int], *, tariff: PurseTariff) -> tuple[dict[str, Any], bool]:
     device = _device_for(session, "parking-meter", card_number)
-    return purse.meter_top_up(session, device, event_id, card_number, at, coins)
+    return purse.meter_top_up(session, device, event_id, card_number, at, coins, tariff=tariff)
 
 
 def meter_cancel(session: Session, coins: list[int]) -> tuple[dict[str, Any], bool]:

@@ -5,6 +5,7 @@ cards. Requests and answers have the device API's shape (web.purse.devices)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
@@ -78,7 +79,8 @@ async def validator_tap(request: Request, data: JSONBody[TapIn]) -> Response:
     tap = _tap(data)
     device = await in_transaction(request, service.validator, tap.card_number)
     try:
-        return _answer(await taps_on_loop.tap_as(tap_connections(request), device, tap))
+        return _answer(await taps_on_loop.tap_as(tap_connections(request), device, tap,
+                                                       settings_of(request).purse_tariff))
     except purse_service.TapProblem as problem:  # R-VAL-7/8, as the device API answers them
         raise DeviceProblem(problem.status, f"purse.device.{problem.code}") from None
     except purse_service.DeviceRefused:  # disabled a moment ago
@@ -89,24 +91,24 @@ async def validator_tap(request: Request, data: JSONBody[TapIn]) -> Response:
 
 @post("/meter/insert", status_code=200)
 async def meter_insert(request: Request, data: JSONBody[MeterCardIn]) -> Response:
-    return await _act(request, service.meter_insert, _text(data.card_number, 20, required=False), _moment(data.at))
+    return await _act(request, partial(service.meter_insert, tariff=settings_of(request).purse_tariff), _text(data.card_number, 20, required=False), _moment(data.at))
 
 
 @post("/meter/quote", status_code=200)
 async def meter_quote(request: Request, data: JSONBody[MeterQuoteIn]) -> Response:
-    return await _act(request, service.meter_quote, _text(data.card_number, 20, required=False), _moment(data.at),
+    return await _act(request, partial(service.meter_quote, tariff=settings_of(request).purse_tariff), _text(data.card_number, 20, required=False), _moment(data.at),
                       max(0, min(data.presses, 500)))
 
 
 @post("/meter/accept", status_code=200)
 async def meter_accept(request: Request, data: JSONBody[MeterAcceptIn]) -> Response:
-    return await _act(request, service.meter_accept, _text(data.event_id, 64), _text(data.card_number, 20, required=False),
+    return await _act(request, partial(service.meter_accept, tariff=settings_of(request).purse_tariff), _text(data.event_id, 64), _text(data.card_number, 20, required=False),
                       _moment(data.at), max(0, min(data.presses, 500)))
 
 
 @post("/meter/top-up", status_code=200)
 async def meter_top_up(request: Request, data: JSONBody[MeterTopUpIn]) -> Response:
-    return await _act(request, service.meter_top_up, _text(data.event_id, 64), _text(data.card_number, 20, required=False),
+    return await _act(request, partial(service.meter_top_up, tariff=settings_of(request).purse_tariff), _text(data.event_id, 64), _text(data.card_number, 20, required=False),
                       _moment(data.at), _coins(data.coins))
 
 

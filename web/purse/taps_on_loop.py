@@ -38,6 +38,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from domain.purse_tariff import PurseTariff
 from web.platform.db import make_engine
 from web.purse import service as purse
 from web.purse.service import DeviceRefused, KnownDevice, Tap, TapStep, driver_statement
@@ -276,21 +277,23 @@ class SqliteTapConnections(TapConnections):
 # --------------------------------------------------------------------------- the tap
 
 
-async def tap_with_credential(pool: TapConnections, credential: str, tap: Tap) -> TapResult:
+async def tap_with_credential(pool: TapConnections, credential: str, tap: Tap, tariff: PurseTariff) -> TapResult:
     """A validator tap as the device API receives it, in one transaction: authenticate the credential (cached per
     process, confirmed in the transaction), lock the card, answer a replay or book the tap; returns (what the
     display shows, whether it is a replay). Raises `DeviceRefused` when the credential is not an active
-    validator's, `purse.TapProblem` for an event refused as a whole (R-VAL-7, R-VAL-8)."""
-    return await _run(pool, credential, None, tap)
+    validator's, `purse.TapProblem` for an event refused as a whole (R-VAL-7, R-VAL-8). `tariff`: the settings'
+    (EKP_TARIFF_PURSE, read at start-up)."""
+    return await _run(pool, credential, None, tap, tariff)
 
 
-async def tap_as(pool: TapConnections, device: KnownDevice, tap: Tap) -> TapResult:
+async def tap_as(pool: TapConnections, device: KnownDevice, tap: Tap, tariff: PurseTariff) -> TapResult:
     """`tap_with_credential` for a device the server acts as (the validator simulator), confirmed in the tap's
     transaction; a simulator taps only demo cards or no city card (`purse.SimulatorCardRefused`)."""
-    return await _run(pool, "", device, tap)
+    return await _run(pool, "", device, tap, tariff)
 
 
-async def _run(pool: TapConnections, credential: str, device: KnownDevice | None, tap: Tap) -> TapResult:
+async def _run(pool: TapConnections, credential: str, device: KnownDevice | None, tap: Tap,
+               tariff: PurseTariff) -> TapResult:
     async def work(execute: Execute) -> TapResult:
         known = device if device is not None else purse.cached_device(credential, "validator")
         if known is None:
@@ -299,7 +302,7 @@ async def _run(pool: TapConnections, credential: str, device: KnownDevice | None
             known = purse.remember_device(credential, "validator", found)
             if known is None:
                 raise DeviceRefused(credential.partition(".")[0])
-        steps = purse.tap_steps(pool.dialect.name, known, tap)
+        steps = purse.tap_steps(pool.dialect.name, known, tap, tariff)
         row = None
         try:
             while True:

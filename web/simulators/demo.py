@@ -115,7 +115,7 @@ def load_purse_cards(settings: Settings) -> Iterator[str]:
             row = purse.issue_card(session, number=number, kind=CardKind(kind), issued_on=clock.today(), holder_name=holder,
                                    pesel_hash=pesel_hash(settings.pesel_key, pesel) if pesel else None,
                                    registered_fare=RegisteredFare(fare), demo=True)
-            purse.top_up_at_service_point(session, number, balance)
+            purse.top_up_at_service_point(session, number, balance, tariff=settings.purse_tariff)
             owner = find_user(session, "anna@demo.ekp" if pesel == "44051401458" else "jan@demo.ekp") if pesel else None
             if owner is not None:
                 row.account_id, row.linked_at = owner.id, clock.now()

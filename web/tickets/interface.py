@@ -8,6 +8,8 @@ from web.tickets.controllers import (
     state_text as state_text,
 )
 from web.tickets.service import (
+    detach_tickets_from_months as detach_tickets_from_months,
+    erase_tickets_of as erase_tickets_of,
     TicketView as TicketView,
     is_mobile_card as is_mobile_card,
     my_tickets as my_tickets,
@@ -21,6 +23,8 @@ from web.tickets.models import (
 __all__ = [
     "Inspection",
     "Ticket",
+    "detach_tickets_from_months",
+    "erase_tickets_of",
     "TicketView",
     "is_mobile_card",
     "my_tickets",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -518,3 +519,21 @@ def look_up_card(session: Session, inspector_id: int, client_code: str, today: d
 def recent_inspections(session: Session, inspector_id: int, limit: int = 20) -> list[Inspection]:
     return list(session.scalars(select(Inspection).where(col(Inspection.inspector_id) == inspector_id)
                                 .order_by(col(Inspection.at).desc(), col(Inspection.id).desc()).limit(limit)))
+
+
+# --------------------------------------------------------------------------- GDPR erasure
+
+
+def detach_tickets_from_months(session: Session, month_ids: Any) -> None:
+    """Tickets of 5+1 months about to be erased (`month_ids`: ids or a SELECT of them) stay valid without them."""
+    session.execute(update(Ticket).where(col(Ticket.subscription_month_id).in_(month_ids))
+                    .values(subscription_month_id=None))
+
+
+def erase_tickets_of(session: Session, user_id: int) -> None:
+    """GDPR erasure (a step of `web.purposes.gdpr_erasure_steps`): tickets already paid stay valid, no longer
+    linked to the account; the phones they were bound to stay bound (the ticket can still be shown) without the
+    account; inspections the person made as an inspector keep no link to them."""
+    session.execute(update(Ticket).where(col(Ticket.user_id) == user_id).values(user_id=None))
+    session.execute(update(TicketDevice).where(col(TicketDevice.user_id) == user_id).values(user_id=None))
+    session.execute(update(Inspection).where(col(Inspection.inspector_id) == user_id).values(inspector_id=None))

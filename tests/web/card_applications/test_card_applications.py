@@ -14,7 +14,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from tests.conftest import field_errors, page_text
-from tests.support.purse import make_card, tap, tap_body
+from tests.support.purse import make_card, purse_tariff, tap, tap_body
+from web.platform.settings import demo_operator
+from web.purposes import payment_purposes
 from web.platform import clock as web_clock
 from web.card_applications import photos
 from web.card_applications import service
@@ -24,6 +26,8 @@ from web.payment_records.models import Payment
 from web.purse.models import PurseCardRow
 from web.payment_records import service as records
 from web.purse import service as purse_service
+
+OPERATOR = demo_operator()  # the operator profile the test settings load (shown in the mails)
 
 
 def jpeg(width: int = 800, height: int = 600, *, exif: bool = False) -> bytes:
@@ -73,14 +77,14 @@ def applications(engine) -> list[CardApplicationRow]:
         return rows
 
 
-def pay_deposit(engine, application_id: int) -> Payment:
+def pay_deposit(engine, purposes, application_id: int) -> Payment:
     with transaction(engine) as session:
         payment = session.scalars(select(Payment).where(Payment.purpose == service.PURPOSE,
                                                         Payment.subject_id == application_id)).one()
         outcome = records.Outcome(reference=payment.reference, status="paid", amount=payment.amount)
     for _ in range(2):  # the webhook and the return page: applied once
         with transaction(engine) as session:
-            records.apply_outcome(session, outcome, "webhook")
+            records.apply_outcome(session, purposes, outcome, "webhook")
     with transaction(engine) as session:
         found = session.get(Payment, payment.id)
         session.expunge(found)
@@ -97,7 +101,7 @@ def staff_browser(new_browser, users):  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- apply and pay
 
 
-def test_r_kkm_3_apply_online_with_a_photo_and_pay_the_deposit_in_the_sandbox(logged_in, engine, settings, mails):
+def test_r_kkm_3_apply_online_with_a_photo_and_pay_the_deposit_in_the_sandbox(logged_in, engine, settings, mails, purposes):
     browser, user = logged_in
     sent = apply(browser, photo=jpeg(1200, 900, exif=True))
     assert sent.status_code == 303 and "/sandbox-pay/" in sent.headers["location"]
@@ -112,7 +116,7 @@ def test_r_kkm_3_apply_online_with_a_photo_and_pay_the_deposit_in_the_sandbox(lo
     assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
     assert "no-store" in shown.headers["cache-control"]
 
-    payment = pay_deposit(engine, row.id)
+    payment = pay_deposit(engine, purposes, row.id)
     assert payment.status == "paid"
     [row] = applications(engine)
     today = web_clock.to_local(web_clock.now()).date()
@@ -214,11 +218,11 @@ def test_r_kkm_3_the_jpeg_portrait_240x320_qualifies():
 
 
 def test_r_kkm_4_desk_accepts_makes_and_hands_over_the_card_which_rides_at_its_fare(
-        logged_in, new_browser, users, engine, client, mails):
+        logged_in, new_browser, users, engine, client, mails, purposes):
     browser, user = logged_in
     apply(browser, fare="off_50", photo=jpeg(), entitlement_document="at_desk")
     [row] = applications(engine)
-    pay_deposit(engine, row.id)
+    pay_deposit(engine, purposes, row.id)
     desk = staff_browser(new_browser, users)
     queue = page_text(desk.get("/desk/card-applications?filter=new").text)
     assert "Jan Kowalski" in queue
@@ -262,20 +266,20 @@ def test_r_kkm_4_desk_accepts_makes_and_hands_over_the_card_which_rides_at_its_f
 
     with transaction(engine) as session:
         credential = purse_service.add_device(session, "validator", "Kasownik")[1]
-        purse_service.top_up_at_service_point(session, "70040001", 1000)
+        purse_service.top_up_at_service_point(session, "70040001", 1000, tariff=purse_tariff())
     tapped = tap(client, credential, "70040001").json()
     assert tapped["accepted"] and tapped["amount"] == 140  # 50 % off the city fare (2,80 zł)
 
 
-def test_r_kkm_4_not_collected_in_30_days_is_invalidated_once_and_the_deposit_kept(logged_in, engine, settings, clock, mails):
+def test_r_kkm_4_not_collected_in_30_days_is_invalidated_once_and_the_deposit_kept(logged_in, engine, settings, clock, mails, purposes):
     browser, user = logged_in
     apply(browser, photo=jpeg())
     [row] = applications(engine)
-    pay_deposit(engine, row.id)
+    pay_deposit(engine, purposes, row.id)
     [row] = applications(engine)
     with transaction(engine) as session:
-        service.accept(session, 1, row.id, None)
-        service.card_made(session, 1, row.id, "70040002", None)
+        service.accept(session, 1, row.id, None, operator=OPERATOR)
+        service.card_made(session, 1, row.id, "70040002", None, operator=OPERATOR)
     clock.travel(timedelta(days=(row.collect_by - row.applied_on).days))  # the last day: still collectable
     assert service.run_card_jobs(engine, settings).invalidated == 0
     clock.travel(timedelta(days=1))
@@ -288,11 +292,11 @@ def test_r_kkm_4_not_collected_in_30_days_is_invalidated_once_and_the_deposit_ke
         assert session.get(Payment, row.deposit_payment_id).status == "paid"  # forfeited, not refunded
 
 
-def test_r_kkm_2_giving_up_before_collection_refunds_the_deposit(logged_in, engine):
+def test_r_kkm_2_giving_up_before_collection_refunds_the_deposit(logged_in, engine, purposes):
     browser, _user = logged_in
     apply(browser, photo=jpeg())
     [row] = applications(engine)
-    payment = pay_deposit(engine, row.id)
+    payment = pay_deposit(engine, purposes, row.id)
     unconfirmed = browser.submit(f"/card-applications/{row.id}", {}, action=f"/card-applications/{row.id}/give-up")
     assert unconfirmed.status_code == 422
     done = browser.submit(f"/card-applications/{row.id}", {"confirm": "on"}, action=f"/card-applications/{row.id}/give-up")
@@ -306,12 +310,12 @@ def test_r_kkm_2_giving_up_before_collection_refunds_the_deposit(logged_in, engi
                           action=f"/card-applications/{row.id}/give-up").status_code == 409
 
 
-def test_a_deposit_paid_after_giving_up_goes_back(logged_in, engine):
+def test_a_deposit_paid_after_giving_up_goes_back(logged_in, engine, purposes):
     browser, _user = logged_in
     apply(browser, photo=jpeg())
     [row] = applications(engine)
     browser.submit(f"/card-applications/{row.id}", {"confirm": "on"}, action=f"/card-applications/{row.id}/give-up")
-    payment = pay_deposit(engine, row.id)
+    payment = pay_deposit(engine, purposes, row.id)
     assert payment.status == "refund_due"
     assert applications(engine)[0].status == service.WITHDRAWN
 
@@ -398,20 +402,20 @@ def test_ekp_cards_expire_runs_the_jobs(engine, settings, settings_env, monkeypa
 def collect_card(engine, application_id: int, number: str, settings=None) -> None:
     """Desk steps without the pages: accepted, made with `number`, handed over."""
     with transaction(engine) as session:
-        service.accept(session, 1, application_id, None)
-        service.card_made(session, 1, application_id, number, None)
-        service.collected(session, 1, application_id, None, identity_checked=True, entitlement_shown=True,
-                          settings=settings)
+        service.accept(session, 1, application_id, None, operator=OPERATOR)
+        service.card_made(session, 1, application_id, number, None, operator=OPERATOR)
+        service.collected(session, 1, application_id, None, operator=OPERATOR, identity_checked=True,
+                          entitlement_shown=True, settings=settings)
 
 
 def test_r_kkm_3_a_card_collected_by_a_demo_account_rides_on_the_validator_simulator(
-        browser, new_browser, users, engine, settings):
+        browser, new_browser, users, engine, settings, purposes):
     """The e2e run found it: a card a demo passenger applied for was refused by the simulator (real card)."""
     users.create("olena@demo.ekp", pesel=None, first_name="Olena", birth_date=date(1990, 5, 17))
     browser.login("olena@demo.ekp")
     apply(browser, photo=jpeg())
     [row] = applications(engine)
-    pay_deposit(engine, row.id)
+    pay_deposit(engine, purposes, row.id)
     desk = staff_browser(new_browser, users)
     desk.submit(f"/desk/card-applications/{row.id}", {}, action=f"/desk/card-applications/{row.id}/accept")
     desk.submit(f"/desk/card-applications/{row.id}", {"number": "70050001"}, action=f"/desk/card-applications/{row.id}/made")
@@ -419,18 +423,18 @@ def test_r_kkm_3_a_card_collected_by_a_demo_account_rides_on_the_validator_simul
                          action=f"/desk/card-applications/{row.id}/collected")
     assert handed.status_code == 303
     with transaction(engine) as session:
-        purse_service.top_up_at_service_point(session, "70050001", 1000)
+        purse_service.top_up_at_service_point(session, "70050001", 1000, tariff=purse_tariff())
     tapped = desk.client.post("/simulators/validator/tap", json=tap_body("70050001"),
                               headers={"x-csrftoken": desk.csrf()})
     assert tapped.status_code == 200 and tapped.json()["accepted"], tapped.text
     assert tapped.json()["balance"] == 720
 
 
-def test_a_card_collected_by_anyone_else_stays_off_the_simulators(logged_in, engine, settings):
+def test_a_card_collected_by_anyone_else_stays_off_the_simulators(logged_in, engine, settings, purposes):
     browser, _user = logged_in
     apply(browser, photo=jpeg())
     [row] = applications(engine)
-    pay_deposit(engine, row.id)
+    pay_deposit(engine, purposes, row.id)
     collect_card(engine, row.id, "70050002", settings)
     with transaction(engine) as session:
         assert session.scalars(select(PurseCardRow.demo).where(PurseCardRow.number == "70050002")).one() is False
@@ -443,16 +447,16 @@ def _collected_card(browser, engine, settings, fare: str = "normal", number: str
     apply(browser, fare=fare, photo=jpeg(), **fields)
     [row] = applications(engine)
     if row.deposit:
-        pay_deposit(engine, row.id)
+        pay_deposit(engine, payment_purposes(settings), row.id)
     collect_card(engine, row.id, number, settings)
     return applications(engine)[0]
 
 
-def test_r_kkm_8_a_change_of_the_printed_name_needs_a_new_card_and_a_new_deposit(logged_in, engine, settings, users):
+def test_r_kkm_8_a_change_of_the_printed_name_needs_a_new_card_and_a_new_deposit(logged_in, engine, settings, users, purposes):
     browser, user = logged_in
     first = _collected_card(browser, engine, settings)
     with transaction(engine) as session:
-        purse_service.top_up_at_service_point(session, "70060001", 1500)
+        purse_service.top_up_at_service_point(session, "70060001", 1500, tariff=purse_tariff())
         from web.accounts.models import User
         session.get(User, user.id).last_name = "Nowak-Kowalski"  # changed in Moje konto
     nothing = browser.submit(f"/card-applications/{first.id}/change", {"fare": "normal"})
@@ -469,7 +473,7 @@ def test_r_kkm_8_a_change_of_the_printed_name_needs_a_new_card_and_a_new_deposit
     assert change.last_name == "Nowak-Kowalski" and change.photo is not None  # the printed photo carried over
     again = browser.submit(f"/card-applications/{first.id}/change", {"fare": "normal", "name": "account"})
     assert again.status_code == 409 and "już czeka" in field_errors(again.text, "fare")[0]
-    pay_deposit(engine, change.id)
+    pay_deposit(engine, purposes, change.id)
     collect_card(engine, change.id, "70060002", settings)
     with transaction(engine) as session:
         old = session.scalars(select(PurseCardRow).where(PurseCardRow.number == "70060001")).one()
@@ -490,7 +494,7 @@ def test_r_kkm_8_a_change_that_is_not_printed_is_free_and_made_at_the_desk(logge
     assert (change.status, change.deposit, change.new_card, change.photo) == (service.SUBMITTED, 0, False, None)
     with transaction(engine) as session:
         assert session.scalars(select(Payment).where(Payment.subject_id == change.id)).first() is None
-        service.accept(session, 1, change.id, None)
+        service.accept(session, 1, change.id, None, operator=OPERATOR)
     [_, change] = applications(engine)
     assert (change.status, change.card_id) == (service.COLLECTED, first.card_id)
     with transaction(engine) as session:
@@ -532,7 +536,7 @@ def test_r_kkm_2_giving_up_a_collected_card_online_refunds_the_deposit_and_moves
     browser, user = logged_in
     first = _collected_card(browser, engine, settings, number="70070001")
     with transaction(engine) as session:
-        purse_service.top_up_at_service_point(session, "70070001", 750)
+        purse_service.top_up_at_service_point(session, "70070001", 750, tariff=purse_tariff())
     give_up = f"/card-applications/{first.id}/give-up"
     assert "Rezygnacja z karty 70070001" in page_text(browser.get(f"/card-applications/{first.id}").text)
     nowhere = browser.submit(f"/card-applications/{first.id}", {"confirm": "on"}, action=give_up)
@@ -571,7 +575,7 @@ def test_r_kkm_2_desk_gives_up_a_card_damaged_by_its_holder_keeps_the_deposit_an
     browser, _user = logged_in
     first = _collected_card(browser, engine, settings, number="70070011")
     with transaction(engine) as session:
-        purse_service.top_up_at_service_point(session, "70070011", 600)
+        purse_service.top_up_at_service_point(session, "70070011", 600, tariff=purse_tariff())
     desk = staff_browser(new_browser, users)
     page = f"/desk/card-applications/{first.id}"
     action = f"{page}/give-up"
@@ -624,11 +628,11 @@ def test_r_kkm_2_a_free_ride_card_given_up_has_no_deposit_to_refund_and_frees_th
 
 
 def test_r_kkm_3_a_returned_application_is_completed_and_resubmitted_without_a_second_deposit(
-        logged_in, new_browser, users, engine, settings):
+        logged_in, new_browser, users, engine, settings, purposes):
     browser, _user = logged_in
     apply(browser, fare="off_50", photo=jpeg(), entitlement_document="scan", scan=jpeg(1000, 700))
     [row] = applications(engine)
-    payment = pay_deposit(engine, row.id)
+    payment = pay_deposit(engine, purposes, row.id)
     desk = staff_browser(new_browser, users)
     desk.submit(f"/desk/card-applications/{row.id}", {"reason": "Zdjęcie nieostre, skan nieczytelny"},
                 action=f"/desk/card-applications/{row.id}/return")
@@ -675,7 +679,7 @@ def test_r_kkm_8_the_desk_queue_marks_data_change_requests(logged_in, new_browse
     assert "zmiana danych karty 70080001 (bezpłatna, bez nowej karty)" in queue
     assert "zmiana danych karty 70080001" in page_text(desk.get(f"/desk/card-applications/{free.id}").text)
     with transaction(engine) as session:
-        service.accept(session, 1, free.id, None)
+        service.accept(session, 1, free.id, None, operator=OPERATOR)
     browser.submit(f"/card-applications/{first.id}/change", {"fare": "free"})  # printed: a new card, no deposit
     queue = page_text(desk.get("/desk/card-applications?filter=new").text)
     assert "zmiana danych karty 70080001 (nowa karta)" in queue and "bez nowej karty" not in queue

@@ -31,7 +31,7 @@ def _seed(shop: Shop, count: int, **options: Any) -> list[int]:
 
 def _run(shop: Shop) -> Any:
     return shop.run(charge_due_months, shop.engine, shop.sandbox.gateway(notification_url=""),
-                    shop.app.state.settings, batch=4, concurrency=3)
+                    shop.app.state.purposes, shop.app.state.settings, batch=4, concurrency=3)
 
 
 def _month(db: Any, sub_id: int, index: int) -> SubscriptionMonthRow:
@@ -150,7 +150,7 @@ def test_billing_charges_with_bounded_concurrency_so_tpays_latency_does_not_seri
 
     settings = replace(shop.app.state.settings, billing_concurrency=8)
     started = time.monotonic()
-    report = shop.run(charge_due_months, shop.engine, slow, settings)
+    report = shop.run(charge_due_months, shop.engine, slow, shop.app.state.purposes, settings)
     took = time.monotonic() - started
     assert report.charged == 24 and shop.sandbox.count_charges() == 24
     assert slow.most == 8  # bounded, and used

@@ -338,10 +338,11 @@ def use_tariff_5p1(app: Any, path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     from dataclasses import replace
 
     from web.platform.settings import read_tariffs
+    from web.purposes import payment_purposes
 
     settings = replace(app.state.settings, tariff_5p1_path=path, tariffs=read_tariffs(path_5p1=path))
     monkeypatch.setattr(app.state, "settings", settings)
-    monkeypatch.setattr("web.platform.app_state._settings", settings)
+    monkeypatch.setattr(app.state, "purposes", payment_purposes(settings))
 
 
 def test_r_5p1_2_price_change_applies_to_months_charged_after_it(shop: Shop, browser: Browser, db, tmp_path: Path,
@@ -395,7 +396,7 @@ def test_r_5p1_6_two_billing_runs_at_once_charge_each_month_once(shop: Shop, eng
             gateway = shop.sandbox.gateway(notification_url="")  # its own HTTP client on this thread's loop
             try:
                 barrier.wait()
-                return await charge_due_months(engine, gateway, settings, batch=7, concurrency=4)
+                return await charge_due_months(engine, gateway, shop.app.state.purposes, settings, batch=7, concurrency=4)
             finally:
                 await gateway.aclose()
 

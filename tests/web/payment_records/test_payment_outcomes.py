@@ -172,11 +172,11 @@ def test_r_pay_4_a_refund_the_gateway_refused_is_retried_by_reconciliation(shop:
     assert shop.payment(abandoned.reference).status == "refund_due"
     assert shop.sandbox.store.transaction(abandoned.transaction_id)["status"] == "correct"
 
-    report = shop.run(reconcile_pending_payments, shop.engine, shop.gateway, older_than_seconds=0)
+    report = shop.run(reconcile_pending_payments, shop.engine, shop.gateway, shop.app.state.purposes, older_than_seconds=0)
     assert report.refunded == 1, report
     assert shop.payment(abandoned.reference).status == "refunded"
     assert shop.sandbox.store.transaction(abandoned.transaction_id)["status"] == "refund"
-    report = shop.run(reconcile_pending_payments, shop.engine, shop.gateway, older_than_seconds=0)
+    report = shop.run(reconcile_pending_payments, shop.engine, shop.gateway, shop.app.state.purposes, older_than_seconds=0)
     assert report.refunded == 0
     assert db.count(Ticket) == 1
 
@@ -192,7 +192,8 @@ def test_r_pay_4_billing_refunds_a_charge_that_arrived_for_a_cancelled_month(sho
     month1 = db.one(SubscriptionMonthRow)
     clock.travel(month1.ends_on + timedelta(days=1) - timedelta(days=3) - clock.today())
     shop.webhook.online = False
-    report = shop.run(charge_due_months, shop.engine, LostAnswerGateway(shop.gateway), shop.app.state.settings)
+    report = shop.run(charge_due_months, shop.engine, LostAnswerGateway(shop.gateway), shop.app.state.purposes,
+                      shop.app.state.settings)
     assert report.unanswered == 1
     browser.login(user.email)  # weeks later
     assert browser.submit("/5plus1", {}, action="/5plus1/cancel").status_code == 303
@@ -269,7 +270,7 @@ def test_r_pay_2_token_charge_and_status_query_paid_less_are_held_too(shop: Shop
 
     shop.gateway.get_status = underpaid  # type: ignore[method-assign]
     try:
-        shop.run(reconcile_pending_payments, shop.engine, shop.gateway, older_than_seconds=0)
+        shop.run(reconcile_pending_payments, shop.engine, shop.gateway, shop.app.state.purposes, older_than_seconds=0)
     finally:
         shop.gateway.get_status = original  # type: ignore[method-assign]
     assert shop.payment(purchase.reference).status == "held_for_review"
@@ -374,7 +375,7 @@ def test_r_pay_1_one_batch_with_a_repeat_an_unknown_reference_and_a_chargeback_a
     amount = shop.payment(first.reference).amount
     paid = records.Outcome(first.reference, "paid", amount=amount, transaction_id=first.transaction_id)
     with transaction(shop.engine) as session:
-        applied = records.apply_outcomes(session, [paid, records.Outcome("5p1-999-1-1-1", "paid", amount=amount), paid],
+        applied = records.apply_outcomes(session, shop.app.state.purposes, [paid, records.Outcome("5p1-999-1-1-1", "paid", amount=amount), paid],
                                          "reconcile")
     assert [(a.settled, a.rejected) for a in applied] == [(records.Settled(), None), (None, "unknown_reference"),
                                                           (None, None)]
@@ -383,7 +384,7 @@ def test_r_pay_1_one_batch_with_a_repeat_an_unknown_reference_and_a_chargeback_a
     assert ticket.revoked_at is None
 
     with transaction(shop.engine) as session:
-        [chargeback] = records.apply_outcomes(session, [records.Outcome(first.reference, "chargeback", amount=amount)],
+        [chargeback] = records.apply_outcomes(session, shop.app.state.purposes, [records.Outcome(first.reference, "chargeback", amount=amount)],
                                               "reconcile")
     assert chargeback.settled == records.Settled(reversed=True)
     assert shop.payment(first.reference).status == "chargeback"
@@ -400,7 +401,7 @@ def test_r_pay_3_a_refund_of_a_payment_never_heard_of_applies_it_then_takes_it_b
     purchase = pay_unheard(shop, browser, shop.buy(browser, card))
     amount = shop.payment(purchase.reference).amount
     with transaction(shop.engine) as session:
-        payment, settled = records.apply_outcome(session, records.Outcome(purchase.reference, "refunded", amount=amount),
+        payment, settled = records.apply_outcome(session, shop.app.state.purposes, records.Outcome(purchase.reference, "refunded", amount=amount),
                                                  "reconcile")
         assert payment.status == "refunded" and payment.applied_at is not None
         payment_id = payment.id

@@ -206,7 +206,7 @@ def test_wrong_amount_currency_or_unknown_reference_is_rejected(shop: Shop, brow
     def apply(outcome: records.Outcome) -> str:
         try:
             with transaction(shop.engine) as session:
-                records.apply_outcome(session, outcome, "webhook")
+                records.apply_outcome(session, shop.app.state.purposes, outcome, "webhook")
         except records.OutcomeRejected as exc:
             return exc.code
         return "applied"
@@ -324,7 +324,7 @@ def test_gateway_timeout_during_token_charge_is_asked_again_and_charged_once(sho
 
     shop.webhook.online = False  # the charge's notification does not reach us either: only re-asking can tell
     flaky = FlakyGateway(shop.gateway)
-    report = shop.run(charge_due_months, shop.engine, flaky, shop.app.state.settings)
+    report = shop.run(charge_due_months, shop.engine, flaky, shop.app.state.purposes, shop.app.state.settings)
     assert report.unanswered == 1 and report.charged == 0
     [token_payment] = db.all(Payment, Payment.kind == "token")
     assert token_payment.status == "pending" and token_payment.applied_at is None
@@ -492,7 +492,7 @@ def test_r_pay_1_billing_killed_between_recording_a_charge_and_tpays_answer_char
 
     shop.webhook.online = False  # the charge's notification cannot tell us either
     dying = DiesAfterPaying(shop.gateway)
-    shop.run(dying.run, charge_due_months, shop.engine, dying, shop.app.state.settings)
+    shop.run(dying.run, charge_due_months, shop.engine, dying, shop.app.state.purposes, shop.app.state.settings)
     assert dying.killed
     [token_payment] = db.all(Payment, Payment.kind == "token")
     assert token_payment.applied_at is None
@@ -502,7 +502,7 @@ def test_r_pay_1_billing_killed_between_recording_a_charge_and_tpays_answer_char
     # Restart: a new gateway with no memory of the first process.
     clock.travel(timedelta(minutes=10))
     fresh = Counting(shop.sandbox.gateway(f"{BASE_URL}/payments/notify"))
-    report = shop.run(charge_due_months, shop.engine, fresh, shop.app.state.settings)
+    report = shop.run(charge_due_months, shop.engine, fresh, shop.app.state.purposes, shop.app.state.settings)
     assert report.charged == 1 and fresh.opened == 0  # asked about the recorded transaction, opened none
     assert shop.sandbox.count_charges(reference=token_payment.reference) == 1
     payment = shop.payment(token_payment.reference)

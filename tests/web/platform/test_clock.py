@@ -20,9 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def restore_pin() -> Iterator[None]:
-    before = clock._pinned_at
+    before = clock.state()
     yield
-    clock._pinned_at = before
+    clock.restore(before)
     clock.reset()
 
 

@@ -14,6 +14,7 @@ from web.platform.db import transaction
 from web.platform.mail import _claim_due, deliver_outbox, queue_mail
 from web.platform.models import OutboxMail
 from web.accounts.models import User
+from web.platform.settings import demo_operator
 
 
 class FakeSmtp:
@@ -32,7 +33,7 @@ def _queue(engine, users) -> None:  # type: ignore[no-untyped-def]
     users.create("poczta@example.pl")
     with transaction(engine) as session:
         user = session.scalars(select(User)).one()
-        queue_mail(session, user.email, "activate", user=user, link="http://x/activate/abc", hours=3)
+        queue_mail(session, user.email, "activate", operator=demo_operator(), user=user, link="http://x/activate/abc", hours=3)
 
 
 def test_mail_is_delivered_once(engine, users, db):
@@ -97,9 +98,9 @@ def test_deferred_mail_is_rendered_when_delivered_and_in_the_dev_outbox(engine, 
     month = {"starts_on": date(2026, 12, 3), "ends_on": date(2027, 1, 1), "price": 8000}
     with transaction(engine) as session:
         queue_deferred_mails(session, [
-            deferred_mail("jan@example.pl", "five_plus_one", "pl", user={"first_name": "Jan"}, notice="month_paid",
+            deferred_mail("jan@example.pl", "five_plus_one", "pl", operator=demo_operator(), user={"first_name": "Jan"}, notice="month_paid",
                           month=month, schedule=None, link="http://x/5plus1"),
-            deferred_mail("ann@example.pl", "five_plus_one", "en", user={"first_name": "Ann"}, notice="month_paid",
+            deferred_mail("ann@example.pl", "five_plus_one", "en", operator=demo_operator(), user={"first_name": "Ann"}, notice="month_paid",
                           month=month, schedule=[(2, date(2026, 12, 3), date(2027, 1, 1), 8000)], link="http://x/5plus1"),
         ])
     stored = db.all(OutboxMail)
@@ -122,8 +123,8 @@ def test_a_deferred_mail_that_cannot_be_rendered_is_not_sent_empty_and_does_not_
     from web.platform.mail import deferred_mail, queue_deferred_mails
 
     with transaction(engine) as session:
-        queue_deferred_mails(session, [deferred_mail("a@example.pl", "no_such_template", "pl"),
-                                       deferred_mail("b@example.pl", "five_plus_one", "pl", user={"first_name": "B"},
+        queue_deferred_mails(session, [deferred_mail("a@example.pl", "no_such_template", "pl", operator=demo_operator()),
+                                       deferred_mail("b@example.pl", "five_plus_one", "pl", operator=demo_operator(), user={"first_name": "B"},
                                                      notice="month_paid", month=None, schedule=None, link="http://x")])
     smtp = FakeSmtp()
     assert asyncio.run(deliver_outbox(engine, smtp)) == (1, 1)

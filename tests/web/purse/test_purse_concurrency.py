@@ -19,6 +19,7 @@ from web.platform import clock as web_clock
 from web.platform.db import transaction
 from web.purse import service
 from domain.purse import CardKind
+from tests.support.purse import purse_tariff
 
 CLIENTS = 16
 TAPS_PER_CLIENT = 12
@@ -51,7 +52,7 @@ def live_app(app):
 def test_r_money_2_sixteen_concurrent_clients_tap_one_card_exactly(live_app, engine, db_backend):
     with transaction(engine) as session:
         service.issue_card(session, number="9001", kind=CardKind.BEARER, issued_on=web_clock.today())
-        service.top_up_at_service_point(session, "9001", START_BALANCE)
+        service.top_up_at_service_point(session, "9001", START_BALANCE, tariff=purse_tariff())
         credentials = [service.add_device(session, "validator", f"Kasownik {i}")[1] for i in range(CLIENTS)]
 
     def client_taps(index: int) -> list[tuple[str, dict, dict]]:
@@ -99,7 +100,7 @@ def test_one_event_sent_by_sixteen_connections_at_once_is_booked_once(live_app, 
     key sends every other one to the stored response (the replay check reads the snapshot taken before the lock)."""
     with transaction(engine) as session:
         service.issue_card(session, number="9002", kind=CardKind.BEARER, issued_on=web_clock.today())
-        service.top_up_at_service_point(session, "9002", START_BALANCE)
+        service.top_up_at_service_point(session, "9002", START_BALANCE, tariff=purse_tariff())
         credential = service.add_device(session, "validator", "Kasownik")[1]
     body = {"event_id": uuid.uuid4().hex, "at": web_clock.now().isoformat(), "card_number": "9002",
             "vehicle_id": "BUS-1", "stop_id": "Dworzec", "buttons": {"t": 0, "b": 0, "s": False}}

@@ -286,7 +286,7 @@ def test_r_top_1_online_minimum(passenger):
     assert browser.submit("/purse", {"amount": "5,00", "action": "quote"}, action=f"/purse/{card_id}/top-up").status_code == 200
 
 
-def test_online_top_up_books_payment_and_bonus_once_on_confirmation(passenger, engine, db):
+def test_online_top_up_books_payment_and_bonus_once_on_confirmation(passenger, engine, db, purposes):
     browser, card_id = passenger
     sent = browser.submit("/purse", {"amount": "50,01", "action": "pay"}, action=f"/purse/{card_id}/top-up")
     assert sent.status_code == 303 and "/sandbox-pay/" in sent.headers["location"]
@@ -296,7 +296,7 @@ def test_online_top_up_books_payment_and_bonus_once_on_confirmation(passenger, e
     outcome = records.Outcome(reference=payment.reference, status="paid", amount=5001)
     for _ in range(2):
         with transaction(engine) as session:
-            records.apply_outcome(session, outcome, "webhook")
+            records.apply_outcome(session, purposes, outcome, "webhook")
     assert balance_of(engine, "7001") == 1000 + 5001 + 500
     assert sorted(e.kind for e in db.all(PurseLedgerEntry, PurseLedgerEntry.payment_id == payment.id)) == ["bonus", "topup"]
     text = page_text(browser.get("/purse").text)

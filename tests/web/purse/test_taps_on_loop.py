@@ -17,7 +17,7 @@ from web.platform.db import transaction
 from web.purse.models import Device
 from web.purse import service
 from web.purse import taps_on_loop
-from tests.support.purse import bearer_card_and_validator as _card_and_validator, validator_tap as _tap
+from tests.support.purse import bearer_card_and_validator as _card_and_validator, purse_tariff, validator_tap as _tap
 
 POSTGRES_ONLY = pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                         indirect=True)
@@ -63,7 +63,7 @@ def test_a_tap_whose_async_connection_died_is_retried_once_and_booked_once(engin
         pool = taps_on_loop.tap_connections(engine, size=1)
         assert isinstance(pool, taps_on_loop.PostgresTapConnections)
         try:
-            first, _ = await taps_on_loop.tap_with_credential(pool, credential, _tap("9102"))
+            first, _ = await taps_on_loop.tap_with_credential(pool, credential, _tap("9102"), purse_tariff())
             [idle] = pool._idle
             with engine.connect() as admin:  # the server drops the pooled connection (restart, failover)
                 admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": idle.info.backend_pid})
@@ -76,7 +76,7 @@ def test_a_tap_whose_async_connection_died_is_retried_once_and_booked_once(engin
                         break
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
-            second, replayed = await taps_on_loop.tap_with_credential(pool, credential, _tap("9102"))
+            second, replayed = await taps_on_loop.tap_with_credential(pool, credential, _tap("9102"), purse_tariff())
             assert not replayed and idle.closed
             return first, second
         finally:
@@ -94,17 +94,17 @@ def test_a_disabled_device_is_refused_despite_the_cache(engine, db_backend):
     async def scenario() -> None:
         pool = taps_on_loop.tap_connections(engine)
         try:
-            answer, _ = await taps_on_loop.tap_with_credential(pool, credential, _tap("9103"))  # now cached
+            answer, _ = await taps_on_loop.tap_with_credential(pool, credential, _tap("9103"), purse_tariff())  # now cached
             assert answer["accepted"]
             with engine.begin() as conn:  # `ekp devices disable` in another process
                 conn.execute(update(Device).where(Device.id == int(credential.partition(".")[0]))  # type: ignore[arg-type]
                              .values(active=False))
             with pytest.raises(service.DeviceRefused):
-                await taps_on_loop.tap_with_credential(pool, credential, _tap("9103"))
+                await taps_on_loop.tap_with_credential(pool, credential, _tap("9103"), purse_tariff())
             with pytest.raises(service.DeviceRefused):  # no longer cached: refused by the look-up itself
-                await taps_on_loop.tap_with_credential(pool, credential, _tap("9103"))
+                await taps_on_loop.tap_with_credential(pool, credential, _tap("9103"), purse_tariff())
             with pytest.raises(service.DeviceRefused):  # a malformed credential
-                await taps_on_loop.tap_with_credential(pool, "nonsense", _tap("9103"))
+                await taps_on_loop.tap_with_credential(pool, "nonsense", _tap("9103"), purse_tariff())
         finally:
             await pool.close()
 
@@ -118,7 +118,7 @@ def test_one_event_sent_at_once_many_times_is_booked_once(engine, db_backend):
     async def scenario() -> list[tuple[dict, bool]]:
         pool = taps_on_loop.tap_connections(engine, size=8)
         try:
-            return await asyncio.gather(*[taps_on_loop.tap_with_credential(pool, credential, tap) for _ in range(8)])
+            return await asyncio.gather(*[taps_on_loop.tap_with_credential(pool, credential, tap, purse_tariff()) for _ in range(8)])
         finally:
             await pool.close()
 
@@ -135,7 +135,7 @@ def test_an_app_served_again_on_another_loop_gets_a_new_pool(engine, db_backend)
 
     async def first_loop() -> taps_on_loop.PostgresTapConnections:
         pool = taps_on_loop.tap_connections(engine)
-        await taps_on_loop.tap_with_credential(pool, credential, _tap("9105"))
+        await taps_on_loop.tap_with_credential(pool, credential, _tap("9105"), purse_tariff())
         assert isinstance(pool, taps_on_loop.PostgresTapConnections)
         return pool
 
@@ -146,7 +146,7 @@ def test_an_app_served_again_on_another_loop_gets_a_new_pool(engine, db_backend)
         pool = old.for_this_loop()
         assert pool is not old and pool.for_this_loop() is pool
         try:
-            answer, _ = await taps_on_loop.tap_with_credential(pool, credential, _tap("9105"))
+            answer, _ = await taps_on_loop.tap_with_credential(pool, credential, _tap("9105"), purse_tariff())
             return answer
         finally:
             await pool.close()
@@ -172,7 +172,7 @@ def test_sqlite_tap_waits_for_another_writer_without_blocking_the_loop(engine, d
                 await asyncio.sleep(0.001)
 
         ticker = asyncio.create_task(ticking())
-        tapping = asyncio.create_task(taps_on_loop.tap_with_credential(pool, credential, _tap("9106")))
+        tapping = asyncio.create_task(taps_on_loop.tap_with_credential(pool, credential, _tap("9106"), purse_tariff()))
         await asyncio.sleep(0.2)
         assert not tapping.done()  # waiting for the writer...
         other.rollback()
@@ -200,11 +200,11 @@ def test_the_simulator_taps_a_real_card_never_even_if_its_device_is_at_hand(engi
         pool = taps_on_loop.tap_connections(engine)
         try:
             with pytest.raises(service.SimulatorCardRefused):
-                await taps_on_loop.tap_as(pool, device, _tap("9107"))
+                await taps_on_loop.tap_as(pool, device, _tap("9107"), purse_tariff())
             with pytest.raises(service.SimulatorCardRefused):  # a number no card has (yet)
-                await taps_on_loop.tap_as(pool, device, _tap("9999999"))
+                await taps_on_loop.tap_as(pool, device, _tap("9999999"), purse_tariff())
             answer, _ = await taps_on_loop.tap_as(pool, device, service.Tap(  # no city card at all
-                event_id=uuid.uuid4().hex, at=web_clock.now(), card_number=None, vehicle_id="BUS-1", stop_id="D"))
+                event_id=uuid.uuid4().hex, at=web_clock.now(), card_number=None, vehicle_id="BUS-1", stop_id="D"), purse_tariff())
             assert not answer["accepted"]
         finally:
             await pool.close()
