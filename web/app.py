@@ -96,6 +96,7 @@ HSTS = _encoded({"strict-transport-security": "max-age=31536000; includeSubDomai
 
 
 _SANDBOX_PATH = SANDBOX_PREFIX.encode() + b"/"
+_SECURITY_NAMES = frozenset(name for name, _ in PAGE_HEADERS + SANDBOX_HEADERS + HSTS)
 
 
 def security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
@@ -107,8 +108,12 @@ def security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
     settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
     if settings is not None and settings.base_url.startswith("https://"):
         wanted = wanted + HSTS
-    present = {name.lower() for name, _ in headers}
-    headers.extend(header for header in wanted if header[0] not in present)
+    for name, _ in headers:
+        if name.lower() in _SECURITY_NAMES:  # the response set one of them itself: that one stays
+            present = {name.lower() for name, _ in headers}
+            headers.extend(header for header in wanted if header[0] not in present)
+            return
+    headers.extend(wanted)
 
 
 # What each module of the operator profile serves (domain/operator.py): a module turned off answers 404 there.
@@ -403,12 +408,11 @@ class _RouteMetrics(PrometheusMiddleware):
             await self.app(scope, receive, send)
             return
         path = scope.get("path_template") or "other"
-        labels: dict[str, str | int | float] = {"method": method, "path": path, "status_code": 200,
-                                                "app_name": config.app_name}
-        in_progress = self._children.get((method, path))
+        children = self._children
+        in_progress = children.get((method, path))
         if in_progress is None:
-            in_progress = self._children[(method, path)] = self.requests_in_progress(labels).labels(
-                *labels.values())
+            labels = self._labels(method, path, 200)
+            in_progress = children[(method, path)] = self.requests_in_progress(labels).labels(*labels.values())
         span = [time.perf_counter(), 0.0, 200]
 
         async def wrapped_send(message: Message) -> None:
@@ -424,13 +428,13 @@ class _RouteMetrics(PrometheusMiddleware):
         finally:
             in_progress.dec()
             status = span[2]
-            done = self._children.get((method, path, status))
+            done = children.get((method, path, status))
             if done is None:
-                if len(self._children) > 10_000:
-                    self._children.clear()
-                labels["status_code"] = status
+                if len(children) > 10_000:
+                    children.clear()
+                labels = self._labels(method, path, status)
                 values = [*labels.values()]
-                done = self._children[(method, path, status)] = (
+                done = children[(method, path, status)] = (
                     self.request_count(labels).labels(*values), self.request_time(labels).labels(*values),
                     self.requests_error_count(labels).labels(*values) if status >= 500 else None)
             count, duration, errors = done
@@ -438,6 +442,9 @@ class _RouteMetrics(PrometheusMiddleware):
                 errors.inc()
             count.inc()
             duration.observe(span[1])
+
+    def _labels(self, method: str, path: str, status: int | float) -> dict[str, str | int | float]:
+        return {"method": method, "path": path, "status_code": status, "app_name": self._config.app_name}
 
     @property
     def _children(self) -> dict[tuple[Any, ...], Any]:

@@ -204,8 +204,15 @@ class HTMLBytes(Response[bytes]):
     account page's CPU). Anything added on the way (headers, cookies, a background task, a HEAD request) takes
     Litestar's own path."""
 
-    def __init__(self, content: bytes, status_code: int = 200) -> None:
-        super().__init__(content, status_code=status_code, media_type=MediaType.HTML)
+    def __init__(self, content: bytes, status_code: int = 200) -> None:  # noqa: what Response.__init__ sets, directly
+        self.content = content
+        self.status_code = status_code
+        self.media_type = MediaType.HTML
+        self.background = None
+        self.cookies = []
+        self.headers = {}
+        self.encoding = "utf-8"
+        self.response_type_encoders = {**(self.type_encoders or {})}
 
     def to_asgi_response(self, app: Any, request: Any, *, background: Any = None, cookies: Any = None,
                          encoded_headers: Any = None, headers: Any = None, is_head_response: bool = False,
