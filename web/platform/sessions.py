@@ -53,8 +53,8 @@ class Sessions:
         original: dict[str, Any] = {}
         if session_id:
             raw = await self.store.get(f"session:{session_id}")
-            if raw is not None:
-                original = json.loads(raw)
+            if raw is not None:  # our own json.dumps: ASCII (a str parses without json's encoding detection)
+                original = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
             else:
                 session_id = None
         scope["session"] = dict(original)
