@@ -125,3 +125,17 @@ def test_an_html_bytes_page_is_litestars_html_response_byte_for_byte():
     for status in (200, 422):
         assert _asgi_messages(app, f"/fast/{status}") == _asgi_messages(app, f"/plain/{status}")
     assert _asgi_messages(app, "/fast-cookie") == _asgi_messages(app, "/plain-cookie")
+
+
+def test_one_pass_over_the_cookies_keeps_the_rules_the_session_and_the_language_had(browser, users, client):
+    users.create("jan@example.pl")
+    browser.login("jan@example.pl")
+    session_id = client.cookies["ekp_session"]
+    client.cookies.clear()
+    # the first plausible session id counts (a short one is skipped); the last `lang` cookie counts
+    cookie = f"ekp_session=short; lang=pl; ekp_session={session_id}; ekp_session=x{session_id}; lang=en"
+    page = client.get("/account", headers={"cookie": cookie}, follow_redirects=False)
+    assert page.status_code == 200 and "Jan" in page.text
+    assert '<html lang="en">' in client.get("/login", headers={"cookie": "lang=pl; lang=en"}).text
+    assert '<html lang="pl">' in client.get("/login", headers={"cookie": "lang=en; lang=pl",
+                                                               "accept-language": "en"}).text
