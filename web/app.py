@@ -50,7 +50,7 @@ from web.platform import ops
 from web.tickets import controllers as tickets
 from web.card_applications import controller as card_applications
 from web.platform.gateway import SANDBOX_PREFIX, build_payments
-from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session
+from web.platform.http import FILES_OPT, SKIP_COMPRESSION, api_problem, csrf_bound_to_session, run_guards_uncopied
 from web.platform.observe import configure_logging, request_id_of, with_request_id
 from web.office import controllers as office
 from web.platform.openapi import openapi_config
@@ -60,7 +60,7 @@ from web.payment_records.interface import PaymentPurposes
 from web.purposes import card_in_use_question, gdpr_erasure_steps, payment_purposes
 from web.platform.db import make_engine
 from web.platform.ratelimit import RateLimiter
-from web.platform.sessions import SessionMiddleware
+from web.platform.sessions import COOKIE as SESSION_COOKIE, Sessions
 from web.platform.settings import PROJECT_ROOT, Settings, load_settings, start_warnings
 from web.platform.store import make_store
 from web.platform.templating import PageTemplates, environment
@@ -100,20 +100,25 @@ SANDBOX_HEADERS = _encoded({"content-security-policy": SANDBOX_CSP, **_SECURITY_
 HSTS = _encoded({"strict-transport-security": "max-age=31536000; includeSubDomains"})
 
 
-async def security_headers(message: Message, scope: Scope) -> None:
+_SANDBOX_PATH = SANDBOX_PREFIX.encode() + b"/"
+_SECURITY_NAMES = frozenset(name for name, _ in PAGE_HEADERS + SANDBOX_HEADERS + HSTS)
+
+
+def security_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
     """Security headers on every response, also those no route produced (e.g. the 404 page), which
-    Litestar sends without running the app's middleware. A header the response set itself stays."""
-    if message["type"] == "http.response.start":
-        raw = scope.get("raw_path") or scope.get("path", "").encode()
-        wanted = SANDBOX_HEADERS if raw.startswith(SANDBOX_PREFIX.encode() + b"/") else PAGE_HEADERS
-        settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
-        if settings is not None and settings.base_url.startswith("https://"):
-            wanted = wanted + HSTS
-        headers = message.setdefault("headers", [])
-        if not isinstance(headers, list):
-            headers = message["headers"] = list(headers)
-        present = {name.lower() for name, _ in headers}
-        headers.extend(header for header in wanted if header[0] not in present)
+    Litestar sends without running the app's middleware. A header the response set itself stays.
+    Called by the outermost layer (`with_request_id`) on each response's start."""
+    raw = scope.get("raw_path") or scope.get("path", "").encode()
+    wanted = SANDBOX_HEADERS if raw.startswith(_SANDBOX_PATH) else PAGE_HEADERS
+    settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
+    if settings is not None and settings.base_url.startswith("https://"):
+        wanted = wanted + HSTS
+    for name, _ in headers:
+        if name.lower() in _SECURITY_NAMES:  # the response set one of them itself: that one stays
+            present = {name.lower() for name, _ in headers}
+            headers.extend(header for header in wanted if header[0] not in present)
+            return
+    headers.extend(wanted)
 
 
 # What each module of the operator profile serves (domain/operator.py): a module turned off answers 404 there.
@@ -130,39 +135,47 @@ def closed_prefixes(settings: Settings) -> tuple[str, ...]:
                  for prefix in prefixes)
 
 
-def modules_middleware(app: ASGIApp) -> ASGIApp:
-    """Routes of a module the operator does not run do not exist (404, before any guard or body)."""
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            closed = scope["app"].state.closed_prefixes
-            path = scope.get("path", "")
-            if closed and any(path == prefix or path.startswith(prefix + "/") for prefix in closed):
-                raise NotFoundException()
-        await app(scope, receive, send)
+class RequestSetup:
+    """What every routed request gets before its handler, in one ASGI layer (issue 18; three middlewares before,
+    each a coroutine call more and the cookie header read twice), in this order:
 
-    return middleware
+    1. a route of a module the operator does not run does not exist (404, before any guard or body);
+    2. the server-side session (`web.platform.sessions.Sessions`: read from the store, saved and its
+       cookie set when the response starts), except where `Sessions.applies_to` says no session;
+    3. the language: the session's, else the `lang` cookie, else `Accept-Language`, else the default."""
 
+    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+        self.app = app
+        self.sessions = sessions
 
-def language_middleware(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            session = scope.get("session") if isinstance(scope.get("session"), dict) else {}
-            cookie = None
-            accept = None
-            for name, value in scope.get("headers", []):
-                if name == b"cookie":
-                    for part in value.decode("latin-1").split(";"):
-                        key, _, val = part.strip().partition("=")
-                        if key == "lang":
-                            cookie = val
-                elif name == b"accept-language":
-                    accept = value.decode("latin-1")
-            default = scope["app"].state.settings.default_language
-            language = i18n.pick_language(session.get("lang") or cookie, accept, default)  # type: ignore[union-attr]
-            i18n.current_language.set(language)
-        await app(scope, receive, send)
-
-    return middleware
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        closed = state.closed_prefixes
+        path = scope.get("path", "")
+        if closed and any(path == prefix or path.startswith(prefix + "/") for prefix in closed):
+            raise NotFoundException()
+        session_id = lang_cookie = accept = None
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                for part in value.decode("latin-1").split(";"):
+                    key, _, val = part.strip().partition("=")
+                    if key == SESSION_COOKIE:
+                        if session_id is None and 20 <= len(val) <= 100:  # the first plausible one
+                            session_id = val
+                    elif key == "lang":  # the last one
+                        lang_cookie = val
+            elif name == b"accept-language":
+                accept = value.decode("latin-1")
+        if self.sessions.applies_to(scope):
+            session_id, original = await self.sessions.open(scope, session_id)
+            send = self.sessions.saving(scope, send, session_id, original)
+        session = scope.get("session")
+        chosen = session.get("lang") if isinstance(session, dict) else None
+        i18n.current_language.set(i18n.pick_language(chosen or lang_cookie, accept, state.settings.default_language))
+        await self.app(scope, receive, send)
 
 
 # Paths that serve files only: no CSRF cookie is set on them.
@@ -273,6 +286,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     env.globals["static_url"] = static_url
 
     def on_startup(app: Litestar) -> None:
+        run_guards_uncopied(app)  # also handlers registered after create_app
         app.state.settings = settings
         app.state.closed_prefixes = closed_prefixes(settings)
         app.state.engine = engine
@@ -364,19 +378,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         opt={SKIP_COMPRESSION: True},
         middleware=[
             prometheus_config().middleware,
-            modules_middleware,
             DefineMiddleware(
-                SessionMiddleware,
-                store=store,
-                hours=settings.session_hours,
-                remember_days=settings.session_days_remember,
-                secure=settings.secure_cookies,
+                RequestSetup,
+                sessions=Sessions(
+                    store=store,
+                    hours=settings.session_hours,
+                    remember_days=settings.session_days_remember,
+                    secure=settings.secure_cookies,
+                ),
             ),
-            language_middleware,
             # Innermost, where Litestar puts its own CSRF middleware (given as csrf_config); see web/platform/csrf.py.
             DefineMiddleware(CSRFWithSafeShortcut, config=csrf_config),
         ],
-        before_send=[security_headers],
         before_request=csrf_bound_to_session,
         exception_handlers={
             NotAuthorizedException: not_authorized,
@@ -391,7 +404,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     )
     on_startup(app)  # the same state before start-up: tests and tools call handlers on an app not yet started
     # Outermost: every answer (a 404 no route produced too) carries the request's id, and every log line of it.
-    app.asgi_handler = with_request_id(app.asgi_handler, trust_header=bool(settings.trusted_proxies))
+    # The security headers are added there too (a 404 no route produced gets them as well).
+    app.asgi_handler = with_request_id(app.asgi_handler, trust_header=bool(settings.trusted_proxies),
+                                       more_headers=security_headers)
     return app
 
 
@@ -415,12 +430,11 @@ class _RouteMetrics(PrometheusMiddleware):
             await self.app(scope, receive, send)
             return
         path = scope.get("path_template") or "other"
-        labels: dict[str, str | int | float] = {"method": method, "path": path, "status_code": 200,
-                                                "app_name": config.app_name}
-        in_progress = self._children.get((method, path))
+        children = self._children
+        in_progress = children.get((method, path))
         if in_progress is None:
-            in_progress = self._children[(method, path)] = self.requests_in_progress(labels).labels(
-                *labels.values())
+            labels = self._labels(method, path, 200)
+            in_progress = children[(method, path)] = self.requests_in_progress(labels).labels(*labels.values())
         span = [time.perf_counter(), 0.0, 200]
 
         async def wrapped_send(message: Message) -> None:
@@ -436,13 +450,13 @@ class _RouteMetrics(PrometheusMiddleware):
         finally:
             in_progress.dec()
             status = span[2]
-            done = self._children.get((method, path, status))
+            done = children.get((method, path, status))
             if done is None:
-                if len(self._children) > 10_000:
-                    self._children.clear()
-                labels["status_code"] = status
+                if len(children) > 10_000:
+                    children.clear()
+                labels = self._labels(method, path, status)
                 values = [*labels.values()]
-                done = self._children[(method, path, status)] = (
+                done = children[(method, path, status)] = (
                     self.request_count(labels).labels(*values), self.request_time(labels).labels(*values),
                     self.requests_error_count(labels).labels(*values) if status >= 500 else None)
             count, duration, errors = done
@@ -450,6 +464,9 @@ class _RouteMetrics(PrometheusMiddleware):
                 errors.inc()
             count.inc()
             duration.observe(span[1])
+
+    def _labels(self, method: str, path: str, status: int | float) -> dict[str, str | int | float]:
+        return {"method": method, "path": path, "status_code": status, "app_name": self._config.app_name}
 
     @property
     def _children(self) -> dict[tuple[Any, ...], Any]:

@@ -54,8 +54,12 @@ class CSRFWithSafeShortcut(CSRFMiddleware):
         state = ScopeState.from_scope(scope)
         cookies = state.cookies
         if not isinstance(cookies, dict):
-            header = next((value for name, value in scope["headers"] if name == b"cookie"), None)
-            cookies = state.cookies = parse_cookie_string(header.decode("latin-1")) if header else {}
+            cookies = {}
+            for name, value in scope["headers"]:
+                if name == b"cookie":  # the first cookie header, as Litestar's Request reads it
+                    cookies = parse_cookie_string(value.decode("latin-1"))
+                    break
+            state.cookies = cookies
         csrf_cookie = cookies.get(self.config.cookie_name)
         token = state.csrf_token = csrf_cookie or generate_csrf_token(secret=self.config.secret)
         if csrf_cookie is not None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
 import anyio
-from litestar import MediaType, Request
+from litestar import Litestar, MediaType, Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
@@ -266,9 +266,15 @@ async def csrf_bound_to_session(request: Request) -> None:
         raise PermissionDeniedException(detail="CSRF token not bound to this session")
 
 
+HANDLER_FREE = "ekp_handler_free"  # marks a guard that never looks at its handler argument (see run_guards_uncopied)
+
+
 async def requires_login(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if await current_user(connection) is None:
         raise NotAuthorizedException()
+
+
+setattr(requires_login, HANDLER_FREE, True)
 
 
 def requires_role(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], Any]:
@@ -279,7 +285,28 @@ def requires_role(*roles: str) -> Callable[[ASGIConnection, BaseRouteHandler], A
         if user.role not in roles:
             raise PermissionDeniedException()
 
+    setattr(guard, HANDLER_FREE, True)
     return guard
+
+
+def run_guards_uncopied(app: Litestar) -> None:
+    """Litestar runs a route's guards with a shallow copy of its handler (`copy(handler)`: about sixty attributes
+    set one by one, per request; issue 18). EKP's own guards (`requires_login`, `requires_role`) never look at the
+    handler, so for a handler guarded only by them the same guards run in the same order, with the same
+    exceptions, on the handler itself. A handler with any other guard keeps Litestar's way."""
+    for route in app.routes:
+        for handler, _ in getattr(route, "route_handler_map", {}).values():
+            guards = handler.resolve_guards()
+            if guards and all(getattr(guard, HANDLER_FREE, False) for guard in guards) and hasattr(handler, "__dict__"):
+                handler.authorize_connection = _uncopied(tuple(guards), handler)
+
+
+def _uncopied(guards: tuple[Callable[..., Any], ...], handler: BaseRouteHandler) -> Callable[..., Any]:
+    async def authorize_connection(connection: ASGIConnection) -> None:
+        for guard in guards:
+            await guard(connection, handler)
+
+    return authorize_connection
 
 
 def flash(request: ASGIConnection, message: str, category: str = "info") -> None:

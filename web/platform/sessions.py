@@ -24,9 +24,10 @@ _TOUCH_EVERY = 300
 NO_SESSION = ("/static/", "/api/devices/", "/healthz", "/readyz", "/metrics")
 
 
-class SessionMiddleware:
-    def __init__(self, app: ASGIApp, store: Store, *, hours: int, remember_days: int, secure: bool) -> None:
-        self.app = app
+class Sessions:
+    """The session's steps: which requests have one, reading it, saving it when the response starts."""
+
+    def __init__(self, store: Store, *, hours: int, remember_days: int, secure: bool) -> None:
         self.store = store
         self.ttl = hours * 3600
         self.remember_ttl = remember_days * 86400
@@ -41,21 +42,26 @@ class SessionMiddleware:
                         return val
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def applies_to(self, scope: Scope) -> bool:
         # Static files, the device API (validators, meters) and the operators' probes and metrics have no use
         # for a browser session.
-        if scope["type"] != "http" or scope.get("path", "").startswith(NO_SESSION):
-            await self.app(scope, receive, send)
-            return
-        session_id = self._cookie_id(scope)
+        return scope["type"] == "http" and not scope.get("path", "").startswith(NO_SESSION)
+
+    async def open(self, scope: Scope, session_id: str | None) -> tuple[str | None, dict[str, Any]]:
+        """Read the session `session_id` (the cookie's, if any) into `scope["session"]`: (its id, or None
+        when there is no such session; what the store held)."""
         original: dict[str, Any] = {}
         if session_id:
             raw = await self.store.get(f"session:{session_id}")
-            if raw is not None:
-                original = json.loads(raw)
+            if raw is not None:  # our own json.dumps: ASCII (a str parses without json's encoding detection)
+                original = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
             else:
                 session_id = None
         scope["session"] = dict(original)
+        return session_id, original
+
+    def saving(self, scope: Scope, send: Send, session_id: str | None, original: dict[str, Any]) -> Send:
+        """`send`, saving the session (and setting its cookie) when the response starts."""
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -64,7 +70,7 @@ class SessionMiddleware:
                     MutableScopeHeaders.from_message(message).add("set-cookie", cookie.to_header(header=""))
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        return send_wrapper
 
     async def _save(self, scope: Scope, session_id: str | None, original: dict[str, Any]) -> Cookie | None:
         data = scope.get("session")
@@ -97,3 +103,18 @@ class SessionMiddleware:
             samesite="lax",
             path="/",
         )
+
+
+class SessionMiddleware(Sessions):
+    """The session as an ASGI middleware of its own (the app runs the same steps in `web.app.RequestSetup`)."""
+
+    def __init__(self, app: ASGIApp, store: Store, *, hours: int, remember_days: int, secure: bool) -> None:
+        super().__init__(store, hours=hours, remember_days=remember_days, secure=secure)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.applies_to(scope):
+            await self.app(scope, receive, send)
+            return
+        session_id, original = await self.open(scope, self._cookie_id(scope))
+        await self.app(scope, receive, self.saving(scope, send, session_id, original))
