@@ -5,6 +5,7 @@ Tests import from here, never from each other or from `benchmarks/`."""
 from __future__ import annotations
 
 import os
+from datetime import date, datetime, timezone
 from typing import Any
 
 from web.platform import clock
@@ -12,6 +13,14 @@ from web.platform import clock
 
 DATES_MARKER = "dates: date-sensitive: run again at each pinned date of the CI date matrix (tests/support DATE_SENSITIVE)"
 DATES_BOTH_MARKER = "dates_both: date-sensitive on PostgreSQL too (tests/support DATE_SENSITIVE_ON_BOTH_DATABASES)"
+
+
+def travel_to_day(day: date) -> None:
+    """Move `web.platform.clock` to `day` (Warsaw) at the same wall-clock time. Not `travel(timedelta(days=n))`:
+    24-hour days across a clock change land at 23:30 the day before, or 00:30 the day after."""
+    local = clock.to_local(clock.now())
+    target = datetime.combine(day, local.time(), tzinfo=clock.WARSAW)
+    clock.travel(target.astimezone(timezone.utc) - clock.now())
 
 
 def pin_clock_from_environment() -> None:
@@ -46,7 +55,11 @@ DATE_SENSITIVE = {
 # Run at every date on PostgreSQL too (date arithmetic in SQL: billing claims months by their dates); the
 # rest of the matrix runs on SQLite, since the calendar is computed in Python (`domain/`, `web.platform.clock`).
 DATE_SENSITIVE_ON_BOTH_DATABASES = {"tests/web/five_plus_one/test_billing_batches.py", "tests/web/five_plus_one/test_five_plus_one_web.py"}
-DATE_MATRIX = ("2027-01-30", "2028-02-28", "2028-02-29", "2027-12-30", "2027-03-27", "2027-10-30")
+# Noon by default; two runs late in the Warsaw evening and just after its midnight, so that a test moving the
+# clock by whole days (24 h) across a clock change lands on the day it meant (a test that did not failed only
+# when the suite ran after 23:00 in winter).
+DATE_MATRIX = ("2027-01-30", "2028-02-28", "2028-02-29", "2027-12-30", "2027-03-27", "2027-10-30",
+               "2027-12-30T23:30", "2027-06-30T00:15")
 
 
 def mark_date_sensitive(items: list[Any], rootdir: Any) -> None:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from tests.support import travel_to_day
 from tests.conftest import field_errors, page_text
 from tests.support.purse import make_card, purse_tariff, tap, tap_body
 from web.platform.settings import demo_operator
@@ -280,9 +281,9 @@ def test_r_kkm_4_not_collected_in_30_days_is_invalidated_once_and_the_deposit_ke
     with transaction(engine) as session:
         service.accept(session, 1, row.id, None, operator=OPERATOR)
         service.card_made(session, 1, row.id, "70040002", None, operator=OPERATOR)
-    clock.travel(timedelta(days=(row.collect_by - row.applied_on).days))  # the last day: still collectable
+    travel_to_day(row.collect_by)  # the last day: still collectable
     assert service.run_card_jobs(engine, settings).invalidated == 0
-    clock.travel(timedelta(days=1))
+    travel_to_day(row.collect_by + timedelta(days=1))
     assert service.run_card_jobs(engine, settings).invalidated == 1
     assert service.run_card_jobs(engine, settings).invalidated == 0  # a second node, or the next run
     [row] = applications(engine)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import update
 
 from domain.five_plus_one import month_period
+from tests.support import travel_to_day
 from tests.conftest import Outbox
 from tests.support.seeds import seed_due_months
 from tests.support.shop import Shop, settings_env, shop, zl  # noqa: F401  (fixtures)
@@ -79,7 +80,7 @@ def test_r_5p1_6_batches_mixing_paid_declined_and_no_longer_eligible_cards(shop:
                      .values(resident_until=next_start - timedelta(days=1)))
         conn.execute(update(Card.__table__).where(Card.__table__.c.id == blocked).values(blocked=True))
     charge_days_before = shop.app.state.settings.charge_days_before
-    clock.travel(timedelta(days=(next_start - timedelta(days=charge_days_before) - clock.today()).days))
+    travel_to_day(next_start - timedelta(days=charge_days_before))
 
     report = _run(shop)
     assert report.charged == 7 and report.declined == 0

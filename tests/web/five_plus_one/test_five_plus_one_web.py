@@ -19,6 +19,7 @@ import anyio
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests.support import travel_to_day
 from tests.conftest import Browser, Outbox, page_text
 from tests.support.seeds import seed_due_months
 from tests.support.shop import (  # noqa: F401  (fixtures)
@@ -42,7 +43,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def travel_to(day: date) -> None:
-    clock.travel(timedelta(days=(day - clock.today()).days))
+    travel_to_day(day)
 
 
 def months(db: Any) -> list[SubscriptionMonthRow]:
