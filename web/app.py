@@ -56,6 +56,7 @@ from web.office import controllers as office
 from web.platform.openapi import openapi_config
 from web.accounts.service import ErasureSteps
 from web.cards.service import CardIsInUse
+from payments import PaymentGateway
 from web.payment_records.interface import PaymentPurposes
 from web.purposes import card_in_use_question, gdpr_erasure_steps, payment_purposes
 from web.platform.db import make_engine
@@ -272,6 +273,13 @@ def provide_card_in_use(state: State) -> CardIsInUse:
     return question
 
 
+def provide_gateway(state: State) -> PaymentGateway:
+    """The payment operator's adapter built at start-up (`web.platform.gateway.build_payments`, from the registry
+    `payments.GATEWAYS`), for handlers that open, check or settle a payment."""
+    gateway: PaymentGateway = state.payments.gateway
+    return gateway
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None, *, start_jobs: bool | None = None) -> Litestar:
     settings = settings or load_settings()
     for warning in start_warnings(settings):
@@ -362,8 +370,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     app = Litestar(
         route_handlers=route_handlers,
         # What handlers are given by name (Litestar's dependency injection), each built once above by web.purposes
-        # and kept in app.state: `purposes: NamedDependency[PaymentPurposes]`, `erasure_steps`, `card_in_use`.
+        # and kept in app.state: `purposes: NamedDependency[PaymentPurposes]`, `gateway`, `erasure_steps`,
+        # `card_in_use`.
         dependencies={"purposes": Provide(provide_purposes, sync_to_thread=False),
+                      "gateway": Provide(provide_gateway, sync_to_thread=False),
                       "erasure_steps": Provide(provide_erasure_steps, sync_to_thread=False),
                       "card_in_use": Provide(provide_card_in_use, sync_to_thread=False)},
         on_startup=[on_startup, start_sandbox],

@@ -19,6 +19,7 @@ from domain.operator import OperatorProfile
 from web.card_applications import photos
 from web.card_applications import service
 from web.card_applications.texts import fare_text, status_text, text
+from payments import PaymentGateway
 from web.payment_records.interface import PaymentPurposes, send_to_payment_page
 from web.platform.http import (RowId, checked, clean_text, client_ip, flash, form_of, in_transaction, page, redirect,
                       requires_role, settings_of)
@@ -93,7 +94,8 @@ def _declared_length(request: Request) -> int | None:
 
 @post("/card-applications/new", guards=passenger, request_max_body_size=MAX_BODY,
       exception_handlers={413: _too_big})
-async def apply(request: Request, purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
+async def apply(request: Request, purposes: NamedDependency[PaymentPurposes],
+                gateway: NamedDependency[PaymentGateway]) -> Template | Response:
     """R-KKM-1, R-KKM-3: check and save; then the deposit on the payment page (R-KKM-2), none for free rides."""
     read = await _upload_form(request)
     if isinstance(read, Response):
@@ -109,26 +111,27 @@ async def apply(request: Request, purposes: NamedDependency[PaymentPurposes]) ->
         errors = {name: [text(code) for code in codes] for name, codes in exc.errors.items()}
         return await _form_page(request, 422, errors=errors, values=form)
     if row.deposit > 0:
-        return await _pay(request, purposes, user.id, row.id)  # type: ignore[arg-type]
+        return await _pay(request, gateway, purposes, user.id, row.id)  # type: ignore[arg-type]
     flash(request, _("Wniosek został złożony."), "success")
     return redirect(f"/card-applications/{row.id}")
 
 
-async def _pay(request: Request, purposes: PaymentPurposes, user_id: int, application_id: int) -> Response:
+async def _pay(request: Request, gateway: PaymentGateway, purposes: PaymentPurposes, user_id: int, application_id: int) -> Response:
     try:
         to_pay = await in_transaction(request, service.start_deposit_payment, user_id, application_id)
     except service.Refused as exc:
         flash(request, text(exc.code), "error")
         return redirect(f"/card-applications/{application_id}")
-    return await send_to_payment_page(request, purposes, to_pay, back=f"/card-applications/{application_id}",
+    return await send_to_payment_page(request, gateway, purposes, to_pay, back=f"/card-applications/{application_id}",
                                       save_card=False,
                                       unavailable_message=text("card_applications.gateway_unavailable"))
 
 
 @post("/card-applications/{application_id:int}/pay", guards=passenger)
-async def pay(request: Request, application_id: RowId, purposes: NamedDependency[PaymentPurposes]) -> Response:
+async def pay(request: Request, application_id: RowId, purposes: NamedDependency[PaymentPurposes],
+              gateway: NamedDependency[PaymentGateway]) -> Response:
     user = await signed_in_account(request)
-    return await _pay(request, purposes, user.id, application_id)
+    return await _pay(request, gateway, purposes, user.id, application_id)
 
 
 async def _status_page(request: Request, application_id: int, status: int = 200, **context: Any) -> Template:
@@ -194,7 +197,7 @@ def _given_up_message(given_up: service.GivenUp) -> str:
 
 
 @post("/card-applications/{application_id:int}/give-up", guards=passenger)
-async def give_up(request: Request, application_id: RowId) -> Template | Response:
+async def give_up(request: Request, application_id: RowId, gateway: NamedDependency[PaymentGateway]) -> Template | Response:
     """R-KKM-2: giving up before collection, or a collected card; the deposit goes back to the payer (except
     for a lost, damaged or 3-years-unused card) and the card's balance moves to another of the account's cards."""
     user = await signed_in_account(request)
@@ -214,7 +217,7 @@ async def give_up(request: Request, application_id: RowId) -> Template | Respons
         return await _status_page(request, application_id, 409 if field == "confirm" else 422,
                                   errors={field: [text(exc.code)]})
     if given_up.refund:
-        await service.give_back_deposit(request.app.state.engine, request.app.state.payments.gateway, given_up)
+        await service.give_back_deposit(request.app.state.engine, gateway, given_up)
     flash(request, _given_up_message(given_up), "success")
     return redirect(f"/card-applications/{application_id}")
 
@@ -264,7 +267,7 @@ async def change_form(request: Request, application_id: RowId) -> Template:
 @post("/card-applications/{application_id:int}/change", guards=passenger, request_max_body_size=MAX_BODY,
       exception_handlers={413: _too_big})
 async def change(request: Request, application_id: RowId,
-                 purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
+                 purposes: NamedDependency[PaymentPurposes], gateway: NamedDependency[PaymentGateway]) -> Template | Response:
     """R-KKM-8: free when the printed card stays as it is; otherwise a new card and a new deposit."""
     read = await _upload_form(request)
     if isinstance(read, Response):
@@ -282,7 +285,7 @@ async def change(request: Request, application_id: RowId,
     except service.Refused as exc:
         return await _change_page(request, application_id, 409, errors={"fare": [text(exc.code)]}, values=form)
     if row.deposit > 0:
-        return await _pay(request, purposes, user.id, row.id)  # type: ignore[arg-type]
+        return await _pay(request, gateway, purposes, user.id, row.id)  # type: ignore[arg-type]
     flash(request, _("Wniosek o zmianę danych został złożony."), "success")
     return redirect(f"/card-applications/{row.id}")
 
@@ -329,7 +332,8 @@ async def desk_file(request: Request, application_id: RowId, what: FromPath[str]
 
 
 @post("/desk/card-applications/{application_id:int}/{step:str}", guards=staff)
-async def desk_step(request: Request, application_id: RowId, step: FromPath[str]) -> Template | Response:
+async def desk_step(request: Request, application_id: RowId, step: FromPath[str],
+                    gateway: NamedDependency[PaymentGateway]) -> Template | Response:
     """accept | return (with a reason) | made (with the card's number) | collected (after the ID check)."""
     user = await signed_in_account(request)
     assert user is not None
@@ -358,7 +362,7 @@ async def desk_step(request: Request, application_id: RowId, step: FromPath[str]
             given_up = await in_transaction(request, partial(_desk_give_up, operator=operator), user.id, application_id,
                                             form, values["move_to"], ip)
             if given_up.refund:
-                await service.give_back_deposit(request.app.state.engine, request.app.state.payments.gateway, given_up)
+                await service.give_back_deposit(request.app.state.engine, gateway, given_up)
             done = _given_up_message(given_up)
         else:
             number = await in_transaction(

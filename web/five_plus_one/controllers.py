@@ -13,6 +13,7 @@ from domain import five_plus_one as rules
 from domain.tariff_5p1 import TicketVariant, period_in_force
 from web.platform import clock
 from web.five_plus_one.billing import billing_policy
+from payments import PaymentGateway
 from web.payment_records.interface import PaymentPurposes, send_to_payment_page
 from web.platform.http import (RowId, checked, flash, form_of, in_transaction, page, redirect, requires_role, settings_of,
                       signed_in_user)
@@ -76,7 +77,8 @@ async def schedule(request: Request) -> Template:
 
 
 @post("/5plus1/buy", guards=passenger)
-async def buy(request: Request, purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
+async def buy(request: Request, purposes: NamedDependency[PaymentPurposes],
+              gateway: NamedDependency[PaymentGateway]) -> Template | Response:
     user = await signed_in_user(request)
     form = await form_of(request)
     errors, card_id, variant, first_day = _read_choice(form)
@@ -91,12 +93,13 @@ async def buy(request: Request, purposes: NamedDependency[PaymentPurposes]) -> T
                                       checked(form, "auto_renew"))
     except service.PurchaseProblem as exc:
         return await _tab(request, 409, errors={exc.field: [message(exc.code)]}, values=values)
-    return await send_to_payment_page(request, purposes, to_pay, back="/5plus1", save_card=True,
+    return await send_to_payment_page(request, gateway, purposes, to_pay, back="/5plus1", save_card=True,
                                      unavailable_message=message("5p1.gateway_unavailable"))
 
 
 @post("/5plus1/pay/{month_id:int}", guards=passenger)
-async def pay_now(request: Request, month_id: RowId, purposes: NamedDependency[PaymentPurposes]) -> Response:
+async def pay_now(request: Request, month_id: RowId, purposes: NamedDependency[PaymentPurposes],
+                  gateway: NamedDependency[PaymentGateway]) -> Response:
     """ "Zapłać": pay a month whose automatic charge failed (always with the card saved again)."""
     user = await signed_in_user(request)
     try:
@@ -104,7 +107,7 @@ async def pay_now(request: Request, month_id: RowId, purposes: NamedDependency[P
     except service.PurchaseProblem as exc:
         flash(request, message(exc.code), "error")
         return redirect("/5plus1")
-    return await send_to_payment_page(request, purposes, to_pay, back="/5plus1", save_card=True,
+    return await send_to_payment_page(request, gateway, purposes, to_pay, back="/5plus1", save_card=True,
                                      unavailable_message=message("5p1.gateway_unavailable"))
 
 

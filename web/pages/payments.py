@@ -11,16 +11,17 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from web.pages import payment_history
+from payments import PaymentGateway
 from web.payment_records.interface import PaymentPurposes, reconcile_one
 from web.platform.http import in_transaction, page, requires_login, safe_next, signed_in_user
 
 
 @get("/payments/return/{reference:str}", guards=[requires_login])
 async def payment_return(request: HTMXRequest, reference: FromPath[str],
-                         purposes: NamedDependency[PaymentPurposes]) -> Template:
+                         purposes: NamedDependency[PaymentPurposes], gateway: NamedDependency[PaymentGateway]) -> Template:
     """Where the payer lands after the payment page; the webhook may come before or after."""
     user = await signed_in_user(request)
-    payment = await reconcile_one(request, purposes, reference, user.id)
+    payment = await reconcile_one(request, gateway, purposes, reference, user.id)
     partial = bool(request.htmx)
     line = await in_transaction(request, payment_history.my_payment, user.id, reference)
     return await page(request, "payments/_status.html" if partial else "payments/return.html",

@@ -12,20 +12,21 @@ from litestar.response import Response
 
 from litestar.response import Redirect
 
-from payments import Acknowledgement, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentRequest
+from payments import (Acknowledgement, CardNotice, GatewayError, GatewayTimeout, NotificationRejected, PaymentGateway,
+                      PaymentRequest)
 from web.platform.http import flash, in_transaction, redirect, safe_next, settings_of
 from web.payment_records import service as records
 
 log = logging.getLogger("ekp.payments")
 
 
-async def settle(request: Request, purposes: records.PaymentPurposes, outcome: records.Outcome,
+async def settle(request: Request, gateway: PaymentGateway, purposes: records.PaymentPurposes, outcome: records.Outcome,
                  source: str) -> records.Settlement:
     """Apply an outcome once, by the same use case as every other path (R-PAY-1)."""
-    return await records.settle(request.app.state.engine, request.app.state.payments.gateway, purposes, outcome, source)
+    return await records.settle(request.app.state.engine, gateway, purposes, outcome, source)
 
 
-async def send_to_payment_page(request: Request, purposes: records.PaymentPurposes, to_pay: records.HostedPayment, *,
+async def send_to_payment_page(request: Request, gateway: PaymentGateway, purposes: records.PaymentPurposes, to_pay: records.HostedPayment, *,
                                back: str, save_card: bool,
                                unavailable_message: str) -> Response:
     """Create the hosted payment recorded as `to_pay` and send the payer to the operator's page; the
@@ -35,7 +36,7 @@ async def send_to_payment_page(request: Request, purposes: records.PaymentPurpos
     back = safe_next(back, "/")
     return_url = f"{settings.base_url}/payments/return/{to_pay.reference}?{urlencode({'back': back})}"
     try:
-        created = await request.app.state.payments.gateway.create_payment(PaymentRequest(
+        created = await gateway.create_payment(PaymentRequest(
             amount=to_pay.amount, description=to_pay.description, payer_email=to_pay.payer_email,
             payer_name=to_pay.payer_name, reference=to_pay.reference, success_url=return_url,
             error_url=return_url, save_card=save_card))
@@ -50,9 +51,9 @@ async def send_to_payment_page(request: Request, purposes: records.PaymentPurpos
 
 
 @post("/payments/notify", include_in_schema=False)
-async def notify(request: Request, purposes: NamedDependency[records.PaymentPurposes]) -> Response:
+async def notify(request: Request, purposes: NamedDependency[records.PaymentPurposes],
+                 gateway: NamedDependency[PaymentGateway]) -> Response:
     body = await request.body()
-    gateway = request.app.state.payments.gateway
     try:
         outcome = await gateway.parse_notification(body, request.headers)
     except NotificationRejected as exc:
@@ -68,7 +69,7 @@ async def notify(request: Request, purposes: NamedDependency[records.PaymentPurp
         log.info("test notification from the operator's panel acknowledged (nothing applied)")
         return _answer(gateway.acknowledge(True))
     try:
-        await settle(request, purposes, records.outcome_from_gateway(outcome), "webhook")
+        await settle(request, gateway, purposes, records.outcome_from_gateway(outcome), "webhook")
     except records.OutcomeRejected as exc:
         log.warning("payment notification not applied: %s", exc.code)
         return _answer(gateway.acknowledge(False, exc.code))
@@ -87,17 +88,17 @@ def _payment_of(session, reference: str, user_id: int):
     return payment
 
 
-async def reconcile_one(request: Request, purposes: records.PaymentPurposes, reference: str, user_id: int):
+async def reconcile_one(request: Request, gateway: PaymentGateway, purposes: records.PaymentPurposes, reference: str, user_id: int):
     payment = await in_transaction(request, _payment_of, reference, user_id)
     if payment is None:
         raise NotFoundException()
     if payment.applied_at is None and payment.gateway_transaction_id:
         try:
-            status = await request.app.state.payments.gateway.get_status(payment.gateway_transaction_id)
+            status = await gateway.get_status(payment.gateway_transaction_id)
         except (GatewayError, GatewayTimeout):
             return payment
         if status.status.value != "pending":
-            await settle(request, purposes, records.outcome_from_gateway(status), "return")
+            await settle(request, gateway, purposes, records.outcome_from_gateway(status), "return")
             payment = await in_transaction(request, _payment_of, reference, user_id)
     return payment
 

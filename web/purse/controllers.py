@@ -18,6 +18,7 @@ from web.platform.http import (RowId, checked, client_ip, flash, form_of, in_tra
 from web.accounts.interface import signed_in_account
 from web.platform.messages import message
 from web.purse import service
+from payments import PaymentGateway
 from web.payment_records.interface import PaymentPurposes, send_to_payment_page
 
 log = logging.getLogger("ekp.purse")
@@ -87,7 +88,7 @@ def _problem_text(code: str, tariff: PurseTariff) -> str:
 
 @post("/purse/{card_id:int}/top-up", guards=passenger)
 async def top_up(request: Request, card_id: RowId,
-                 purposes: NamedDependency[PaymentPurposes]) -> Template | Response:
+                 purposes: NamedDependency[PaymentPurposes], gateway: NamedDependency[PaymentGateway]) -> Template | Response:
     """`action=quote` shows the bonus and the balance after; `action=pay` goes to the payment page."""
     user = await signed_in_account(request)
     form = await form_of(request)
@@ -110,7 +111,7 @@ async def top_up(request: Request, card_id: RowId,
         return await _purse_page(request, quote=quote, quote_card=card_id, values=values)
     to_pay = await in_transaction(request, service.start_online_top_up, settings_of(request).purse_tariff,
                                    user.id, card_id, amount)
-    return await send_to_payment_page(request, purposes, to_pay, back="/purse", save_card=False,
+    return await send_to_payment_page(request, gateway, purposes, to_pay, back="/purse", save_card=False,
                                      unavailable_message=message("purse.gateway_unavailable"))
 
 

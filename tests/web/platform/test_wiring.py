@@ -82,6 +82,17 @@ def test_the_app_hands_the_purposes_it_built_to_every_handler(app):
     assert provide_card_in_use(app.state) is app.state.card_in_use
 
 
+def test_handlers_get_the_gateway_by_injection_not_from_the_app_state(app):
+    from web.app import provide_gateway
+
+    assert provide_gateway(app.state) is app.state.payments.gateway
+    reaching = [f"{path.relative_to(ROOT)}:{number}" for path in sorted((ROOT / "web").rglob("*.py"))
+                if path.parent.name not in ("platform",) and path.name not in ("app.py", "jobs.py", "cli.py")
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if "state.payments" in line]
+    assert reaching == []
+
+
 def test_r_pay_1_a_payment_of_a_purpose_nobody_handles_is_refused_and_stays_unapplied(engine, db):
     """As before the registry went: a wiring error (RuntimeError), the transaction rolls back, the payment stays
     pending and is applied when reported again by a process that knows its purpose."""
