@@ -53,3 +53,11 @@ def test_each_table_lives_in_its_owners_models_module() -> None:
 
 def test_the_platform_alone_registers_only_its_own_tables() -> None:
     assert set(_tables_after_importing("web.platform.models")) == PLATFORM_TABLES
+
+
+def test_every_process_entry_knows_every_table() -> None:
+    """`ekp mail send` in a fresh process failed to flush the outbox (its foreign key names `email_tokens`, which only
+    `web.accounts.models` registers): each entry point (the `ekp` command, the app) imports `web.tables` itself."""
+    every = set(_tables_after_importing("web.tables"))
+    assert set(_tables_after_importing("web.cli")) == every
+    assert set(_tables_after_importing("web.app")) == every

@@ -28,6 +28,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from sqlalchemy.engine import Engine
 
+import web.tables  # noqa: F401  (every table on SQLModel.metadata, whichever areas this process touches first)
 from web import jobs
 from web.platform import clock
 from web.platform import i18n

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+import web.tables  # noqa: F401  (every table on SQLModel.metadata: a command may touch any, e.g. the outbox's link to email_tokens)
 from web.platform import clock
 from web.platform.observe import configure_logging
 from web.platform.settings import Settings, SettingsError, load_settings, start_warnings

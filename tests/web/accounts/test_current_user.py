@@ -18,14 +18,22 @@ class FakeState(dict):
         self[name] = value
 
 
+def _load_account(session, user_id):  # type: ignore[no-untyped-def]  # the app factory's loader (never reached here)
+    raise AssertionError("the tests replace in_transaction")
+
+
+APP = SimpleNamespace(state=SimpleNamespace(account_loader=_load_account))
+
+
 def _request(uid: int) -> SimpleNamespace:
-    return SimpleNamespace(state=FakeState(), scope={"session": {"uid": uid, "pwd": "stamp"}})
+    return SimpleNamespace(app=APP, state=FakeState(), scope={"session": {"uid": uid, "pwd": "stamp"}})
 
 
 def test_concurrent_requests_of_one_user_wait_for_one_load(monkeypatch):
     loads = []
 
-    async def slow_load(request, use_case, *key):  # type: ignore[no-untyped-def]
+    async def slow_load(request, use_case, loader, *key):  # type: ignore[no-untyped-def]
+        assert loader is _load_account  # the loader the app put in its state
         loads.append(key)
         await asyncio.sleep(0.05)
         return SimpleNamespace(id=key[0])
@@ -62,5 +70,5 @@ def test_a_failed_load_reaches_every_waiting_request_and_is_not_cached(monkeypat
 
 @pytest.mark.parametrize("uid", [None, "7"])
 def test_no_user_without_a_valid_session(uid):
-    request = SimpleNamespace(state=FakeState(), scope={"session": {"uid": uid} if uid else {}})
+    request = SimpleNamespace(app=APP, state=FakeState(), scope={"session": {"uid": uid} if uid else {}})
     assert asyncio.run(http.current_user(request)) is None
