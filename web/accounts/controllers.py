@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
 import anyio
+from cryptography.exceptions import InvalidTag
 from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -60,6 +62,8 @@ from web.platform.skeletons import StandIn, skeleton_page
 from web.platform.sessions import SESSION_REMEMBER
 
 FORM_FIELDS = ["first_name", "last_name", "pesel", "birth_date", "email", "email_repeat"]
+
+log = logging.getLogger("ekp.accounts")
 
 
 def _policy(request: Request) -> PasswordPolicy:
@@ -321,8 +325,15 @@ async def reset_submit(request: Request, token: FromPath[str]) -> Template | Res
 
 def _account_view(request: Request, user: User) -> dict[str, str | None]:
     """What the account page shows beyond the user row (already loaded for this request)."""
-    key = settings_of(request).pesel_key
-    return {"masked_pesel": mask_pesel(decrypt_pesel(key, user.pesel_encrypted)) if user.pesel_encrypted else None}
+    if not user.pesel_encrypted:
+        return {"masked_pesel": None}
+    try:
+        pesel = decrypt_pesel(settings_of(request).pesel_key, user.pesel_encrypted)
+    except InvalidTag:  # encrypted under another key: a key changed or lost on a deploy, not the passenger's doing
+        log.error("account %s: its PESEL cannot be decrypted with EKP_PESEL_KEY (was the key changed?); "
+                  "the account page shows without it", user.id)
+        return {"masked_pesel": None}
+    return {"masked_pesel": mask_pesel(pesel)}
 
 
 @get("/account", guards=[requires_login])

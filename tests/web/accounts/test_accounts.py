@@ -292,6 +292,24 @@ def test_account_page_shows_masked_pesel_never_the_full_number(logged_in):
     assert "Jan Kowalski" in html and user.email in html
 
 
+def test_a_pesel_the_configured_key_cannot_open_does_not_break_the_account_page(logged_in, engine, caplog):
+    """A PESEL encrypted under another EKP_PESEL_KEY (a key changed or lost on a deploy) once answered 500
+    (cryptography's InvalidTag). The page shows without the masked number and the operator is told in the log,
+    which names the account but never the number."""
+    from web.platform.db import transaction
+    from web.platform.protect import encrypt_pesel
+
+    browser, user = logged_in
+    with transaction(engine) as session:
+        session.get(User, user.id).pesel_encrypted = encrypt_pesel(b"k" * 32, VALID_PESEL)
+    with caplog.at_level(logging.ERROR):
+        answer = browser.get("/account")
+    assert answer.status_code == 200
+    assert user.email in answer.text and "\u2022" not in answer.text and VALID_PESEL not in answer.text
+    assert any("EKP_PESEL_KEY" in r.getMessage() and str(user.id) in r.getMessage() for r in caplog.records)
+    assert not any(VALID_PESEL in r.getMessage() for r in caplog.records)
+
+
 def test_account_page_without_pesel_shows_the_date_of_birth(browser, users):
     from datetime import date
 
