@@ -170,7 +170,7 @@ def forget_user(user_id: int) -> None:
 
 
 def session_data(request: ASGIConnection) -> dict[str, Any]:
-    """The request's session (web.platform.sessions.SessionMiddleware keeps a plain dict in the scope), read and
+    """The request's session (web.app.RequestSetup, through web.platform.sessions.Sessions, keeps a plain dict in the scope), read and
     written like a dict. A request outside the session middleware (static files, the device API) gets an
     empty one, kept in its scope for the rest of the request and never saved."""
     session = request.scope.get("session")

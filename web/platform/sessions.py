@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.stores.base import Store
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope, Send
 
 from web.platform import clock
 
@@ -32,15 +32,6 @@ class Sessions:
         self.ttl = hours * 3600
         self.remember_ttl = remember_days * 86400
         self.secure = secure
-
-    def _cookie_id(self, scope: Scope) -> str | None:
-        for name, value in scope.get("headers", []):
-            if name == b"cookie":
-                for part in value.decode("latin-1").split(";"):
-                    key, _, val = part.strip().partition("=")
-                    if key == COOKIE and 20 <= len(val) <= 100:
-                        return val
-        return None
 
     def applies_to(self, scope: Scope) -> bool:
         # Static files, the device API (validators, meters) and the operators' probes and metrics have no use
@@ -103,18 +94,3 @@ class Sessions:
             samesite="lax",
             path="/",
         )
-
-
-class SessionMiddleware(Sessions):
-    """The session as an ASGI middleware of its own (the app runs the same steps in `web.app.RequestSetup`)."""
-
-    def __init__(self, app: ASGIApp, store: Store, *, hours: int, remember_days: int, secure: bool) -> None:
-        super().__init__(store, hours=hours, remember_days=remember_days, secure=secure)
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.applies_to(scope):
-            await self.app(scope, receive, send)
-            return
-        session_id, original = await self.open(scope, self._cookie_id(scope))
-        await self.app(scope, receive, self.saving(scope, send, session_id, original))
