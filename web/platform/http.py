@@ -170,9 +170,9 @@ def forget_user(user_id: int) -> None:
 
 
 def session_data(request: ASGIConnection) -> dict[str, Any]:
-    """The request's session (web.app.RequestSetup, through web.platform.sessions.Sessions, keeps a plain dict in the scope), read and
-    written like a dict. A request outside the session middleware (static files, the device API) gets an
-    empty one, kept in its scope for the rest of the request and never saved."""
+    """The request's session (`web.app.RequestSetup`, through `web.platform.sessions.Sessions`, keeps a plain dict
+    in the scope), read and written like a dict. A request without a session (static files, the device API)
+    gets an empty one, kept in its scope for the rest of the request and never saved."""
     session = request.scope.get("session")
     if not isinstance(session, dict):
         session = {}
@@ -181,8 +181,8 @@ def session_data(request: ASGIConnection) -> dict[str, Any]:
 
 
 async def current_user(request: ASGIConnection) -> Account | None:
-    """The signed-in account (the accounts area's `User`, typed `Any` here: the platform does not know the
-    class; `Account` is what it uses of it), or None."""
+    """The signed-in account (the accounts area's `User`; the platform does not know the class, `Account` is what
+    it uses of it), or None."""
     state = request.scope.setdefault("state", {})  # what request.state wraps, without a State object per access
     if "user" in state:
         return state["user"]
